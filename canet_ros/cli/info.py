@@ -1,0 +1,74 @@
+"""``canet info``: the model's size, measured on the real module."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Dict
+
+# Paper Table 2 (1024x512, 19 classes); the paper's "FLOPs" are multiply-accumulates.
+PAPER_TABLE2 = {
+    "mobilenetv2": {"name": "CANet1", "params_m": 4.8, "gmacs": 18.5},
+    "resnet18": {"name": "CANet2", "params_m": 15.8, "gmacs": 38.7},
+    "resnet101": {"name": "CANet3", "params_m": None, "gmacs": None},
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..models import BACKBONES
+
+    p = sub.add_parser("info", help="parameters, MACs and output shape of a CANet, or a "
+                       "checkpoint's metadata")
+    p.add_argument("--backbone", choices=BACKBONES, default="mobilenetv2")
+    p.add_argument("--num-classes", type=int, default=19)
+    p.add_argument("--height", type=int, default=512)
+    p.add_argument("--width", type=int, default=1024)
+    p.add_argument("--checkpoint", help="describe this checkpoint ('default' = bundled model) "
+                   "instead of a fresh model")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def describe(backbone: str, num_classes: int, height: int, width: int) -> Dict[str, Any]:
+    from ..models import build_canet, count_macs, count_params
+
+    model = build_canet(backbone, num_classes)
+    macs, shape = count_macs(model, height, width)
+    info: Dict[str, Any] = {
+        "backbone": backbone, "num_classes": num_classes, "input_shape": [1, 3, height, width],
+        "params": count_params(model), "gmacs": macs / 1e9, "output_shape": list(shape),
+    }
+    ref = PAPER_TABLE2[backbone]
+    info["paper"] = {"model": ref["name"], "params_m": ref["params_m"], "gmacs": ref["gmacs"],
+                     "note": "Table 2, 1024x512 input, 19 classes"}
+    return info
+
+
+def _checkpoint_info(spec: str) -> Dict[str, Any]:
+    from ..checkpoint import read_checkpoint, resolve_checkpoint
+
+    blob = read_checkpoint(spec)
+    meta = {k: v for k, v in blob.items() if k != "state_dict" and not k.startswith("train_state")}
+    meta["path"] = str(resolve_checkpoint(spec))
+    meta["params"] = int(sum(v.numel() for k, v in blob["state_dict"].items()
+                             if v.is_floating_point() and "running_" not in k))
+    return meta
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.height < 1 or args.width < 1 or args.num_classes < 1:
+        raise SystemExit("canet info: --height, --width and --num-classes must be positive")
+    if args.checkpoint:
+        from ..checkpoint import CheckpointError
+
+        try:
+            info = _checkpoint_info(args.checkpoint)
+        except CheckpointError as exc:
+            raise SystemExit(f"canet info: {exc}") from None
+    else:
+        info = describe(args.backbone, args.num_classes, args.height, args.width)
+    if args.json:
+        print(json.dumps(info, indent=None, default=str))
+        return 0
+    for key, value in info.items():
+        print(f"{key:>14}: {value}")
+    return 0

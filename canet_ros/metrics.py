@@ -1,0 +1,75 @@
+"""Segmentation metrics over one confusion matrix (paper eq. 1)."""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+
+class ConfusionMatrix:
+    """Accumulates a num_classes x num_classes matrix; rows = ground truth, cols = prediction.
+
+    Pixels whose ground truth is the ignore index (or outside [0, num_classes)) are
+    excluded. IoU = TP / (TP + FP + FN); a class absent from both prediction and
+    ground truth has no IoU and is left out of the mean.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: Optional[int] = None):
+        self.num_classes = int(num_classes)
+        self.ignore_index = ignore_index
+        self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+        # Ground-truth pixels whose prediction is not a class at all (false negatives only).
+        self.unmatched = np.zeros(self.num_classes, dtype=np.int64)
+
+    def update(self, pred: np.ndarray, target: np.ndarray) -> None:
+        pred = np.asarray(pred)
+        target = np.asarray(target)
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction shape {pred.shape} != ground truth shape {target.shape}")
+        t = target.reshape(-1).astype(np.int64)
+        p = pred.reshape(-1).astype(np.int64)
+        keep = (t >= 0) & (t < self.num_classes)
+        if self.ignore_index is not None:
+            keep &= t != self.ignore_index
+        # A prediction outside the class range is a miss for its ground-truth class.
+        p = np.where((p >= 0) & (p < self.num_classes), p, -1)
+        t, p = t[keep], p[keep]
+        valid = p >= 0
+        n = self.num_classes
+        self.matrix += np.bincount(t[valid] * n + p[valid], minlength=n * n).reshape(n, n)
+        self.unmatched += np.bincount(t[~valid], minlength=n)
+
+    def merge(self, other: ConfusionMatrix) -> None:
+        self.matrix += other.matrix
+        self.unmatched += other.unmatched
+
+    def iou(self) -> np.ndarray:
+        """Per-class IoU; NaN where a class is absent from prediction and ground truth."""
+        tp = np.diag(self.matrix).astype(np.float64)
+        fn = self.matrix.sum(axis=1) - tp + self.unmatched
+        fp = self.matrix.sum(axis=0) - tp
+        denom = tp + fp + fn
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(denom > 0, tp / np.maximum(denom, 1), np.nan)
+
+    def miou(self) -> float:
+        iou = self.iou()
+        return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+
+    def global_accuracy(self) -> float:
+        """Correct pixels over all evaluated pixels (the paper's 'Global avg.')."""
+        total = self.matrix.sum() + int(self.unmatched.sum())
+        return float(np.trace(self.matrix) / total) if total else float("nan")
+
+    def summary(self, class_names: Sequence[str]) -> Dict[str, object]:
+        if len(class_names) != self.num_classes:
+            raise ValueError(f"{len(class_names)} class names for {self.num_classes} classes")
+        iou = self.iou()
+        per_class = {name: float(v) for name, v in zip(class_names, iou, strict=True)
+                     if np.isfinite(v)}
+        return {
+            "miou": self.miou(),
+            "global_acc": self.global_accuracy(),
+            "per_class": per_class,
+            "pixels": int(self.matrix.sum()),
+        }

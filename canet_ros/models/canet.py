@@ -1,0 +1,75 @@
+"""CANet (Liu & Yin, ICIP 2019): spatial branch + context branch + FCA module."""
+from __future__ import annotations
+
+from typing import Dict
+
+import torch
+from torch import nn
+
+from .backbones import PretrainedArg, build_backbone, get_spec
+from .blocks import FCA, ContextFusion, SpatialBranch, upsample_to
+
+__all__ = ["CANet", "build_canet", "canet_mobilenetv2", "canet_resnet18", "canet_resnet101"]
+
+# Decoder widths per backbone: (1/16 deconv width, 1/8 context width, FCA width).
+# Chosen so CANet1/CANet2 land on the paper's Table 2 budgets; see docs/design.md.
+_DECODER_WIDTHS: Dict[str, tuple] = {
+    "mobilenetv2": (128, 256, 256),
+    "resnet18": (256, 256, 256),
+    "resnet101": (512, 256, 256),
+}
+
+
+class CANet(nn.Module):
+    """Cross Attention Network. Logits always come out at the input's height and width."""
+
+    def __init__(self, backbone: nn.Module, backbone_name: str, low_channels: int,
+                 high_channels: int, num_classes: int, widths: tuple):
+        super().__init__()
+        mid, ctx, fca = widths
+        self.backbone_name = backbone_name
+        self.num_classes = num_classes
+        self.spatial = SpatialBranch()
+        self.context = backbone
+        self.context_fusion = ContextFusion(low_channels, high_channels, mid, ctx)
+        self.fca = FCA(self.spatial.out_channels, ctx, fca)
+        self.classifier = nn.Conv2d(fca, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        spatial = self.spatial(x)
+        feats = self.context(x)
+        context = self.context_fusion(feats["low"], feats["high"], tuple(spatial.shape[-2:]))
+        logits = self.classifier(self.fca(spatial, context))
+        return upsample_to(logits, tuple(size))
+
+
+def _canet(backbone: str, num_classes: int, pretrained_backbone: PretrainedArg) -> CANet:
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    spec = get_spec(backbone)
+    body = build_backbone(backbone, pretrained_backbone)
+    return CANet(body, backbone, spec.low_channels, spec.high_channels, num_classes,
+                 _DECODER_WIDTHS[backbone])
+
+
+def build_canet(backbone: str, num_classes: int, *,
+                pretrained_backbone: PretrainedArg = False) -> CANet:
+    """CANet with a MobileNetV2 (CANet1), ResNet18 (CANet2) or ResNet101 (CANet3) context branch.
+
+    ``pretrained_backbone``: False, True (torchvision ImageNet weights from the torch
+    hub cache or the network) or a path to a torchvision-format backbone state_dict.
+    """
+    return _canet(backbone, num_classes, pretrained_backbone)
+
+
+def canet_mobilenetv2(num_classes: int, **kwargs) -> CANet:
+    return build_canet("mobilenetv2", num_classes, **kwargs)
+
+
+def canet_resnet18(num_classes: int, **kwargs) -> CANet:
+    return build_canet("resnet18", num_classes, **kwargs)
+
+
+def canet_resnet101(num_classes: int, **kwargs) -> CANet:
+    return build_canet("resnet101", num_classes, **kwargs)

@@ -1,0 +1,31 @@
+"""Parameter and multiply-accumulate counts, measured on the real module."""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, height: int, width: int, channels: int = 3) -> Tuple[int, tuple]:
+    """MACs of one forward pass on a 1xCxHxW input, and the output shape.
+
+    torch's FLOP counter counts 2 FLOPs per multiply-accumulate of convs,
+    transposed convs and matmuls, which is what the paper calls "FLOPs".
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        x = torch.zeros(1, channels, height, width)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            out = model(x)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2, tuple(out.shape)

@@ -1,0 +1,54 @@
+"""ament_python package that also installs with plain pip (no ROS needed)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "canet_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    package_data={PACKAGE: [
+        "weights/*.pt", "weights/*.md", "training/configs/*.yaml",
+        "samples/*/*", "samples/*.md",
+    ]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    python_requires=">=3.10",
+    # torch/torchvision are deliberately absent: robots (Jetson) carry their own
+    # builds and pip must never replace them. See README "Installing torch".
+    install_requires=[
+        "numpy>=1.21",
+        "opencv-python-headless>=4.5",
+        "pyyaml>=5.4",
+        "tqdm>=4.60",
+        "rosbags>=0.10",
+        "matplotlib>=3.5",
+    ],
+    extras_require={
+        "torch": ["torch>=2.1", "torchvision>=0.16"],
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        "train": ["tensorboard>=2.12"],
+        "test": [
+            "pytest>=7", "ruff>=0.4", "onnx>=1.15", "onnxruntime>=1.17",
+            "tensorboard>=2.12", "cityscapesscripts>=2.2",
+        ],
+    },
+    zip_safe=True,
+    maintainer="canet_ros developers",
+    maintainer_email="canet-ros@example.com",
+    description="Real-time semantic segmentation for ROS 2 with CANet (Liu & Yin, ICIP 2019)",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "canet = canet_ros.cli:main",
+            "segmentation_node = canet_ros.ros.node:main",
+        ],
+    },
+)

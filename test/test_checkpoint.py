@@ -1,0 +1,129 @@
+"""The checkpoint format: round trip, atomic writes and every bad-file case."""
+import os
+import pickle
+
+import pytest
+import torch
+
+from canet_ros.checkpoint import (
+    CheckpointError,
+    build_metadata,
+    class_set_from_metadata,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from canet_ros.classes import CAMVID, CITYSCAPES
+from canet_ros.models import build_canet
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_canet("mobilenetv2", CAMVID.num_classes).eval()
+    meta = build_metadata("mobilenetv2", CAMVID, mean=(0.4, 0.4, 0.4), std=(0.3, 0.3, 0.3),
+                          input_size=(480, 360), train_args={"lr": 1e-4, "crop": (240, 180)},
+                          metrics={"val_miou": 0.5})
+    path = save_checkpoint(tmp_path_factory.mktemp("ck") / "m.pt", model, meta)
+    return model, path
+
+
+def test_round_trip_gives_identical_outputs(saved):
+    model, path = saved
+    loaded, meta = load_checkpoint(path)
+    x = torch.randn(1, 3, 64, 80)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded.eval()(x))
+    assert meta["backbone"] == "mobilenetv2" and meta["num_classes"] == 11
+    assert meta["input_size"] == [480, 360] and meta["mean"] == [0.4, 0.4, 0.4]
+    assert meta["train_args"] == {"lr": 1e-4, "crop": [240, 180]}
+    assert class_set_from_metadata(meta) == CAMVID
+
+
+def test_loads_with_weights_only(saved):
+    _, path = saved
+    blob = torch.load(path, weights_only=True)
+    assert blob["format"] == "canet_ros.checkpoint"
+
+
+def test_half_storage_is_smaller_and_close(tmp_path, saved):
+    model, _ = saved
+    path = save_checkpoint(tmp_path / "h.pt", model, build_metadata("mobilenetv2", CAMVID),
+                           half=True)
+    blob = read_checkpoint(path)
+    assert blob["state_dict"]["classifier.weight"].dtype == torch.float16
+    loaded, _ = load_checkpoint(path)
+    assert loaded.classifier.weight.dtype == torch.float32
+    assert torch.allclose(loaded.classifier.weight, model.classifier.weight, atol=1e-3)
+
+
+def test_atomic_save_leaves_no_temp_and_keeps_old_file_on_failure(tmp_path, saved, monkeypatch):
+    model, _ = saved
+    path = tmp_path / "a.pt"
+    save_checkpoint(path, model, build_metadata("mobilenetv2", CAMVID))
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken)
+    with pytest.raises(OSError):
+        save_checkpoint(path, model, build_metadata("mobilenetv2", CAMVID))
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["a.pt"]
+
+
+def test_truncated_file(tmp_path, saved):
+    _, path = saved
+    bad = tmp_path / "trunc.pt"
+    bad.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="trunc.pt.*(unreadable|truncated)"):
+        load_checkpoint(bad)
+
+
+def test_not_a_checkpoint(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        load_checkpoint(junk)
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(2)}, plain)
+    with pytest.raises(CheckpointError, match="plain.pt.*not a canet_ros checkpoint"):
+        load_checkpoint(plain)
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as f:
+        pickle.dump({"format": "canet_ros.checkpoint", "obj": object()}, f)
+    with pytest.raises(CheckpointError, match="evil.pt"):
+        load_checkpoint(evil)
+    with pytest.raises(CheckpointError, match="missing.pt.*no such"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_wrong_architecture(tmp_path, saved):
+    _, path = saved
+    blob = read_checkpoint(path)
+    blob["backbone"] = "resnet18"  # claims another architecture than its weights
+    forged = tmp_path / "forged.pt"
+    torch.save(blob, forged)
+    with pytest.raises(CheckpointError, match="forged.pt.*do not fit"):
+        load_checkpoint(forged)
+    blob["backbone"], blob["num_classes"] = "mobilenetv2", CITYSCAPES.num_classes
+    torch.save(blob, forged)
+    with pytest.raises(CheckpointError, match="forged.pt.*do not fit"):
+        load_checkpoint(forged)
+
+
+def test_backbone_mismatch_is_named(saved):
+    _, path = saved
+    with pytest.raises(CheckpointError, match="mobilenetv2.*resnet18"):
+        load_checkpoint(path, backbone="resnet18")
+
+
+def test_missing_metadata_field(tmp_path, saved):
+    _, path = saved
+    blob = read_checkpoint(path)
+    del blob["palette"]
+    bad = tmp_path / "nopal.pt"
+    torch.save(blob, bad)
+    with pytest.raises(CheckpointError, match="nopal.pt.*palette"):
+        read_checkpoint(bad)

@@ -1,0 +1,46 @@
+"""``canet info``: JSON numbers measured on the real module."""
+import json
+
+import pytest
+
+from canet_ros.cli import main
+from canet_ros.models import build_canet, count_params
+
+
+def run_json(capsys, *argv):
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("backbone,paper_params,paper_gmacs",
+                         [("mobilenetv2", 4.8e6, 18.5), ("resnet18", 15.8e6, 38.7)])
+def test_info_json_matches_module_and_paper(capsys, backbone, paper_params, paper_gmacs):
+    info = run_json(capsys, "info", "--backbone", backbone, "--num-classes", "19",
+                    "--height", "512", "--width", "1024", "--json")
+    assert info["backbone"] == backbone
+    assert info["params"] == count_params(build_canet(backbone, 19))
+    assert info["output_shape"] == [1, 19, 512, 1024]
+    assert abs(info["params"] / paper_params - 1) <= 0.10
+    assert abs(info["gmacs"] / paper_gmacs - 1) <= 0.10
+
+
+def test_info_odd_size(capsys):
+    info = run_json(capsys, "info", "--backbone", "mobilenetv2", "--num-classes", "11",
+                    "--height", "97", "--width", "131", "--json")
+    assert info["output_shape"] == [1, 11, 97, 131]
+
+
+def test_info_on_a_checkpoint(capsys, tmp_path):
+    from canet_ros.checkpoint import build_metadata, save_checkpoint
+    from canet_ros.classes import CAMVID
+
+    path = save_checkpoint(tmp_path / "c.pt", build_canet("mobilenetv2", 11),
+                           build_metadata("mobilenetv2", CAMVID, input_size=(480, 360)))
+    info = run_json(capsys, "info", "--checkpoint", str(path), "--json")
+    assert info["backbone"] == "mobilenetv2" and info["input_size"] == [480, 360]
+    assert info["params"] == count_params(build_canet("mobilenetv2", 11))
+
+
+def test_info_bad_checkpoint(capsys, tmp_path):
+    with pytest.raises(SystemExit, match="nothing.pt"):
+        main(["info", "--checkpoint", str(tmp_path / "nothing.pt")])

@@ -1,0 +1,73 @@
+"""Confusion-matrix metrics against hand-computed values; class sets."""
+import math
+
+import numpy as np
+import pytest
+
+from canet_ros.classes import CAMVID, CITYSCAPES, get_class_set
+from canet_ros.metrics import ConfusionMatrix
+
+
+def test_iou_by_hand():
+    # classes 0,1,2; ignore 9
+    gt = np.array([[0, 0, 1, 1], [2, 2, 9, 9]])
+    pr = np.array([[0, 1, 1, 1], [2, 0, 2, 0]])
+    cm = ConfusionMatrix(3, ignore_index=9)
+    cm.update(pr, gt)
+    # class 0: TP1 FP1(gt2->0) FN1(gt0->1) -> 1/3 ; class 1: TP2 FP1 FN0 -> 2/3
+    # class 2: TP1 FP0 FN1 -> 1/2
+    assert np.allclose(cm.iou(), [1 / 3, 2 / 3, 1 / 2])
+    assert math.isclose(cm.miou(), (1 / 3 + 2 / 3 + 1 / 2) / 3)
+    assert math.isclose(cm.global_accuracy(), 4 / 6)
+    s = cm.summary(["a", "b", "c"])
+    assert s["pixels"] == 6 and set(s["per_class"]) == {"a", "b", "c"}
+
+
+def test_absent_class_left_out_of_mean():
+    cm = ConfusionMatrix(4, ignore_index=None)
+    cm.update(np.array([0, 1, 1]), np.array([0, 1, 0]))
+    iou = cm.iou()
+    assert np.isnan(iou[2]) and np.isnan(iou[3])
+    assert math.isclose(cm.miou(), (1 / 2 + 1 / 2) / 2)
+    assert set(cm.summary("abcd")["per_class"]) == {"a", "b"}
+
+
+def test_out_of_range_prediction_is_a_false_negative():
+    cm = ConfusionMatrix(2, ignore_index=255)
+    cm.update(np.array([0, 7, 1]), np.array([0, 0, 255]))
+    assert math.isclose(cm.iou()[0], 1 / 2)
+    assert math.isclose(cm.global_accuracy(), 1 / 2)
+
+
+def test_merge_equals_single_pass():
+    rng = np.random.default_rng(0)
+    gt, pr = rng.integers(0, 4, (2, 50)), rng.integers(0, 4, (2, 50))
+    a, b, ab = (ConfusionMatrix(4, 3) for _ in range(3))
+    a.update(pr[0], gt[0])
+    b.update(pr[1], gt[1])
+    ab.update(pr, gt)
+    a.merge(b)
+    assert np.array_equal(a.matrix, ab.matrix)
+
+
+def test_shape_mismatch():
+    with pytest.raises(ValueError, match="shape"):
+        ConfusionMatrix(2).update(np.zeros((2, 2)), np.zeros((2, 3)))
+
+
+def test_class_sets():
+    assert CAMVID.num_classes == 11 and CAMVID.ignore_index == 11
+    assert CAMVID.palette().shape == (11, 3) and CAMVID.palette().dtype == np.uint8
+    assert CITYSCAPES.num_classes == 19 and CITYSCAPES.ignore_index == 255
+    assert get_class_set("cityscapes") is CITYSCAPES
+    with pytest.raises(ValueError, match="unknown class set"):
+        get_class_set("kitti")
+
+
+def test_cityscapes_names_and_colours_match_official_definitions():
+    labels = pytest.importorskip("cityscapesscripts.helpers.labels",
+                                 reason="cityscapesscripts not installed")
+    official = sorted((lb.trainId, lb.name, lb.color) for lb in labels.labels
+                      if 0 <= lb.trainId < 255)
+    assert [n for _, n, _ in official] == list(CITYSCAPES.names)
+    assert [tuple(c) for _, _, c in official] == list(CITYSCAPES.colors)

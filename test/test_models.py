@@ -1,0 +1,125 @@
+"""CANet model: shapes, gradients, attention blocks and the paper's Table 2 budgets."""
+import pytest
+import torch
+from torch import nn
+
+from canet_ros.models import BACKBONES, build_canet, count_macs, count_params
+from canet_ros.models.blocks import FCA, ChannelAttention, SpatialAttention, SpatialBranch
+
+# Paper Table 2 at 1024x512 with 19 classes ("FLOPs" there are multiply-accumulates).
+PAPER = {"mobilenetv2": (4.8e6, 18.5e9), "resnet18": (15.8e6, 38.7e9)}
+
+
+@pytest.fixture(scope="module", params=BACKBONES)
+def model(request):
+    torch.manual_seed(0)
+    return build_canet(request.param, 5)
+
+
+class TestEveryBackbone:
+    """One base test, reused for each context-branch variant."""
+
+    @pytest.mark.parametrize("hw", [(97, 131), (64, 64), (33, 47)])
+    def test_output_matches_input_size(self, model, hw):
+        model.eval()
+        with torch.no_grad():
+            out = model(torch.randn(1, 3, *hw))
+        assert out.shape == (1, 5, *hw)
+        assert torch.isfinite(out).all()
+
+    def test_backward_reaches_every_part(self, model):
+        model.train()
+        model.zero_grad()
+        x = torch.randn(2, 3, 97, 131)
+        target = torch.randint(0, 5, (2, 97, 131))
+        loss = nn.functional.cross_entropy(model(x), target)
+        loss.backward()
+        for part in (model.spatial, model.context, model.context_fusion, model.fca,
+                     model.classifier):
+            grads = [p.grad for p in part.parameters()]
+            assert all(g is not None for g in grads)
+            assert any(g.abs().sum() > 0 for g in grads)
+
+    def test_backbone_head_is_dropped(self, model):
+        names = [n for n, _ in model.context.named_modules()]
+        assert not any(n.startswith(("fc", "classifier", "avgpool")) for n in names)
+        if model.backbone_name == "mobilenetv2":
+            assert "18" not in dict(model.context.named_children())  # the final 1x1 conv
+
+
+@pytest.mark.parametrize("backbone", sorted(PAPER))
+def test_params_and_macs_within_10_percent_of_paper(backbone):
+    paper_params, paper_macs = PAPER[backbone]
+    model = build_canet(backbone, 19)
+    macs, shape = count_macs(model, 512, 1024)
+    assert shape == (1, 19, 512, 1024)
+    assert abs(count_params(model) / paper_params - 1) <= 0.10
+    assert abs(macs / paper_macs - 1) <= 0.10
+
+
+def test_count_macs_by_hand():
+    conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    macs, shape = count_macs(conv, 10, 12)
+    assert shape == (1, 8, 10, 12)
+    assert macs == 8 * 10 * 12 * 3 * 9
+    deconv = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1)
+    macs, _ = count_macs(deconv, 5, 7, channels=4)
+    assert macs == 5 * 7 * 4 * 6 * 9  # every input pixel meets every kernel tap
+    dw = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+    macs, _ = count_macs(dw, 6, 6, channels=4)
+    assert macs == 6 * 6 * 4 * 9
+
+
+def test_spatial_branch_is_paper_3_1():
+    branch = SpatialBranch()
+    convs = [m for m in branch.modules() if isinstance(m, nn.Conv2d)]
+    assert convs[0].groups == 1 and convs[0].kernel_size == (3, 3)
+    depthwise = [c for c in convs if c.groups > 1]
+    assert [c.in_channels for c in depthwise] == [64, 128]
+    assert all(c.stride == (2, 2) for c in convs if c.kernel_size == (3, 3))
+    assert branch(torch.randn(1, 3, 64, 96)).shape == (1, 256, 8, 12)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in branch.modules()) == 3
+
+
+def test_spatial_attention_is_one_channel_in_unit_interval():
+    att = SpatialAttention(16).eval()
+    m = att(torch.randn(2, 16, 9, 11) * 10)
+    assert m.shape == (2, 1, 9, 11)
+    assert (m >= 0).all() and (m <= 1).all()
+
+
+def test_channel_attention_one_weight_per_channel_in_unit_interval():
+    att = ChannelAttention(24, 32)
+    w = att(torch.randn(3, 24, 5, 5) * 10)
+    assert w.shape == (3, 32, 1, 1)
+    assert (w >= 0).all() and (w <= 1).all()
+
+
+def test_channel_attention_sums_avg_and_max_through_shared_fc():
+    att = ChannelAttention(4, 4, reduction=1)
+    x = torch.zeros(1, 4, 2, 2)
+    x[0, :, 0, 0] = torch.tensor([4.0, 8.0, -4.0, 0.0])
+    avg = torch.tensor([[1.0, 2.0, -1.0, 0.0]])
+    mx = torch.tensor([[4.0, 8.0, 0.0, 0.0]])
+    expected = torch.sigmoid(att.fc(avg) + att.fc(mx))
+    assert torch.allclose(att(x).flatten(), expected.flatten(), atol=1e-6)
+
+
+def test_fca_wiring():
+    """out = refine(fused + (fused * spatial_map) * channel_weights)."""
+    torch.manual_seed(1)
+    fca = FCA(8, 6, 10).eval()
+    s, c = torch.randn(1, 8, 7, 9), torch.randn(1, 6, 7, 9)
+    with torch.no_grad():
+        fused = fca.fuse(torch.cat([s, c], 1))
+        sa = torch.sigmoid(fca.spatial_att.bn(fca.spatial_att.conv(s)))
+        ca = torch.sigmoid(fca.channel_att.fc(c.mean((2, 3))) + fca.channel_att.fc(c.amax((2, 3))))
+        expected = fca.refine(fused + fused * sa * ca[:, :, None, None])
+        assert torch.allclose(fca(s, c), expected, atol=1e-5)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown backbone"):
+        build_canet("vgg16", 11)
+    with pytest.raises(ValueError, match="num_classes"):
+        build_canet("mobilenetv2", 0)
