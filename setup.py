@@ -44,7 +44,6 @@ setup(
     maintainer_email="canet-ros@example.com",
     description="Real-time semantic segmentation for ROS 2 with CANet (Liu & Yin, ICIP 2019)",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "canet = canet_ros.cli:main",
