@@ -1,0 +1,17 @@
+"""Offline segmentation of ROS 1 / ROS 2 bags (``canet segment-bag``); needs no ROS.
+
+See docs/segment_bag.md. Nothing here imports rclpy or sensor_msgs: rosbags reads and
+writes the bags and provides the message types.
+"""
+from .distributed import RankInfo, find_bags, merge_reports, run_folder
+from .errors import BagError
+from .pipeline import BagJob, SegmentOptions, segment_bag
+from .reader import InputBag, detect_format
+from .sample import SAMPLE_BAG, SAMPLE_GT_TOPIC, SAMPLE_IMAGE_TOPIC
+from .writer import OutputTopics, camera_namespace
+
+__all__ = [
+    "SAMPLE_BAG", "SAMPLE_GT_TOPIC", "SAMPLE_IMAGE_TOPIC", "BagError", "BagJob", "InputBag",
+    "OutputTopics", "RankInfo", "SegmentOptions", "camera_namespace", "detect_format",
+    "find_bags", "merge_reports", "run_folder", "segment_bag",
+]

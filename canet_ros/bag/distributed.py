@@ -1,0 +1,270 @@
+"""A folder of bags across processes (``torchrun``): rank r of N takes every N-th bag.
+
+Each bag goes to OUTDIR/<bag name>/ with its own report. Every rank then leaves a small
+done file in OUTDIR/.segment_bag_ranks/; rank 0 waits for all of them (or uses
+torch.distributed's barrier when a process group is already initialised), merges the
+per-bag reports exactly (summed confusion matrices) into OUTDIR/report.json and removes
+the done files.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BagError
+from .outdir import check_not_around_inputs, mark_outdir, prepare_outdir
+from .pipeline import SegmentOptions, segment_bag
+from .reader import describe_exception
+from .report import accuracy_fields, clean_json, merge_confusion, write_report
+
+RANKS_DIR = ".segment_bag_ranks"
+_BAG_SUFFIXES = (".mcap", ".db3", ".bag")
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> RankInfo:
+        """RANK / WORLD_SIZE / LOCAL_RANK as torchrun sets them (or a process group's)."""
+        try:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                return cls(dist.get_rank(), dist.get_world_size(),
+                           int(os.environ.get("LOCAL_RANK", "0")))
+        except ImportError:
+            pass
+        try:
+            world = int(os.environ.get("WORLD_SIZE", "1"))
+            rank = int(os.environ.get("RANK", "0"))
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+        except ValueError as exc:
+            raise BagError(f"RANK/WORLD_SIZE/LOCAL_RANK must be integers ({exc})") from None
+        if world < 1 or not 0 <= rank < world:
+            raise BagError(f"RANK={rank} is not within WORLD_SIZE={world}")
+        return cls(rank, world, local)
+
+
+def is_bag(path: Path) -> bool:
+    if path.is_dir():
+        return (path / "metadata.yaml").is_file()
+    return path.is_file() and path.suffix.lower() in _BAG_SUFFIXES
+
+
+def find_bags(folder: Path) -> list[Path]:
+    bags = sorted(p for p in folder.iterdir() if is_bag(p))
+    if not bags:
+        raise BagError(f"{folder}: not a ROS 2 bag folder (no metadata.yaml) and holds no "
+                       f"bags (.mcap, .db3, .bag files or bag folders)")
+    return bags
+
+
+def output_names(bags: Sequence[Path]) -> dict[Path, str]:
+    """OUTDIR sub-folder per bag: its stem, made unique when two bags share one."""
+    stems = Counter(p.stem if p.is_file() else p.name for p in bags)
+    names = {}
+    for p in bags:
+        stem = p.stem if p.is_file() else p.name
+        names[p] = stem if stems[stem] == 1 else f"{stem}_{p.suffix.lstrip('.') or 'dir'}"
+    return names
+
+
+def _run_id() -> str:
+    return os.environ.get("TORCHELASTIC_RUN_ID", "")
+
+
+def _done_path(outdir: Path, rank: int) -> Path:
+    return outdir / RANKS_DIR / f"rank-{rank}.json"
+
+
+def _bag_options(template: SegmentOptions, bag: Path, outdir: Path) -> SegmentOptions:
+    gt_dir = template.gt_dir
+    if gt_dir is not None and (gt_dir / outdir.name).is_dir():
+        gt_dir = gt_dir / outdir.name  # per-bag ground truth: GT_DIR/<bag name>/
+    return dataclasses.replace(template, source=bag, outdir=outdir, gt_dir=gt_dir)
+
+
+def process_share(folder: Path, template: SegmentOptions, engine_factory: Callable[[], Any],
+                  info: RankInfo, done: list[dict[str, Any]]) -> None:
+    """Segment this rank's bags, appending one status entry per bag to ``done`` as it goes.
+
+    A bag that fails does not stop the others; Ctrl-C stops after the current bag's report.
+    """
+    bags = find_bags(folder)
+    names = output_names(bags)
+    engine = None
+    for bag in bags[info.rank::info.world_size]:
+        entry: dict[str, Any] = {"bag": str(bag), "outdir": names[bag], "rank": info.rank,
+                                 "reported": False}
+        done.append(entry)
+        try:
+            if engine is None:
+                engine = engine_factory()
+            report = segment_bag(engine, _bag_options(template, bag,
+                                                      template.outdir / names[bag]))
+        except KeyboardInterrupt:
+            entry.update(status="interrupted", error=None)
+            raise
+        except Exception as exc:  # engine or bag: recorded, and the next bag is tried
+            entry.update(status="failed", error=describe_exception(exc))
+            continue
+        status = "interrupted" if report["interrupted"] else "failed" if report["error"] else "ok"
+        entry.update(status=status, error=report["error"], reported=True)
+        if status == "interrupted":
+            raise KeyboardInterrupt
+
+
+def _write_done(outdir: Path, info: RankInfo, done: list[dict[str, Any]]) -> None:
+    done_file = _done_path(outdir, info.rank)
+    try:
+        done_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = done_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"run_id": _run_id(), "world_size": info.world_size,
+                                   "bags": done}), "utf-8")
+        tmp.replace(done_file)  # atomic: rank 0 never reads half a file
+    except OSError as exc:
+        raise BagError(f"{done_file}: cannot write ({exc.strerror or exc})") from None
+
+
+def _wait_for_ranks(outdir: Path, info: RankInfo, poll_s: float) -> list[dict[str, Any]]:
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+    except ImportError:
+        pass
+    entries: dict[int, list[dict[str, Any]]] = {}
+    while len(entries) < info.world_size:
+        for rank in range(info.world_size):
+            if rank in entries:
+                continue
+            try:
+                blob = json.loads(_done_path(outdir, rank).read_text("utf-8"))
+            except (OSError, ValueError):
+                continue  # not there yet, or being written
+            if blob.get("run_id") == _run_id() and blob.get("world_size") == info.world_size:
+                entries[rank] = blob["bags"]
+        if len(entries) < info.world_size:
+            time.sleep(poll_s)
+    return [e for rank in sorted(entries) for e in entries[rank]]
+
+
+def run_folder(folder: Path, template: SegmentOptions, engine_factory: Callable[[], Any],
+               info: RankInfo | None = None, poll_s: float = 0.5) -> dict[str, Any]:
+    """Run this rank's share of ``folder``; rank 0 returns the merged report."""
+    info = info or RankInfo.from_env()
+    root = template.outdir
+    check_not_around_inputs(root, [folder])
+    find_bags(folder)  # no bags: say so before anything is created
+    if info.world_size == 1:
+        prepare_outdir(root, template.overwrite)  # the same rules as for one bag
+    else:
+        # Ranks start at different times, so none may delete what another already wrote;
+        # only an earlier run's merged report (written last, by rank 0) tells a rerun apart.
+        if (root / "report.json").exists() and not template.overwrite:
+            raise BagError(f"{root}: holds the report of an earlier run; pass --overwrite to "
+                           f"replace it")
+        mark_outdir(root)
+    _done_path(root, info.rank).unlink(missing_ok=True)
+    done: list[dict[str, Any]] = []
+    try:
+        process_share(folder, template, engine_factory, info, done)
+    except KeyboardInterrupt:
+        pass  # the bag's entry says so; rank 0 still needs this rank's done file
+    finally:
+        _write_done(root, info, done)
+    if info.rank != 0:
+        return {"rank": info.rank, "bags": done}
+    entries = _wait_for_ranks(root, info, poll_s)
+    merged = merge_reports(root, entries, info.world_size)
+    for rank in range(info.world_size):
+        _done_path(root, rank).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # another run may still be using it
+        (root / RANKS_DIR).rmdir()
+    return write_report(merged, root, f"{folder.name}: per-class IoU, {len(entries)} bags")
+
+
+def _bag_reports(root: Path, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    reports = []
+    for entry in entries:
+        if not entry.get("reported"):
+            continue  # failed before its report: an older report.json there is not this run's
+        path = root / entry["outdir"] / "report.json"
+        try:
+            report = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue  # the bag failed before its report was written
+        report["_rank"] = entry["rank"]
+        reports.append(report)
+    return reports
+
+
+def _merged_timing(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Aggregate throughput: ranks run in parallel, bags within a rank one after another."""
+    wall: Counter[int] = Counter()
+    frames: Counter[int] = Counter()
+    infer: Counter[int] = Counter()
+    for r in reports:
+        wall[r["_rank"]] += r.get("wall_s") or 0.0
+        frames[r["_rank"]] += r.get("frames") or 0
+        infer[r["_rank"]] += r.get("infer_s") or 0.0
+    total = sum(frames.values())
+    fps = total / max(wall.values()) if wall and max(wall.values()) > 0 else None
+    model_fps = sum(frames[k] / infer[k] for k in infer if infer[k] > 0) or None
+    p50 = [(r["latency_ms"]["p50"], r.get("frames") or 0) for r in reports
+           if (r.get("latency_ms") or {}).get("p50") is not None]
+    p99 = [r["latency_ms"]["p99"] for r in reports
+           if (r.get("latency_ms") or {}).get("p99") is not None]
+    weight = sum(w for _, w in p50)
+    return {"fps": fps, "model_fps": model_fps,
+            "fps_ratio": fps / model_fps if fps and model_fps else None,
+            "latency_ms": {"p50": sum(v * w for v, w in p50) / weight if weight else None,
+                           "p99": max(p99) if p99 else None},
+            "latency_merge": "p50: frame-weighted mean of per-bag p50; p99: max of per-bag p99",
+            "wall_s": max(wall.values()) if wall else 0.0, "infer_s": sum(infer.values())}
+
+
+def merge_reports(root: Path, entries: Sequence[dict[str, Any]],
+                  world_size: int) -> dict[str, Any]:
+    reports = _bag_reports(root, entries)
+    first = reports[0] if reports else {}
+    skipped: Counter[str] = Counter()
+    for r in reports:
+        skipped.update((r.get("skipped") or {}).get("reasons") or {})
+    merged: dict[str, Any] = {
+        "input": str(Path(entries[0]["bag"]).parent) if entries else None,
+        "world_size": world_size, "bags": list(entries),
+        "failed": [e for e in entries if e["status"] != "ok"],
+        "model": first.get("model"), "checkpoint": first.get("checkpoint"),
+        "device": ", ".join(sorted({str(r.get("device")) for r in reports})) or None,
+        "frames": sum(r.get("frames") or 0 for r in reports),
+        "frames_in_topic": sum(r.get("frames_in_topic") or 0 for r in reports),
+        "interrupted": any(e["status"] == "interrupted" for e in entries),
+        "error": "; ".join(e["error"] for e in entries if e.get("error")) or None,
+        "skipped": {"count": sum(skipped.values()), "reasons": dict(skipped)},
+        "class_names": first.get("class_names"), "ignore_index": first.get("ignore_index"),
+        **_merged_timing(reports),
+    }
+    cm = merge_confusion(reports)
+    if cm is not None:
+        merged["ground_truth"] = {
+            "frames_with_gt": sum(r["ground_truth"]["frames_with_gt"] for r in reports
+                                  if r.get("ground_truth")),
+            "frames_without_gt": sum(r["ground_truth"]["frames_without_gt"] for r in reports
+                                     if r.get("ground_truth")),
+            "source": "per-bag ground truth"}
+        merged.update(accuracy_fields(cm, first.get("class_names") or []))
+    return clean_json(merged)

@@ -1,0 +1,6 @@
+"""The one error type of the offline bag tool."""
+from __future__ import annotations
+
+
+class BagError(RuntimeError):
+    """A problem with an input bag, an output folder or the run; the message names the file."""

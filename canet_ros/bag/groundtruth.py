@@ -1,0 +1,166 @@
+"""Ground-truth label images for bag frames: from a topic in the bag or a folder of PNGs.
+
+A topic's label images are matched to frames by header stamp. A folder's PNGs are matched
+by name: ``<sec>_<nanosec>.png`` and ``<stamp_ns>.png`` (10 digits or more) by stamp,
+shorter all-digit names (``000042.png``) by frame index (0-based position of the message
+on the input topic, undecodable messages included).
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..image_codec import ImageCodecError, compressed_to_array, image_to_array
+from .errors import BagError
+from .reader import InputBag, describe_exception, stamp_ns
+
+_PAIR = re.compile(r"^(\d+)_(\d+)$")
+_DIGITS = re.compile(r"^\d+$")
+_MIN_STAMP_DIGITS = 10  # below this an all-digit name is a frame index
+
+
+class GroundTruthError(ValueError):
+    """One ground-truth image that cannot be used (the frame is scored as having none)."""
+
+
+def decode_label_message(msg: Any) -> np.ndarray:
+    """Decode HxW label ids from a mono8/mono16 Image or a PNG CompressedImage."""
+    try:
+        if hasattr(msg, "encoding"):
+            labels = image_to_array(msg, None)
+            kind = f"encoding {msg.encoding!r}"
+        else:
+            if "png" not in str(msg.format).lower():
+                raise GroundTruthError(f"compressed ground truth must be PNG (lossless), "
+                                       f"got format {msg.format!r}")
+            labels = compressed_to_array(msg, None)
+            kind = f"format {msg.format!r}"
+    except ImageCodecError as exc:
+        raise GroundTruthError(str(exc)) from None
+    if labels.ndim != 2:
+        raise GroundTruthError(f"ground truth must be a single-channel label image "
+                               f"(mono8/mono16), got {kind}")
+    return labels
+
+
+class GroundTruth:
+    """Looks up the label image of a frame; counts what it could not use."""
+
+    source: str = ""
+
+    def __init__(self) -> None:
+        self.problems: Counter[str] = Counter()
+        self.used: set[Any] = set()
+
+    def prepare(self) -> None:
+        """Heavy preparation; runs in the reader thread so it overlaps the engine start."""
+
+    def lookup(self, index: int, stamp: int) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def total(self) -> int:
+        raise NotImplementedError
+
+    def summary(self) -> dict[str, Any]:
+        return {"source": self.source, "available": self.total(),
+                "unused": max(0, self.total() - len(self.used)),
+                "unusable": dict(self.problems)}
+
+
+class TopicGroundTruth(GroundTruth):
+    """Labels from a topic, indexed by header stamp and kept PNG-compressed in memory."""
+
+    def __init__(self, bag: InputBag, topic: str):
+        super().__init__()
+        self.bag = bag
+        self.topic = bag.require_image_topic(topic, "ground-truth topic")
+        self.source = f"topic {topic}"
+        self._by_stamp: dict[int, bytes] = {}
+
+    def prepare(self) -> None:
+        # PNG keeps memory small: label maps compress ~20x and decode in about a millisecond.
+        for _, raw in self.bag.messages(self.topic.name):
+            try:
+                msg = self.bag.deserialize(raw, self.topic.msgtype)
+                labels = decode_label_message(msg)
+            except GroundTruthError as exc:
+                self.problems[str(exc)] += 1
+                continue
+            except Exception as exc:  # a damaged message must not end the run
+                self.problems[f"cannot deserialise: {describe_exception(exc)}"] += 1
+                continue
+            stamp = stamp_ns(msg.header)
+            if stamp in self._by_stamp:
+                self.problems["duplicate header stamp (first one kept)"] += 1
+                continue
+            ok, png = cv2.imencode(".png", np.ascontiguousarray(labels))
+            if not ok:
+                self.problems["cannot re-encode label image"] += 1
+                continue
+            self._by_stamp[stamp] = png.tobytes()
+
+    def lookup(self, index: int, stamp: int) -> np.ndarray | None:
+        png = self._by_stamp.get(stamp)
+        if png is None:
+            return None
+        self.used.add(stamp)
+        return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+
+    def total(self) -> int:
+        return len(self._by_stamp)
+
+
+class DirGroundTruth(GroundTruth):
+    """Label PNGs in a folder, named by stamp or by frame index."""
+
+    def __init__(self, folder: str | Path):
+        super().__init__()
+        self.folder = Path(folder)
+        self.source = f"folder {self.folder}"
+        if not self.folder.is_dir():
+            raise BagError(f"{self.folder}: ground-truth folder does not exist")
+        self._by_stamp: dict[int, Path] = {}
+        self._by_index: dict[int, Path] = {}
+        for path in sorted(self.folder.iterdir()):
+            if path.suffix.lower() == ".png" and path.is_file():
+                self._add(path)
+        if not self._by_stamp and not self._by_index:
+            raise BagError(f"{self.folder}: no ground-truth PNGs named <sec>_<nanosec>.png, "
+                           f"<stamp_ns>.png or <frame index>.png")
+
+    def _add(self, path: Path) -> None:
+        stem = path.stem
+        pair = _PAIR.match(stem)
+        if pair:
+            self._by_stamp[int(pair[1]) * 1_000_000_000 + int(pair[2])] = path
+        elif _DIGITS.match(stem) and len(stem) >= _MIN_STAMP_DIGITS:
+            self._by_stamp[int(stem)] = path
+        elif _DIGITS.match(stem):
+            self._by_index[int(stem)] = path
+        else:
+            self.problems["file name is not <sec>_<nanosec>, <stamp_ns> or <index>"] += 1
+
+    def lookup(self, index: int, stamp: int) -> np.ndarray | None:
+        key: Any = ("stamp", stamp)
+        path = self._by_stamp.get(stamp)
+        if path is None:
+            key, path = ("index", index), self._by_index.get(index)
+        if path is None:
+            return None
+        self.used.add(key)
+        labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if labels is None:
+            raise GroundTruthError(f"{path}: cannot read PNG")
+        if labels.ndim == 3:
+            if not (labels == labels[:, :, :1]).all():
+                raise GroundTruthError(f"{path}: colour PNG; expected label ids (one channel)")
+            labels = labels[:, :, 0]
+        return labels
+
+    def total(self) -> int:
+        return len(self._by_stamp) + len(self._by_index)

@@ -1,0 +1,207 @@
+"""Open ROS 1 / ROS 2 bags with rosbags, find image topics and stream their messages.
+
+No ROS import: rosbags reads the files and owns the message types.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rosbags.highlevel import AnyReader
+from rosbags.typesys import Stores, get_typestore
+
+from .errors import BagError
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES = (IMAGE, COMPRESSED)
+ROS2_STORAGES = ("mcap", "sqlite3")
+
+_MAGIC = {
+    b"\x89MCAP0\r\n": ".mcap",
+    b"SQLite format 3\x00": ".db3",
+    b"#ROSBAG V2.0\n": ".bag",
+}
+_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3", ".bag": "ros1"}
+
+_HUMBLE = None
+
+
+def humble_typestore() -> Any:
+    """Return the ROS 2 Humble typestore, built once (it imports ~300 message classes)."""
+    global _HUMBLE
+    if _HUMBLE is None:
+        _HUMBLE = get_typestore(Stores.ROS2_HUMBLE)
+    return _HUMBLE
+
+
+def _sniff(path: Path) -> str | None:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return None
+    return next((suffix for magic, suffix in _MAGIC.items() if head.startswith(magic)), None)
+
+
+def _check_metadata(path: Path) -> str:
+    """Storage identifier of a ROS 2 bag folder, validated before rosbags sees it."""
+    meta = path / "metadata.yaml"
+    try:
+        info = yaml.safe_load(meta.read_text(encoding="utf-8"))
+        storage = info["rosbag2_bagfile_information"]["storage_identifier"]
+    except OSError as exc:
+        raise BagError(f"{meta}: cannot read ({exc.strerror or exc})") from None
+    except (yaml.YAMLError, KeyError, TypeError) as exc:
+        raise BagError(f"{meta}: not a rosbag2 metadata file ({type(exc).__name__}: "
+                       f"{exc})") from None
+    if storage not in ROS2_STORAGES:
+        raise BagError(f"{path}: unknown storage format {storage!r} in metadata.yaml "
+                       f"(supported: {', '.join(ROS2_STORAGES)})")
+    return str(storage)
+
+
+def detect_format(path: Path) -> str:
+    """'mcap', 'sqlite3' (ROS 2) or 'ros1'; BagError for anything else."""
+    if not path.exists():
+        raise BagError(f"{path}: no such file or directory")
+    if path.is_dir():
+        if not (path / "metadata.yaml").is_file():
+            raise BagError(f"{path}: not a ROS 2 bag folder (no metadata.yaml)")
+        return _check_metadata(path)
+    suffix = path.suffix.lower()
+    looks_like = _sniff(path)
+    if suffix not in _SUFFIXES:
+        hint = (f"; its content looks like a {looks_like} file, rename it to end in {looks_like}"
+                if looks_like else "")
+        raise BagError(f"{path}: unknown storage format {suffix or '(no suffix)'!r} (expected a "
+                       f"ROS 2 bag folder with metadata.yaml, a .mcap or .db3 file, or a ROS 1 "
+                       f".bag){hint}")
+    if path.stat().st_size == 0:
+        raise BagError(f"{path}: empty file")
+    if looks_like != suffix:
+        hint = f"; its content looks like a {looks_like} file" if looks_like else ""
+        raise BagError(f"{path}: corrupt or not a {_SUFFIXES[suffix]} bag (wrong file "
+                       f"header){hint}")
+    return _SUFFIXES[suffix]
+
+
+def describe_exception(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class TopicSummary:
+    name: str
+    msgtype: str
+    count: int
+
+
+class InputBag:
+    """One input bag opened for reading; use as a context manager."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.storage = detect_format(self.path)
+        self.is_ros1 = self.storage == "ros1"
+        self._reader: AnyReader | None = None
+
+    def __enter__(self) -> InputBag:
+        self.open_reader()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open_reader(self) -> None:
+        reader = AnyReader([self.path], default_typestore=humble_typestore())
+        try:
+            reader.open()
+        except Exception as exc:  # rosbags raises many types for damaged files
+            raise BagError(f"{self.path}: corrupt, truncated or unreadable bag "
+                           f"({describe_exception(exc)})") from None
+        self._reader = reader
+
+    def close(self) -> None:
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            try:
+                reader.close()
+            except Exception:  # closing a damaged file must not hide the first error
+                pass
+
+    @property
+    def reader(self) -> AnyReader:
+        if self._reader is None:
+            raise BagError(f"{self.path}: bag is not open")
+        return self._reader
+
+    def topics(self) -> dict[str, TopicSummary]:
+        return {name: TopicSummary(name, info.msgtype or "(mixed types)", info.msgcount)
+                for name, info in self.reader.topics.items()}
+
+    def image_topics(self) -> dict[str, TopicSummary]:
+        return {k: v for k, v in self.topics().items() if v.msgtype in IMAGE_TYPES}
+
+    def _listing(self) -> str:
+        images = self.image_topics()
+        if not images:
+            return "it has no sensor_msgs/Image or sensor_msgs/CompressedImage topics"
+        return "image topics: " + ", ".join(f"{t.name} ({t.msgtype.rsplit('/', 1)[-1]}, "
+                                            f"{t.count} msgs)" for t in images.values())
+
+    def require_image_topic(self, topic: str, what: str = "topic") -> TopicSummary:
+        """Return the named topic, which must hold Image or CompressedImage messages."""
+        found = self.topics().get(topic)
+        if found is None:
+            raise BagError(f"{self.path}: {what} {topic!r} does not exist; {self._listing()}")
+        if found.msgtype not in IMAGE_TYPES:
+            raise BagError(f"{self.path}: {what} {topic!r} holds {found.msgtype}, not "
+                           f"sensor_msgs/Image or CompressedImage; {self._listing()}")
+        return found
+
+    def select_topic(self, topic: str | None, exclude: Sequence[str] = ()) -> TopicSummary:
+        """``topic`` when given, else the only image topic not in ``exclude``."""
+        if topic:
+            return self.require_image_topic(topic)
+        candidates = [t for name, t in self.image_topics().items() if name not in exclude]
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise BagError(f"{self.path}: no image topic to segment; {self._listing()}")
+        raise BagError(f"{self.path}: several image topics, choose one with --topic; "
+                       f"{self._listing()}")
+
+    def messages(self, topic: str) -> Iterator[tuple[int, bytes]]:
+        """(receive time in ns, raw bytes) of every message on ``topic``, in bag order."""
+        connections = [c for c in self.reader.connections if c.topic == topic]
+        if not connections:  # an empty filter would mean "every topic" to rosbags
+            return
+        for _, timestamp, raw in self.reader.messages(connections=connections):
+            yield timestamp, raw
+
+    def deserialize(self, raw: bytes, msgtype: str) -> Any:
+        return self.reader.deserialize(raw, msgtype)
+
+    def frame_rate(self, topic: TopicSummary) -> float | None:
+        """Mean message rate of ``topic`` from the bag's time span, when it can be told."""
+        span = self.reader.duration / 1e9
+        if topic.count < 2 or span <= 0:
+            return None
+        return (topic.count - 1) / span
+
+
+def stamp_ns(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def ros2_header(header: Any) -> Any:
+    """Build a Humble std_msgs/Header with the same stamp and frame (ROS 1 adds a seq)."""
+    types = humble_typestore().types
+    stamp = types["builtin_interfaces/msg/Time"](sec=int(header.stamp.sec),
+                                                 nanosec=int(header.stamp.nanosec))
+    return types["std_msgs/msg/Header"](stamp=stamp, frame_id=str(header.frame_id))

@@ -1,0 +1,215 @@
+"""Run statistics -> report.json, report.md and a per-class IoU chart; merging of reports."""
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..metrics import ConfusionMatrix
+from .errors import BagError
+
+CHART = "iou.png"
+MAX_REASONS = 20
+MAX_EXAMPLES = 20
+
+
+@dataclass
+class RunStats:
+    """Filled by the three pipeline threads; each field has one writer thread."""
+
+    frames_total: int
+    frames: int = 0  # writer: frames whose outputs are in the bag
+    infer_s: list[float] = field(default_factory=list)  # main: engine.infer wall time
+    latency_s: list[float] = field(default_factory=list)  # writer: read start -> written
+    skipped: Counter[str] = field(default_factory=Counter)  # reader
+    skipped_examples: list[dict[str, Any]] = field(default_factory=list)
+    gt_scored: int = 0  # writer
+    gt_missing: int = 0  # reader
+    gt_unusable: Counter[str] = field(default_factory=Counter)  # reader and writer
+    confusion: ConfusionMatrix | None = None
+    wall_s: float = 0.0
+    interrupted: bool = False
+    error: str | None = None
+    last_timestamp: int | None = None  # writer: receive time of the last frame written
+
+    def skip(self, index: int, timestamp: int, reason: str) -> None:
+        _count(self.skipped, reason)
+        if len(self.skipped_examples) < MAX_EXAMPLES:
+            self.skipped_examples.append({"index": index, "timestamp": timestamp,
+                                          "reason": reason})
+
+    def gt_problem(self, reason: str) -> None:
+        _count(self.gt_unusable, reason)
+
+
+def _count(counter: Counter[str], reason: str) -> None:
+    """Count by reason, but never let thousands of distinct messages flood the report."""
+    counter[reason if len(counter) < MAX_REASONS or reason in counter else "other"] += 1
+
+
+def _quantiles_ms(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p99": None}
+    p50, p99 = np.percentile(np.asarray(values, np.float64) * 1000.0, [50, 99])
+    return {"p50": round(float(p50), 3), "p99": round(float(p99), 3)}
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den > 0 else None
+
+
+def clean_json(value: Any) -> Any:
+    """NaN/inf -> None and numpy scalars -> Python, so the file is strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_json(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def accuracy_fields(cm: ConfusionMatrix, class_names: Sequence[str]) -> dict[str, Any]:
+    summary = cm.summary(class_names)
+    return {"miou": summary["miou"], "global_acc": summary["global_acc"],
+            "per_class": summary["per_class"], "pixels": summary["pixels"],
+            "confusion_matrix": cm.matrix.tolist(),
+            "confusion_unmatched": cm.unmatched.tolist()}
+
+
+def timing_fields(stats: RunStats) -> dict[str, Any]:
+    infer_total = float(sum(stats.infer_s))
+    fps = _ratio(stats.frames, stats.wall_s)
+    model_fps = _ratio(len(stats.infer_s), infer_total)
+    return {"fps": fps, "model_fps": model_fps,
+            "fps_ratio": _ratio(fps, model_fps) if fps and model_fps else None,
+            "latency_ms": _quantiles_ms(stats.latency_s),
+            "infer_ms": {**_quantiles_ms(stats.infer_s),
+                         "mean": round(1000 * infer_total / len(stats.infer_s), 3)
+                         if stats.infer_s else None},
+            "wall_s": round(stats.wall_s, 6), "infer_s": round(infer_total, 6)}
+
+
+def engine_fields(engine: Any) -> dict[str, Any]:
+    """Describe the model for the report, as read from the engine the run used."""
+    resolution = getattr(engine, "resolution", None)
+    checkpoint = getattr(engine, "checkpoint_path", None)
+    return {
+        "model": {"backbone": engine.backbone, "class_set": engine.class_set.name,
+                  "num_classes": engine.num_classes,
+                  "resolution": f"{resolution[0]}x{resolution[1]}" if resolution else None,
+                  "precision": getattr(engine, "precision", None)},
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "device": getattr(engine, "device_name", None) or str(getattr(engine, "device", "")),
+    }
+
+
+def build_report(stats: RunStats, job: dict[str, Any], model: dict[str, Any],
+                 class_names: Sequence[str], ignore_index: int | None) -> dict[str, Any]:
+    skipped = sum(stats.skipped.values())
+    report: dict[str, Any] = dict(job)
+    report.update(model)
+    report.update({
+        "frames": stats.frames, "frames_in_topic": stats.frames_total,
+        "complete": (not stats.interrupted and stats.error is None
+                     and stats.frames + skipped == stats.frames_total),
+        "interrupted": stats.interrupted, "error": stats.error,
+        "last_timestamp": stats.last_timestamp,
+        **timing_fields(stats),
+        "skipped": {"count": skipped, "reasons": dict(stats.skipped),
+                    "examples": stats.skipped_examples},
+        "class_names": list(class_names), "ignore_index": ignore_index,
+    })
+    if stats.confusion is not None:
+        report["ground_truth"]["frames_with_gt"] = stats.gt_scored
+        report["ground_truth"]["frames_without_gt"] = stats.gt_missing
+        report["ground_truth"]["frames_gt_unusable"] = dict(stats.gt_unusable)
+        report.update(accuracy_fields(stats.confusion, class_names))
+    return clean_json(report)
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f} %"
+
+
+def _num(value: Any, fmt: str = ".2f") -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = ["# canet segment-bag report", ""]
+    if "bags" in report:
+        lines.append(f"- bags: {len(report['bags'])} merged from {report.get('world_size', 1)} "
+                     f"process(es); failed: {len(report.get('failed', []))}")
+    else:
+        lines.append(f"- input: `{report.get('input')}`, topic `{report.get('topic')}`")
+        lines.append(f"- output bag: `{report.get('output_bag')}` ({report.get('storage')})")
+    model = report.get("model") or {}
+    lines.append(f"- model: {model.get('backbone')} ({model.get('class_set')}, "
+                 f"{model.get('num_classes')} classes) at {model.get('resolution')}, "
+                 f"{model.get('precision')} on {report.get('device')}; checkpoint "
+                 f"`{report.get('checkpoint')}`")
+    skipped = report.get("skipped", {})
+    lines.append(f"- frames: {report.get('frames')} written, {skipped.get('count', 0)} skipped"
+                 f"{'; INTERRUPTED' if report.get('interrupted') else ''}"
+                 f"{'; ERROR: ' + str(report['error']) if report.get('error') else ''}")
+    for reason, count in skipped.get("reasons", {}).items():
+        lines.append(f"  - {count} x {reason}")
+    lat = report.get("latency_ms") or {}
+    lines.append(f"- throughput: {_num(report.get('fps'))} fps end to end, model "
+                 f"{_num(report.get('model_fps'))} fps (ratio {_num(report.get('fps_ratio'))});"
+                 f" latency p50 {_num(lat.get('p50'), '.1f')} ms, p99 "
+                 f"{_num(lat.get('p99'), '.1f')} ms")
+    gt = report.get("ground_truth")
+    if gt:
+        lines += ["", "## Accuracy", "",
+                  f"Ground truth from {gt.get('source')}: {gt.get('frames_with_gt')} frames "
+                  f"scored, {gt.get('frames_without_gt')} without ground truth.", "",
+                  f"mIoU {_pct(report.get('miou'))}, global accuracy "
+                  f"{_pct(report.get('global_acc'))}", "", "| class | IoU |", "| --- | --- |"]
+        per_class = report.get("per_class") or {}
+        lines += [f"| {n} | {_pct(per_class.get(n))} |" for n in report.get("class_names", [])]
+        if report.get("chart"):
+            lines += ["", f"![per-class IoU]({report['chart']})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], outdir: Path, title: str) -> dict[str, Any]:
+    """report.json, report.md and (with ground truth) iou.png; returns the final report."""
+    report = dict(report)
+    report["chart"] = None
+    if report.get("per_class"):
+        try:
+            from ..visualize import save_iou_bar_chart
+
+            save_iou_bar_chart(report["per_class"], outdir / CHART, title=title)
+            report["chart"] = CHART
+        except Exception as exc:  # a chart must never cost the numbers
+            report["chart_error"] = f"{type(exc).__name__}: {exc}"
+    report = clean_json(report)
+    try:
+        (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")
+        (outdir / "report.md").write_text(render_markdown(report), "utf-8")
+    except OSError as exc:
+        raise BagError(f"{outdir}: cannot write the report ({exc.strerror or exc})") from None
+    return report
+
+
+def merge_confusion(reports: Sequence[dict[str, Any]]) -> ConfusionMatrix | None:
+    scored = [r for r in reports if r.get("confusion_matrix") is not None]
+    if not scored:
+        return None
+    matrix = np.asarray(scored[0]["confusion_matrix"], np.int64)
+    cm = ConfusionMatrix(matrix.shape[0], scored[0].get("ignore_index"))
+    for r in scored:
+        cm.matrix += np.asarray(r["confusion_matrix"], np.int64)
+        cm.unmatched += np.asarray(r["confusion_unmatched"], np.int64)
+    return cm

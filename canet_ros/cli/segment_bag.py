@@ -1,0 +1,185 @@
+"""``canet segment-bag``: segment a recorded bag offline and score it (docs/segment_bag.md)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+PROG = "canet segment-bag"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from ..models import BACKBONES
+
+    p = subparsers.add_parser(
+        "segment-bag", help="segment the images of a ROS 1 / ROS 2 bag into a new ROS 2 bag",
+        description="Run CANet on every frame of an image topic and write what the ROS node "
+                    "would publish (labels, colour mask, overlay) to a new ROS 2 bag, with a "
+                    "report (fps, mIoU against ground truth). No ROS installation needed. "
+                    "INPUT 'sample' is the bundled CamVid sample bag with its ground truth.")
+    p.add_argument("input", metavar="INPUT",
+                   help="ROS 2 bag folder, .mcap or .db3 file, ROS 1 .bag, a folder of bags "
+                        "(split across torchrun ranks), or 'sample'")
+    p.add_argument("--topic", help="image topic (default: the only Image/CompressedImage topic)")
+    gt = p.add_mutually_exclusive_group()
+    gt.add_argument("--gt-topic", metavar="G",
+                    help="mono8/mono16 label images in the bag, matched by header stamp")
+    gt.add_argument("--gt-dir", metavar="D", type=Path,
+                    help="label PNGs named <sec>_<nanosec>.png, <stamp_ns>.png or <index>.png")
+    p.add_argument("--checkpoint", default="default",
+                   help="checkpoint file ('default' = the bundled CamVid model)")
+    p.add_argument("--backbone", choices=BACKBONES, help="must match the checkpoint when given")
+    p.add_argument("--resolution", metavar="WxH", help="network input size (default: the "
+                   "checkpoint's)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    p.add_argument("--out", required=True, type=Path, metavar="OUTDIR",
+                   help="new folder for the output bag, report and video")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap",
+                   help="output bag storage (default mcap)")
+    p.add_argument("--video", action="store_true", help="also write overlay.mp4 with a legend")
+    p.add_argument("--copy-input", action="store_true", help="copy the input topic into the "
+                   "output bag too")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUTDIR if an earlier segment-bag run wrote it")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _device(spec: str) -> str:
+    """Under torchrun, 'auto' means this process's own GPU (LOCAL_RANK)."""
+    if spec != "auto" or "LOCAL_RANK" not in os.environ:
+        return spec
+    import torch
+
+    if not torch.cuda.is_available():
+        return spec
+    return f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
+
+
+def _engine_factory(args: argparse.Namespace) -> Any:
+    def build() -> Any:
+        from ..inference import SegmentationEngine
+
+        return SegmentationEngine(args.checkpoint, backbone=args.backbone,
+                                  device=_device(args.device), precision=args.precision,
+                                  resolution=args.resolution, output_size="input")
+    return build
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from ..bag import SAMPLE_BAG, SAMPLE_GT_TOPIC, BagError, SegmentOptions
+    from ..bag.sample import SAMPLE_NAME
+
+    source, gt_topic = Path(args.input), args.gt_topic
+    if args.input == SAMPLE_NAME:
+        if not (SAMPLE_BAG / "metadata.yaml").is_file():
+            raise BagError(f"{SAMPLE_BAG}: the bundled sample bag is missing from this "
+                           f"installation")
+        source = SAMPLE_BAG
+        if gt_topic is None and args.gt_dir is None:
+            gt_topic = SAMPLE_GT_TOPIC
+    return SegmentOptions(
+        source=source, outdir=args.out, topic=args.topic, gt_topic=gt_topic, gt_dir=args.gt_dir,
+        storage=args.storage, video=args.video, copy_input=args.copy_input,
+        overwrite=args.overwrite, progress=not args.no_progress and sys.stderr.isatty())
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    def num(value: Any, fmt: str = ".2f") -> str:
+        return "n/a" if value is None else format(value, fmt)
+
+    if "frames" not in report:  # a rank other than 0: its bags only, rank 0 merges
+        for bag in report.get("bags", []):
+            print(f"rank {report.get('rank')}: {bag['bag']}: {bag['status']}")
+        return
+    skipped = (report.get("skipped") or {}).get("count", 0)
+    print(f"frames: {report.get('frames')} written, {skipped} skipped"
+          f"{' (interrupted)' if report.get('interrupted') else ''}")
+    print(f"fps: {num(report.get('fps'))} end to end, model {num(report.get('model_fps'))} "
+          f"(ratio {num(report.get('fps_ratio'))})")
+    if report.get("miou") is not None:
+        print(f"mIoU: {100 * report['miou']:.2f} %, global accuracy "
+              f"{100 * report['global_acc']:.2f} %")
+    if report.get("output_bag"):
+        print(f"output bag: {report['output_bag']}")
+
+
+def _run_single(args: argparse.Namespace, options: Any) -> dict[str, Any]:
+    from ..bag import BagJob
+
+    job = BagJob(options)  # every input/output check before the (slow) model load
+    try:
+        return job.run(_engine_factory(args)())
+    finally:
+        job.close()
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    from ..bag import run_folder
+    from ..bag.distributed import RankInfo
+
+    options = _options(args)
+    source = options.source
+    if source.is_dir() and not (source / "metadata.yaml").exists():
+        info = RankInfo.from_env()
+        report = run_folder(source, options, _engine_factory(args), info)
+        if info.rank != 0:
+            failed = [b for b in report["bags"] if b["status"] != "ok"]
+            report["interrupted"] = any(b["status"] == "interrupted" for b in failed)
+            report["error"] = "; ".join(b["error"] for b in failed if b.get("error")) or None
+        return report
+    info = RankInfo.from_env()
+    if info.rank != 0:  # one bag: rank 0 does it, the others have nothing to do
+        return {"rank": info.rank, "bags": [], "interrupted": False, "error": None}
+    return _run_single(args, options)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bag import BagError
+    from ..checkpoint import CheckpointError
+
+    errors: tuple[type[BaseException], ...] = (BagError, CheckpointError, OSError)
+    try:
+        from ..inference import EngineError
+
+        errors += (EngineError,)
+    except ImportError:
+        pass
+    try:
+        report = _run(args)
+    except errors as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_summary(report)
+    if report.get("error"):
+        print(f"{PROG}: error: {report['error']}", file=sys.stderr)
+        return 1
+    if report.get("interrupted"):
+        print(f"{PROG}: interrupted after {report.get('frames')} frames; the output bag is "
+              f"closed and the report says how far it got", file=sys.stderr)
+        return 130
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m canet_ros.cli.segment_bag ARGS`` (what torchrun starts per rank)."""
+    parser = argparse.ArgumentParser(prog="canet")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["segment-bag", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

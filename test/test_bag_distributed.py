@@ -1,0 +1,139 @@
+"""A folder of bags split across two torchrun-style ranks and merged by rank 0.
+
+RANK/WORLD_SIZE are set by hand, in-process; each bag goes to OUTDIR/<bag>/.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_bag_helpers import (
+    camera_bag,
+    hand_iou,
+    image_array,
+    labels_for,
+    make_checkpoint,
+    make_engine,
+    read_bag,
+    run_cli,
+)
+
+from canet_ros.bag import RankInfo, SegmentOptions, run_folder
+from canet_ros.bag.distributed import RANKS_DIR, find_bags, output_names
+from canet_ros.classes import CAMVID
+
+CAM = "/cam/image_raw/compressed"
+GT = "/cam/ground_truth"
+
+
+@pytest.fixture()
+def bag_folder(tmp_path):
+    folder = tmp_path / "bags"
+    folder.mkdir()
+    camera_bag(folder / "a", n=3, topic=CAM, gt_topic=GT)
+    camera_bag(folder / "b.bag", n=2, fmt="ros1", topic=CAM, gt_topic=GT, gt_skip=(1,))
+    camera_bag(folder / "c", n=2, fmt="sqlite3", topic=CAM, gt_topic=GT)
+    (folder / "notes.txt").write_text("not a bag")
+    return folder
+
+
+def check_merged(out: Path, merged: dict) -> None:
+    per_bag = {name: json.loads((out / name / "report.json").read_text())
+               for name in ("a", "b", "c")}
+    assert merged["frames"] == 7 == sum(r["frames"] for r in per_bag.values())
+    total = sum(np.asarray(r["confusion_matrix"]) for r in per_bag.values())
+    assert np.array_equal(np.asarray(merged["confusion_matrix"]), total)
+    preds, gts = [], []
+    for name, n, skip in (("a", 3, ()), ("b", 2, (1,)), ("c", 2, ())):
+        bag = read_bag(Path(per_bag[name]["output_bag"]))
+        labels = bag["/cam/segmentation/labels"]
+        assert len(labels) == n
+        for i in range(n):
+            if i not in skip:
+                preds.append(image_array(labels[i][1]))
+                gts.append(labels_for(i))
+    ious, miou, acc = hand_iou(preds, gts, 11, 11)
+    assert merged["miou"] == pytest.approx(miou) and merged["global_acc"] == pytest.approx(acc)
+    assert merged["per_class"] == pytest.approx({CAMVID.names[c]: v for c, v in ious.items()})
+    assert merged["ground_truth"]["frames_with_gt"] == 6
+    assert merged["ground_truth"]["frames_without_gt"] == 1
+    assert merged["failed"] == [] and merged["world_size"] == 2
+    assert {b["rank"] for b in merged["bags"]} == {0, 1}
+    assert merged["fps"] > 0 and merged["model_fps"] > 0
+    assert json.loads((out / "report.json").read_text()) == merged
+    assert (out / "report.md").is_file() and not (out / RANKS_DIR).exists()
+
+
+def test_two_ranks_from_env_through_the_cli(bag_folder, tmp_path, capsys, monkeypatch):
+    ckpt = make_checkpoint(tmp_path)
+    out = tmp_path / "out"
+    argv = [str(bag_folder), "--out", str(out), "--checkpoint", str(ckpt), "--gt-topic", GT,
+            "--json"]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    rc, stdout, _ = run_cli(argv, capsys)
+    assert rc == 0
+    assert [Path(b["bag"]).name for b in json.loads(stdout)["bags"]] == ["b.bag"]
+    assert not (out / "report.json").exists()
+    monkeypatch.setenv("RANK", "0")
+    rc, stdout, _ = run_cli(argv, capsys)
+    assert rc == 0
+    check_merged(out, json.loads(stdout))
+    # A second run must not silently mix with the first.
+    monkeypatch.setenv("RANK", "1")
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 1 and "--overwrite" in err
+
+
+def test_rank0_waits_for_the_other_rank(bag_folder, tmp_path):
+    engine = make_engine(make_checkpoint(tmp_path))
+    out = tmp_path / "out"
+    template = SegmentOptions(bag_folder, out, gt_topic=GT)
+    result: dict = {}
+
+    def rank0() -> None:
+        result["merged"] = run_folder(bag_folder, template, lambda: engine,
+                                      RankInfo(0, 2), poll_s=0.02)
+
+    thread = threading.Thread(target=rank0)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not (out / RANKS_DIR / "rank-0.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    assert thread.is_alive(), "rank 0 merged before rank 1 finished"
+    run_folder(bag_folder, template, lambda: engine, RankInfo(1, 2))
+    thread.join(60)
+    check_merged(out, result["merged"])
+
+
+def test_bag_discovery_and_names(tmp_path):
+    camera_bag(tmp_path / "x", n=1, topic=CAM)
+    camera_bag(tmp_path / "x.bag", n=1, fmt="ros1", topic=CAM)
+    bags = find_bags(tmp_path)
+    assert [p.name for p in bags] == ["x", "x.bag"]
+    assert sorted(output_names(bags).values()) == ["x_bag", "x_dir"]
+
+
+def test_one_process_folder_with_a_broken_bag(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("RANK", raising=False)
+    folder = tmp_path / "bags"
+    folder.mkdir()
+    camera_bag(folder / "good", n=2, topic=CAM)
+    (folder / "broken.mcap").write_bytes(b"\x89MCAP0\r\n" + b"\x00" * 50)
+    ckpt = make_checkpoint(tmp_path)
+    rc, stdout, err = run_cli([str(folder), "--out", str(tmp_path / "out"), "--checkpoint",
+                               str(ckpt), "--json"], capsys)
+    merged = json.loads(stdout)
+    assert rc == 1 and "broken.mcap" in err and "Traceback" not in err
+    assert merged["frames"] == 2 and merged["world_size"] == 1
+    assert [Path(b["bag"]).name for b in merged["failed"]] == ["broken.mcap"]
+    assert (tmp_path / "out" / "good" / "report.json").is_file()
+    rc, _, err = run_cli([str(folder), "--out", str(tmp_path / "out"), "--checkpoint",
+                          str(ckpt)], capsys)
+    assert rc == 1 and "exists; pass --overwrite" in err

@@ -1,0 +1,102 @@
+"""Ground truth from a topic or a folder, matched by stamp or index.
+
+The report's numbers are recomputed here with a hand-written IoU over the labels read back
+from the output bag.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_bag_helpers import (
+    camera_bag,
+    hand_iou,
+    image_array,
+    labels_for,
+    make_checkpoint,
+    make_engine,
+    read_bag,
+    stamp,
+)
+
+from canet_ros.bag import SegmentOptions, segment_bag
+from canet_ros.classes import CAMVID
+
+CAM = "/cam/image_raw/compressed"
+GT = "/cam/ground_truth"
+LABELS = "/cam/segmentation/labels"
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    return make_engine(make_checkpoint(tmp_path_factory.mktemp("ckpt")))
+
+
+def check_scores(report: dict, gt_frames: list[int]) -> None:
+    out = read_bag(Path(report["output_bag"]))
+    preds = [image_array(out[LABELS][i][1]) for i in gt_frames]
+    ious, miou, acc = hand_iou(preds, [labels_for(i) for i in gt_frames], 11, 11)
+    assert report["miou"] == pytest.approx(miou, abs=1e-9)
+    assert report["global_acc"] == pytest.approx(acc, abs=1e-9)
+    assert report["per_class"] == pytest.approx({CAMVID.names[c]: v for c, v in ious.items()})
+    assert all(0.0 <= v <= 1.0 for v in report["per_class"].values())
+    assert report["ground_truth"]["frames_with_gt"] == len(gt_frames)
+    assert np.asarray(report["confusion_matrix"]).sum() == report["pixels"]
+
+
+@pytest.mark.parametrize("fmt", ["mcap", "ros1"])
+def test_gt_topic_with_missing_frames(engine, tmp_path, fmt):
+    src = camera_bag(tmp_path / ("in.bag" if fmt == "ros1" else "in"), n=5, fmt=fmt, topic=CAM,
+                     gt_topic=GT, gt_skip=(1, 3))
+    # No --topic: the ground-truth topic is not a candidate, so the camera is the only one.
+    report = segment_bag(engine, SegmentOptions(src, tmp_path / "out", gt_topic=GT))
+    assert report["topic"] == CAM and report["frames"] == 5
+    check_scores(report, [0, 2, 4])
+    assert report["ground_truth"]["frames_without_gt"] == 2
+    on_disk = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert on_disk == report
+    assert (tmp_path / "out" / "report.md").read_text().count("|") > 20
+    assert (tmp_path / "out" / report["chart"]).is_file()
+
+
+def test_gt_dir_by_stamp_and_index(engine, tmp_path):
+    src = camera_bag(tmp_path / "in", n=5, topic=CAM)
+    gt_dir = tmp_path / "gt"
+    gt_dir.mkdir()
+    sec, nsec = stamp(0)
+    cv2.imwrite(str(gt_dir / f"{sec}_{nsec:09d}.png"), labels_for(0))
+    sec, nsec = stamp(1)
+    cv2.imwrite(str(gt_dir / f"{sec * 1_000_000_000 + nsec}.png"), labels_for(1))
+    cv2.imwrite(str(gt_dir / "000003.png"), labels_for(3))
+    (gt_dir / "notes.png").write_bytes(b"")  # an unrecognised name is reported, not fatal
+    report = segment_bag(engine, SegmentOptions(src, tmp_path / "out", gt_dir=gt_dir))
+    check_scores(report, [0, 1, 3])
+    gt = report["ground_truth"]
+    assert gt["frames_without_gt"] == 2 and gt["available"] == 3 and gt["unused"] == 0
+    assert sum(gt["unusable"].values()) == 1
+
+
+def test_gt_of_another_size_is_counted_not_scored(engine, tmp_path):
+    src = camera_bag(tmp_path / "in", n=2, topic=CAM)
+    gt_dir = tmp_path / "gt"
+    gt_dir.mkdir()
+    cv2.imwrite(str(gt_dir / "000000.png"), np.zeros((10, 10), np.uint8))
+    cv2.imwrite(str(gt_dir / "000001.png"), labels_for(1))
+    report = segment_bag(engine, SegmentOptions(src, tmp_path / "out", gt_dir=gt_dir))
+    check_scores(report, [1])
+    assert sum(report["ground_truth"]["frames_gt_unusable"].values()) == 1
+
+
+def test_timing_fields_are_consistent(engine, tmp_path):
+    src = camera_bag(tmp_path / "in", n=4, topic=CAM)
+    r = segment_bag(engine, SegmentOptions(src, tmp_path / "out"))
+    assert r["model_fps"] == pytest.approx(r["frames"] / r["infer_s"], rel=1e-4)
+    assert r["fps"] == pytest.approx(r["frames"] / r["wall_s"], rel=1e-4)
+    assert r["fps_ratio"] == pytest.approx(r["fps"] / r["model_fps"])
+    assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p99"]
+    assert r["model"]["backbone"] == "mobilenetv2" and r["model"]["num_classes"] == 11
+    assert r["checkpoint"].endswith("tiny.pt") and r["device"]
+    assert r["skipped"]["count"] == 0 and "miou" not in r and r["chart"] is None
