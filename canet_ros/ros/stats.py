@@ -1,0 +1,139 @@
+"""Frame accounting for the segmentation node: FPS, drops and latency percentiles.
+
+Pure Python and thread-safe: the subscription callback, the inference worker and
+the stats timer all touch it from different threads. Each report() closes a window;
+rates and percentiles describe that window, the totals the node's whole life.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
+
+LatencyPair = Optional[Tuple[float, float]]  # (p50, p99) in milliseconds; None = no samples
+COUNTERS = ("received", "published", "dropped", "malformed", "idle", "failed")
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """Return the q-th percentile, interpolated linearly as numpy does; nan when empty."""
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile q must be within 0..100, got {q}")
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _p50_p99(samples: Sequence[float]) -> LatencyPair:
+    if not samples:
+        return None
+    return percentile(samples, 50.0) * 1e3, percentile(samples, 99.0) * 1e3
+
+
+def _fmt_ms(pair: LatencyPair) -> str:
+    return "n/a" if pair is None else f"{pair[0]:.1f}/{pair[1]:.1f} ms"
+
+
+@dataclass(frozen=True)
+class StatsReport:
+    """One window. ``window`` and ``totals`` hold the COUNTERS."""
+
+    period_s: float
+    window: Dict[str, int]
+    totals: Dict[str, int]
+    stamp_latency_ms: LatencyPair      # header stamp -> publish
+    callback_latency_ms: LatencyPair   # subscription callback -> publish
+    extra: Dict[str, str] = field(default_factory=dict)
+
+    def rate(self, counter: str) -> float:
+        return self.window[counter] / self.period_s if self.period_s > 0 else 0.0
+
+    @property
+    def input_fps(self) -> float:
+        return self.rate("received")
+
+    @property
+    def output_fps(self) -> float:
+        return self.rate("published")
+
+    @property
+    def healthy(self) -> bool:
+        """False when frames were malformed or inference failed during the window."""
+        return self.window["malformed"] == 0 and self.window["failed"] == 0
+
+    def summary(self) -> str:
+        w = self.window
+        return (f"in {self.input_fps:.1f} fps, out {self.output_fps:.1f} fps, dropped "
+                f"{w['dropped']} (total {self.totals['dropped']}), malformed {w['malformed']}, "
+                f"failed {w['failed']}, latency stamp->publish p50/p99 "
+                f"{_fmt_ms(self.stamp_latency_ms)}, callback->publish "
+                f"{_fmt_ms(self.callback_latency_ms)}")
+
+    def key_values(self) -> List[Tuple[str, str]]:
+        """Every value as a string: diagnostic_msgs/KeyValue carries only strings."""
+        pairs = [("input_fps", f"{self.input_fps:.2f}"), ("output_fps", f"{self.output_fps:.2f}"),
+                 ("window_s", f"{self.period_s:.2f}")]
+        pairs += [(f"{name}_window", str(self.window[name])) for name in COUNTERS]
+        pairs += [(f"{name}_total", str(self.totals[name])) for name in COUNTERS]
+        for label, pair in (("stamp_to_publish", self.stamp_latency_ms),
+                            ("callback_to_publish", self.callback_latency_ms)):
+            pairs.append((f"{label}_p50_ms", "n/a" if pair is None else f"{pair[0]:.2f}"))
+            pairs.append((f"{label}_p99_ms", "n/a" if pair is None else f"{pair[1]:.2f}"))
+        pairs += sorted(self.extra.items())
+        return pairs
+
+
+class FrameStats:
+    """Counters plus bounded latency samples, safe to update from any thread."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 max_samples: int = 2000) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._totals = dict.fromkeys(COUNTERS, 0)
+        self._window = dict.fromkeys(COUNTERS, 0)
+        # Bounded so a long window at high FPS cannot grow memory without limit.
+        self._stamp: Deque[float] = deque(maxlen=max_samples)
+        self._callback: Deque[float] = deque(maxlen=max_samples)
+        self._window_start = clock()
+
+    def count(self, counter: str, n: int = 1) -> None:
+        if counter not in self._totals:
+            raise KeyError(f"unknown counter {counter!r}; use one of {', '.join(COUNTERS)}")
+        with self._lock:
+            self._totals[counter] += n
+            self._window[counter] += n
+
+    def published(self, callback_latency_s: float,
+                  stamp_latency_s: Optional[float] = None) -> None:
+        """One frame's outputs went out; latencies in seconds (stamp one may be unknown)."""
+        with self._lock:
+            self._totals["published"] += 1
+            self._window["published"] += 1
+            self._callback.append(callback_latency_s)
+            if stamp_latency_s is not None:
+                self._stamp.append(stamp_latency_s)
+
+    def totals(self) -> Dict[str, int]:
+        with self._lock:
+            return dict(self._totals)
+
+    def report(self, extra: Optional[Dict[str, str]] = None) -> StatsReport:
+        """Summarise the window since the last report and start a new one."""
+        with self._lock:
+            now = self._clock()
+            report = StatsReport(
+                period_s=max(now - self._window_start, 0.0), window=dict(self._window),
+                totals=dict(self._totals), stamp_latency_ms=_p50_p99(list(self._stamp)),
+                callback_latency_ms=_p50_p99(list(self._callback)), extra=dict(extra or {}))
+            self._window = dict.fromkeys(COUNTERS, 0)
+            self._stamp.clear()
+            self._callback.clear()
+            self._window_start = now
+        return report

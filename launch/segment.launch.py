@@ -1,0 +1,48 @@
+"""Start one CANet segmentation node.
+
+    ros2 launch canet_ros segment.launch.py backbone:=mobilenetv2 image_topic:=/camera/image_raw
+
+Loads config/canet_<backbone>.yaml (or params_file); arguments left empty keep the
+file's values. The decisions live in canet_ros.launch_config, which is unit-tested.
+"""
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+from canet_ros.launch_config import (
+    NODE_EXECUTABLE,
+    NODE_NAME,
+    PACKAGE,
+    SEGMENT_ARGUMENTS,
+    resolve_segment_launch,
+)
+from launch import LaunchDescription
+
+
+def _as_string(value):
+    return ParameterValue(value, value_type=str)
+
+
+def _segmentation_node(context):
+    values = {arg.name: LaunchConfiguration(arg.name).perform(context)
+              for arg in SEGMENT_ARGUMENTS}
+    plan = resolve_segment_launch(values, get_package_share_directory(PACKAGE))
+    return [Node(
+        package=PACKAGE,
+        executable=NODE_EXECUTABLE,
+        name=NODE_NAME,
+        namespace=plan.namespace,
+        parameters=plan.node_parameters(wrap=_as_string),
+        output="screen",
+        emulate_tty=True,
+    )]
+
+
+def generate_launch_description():
+    return LaunchDescription(
+        [DeclareLaunchArgument(arg.name, default_value=arg.default, description=arg.description)
+         for arg in SEGMENT_ARGUMENTS]
+        + [OpaqueFunction(function=_segmentation_node)]
+    )

@@ -1,0 +1,1 @@
+"""rclpy.impl stand-in."""

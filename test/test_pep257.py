@@ -1,0 +1,23 @@
+"""ament_pep257 (docstring conventions) over the package (ROS 2 machines only).
+
+ament's convention, except that this project puts a multi-line docstring's summary
+on the first line (PEP 257's own layout): D212 is checked and D213 is not.
+"""
+from pathlib import Path
+
+import pytest
+
+main = pytest.importorskip(
+    "ament_pep257.main",
+    reason="ament_pep257 is not installed (no ROS 2 here); colcon test runs it").main
+
+PACKAGE = Path(__file__).resolve().parents[1]
+IGNORE = ["D100", "D101", "D102", "D103", "D104", "D105", "D106", "D107", "D203", "D213",
+          "D404"]
+
+
+@pytest.mark.linter
+@pytest.mark.pep257
+def test_pep257():
+    rc = main(argv=[str(PACKAGE), "--ignore", *IGNORE])
+    assert rc == 0, "Found code style errors / warnings"
