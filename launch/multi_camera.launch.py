@@ -9,6 +9,7 @@ remaining arguments (backbone, resolution, checkpoint, ...) apply to both.
 import os
 
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
@@ -19,7 +20,6 @@ from canet_ros.launch_config import (
     multi_camera_arguments,
     multi_camera_include_arguments,
 )
-from launch import LaunchDescription
 
 
 def _camera(segment_launch, prefix):

@@ -6,6 +6,7 @@ Loads config/canet_<backbone>.yaml (or params_file); arguments left empty keep t
 file's values. The decisions live in canet_ros.launch_config, which is unit-tested.
 """
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -18,7 +19,6 @@ from canet_ros.launch_config import (
     SEGMENT_ARGUMENTS,
     resolve_segment_launch,
 )
-from launch import LaunchDescription
 
 
 def _as_string(value):

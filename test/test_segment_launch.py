@@ -16,6 +16,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from ament_index_python.packages import get_package_share_directory  # noqa: E402
+from launch import LaunchDescription  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from rclpy.node import Node  # noqa: E402
@@ -23,7 +24,6 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from canet_ros import image_codec  # noqa: E402
-from launch import LaunchDescription  # noqa: E402
 
 NAMESPACE = "launch_test"
 INPUT = f"/{NAMESPACE}/image_raw"
