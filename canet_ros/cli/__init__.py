@@ -9,7 +9,7 @@ from typing import List, Optional
 
 # Each module exposes add_parser(subparsers) and run(args) -> int. Imported lazily
 # per module so ``canet info`` does not pay for the bag or training stacks.
-SUBCOMMANDS = ("info",)
+SUBCOMMANDS = ("info", "train", "evaluate", "benchmark", "segment_bag")
 
 
 def build_parser() -> argparse.ArgumentParser:

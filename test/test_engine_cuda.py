@@ -1,0 +1,160 @@
+"""SegmentationEngine on CUDA: agreement with the CPU fp32 path, fp16, staging buffers,
+double buffering. Every test skips where CUDA is absent."""
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from canet_ros.checkpoint import build_metadata, save_checkpoint
+from canet_ros.classes import CAMVID, generic_class_set
+from canet_ros.inference import EngineError, SegmentationEngine
+from canet_ros.models import build_canet
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="needs a CUDA device (torch.cuda.is_available() is False)")
+
+EPS = 1e-3
+MEAN, STD = (0.40, 0.45, 0.50), (0.25, 0.20, 0.30)
+RES = (160, 128)
+CAMVID_ROOT = Path(os.environ.get("CANET_CAMVID_ROOT")
+                   or Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_canet("mobilenetv2", CAMVID.num_classes).eval()
+    with torch.no_grad():  # larger logit gaps: see test_engine.seeded_model
+        torch.nn.init.normal_(model.classifier.weight, std=20.0)
+        model.classifier.bias.zero_()
+    meta = build_metadata("mobilenetv2", CAMVID, mean=MEAN, std=STD, input_size=RES)
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "seeded.pt", model, meta), model
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Two CamVid frames where available, else smooth synthetic scenes of the same size."""
+    files = sorted((CAMVID_ROOT / "val").glob("*.png"))[:2] if CAMVID_ROOT.is_dir() else []
+    if files:
+        return [np.ascontiguousarray(cv2.imread(str(f))[:, :, ::-1]) for f in files]
+    yy, xx = np.mgrid[0:360, 0:480]
+    out = []
+    for k in (1, 2):
+        img = np.stack([(xx * k) % 256, (yy * k) % 256, (xx + yy) % 256], -1).astype(np.uint8)
+        out.append(cv2.GaussianBlur(img, (9, 9), 3))
+    return out
+
+
+def reference_logits(model, frame_rgb, resolution, out_hw):
+    width, height = resolution
+    x = torch.from_numpy(frame_rgb).permute(2, 0, 1)[None].float() / 255
+    x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        logits = model(x)
+    return F.interpolate(logits, size=out_hw, mode="bilinear", align_corners=False)[0]
+
+
+def agreement(labels, logits, eps):
+    """Fraction of decided pixels (top-2 gap > eps) whose label equals the reference's."""
+    top2 = logits.topk(2, dim=0).values
+    decided = (top2[0] - top2[1] > eps).numpy()
+    assert decided.mean() > 0.9, "too many near-ties for a meaningful comparison"
+    return float((labels == logits.argmax(0).numpy())[decided].mean())
+
+
+@pytest.mark.parametrize("cuda_graph", [True, False])
+@pytest.mark.parametrize("output_size", ["input", "network"])
+def test_fp32_labels_equal_cpu_fp32(checkpoint, frames, cuda_graph, output_size):
+    gpu = SegmentationEngine(checkpoint[0], device="cuda", output_size=output_size,
+                             cuda_graph=cuda_graph)
+    cpu = SegmentationEngine(checkpoint[0], device="cpu", runtime="torch",
+                             output_size=output_size)
+    for frame in frames:
+        out_hw = frame.shape[:2] if output_size == "input" else RES[::-1]
+        logits = reference_logits(checkpoint[1], frame, RES, out_hw)
+        a, b = gpu.infer(frame).labels, cpu.infer(frame).labels
+        assert a.shape == b.shape == out_hw and a.dtype == np.uint8
+        assert agreement(a, logits, EPS) == 1.0
+        assert agreement(b, logits, EPS) == 1.0
+
+
+def test_fp16_runs(checkpoint, frames):
+    engine = SegmentationEngine(checkpoint[0], device="cuda", precision="fp16")
+    assert engine.precision == "fp16"
+    for frame in frames:
+        res = engine.infer(frame, color=True, overlay=True, confidence=True)
+        assert res.labels.shape == frame.shape[:2] and res.labels.dtype == np.uint8
+        assert res.labels.max() < engine.num_classes
+        assert res.color.shape == res.overlay.shape == frame.shape
+        logits = reference_logits(checkpoint[1], frame, RES, frame.shape[:2])
+        # fp16 moves logits by ~1e-2; compare only where the decision is clear.
+        assert agreement(res.labels, logits, 0.5) > 0.99
+
+
+def test_pinned_buffers_are_reused(checkpoint, frames):
+    engine = SegmentationEngine(checkpoint[0], device="cuda")
+    frame = frames[0]
+    engine.infer(frame, color=True, overlay=True)
+    slots = engine._pipeline._slots[frame.shape[:2]]
+    assert all(s.host_in.is_pinned() for s in slots)
+    inputs = [s.host_in.data_ptr() for s in slots]
+    allocations = engine._pipeline.pinned_allocations
+    for _ in range(5):
+        engine.infer(frame, color=True, overlay=True)
+    assert [s.host_in.data_ptr() for s in engine._pipeline._slots[frame.shape[:2]]] == inputs
+    assert engine._pipeline.pinned_allocations == allocations
+
+
+def test_async_double_buffering_equals_sync(checkpoint, frames):
+    engine = SegmentationEngine(checkpoint[0], device="cuda")
+    seq = [frames[i % 2] if i % 3 else np.ascontiguousarray(frames[i % 2][:, ::-1])
+           for i in range(6)]
+    sync = [engine.infer(f, confidence=True) for f in seq]
+    streamed = list(engine.infer_many(seq, confidence=True))
+    handles = [engine.infer_async(f, confidence=True) for f in seq]  # > 2 in flight
+    for s, m, h in zip(sync, streamed, handles, strict=True):
+        np.testing.assert_array_equal(m.labels, s.labels)
+        np.testing.assert_array_equal(h.result().labels, s.labels)
+        np.testing.assert_array_equal(h.result().confidence, s.confidence)
+
+
+@pytest.mark.parametrize("order", ["rgb", "bgr"])
+def test_colour_and_overlay_match_cpu(checkpoint, frames, order):
+    gpu = SegmentationEngine(checkpoint[0], device="cuda")
+    cpu = SegmentationEngine(checkpoint[0], device="cpu", runtime="torch")
+    frame = frames[0] if order == "rgb" else np.ascontiguousarray(frames[0][:, :, ::-1])
+    a = gpu.infer(frame, order, color=True, overlay=True, confidence=True)
+    b = cpu.infer(frame, order, color=True, overlay=True, confidence=True)
+    same = a.labels == b.labels
+    assert same.mean() > 0.99
+    np.testing.assert_array_equal(a.color[same], b.color[same])
+    assert np.abs(a.overlay.astype(int) - b.overlay)[same].max() <= 1
+    assert np.abs(a.confidence.astype(int) - b.confidence)[same].max() <= 1
+
+
+def test_uint16_labels_on_cuda():
+    classes = generic_class_set(300)
+    engine = SegmentationEngine(None, backbone="mobilenetv2", class_set=classes, device="cuda",
+                                resolution=(64, 64), warmup=False)
+    with torch.no_grad():
+        engine.model.classifier.weight.zero_()
+        engine.model.classifier.bias.zero_()
+        engine.model.classifier.bias[299] = 10.0
+    res = engine.infer(np.zeros((20, 30, 3), np.uint8), color=True)
+    assert res.labels.dtype == np.uint16 and (res.labels == 299).all()
+    assert (res.color == np.array(classes.colors[299], np.uint8)).all()
+
+
+def test_auto_picks_cuda_and_ort_is_cpu_only(checkpoint):
+    engine = SegmentationEngine(checkpoint[0], warmup=False)
+    assert engine.device.type == "cuda" and engine.runtime == "torch"
+    assert engine.device_name == torch.cuda.get_device_name(engine.device)
+    with pytest.raises(EngineError, match="onnxruntime"):
+        SegmentationEngine(checkpoint[0], device="cuda", runtime="onnxruntime")
+    with pytest.raises(EngineError, match="device"):
+        SegmentationEngine(checkpoint[0], device=f"cuda:{torch.cuda.device_count()}")
