@@ -87,7 +87,11 @@ def save_checkpoint(path: PathLike, model: nn.Module, metadata: Mapping[str, Any
         blob.update(extra)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        # mkstemp makes the file owner-only; a checkpoint gets ordinary file permissions.
+        os.chmod(tmp, 0o666 & ~umask)
         torch.save(blob, tmp)
         os.replace(tmp, path)
     finally:
