@@ -1,6 +1,8 @@
-"""Measure a SegmentationEngine: model-only and whole-pipeline latency, achieved GFLOP/s
-against this machine's matmul rate, memory peaks, and (optionally) other models on the
-same input. Everything reported comes from one run, so ratios share the same noise.
+"""Measure a SegmentationEngine.
+
+Reports model-only and whole-pipeline latency, achieved GFLOP/s against this machine's
+matmul rate, memory peaks, and (optionally) other models on the same input. Everything
+reported comes from one run, so ratios share the same noise.
 """
 from __future__ import annotations
 
@@ -48,8 +50,10 @@ def time_calls(fn: Callable[[], Any], iters: int, warmup: int, device: torch.dev
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], iters: int, warmup: int,
                      device: torch.device, progress: bool = True) -> dict[str, np.ndarray]:
-    """Like :func:`time_calls` for several functions, taking turns within each iteration:
-    on a shared, noisy machine load drifts, and turns make it hit all of them alike."""
+    """Time several functions like :func:`time_calls`, taking turns within each iteration.
+
+    On a shared, noisy machine load drifts, and turns make it hit all of them alike.
+    """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -79,7 +83,7 @@ def matmul_gflops(device: torch.device, size: int = 4096, iters: int = 3) -> flo
 
 
 def make_image_msg(frame_bgr: np.ndarray) -> SimpleNamespace:
-    """A sensor_msgs/Image look-alike holding a bgr8 frame in an array('B'), as rclpy does."""
+    """Return a sensor_msgs/Image look-alike: a bgr8 frame in an array('B'), as rclpy does."""
     from .image_codec import array_to_image_fields
 
     fields = array_to_image_fields(frame_bgr, "bgr8")
@@ -107,7 +111,7 @@ def _fill_outputs(result: Any, order: str, outs: dict[str, Any]) -> None:
 
 
 def _pipeline_step(engine: SegmentationEngine, msg: Any, outs: dict[str, Any]) -> None:
-    """What the ROS node does per message: decode, infer, fill three output Images."""
+    """Do what the ROS node does per message: decode, infer, fill three output Images."""
     from .image_codec import native_order, to_frame
 
     order = native_order(msg)
@@ -117,8 +121,11 @@ def _pipeline_step(engine: SegmentationEngine, msg: Any, outs: dict[str, Any]) -
 
 def _stream_ms(engine: SegmentationEngine, msg: Any, outs: dict[str, Any], iters: int,
                progress: bool) -> float:
-    """Mean ms per message of the same pipeline streamed through infer_many (one frame
-    in flight): the throughput figure on CUDA, where transfers overlap compute."""
+    """Return mean ms per message of the pipeline streamed through infer_many.
+
+    One frame is in flight; this is the throughput figure on CUDA, where transfers
+    overlap compute.
+    """
     from .image_codec import native_order, to_frame
 
     order = native_order(msg)
@@ -152,8 +159,11 @@ def _faster_layout(net: torch.nn.Module, x: torch.Tensor, device: torch.device
 
 def _compare_fns(engine: SegmentationEngine, frame: np.ndarray
                  ) -> tuple[dict[str, Callable[[], Any]], dict[str, None], list[str]]:
-    """Forward calls of torchvision's mobile segmenters and of the same CANet in other
-    runtimes, all on the engine's normalised input for ``frame``; plus what was skipped."""
+    """Build forward calls of other models to compare with the engine's.
+
+    These are torchvision's mobile segmenters and the same CANet in other runtimes, all
+    on the engine's normalised input for ``frame``; also returns what was skipped.
+    """
     from torchvision.models import segmentation as seg
 
     device, fns, skipped, notes = engine.device, {}, {}, []

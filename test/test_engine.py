@@ -91,7 +91,7 @@ def camvid_frames():
 
 
 def reference_logits(model, frame_rgb, resolution, out_hw):
-    """The engine's semantics in plain torch: resize, normalise, forward, upsample."""
+    """Compute the engine's semantics in plain torch: resize, normalise, forward, upsample."""
     width, height = resolution
     x = torch.from_numpy(frame_rgb).permute(2, 0, 1)[None].float() / 255
     x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
@@ -184,7 +184,7 @@ def test_device_side_compute_matches_cpu_path(make_engine, camvid_frames, output
 
 
 def forced_engine(class_id: int, classes=CAMVID, **kwargs) -> SegmentationEngine:
-    """An untrained engine whose classifier bias makes every pixel ``class_id``."""
+    """Build an untrained engine whose classifier bias makes every pixel ``class_id``."""
     engine = SegmentationEngine(None, backbone="mobilenetv2", class_set=classes, device="cpu",
                                 runtime="torch", resolution=(64, 64), warmup=False, **kwargs)
     with torch.no_grad():

@@ -1,5 +1,8 @@
-"""SegmentationEngine on CUDA: agreement with the CPU fp32 path, fp16, staging buffers,
-double buffering. Every test skips where CUDA is absent."""
+"""SegmentationEngine on CUDA.
+
+Agreement with the CPU fp32 path, fp16, staging buffers, double buffering. Every test
+skips where CUDA is absent.
+"""
 import os
 from pathlib import Path
 

@@ -106,7 +106,7 @@ def test_channel_attention_sums_avg_and_max_through_shared_fc():
 
 
 def test_fca_wiring():
-    """out = refine(fused + (fused * spatial_map) * channel_weights)."""
+    """Check out = refine(fused + (fused * spatial_map) * channel_weights)."""
     torch.manual_seed(1)
     fca = FCA(8, 6, 10).eval()
     s, c = torch.randn(1, 8, 7, 9), torch.randn(1, 6, 7, 9)

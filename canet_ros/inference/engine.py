@@ -239,12 +239,12 @@ class SegmentationEngine:
 
     # -- benchmarking hooks -------------------------------------------------------------
     def prepare_model_input(self, frame: np.ndarray | None = None) -> Any:
-        """A normalised network input in the runner's format (zeros without a frame)."""
+        """Return a normalised network input in the runner's format (zeros without a frame)."""
         width, height = self.resolution
         frame = np.zeros((height, width, 3), np.uint8) if frame is None else frame
         x = pre.preprocess_cpu(pre.check_frame(frame), self.resolution, self._luts["rgb"], "rgb",
                                np.zeros((1, 3, height, width), np.float32))
-        return self._runner.format(torch.from_numpy(x)) if self._pipeline is not None else x
+        return self._runner.format_input(torch.from_numpy(x)) if self._pipeline is not None else x
 
     def run_model(self, x: Any) -> Any:
         """One forward on a :meth:`prepare_model_input` value; asynchronous on CUDA."""
@@ -274,8 +274,8 @@ class SegmentationEngine:
         except ValueError as exc:
             raise EngineError(str(exc)) from None
         req = Request(_choose(order, ("rgb", "bgr"), "channel order"), bool(color),
-                       bool(overlay), bool(confidence),
-                       self._alpha if alpha is None else self._check_alpha(alpha))
+                      bool(overlay), bool(confidence),
+                      self._alpha if alpha is None else self._check_alpha(alpha))
         with self._lock:
             if self._pipeline is not None:
                 return self._pipeline.submit(frame, req, self._label_dtype)

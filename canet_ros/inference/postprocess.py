@@ -87,7 +87,7 @@ def upsample_logits_torch(logits: torch.Tensor, out_hw: tuple[int, int]) -> torc
 
 
 def colorize_torch(labels: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
-    """HxW int64 labels, (C, 3) uint8 palette on the same device -> HxWx3 uint8."""
+    """Map HxW int64 labels, (C, 3) uint8 palette on the same device -> HxWx3 uint8."""
     return palette[labels]
 
 

@@ -52,7 +52,7 @@ def parse_resolution(value: tuple[int, int] | Sequence[int] | str) -> tuple[int,
 
 
 def check_frame(frame: object) -> np.ndarray:
-    """The frame itself if it is HxWx3 uint8; ValueError otherwise."""
+    """Return the frame itself if it is HxWx3 uint8; raise ValueError otherwise."""
     if not isinstance(frame, np.ndarray):
         raise ValueError(f"frame must be a numpy array, got {type(frame).__name__}")
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
@@ -100,7 +100,7 @@ def preprocess_cpu(frame: np.ndarray, size: tuple[int, int], lut: np.ndarray, or
 
 
 def resize_frame_cpu(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The uint8 frame at ``size`` (W, H), bilinear, for overlays at network size."""
+    """Return the uint8 frame at ``size`` (W, H), bilinear, for overlays at network size."""
     if frame.shape[:2] == (size[1], size[0]):
         return frame
     return cv2.resize(np.ascontiguousarray(frame), size, interpolation=cv2.INTER_LINEAR)

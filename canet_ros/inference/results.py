@@ -29,7 +29,7 @@ class Request:
 
 
 def cpu_name() -> str:
-    """The CPU model string from /proc/cpuinfo (Linux), else platform's answer."""
+    """Return the CPU model string from /proc/cpuinfo (Linux), else platform's answer."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
@@ -42,7 +42,7 @@ def cpu_name() -> str:
 
 
 def resolve_device(spec: str) -> torch.device:
-    """"auto" | "cpu" | "cuda" | "cuda:N" -> torch.device; never falls back silently."""
+    """Map "auto" | "cpu" | "cuda" | "cuda:N" -> torch.device; never fall back silently."""
     text = str(spec).strip().lower()
     if text == "auto":
         return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() \

@@ -50,13 +50,16 @@ class TorchRunner:
         self.model.to(memory_format=torch.channels_last if flag else torch.contiguous_format)
         self._graph = None
 
-    def format(self, x: torch.Tensor) -> torch.Tensor:
+    def format_input(self, x: torch.Tensor) -> torch.Tensor:
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         return x.to(device=self.device, dtype=self.dtype, memory_format=fmt)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (1,C,H,W). A graph replay returns its static output: consume it (in
-        stream order) before the next call."""
+        """Return logits (1,C,H,W).
+
+        A graph replay returns its static output: consume it (in stream order) before the
+        next call.
+        """
         with torch.inference_mode(), (_exact_fp32() if self._exact else nullcontext()):
             if self._graph is not None and x.shape == self._static_in.shape:
                 self._static_in.copy_(x)
@@ -66,7 +69,7 @@ class TorchRunner:
 
     def forward_numpy(self, x: np.ndarray) -> np.ndarray:
         """CPU: (1,3,H,W) float32 -> contiguous (1,C,H,W) float32 logits."""
-        logits = self.forward(self.format(torch.from_numpy(x)))
+        logits = self.forward(self.format_input(torch.from_numpy(x)))
         return logits.contiguous().numpy()
 
     def capture_graph(self, example: torch.Tensor) -> bool:

@@ -107,7 +107,7 @@ def _load_file_weights(spec: BackboneSpec, model: nn.Module, path: str) -> None:
 
 
 def build_backbone(name: str, pretrained: PretrainedArg = False) -> nn.Module:
-    """The context-branch body: returns ``{"low": 1/16, "high": 1/32}`` features."""
+    """Build the context-branch body, which returns ``{"low": 1/16, "high": 1/32}`` features."""
     spec = get_spec(name)
     model = spec.builder(weights=None)
     if pretrained is True:

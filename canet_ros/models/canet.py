@@ -55,7 +55,7 @@ def _canet(backbone: str, num_classes: int, pretrained_backbone: PretrainedArg) 
 
 def build_canet(backbone: str, num_classes: int, *,
                 pretrained_backbone: PretrainedArg = False) -> CANet:
-    """CANet with a MobileNetV2 (CANet1), ResNet18 (CANet2) or ResNet101 (CANet3) context branch.
+    """Build CANet with a MobileNetV2, ResNet18 or ResNet101 context branch (CANet1/2/3).
 
     ``pretrained_backbone``: False, True (torchvision ImageNet weights from the torch
     hub cache or the network) or a path to a torchvision-format backbone state_dict.

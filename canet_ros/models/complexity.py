@@ -14,7 +14,7 @@ def count_params(model: nn.Module) -> int:
 
 @torch.no_grad()
 def count_macs(model: nn.Module, height: int, width: int, channels: int = 3) -> Tuple[int, tuple]:
-    """MACs of one forward pass on a 1xCxHxW input, and the output shape.
+    """Count the MACs of one forward pass on a 1xCxHxW input; also return the output shape.
 
     torch's FLOP counter counts 2 FLOPs per multiply-accumulate of convs,
     transposed convs and matmuls, which is what the paper calls "FLOPs".
