@@ -1,0 +1,82 @@
+"""``canet evaluate``: mIoU, global accuracy and per-class IoU of a checkpoint on a split."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from ..checkpoint import CheckpointError
+from ..data import DATASETS, DatasetError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="score a checkpoint on a dataset split",
+        description="One confusion matrix over the whole split; ignored pixels excluded; "
+                    "classes absent from prediction and ground truth left out of the mean. "
+                    "Frames are resized to the network resolution, logits upsampled to the "
+                    "label size.")
+    p.add_argument("--checkpoint", default="default", help="checkpoint path or 'default'")
+    p.add_argument("--dataset", choices=DATASETS, default="camvid")
+    p.add_argument("--data-root", default=None,
+                   help="dataset folder (default: $CANET_CAMVID_ROOT / $CANET_CITYSCAPES_ROOT "
+                        "or ../shared/data/<dataset>)")
+    p.add_argument("--split", default="val", help="val or test (or train)")
+    p.add_argument("--resolution", default=None, metavar="WxH",
+                   help="network input size (default: the checkpoint's training input size)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
+    p.add_argument("--include", nargs="*", default=None, metavar="PREFIX",
+                   help="only frames whose name starts with one of these (e.g. 0001TP)")
+    p.add_argument("--exclude", nargs="*", default=None, metavar="PREFIX",
+                   help="skip frames whose name starts with one of these")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--save-vis", default=None, metavar="DIR",
+                   help="write frame|truth|prediction PNGs, an IoU bar chart and a confusion "
+                        "matrix PNG here")
+    p.add_argument("--vis-count", type=int, default=8, help="frames to visualise (default 8)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..evaluation import evaluate_checkpoint, format_table, parse_resolution
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        result = evaluate_checkpoint(
+            args.checkpoint, args.dataset, args.data_root, args.split,
+            resolution=parse_resolution(args.resolution), device=device,
+            include=args.include, exclude=args.exclude, batch_size=args.batch_size,
+            workers=args.workers, save_vis=args.save_vis, vis_count=args.vis_count)
+    except (CheckpointError, DatasetError, ValueError) as exc:
+        print(f"canet evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    result.pop("confusion_matrix")  # in the PNG with --save-vis; too bulky for the JSON line
+    if args.json:
+        print(json.dumps(result))
+    else:
+        from ..classes import get_class_set
+
+        size = "x".join(map(str, result["resolution"])) if result["resolution"] else "native"
+        print(f"{result['checkpoint']} on {args.dataset} {args.split}, network input {size}")
+        print(format_table(result, get_class_set(args.dataset).names))
+    if args.save_vis:
+        print(f"visualisations written to {args.save_vis}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="canet")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["evaluate", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

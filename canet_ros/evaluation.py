@@ -1,0 +1,164 @@
+"""Evaluation: one confusion matrix over a whole split (paper eq. 1 and Table 4).
+
+Frames are fed at the network resolution; logits are upsampled bilinearly to the ground
+truth's full size before the argmax, so scores are always at label resolution.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .metrics import ConfusionMatrix
+
+BatchHook = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
+
+
+@torch.no_grad()
+def predict_labels(model: nn.Module, images: torch.Tensor, out_size: Tuple[int, int], *,
+                   channels_last: bool = False) -> torch.Tensor:
+    """Class ids (N, H, W) at ``out_size`` = (H, W) for normalised images (N, 3, h, w)."""
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    logits = model(images).float()
+    if tuple(logits.shape[-2:]) != tuple(out_size):
+        logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
+    return logits.argmax(1)
+
+
+@torch.no_grad()
+def evaluate_loader(model: nn.Module, loader: DataLoader, num_classes: int,
+                    ignore_index: Optional[int], device: torch.device, *,
+                    channels_last: bool = False, on_batch: Optional[BatchHook] = None
+                    ) -> ConfusionMatrix:
+    """Accumulate predictions vs. labels over ``loader`` (image, label) batches.
+
+    ``on_batch(first_index, images, labels, preds)`` lets callers save visualisations
+    without a second pass.
+    """
+    was_training = model.training
+    model.eval()
+    cm = ConfusionMatrix(num_classes, ignore_index)
+    seen = 0
+    try:
+        for images, labels in loader:
+            images = images.to(device, non_blocking=True)
+            preds = predict_labels(model, images, tuple(labels.shape[-2:]),
+                                   channels_last=channels_last).cpu()
+            cm.update(preds.numpy(), labels.numpy())
+            if on_batch is not None:
+                on_batch(seen, images.cpu(), labels, preds)
+            seen += images.shape[0]
+    finally:
+        model.train(was_training)
+    return cm
+
+
+def summarize(cm: ConfusionMatrix, class_names: Sequence[str], frames: int) -> Dict[str, object]:
+    """JSON-ready result: fractions in [0, 1]; classes absent from the split are omitted."""
+    out = cm.summary(class_names)
+    out["frames"] = int(frames)
+    return out
+
+
+def format_table(result: Dict[str, object], class_names: Sequence[str]) -> str:
+    """Readable per-class table with percentages."""
+    per_class = result.get("per_class", {})
+    width = max(len(n) for n in class_names) + 2
+    lines = [f"{'class':<{width}}  IoU (%)"]
+    for name in class_names:
+        v = per_class.get(name)  # type: ignore[union-attr]
+        lines.append(f"{name:<{width}}  {'   n/a' if v is None else f'{100 * v:6.2f}'}")
+    lines.append("-" * (width + 9))
+    lines.append(f"{'mIoU':<{width}}  {100 * float(result['miou']):6.2f}")
+    lines.append(f"{'global acc':<{width}}  {100 * float(result['global_acc']):6.2f}")
+    lines.append(f"frames: {result['frames']}")
+    return "\n".join(lines)
+
+
+def confusion_fractions(cm: ConfusionMatrix) -> np.ndarray:
+    """Row-normalised matrix (each ground-truth class sums to 1; empty rows stay 0)."""
+    m = cm.matrix.astype(np.float64)
+    rows = m.sum(axis=1, keepdims=True)
+    return np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+
+
+def parse_resolution(text: Optional[str]) -> Optional[Tuple[int, int]]:
+    """``"480x360"`` -> (480, 360); None/"" -> None."""
+    if not text:
+        return None
+    try:
+        w, h = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"resolution {text!r}: expected WIDTHxHEIGHT, e.g. 480x360") from None
+    if w <= 0 or h <= 0:
+        raise ValueError(f"resolution {text!r}: width and height must be positive")
+    return w, h
+
+
+def _vis_hook(dataset, palette: np.ndarray, ignore_index: int, out_dir, count: int
+              ) -> BatchHook:
+    from .visualize import save_rgb, side_by_side
+
+    def hook(first: int, images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor
+             ) -> None:
+        for k in range(preds.shape[0]):
+            index = first + k
+            if index >= count:
+                return
+            frame, gt = dataset.load(index)
+            name = Path(dataset.pairs[index][0]).stem
+            save_rgb(side_by_side(frame, gt, preds[k].numpy(), palette, ignore_index),
+                     Path(out_dir) / f"{index:03d}_{name}.png")
+
+    return hook
+
+
+def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str], split: str, *,
+                        resolution: Optional[Tuple[int, int]] = None, device: str = "cpu",
+                        include: Optional[Sequence[str]] = None,
+                        exclude: Optional[Sequence[str]] = None, batch_size: int = 1,
+                        workers: int = 0, save_vis: Optional[str] = None, vis_count: int = 8
+                        ) -> Dict[str, object]:
+    """Score a checkpoint on one split; returns the JSON-ready summary.
+
+    ``resolution`` = network input (W, H); default the checkpoint's training input size,
+    else each frame's own size.
+    """
+    from .checkpoint import CheckpointError, class_set_from_metadata, load_checkpoint
+    from .classes import get_class_set
+    from .data import EvalTransform, build_dataset
+
+    model, meta = load_checkpoint(checkpoint, map_location="cpu")
+    cs = class_set_from_metadata(meta)
+    expected = get_class_set(dataset)
+    if cs.num_classes != expected.num_classes:
+        raise CheckpointError(f"{checkpoint}: model predicts {cs.num_classes} classes but "
+                              f"{dataset} has {expected.num_classes}")
+    size = resolution or (tuple(meta["input_size"]) if meta.get("input_size") else None)
+    ds = build_dataset(dataset, data_root, split, EvalTransform(meta["mean"], meta["std"], size),
+                       include=include, exclude=exclude)
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=dev.type == "cuda")
+    hook = (_vis_hook(ds, expected.palette(), expected.ignore_index, save_vis, vis_count)
+            if save_vis else None)
+    cm = evaluate_loader(model, loader, expected.num_classes, expected.ignore_index, dev,
+                         on_batch=hook)
+    result = summarize(cm, expected.names, len(ds))
+    result.update({"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
+                   "resolution": list(size) if size else None})
+    if save_vis:
+        from .visualize import save_confusion_matrix, save_iou_bar_chart
+
+        title = f"{dataset} {split}: mIoU {100 * float(result['miou']):.1f}%"
+        save_iou_bar_chart(result["per_class"], Path(save_vis) / "per_class_iou.png", title)
+        save_confusion_matrix(cm.matrix, expected.names, Path(save_vis) / "confusion_matrix.png")
+    result["confusion_matrix"] = cm.matrix.tolist()
+    return result

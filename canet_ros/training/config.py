@@ -1,0 +1,167 @@
+"""Training configuration: defaults (the paper's recipe) < YAML file < command-line flags.
+
+Every field is a flag (``lr`` -> ``--lr``, ``train_exclude`` -> ``--train-exclude``), so
+nothing needs code changes to override. The resolved config is written next to the run
+(``config.yaml``) and into every checkpoint (``train_args``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+import yaml
+
+
+@dataclass
+class TrainConfig:
+    # Model and data.
+    backbone: str = "mobilenetv2"
+    dataset: str = "camvid"
+    data_root: Optional[str] = None
+    train_split: str = "train"
+    train_include: List[str] = field(default_factory=list)
+    train_exclude: List[str] = field(default_factory=list)
+    # Each: {name, split, include: [...], exclude: [...]}; selection uses their mean mIoU.
+    val_sets: List[Dict[str, Any]] = field(
+        default_factory=lambda: [{"name": "val", "split": "val"}])
+    pretrained_backbone: bool = False
+    # Paper section 4.1: Adam, lr 1e-4, weight decay 1e-4, batch 8, poly (0.9).
+    optimizer: str = "adam"
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    batch_size: int = 8
+    epochs: int = 100
+    poly_power: float = 0.9
+    # Weighted cross-entropy: "enet" = 1 / ln(c + p_class) from training labels, or "none".
+    class_weighting: str = "enet"
+    enet_c: float = 1.02
+    class_weights: Optional[List[float]] = None
+    # Augmentation: random scale of base_size, flip, crop (width, height).
+    crop_size: List[int] = field(default_factory=lambda: [480, 360])
+    late_crop_size: Optional[List[int]] = None
+    late_crop_epochs: int = 0
+    base_size: Optional[List[int]] = None
+    scale_min: float = 0.5
+    scale_max: float = 2.0
+    flip: bool = True
+    # Normalisation; None = compute from the training frames (zero mean, unit variance).
+    mean: Optional[List[float]] = None
+    std: Optional[List[float]] = None
+    # Network input at evaluation (width, height); None = the validation frames' size.
+    input_size: Optional[List[int]] = None
+    # Runtime.
+    val_every: int = 1
+    eval_batch_size: int = 4
+    workers: int = 2
+    cache: bool = True
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    threads: Optional[int] = None
+    seed: int = 0
+    deterministic: bool = False
+    out_dir: str = "runs/canet"
+    resume: Optional[str] = None
+    max_steps_this_run: Optional[int] = None
+    progress: bool = True
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_HELP = {
+    "val_sets": "validation set as NAME=SPLIT[:INCLUDE_PREFIX,...] (repeatable)",
+    "late_crop_size": "crop (W H) used for the last --late-crop-epochs epochs",
+    "max_steps_this_run": "stop (resumably) after this many optimiser steps in this invocation",
+    "class_weighting": "enet (1/ln(c+p)) or none",
+    "resume": "checkpoint (last.pt) to continue from exactly",
+}
+
+
+def parse_val_set(text: str) -> Dict[str, Any]:
+    """``heldout=train:0001TP,0006R0`` -> {name, split, include}."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--val-sets {text!r}: expected NAME=SPLIT[:PREFIXES]")
+    name, rest = text.split("=", 1)
+    split, _, inc = rest.partition(":")
+    return {"name": name, "split": split, "include": [p for p in inc.split(",") if p]}
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field, defaulting to None so only given flags override."""
+    parser.add_argument("--config", type=Path, default=None, help="YAML config file")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        hint = str(f.type)
+        kw: Dict[str, Any] = {"default": None, "dest": f.name, "help": _HELP.get(f.name)}
+        if f.name == "val_sets":
+            kw.update(nargs="+", type=parse_val_set)
+        elif hint == "bool":
+            kw["action"] = argparse.BooleanOptionalAction
+        elif "List[int]" in hint:
+            kw.update(nargs="+", type=int)
+        elif "List[float]" in hint:
+            kw.update(nargs="+", type=float)
+        elif "List[str]" in hint:
+            kw.update(nargs="*", type=str)
+        elif "int" in hint:
+            kw["type"] = int
+        elif "float" in hint:
+            kw["type"] = float
+        else:
+            kw["type"] = str
+        parser.add_argument(flag, **kw)
+
+
+def load_yaml(path: Union[str, Path]) -> Dict[str, Any]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read config ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: config must be a mapping of option: value")
+    return data
+
+
+def merge_config(yaml_values: Optional[Mapping[str, Any]] = None,
+                 cli_values: Optional[Mapping[str, Any]] = None) -> TrainConfig:
+    """Defaults, then YAML, then non-None CLI values; unknown keys are an error."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    values: Dict[str, Any] = {}
+    for source, label in ((yaml_values or {}, "config file"), (cli_values or {}, "flags")):
+        unknown = set(source) - known
+        if unknown and label == "config file":
+            raise ValueError(f"unknown training option(s) in {label}: {', '.join(sorted(unknown))}")
+        values.update({k: v for k, v in source.items() if k in known and v is not None})
+    cfg = TrainConfig(**values)
+    validate(cfg)
+    return cfg
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    yaml_values = load_yaml(args.config) if getattr(args, "config", None) else {}
+    return merge_config(yaml_values, vars(args))
+
+
+def validate(cfg: TrainConfig) -> None:
+    if cfg.optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be adam or sgd, not {cfg.optimizer!r}")
+    if cfg.class_weighting not in ("enet", "none"):
+        raise ValueError(f"class_weighting must be enet or none, not {cfg.class_weighting!r}")
+    for name in ("crop_size", "late_crop_size", "base_size", "input_size"):
+        v = getattr(cfg, name)
+        if v is not None and len(v) != 2:
+            raise ValueError(f"{name} must be two integers WIDTH HEIGHT, got {v}")
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise ValueError("epochs and batch_size must be positive")
+    if not (0 < cfg.scale_min <= cfg.scale_max):
+        raise ValueError("need 0 < scale_min <= scale_max")
+
+
+def save_config(cfg: TrainConfig, path: Union[str, Path]) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,81 @@
+"""Datasets, transforms and label statistics for one training run.
+
+Statistics the config leaves open (mean/std, class weights, input size) are computed
+here from the training frames and written back into the config, so the saved config and
+every checkpoint state exactly what was used and a resume never recomputes them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from ..classes import ClassSet, get_class_set
+from ..data import EvalTransform, SegmentationDataset, TrainTransform, build_dataset
+from ..data import compute_mean_std as _mean_std
+from .config import TrainConfig
+from .losses import class_pixel_counts, enet_class_weights
+
+
+@dataclass
+class DataBundle:
+    class_set: ClassSet
+    train: SegmentationDataset
+    train_transform: TrainTransform
+    val: List[SegmentationDataset]
+    val_specs: List[Dict[str, Any]]
+    mean: List[float]
+    std: List[float]
+    input_size: List[int]
+    class_weights: Optional[List[float]]
+
+
+def _labels(ds: SegmentationDataset):
+    for i in range(len(ds)):
+        yield ds.load(i)[1]
+
+
+def _fill_statistics(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
+                     verbose: bool) -> None:
+    if cfg.mean is None or cfg.std is None:
+        mean, std = _mean_std(train)
+        cfg.mean = cfg.mean or [round(v, 6) for v in mean]
+        cfg.std = cfg.std or [round(v, 6) for v in std]
+        if verbose:
+            print(f"normalisation from {len(train)} training frames: mean={cfg.mean} "
+                  f"std={cfg.std}", flush=True)
+    if cfg.class_weights is None and cfg.class_weighting == "enet":
+        counts = class_pixel_counts(_labels(train), cs.num_classes, cs.ignore_index)
+        cfg.class_weights = [round(w, 6) for w in enet_class_weights(counts, cfg.enet_c)]
+        if verbose:
+            pairs = zip(cs.names, cfg.class_weights, strict=True)
+            print("class weights (1/ln(c+p)): " + ", ".join(f"{n}={w:.3f}" for n, w in pairs),
+                  flush=True)
+
+
+def build_data(cfg: TrainConfig, verbose: bool = True) -> DataBundle:
+    cs = get_class_set(cfg.dataset)
+    train = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split,
+                          include=cfg.train_include, exclude=cfg.train_exclude, cache=cfg.cache)
+    train.preload()
+    _fill_statistics(cfg, train, cs, verbose)
+    specs = [dict(v) for v in cfg.val_sets]
+    val = [build_dataset(cfg.dataset, cfg.data_root, s.get("split", "val"),
+                         include=s.get("include") or None, exclude=s.get("exclude") or None,
+                         cache=cfg.cache) for s in specs]
+    if cfg.input_size is None:
+        ref = val[0] if val else train
+        img, _ = ref.load(0)
+        cfg.input_size = [int(img.shape[1]), int(img.shape[0])]
+    for ds in val:
+        ds.transform = EvalTransform(cfg.mean, cfg.std, tuple(cfg.input_size))
+    tt = TrainTransform(tuple(cfg.crop_size), cfg.mean, cfg.std, ignore_index=cs.ignore_index,
+                        scale_range=(cfg.scale_min, cfg.scale_max), flip=cfg.flip,
+                        base_size=tuple(cfg.base_size) if cfg.base_size else None)
+    train.transform = tt
+    if verbose:
+        print(f"train: {len(train)} frames; " + "; ".join(
+            f"{s['name']}: {len(d)} frames" for s, d in zip(specs, val, strict=True)), flush=True)
+    # Explicit weights win; with class_weighting=none and none given, the loss is plain CE.
+    weights = list(cfg.class_weights) if cfg.class_weights else None
+    return DataBundle(cs, train, tt, val, specs, list(cfg.mean), list(cfg.std),
+                      list(cfg.input_size), weights)

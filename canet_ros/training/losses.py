@@ -1,0 +1,44 @@
+"""Class weights for the weighted cross-entropy (paper section 4.1).
+
+Formula (ENet, Paszke et al. 2016):  w_k = 1 / ln(c + p_k),  c = 1.02,
+where p_k = n_k / sum_j n_j is class k's share of the labelled (non-ignored) training
+pixels. Rare classes get large weights, but since ln(1.02) ~ 0.0198 a class can weigh
+at most ~50, which keeps the loss bounded. A class absent from the training labels
+(p_k = 0) gets the maximum weight 1 / ln(c); it never appears in a target so it is inert.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, List, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def class_pixel_counts(labels: Iterable[np.ndarray], num_classes: int,
+                       ignore_index: Optional[int]) -> np.ndarray:
+    """Pixels per class over the label arrays; ignored and out-of-range ids are skipped."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for lab in labels:
+        flat = np.asarray(lab).reshape(-1).astype(np.int64)
+        keep = (flat >= 0) & (flat < num_classes)
+        if ignore_index is not None:
+            keep &= flat != ignore_index
+        counts += np.bincount(flat[keep], minlength=num_classes)
+    return counts
+
+
+def enet_class_weights(counts: np.ndarray, c: float = 1.02) -> List[float]:
+    """w_k = 1 / ln(c + p_k) with p_k the class's pixel share."""
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    if total <= 0:
+        raise ValueError("no labelled pixels to compute class weights from")
+    return [1.0 / math.log(c + n / total) for n in counts]
+
+
+def weighted_cross_entropy(weights: Optional[List[float]], ignore_index: int,
+                           device: torch.device) -> nn.Module:
+    w = torch.tensor(weights, dtype=torch.float32, device=device) if weights else None
+    return nn.CrossEntropyLoss(weight=w, ignore_index=int(ignore_index))

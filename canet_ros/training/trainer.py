@@ -1,0 +1,328 @@
+"""The training loop behind ``canet train``.
+
+Resumable at any step: a checkpoint records the epoch, the steps done in it, the RNG
+state at the start of that epoch, and optimiser/scheduler/scaler state. Resuming restores
+the RNG, rebuilds the epoch's loader and skips the finished batches, which replays the
+same shuffle and augmentation draws, so N steps straight equal N/2 + resume + N/2.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from ..checkpoint import build_metadata, read_checkpoint, save_checkpoint
+from ..models import build_canet
+from . import distributed as D
+from .config import TrainConfig, save_config
+from .data_setup import DataBundle, build_data
+from .runlog import RunLog
+from .schedule import PolyLR
+from .state import get_rng_state, seed_everything, set_rng_state
+from .validate import run_validation
+
+
+def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cuda" and D.launched_by_torchrun():
+        spec = f"cuda:{local_rank}"
+    return torch.device(spec)
+
+
+class _StopFlag:
+    """First SIGINT asks for a clean stop after the current step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ninterrupt: finishing this step and saving a resumable checkpoint "
+              "(Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> _StopFlag:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread (e.g. called from a test runner thread)
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(int(cfg.threads))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = resolve_device(cfg.device, local_rank)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.dist = D.init_distributed(self.device)
+        self.run_dir = Path(cfg.out_dir)
+        self.use_amp = bool(cfg.amp) and self.device.type == "cuda"
+        seed_everything(cfg.seed)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.data: DataBundle = build_data(cfg, self.dist.is_main)
+        self.loader = self._train_loader()
+        self.steps_per_epoch = len(self.loader)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"training set has {len(self.data.train)} frames, fewer than one "
+                             f"batch of {cfg.batch_size} per process")
+        self.model = self._build_model()
+        self.optimizer = self._build_optimizer()
+        self.scheduler = PolyLR(self.optimizer, cfg.epochs * self.steps_per_epoch, cfg.poly_power)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.criterion = nn.CrossEntropyLoss(
+            weight=torch.tensor(self.data.class_weights, dtype=torch.float32,
+                                device=self.device) if self.data.class_weights else None,
+            ignore_index=self.data.class_set.ignore_index)
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best_score = -math.inf
+        self.best_metrics: Dict[str, Any] = {}
+        self.epoch_rng: Optional[Dict[str, Any]] = None
+        # [loss sum, images, start time] of the current epoch in this invocation.
+        self._epoch_stats: Optional[List[float]] = None
+
+    # -- construction -------------------------------------------------------------------
+    def _train_loader(self) -> DataLoader:
+        cfg = self.cfg
+        sampler = (DistributedSampler(self.data.train, shuffle=True, seed=cfg.seed,
+                                      drop_last=True) if self.dist.enabled else None)
+        return DataLoader(self.data.train, batch_size=cfg.batch_size, shuffle=sampler is None,
+                          sampler=sampler, num_workers=cfg.workers, drop_last=True,
+                          pin_memory=self.device.type == "cuda")
+
+    def _build_model(self) -> nn.Module:
+        cfg = self.cfg
+        model = build_canet(cfg.backbone, self.data.class_set.num_classes,
+                            pretrained_backbone=cfg.pretrained_backbone)
+        if self.dist.enabled and self.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = model.to(self.device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        return model
+
+    @property
+    def bare_model(self) -> nn.Module:
+        return self.model.module if hasattr(self.model, "module") else self.model
+
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        params = self.model.parameters()
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    # -- checkpoints --------------------------------------------------------------------
+    def _metadata(self, metrics: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        d = self.data
+        return build_metadata(self.cfg.backbone, d.class_set, mean=d.mean, std=d.std,
+                              input_size=tuple(d.input_size), train_args=self.cfg.to_dict(),
+                              metrics=metrics or {})
+
+    def _train_state(self) -> Dict[str, Any]:
+        return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                "global_step": self.global_step, "epoch_rng": self.epoch_rng,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "best_score": self.best_score, "best_metrics": self.best_metrics,
+                "class_weights": list(self.data.class_weights or [])}
+
+    def save_last(self) -> Optional[Path]:
+        if not self.dist.is_main:
+            return None
+        return save_checkpoint(self.run_dir / "last.pt", self.bare_model,
+                               self._metadata(self.best_metrics),
+                               extra={"train_state": self._train_state()})
+
+    def resume(self, path: str) -> None:
+        blob = read_checkpoint(path, map_location=self.device)
+        st = blob.get("train_state")
+        if not isinstance(st, dict):
+            raise ValueError(f"{path}: has no train_state; only last.pt/best-with-state resume")
+        self.bare_model.load_state_dict(blob["state_dict"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.scheduler.load_state_dict(st["scheduler"])
+        # A resume may shorten or extend the run (--epochs): re-aim the poly decay at the
+        # new end from the current step instead of following the old length.
+        self.scheduler.total_steps = self.cfg.epochs * self.steps_per_epoch
+        self.scaler.load_state_dict(st["scaler"])
+        self.epoch, self.step_in_epoch = int(st["epoch"]), int(st["step_in_epoch"])
+        self.global_step = int(st["global_step"])
+        self.best_score = float(st["best_score"])
+        self.best_metrics = dict(st["best_metrics"])
+        self.epoch_rng = st["epoch_rng"]
+        if self.epoch_rng is not None:
+            set_rng_state(self.epoch_rng)
+
+    # -- loop ---------------------------------------------------------------------------
+    def _crop_for_epoch(self, epoch: int) -> List[int]:
+        cfg = self.cfg
+        if cfg.late_crop_size and epoch >= cfg.epochs - cfg.late_crop_epochs:
+            return list(cfg.late_crop_size)
+        return list(cfg.crop_size)
+
+    def fit(self) -> Dict[str, Any]:
+        """Train to ``epochs`` (or until stopped); returns the best validation metrics."""
+        cfg = self.cfg
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
+        log = RunLog(self.run_dir, [v["name"] for v in self.data.val_specs], self.dist.is_main)
+        if cfg.resume:
+            self.resume(cfg.resume)
+            self._print(f"resumed from {cfg.resume} at epoch {self.epoch} "
+                        f"step {self.step_in_epoch}")
+        steps_this_run = 0
+        try:
+            with _StopFlag() as stop:
+                while self.epoch < cfg.epochs:
+                    done, steps_this_run = self._run_epoch(log, stop, steps_this_run)
+                    if not done:
+                        self.save_last()
+                        self._print(f"stopped at epoch {self.epoch} step {self.step_in_epoch};"
+                                    f" resume with --resume {self.run_dir / 'last.pt'}")
+                        break
+                    self._end_epoch(log)
+        finally:
+            log.close()
+            D.cleanup(self.dist)
+        return self.best_metrics
+
+    def _should_stop(self, stop: _StopFlag, steps_this_run: int) -> bool:
+        limit = self.cfg.max_steps_this_run
+        flag = stop.requested or (limit is not None and steps_this_run >= limit)
+        return D.broadcast_flag(flag, self.dist, self.device)
+
+    def _print(self, msg: str) -> None:
+        if self.dist.is_main:
+            print(msg, flush=True)
+
+    def _run_epoch(self, log: RunLog, stop: _StopFlag, steps_this_run: int
+                   ) -> Tuple[bool, int]:
+        """One epoch from ``step_in_epoch``; returns (finished, steps_this_run)."""
+        if self.step_in_epoch == 0:
+            self.epoch_rng = get_rng_state()
+        self.data.train_transform.crop_size = tuple(self._crop_for_epoch(self.epoch))
+        if isinstance(self.loader.sampler, DistributedSampler):
+            self.loader.sampler.set_epoch(self.epoch)
+        it = iter(self.loader)
+        for _ in range(self.step_in_epoch):  # replay finished batches' RNG draws
+            next(it)
+        bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch,
+                   desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", dynamic_ncols=True,
+                   disable=not (self.cfg.progress and self.dist.is_main),
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        self._epoch_stats = self._epoch_stats or [0.0, 0, time.time()]
+        try:
+            while self.step_in_epoch < self.steps_per_epoch:
+                if self._should_stop(stop, steps_this_run):
+                    return False, steps_this_run
+                try:
+                    images, labels = next(it)
+                except (RuntimeError, StopIteration):
+                    if stop.requested:  # workers die with the terminal's SIGINT
+                        return False, steps_this_run
+                    raise
+                loss, n = self._train_step(images, labels)
+                steps_this_run += 1
+                self._account(loss, n, bar, log)
+        finally:
+            bar.close()
+        return True, steps_this_run
+
+    def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> Tuple[float, int]:
+        images = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        if self.cfg.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.use_amp):
+            logits = self.model(images)
+            loss = self.criterion(logits.float(), labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return float(loss.detach()), images.shape[0]
+
+    def _account(self, loss: float, n: int, bar: tqdm, log: RunLog) -> None:
+        self.step_in_epoch += 1
+        self.global_step += 1
+        s = self._epoch_stats
+        s[0] += loss * n
+        s[1] += n
+        rate = s[1] * self.dist.world_size / max(time.time() - s[2], 1e-9)
+        lr = self.optimizer.param_groups[0]["lr"]
+        bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}", lr=f"{lr:.2e}", refresh=False)
+        bar.update(1)
+        log.scalar("train/loss", loss, self.global_step)
+        log.scalar("train/lr", lr, self.global_step)
+
+    def _end_epoch(self, log: RunLog) -> None:
+        cfg = self.cfg
+        total, count, t0 = self._epoch_stats
+        self._epoch_stats = None
+        elapsed = time.time() - t0
+        loss = D.all_reduce_mean(total / max(count, 1), self.dist, self.device)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        row: Dict[str, Any] = {"epoch": self.epoch, "step": self.global_step, "train_loss": loss,
+                               "lr": self.optimizer.param_groups[0]["lr"],
+                               "images_per_s": count * self.dist.world_size / max(elapsed, 1e-9),
+                               "epoch_s": elapsed}
+        if self.epoch % max(cfg.val_every, 1) == 0 or self.epoch == cfg.epochs:
+            self._validate(row, log)
+        # RNG state now is the next epoch's start state, so resume needs no replay.
+        self.epoch_rng = get_rng_state()
+        self.save_last()
+        log.row(row)
+        log.scalar("epoch/train_loss", loss, self.epoch)
+        msg = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in row.items())
+        self._print(msg)
+
+    def _validate(self, row: Dict[str, Any], log: RunLog) -> None:
+        if self.dist.is_main:
+            results = run_validation(self.bare_model, self.data, self.device,
+                                     self.cfg.channels_last, self.cfg.eval_batch_size)
+            scores = []
+            for name, res in results.items():
+                row[f"{name}_miou"] = res["miou"]
+                row[f"{name}_global_acc"] = res["global_acc"]
+                log.scalar(f"val/{name}_miou", res["miou"], self.epoch)
+                log.scalar(f"val/{name}_global_acc", res["global_acc"], self.epoch)
+                scores.append(res["miou"])
+            row["score"] = sum(scores) / len(scores)
+            log.scalar("val/score", row["score"], self.epoch)
+            if row["score"] > self.best_score:
+                self.best_score = row["score"]
+                self.best_metrics = {"epoch": self.epoch, "score": row["score"],
+                                     "selection": "mean mIoU over validation sets",
+                                     **{n: r for n, r in results.items()}}
+                save_checkpoint(self.run_dir / "best.pt", self.bare_model,
+                                self._metadata(self.best_metrics))
+        D.barrier(self.dist)

@@ -1,0 +1,112 @@
+"""PNG figures for evaluation reports (matplotlib with the Agg backend, no display needed)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Union
+
+import cv2
+import numpy as np
+
+PathLike = Union[str, os.PathLike]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: robots and CI have no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def colorize(label: np.ndarray, palette: np.ndarray, ignore_index: Optional[int] = None
+             ) -> np.ndarray:
+    """HxW class ids -> HxWx3 uint8 RGB; ignored and unknown ids are black."""
+    palette = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    lut[: len(palette)] = palette
+    ids = np.asarray(label).astype(np.int64)
+    out = lut[np.clip(ids, 0, 255)]
+    bad = (ids < 0) | (ids >= len(palette))
+    if ignore_index is not None:
+        bad |= ids == ignore_index
+    out[bad] = 0
+    return out
+
+
+def side_by_side(frame: np.ndarray, gt: np.ndarray, pred: np.ndarray, palette: np.ndarray,
+                 ignore_index: Optional[int] = None) -> np.ndarray:
+    """frame | ground truth | prediction, all at the ground truth's size (RGB uint8)."""
+    h, w = gt.shape[:2]
+    if frame.shape[:2] != (h, w):
+        frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
+    gap = np.full((h, 4, 3), 255, dtype=np.uint8)
+    return np.concatenate([frame, gap, colorize(gt, palette, ignore_index), gap,
+                           colorize(pred, palette, ignore_index)], axis=1)
+
+
+def save_rgb(image: np.ndarray, path: PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{path}: could not write image")
+    return path
+
+
+def save_iou_bar_chart(per_class: Mapping[str, float], path: PathLike,
+                       title: str = "Per-class IoU") -> Path:
+    """Horizontal bars of IoU (fractions in [0, 1], shown as %), mean as a dashed line."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(per_class)
+    values = [100.0 * float(per_class[n]) for n in names]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * max(len(names), 4) + 1.2))
+    bars = ax.barh(range(len(names)), values, color="#4477aa")
+    ax.set_yticks(range(len(names)), labels=names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("IoU (%)")
+    ax.set_title(title)
+    for bar, v in zip(bars, values, strict=True):
+        ax.text(min(v + 1, 92), bar.get_y() + bar.get_height() / 2, f"{v:.1f}", va="center",
+                fontsize=8)
+    if values:
+        mean = float(np.mean(values))
+        ax.axvline(mean, color="#cc3311", linestyle="--", label=f"mean {mean:.1f}")
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def save_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: PathLike,
+                          title: str = "Confusion matrix (rows: ground truth, % of row)"
+                          ) -> Path:
+    """Row-normalised heat map of a (C, C) count matrix, rows = ground truth."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    m = np.asarray(matrix, dtype=np.float64)
+    rows = m.sum(axis=1, keepdims=True)
+    frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(0.55 * n + 3, 0.55 * n + 2))
+    im = ax.imshow(frac * 100, cmap="Blues", vmin=0, vmax=100)
+    ax.set_xticks(range(n), labels=class_names, rotation=60, ha="right")
+    ax.set_yticks(range(n), labels=class_names)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("ground truth")
+    ax.set_title(title, fontsize=10)
+    for i in range(n):
+        for j in range(n):
+            if frac[i, j] >= 0.005:
+                ax.text(j, i, f"{100 * frac[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                        color="white" if frac[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
