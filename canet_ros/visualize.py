@@ -22,7 +22,7 @@ def _pyplot():
 
 def colorize(label: np.ndarray, palette: np.ndarray, ignore_index: Optional[int] = None
              ) -> np.ndarray:
-    """HxW class ids -> HxWx3 uint8 RGB; ignored and unknown ids are black."""
+    """Map HxW class ids to HxWx3 uint8 RGB; ignored and unknown ids are black."""
     palette = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
     lut = np.zeros((256, 3), dtype=np.uint8)
     lut[: len(palette)] = palette
@@ -37,7 +37,7 @@ def colorize(label: np.ndarray, palette: np.ndarray, ignore_index: Optional[int]
 
 def side_by_side(frame: np.ndarray, gt: np.ndarray, pred: np.ndarray, palette: np.ndarray,
                  ignore_index: Optional[int] = None) -> np.ndarray:
-    """frame | ground truth | prediction, all at the ground truth's size (RGB uint8)."""
+    """Tile frame | ground truth | prediction, all at the ground truth's size (RGB uint8)."""
     h, w = gt.shape[:2]
     if frame.shape[:2] != (h, w):
         frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -106,8 +106,8 @@ def test_evaluate_checkpoint_scores_at_label_size_and_saves_vis(tmp_path):
     ckpt = _tiny_checkpoint(tmp_path / "m.pt")
     res = evaluate_checkpoint(str(ckpt), "camvid", str(root), "val", save_vis=str(tmp_path / "v"),
                               vis_count=2)
-    labels = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted((root / "valannot")
-                                                                        .iterdir())]
+    labels = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+              for p in sorted((root / "valannot").iterdir())]
     # Network ran at 32x24 but every non-void pixel of the 48x36 labels was scored.
     assert res["pixels"] == sum(int((lab != 11).sum()) for lab in labels)
     assert res["frames"] == 3 and res["resolution"] == [32, 24]

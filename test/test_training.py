@@ -55,10 +55,10 @@ def make_camvid_tree(root: Path, frames: int = 4, size=(64, 48), seed: int = 0) 
 
 
 def tiny_config(root: Path, out: Path, **overrides) -> TrainConfig:
-    values = dict(data_root=str(root), out_dir=str(out), epochs=2, batch_size=2, lr=1e-3,
-                  crop_size=[48, 32], scale_min=0.75, scale_max=1.25, workers=0, threads=1,
-                  val_every=1, eval_batch_size=4, progress=False, cache=True,
-                  channels_last=False, seed=3)
+    values = {"data_root": str(root), "out_dir": str(out), "epochs": 2, "batch_size": 2,
+              "lr": 1e-3, "crop_size": [48, 32], "scale_min": 0.75, "scale_max": 1.25,
+              "workers": 0, "threads": 1, "val_every": 1, "eval_batch_size": 4,
+              "progress": False, "cache": True, "channels_last": False, "seed": 3}
     values.update(overrides)
     return merge_config({}, values)
 

@@ -38,8 +38,11 @@ def build_dataset(name: str, root: Optional[PathLike], split: str,
                   include: Optional[Sequence[str]] = None,
                   exclude: Optional[Sequence[str]] = None,
                   cache: bool = False) -> SegmentationDataset:
-    """One split of a named dataset; ``include``/``exclude`` are name prefixes
-    (CamVid sequences such as ``0001TP``, Cityscapes cities)."""
+    """Build one split of a named dataset.
+
+    ``include``/``exclude`` are name prefixes (CamVid sequences such as ``0001TP``,
+    Cityscapes cities).
+    """
     root = Path(root) if root else default_data_root(name)
     if name == "camvid":
         return CamVid(root, split, transform, include=include, exclude=exclude, cache=cache)

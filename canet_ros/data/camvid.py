@@ -39,7 +39,7 @@ def read_image(path: PathLike) -> np.ndarray:
 
 
 def read_label(path: PathLike) -> np.ndarray:
-    """HxW uint8 class ids from a single-channel PNG; raises DatasetError naming the file."""
+    """Read HxW uint8 class ids from a single-channel PNG; raise DatasetError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: label file not found")
@@ -95,8 +95,11 @@ class SegmentationDataset(Dataset):
         return image, label
 
     def preload(self) -> None:
-        """Decode every pair now, so DataLoader workers forked later share the cache
-        instead of each filling (and losing at epoch end) their own copy."""
+        """Decode every pair now.
+
+        DataLoader workers forked later then share the cache instead of each filling
+        (and losing at epoch end) their own copy.
+        """
         if self.cache:
             for i in range(len(self)):
                 self.load(i)

@@ -60,8 +60,11 @@ def random_crop(image: np.ndarray, label: np.ndarray, size: Size, ignore_index: 
 
 
 class TrainTransform:
-    """Resize to ``base_size`` (optional), random scale, random horizontal flip, random
-    crop, normalise. Returns (image tensor CHW float, label tensor HW int64)."""
+    """Training-time augmentation and normalisation.
+
+    Resize to ``base_size`` (optional), random scale, random horizontal flip, random
+    crop, normalise. Returns (image tensor CHW float, label tensor HW int64).
+    """
 
     def __init__(self, crop_size: Size, mean: Sequence[float], std: Sequence[float], *,
                  ignore_index: int, scale_range: Tuple[float, float] = (0.5, 2.0),

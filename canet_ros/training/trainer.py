@@ -322,7 +322,7 @@ class Trainer:
                 self.best_score = row["score"]
                 self.best_metrics = {"epoch": self.epoch, "score": row["score"],
                                      "selection": "mean mIoU over validation sets",
-                                     **{n: r for n, r in results.items()}}
+                                     **results}
                 save_checkpoint(self.run_dir / "best.pt", self.bare_model,
                                 self._metadata(self.best_metrics))
         D.barrier(self.dist)
