@@ -81,6 +81,7 @@ def test_truncated_file(tmp_path, saved):
         load_checkpoint(bad)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 def test_not_a_checkpoint(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00" * 100)
