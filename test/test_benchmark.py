@@ -7,7 +7,6 @@ import json
 import math
 
 import pytest
-import torch
 
 from canet_ros.benchmark import run_benchmark
 from canet_ros.cli import benchmark as cli
@@ -17,23 +16,7 @@ NUMBERS = ("model_ms", "model_p99_ms", "pipeline_ms", "pipeline_p99_ms", "model_
            "pipeline_stream_ms", "pipeline_over_model", "gflops_ratio", "peak_host_mb_process")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # On this shared 2-core machine, spinning OpenMP workers make torch up to 10x slower
-    # under load (docs/performance.md); one thread keeps the suite fast. Results do not
-    # depend on the thread count.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def onnx_cache(tmp_path_factory):
-    patch = pytest.MonkeyPatch()
-    patch.setenv("CANET_ROS_CACHE", str(tmp_path_factory.mktemp("onnx_cache")))
-    yield
-    patch.undo()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def check_report(report, runtime):

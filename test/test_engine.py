@@ -40,24 +40,7 @@ def seeded_model(num_classes: int = 11) -> torch.nn.Module:
     return model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # On this shared 2-core machine, spinning OpenMP workers make torch up to 10x slower
-    # under load (docs/performance.md); one thread keeps the suite fast. Results do not
-    # depend on the thread count.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def onnx_cache(tmp_path_factory):
-    patch = pytest.MonkeyPatch()
-    cache = tmp_path_factory.mktemp("onnx_cache")
-    patch.setenv("CANET_ROS_CACHE", str(cache))
-    yield cache
-    patch.undo()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
