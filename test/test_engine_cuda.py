@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from torch.nn import functional as F
+
+# One plain-torch reference for both files; the CPU tests hold it.
+from test_engine import MEAN, STD, reference_logits
 
 from canet_ros.checkpoint import build_metadata, save_checkpoint
 from canet_ros.classes import CAMVID, generic_class_set
@@ -21,7 +23,6 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA device (torch.cuda.is_available() is False)")
 
 EPS = 1e-3
-MEAN, STD = (0.40, 0.45, 0.50), (0.25, 0.20, 0.30)
 RES = (160, 128)
 CAMVID_ROOT = Path(os.environ.get("CANET_CAMVID_ROOT")
                    or Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid")
@@ -50,16 +51,6 @@ def frames():
         img = np.stack([(xx * k) % 256, (yy * k) % 256, (xx + yy) % 256], -1).astype(np.uint8)
         out.append(cv2.GaussianBlur(img, (9, 9), 3))
     return out
-
-
-def reference_logits(model, frame_rgb, resolution, out_hw):
-    width, height = resolution
-    x = torch.from_numpy(frame_rgb).permute(2, 0, 1)[None].float() / 255
-    x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
-    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
-    with torch.no_grad():
-        logits = model(x)
-    return F.interpolate(logits, size=out_hw, mode="bilinear", align_corners=False)[0]
 
 
 def agreement(labels, logits, eps):
