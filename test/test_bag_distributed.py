@@ -111,6 +111,29 @@ def test_rank0_waits_for_the_other_rank(bag_folder, tmp_path):
     check_merged(out, result["merged"])
 
 
+def test_rank0_ignores_a_crashed_runs_done_file(bag_folder, tmp_path, monkeypatch):
+    engine = make_engine(make_checkpoint(tmp_path))
+    out = tmp_path / "out"
+    stale = out / RANKS_DIR / "rank-1.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text(json.dumps({"run_id": "", "world_size": 2, "bags": []}))
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    monkeypatch.setenv("CANET_RUN_ID", "this-run")
+    template = SegmentOptions(bag_folder, out, gt_topic=GT)
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(merged=run_folder(
+        bag_folder, template, lambda: engine, RankInfo(0, 2), poll_s=0.02)))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not (out / RANKS_DIR / "rank-0.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    assert thread.is_alive(), "rank 0 merged the crashed run's rank-1 file"
+    run_folder(bag_folder, template, lambda: engine, RankInfo(1, 2))
+    thread.join(60)
+    check_merged(out, result["merged"])
+
+
 def test_bag_discovery_and_names(tmp_path):
     camera_bag(tmp_path / "x", n=1, topic=CAM)
     camera_bag(tmp_path / "x.bag", n=1, fmt="ros1", topic=CAM)

@@ -1,5 +1,7 @@
 """``canet info``: JSON numbers measured on the real module."""
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -44,3 +46,14 @@ def test_info_on_a_checkpoint(capsys, tmp_path):
 def test_info_bad_checkpoint(capsys, tmp_path):
     with pytest.raises(SystemExit, match="nothing.pt"):
         main(["info", "--checkpoint", str(tmp_path / "nothing.pt")])
+
+
+def test_closed_output_pipe_ends_quietly():
+    # `canet ... --json | head`: the reader leaves early; no traceback, the SIGPIPE status.
+    code = ("import sys; from canet_ros.cli import run_command; "
+            "sys.exit(run_command(lambda a: print('x' * 4_000_000), None))")
+    proc = subprocess.run(["bash", "-c", f'"{sys.executable}" -c "{code}" | head -c 1; '
+                           'echo " ${PIPESTATUS[0]}" >&2'], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout == "x"
+    assert proc.stderr.strip() == "141", proc.stderr

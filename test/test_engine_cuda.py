@@ -68,6 +68,8 @@ def test_fp32_labels_equal_cpu_fp32(checkpoint, frames, cuda_graph, output_size)
                              cuda_graph=cuda_graph)
     cpu = SegmentationEngine(checkpoint[0], device="cpu", runtime="torch",
                              output_size=output_size)
+    # A failed capture only logs a warning; without this the graph case could run eagerly.
+    assert (gpu._runner._graph is not None) == cuda_graph
     for frame in frames:
         out_hw = frame.shape[:2] if output_size == "input" else RES[::-1]
         logits = reference_logits(checkpoint[1], frame, RES, out_hw)
@@ -79,7 +81,7 @@ def test_fp32_labels_equal_cpu_fp32(checkpoint, frames, cuda_graph, output_size)
 
 def test_fp16_runs(checkpoint, frames):
     engine = SegmentationEngine(checkpoint[0], device="cuda", precision="fp16")
-    assert engine.precision == "fp16"
+    assert engine.precision == "fp16" and engine._runner._graph is not None
     for frame in frames:
         res = engine.infer(frame, color=True, overlay=True, confidence=True)
         assert res.labels.shape == frame.shape[:2] and res.labels.dtype == np.uint8
@@ -93,14 +95,19 @@ def test_fp16_runs(checkpoint, frames):
 def test_pinned_buffers_are_reused(checkpoint, frames):
     engine = SegmentationEngine(checkpoint[0], device="cuda")
     frame = frames[0]
-    engine.infer(frame, color=True, overlay=True)
-    slots = engine._pipeline._slots[frame.shape[:2]]
-    assert all(s.host_in.is_pinned() for s in slots)
-    inputs = [s.host_in.data_ptr() for s in slots]
+    for _ in range(2):  # the two slots of this shape are used in turn: fill both
+        engine.infer(frame, color=True, overlay=True)
+
+    def buffers():
+        slots = engine._pipeline._slots[frame.shape[:2]]
+        return [b for s in slots for b in (s.host_in, *s.host_out.values())]
+
+    assert len(buffers()) == 8 and all(b.is_pinned() for b in buffers())
+    pointers = [b.data_ptr() for b in buffers()]
     allocations = engine._pipeline.pinned_allocations
     for _ in range(5):
         engine.infer(frame, color=True, overlay=True)
-    assert [s.host_in.data_ptr() for s in engine._pipeline._slots[frame.shape[:2]]] == inputs
+    assert [b.data_ptr() for b in buffers()] == pointers
     assert engine._pipeline.pinned_allocations == allocations
 
 
@@ -108,13 +115,23 @@ def test_async_double_buffering_equals_sync(checkpoint, frames):
     engine = SegmentationEngine(checkpoint[0], device="cuda")
     seq = [frames[i % 2] if i % 3 else np.ascontiguousarray(frames[i % 2][:, ::-1])
            for i in range(6)]
-    sync = [engine.infer(f, confidence=True) for f in seq]
-    streamed = list(engine.infer_many(seq, confidence=True))
-    handles = [engine.infer_async(f, confidence=True) for f in seq]  # > 2 in flight
+    flags = dict(color=True, overlay=True, confidence=True)
+    sync = [engine.infer(f, **flags) for f in seq]
+    streamed = list(engine.infer_many(seq, **flags))
+    handles = [engine.infer_async(f, **flags) for f in seq]  # > 2 in flight
     for s, m, h in zip(sync, streamed, handles, strict=True):
-        np.testing.assert_array_equal(m.labels, s.labels)
-        np.testing.assert_array_equal(h.result().labels, s.labels)
-        np.testing.assert_array_equal(h.result().confidence, s.confidence)
+        for name in ("labels", "color", "overlay", "confidence"):
+            np.testing.assert_array_equal(getattr(m, name), getattr(s, name))
+            np.testing.assert_array_equal(getattr(h.result(), name), getattr(s, name))
+
+
+def test_first_frame_under_callers_inference_mode(checkpoint, frames):
+    engine = SegmentationEngine(checkpoint[0], device="cuda", warmup=False)
+    frame = frames[0]
+    with torch.inference_mode():  # the staging buffers for this shape are made here
+        first = engine.infer(frame, color=True)
+    for _ in range(2):  # then written in place outside inference mode, in both slots
+        np.testing.assert_array_equal(engine.infer(frame, color=True).labels, first.labels)
 
 
 @pytest.mark.parametrize("order", ["rgb", "bgr"])

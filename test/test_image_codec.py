@@ -1,21 +1,12 @@
-"""Tests for canet_ros.image_codec; every expectation is built by hand, not by the codec."""
+"""Tests for canet_ros.image_codec decoding raw Image messages; expectations are built by hand."""
 
 import array
 import types
 
-import cv2
 import numpy as np
 import pytest
 
-from canet_ros.image_codec import (
-    ImageCodecError,
-    array_to_image_fields,
-    compressed_to_array,
-    fill_image,
-    image_to_array,
-    native_order,
-    to_frame,
-)
+from canet_ros.image_codec import ImageCodecError, image_to_array, native_order, to_frame
 
 RNG = np.random.default_rng(1234)
 H, W = 6, 8
@@ -36,10 +27,6 @@ def image_msg(encoding: str, rows: np.ndarray, pad: int = 0, bigendian: int = 0,
         header="hdr", height=rows.shape[0], width=width, encoding=encoding,
         is_bigendian=bigendian, step=step, data=data,
     )  # fmt: skip
-
-
-def compressed_msg(fmt: str, payload: bytes):
-    return types.SimpleNamespace(header="hdr", format=fmt, data=np.frombuffer(payload, np.uint8))
 
 
 BYTES_PER_PIXEL = {
@@ -190,104 +177,6 @@ def test_bayer_demosaic_recovers_flat_colour(encoding):
     assert np.abs(bgr - colour[::-1].astype(int)).max() <= 1
 
 
-def blocky_rgb() -> np.ndarray:
-    """32x48 RGB image of flat 16x16 blocks (one JPEG MCU each): JPEG keeps them nearly exact."""
-    palette = np.array([[220, 30, 30], [30, 200, 40], [20, 40, 210], [240, 240, 60]], np.uint8)
-    blocks = np.arange(6).reshape(2, 3) % 4
-    return np.kron(palette[blocks], np.ones((16, 16, 1), np.uint8)).astype(np.uint8)
-
-
-def encoded(ext: str, image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(ext, image)
-    assert ok
-    return buf.tobytes()
-
-
-PNG_FORMATS = ["png", "bgr8; png compressed bgr8", "rgb8; png compressed bgr8", "bgra8; png"]
-JPEG_FORMATS = ["jpeg", "jpg", "bgr8; jpeg compressed bgr8", "rgb8; jpeg compressed bgr8"]
-
-
-@pytest.mark.parametrize("fmt", PNG_FORMATS)
-def test_png_colour_is_exact(fmt):
-    rgb = RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    msg = compressed_msg(fmt, encoded(".png", rgb[..., ::-1]))  # encoder takes BGR
-    np.testing.assert_array_equal(compressed_to_array(msg, "rgb"), rgb)
-    np.testing.assert_array_equal(compressed_to_array(msg), rgb[..., ::-1])
-    np.testing.assert_array_equal(to_frame(msg), rgb)
-
-
-@pytest.mark.parametrize("fmt", JPEG_FORMATS)
-def test_jpeg_colour_within_tolerance(fmt):
-    rgb = blocky_rgb()
-    msg = compressed_msg(fmt, encoded(".jpg", rgb[..., ::-1]))
-    for order, want in (("rgb", rgb), ("bgr", rgb[..., ::-1])):
-        got = compressed_to_array(msg, order)
-        assert got.shape == rgb.shape and got.dtype == np.uint8
-        # chroma upsampling blurs block edges, so compare the blocks' interiors only
-        inner = (slice(None), slice(2, 14), slice(None), slice(2, 14), slice(None))
-        diff = (got.astype(int) - want.astype(int)).reshape(2, 16, 3, 16, 3)[inner]
-        assert np.abs(diff).max() <= 6
-
-
-def test_rgb_payload_marker_is_honoured():
-    rgb = RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    # the publisher handed RGB bytes straight to the encoder and said so
-    msg = compressed_msg("rgb8; png compressed rgb8", encoded(".png", rgb))
-    np.testing.assert_array_equal(compressed_to_array(msg, "rgb"), rgb)
-    np.testing.assert_array_equal(compressed_to_array(msg, "bgr"), rgb[..., ::-1])
-
-
-def test_magic_bytes_win_over_format_string():
-    rgb = RNG.integers(0, 256, (4, 6, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(
-        compressed_to_array(compressed_msg("jpeg", encoded(".png", rgb[..., ::-1])), "rgb"), rgb
-    )
-    jpeg = compressed_msg("png", encoded(".jpg", blocky_rgb()[..., ::-1]))
-    assert compressed_to_array(jpeg, "rgb").shape == (32, 48, 3)
-
-
-def test_mono_png_native_and_colour():
-    grey = RNG.integers(0, 256, (5, 9), dtype=np.uint8)
-    msg = compressed_msg("mono8; png compressed mono8", encoded(".png", grey))
-    for order in (None, "mono"):
-        got = compressed_to_array(msg, order)
-        assert got.dtype == np.uint8
-        np.testing.assert_array_equal(got, grey)
-    np.testing.assert_array_equal(compressed_to_array(msg, "rgb"), np.dstack([grey] * 3))
-
-
-@pytest.mark.parametrize("fmt", ["16UC1; png compressed", "mono16; png compressed mono16", "png"])
-def test_sixteen_bit_png_keeps_uint16(fmt):
-    depth = RNG.integers(0, 65536, (4, 5), dtype=np.uint16)
-    msg = compressed_msg(fmt, encoded(".png", depth))
-    for order in (None, "mono"):
-        got = compressed_to_array(msg, order)
-        assert got.dtype == np.uint16
-        np.testing.assert_array_equal(got, depth)
-    hi = (depth // 256).astype(np.uint8)
-    np.testing.assert_array_equal(compressed_to_array(msg, "bgr"), np.dstack([hi] * 3))
-
-
-def test_compressed_depth_header_is_skipped():
-    depth = RNG.integers(0, 65536, (4, 5), dtype=np.uint16)
-    payload = bytes(12) + encoded(".png", depth)
-    msg = compressed_msg("16UC1; compressedDepth png", payload)
-    np.testing.assert_array_equal(compressed_to_array(msg, None), depth)
-    with pytest.raises(ImageCodecError, match="32fc1"):
-        compressed_to_array(compressed_msg("32FC1; compressedDepth png", payload), None)
-
-
-def test_colour_png_to_mono_and_alpha_dropped():
-    rgb = RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    alpha = np.full((4, 4, 1), 77, np.uint8)
-    msg = compressed_msg("bgra8; png", encoded(".png", np.dstack([rgb[..., ::-1], alpha])))
-    assert compressed_to_array(msg, None).shape == (4, 4, 4)
-    np.testing.assert_array_equal(compressed_to_array(msg, "rgb"), rgb)
-    weights = np.array([0.299, 0.587, 0.114])
-    want = np.rint(rgb.astype(float) @ weights)
-    assert np.abs(compressed_to_array(msg, "mono").astype(int) - want).max() <= 1
-
-
 def test_native_order():
     def img(encoding):
         return types.SimpleNamespace(encoding=encoding)
@@ -297,45 +186,6 @@ def test_native_order():
     for encoding in ("rgb8", "rgba8", "rgb16", "mono8", "mono16", "bayer_rggb8", "yuv422"):
         assert native_order(img(encoding)) == "rgb"
     assert native_order(types.SimpleNamespace(format="jpeg")) == "bgr"
-
-
-def test_array_to_image_fields_bytes_are_hand_checked():
-    mono16 = np.array([[0x0102, 0xA0B0], [0xFFFF, 0x0000]], np.uint16)
-    fields = array_to_image_fields(mono16, "mono16", header="h")
-    assert fields == {
-        "header": "h", "height": 2, "width": 2, "encoding": "mono16", "is_bigendian": 0,
-        "step": 4, "data": bytes([0x02, 0x01, 0xB0, 0xA0, 0xFF, 0xFF, 0x00, 0x00]),
-    }  # fmt: skip
-    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
-    fields = array_to_image_fields(rgb[:, ::-1], "bgr8")  # non-contiguous input
-    assert fields["step"] == 9 and fields["header"] is None
-    assert fields["data"] == bytes([6, 7, 8, 3, 4, 5, 0, 1, 2, 15, 16, 17, 12, 13, 14, 9, 10, 11])
-    mono8 = np.array([[1, 2, 3]], np.uint8)
-    assert array_to_image_fields(mono8, "mono8")["data"] == b"\x01\x02\x03"
-    assert array_to_image_fields(np.zeros((1, 2, 3), np.uint8), "rgb8")["width"] == 2
-
-
-def test_fill_image_uses_array_array_and_keeps_header():
-    header = types.SimpleNamespace(frame_id="cam", stamp=5)
-    msg = types.SimpleNamespace(header=None, data=[])
-    pixels = np.array([[[1, 2, 3], [4, 5, 6]]], np.uint8)
-    fill_image(msg, pixels, "rgb8", header)
-    assert isinstance(msg.data, array.array) and msg.data.typecode == "B"
-    assert msg.data.tobytes() == bytes([1, 2, 3, 4, 5, 6])
-    assert msg.header is header
-    assert (msg.height, msg.width, msg.step, msg.encoding, msg.is_bigendian) == (
-        1, 2, 6, "rgb8", 0,
-    )  # fmt: skip
-    fill_image(msg, np.array([[9]], np.uint8), "mono8")
-    assert msg.header is header and msg.data.tobytes() == b"\x09"
-
-
-def test_fill_image_keeps_ndarray_data_for_rosbags_messages():
-    msg = types.SimpleNamespace(header="h", data=np.zeros(0, np.uint8))
-    pixels = np.array([[7, 8]], np.uint8)
-    fill_image(msg, pixels, "mono8")
-    assert isinstance(msg.data, np.ndarray) and msg.data.tolist() == [7, 8]
-    assert not np.shares_memory(msg.data, pixels)
 
 
 def good_rgb8():
@@ -379,43 +229,3 @@ def test_bad_orders_raise():
         to_frame(good_rgb8(), "mono")
     with pytest.raises(ImageCodecError, match="neither an Image"):
         to_frame(types.SimpleNamespace(data=b"x"))
-
-
-def test_bad_compressed_raise():
-    png = encoded(".png", np.zeros((8, 8, 3), np.uint8))
-    jpeg = encoded(".jpg", blocky_rgb())
-    cases = [
-        ("jpeg", b"", "empty"),
-        ("bgr8; jpeg compressed bgr8", b"not an image at all", "neither JPEG nor PNG"),
-        ("png", png[: len(png) // 2], "cannot decode"),
-        ("jpeg", jpeg[: len(jpeg) // 2], "truncated JPEG"),
-        ("jpeg", b"\xff\xd8\xff\xe0garbage\xff\xd9", "cannot decode"),
-        ("16UC1; compressedDepth rvl", bytes(12) + b"RVL!" + bytes(8), "neither JPEG nor PNG"),
-    ]
-    for fmt, payload, fragment in cases:
-        msg = types.SimpleNamespace(format=fmt, data=payload)
-        with pytest.raises(ImageCodecError, match=fragment):
-            compressed_to_array(msg)
-    with pytest.raises(ImageCodecError, match="order"):
-        compressed_to_array(compressed_msg("png", png), "yuv")
-
-
-@pytest.mark.parametrize(
-    ("array_in", "encoding", "fragment"),
-    [
-        (np.zeros((2, 2), np.uint16), "mono8", "HxW uint8"),
-        (np.zeros((2, 2, 3), np.uint8), "mono8", "HxW uint8"),
-        (np.zeros((2, 2), np.uint8), "mono16", "HxW uint16"),
-        (np.zeros((2, 2), np.int16), "mono16", "HxW uint16"),
-        (np.zeros((2, 2, 4), np.uint8), "rgb8", "HxWx3 uint8"),
-        (np.zeros((2, 2, 3), np.float32), "bgr8", "HxWx3 uint8"),
-        (np.zeros((0, 2), np.uint8), "mono8", "zero-size"),
-        (np.zeros((2, 2), np.uint8), "yuv422", "cannot encode to 'yuv422'"),
-        ([[1, 2]], "mono8", "needs a numpy array"),
-    ],
-)
-def test_bad_arrays_raise(array_in, encoding, fragment):
-    with pytest.raises(ImageCodecError, match=fragment):
-        array_to_image_fields(array_in, encoding)
-    with pytest.raises(ImageCodecError, match=fragment):
-        fill_image(types.SimpleNamespace(), array_in, encoding)

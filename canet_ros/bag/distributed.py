@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from .reader import describe_exception
 from .report import accuracy_fields, clean_json, merge_confusion, write_report
 
 RANKS_DIR = ".segment_bag_ranks"
+_LOG = logging.getLogger(__name__)
 _BAG_SUFFIXES = (".mcap", ".db3", ".bag")
 
 
@@ -82,7 +84,9 @@ def output_names(bags: Sequence[Path]) -> dict[Path, str]:
 
 
 def _run_id() -> str:
-    return os.environ.get("TORCHELASTIC_RUN_ID", "")
+    # torchrun sets TORCHELASTIC_RUN_ID; shards started by hand share CANET_RUN_ID, so rank 0
+    # never merges done files that a crashed earlier run left behind.
+    return os.environ.get("TORCHELASTIC_RUN_ID") or os.environ.get("CANET_RUN_ID", "")
 
 
 def _done_path(outdir: Path, rank: int) -> Path:
@@ -178,6 +182,10 @@ def run_folder(folder: Path, template: SegmentOptions, engine_factory: Callable[
             raise BagError(f"{root}: holds the report of an earlier run; pass --overwrite to "
                            f"replace it")
         mark_outdir(root)
+        if not _run_id() and info.rank == 0:
+            _LOG.warning("shards started without torchrun and without CANET_RUN_ID: a crashed "
+                         "earlier run's files in %s could be merged; give every shard the "
+                         "same CANET_RUN_ID", root / RANKS_DIR)
     _done_path(root, info.rank).unlink(missing_ok=True)
     done: list[dict[str, Any]] = []
     try:

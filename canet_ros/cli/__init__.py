@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 # Each module exposes add_parser(subparsers) and run(args) -> int. Imported lazily
 # per module so ``canet info`` does not pay for the bag or training stacks.
@@ -24,16 +25,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_command(func: Callable[[Any], Optional[int]], args: Any, prog: str = "canet") -> int:
+    """Run a subcommand; Ctrl-C and a closed output pipe end it without a traceback."""
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``canet ... --json | head``): stop quietly, as cat does.
+        # stdout is pointed at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("canet: interrupted", file=sys.stderr)
-        return 130
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import run_command
+
 PROG = "canet segment-bag"
 
 
@@ -174,11 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="canet")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["segment-bag", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(args.func, args, PROG)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from typing import List, Optional
 from ..checkpoint import CheckpointError, read_checkpoint
 from ..data import DatasetError
 from ..training.config import add_config_arguments, load_yaml, merge_config
+from . import run_command
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -59,7 +60,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="canet")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

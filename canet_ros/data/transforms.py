@@ -6,6 +6,7 @@ torch RNG state reproduces the augmentation stream exactly on resume.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence, Tuple
 
 import cv2
@@ -59,22 +60,47 @@ def random_crop(image: np.ndarray, label: np.ndarray, size: Size, ignore_index: 
     return image[y:y + ch, x:x + cw], label[y:y + ch, x:x + cw]
 
 
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as OpenCV's gray
+
+
+def photometric_jitter(image: np.ndarray, strength: float) -> np.ndarray:
+    """Random gamma, brightness, saturation and contrast on a uint8 RGB frame.
+
+    Factors are drawn from [1 - s, 1 + s] (gamma from [e^-s, e^s]) in that fixed order,
+    so the draw count is constant and resume stays exact. Labels are unaffected: this
+    only teaches the network other exposures and lighting (dusk, overcast, auto-exposure).
+    """
+    s = float(strength)
+    gamma = math.exp(_uniform(-s, s))
+    brightness, saturation, contrast = (_uniform(1 - s, 1 + s) for _ in range(3))
+    lut = np.power(np.arange(256, dtype=np.float32) / 255.0, gamma) * brightness
+    x = lut[image]
+    gray = x @ _LUMA
+    x = gray[..., None] + saturation * (x - gray[..., None])
+    mean = float(gray.mean())
+    x = mean + contrast * (x - mean)
+    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 class TrainTransform:
     """Training-time augmentation and normalisation.
 
     Resize to ``base_size`` (optional), random scale, random horizontal flip, random
-    crop, normalise. Returns (image tensor CHW float, label tensor HW int64).
+    crop, photometric jitter (optional), normalise. Returns (image tensor CHW float,
+    label tensor HW int64).
     """
 
     def __init__(self, crop_size: Size, mean: Sequence[float], std: Sequence[float], *,
                  ignore_index: int, scale_range: Tuple[float, float] = (0.5, 2.0),
-                 flip: bool = True, base_size: Optional[Size] = None):
+                 flip: bool = True, base_size: Optional[Size] = None,
+                 photometric: float = 0.0):
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         self.mean, self.std = tuple(mean), tuple(std)
         self.ignore_index = int(ignore_index)
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
         self.flip = flip
         self.base_size = tuple(base_size) if base_size else None
+        self.photometric = float(photometric)
 
     def __call__(self, image: np.ndarray, label: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
         h, w = label.shape
@@ -88,6 +114,8 @@ class TrainTransform:
         if self.flip and float(torch.rand(())) < 0.5:
             image, label = image[:, ::-1], label[:, ::-1]
         image, label = random_crop(image, label, self.crop_size, self.ignore_index)
+        if self.photometric > 0:
+            image = photometric_jitter(image, self.photometric)
         target = torch.from_numpy(np.ascontiguousarray(label).astype(np.int64))
         return normalize(image, self.mean, self.std), target
 

@@ -74,18 +74,21 @@ class TorchRunner:
 
     def capture_graph(self, example: torch.Tensor) -> bool:
         """Capture the forward at ``example``'s shape; keep it only if it matches eager."""
+        caller = torch.cuda.current_stream(self.device)
         try:
             static_in = example.clone()
             side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
+            side.wait_stream(caller)
             exact = _exact_fp32() if self._exact else nullcontext()
             with torch.inference_mode(), exact:
                 with torch.cuda.stream(side):
                     for _ in range(3):  # cuDNN autotuning and lazy inits must precede capture
                         self.model(static_in)
-                torch.cuda.current_stream(self.device).wait_stream(side)
+                caller.wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
+                # Our own stream: graph's default capture stream is created once per
+                # process on whichever device was current then, maybe not ours.
+                with torch.cuda.graph(graph, stream=side):
                     static_out = self.model(static_in)
                 graph.replay()
                 eager = self.model(static_in)
@@ -94,6 +97,8 @@ class TorchRunner:
             if not torch.allclose(static_out.float(), eager.float(), rtol=tol, atol=tol):
                 raise RuntimeError("graph replay differs from the eager forward")
         except Exception as exc:  # any capture problem: eager still works, just slower
+            # graph.__exit__ skips restoring the stream when capture_end raises.
+            torch.cuda.set_stream(caller)
             log.warning("CUDA graph capture failed (%s); running the model eagerly", exc)
             return False
         self._graph, self._static_in, self._static_out = graph, static_in, static_out
@@ -138,6 +143,9 @@ class InferenceHandle:
 class _Slot:
     """One staging lane: pinned input, device input, pinned outputs and their events."""
 
+    # The buffers are written in place on every frame; made under a caller's
+    # inference_mode they would be inference tensors, which refuse that outside it.
+    @torch.inference_mode(False)
     def __init__(self, shape: tuple[int, ...], device: torch.device):
         self.host_in = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
         self.host_np = self.host_in.numpy()
@@ -147,6 +155,7 @@ class _Slot:
         self.pending: InferenceHandle | None = None
         self.pinned_allocations = 1
 
+    @torch.inference_mode(False)
     def out_buffer(self, name: str, like: torch.Tensor) -> torch.Tensor:
         buf = self.host_out.get(name)
         if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
@@ -164,6 +173,7 @@ class CudaPipeline:
     def __init__(self, device: torch.device, compute, lock: Any):
         self.device, self._compute_fn, self._lock = device, compute, lock
         self.upload, self.compute, self.download = (torch.cuda.Stream(device) for _ in range(3))
+        self._caller_mark = torch.cuda.Event()
         self._slots: OrderedDict[tuple[int, int], list[_Slot]] = OrderedDict()
         self._turn: dict[tuple[int, int], int] = {}
 
@@ -192,6 +202,11 @@ class CudaPipeline:
         slot.uploaded.synchronize()  # the previous upload from host_in has finished
         np.copyto(slot.host_np, frame)
         with torch.cuda.device(self.device):
+            # Our streams do not sync with the caller's (torch makes them non-blocking):
+            # the model's weights may still be being written there (memory-format
+            # conversion, a user's in-place edit).
+            self._caller_mark.record(torch.cuda.current_stream(self.device))
+            self.compute.wait_event(self._caller_mark)
             with torch.cuda.stream(self.upload):
                 self.upload.wait_event(slot.done)  # dev_in is free once that frame is out
                 slot.dev_in.copy_(slot.host_in, non_blocking=True)

@@ -28,6 +28,9 @@ class TrainConfig:
     val_sets: List[Dict[str, Any]] = field(
         default_factory=lambda: [{"name": "val", "split": "val"}])
     pretrained_backbone: bool = False
+    # Fine-tuning: start from this checkpoint's weights ("default" = the bundled model)
+    # with a fresh optimiser and schedule. Unlike --resume it does not continue a run.
+    init_weights: Optional[str] = None
     # Paper section 4.1: Adam, lr 1e-4, weight decay 1e-4, batch 8, poly (0.9).
     optimizer: str = "adam"
     lr: float = 1e-4
@@ -48,6 +51,9 @@ class TrainConfig:
     scale_min: float = 0.5
     scale_max: float = 2.0
     flip: bool = True
+    # Photometric jitter strength s: brightness, contrast and saturation factors drawn
+    # from [1-s, 1+s], gamma from [exp(-s), exp(s)]; 0 = off. For lighting robustness.
+    photometric: float = 0.0
     # Normalisation; None = compute from the training frames (zero mean, unit variance).
     mean: Optional[List[float]] = None
     std: Optional[List[float]] = None
@@ -79,6 +85,8 @@ _HELP = {
     "max_steps_this_run": "stop (resumably) after this many optimiser steps in this invocation",
     "class_weighting": "enet (1/ln(c+p)) or none",
     "resume": "checkpoint (last.pt) to continue from exactly",
+    "init_weights": "checkpoint (or 'default') whose weights start a new run (fine-tuning)",
+    "photometric": "brightness/contrast/saturation/gamma jitter strength, 0 = off",
 }
 
 
@@ -161,6 +169,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError("epochs and batch_size must be positive")
     if not (0 < cfg.scale_min <= cfg.scale_max):
         raise ValueError("need 0 < scale_min <= scale_max")
+    if not (0.0 <= cfg.photometric < 1.0):
+        raise ValueError(f"photometric must be in [0, 1), got {cfg.photometric}")
 
 
 def save_config(cfg: TrainConfig, path: Union[str, Path]) -> None:

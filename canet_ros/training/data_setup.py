@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
+from ..checkpoint import read_checkpoint, resolve_checkpoint
 from ..classes import ClassSet, get_class_set
 from ..data import EvalTransform, SegmentationDataset, TrainTransform, build_dataset
 from ..data import compute_mean_std as _mean_std
@@ -36,6 +37,14 @@ def _labels(ds: SegmentationDataset):
 
 def _fill_statistics(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
                      verbose: bool) -> None:
+    if cfg.init_weights and (cfg.mean is None or cfg.std is None):
+        # Fine-tuned weights expect the normalisation they were trained with.
+        blob = read_checkpoint(cfg.init_weights)
+        cfg.mean = cfg.mean or [float(v) for v in blob["mean"]]
+        cfg.std = cfg.std or [float(v) for v in blob["std"]]
+        if verbose:
+            print(f"normalisation from {resolve_checkpoint(cfg.init_weights)}: "
+                  f"mean={cfg.mean} std={cfg.std}", flush=True)
     if cfg.mean is None or cfg.std is None:
         mean, std = _mean_std(train)
         cfg.mean = cfg.mean or [round(v, 6) for v in mean]
@@ -70,7 +79,8 @@ def build_data(cfg: TrainConfig, verbose: bool = True) -> DataBundle:
         ds.transform = EvalTransform(cfg.mean, cfg.std, tuple(cfg.input_size))
     tt = TrainTransform(tuple(cfg.crop_size), cfg.mean, cfg.std, ignore_index=cs.ignore_index,
                         scale_range=(cfg.scale_min, cfg.scale_max), flip=cfg.flip,
-                        base_size=tuple(cfg.base_size) if cfg.base_size else None)
+                        base_size=tuple(cfg.base_size) if cfg.base_size else None,
+                        photometric=cfg.photometric)
     train.transform = tt
     if verbose:
         print(f"train: {len(train)} frames; " + "; ".join(

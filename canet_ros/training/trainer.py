@@ -20,7 +20,14 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from ..checkpoint import build_metadata, read_checkpoint, save_checkpoint
+from ..checkpoint import (
+    CheckpointError,
+    build_metadata,
+    load_weights,
+    read_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from ..models import build_canet
 from . import distributed as D
 from .config import TrainConfig, save_config
@@ -114,6 +121,8 @@ class Trainer:
         cfg = self.cfg
         model = build_canet(cfg.backbone, self.data.class_set.num_classes,
                             pretrained_backbone=cfg.pretrained_backbone)
+        if cfg.init_weights:
+            self._init_weights(model, cfg.init_weights)
         if self.dist.enabled and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = model.to(self.device)
@@ -123,6 +132,19 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         return model
+
+    def _init_weights(self, model: nn.Module, spec: str) -> None:
+        blob = read_checkpoint(spec)
+        path = resolve_checkpoint(spec)
+        cs = self.data.class_set
+        if blob["backbone"] != self.cfg.backbone:
+            raise CheckpointError(f"{path}: --init-weights is a {blob['backbone']} CANet but "
+                                  f"this run trains backbone {self.cfg.backbone!r}")
+        if list(blob["class_names"]) != list(cs.names):
+            raise CheckpointError(f"{path}: --init-weights was trained on classes "
+                                  f"{list(blob['class_names'])}, this run on {list(cs.names)}")
+        load_weights(model, blob, path)  # fp16 exports load into fp32 parameters
+        self._print(f"initial weights from {path}")
 
     @property
     def bare_model(self) -> nn.Module:
