@@ -340,3 +340,25 @@ def test_inference_code_does_not_import_ros():
             else:
                 continue
             assert not any(n.split(".")[0] in ("rclpy", "sensor_msgs") for n in names), path
+
+
+def test_exact_fp32_switch_is_shared_by_overlapping_engines():
+    # Two fp32 engines' forwards overlapping in time (two camera threads): TF32 stays off
+    # until the last one leaves, then the user's own setting comes back.
+    from canet_ros.inference.runners import _exact_fp32
+
+    flags = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = tuple(f.allow_tf32 for f in flags)
+    try:
+        for f in flags:
+            f.allow_tf32 = True
+        first, second = _exact_fp32(), _exact_fp32()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert [f.allow_tf32 for f in flags] == [False, False]
+        second.__exit__(None, None, None)
+        assert [f.allow_tf32 for f in flags] == [True, True]
+    finally:
+        for f, v in zip(flags, saved, strict=True):
+            f.allow_tf32 = v

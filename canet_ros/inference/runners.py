@@ -7,6 +7,7 @@ download overlap frame n's compute; completion is waited for with CUDA events on
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -20,15 +21,31 @@ from .results import Request, SegmentationResult
 log = logging.getLogger("canet_ros.inference")
 
 
+_TF32_LOCK = threading.Lock()
+_TF32_USERS = [0, None]  # engines inside _exact_fp32 now, the flags they found
+
+
 @contextmanager
 def _exact_fp32():
-    """fp32 must mean fp32: cuDNN would otherwise run convolutions in TF32 on Ampere+."""
-    conv, mm = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    """fp32 must mean fp32: cuDNN would otherwise run convolutions in TF32 on Ampere+.
+
+    The flags are process-wide, so concurrent fp32 engines (one per camera thread) share
+    one switch: the first in turns TF32 off, the last out restores what it found.
+    """
+    with _TF32_LOCK:
+        if _TF32_USERS[0] == 0:
+            _TF32_USERS[1] = (torch.backends.cudnn.allow_tf32,
+                              torch.backends.cuda.matmul.allow_tf32)
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        _TF32_USERS[0] += 1
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = conv, mm
+        with _TF32_LOCK:
+            _TF32_USERS[0] -= 1
+            if _TF32_USERS[0] == 0:
+                torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = \
+                    _TF32_USERS[1]
 
 
 class TorchRunner:
@@ -88,7 +105,9 @@ class TorchRunner:
                 graph = torch.cuda.CUDAGraph()
                 # Our own stream: graph's default capture stream is created once per
                 # process on whichever device was current then, maybe not ours.
-                with torch.cuda.graph(graph, stream=side):
+                # thread_local: other threads' CUDA calls (another camera's engine) stay
+                # legal during this capture; only this thread's unsafe calls are errors.
+                with torch.cuda.graph(graph, stream=side, capture_error_mode="thread_local"):
                     static_out = self.model(static_in)
                 graph.replay()
                 eager = self.model(static_in)
