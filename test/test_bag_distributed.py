@@ -89,36 +89,8 @@ def test_two_ranks_from_env_through_the_cli(bag_folder, tmp_path, capsys, monkey
     assert rc == 1 and "--overwrite" in err
 
 
-def test_rank0_waits_for_the_other_rank(bag_folder, tmp_path):
-    engine = make_engine(make_checkpoint(tmp_path))
-    out = tmp_path / "out"
-    template = SegmentOptions(bag_folder, out, gt_topic=GT)
-    result: dict = {}
-
-    def rank0() -> None:
-        result["merged"] = run_folder(bag_folder, template, lambda: engine,
-                                      RankInfo(0, 2), poll_s=0.02)
-
-    thread = threading.Thread(target=rank0)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not (out / RANKS_DIR / "rank-0.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.2)
-    assert thread.is_alive(), "rank 0 merged before rank 1 finished"
-    run_folder(bag_folder, template, lambda: engine, RankInfo(1, 2))
-    thread.join(60)
-    check_merged(out, result["merged"])
-
-
-def test_rank0_ignores_a_crashed_runs_done_file(bag_folder, tmp_path, monkeypatch):
-    engine = make_engine(make_checkpoint(tmp_path))
-    out = tmp_path / "out"
-    stale = out / RANKS_DIR / "rank-1.json"
-    stale.parent.mkdir(parents=True)
-    stale.write_text(json.dumps({"run_id": "", "world_size": 2, "bags": []}))
-    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
-    monkeypatch.setenv("CANET_RUN_ID", "this-run")
+def _rank0_then_rank1(bag_folder: Path, out: Path, engine) -> dict:
+    """Start rank 0 in a thread; check it still waits after its own share; run rank 1."""
     template = SegmentOptions(bag_folder, out, gt_topic=GT)
     result: dict = {}
     thread = threading.Thread(target=lambda: result.update(merged=run_folder(
@@ -128,10 +100,26 @@ def test_rank0_ignores_a_crashed_runs_done_file(bag_folder, tmp_path, monkeypatc
     while not (out / RANKS_DIR / "rank-0.json").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.2)
-    assert thread.is_alive(), "rank 0 merged the crashed run's rank-1 file"
+    assert thread.is_alive(), "rank 0 merged before this run's rank 1 finished"
     run_folder(bag_folder, template, lambda: engine, RankInfo(1, 2))
     thread.join(60)
-    check_merged(out, result["merged"])
+    return result["merged"]
+
+
+def test_rank0_waits_for_the_other_rank(bag_folder, tmp_path):
+    engine = make_engine(make_checkpoint(tmp_path))
+    check_merged(tmp_path / "out", _rank0_then_rank1(bag_folder, tmp_path / "out", engine))
+
+
+def test_rank0_ignores_a_crashed_runs_done_file(bag_folder, tmp_path, monkeypatch):
+    engine = make_engine(make_checkpoint(tmp_path))
+    out = tmp_path / "out"
+    stale = out / RANKS_DIR / "rank-1.json"  # a crashed earlier run's, started without an id
+    stale.parent.mkdir(parents=True)
+    stale.write_text(json.dumps({"run_id": "", "world_size": 2, "bags": []}))
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    monkeypatch.setenv("CANET_RUN_ID", "this-run")
+    check_merged(out, _rank0_then_rank1(bag_folder, out, engine))
 
 
 def test_bag_discovery_and_names(tmp_path):
