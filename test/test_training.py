@@ -125,6 +125,9 @@ def test_shipped_config_parses():
                           .read_text())
     cfg = merge_config(data)
     assert cfg.backbone == "mobilenetv2" and "0001TP" in cfg.train_exclude
+    fine = merge_config(yaml.safe_load(
+        (REPO / "canet_ros/training/configs/camvid_mobilenetv2_finetune.yaml").read_text()))
+    assert fine.train_exclude == [] and fine.photometric > 0 and fine.init_weights is None
 
 
 # -- real training on a tiny synthetic dataset ----------------------------------------------
