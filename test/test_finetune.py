@@ -105,6 +105,16 @@ def test_init_weights_loads_weights_and_normalisation(tmp_path):
     assert after["train_args"]["init_weights"] == str(ckpt)
 
 
+def test_resume_of_a_finetune_needs_no_init_file(tmp_path):
+    root = make_camvid_tree(tmp_path / "camvid")
+    ckpt = _checkpoint(tmp_path / "start.pt")
+    run = tmp_path / "run"
+    Trainer(tiny_config(root, run, init_weights=str(ckpt), max_steps_this_run=3)).fit()
+    ckpt.unlink()  # moved or deleted since the run started
+    Trainer(tiny_config(root, run, init_weights=str(ckpt), resume=str(run / "last.pt"))).fit()
+    assert read_checkpoint(run / "last.pt")["train_state"]["global_step"] == 4
+
+
 def test_init_weights_explicit_mean_std_win(tmp_path):
     root = make_camvid_tree(tmp_path / "camvid")
     ckpt = _checkpoint(tmp_path / "start.pt")

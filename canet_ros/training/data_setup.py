@@ -37,13 +37,14 @@ def _labels(ds: SegmentationDataset):
 
 def _fill_statistics(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
                      verbose: bool) -> None:
-    if cfg.init_weights and (cfg.mean is None or cfg.std is None):
-        # Fine-tuned weights expect the normalisation they were trained with.
-        blob = read_checkpoint(cfg.init_weights)
+    source = cfg.resume or cfg.init_weights
+    if source and (cfg.mean is None or cfg.std is None):
+        # Resumed or fine-tuned weights expect the normalisation they were trained with.
+        blob = read_checkpoint(source)
         cfg.mean = cfg.mean or [float(v) for v in blob["mean"]]
         cfg.std = cfg.std or [float(v) for v in blob["std"]]
         if verbose:
-            print(f"normalisation from {resolve_checkpoint(cfg.init_weights)}: "
+            print(f"normalisation from {resolve_checkpoint(source)}: "
                   f"mean={cfg.mean} std={cfg.std}", flush=True)
     if cfg.mean is None or cfg.std is None:
         mean, std = _mean_std(train)

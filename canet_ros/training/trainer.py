@@ -121,7 +121,7 @@ class Trainer:
         cfg = self.cfg
         model = build_canet(cfg.backbone, self.data.class_set.num_classes,
                             pretrained_backbone=cfg.pretrained_backbone)
-        if cfg.init_weights:
+        if cfg.init_weights and not cfg.resume:  # a resume brings its own weights
             self._init_weights(model, cfg.init_weights)
         if self.dist.enabled and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
