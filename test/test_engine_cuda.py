@@ -115,7 +115,7 @@ def test_async_double_buffering_equals_sync(checkpoint, frames):
     engine = SegmentationEngine(checkpoint[0], device="cuda")
     seq = [frames[i % 2] if i % 3 else np.ascontiguousarray(frames[i % 2][:, ::-1])
            for i in range(6)]
-    flags = dict(color=True, overlay=True, confidence=True)
+    flags = {"color": True, "overlay": True, "confidence": True}
     sync = [engine.infer(f, **flags) for f in seq]
     streamed = list(engine.infer_many(seq, **flags))
     handles = [engine.infer_async(f, **flags) for f in seq]  # > 2 in flight

@@ -35,8 +35,10 @@ def run_command(func: Callable[[Any], Optional[int]], args: Any, prog: str = "ca
     except BrokenPipeError:
         # The reader went away (``canet ... --json | head``): stop quietly, as cat does.
         # stdout is pointed at /dev/null so the interpreter's final flush cannot fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a file descriptor (embedded, tests)
+            pass
         return 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
 
 
