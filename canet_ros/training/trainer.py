@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ..checkpoint import (
     CheckpointError,
     build_metadata,
-    load_weights,
+    load_checkpoint,
     read_checkpoint,
     resolve_checkpoint,
     save_checkpoint,
@@ -119,10 +119,11 @@ class Trainer:
 
     def _build_model(self) -> nn.Module:
         cfg = self.cfg
-        model = build_canet(cfg.backbone, self.data.class_set.num_classes,
-                            pretrained_backbone=cfg.pretrained_backbone)
         if cfg.init_weights and not cfg.resume:  # a resume brings its own weights
-            self._init_weights(model, cfg.init_weights)
+            model = self._initial_model(cfg.init_weights)
+        else:
+            model = build_canet(cfg.backbone, self.data.class_set.num_classes,
+                                pretrained_backbone=cfg.pretrained_backbone)
         if self.dist.enabled and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = model.to(self.device)
@@ -133,18 +134,15 @@ class Trainer:
             model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         return model
 
-    def _init_weights(self, model: nn.Module, spec: str) -> None:
-        blob = read_checkpoint(spec)
-        path = resolve_checkpoint(spec)
-        cs = self.data.class_set
-        if blob["backbone"] != self.cfg.backbone:
-            raise CheckpointError(f"{path}: --init-weights is a {blob['backbone']} CANet but "
-                                  f"this run trains backbone {self.cfg.backbone!r}")
-        if list(blob["class_names"]) != list(cs.names):
-            raise CheckpointError(f"{path}: --init-weights was trained on classes "
-                                  f"{list(blob['class_names'])}, this run on {list(cs.names)}")
-        load_weights(model, blob, path)  # fp16 exports load into fp32 parameters
-        self._print(f"initial weights from {path}")
+    def _initial_model(self, spec: str) -> nn.Module:
+        """--init-weights: the checkpoint's model (fp16 exports load into fp32 weights)."""
+        model, meta = load_checkpoint(spec, backbone=self.cfg.backbone)
+        names = list(self.data.class_set.names)
+        if list(meta["class_names"]) != names:
+            raise CheckpointError(f"{resolve_checkpoint(spec)}: --init-weights was trained on "
+                                  f"classes {list(meta['class_names'])}, this run on {names}")
+        self._print(f"initial weights from {resolve_checkpoint(spec)}")
+        return model
 
     @property
     def bare_model(self) -> nn.Module:
