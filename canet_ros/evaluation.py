@@ -5,6 +5,7 @@ truth's full size before the argmax, so scores are always at label resolution.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
@@ -15,26 +16,73 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .metrics import ConfusionMatrix
+from .progress import progress
 
 BatchHook = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
 
 
-@torch.no_grad()
-def predict_labels(model: nn.Module, images: torch.Tensor, out_size: Tuple[int, int], *,
-                   channels_last: bool = False) -> torch.Tensor:
-    """Class ids (N, H, W) at ``out_size`` = (H, W) for normalised images (N, 3, h, w)."""
+@dataclass(frozen=True)
+class TTA:
+    """Test-time augmentation: horizontal flip and/or input scales, probabilities averaged.
+
+    Offline use only (``canet evaluate``, ``canet segment-bag``): it multiplies the cost by
+    ``len(scales) * (2 if flip else 1)``; the node never uses it.
+    """
+
+    flip: bool = True
+    scales: Tuple[float, ...] = (1.0,)
+
+    @property
+    def passes(self) -> int:
+        return len(self.scales) * (2 if self.flip else 1)
+
+
+def _upsample(logits: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+def _forward(model: nn.Module, images: torch.Tensor, channels_last: bool) -> torch.Tensor:
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    logits = model(images).float()
-    if tuple(logits.shape[-2:]) != tuple(out_size):
-        logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
-    return logits.argmax(1)
+    return model(images).float()
+
+
+def tta_probabilities(model: nn.Module, images: torch.Tensor, out_size: Tuple[int, int],
+                      tta: TTA, *, channels_last: bool = False) -> torch.Tensor:
+    """Mean softmax (N, C, H, W) at ``out_size`` over the flips and scales of ``tta``."""
+    h, w = images.shape[-2:]
+    total = None
+    for scale in tta.scales:
+        size = (max(8, round(h * scale)), max(8, round(w * scale)))
+        x = images if size == (h, w) else F.interpolate(
+            images, size=size, mode="bilinear", align_corners=False)
+        views = [(x, False)] + ([(x.flip(-1), True)] if tta.flip else [])
+        for view, flipped in views:
+            logits = _forward(model, view, channels_last)
+            if flipped:
+                logits = logits.flip(-1)
+            prob = _upsample(logits, out_size).softmax(1)
+            total = prob if total is None else total.add_(prob)
+    return total.div_(tta.passes)
+
+
+@torch.no_grad()
+def predict_labels(model: nn.Module, images: torch.Tensor, out_size: Tuple[int, int], *,
+                   channels_last: bool = False, tta: Optional[TTA] = None) -> torch.Tensor:
+    """Class ids (N, H, W) at ``out_size`` = (H, W) for normalised images (N, 3, h, w)."""
+    if tta is not None:
+        return tta_probabilities(model, images, out_size, tta,
+                                 channels_last=channels_last).argmax(1)
+    return _upsample(_forward(model, images, channels_last), out_size).argmax(1)
 
 
 @torch.no_grad()
 def evaluate_loader(model: nn.Module, loader: DataLoader, num_classes: int,
                     ignore_index: Optional[int], device: torch.device, *,
-                    channels_last: bool = False, on_batch: Optional[BatchHook] = None
+                    channels_last: bool = False, on_batch: Optional[BatchHook] = None,
+                    tta: Optional[TTA] = None, show_progress: bool = False
                     ) -> ConfusionMatrix:
     """Accumulate predictions vs. labels over ``loader`` (image, label) batches.
 
@@ -45,16 +93,20 @@ def evaluate_loader(model: nn.Module, loader: DataLoader, num_classes: int,
     model.eval()
     cm = ConfusionMatrix(num_classes, ignore_index)
     seen = 0
+    bar = progress(total=len(loader.dataset), desc="evaluate", unit="frame",
+                   disable=not show_progress)
     try:
         for images, labels in loader:
             images = images.to(device, non_blocking=True)
             preds = predict_labels(model, images, tuple(labels.shape[-2:]),
-                                   channels_last=channels_last).cpu()
+                                   channels_last=channels_last, tta=tta).cpu()
             cm.update(preds.numpy(), labels.numpy())
             if on_batch is not None:
                 on_batch(seen, images.cpu(), labels, preds)
             seen += images.shape[0]
+            bar.update(images.shape[0])
     finally:
+        bar.close()
         model.train(was_training)
     return cm
 
@@ -86,6 +138,33 @@ def confusion_fractions(cm: ConfusionMatrix) -> np.ndarray:
     m = cm.matrix.astype(np.float64)
     rows = m.sum(axis=1, keepdims=True)
     return np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+
+
+def seen_in_training(train_args: Dict[str, object], frames: Sequence[Path]) -> Optional[int]:
+    """How many of these frame files the checkpoint's run trained on (None: not recorded).
+
+    Judged from the run's saved split(s) and name filters, which tells a held-out score
+    from a training-set one. A frame's split is the folder of its path named like one
+    (CamVid ``val/x.png``, Cityscapes ``leftImg8bit/val/city/x.png``).
+    """
+    from .data.camvid import filter_names
+
+    if "train_split" not in train_args:
+        return None
+    splits = set(str(train_args.get("train_split") or "train").split("+"))
+    exclude = list(train_args.get("train_exclude") or [])  # type: ignore[call-overload]
+    if train_args.get("holdout"):
+        exclude.append(str(train_args["holdout"]))
+    include = list(train_args.get("train_include") or [])  # type: ignore[call-overload]
+    in_split = [Path(f).name for f in frames if _split_of(Path(f)) in splits]
+    return len(filter_names(in_split, include, exclude))
+
+
+def _split_of(frame: Path) -> Optional[str]:
+    for part in reversed(frame.parts[:-1]):
+        if part in ("train", "val", "test"):
+            return part
+    return None
 
 
 def parse_resolution(text: Optional[str]) -> Optional[Tuple[int, int]]:
@@ -123,12 +202,13 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                         resolution: Optional[Tuple[int, int]] = None, device: str = "cpu",
                         include: Optional[Sequence[str]] = None,
                         exclude: Optional[Sequence[str]] = None, batch_size: int = 1,
-                        workers: int = 0, save_vis: Optional[str] = None, vis_count: int = 8
+                        workers: int = 0, save_vis: Optional[str] = None, vis_count: int = 8,
+                        tta: Optional[TTA] = None, show_progress: bool = False
                         ) -> Dict[str, object]:
     """Score a checkpoint on one split; returns the JSON-ready summary.
 
     ``resolution`` = network input (W, H); default the checkpoint's training input size,
-    else each frame's own size.
+    else each frame's own size. ``split`` may join splits (``train+val``).
     """
     from .checkpoint import CheckpointError, class_set_from_metadata, load_checkpoint
     from .classes import get_class_set
@@ -150,10 +230,13 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     hook = (_vis_hook(ds, expected.palette(), expected.ignore_index, save_vis, vis_count)
             if save_vis else None)
     cm = evaluate_loader(model, loader, expected.num_classes, expected.ignore_index, dev,
-                         on_batch=hook)
+                         on_batch=hook, tta=tta, show_progress=show_progress)
     result = summarize(cm, expected.names, len(ds))
     result.update({"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
-                   "resolution": list(size) if size else None})
+                   "resolution": list(size) if size else None,
+                   "tta": {"flip": tta.flip, "scales": list(tta.scales)} if tta else None,
+                   "seen_in_training": seen_in_training(meta.get("train_args") or {},
+                                                        [p[0] for p in ds.pairs])})
     if save_vis:
         from .visualize import save_confusion_matrix, save_iou_bar_chart
 

@@ -10,6 +10,7 @@ import numpy as np
 from .camvid import (
     CamVid,
     DatasetError,
+    EmptySplitError,
     PathLike,
     SegmentationDataset,
     Transform,
@@ -44,6 +45,8 @@ def build_dataset(name: str, root: Optional[PathLike], split: str,
     Cityscapes cities).
     """
     root = Path(root) if root else default_data_root(name)
+    if "+" in split:
+        return _joined_splits(name, root, split, transform, include, exclude, cache)
     if name == "camvid":
         return CamVid(root, split, transform, include=include, exclude=exclude, cache=cache)
     if name == "cityscapes":
@@ -51,6 +54,28 @@ def build_dataset(name: str, root: Optional[PathLike], split: str,
             raise DatasetError("cityscapes: exclude filters are not supported; use include")
         return Cityscapes(root, split, transform, cities=include, cache=cache)
     raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def _joined_splits(name: str, root: Path, split: str, transform: Optional[Transform],
+                   include: Optional[Sequence[str]], exclude: Optional[Sequence[str]],
+                   cache: bool) -> SegmentationDataset:
+    """``train+val``: the named splits' frames in one dataset, in split order.
+
+    A split left empty by the filters is skipped (``train+val`` holding out a drive that
+    only ``train`` has); only when every split is empty is that an error.
+    """
+    parts, errors = [], []
+    for one in [s for s in split.split("+") if s]:
+        try:
+            parts.append(build_dataset(name, root, one, include=include, exclude=exclude))
+        except EmptySplitError as exc:
+            errors.append(str(exc))
+    if not parts:
+        raise DatasetError("; ".join(errors) or f"{name}: empty split list {split!r}")
+    pairs = [pair for ds in parts for pair in ds.pairs]
+    joined = SegmentationDataset(pairs, transform, label_map=parts[0].label_map, cache=cache)
+    joined.root, joined.split = root, split
+    return joined
 
 
 def compute_mean_std(dataset: SegmentationDataset) -> Tuple[list, list]:
@@ -70,7 +95,8 @@ def compute_mean_std(dataset: SegmentationDataset) -> Tuple[list, list]:
 
 
 __all__ = [
-    "DATASETS", "CamVid", "Cityscapes", "DatasetError", "EvalTransform", "SegmentationDataset",
+    "DATASETS", "CamVid", "Cityscapes", "DatasetError", "EmptySplitError", "EvalTransform",
+    "SegmentationDataset",
     "TrainTransform", "build_dataset", "compute_mean_std", "default_data_root", "denormalize",
     "label_to_train_lut", "normalize", "read_image", "read_label", "train_to_label_ids",
 ]

@@ -27,6 +27,10 @@ class DatasetError(RuntimeError):
     """A dataset that cannot be read; the message names the folder or file."""
 
 
+class EmptySplitError(DatasetError):
+    """A split with no frames left after the include/exclude filters."""
+
+
 def read_image(path: PathLike) -> np.ndarray:
     """HxWx3 uint8 RGB; raises DatasetError naming the file if it is missing or corrupt."""
     path = Path(path)
@@ -128,7 +132,7 @@ def camvid_pairs(root: PathLike, split: str, include: Optional[Sequence[str]] = 
     names = sorted(p.name for p in img_dir.iterdir() if p.suffix.lower() in _IMAGE_EXTS)
     names = filter_names(names, include, exclude)
     if not names:
-        raise DatasetError(f"{img_dir}: no frames (after include={list(include or [])} "
+        raise EmptySplitError(f"{img_dir}: no frames (after include={list(include or [])} "
                            f"exclude={list(exclude or [])})")
     return [(img_dir / n, lab_dir / n) for n in names]
 

@@ -82,18 +82,45 @@ def photometric_jitter(image: np.ndarray, strength: float) -> np.ndarray:
     return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def random_rotate(image: np.ndarray, label: np.ndarray, max_degrees: float, ignore_index: int
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+    """Rotate about the centre by an angle from [-max, max] degrees (camera roll).
+
+    One draw whatever the outcome, so the RNG stream (and resume) stays exact. Uncovered
+    corners are black in the frame and ``ignore_index`` in the label.
+    """
+    angle = _uniform(-max_degrees, max_degrees)
+    h, w = label.shape
+    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
+    image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    label = cv2.warpAffine(label, m, (w, h), flags=cv2.INTER_NEAREST,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=int(ignore_index))
+    return image, label
+
+
+def random_blur(image: np.ndarray, probability: float) -> np.ndarray:
+    """Gaussian blur (sigma 0.3-1.5 px) with the given probability; always two draws."""
+    apply = float(torch.rand(())) < probability
+    sigma = _uniform(0.3, 1.5)
+    if not apply:
+        return image
+    return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma)
+
+
 class TrainTransform:
     """Training-time augmentation and normalisation.
 
     Resize to ``base_size`` (optional), random scale, random horizontal flip, random
-    crop, photometric jitter (optional), normalise. Returns (image tensor CHW float,
+    rotation (optional), random crop, photometric jitter (optional), blur (optional),
+    normalise. Returns (image tensor CHW float,
     label tensor HW int64).
     """
 
     def __init__(self, crop_size: Size, mean: Sequence[float], std: Sequence[float], *,
                  ignore_index: int, scale_range: Tuple[float, float] = (0.5, 2.0),
                  flip: bool = True, base_size: Optional[Size] = None,
-                 photometric: float = 0.0):
+                 photometric: float = 0.0, rotate: float = 0.0, blur: float = 0.0):
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         self.mean, self.std = tuple(mean), tuple(std)
         self.ignore_index = int(ignore_index)
@@ -101,6 +128,8 @@ class TrainTransform:
         self.flip = flip
         self.base_size = tuple(base_size) if base_size else None
         self.photometric = float(photometric)
+        self.rotate = float(rotate)
+        self.blur = float(blur)
 
     def __call__(self, image: np.ndarray, label: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
         h, w = label.shape
@@ -113,9 +142,15 @@ class TrainTransform:
             label = cv2.resize(label, (nw, nh), interpolation=cv2.INTER_NEAREST)
         if self.flip and float(torch.rand(())) < 0.5:
             image, label = image[:, ::-1], label[:, ::-1]
+        if self.rotate > 0:
+            image, label = random_rotate(np.ascontiguousarray(image),
+                                         np.ascontiguousarray(label), self.rotate,
+                                         self.ignore_index)
         image, label = random_crop(image, label, self.crop_size, self.ignore_index)
         if self.photometric > 0:
             image = photometric_jitter(image, self.photometric)
+        if self.blur > 0:
+            image = random_blur(np.ascontiguousarray(image), self.blur)
         target = torch.from_numpy(np.ascontiguousarray(label).astype(np.int64))
         return normalize(image, self.mean, self.std), target
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Union
@@ -27,6 +28,12 @@ class TrainConfig:
     # Each: {name, split, include: [...], exclude: [...]}; selection uses their mean mIoU.
     val_sets: List[Dict[str, Any]] = field(
         default_factory=lambda: [{"name": "val", "split": "val"}])
+    # Leave-one-drive-out: this sequence (CamVid 0006R0, a Cityscapes city) is removed
+    # from training and scored as its own validation set, which then picks best.pt.
+    holdout: Optional[str] = None
+    # Validation set whose mIoU picks best.pt; None = the holdout set if any, else the
+    # mean over all sets.
+    select_on: Optional[str] = None
     pretrained_backbone: bool = False
     # Fine-tuning: start from this checkpoint's weights ("default" = the bundled model)
     # with a fresh optimiser and schedule. Unlike --resume it does not continue a run.
@@ -54,6 +61,14 @@ class TrainConfig:
     # Photometric jitter strength s: brightness, contrast and saturation factors drawn
     # from [1-s, 1+s], gamma from [exp(-s), exp(s)]; 0 = off. For lighting robustness.
     photometric: float = 0.0
+    # Camera roll: rotation drawn from [-rotate, rotate] degrees (0 = off); the corners
+    # it uncovers are black in the frame and ignored in the label.
+    rotate: float = 0.0
+    # Probability of a Gaussian blur (sigma 0.3-1.5 px): defocus and motion blur.
+    blur: float = 0.0
+    # Exponential moving average of the weights (e.g. 0.999; 0 = off). Validation and
+    # best.pt then use the averaged weights.
+    ema_decay: float = 0.0
     # Normalisation; None = compute from the training frames (zero mean, unit variance).
     mean: Optional[List[float]] = None
     std: Optional[List[float]] = None
@@ -87,6 +102,13 @@ _HELP = {
     "resume": "checkpoint (last.pt) to continue from exactly",
     "init_weights": "checkpoint (or 'default') whose weights start a new run (fine-tuning)",
     "photometric": "brightness/contrast/saturation/gamma jitter strength, 0 = off",
+    "holdout": "leave this drive/sequence (e.g. 0006R0) out of training and select on it",
+    "select_on": "validation set name whose mIoU selects best.pt (default: the holdout "
+                 "set, else the mean over all sets)",
+    "train_split": "split to train on; join several with + (train+val)",
+    "ema_decay": "keep an exponential moving average of the weights (e.g. 0.999)",
+    "rotate": "random rotation range in degrees (camera roll), 0 = off",
+    "blur": "probability of a random Gaussian blur, 0 = off",
 }
 
 
@@ -107,7 +129,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         hint = str(f.type)
         kw: Dict[str, Any] = {"default": None, "dest": f.name, "help": _HELP.get(f.name)}
         if f.name == "val_sets":
-            kw.update(nargs="+", type=parse_val_set)
+            kw.update(nargs="*", type=parse_val_set)  # bare --val-sets: none
         elif hint == "bool":
             kw["action"] = argparse.BooleanOptionalAction
         elif "List[int]" in hint:
@@ -171,7 +193,53 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError("need 0 < scale_min <= scale_max")
     if not (0.0 <= cfg.photometric < 1.0):
         raise ValueError(f"photometric must be in [0, 1), got {cfg.photometric}")
+    if not (0.0 <= cfg.ema_decay < 1.0):
+        raise ValueError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
+    if not (0.0 <= cfg.blur <= 1.0) or not (0.0 <= cfg.rotate <= 45.0):
+        raise ValueError(f"blur must be in [0, 1] and rotate in [0, 45] degrees, "
+                         f"got {cfg.blur} and {cfg.rotate}")
+    names = [v.get("name") for v in cfg.val_sets]
+    if cfg.holdout:
+        names.append(holdout_set_name(cfg.holdout))
+    if cfg.select_on and cfg.select_on not in names:
+        raise ValueError(f"select_on {cfg.select_on!r} is not a validation set "
+                         f"(have {', '.join(map(str, names)) or 'none'})")
+
+
+def holdout_set_name(drive: str) -> str:
+    """Name of the validation set a ``holdout`` drive becomes."""
+    return f"heldout_{drive}"
+
+
+# Fields holding file system paths; "default" (the bundled model) is a name, not a path.
+PATH_FIELDS = ("data_root", "out_dir", "resume", "init_weights")
+
+
+def portable_train_args(cfg: TrainConfig, run_dir: Union[str, Path]) -> Dict[str, Any]:
+    """The config with its paths relative to the run folder.
+
+    Checkpoints and config.yaml travel (shipped models, copied run folders), so they must
+    not carry the training machine's folder names; ``resolve_train_args`` reverses this.
+    """
+    values = cfg.to_dict()
+    base = Path(run_dir).resolve()
+    for name in PATH_FIELDS:
+        value = values.get(name)
+        if value and value != "default":
+            values[name] = os.path.relpath(Path(value).resolve(), base)
+    return values
+
+
+def resolve_train_args(values: Mapping[str, Any], run_dir: Union[str, Path]) -> Dict[str, Any]:
+    """Saved train_args -> usable values: relative paths are taken from ``run_dir``."""
+    out = dict(values)
+    for name in PATH_FIELDS:
+        value = out.get(name)
+        if value and value != "default" and not Path(value).is_absolute():
+            out[name] = os.path.normpath(Path(run_dir) / value)
+    return out
 
 
 def save_config(cfg: TrainConfig, path: Union[str, Path]) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    values = portable_train_args(cfg, Path(path).parent)
+    Path(path).write_text(yaml.safe_dump(values, sort_keys=False))

@@ -13,7 +13,7 @@ from ..checkpoint import read_checkpoint, resolve_checkpoint
 from ..classes import ClassSet, get_class_set
 from ..data import EvalTransform, SegmentationDataset, TrainTransform, build_dataset
 from ..data import compute_mean_std as _mean_std
-from .config import TrainConfig
+from .config import TrainConfig, holdout_set_name
 from .losses import class_pixel_counts, enet_class_weights
 
 
@@ -62,13 +62,26 @@ def _fill_statistics(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
                   flush=True)
 
 
+def val_specs(cfg: TrainConfig) -> List[Dict[str, Any]]:
+    """The configured validation sets plus, with ``holdout``, the held-out drive.
+
+    The held-out set is exactly the frames ``holdout`` removes from the training split(s).
+    """
+    specs = [dict(v) for v in cfg.val_sets]
+    if cfg.holdout:
+        specs.append({"name": holdout_set_name(cfg.holdout), "split": cfg.train_split,
+                      "include": [cfg.holdout]})
+    return specs
+
+
 def build_data(cfg: TrainConfig, verbose: bool = True) -> DataBundle:
     cs = get_class_set(cfg.dataset)
+    exclude = list(cfg.train_exclude) + ([cfg.holdout] if cfg.holdout else [])
     train = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split,
-                          include=cfg.train_include, exclude=cfg.train_exclude, cache=cfg.cache)
+                          include=cfg.train_include, exclude=exclude, cache=cfg.cache)
     train.preload()
     _fill_statistics(cfg, train, cs, verbose)
-    specs = [dict(v) for v in cfg.val_sets]
+    specs = val_specs(cfg)
     val = [build_dataset(cfg.dataset, cfg.data_root, s.get("split", "val"),
                          include=s.get("include") or None, exclude=s.get("exclude") or None,
                          cache=cfg.cache) for s in specs]
@@ -81,7 +94,7 @@ def build_data(cfg: TrainConfig, verbose: bool = True) -> DataBundle:
     tt = TrainTransform(tuple(cfg.crop_size), cfg.mean, cfg.std, ignore_index=cs.ignore_index,
                         scale_range=(cfg.scale_min, cfg.scale_max), flip=cfg.flip,
                         base_size=tuple(cfg.base_size) if cfg.base_size else None,
-                        photometric=cfg.photometric)
+                        photometric=cfg.photometric, rotate=cfg.rotate, blur=cfg.blur)
     train.transform = tt
     if verbose:
         print(f"train: {len(train)} frames; " + "; ".join(

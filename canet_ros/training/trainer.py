@@ -18,7 +18,6 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from ..checkpoint import (
     CheckpointError,
@@ -29,13 +28,15 @@ from ..checkpoint import (
     save_checkpoint,
 )
 from ..models import build_canet
+from ..progress import progress
 from . import distributed as D
-from .config import TrainConfig, save_config
+from .config import TrainConfig, portable_train_args, save_config
 from .data_setup import DataBundle, build_data
+from .ema import ModelEMA
 from .runlog import RunLog
 from .schedule import PolyLR
 from .state import get_rng_state, seed_everything, set_rng_state
-from .validate import run_validation
+from .validate import run_validation, selection_score
 
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
@@ -94,6 +95,7 @@ class Trainer:
             raise ValueError(f"training set has {len(self.data.train)} frames, fewer than one "
                              f"batch of {cfg.batch_size} per process")
         self.model = self._build_model()
+        self.ema = ModelEMA(self.bare_model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.optimizer = self._build_optimizer()
         self.scheduler = PolyLR(self.optimizer, cfg.epochs * self.steps_per_epoch, cfg.poly_power)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
@@ -160,7 +162,8 @@ class Trainer:
     def _metadata(self, metrics: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         d = self.data
         return build_metadata(self.cfg.backbone, d.class_set, mean=d.mean, std=d.std,
-                              input_size=tuple(d.input_size), train_args=self.cfg.to_dict(),
+                              input_size=tuple(d.input_size),
+                              train_args=portable_train_args(self.cfg, self.run_dir),
                               metrics=metrics or {})
 
     def _train_state(self) -> Dict[str, Any]:
@@ -169,7 +172,8 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "best_score": self.best_score, "best_metrics": self.best_metrics,
-                "class_weights": list(self.data.class_weights or [])}
+                "class_weights": list(self.data.class_weights or []),
+                "ema": self.ema.state_dict() if self.ema else None}
 
     def save_last(self) -> Optional[Path]:
         if not self.dist.is_main:
@@ -197,6 +201,11 @@ class Trainer:
         self.epoch_rng = st["epoch_rng"]
         if self.epoch_rng is not None:
             set_rng_state(self.epoch_rng)
+        if self.ema is not None:
+            # EMA switched on at a resume starts averaging from the resumed weights.
+            self.ema = ModelEMA(self.bare_model, self.cfg.ema_decay)
+            if st.get("ema"):
+                self.ema.load_state_dict(st["ema"])
 
     # -- loop ---------------------------------------------------------------------------
     def _crop_for_epoch(self, epoch: int) -> List[int]:
@@ -211,11 +220,13 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.run_dir / "config.yaml")
-        log = RunLog(self.run_dir, [v["name"] for v in self.data.val_specs], self.dist.is_main)
+        names = [v["name"] for v in self.data.val_specs]
+        names += [f"{n}_raw" for n in names] if self.ema else []
+        log = RunLog(self.run_dir, names, self.dist.is_main)
         if cfg.resume:
             self.resume(cfg.resume)
-            self._print(f"resumed from {cfg.resume} at epoch {self.epoch} "
-                        f"step {self.step_in_epoch}")
+            self._print(f"resumed from {cfg.resume} in epoch {self.epoch + 1}/{cfg.epochs} "
+                        f"after step {self.step_in_epoch}/{self.steps_per_epoch}")
         steps_this_run = 0
         try:
             with _StopFlag() as stop:
@@ -223,8 +234,9 @@ class Trainer:
                     done, steps_this_run = self._run_epoch(log, stop, steps_this_run)
                     if not done:
                         self.save_last()
-                        self._print(f"stopped at epoch {self.epoch} step {self.step_in_epoch};"
-                                    f" resume with --resume {self.run_dir / 'last.pt'}")
+                        self._print(f"stopped in epoch {self.epoch + 1}/{cfg.epochs} after step "
+                                    f"{self.step_in_epoch}/{self.steps_per_epoch}; resume "
+                                    f"with --resume {self.run_dir / 'last.pt'}")
                         break
                     self._end_epoch(log)
         finally:
@@ -252,10 +264,9 @@ class Trainer:
         it = iter(self.loader)
         for _ in range(self.step_in_epoch):  # replay finished batches' RNG draws
             next(it)
-        bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch,
-                   desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", dynamic_ncols=True,
-                   disable=not (self.cfg.progress and self.dist.is_main),
-                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        bar = progress(total=self.steps_per_epoch, initial=self.step_in_epoch,
+                       desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="step",
+                       disable=not (self.cfg.progress and self.dist.is_main), mininterval=1.0)
         self._epoch_stats = self._epoch_stats or [0.0, 0, time.time()]
         try:
             while self.step_in_epoch < self.steps_per_epoch:
@@ -287,9 +298,11 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.bare_model)
         return float(loss.detach()), images.shape[0]
 
-    def _account(self, loss: float, n: int, bar: tqdm, log: RunLog) -> None:
+    def _account(self, loss: float, n: int, bar: Any, log: RunLog) -> None:
         self.step_in_epoch += 1
         self.global_step += 1
         s = self._epoch_stats
@@ -314,7 +327,8 @@ class Trainer:
                                "lr": self.optimizer.param_groups[0]["lr"],
                                "images_per_s": count * self.dist.world_size / max(elapsed, 1e-9),
                                "epoch_s": elapsed}
-        if self.epoch % max(cfg.val_every, 1) == 0 or self.epoch == cfg.epochs:
+        due = self.epoch % max(cfg.val_every, 1) == 0 or self.epoch == cfg.epochs
+        if due and self.data.val:  # without validation sets the last weights are the result
             self._validate(row, log)
         # RNG state now is the next epoch's start state, so resume needs no replay.
         self.epoch_rng = get_rng_state()
@@ -327,22 +341,28 @@ class Trainer:
 
     def _validate(self, row: Dict[str, Any], log: RunLog) -> None:
         if self.dist.is_main:
-            results = run_validation(self.bare_model, self.data, self.device,
-                                     self.cfg.channels_last, self.cfg.eval_batch_size)
-            scores = []
-            for name, res in results.items():
-                row[f"{name}_miou"] = res["miou"]
-                row[f"{name}_global_acc"] = res["global_acc"]
-                log.scalar(f"val/{name}_miou", res["miou"], self.epoch)
-                log.scalar(f"val/{name}_global_acc", res["global_acc"], self.epoch)
-                scores.append(res["miou"])
-            row["score"] = sum(scores) / len(scores)
-            log.scalar("val/score", row["score"], self.epoch)
-            if row["score"] > self.best_score:
-                self.best_score = row["score"]
-                self.best_metrics = {"epoch": self.epoch, "score": row["score"],
-                                     "selection": "mean mIoU over validation sets",
-                                     **results}
-                save_checkpoint(self.run_dir / "best.pt", self.bare_model,
+            # With EMA the averaged weights are the candidate; the raw ones are logged too.
+            candidate = self.ema.module if self.ema else self.bare_model
+            results = self._score(candidate, "", row, log)
+            if self.ema:
+                self._score(self.bare_model, "_raw", row, log)
+            score, how = selection_score(results, self.cfg)
+            row["score"] = score
+            log.scalar("val/score", score, self.epoch)
+            if score > self.best_score:
+                self.best_score = score
+                self.best_metrics = {"epoch": self.epoch, "score": score, "selection": how,
+                                     "ema": self.ema is not None, **results}
+                save_checkpoint(self.run_dir / "best.pt", candidate,
                                 self._metadata(self.best_metrics))
         D.barrier(self.dist)
+
+    def _score(self, model: nn.Module, suffix: str, row: Dict[str, Any], log: RunLog
+               ) -> Dict[str, Dict[str, Any]]:
+        results = run_validation(model, self.data, self.device, self.cfg.channels_last,
+                                 self.cfg.eval_batch_size)
+        for name, res in results.items():
+            for key in ("miou", "global_acc"):
+                row[f"{name}{suffix}_{key}"] = res[key]
+                log.scalar(f"val/{name}{suffix}_{key}", res[key], self.epoch)
+        return results

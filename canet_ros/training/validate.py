@@ -1,13 +1,14 @@
 """Validation during training: each configured set scored with the evaluation code."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from ..evaluation import evaluate_loader, summarize
+from .config import TrainConfig, holdout_set_name
 
 
 def run_validation(model: nn.Module, data: Any, device: torch.device, channels_last: bool,
@@ -22,3 +23,12 @@ def run_validation(model: nn.Module, data: Any, device: torch.device, channels_l
                              channels_last=channels_last)
         out[spec["name"]] = summarize(cm, cs.names, len(ds))
     return out
+
+
+def selection_score(results: Dict[str, Dict[str, Any]], cfg: TrainConfig) -> Tuple[float, str]:
+    """(score, how it was chosen): ``select_on``, else the held-out drive, else the mean."""
+    name = cfg.select_on or (holdout_set_name(cfg.holdout) if cfg.holdout else None)
+    if name:
+        return float(results[name]["miou"]), f"mIoU of {name}"
+    scores = [float(r["miou"]) for r in results.values()]
+    return sum(scores) / len(scores), "mean mIoU over validation sets"
