@@ -2,20 +2,27 @@
 
 Files are plain dicts of tensors, strings, numbers and lists, so they load with
 ``torch.load(..., weights_only=True)`` and nothing else. Writes are atomic.
+
+torch is imported inside the functions that need it: the command line names
+``CheckpointError`` and ``read_checkpoint`` while building ``--help``, which must
+stay fast.
 """
 from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
-import torch
-from torch import nn
+from .errors import CanetError
 
-from .classes import ClassSet
-from .models import BACKBONES, build_canet
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from .classes import ClassSet
 
 FORMAT = "canet_ros.checkpoint"
 FORMAT_VERSION = 1
@@ -24,11 +31,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "canet_mobilenetv2_camvid.pt"
 _REQUIRED = ("format", "format_version", "backbone", "num_classes", "class_names", "palette",
              "ignore_index", "mean", "std", "state_dict")
+# torch.save's legacy (non-zip) format opens with a pickled magic number (LONG1, 10 bytes).
+_LEGACY_MAGIC = b"\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
 
 PathLike = Union[str, os.PathLike]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(CanetError, RuntimeError):
     """A checkpoint that cannot be used; the message names the file and the problem."""
 
 
@@ -40,7 +49,7 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
+    if hasattr(value, "numel") and callable(value.numel) and value.numel() == 1:  # tensors
         return value.item()
     if hasattr(value, "item") and getattr(value, "size", 2) == 1:  # numpy scalars
         return value.item()
@@ -77,6 +86,8 @@ def save_checkpoint(path: PathLike, model: nn.Module, metadata: Mapping[str, Any
     ``half`` stores floating tensors as fp16 (for shipping); ``extra`` adds
     resumable training state (optimiser, scheduler, RNG) under its own keys.
     """
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
@@ -110,28 +121,113 @@ def resolve_checkpoint(spec: Optional[PathLike]) -> Path:
     return Path(spec).expanduser()
 
 
+def _file_kind(path: Path) -> str:
+    """What a file is, judged from its bytes before torch sees it.
+
+    One of ``"torch"``, ``"empty"``, ``"damaged"`` (a zip archive cut short), ``"zip"``
+    (a zip archive that torch.save did not write) or ``"other"``.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(32)
+    if not head:
+        return "empty"
+    if head.startswith(b"PK\x03\x04"):
+        if not zipfile.is_zipfile(path):
+            return "damaged"
+        with zipfile.ZipFile(path) as archive:
+            # torch.save writes <archive name>/data.pkl next to the tensor records.
+            names = archive.namelist()
+        return "torch" if any(n.endswith("/data.pkl") for n in names) else "zip"
+    if head[:1] == b"\x80" and _LEGACY_MAGIC in head:
+        return "torch"
+    return "other"
+
+
+_NOT_TORCH = {
+    "empty": "an empty file, not a canet_ros checkpoint",
+    "damaged": "a damaged or truncated torch file (its zip archive is incomplete), unreadable",
+    "zip": "a zip archive but not a torch file, so not a canet_ros checkpoint",
+    "other": "not a torch file, so not a canet_ros checkpoint",
+}
+
+
+def _torch_load(path: Path, map_location: Union[str, torch.device]) -> Any:
+    """``torch.load(weights_only=True)`` with failures turned into one plain sentence.
+
+    torch's own messages suggest loading with ``weights_only=False``, which runs any
+    code the file holds; that advice must never reach a user, so it is not passed on.
+    """
+    try:
+        kind = _file_kind(path)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
+    if kind != "torch":
+        raise CheckpointError(f"{path}: {_NOT_TORCH[kind]}")
+    import pickle
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pickle-protocol notes: noise for a user
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path}: a torch file holding pickled Python objects (such as a "
+                              f"whole model), not a canet_ros checkpoint of tensors and "
+                              f"metadata") from exc
+    except Exception as exc:  # torch reports damage as RuntimeError, EOFError, KeyError ...
+        raise CheckpointError(f"{path}: {_load_failure(path, exc)}") from exc
+
+
+def _load_failure(path: Path, exc: Exception) -> str:
+    """A torch file that torch.load refused, in words: damaged, or why not."""
+    damaged = isinstance(exc, EOFError) or "EOF" in str(exc)
+    if not damaged and zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip() is not None
+        except (zipfile.BadZipFile, OSError, EOFError):
+            damaged = True
+    if damaged:
+        return "a damaged or truncated torch file, unreadable"
+    # torch's first sentence names the cause (e.g. a CUDA tensor on a machine without CUDA).
+    first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else ""
+    return f"a torch file that cannot be loaded here: {first or type(exc).__name__}"
+
+
+def _check_metadata(path: Path, blob: Any) -> None:
+    if not isinstance(blob, dict):
+        raise CheckpointError(f"{path}: a torch file holding a {type(blob).__name__} without "
+                              f"canet_ros metadata, not a canet_ros checkpoint")
+    if blob.get("format") != FORMAT:
+        what = ("a bare state_dict" if blob and all(hasattr(v, "shape") for v in blob.values())
+                else "a dict")
+        raise CheckpointError(f"{path}: a torch file holding {what} without canet_ros "
+                              f"metadata, not a canet_ros checkpoint")
+    missing = [k for k in _REQUIRED if k not in blob]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    version = blob["format_version"]
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {version!r} is newer than this "
+                              f"canet_ros supports ({FORMAT_VERSION})")
+    from .models import BACKBONES
+
+    if blob["backbone"] not in BACKBONES:
+        raise CheckpointError(f"{path}: a checkpoint for backbone {blob['backbone']!r}, which "
+                              f"this canet_ros does not have ({', '.join(BACKBONES)})")
+
+
 def read_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu"
                     ) -> Dict[str, Any]:
     """Load and validate the raw dict (weights_only=True)."""
     path = resolve_checkpoint(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({exc})") from exc
-    except Exception as exc:  # weights_only refuses arbitrary pickles with UnpicklingError
-        raise CheckpointError(f"{path}: not a canet_ros checkpoint ({exc})") from exc
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a canet_ros checkpoint (no '{FORMAT}' format tag)")
-    missing = [k for k in _REQUIRED if k not in blob]
-    if missing:
-        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
-    if blob["format_version"] > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format version {blob['format_version']} is newer than "
-                              f"this canet_ros supports ({FORMAT_VERSION})")
-    if blob["backbone"] not in BACKBONES:
-        raise CheckpointError(f"{path}: unknown backbone {blob['backbone']!r}")
+    blob = _torch_load(path, map_location)
+    _check_metadata(path, blob)
     return blob
 
 
@@ -142,11 +238,13 @@ def load_checkpoint(path: PathLike, *, backbone: Optional[str] = None,
 
     ``backbone``, when given, must match the checkpoint's.
     """
+    from .models import build_canet
+
     blob = read_checkpoint(path, map_location)
     path = resolve_checkpoint(path)
     if backbone is not None and backbone != blob["backbone"]:
-        raise CheckpointError(f"{path}: checkpoint is a {blob['backbone']} CANet, "
-                              f"but backbone {backbone!r} was asked for")
+        raise CheckpointError(f"{path}: a checkpoint for the {blob['backbone']} backbone, "
+                              f"not for {backbone} as asked")
     model = build_canet(blob["backbone"], int(blob["num_classes"]))
     load_weights(model, blob, path)
     meta = {k: v for k, v in blob.items() if k != "state_dict" and not k.startswith("train_state")}
@@ -167,6 +265,8 @@ def load_weights(model: nn.Module, blob: Mapping[str, Any], path: PathLike) -> N
 
 
 def class_set_from_metadata(meta: Mapping[str, Any]) -> ClassSet:
+    from .classes import ClassSet
+
     return ClassSet(str(meta.get("class_set", "custom")), tuple(meta["class_names"]),
                     tuple(tuple(int(v) for v in c) for c in meta["palette"]),
                     int(meta["ignore_index"]))

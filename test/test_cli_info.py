@@ -44,8 +44,17 @@ def test_info_on_a_checkpoint(capsys, tmp_path):
 
 
 def test_info_bad_checkpoint(capsys, tmp_path):
-    with pytest.raises(SystemExit, match="nothing.pt"):
-        main(["info", "--checkpoint", str(tmp_path / "nothing.pt")])
+    missing = tmp_path / "nothing.pt"
+    assert main(["info", "--checkpoint", str(missing)]) == 1
+    assert capsys.readouterr().err == f"canet info: error: {missing}: no such checkpoint file\n"
+
+
+@pytest.mark.parametrize("flag", ["--height", "--width", "--num-classes"])
+def test_info_nonpositive_size_is_a_usage_error(capsys, flag):
+    with pytest.raises(SystemExit) as exc:
+        main(["info", flag, "0"])
+    assert exc.value.code == 2
+    assert f"argument {flag}: '0' must be at least 1" in capsys.readouterr().err
 
 
 def test_closed_output_pipe_ends_quietly():

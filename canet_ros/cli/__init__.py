@@ -1,4 +1,8 @@
-"""The ``canet`` command: one entry point, one module per subcommand."""
+"""The ``canet`` command: one entry point, one module per subcommand.
+
+Building the parser must stay cheap (``canet --help`` answers at once): subcommand
+modules import torch and the rest of their stack inside ``run``, never at the top.
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,16 +12,51 @@ import os
 import sys
 from typing import Any, Callable, List, Optional
 
-# Each module exposes add_parser(subparsers) and run(args) -> int. Imported lazily
-# per module so ``canet info`` does not pay for the bag or training stacks.
-SUBCOMMANDS = ("info", "train", "evaluate", "benchmark", "segment_bag")
+from .. import __version__
+from ..errors import CanetError
+
+# Each module exposes add_parser(subparsers) and run(args) -> int.
+SUBCOMMANDS = ("info", "train", "evaluate", "benchmark", "segment_bag", "export")
+
+EXIT_OK = 0
+EXIT_ERROR = 1          # bad input: a file, folder or value; the message says which
+EXIT_USAGE = 2          # what argparse uses for unknown options and malformed values
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
+
+EPILOG = f"""\
+exit status (every subcommand):
+  {EXIT_OK:<4} success
+  {EXIT_ERROR:<4} error in what was given (a file, folder or value); one line on stderr,
+       "canet COMMAND: error: ...", names it and the problem
+  {EXIT_USAGE:<4} usage error: unknown option, missing or malformed argument
+  {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C); long jobs leave valid output behind
+  {EXIT_BROKEN_PIPE:<4} the output pipe closed early (e.g. "canet ... --json | head")
+
+"canet COMMAND --help" describes each command."""
+
+log = logging.getLogger("canet_ros.cli")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (a usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="canet", description="CANet semantic segmentation: train, evaluate, "
-        "benchmark, segment rosbags, inspect models.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        "benchmark, export, segment rosbags, inspect models.", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging; tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"{__name__}.{name}")
@@ -25,29 +64,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (embedded, tests)
+        pass
+
+
 def run_command(func: Callable[[Any], Optional[int]], args: Any, prog: str = "canet") -> int:
-    """Run a subcommand; Ctrl-C and a closed output pipe end it without a traceback."""
+    """Run a subcommand under the exit-status convention in ``EPILOG``.
+
+    Ctrl-C and a closed output pipe end it without a traceback; a ``CanetError`` or
+    ``OSError`` (bad input) becomes one ``PROG: error: ...`` line and status 1.
+    """
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``canet ... --json | head``): stop quietly, as cat does.
-        # stdout is pointed at /dev/null so the interpreter's final flush cannot fail again.
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError):  # stdout is not a file descriptor (embedded, tests)
-            pass
-        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    except (CanetError, OSError) as exc:
+        log.debug("%s failed", prog, exc_info=True)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("canet: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    return run_command(args.func, args)
+    return run_command(args.func, args, f"canet {args.command}")
 
 
 if __name__ == "__main__":

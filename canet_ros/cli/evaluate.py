@@ -7,8 +7,9 @@ import sys
 from typing import List, Optional
 
 from ..checkpoint import CheckpointError
-from ..data import DATASETS, DatasetError
+from ..errors import DatasetError
 from . import run_command
+from .choices import DATASETS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +24,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", default=None,
                    help="dataset folder (default: $CANET_CAMVID_ROOT / $CANET_CITYSCAPES_ROOT "
                         "or ../shared/data/<dataset>)")
-    p.add_argument("--split", default="val", help="val or test (or train)")
+    p.add_argument("--split", default="val",
+                   help="val or test (or train); join splits with + (train+val)")
+    p.add_argument("--holdout", default=None, metavar="DRIVE",
+                   help="score one drive/sequence (e.g. 0006R0) over train+val: the set a "
+                        "'canet train --holdout DRIVE' run selects on")
     p.add_argument("--resolution", default=None, metavar="WxH",
                    help="network input size (default: the checkpoint's training input size)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
@@ -38,26 +43,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="write frame|truth|prediction PNGs, an IoU bar chart and a confusion "
                         "matrix PNG here")
     p.add_argument("--vis-count", type=int, default=8, help="frames to visualise (default 8)")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time augmentation: average the prediction of the frame and "
+                        "its mirror image (2x the cost)")
+    p.add_argument("--tta-scales", nargs="+", type=float, default=None, metavar="S",
+                   help="with --tta, also these input scales (e.g. 0.75 1 1.25)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..evaluation import evaluate_checkpoint, format_table, parse_resolution
+    from ..evaluation import TTA, evaluate_checkpoint, format_table, parse_resolution
 
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    split, include = args.split, args.include
+    if args.holdout:
+        split, include = "train+val", [args.holdout]
+    tta = TTA(flip=True, scales=tuple(args.tta_scales or (1.0,))) if args.tta else None
     try:
+        if args.tta_scales and not args.tta:
+            raise ValueError("--tta-scales needs --tta")
         result = evaluate_checkpoint(
-            args.checkpoint, args.dataset, args.data_root, args.split,
+            args.checkpoint, args.dataset, args.data_root, split,
             resolution=parse_resolution(args.resolution), device=device,
-            include=args.include, exclude=args.exclude, batch_size=args.batch_size,
-            workers=args.workers, save_vis=args.save_vis, vis_count=args.vis_count)
+            include=include, exclude=args.exclude, batch_size=args.batch_size,
+            workers=args.workers, save_vis=args.save_vis, vis_count=args.vis_count,
+            tta=tta, show_progress=True)
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"canet evaluate: error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     result.pop("confusion_matrix")  # in the PNG with --save-vis; too bulky for the JSON line
     if args.json:
         print(json.dumps(result))
@@ -65,8 +82,14 @@ def run(args: argparse.Namespace) -> int:
         from ..classes import get_class_set
 
         size = "x".join(map(str, result["resolution"])) if result["resolution"] else "native"
-        print(f"{result['checkpoint']} on {args.dataset} {args.split}, network input {size}")
+        print(f"{result['checkpoint']} on {args.dataset} {split}"
+              f"{' ' + ','.join(include) if include else ''}, network input {size}"
+              f"{', TTA x' + str(tta.passes) if tta else ''}")
         print(format_table(result, get_class_set(args.dataset).names))
+    seen = result.get("seen_in_training")
+    if seen:
+        print(f"note: the checkpoint was trained on {seen} of these {result['frames']} frames; "
+              f"this is not a held-out score", file=sys.stderr)
     if args.save_vis:
         print(f"visualisations written to {args.save_vis}", file=sys.stderr)
     return 0

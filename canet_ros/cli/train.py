@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 from ..checkpoint import CheckpointError, read_checkpoint
-from ..data import DatasetError
-from ..training.config import add_config_arguments, load_yaml, merge_config
+from ..errors import DatasetError
+from ..training.config import (
+    add_config_arguments,
+    load_yaml,
+    merge_config,
+    resolve_train_args,
+)
 from . import run_command
 
 
@@ -28,7 +34,9 @@ def _base_values(args: argparse.Namespace) -> dict:
     if args.config:
         return load_yaml(args.config)
     if args.resume:
-        train_args = read_checkpoint(args.resume).get("train_args") or {}
+        # Saved paths are relative to the run folder, which is where last.pt lives.
+        saved = read_checkpoint(args.resume).get("train_args") or {}
+        train_args = resolve_train_args(saved, Path(args.resume).resolve().parent)
         return {k: v for k, v in train_args.items() if k not in ("resume", "max_steps_this_run")}
     return {}
 
@@ -44,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         best = trainer.fit()
     except (ValueError, DatasetError, CheckpointError) as exc:
         print(f"canet train: error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         print("canet train: aborted", file=sys.stderr)
         return 130

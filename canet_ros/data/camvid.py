@@ -15,16 +15,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import DatasetError
+
 PathLike = Union[str, os.PathLike]
 Pair = Tuple[Path, Path]
 Transform = Callable[[np.ndarray, np.ndarray], Tuple[torch.Tensor, torch.Tensor]]
 CAMVID_SPLITS = ("train", "val", "test")
 CAMVID_SEQUENCES = ("0001TP", "0006R0", "0016E5", "Seq05VD")
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
-
-
-class DatasetError(RuntimeError):
-    """A dataset that cannot be read; the message names the folder or file."""
 
 
 class EmptySplitError(DatasetError):

@@ -48,18 +48,23 @@ class SpatialBranch(nn.Sequential):
 class Deconv(nn.Module):
     """Stride-2 3x3 transposed conv + BN + ReLU that lands on an exact target size.
 
-    A 3x3 kernel with padding 1 reaches both 2n-1 and 2n, so with ``output_size``
-    it matches the skip feature for odd input sizes too (2x2 or 4x4 kernels cannot).
+    A 3x3 kernel with padding 1 reaches both 2n-1 and 2n, so it matches the skip feature
+    for odd input sizes too (2x2 or 4x4 kernels cannot). It always computes 2n (output
+    padding 1) and crops: output padding only appends the last row and column, so the crop
+    equals the 2n-1 result, and unlike ``output_size`` the crop stays a function of the
+    input shape in an exported graph (ONNX with dynamic height and width).
     """
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
-        self.deconv = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, bias=False)
+        self.deconv = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1,
+                                         bias=False)
         self.bn = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-        return self.relu(self.bn(self.deconv(x, output_size=list(size))))
+        y = self.deconv(x)[..., : size[0], : size[1]]
+        return self.relu(self.bn(y))
 
 
 class ContextFusion(nn.Module):

@@ -1,0 +1,66 @@
+"""``canet export``: a checkpoint as an ONNX file for TensorRT and other runtimes."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import positive_int
+
+PROG = "canet export"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="write a checkpoint as an ONNX file (for TensorRT, ONNX Runtime ...)",
+        description="Export the network with its normalisation inside the graph: input "
+        "'image' float32 NCHW RGB 0..255; outputs 'logits' (N,C,H,W) and 'labels' int32 "
+        "(N,H,W). Shapes, class names and palette are stored in the file's metadata. "
+        "See docs/export.md for the trtexec line.")
+    p.add_argument("--checkpoint", default="default",
+                   help="checkpoint path or 'default' (the bundled CamVid model)")
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="output format")
+    p.add_argument("--out", required=True, metavar="FILE", help="file to write, e.g. canet.onnx")
+    p.add_argument("--height", type=positive_int, help="fixed input height (default: the "
+                   "checkpoint's training size)")
+    p.add_argument("--width", type=positive_int, help="fixed input width (default: the "
+                   "checkpoint's training size)")
+    p.add_argument("--dynamic", action="store_true",
+                   help="free batch, height and width (height and width multiples of 32)")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                   help="weights and activations; for TensorRT export fp32 and build with "
+                   "--fp16 (default fp32)")
+    p.add_argument("--opset", type=positive_int, default=None,
+                   help="ONNX opset (default 17, what TensorRT 8.5+ reads)")
+    p.add_argument("--device", default="auto",
+                   help="where to trace: auto, cpu, cuda (fp16 tracing on a CPU is slow)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export_onnx import DEFAULT_OPSET, ExportError, export_onnx_file
+
+    if (args.height is None) != (args.width is None):
+        raise ExportError("give --height and --width together (or neither, for the "
+                          "checkpoint's training size)")
+    size = (args.width, args.height) if args.height is not None else None
+    slow = (" (fp16 is traced on the CPU unless CUDA is present: a minute or more)"
+            if args.precision == "fp16" and args.device != "cuda" else "")
+    print(f"{PROG}: exporting {args.checkpoint} ({args.precision}) to {args.out}{slow} ...",
+          file=sys.stderr)
+    result = export_onnx_file(args.checkpoint, args.out, size=size, dynamic=args.dynamic,
+                              precision=args.precision, opset=args.opset or DEFAULT_OPSET,
+                              device=args.device)
+    image = json.loads(result.metadata["input"])
+    outputs = json.loads(result.metadata["outputs"])
+    if args.json:
+        print(json.dumps({"path": str(result.path), "bytes": result.bytes, "input": image,
+                          "outputs": outputs}))
+        return 0
+    print(f"wrote {result.path} ({result.bytes / 2 ** 20:.1f} MiB, opset "
+          f"{result.metadata['opset']}, {args.precision})")
+    for item in (image, *outputs):
+        shape = "x".join(str(d) for d in item["shape"])
+        print(f"  {item['name']:7s} {item['dtype']:8s} {shape}")
+    return 0

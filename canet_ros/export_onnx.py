@@ -1,0 +1,245 @@
+"""Export a CANet checkpoint as a self-contained ONNX file for TensorRT and other runtimes.
+
+The graph takes what a camera driver gives after one transpose -- RGB pixel values
+0..255 as float32, NCHW -- and applies the checkpoint's normalisation itself, so a
+deployment needs no mean/std constants. It returns the logits and, for convenience, the
+per-pixel class ids (argmax over classes, first class on ties, as ``torch.argmax``).
+What the file expects and returns, its class names and palette are written into the
+file's metadata (``metadata_props``) and described in docs/export.md.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from . import __version__
+from .checkpoint import load_checkpoint, resolve_checkpoint
+from .errors import CanetError
+
+__all__ = ["DEFAULT_OPSET", "ExportError", "INPUT_NAME", "LABELS_NAME", "LOGITS_NAME",
+           "MAX_OPSET", "MIN_OPSET", "OnnxExport", "export_onnx_file", "read_metadata"]
+
+INPUT_NAME = "image"
+LOGITS_NAME = "logits"
+LABELS_NAME = "labels"
+# 17 is what TensorRT 8.5 (JetPack 5) and later parse; 11 is the first opset whose
+# Resize matches torch's bilinear (align_corners=False).
+DEFAULT_OPSET = 17
+MIN_OPSET = 11
+MAX_OPSET = 20
+# ConvTranspose's output_padding is an attribute fixed at export time: a graph traced at
+# a multiple of 32 is right for every multiple of 32 and wrong for other sizes.
+DYNAMIC_MULTIPLE = 32
+MIN_SIDE = 32
+
+PathLike = Union[str, os.PathLike]
+
+
+class ExportError(CanetError):
+    """An export that cannot be done as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """What was written: the file, its size and the metadata stored in it."""
+
+    path: Path
+    bytes: int
+    metadata: Dict[str, str]
+
+
+def _check_request(size: Optional[Tuple[int, int]], dynamic: bool, precision: str,
+                   opset: int) -> None:
+    if precision not in ("fp32", "fp16"):
+        raise ExportError(f"--precision {precision!r}: choose fp32 or fp16")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(f"--opset {opset}: this exporter writes opsets {MIN_OPSET} to "
+                          f"{MAX_OPSET}")
+    if dynamic and size is not None:
+        raise ExportError("--dynamic exports any input size; give it without --height/--width")
+    if size is not None and min(size) < MIN_SIDE:
+        raise ExportError(f"--width {size[0]} --height {size[1]}: both must be at least "
+                          f"{MIN_SIDE} (the network's coarsest stage is 1/32 of the input)")
+
+
+def _trace_size(size: Optional[Tuple[int, int]], dynamic: bool,
+                train_size: Optional[Sequence[int]]) -> Tuple[int, int]:
+    """(W, H) to trace at: the asked size, else the training input size."""
+    if size is not None:
+        return size
+    width, height = (int(v) for v in (train_size or (1024, 512)))
+    if dynamic:  # round up to the multiple the dynamic graph is valid for
+        width, height = (-(-v // DYNAMIC_MULTIPLE) * DYNAMIC_MULTIPLE for v in (width, height))
+    return max(width, MIN_SIDE), max(height, MIN_SIDE)
+
+
+class _Deployable(nn.Module):
+    """The network behind an affine pixel normalisation, returning logits and labels."""
+
+    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float],
+                 half: bool):
+        super().__init__()
+        self.half_net = half
+        self.net = net.half() if half else net.float()
+        std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        # (x / 255 - mean) / std as one multiply-add, computed in fp32 before any cast.
+        self.register_buffer("scale", 1.0 / (255.0 * std_t))
+        self.register_buffer("shift", -mean_t / std_t)
+
+    def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        x = image * self.scale + self.shift
+        logits = self.net(x.half() if self.half_net else x)
+        return logits, logits.argmax(1).to(torch.int32)
+
+
+def _io_metadata(size: Tuple[int, int], dynamic: bool, num_classes: int,
+                 precision: str) -> Dict[str, Any]:
+    width, height = size
+    dims: List[Any] = (["batch", 3, "height", "width"] if dynamic else [1, 3, height, width])
+    out_dims = [dims[0], num_classes, dims[2], dims[3]]
+    float_out = "float16" if precision == "fp16" else "float32"
+    image = {"name": INPUT_NAME, "dtype": "float32", "shape": dims, "layout": "NCHW",
+             "channels": "RGB", "range": [0, 255],
+             "normalisation": "inside the graph: (x / 255 - mean) / std"}
+    if dynamic:
+        image["size_rule"] = (f"height and width: multiples of {DYNAMIC_MULTIPLE}, at least "
+                              f"{DYNAMIC_MULTIPLE}")
+    logits = {"name": LOGITS_NAME, "dtype": float_out, "shape": out_dims,
+              "meaning": "class scores before softmax, at the input size"}
+    labels = {"name": LABELS_NAME, "dtype": "int32", "shape": [dims[0], dims[2], dims[3]],
+              "meaning": "class id per pixel (argmax of logits, first class on ties)"}
+    return {"input": image, "outputs": [logits, labels]}
+
+
+def _metadata(meta: Mapping[str, Any], source: str, size: Tuple[int, int], dynamic: bool,
+              precision: str, opset: int) -> Dict[str, str]:
+    io_meta = _io_metadata(size, dynamic, int(meta["num_classes"]), precision)
+    values: Dict[str, Any] = {
+        "canet_ros_version": __version__,
+        "backbone": meta["backbone"],
+        "num_classes": int(meta["num_classes"]),
+        "class_names": list(meta["class_names"]),
+        "palette": [[int(v) for v in c] for c in meta["palette"]],
+        "mean": [float(v) for v in meta["mean"]],
+        "std": [float(v) for v in meta["std"]],
+        "train_input_size": meta.get("input_size"),
+        "precision": precision,
+        "opset": opset,
+        "source_checkpoint": source,
+        **io_meta,
+    }
+    # metadata_props holds strings; lists and objects are stored as JSON.
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+
+
+def _to_onnx(net: nn.Module, size: Tuple[int, int], dynamic: bool, opset: int) -> bytes:
+    width, height = size
+    device = next(net.parameters()).device
+    example = torch.full((1, 3, height, width), 128.0, device=device)
+    axes = None
+    if dynamic:
+        axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                LOGITS_NAME: {0: "batch", 2: "height", 3: "width"},
+                LABELS_NAME: {0: "batch", 1: "height", 2: "width"}}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript-based exporter warns that it is deprecated; it is the one that
+        # needs no extra packages and handles this model (as the ONNX Runtime engine does).
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (example,), buffer, input_names=[INPUT_NAME],
+                          output_names=[LOGITS_NAME, LABELS_NAME], opset_version=opset,
+                          dynamic_axes=axes, do_constant_folding=True, dynamo=False)
+    return buffer.getvalue()
+
+
+def _annotate(data: bytes, metadata: Mapping[str, str]) -> bytes:
+    import onnx
+
+    model = onnx.load_from_string(data)
+    model.producer_name = "canet_ros"
+    model.producer_version = __version__
+    model.doc_string = ("CANet semantic segmentation exported by canet_ros; input and "
+                        "outputs are described in the metadata keys 'input' and 'outputs'.")
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    docs = {INPUT_NAME: json.loads(metadata["input"]),
+            **{o["name"]: o for o in json.loads(metadata["outputs"])}}
+    for value_info in (*model.graph.input, *model.graph.output):
+        if value_info.name in docs:
+            value_info.doc_string = json.dumps(docs[value_info.name])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's owner-only mode is not wanted here
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def export_onnx_file(checkpoint: Optional[PathLike], out: PathLike, *,
+                     size: Optional[Tuple[int, int]] = None, dynamic: bool = False,
+                     precision: str = "fp32", opset: int = DEFAULT_OPSET,
+                     device: str = "auto") -> OnnxExport:
+    """Export ``checkpoint`` ('default' or None = the bundled model) to ``out``.
+
+    ``size`` is the fixed input (width, height); None means the checkpoint's training
+    size. ``dynamic`` leaves batch, height and width free. ``device`` is where the graph
+    is traced ("auto" = CUDA if present): the file is the same, but fp16 tracing on a
+    CPU is slow (one to two minutes at 480x360).
+    """
+    _check_request(size, dynamic, precision, opset)
+    out = Path(out)
+    if out.is_dir():
+        raise ExportError(f"{out}: a folder; --out needs a file name such as model.onnx")
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ExportError("canet export needs the onnx package: pip install onnx") from None
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ExportError(f"--device {device}: this torch has no CUDA device; use cpu or auto")
+    model, meta = load_checkpoint(checkpoint)
+    trace_size = _trace_size(size, dynamic, meta.get("input_size"))
+    net = _Deployable(model, meta["mean"], meta["std"], precision == "fp16").eval().to(device)
+    data = _to_onnx(net, trace_size, dynamic, opset)
+    metadata = _metadata(meta, resolve_checkpoint(checkpoint).name, trace_size, dynamic,
+                         precision, opset)
+    data = _annotate(data, metadata)
+    _write_atomic(out, data)
+    return OnnxExport(out, len(data), metadata)
+
+
+def read_metadata(path: PathLike) -> Dict[str, Any]:
+    """The canet_ros metadata of an exported file, JSON values decoded."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    result: Dict[str, Any] = {}
+    for entry in model.metadata_props:
+        try:
+            result[entry.key] = json.loads(entry.value)
+        except ValueError:
+            result[entry.key] = entry.value
+    return result

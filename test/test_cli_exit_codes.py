@@ -1,0 +1,86 @@
+"""One exit-status convention for every subcommand, as ``canet --help`` documents it.
+
+0 ok, 1 bad input (one ``canet COMMAND: error: ...`` line), 2 usage (argparse),
+130 interrupted, 141 closed output pipe (test_cli_info.py).
+"""
+import errno
+import logging
+
+import pytest
+
+from canet_ros.checkpoint import CheckpointError
+from canet_ros.cli import main, run_command
+from canet_ros.errors import CanetError, DatasetError
+
+
+def _raises(exc):
+    def func(_args):
+        raise exc
+    return func
+
+
+@pytest.mark.parametrize("exc", [CanetError("x.yaml: no such file"),
+                                 CheckpointError("x.pt: not a torch file"),
+                                 DatasetError("camvid/val: folder not found")],
+                         ids=["CanetError", "CheckpointError", "DatasetError"])
+def test_input_errors_are_one_line_and_status_1(capsys, exc):
+    assert run_command(_raises(exc), None, "canet demo") == 1
+    assert capsys.readouterr().err == f"canet demo: error: {exc}\n"
+
+
+def test_os_errors_name_the_file(capsys):
+    exc = PermissionError(errno.EACCES, "Permission denied", "out/report.json")
+    assert run_command(_raises(exc), None, "canet demo") == 1
+    assert capsys.readouterr().err == ("canet demo: error: [Errno 13] Permission denied: "
+                                       "'out/report.json'\n")
+
+
+def test_bugs_keep_their_traceback():
+    with pytest.raises(ZeroDivisionError):
+        run_command(lambda _args: 1 / 0, None, "canet demo")
+
+
+def test_ctrl_c_is_status_130(capsys):
+    assert run_command(_raises(KeyboardInterrupt()), None, "canet demo") == 130
+    assert capsys.readouterr().err == "canet demo: interrupted\n"
+
+
+def test_return_value_is_the_status():
+    assert run_command(lambda _args: None, None) == 0
+    assert run_command(lambda _args: 3, None) == 3
+
+
+@pytest.mark.parametrize("argv", [[], ["nosuch"], ["info", "--bogus"], ["info", "--width", "x"]],
+                         ids=["no-command", "unknown-command", "unknown-option", "bad-int"])
+def test_usage_errors_are_status_2(capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "usage: canet" in capsys.readouterr().err
+
+
+def test_verbose_logs_the_traceback(caplog, tmp_path):
+    with caplog.at_level(logging.DEBUG, logger="canet_ros.cli"):
+        assert main(["-v", "info", "--checkpoint", str(tmp_path / "none.pt")]) == 1
+    assert any(r.exc_info and r.exc_info[0] is CheckpointError for r in caplog.records)
+
+
+@pytest.mark.parametrize("case", ["info", "evaluate", "evaluate-data", "benchmark", "train",
+                                  "segment-bag", "export"])
+def test_every_subcommand_reports_bad_input_the_same_way(capsys, tmp_path, case):
+    missing = tmp_path / "missing"
+    command = case.split("-data")[0]
+    argv = {
+        "info": ["--checkpoint", f"{missing}.pt"],
+        "evaluate": ["--checkpoint", f"{missing}.pt"],
+        "evaluate-data": ["--checkpoint", "default", "--data-root", str(missing)],
+        "benchmark": ["--checkpoint", f"{missing}.pt", "--iters", "1", "--warmup", "0",
+                      "--height", "64", "--width", "64", "--no-progress"],
+        "train": ["--config", f"{missing}.yaml"],
+        "segment-bag": [f"{missing}.mcap", "--out", str(tmp_path / "out")],
+        "export": ["--checkpoint", f"{missing}.pt", "--out", str(tmp_path / "x.onnx")],
+    }[case]
+    assert main([command, *argv]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith(f"canet {command}: error: "), lines
+    assert str(missing) in lines[-1]

@@ -1,0 +1,195 @@
+"""``canet export --format onnx``: the file runs in ONNX Runtime and labels like torch.
+
+The torch reference here normalises frames itself, ``(x / 255 - mean) / std``, from the
+checkpoint's metadata; the exported graph must do the same inside.
+"""
+import contextlib
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from canet_ros.checkpoint import load_checkpoint
+from canet_ros.classes import CAMVID
+from canet_ros.cli import main
+
+onnx = pytest.importorskip("onnx", reason="canet export needs onnx (pip install onnx)")
+ort = pytest.importorskip("onnxruntime", reason="the check runs the file in onnxruntime")
+cv2 = pytest.importorskip("cv2")
+
+CAMVID_ROOT = Path(os.environ.get("CANET_CAMVID_ROOT")
+                   or Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid")
+# A pixel whose two best torch logits are closer than this may flip between runtimes.
+TIE = 1e-4
+# fp16 against torch fp32, ONNX Runtime CPU, 11 CamVid val frames at 240x180: 99.986 %
+# of pixels agree (worst frame 99.970 %); see docs/export.md.
+FP16_AGREEMENT = 0.999
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Two CamVid validation frames, RGB uint8 at their native 480x360."""
+    names = sorted((CAMVID_ROOT / "val").glob("*.png"))
+    if len(names) < 2:
+        pytest.skip(f"no CamVid val frames under {CAMVID_ROOT} (set CANET_CAMVID_ROOT)")
+    picks = (names[0], names[len(names) // 2])
+    return np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in picks])
+
+
+@pytest.fixture(scope="module")
+def reference():
+    import torch
+
+    model, meta = load_checkpoint("default")
+    model.eval()
+    mean = torch.tensor(meta["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(meta["std"]).view(1, 3, 1, 1)
+
+    def logits(batch):
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
+        with torch.no_grad():
+            return model((x / 255 - mean) / std).numpy()
+    return logits
+
+
+def export(tmp_path_factory, *args):
+    """Run ``canet export ... --json``; returns the file and the printed JSON."""
+    out = tmp_path_factory.mktemp("export") / "canet.onnx"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["export", "--checkpoint", "default", "--format", "onnx", "--out",
+                     str(out), "--json", *args])
+    assert code == 0
+    return out, json.loads(stdout.getvalue())
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory):
+    return export(tmp_path_factory)
+
+
+def run_onnx(path, batch):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+    logits, labels = session.run(["logits", "labels"], {"image": x})
+    return logits, labels
+
+
+def assert_equal_up_to_ties(labels, ref_logits):
+    ref = ref_logits.argmax(1)
+    top2 = np.sort(ref_logits, axis=1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]
+    differ = labels != ref
+    assert (margin[differ] < TIE).all(), f"{differ.sum()} pixels differ beyond ties"
+
+
+def resized(frames, width, height):
+    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR)
+                     for f in frames])
+
+
+def test_fp32_labels_equal_torch_on_camvid(fp32, frames, reference):
+    path, result = fp32
+    ref = reference(frames)
+    for i in range(len(frames)):  # the fixed graph has batch 1
+        logits, labels = run_onnx(path, frames[i:i + 1])
+        assert labels.dtype == np.int32 and labels.shape == (1, 360, 480)
+        assert np.abs(logits - ref[i:i + 1]).max() < 1e-3
+        assert_equal_up_to_ties(labels, ref[i:i + 1])
+        np.testing.assert_array_equal(labels, logits.argmax(1))
+
+
+def test_metadata_describes_the_graph(fp32):
+    path, result = fp32
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(props["class_names"]) == list(CAMVID.names)
+    assert json.loads(props["palette"]) == [list(c) for c in CAMVID.colors]
+    assert props["backbone"] == "mobilenetv2" and json.loads(props["num_classes"]) == 11
+    assert props["source_checkpoint"] == "canet_mobilenetv2_camvid.pt"  # no machine paths
+    image, outputs = json.loads(props["input"]), json.loads(props["outputs"])
+    assert result["input"] == image and result["outputs"] == outputs
+    assert image["channels"] == "RGB" and image["layout"] == "NCHW" and image["range"] == [0, 255]
+
+    def declared(values):
+        out = {}
+        for v in values:
+            t = v.type.tensor_type
+            out[v.name] = (onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
+                           [d.dim_value or d.dim_param for d in t.shape.dim])
+        return out
+    graph = declared(model.graph.input) | declared(model.graph.output)
+    claims = {m["name"]: (m["dtype"], m["shape"]) for m in (image, *outputs)}
+    assert graph == claims == {"image": ("float32", [1, 3, 360, 480]),
+                               "logits": ("float32", [1, 11, 360, 480]),
+                               "labels": ("int32", [1, 360, 480])}
+    assert model.opset_import[0].version == 17
+
+
+def test_dynamic_graph_takes_other_sizes_and_batches(tmp_path_factory, frames, reference):
+    path, result = export(tmp_path_factory, "--dynamic", "--opset", "13")
+    assert result["input"]["shape"] == ["batch", 3, "height", "width"]
+    assert onnx.load(str(path)).opset_import[0].version == 13
+    for width, height in ((320, 256), (256, 160)):  # neither is the traced 480x384
+        batch = resized(frames, width, height)
+        logits, labels = run_onnx(path, batch)
+        assert labels.shape == (len(frames), height, width)
+        assert_equal_up_to_ties(labels, reference(batch))
+    # Off the multiple-of-32 rule the graph fails loudly instead of labelling wrongly.
+    with pytest.raises(Exception, match="Concat"):
+        run_onnx(path, frames[:1])  # 480x360: 360 is no multiple of 32
+
+
+def test_fp16_agrees_with_torch_fp32(tmp_path_factory, frames, reference):
+    path, result = export(tmp_path_factory, "--precision", "fp16",
+                          "--width", "240", "--height", "180")
+    assert result["outputs"][0]["dtype"] == "float16"
+    batch = resized(frames, 240, 180)
+    ref = reference(batch).argmax(1)
+    for i in range(len(batch)):
+        logits, labels = run_onnx(path, batch[i:i + 1])
+        assert logits.dtype == np.float16
+        agreement = float((labels == ref[i:i + 1]).mean())
+        print(f"fp16 frame {i}: {100 * agreement:.3f} % of pixels as torch fp32")
+        assert agreement >= FP16_AGREEMENT
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--height", "64"], "--height and --width together"),
+    (["--dynamic", "--height", "64", "--width", "64"], "--dynamic"),
+    (["--height", "16", "--width", "64"], "at least 32"),
+    (["--opset", "9"], "opsets 11 to 20"),
+    (["--checkpoint", "NOFILE"], "no such checkpoint file"),
+], ids=["height-alone", "dynamic-and-size", "too-small", "opset", "missing-checkpoint"])
+def test_bad_requests_are_one_line_errors(tmp_path, capsys, args, message):
+    out = tmp_path / "old.onnx"
+    out.write_bytes(b"earlier export")
+    args = [str(tmp_path / "none.pt") if a == "NOFILE" else a for a in args]
+    assert main(["export", "--out", str(out), *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("canet export: error: ") and message in err[-1]
+    assert out.read_bytes() == b"earlier export"  # nothing overwritten
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.onnx"]  # no temp files
+
+
+def test_cuda_without_cuda_is_an_error(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["export", "--out", str(tmp_path / "x.onnx"), "--device", "cuda"]) == 1
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_out_must_be_a_file_name(tmp_path, capsys):
+    assert main(["export", "--out", str(tmp_path)]) == 1
+    assert "a folder" in capsys.readouterr().err
+
+
+def test_zero_height_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "--out", str(tmp_path / "x.onnx"), "--height", "0", "--width", "64"])
+    assert exc.value.code == 2
