@@ -36,9 +36,8 @@ LABELS_NAME = "labels"
 DEFAULT_OPSET = 17
 MIN_OPSET = 11
 MAX_OPSET = 20
-# ConvTranspose's output_padding is an attribute fixed at export time: a graph traced at
-# a multiple of 32 is right for every multiple of 32 and wrong for other sizes.
-DYNAMIC_MULTIPLE = 32
+# The decoder crops its transposed convolutions to the skip feature's size (models/
+# blocks.py), so one dynamic graph is exact at every size the network takes.
 MIN_SIDE = 32
 
 PathLike = Union[str, os.PathLike]
@@ -77,8 +76,6 @@ def _trace_size(size: Optional[Tuple[int, int]], dynamic: bool,
     if size is not None:
         return size
     width, height = (int(v) for v in (train_size or (1024, 512)))
-    if dynamic:  # round up to the multiple the dynamic graph is valid for
-        width, height = (-(-v // DYNAMIC_MULTIPLE) * DYNAMIC_MULTIPLE for v in (width, height))
     return max(width, MIN_SIDE), max(height, MIN_SIDE)
 
 
@@ -112,8 +109,7 @@ def _io_metadata(size: Tuple[int, int], dynamic: bool, num_classes: int,
              "channels": "RGB", "range": [0, 255],
              "normalisation": "inside the graph: (x / 255 - mean) / std"}
     if dynamic:
-        image["size_rule"] = (f"height and width: multiples of {DYNAMIC_MULTIPLE}, at least "
-                              f"{DYNAMIC_MULTIPLE}")
+        image["size_rule"] = f"height and width: any, at least {MIN_SIDE}"
     logits = {"name": LOGITS_NAME, "dtype": float_out, "shape": out_dims,
               "meaning": "class scores before softmax, at the input size"}
     labels = {"name": LABELS_NAME, "dtype": "int32", "shape": [dims[0], dims[2], dims[3]],

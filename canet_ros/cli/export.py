@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=positive_int, help="fixed input width (default: the "
                    "checkpoint's training size)")
     p.add_argument("--dynamic", action="store_true",
-                   help="free batch, height and width (height and width multiples of 32)")
+                   help="free batch, height and width (any size of at least 32)")
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
                    help="weights and activations; for TensorRT export fp32 and build with "
                    "--fp16 (default fp32)")
