@@ -17,7 +17,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
     ],
     python_requires=">=3.10",
     # torch/torchvision are deliberately absent: robots (Jetson) carry their own
@@ -28,15 +28,18 @@ setup(
         "pyyaml>=5.4",
         "tqdm>=4.60",
         "rosbags>=0.10",
+        "mcap>=1.1",  # segment-bag writes its MCAP output (chunk compression, CRCs) with it
         "matplotlib>=3.5",
     ],
     extras_require={
         "torch": ["torch>=2.1", "torchvision>=0.16"],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
         "train": ["tensorboard>=2.12"],
+        # PyAV ships FFmpeg with libx264: segment-bag --video writes browser-playable H.264.
+        "video": ["av>=10"],
         "test": [
             "pytest>=7", "ruff>=0.4", "onnx>=1.15", "onnxruntime>=1.17",
-            "tensorboard>=2.12", "cityscapesscripts>=2.2",
+            "tensorboard>=2.12", "cityscapesscripts>=2.2", "mcap>=1.1", "av>=10",
         ],
     },
     zip_safe=True,

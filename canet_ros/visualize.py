@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -54,12 +54,29 @@ def save_rgb(image: np.ndarray, path: PathLike) -> Path:
     return path
 
 
-def save_iou_bar_chart(per_class: Mapping[str, float], path: PathLike,
-                       title: str = "Per-class IoU") -> Path:
+def _label_bars(ax, bars, values: Sequence[float]) -> None:
+    """Write each value at its bar's end: outside to the right, or inside where no room is left.
+
+    A label placed right of a bar that ends near 100 % would run past the axis or be pushed
+    back onto the bar; such bars carry their label inside, right-aligned, in white.
+    """
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    to_data = ax.transData.inverted()
+    for bar, v in zip(bars, values, strict=True):
+        y = bar.get_y() + bar.get_height() / 2
+        label = ax.text(v + 1, y, f"{v:.1f}", va="center", ha="left", fontsize=8)
+        box = label.get_window_extent(renderer)
+        right = to_data.transform((box.x1, box.y0))[0]
+        if right > ax.get_xlim()[1]:
+            label.set_position((v - 1, y))
+            label.set_horizontalalignment("right")
+            label.set_color("white")
+
+
+def iou_bar_figure(per_class: Mapping[str, float], title: str = "Per-class IoU") -> Any:
     """Horizontal bars of IoU (fractions in [0, 1], shown as %), mean as a dashed line."""
     plt = _pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     names = list(per_class)
     values = [100.0 * float(per_class[n]) for n in names]
     fig, ax = plt.subplots(figsize=(7, 0.35 * max(len(names), 4) + 1.2))
@@ -69,14 +86,23 @@ def save_iou_bar_chart(per_class: Mapping[str, float], path: PathLike,
     ax.set_xlim(0, 100)
     ax.set_xlabel("IoU (%)")
     ax.set_title(title)
-    for bar, v in zip(bars, values, strict=True):
-        ax.text(min(v + 1, 92), bar.get_y() + bar.get_height() / 2, f"{v:.1f}", va="center",
-                fontsize=8)
     if values:
         mean = float(np.mean(values))
         ax.axvline(mean, color="#cc3311", linestyle="--", label=f"mean {mean:.1f}")
-        ax.legend(loc="lower right")
+        # Below the axis: inside it, the legend would cover the ends of the bottom bars.
+        ax.legend(loc="upper right", bbox_to_anchor=(1.0, -0.14), frameon=False, fontsize=8)
     fig.tight_layout()
+    _label_bars(ax, bars, values)
+    return fig
+
+
+def save_iou_bar_chart(per_class: Mapping[str, float], path: PathLike,
+                       title: str = "Per-class IoU") -> Path:
+    """``iou_bar_figure`` saved as a PNG."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = iou_bar_figure(per_class, title)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -17,9 +17,9 @@ from test_bag_helpers import (
     image_array,
     labels_for,
     make_checkpoint,
-    make_engine,
     read_bag,
     run_cli,
+    shared_engine,
 )
 
 from canet_ros.bag import RankInfo, SegmentOptions, run_folder
@@ -82,7 +82,9 @@ def test_two_ranks_from_env_through_the_cli(bag_folder, tmp_path, capsys, monkey
     monkeypatch.setenv("RANK", "0")
     rc, stdout, _ = run_cli(argv, capsys)
     assert rc == 0
-    check_merged(out, json.loads(stdout))
+    short = json.loads(stdout)  # the figures; report.json has everything
+    check_merged(out, json.loads((out / "report.json").read_text()))
+    assert short["frames"] == 7 and "confusion_matrix" not in short
     # A second run must not silently mix with the first.
     monkeypatch.setenv("RANK", "1")
     rc, _, err = run_cli(argv, capsys)
@@ -107,12 +109,12 @@ def _rank0_then_rank1(bag_folder: Path, out: Path, engine) -> dict:
 
 
 def test_rank0_waits_for_the_other_rank(bag_folder, tmp_path):
-    engine = make_engine(make_checkpoint(tmp_path))
+    engine = shared_engine()
     check_merged(tmp_path / "out", _rank0_then_rank1(bag_folder, tmp_path / "out", engine))
 
 
 def test_rank0_ignores_a_crashed_runs_done_file(bag_folder, tmp_path, monkeypatch):
-    engine = make_engine(make_checkpoint(tmp_path))
+    engine = shared_engine()
     out = tmp_path / "out"
     stale = out / RANKS_DIR / "rank-1.json"  # a crashed earlier run's, started without an id
     stale.parent.mkdir(parents=True)

@@ -48,19 +48,21 @@ def fails(capsys, argv, *needles):
     return err
 
 
-def test_truncated_and_corrupt_bags(tmp_path, capsys, ckpt):
-    good = camera_bag(tmp_path / "rec", n=3, topic=CAM)
+def test_bags_with_nothing_readable_are_refused(tmp_path, capsys, ckpt):
+    """Damage that leaves no readable message: one clear line, exit 1, nothing written."""
+    good = camera_bag(tmp_path / "rec", n=3, topic=CAM)  # one chunk: a cut in it loses all
     data = (good / "rec.mcap").read_bytes()
     cut = tmp_path / "cut.mcap"
     cut.write_bytes(data[: len(data) // 2])
     fails(capsys, [str(cut), "--out", str(tmp_path / "o1"), "--checkpoint", str(ckpt)],
-          str(cut), "truncated")
+          str(cut), "truncated", "nothing could be salvaged")
     junk = tmp_path / "junk.db3"
     junk.write_bytes(b"SQLite format 3\x00" + b"\x07" * 2000)
-    fails(capsys, [str(junk), "--out", str(tmp_path / "o2")], str(junk))
+    fails(capsys, [str(junk), "--out", str(tmp_path / "o2")], str(junk), "cannot salvage")
     ros1 = camera_bag(tmp_path / "r.bag", n=3, fmt="ros1", topic=CAM)
     ros1.write_bytes(ros1.read_bytes()[:300])
-    fails(capsys, [str(ros1), "--out", str(tmp_path / "o3")], str(ros1))
+    fails(capsys, [str(ros1), "--out", str(tmp_path / "o3")], str(ros1),
+          "nothing could be salvaged")
     assert not any((tmp_path / f"o{i}").exists() for i in (1, 2, 3))
 
 
@@ -194,8 +196,8 @@ def test_read_failure_mid_bag_keeps_what_was_written(tmp_path, capsys, monkeypat
     monkeypatch.setattr(InputBag, "messages", damaged)
     monkeypatch.setattr(cli, "_engine_factory", lambda args: lambda: engine)
     rc, out, err = run_cli([str(src), "--out", str(tmp_path / "o"), "--json"], capsys)
-    report = json.loads(out)
-    assert rc == 1 and "Traceback" not in err
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rc == 1 and "Traceback" not in err and json.loads(out)["frames"] == 2
     assert "corrupt or truncated bag" in err and "chunk CRC mismatch" in err and str(src) in err
     assert report["frames"] == 2 and not report["complete"]
     assert len(read_bag(Path(report["output_bag"]))[LABELS]) == 2

@@ -7,16 +7,16 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from test_bag_helpers import (
     camera_bag,
     frame,
     image_array,
-    make_checkpoint,
-    make_engine,
     read_bag,
     receive_ns,
+    shared_engine,
     stamp,
 )
 
@@ -28,8 +28,8 @@ OUT_TOPICS = ("/cam_front/segmentation/labels", "/cam_front/segmentation/color",
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    return make_engine(make_checkpoint(tmp_path_factory.mktemp("ckpt")))
+def engine():
+    return shared_engine()
 
 
 def check_output(report: dict, n: int, input_topic: str, overlay_encoding: str,
@@ -95,13 +95,38 @@ def test_bare_storage_file(engine, tmp_path, suffix):
     assert Path(report["output_bag"]).name == "rec_segmented"
 
 
-def test_labels_in_bag_are_the_engines(engine, tmp_path):
-    src = camera_bag(tmp_path / "in", n=2, kind="rgb8", topic="/cam_front/image_raw")
+@pytest.mark.parametrize("kind", ["rgb8", "compressed"])
+def test_labels_in_bag_are_the_engines(engine, tmp_path, kind):
+    """Labels, colours and overlays in the bag, against the engine on frames decoded here.
+
+    The test model's labels vary across the frame (test_bag_helpers.make_checkpoint), so a
+    frame decoded wrongly, in the wrong channel order or paired with another message's
+    outputs gives other labels.
+    """
+    src = camera_bag(tmp_path / "in", n=3, kind=kind, topic="/cam_front/image_raw")
     report = segment_bag(engine, SegmentOptions(src, tmp_path / "out"))
     out = read_bag(Path(report["output_bag"]))
+    inputs = read_bag(src)["/cam_front/image_raw"]
+    palette = np.asarray(engine.class_set.palette(), np.uint8).reshape(-1, 3)
     for i, (_, msg) in enumerate(out[OUT_TOPICS[0]]):
-        expected = engine.infer(frame(i), "rgb").labels
-        assert np.array_equal(image_array(msg), expected)
+        if kind == "compressed":  # decoded here with OpenCV, in its own BGR order
+            bgr = cv2.imdecode(np.asarray(inputs[i][1].data, np.uint8), cv2.IMREAD_COLOR)
+            picture, expected = bgr[:, :, ::-1], engine.infer(bgr, "bgr").labels
+        else:
+            picture, expected = frame(i), engine.infer(frame(i), "rgb").labels
+        labels = image_array(msg)
+        assert len(np.unique(labels)) >= 3  # a constant answer could not tell frames apart
+        assert np.array_equal(labels, expected)
+        color = image_array(out[OUT_TOPICS[1]][i][1])
+        assert np.array_equal(color, palette[labels])
+        overlay = image_array(out[OUT_TOPICS[2]][i][1]).astype(np.int32)
+        if kind == "compressed":
+            overlay = overlay[:, :, ::-1]  # bgr8, like the input
+        alpha = engine.overlay_alpha
+        blend = (1 - alpha) * picture.astype(np.int32) + alpha * color.astype(np.int32)
+        assert np.abs(overlay - blend).max() <= 1
+    per_frame = [image_array(m) for _, m in out[OUT_TOPICS[0]]]
+    assert not np.array_equal(per_frame[0], per_frame[1])  # frames differ, so do labels
 
 
 @pytest.mark.parametrize("topic,camera", [

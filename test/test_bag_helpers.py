@@ -5,6 +5,9 @@ Real bags written with rosbags, a tiny model, an independent IoU, and a CLI runn
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,12 @@ BASE_NS = 1_700_000_000 * 1_000_000_000
 
 
 def make_checkpoint(folder: Path, size: tuple[int, int] = SIZE) -> Path:
+    """A seeded untrained model whose labels vary across the frame.
+
+    Untrained logits nearly tie and the argmax is one class everywhere, which would hide
+    decode, channel-order and pairing bugs; a classifier with large weights (as in
+    test_engine.py) gives labels that change with the picture.
+    """
     import torch
 
     from canet_ros.checkpoint import build_metadata, save_checkpoint
@@ -29,7 +38,11 @@ def make_checkpoint(folder: Path, size: tuple[int, int] = SIZE) -> Path:
     from canet_ros.models import build_canet
 
     torch.manual_seed(0)
-    return save_checkpoint(folder / "tiny.pt", build_canet("mobilenetv2", 11),
+    model = build_canet("mobilenetv2", 11).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.classifier.weight, std=20.0)
+        model.classifier.bias.zero_()
+    return save_checkpoint(folder / "tiny.pt", model,
                            build_metadata("mobilenetv2", CAMVID, input_size=size))
 
 
@@ -37,6 +50,22 @@ def make_engine(checkpoint: Path) -> Any:
     from canet_ros.inference import SegmentationEngine
 
     return SegmentationEngine(checkpoint, device="cpu")
+
+
+_SHARED: dict[tuple[int, int], Any] = {}
+
+
+def shared_engine(size: tuple[int, int] = SIZE) -> Any:
+    """One engine per input size for all bag test modules (building one takes seconds).
+
+    Tests that patch it (``monkeypatch.setattr(engine, "infer", ...)``) are undone by
+    monkeypatch after each test.
+    """
+    if size not in _SHARED:
+        folder = Path(tempfile.mkdtemp(prefix="canet_bag_tests_"))
+        atexit.register(shutil.rmtree, folder, True)
+        _SHARED[size] = make_engine(make_checkpoint(folder, size))
+    return _SHARED[size]
 
 
 def frame(i: int, size: tuple[int, int] = SIZE) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Ground truth from a topic or a folder, matched by stamp or index.
 
-The report's numbers are recomputed here with a hand-written IoU over the labels read back
-from the output bag.
+The report's numbers are recomputed here with a hand-written IoU, over predictions made
+here from frames decoded here (the test model's labels vary across the frame, so a frame
+scored against another frame's ground truth changes the numbers).
 """
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ from test_bag_helpers import (
     hand_iou,
     image_array,
     labels_for,
-    make_checkpoint,
-    make_engine,
     read_bag,
+    shared_engine,
     stamp,
 )
 
@@ -31,13 +31,22 @@ LABELS = "/cam/segmentation/labels"
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    return make_engine(make_checkpoint(tmp_path_factory.mktemp("ckpt")))
+def engine():
+    return shared_engine()
 
 
-def check_scores(report: dict, gt_frames: list[int]) -> None:
+def expected_labels(engine, source: Path, i: int) -> np.ndarray:
+    """The engine's labels for frame i of the input bag, decoded here with OpenCV."""
+    _, msg = read_bag(source)[CAM][i]
+    bgr = cv2.imdecode(np.asarray(msg.data, np.uint8), cv2.IMREAD_COLOR)
+    return engine.infer(bgr, "bgr").labels
+
+
+def check_scores(engine, source: Path, report: dict, gt_frames: list[int]) -> None:
     out = read_bag(Path(report["output_bag"]))
-    preds = [image_array(out[LABELS][i][1]) for i in gt_frames]
+    preds = [expected_labels(engine, source, i) for i in gt_frames]
+    for i, pred in zip(gt_frames, preds, strict=True):
+        assert np.array_equal(image_array(out[LABELS][i][1]), pred)
     ious, miou, acc = hand_iou(preds, [labels_for(i) for i in gt_frames], 11, 11)
     assert report["miou"] == pytest.approx(miou, abs=1e-9)
     assert report["global_acc"] == pytest.approx(acc, abs=1e-9)
@@ -54,8 +63,9 @@ def test_gt_topic_with_missing_frames(engine, tmp_path, fmt):
     # No --topic: the ground-truth topic is not a candidate, so the camera is the only one.
     report = segment_bag(engine, SegmentOptions(src, tmp_path / "out", gt_topic=GT))
     assert report["topic"] == CAM and report["frames"] == 5
-    check_scores(report, [0, 2, 4])
+    check_scores(engine, src, report, [0, 2, 4])
     assert report["ground_truth"]["frames_without_gt"] == 2
+    assert [f["position"] for f in report["ground_truth"]["frames_not_scored"]] == [1, 3]
     on_disk = json.loads((tmp_path / "out" / "report.json").read_text())
     assert on_disk == report
     assert (tmp_path / "out" / "report.md").read_text().count("|") > 20
@@ -73,10 +83,14 @@ def test_gt_dir_by_stamp_and_index(engine, tmp_path):
     cv2.imwrite(str(gt_dir / "000003.png"), labels_for(3))
     (gt_dir / "notes.png").write_bytes(b"")  # an unrecognised name is reported, not fatal
     report = segment_bag(engine, SegmentOptions(src, tmp_path / "out", gt_dir=gt_dir))
-    check_scores(report, [0, 1, 3])
+    check_scores(engine, src, report, [0, 1, 3])
     gt = report["ground_truth"]
     assert gt["frames_without_gt"] == 2 and gt["available"] == 3 and gt["unused"] == 0
     assert sum(gt["unusable"].values()) == 1
+    # Frames 2 and 4 have no file: paired with a neighbour's, 000003.png would go to frame 2.
+    missing = gt["frames_not_scored"]
+    assert [f["position"] for f in missing] == [2, 4]
+    assert [f["stamp_ns"] for f in missing] == [s * 10**9 + n for s, n in (stamp(2), stamp(4))]
 
 
 def test_gt_of_another_size_is_counted_not_scored(engine, tmp_path):
@@ -86,7 +100,7 @@ def test_gt_of_another_size_is_counted_not_scored(engine, tmp_path):
     cv2.imwrite(str(gt_dir / "000000.png"), np.zeros((10, 10), np.uint8))
     cv2.imwrite(str(gt_dir / "000001.png"), labels_for(1))
     report = segment_bag(engine, SegmentOptions(src, tmp_path / "out", gt_dir=gt_dir))
-    check_scores(report, [1])
+    check_scores(engine, src, report, [1])
     assert sum(report["ground_truth"]["frames_gt_unusable"].values()) == 1
 
 

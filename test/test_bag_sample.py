@@ -5,8 +5,9 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
-from test_bag_helpers import make_checkpoint, read_bag, run_cli
+from test_bag_helpers import hand_iou, image_array, make_checkpoint, read_bag, run_cli
 
 from canet_ros.bag import SAMPLE_BAG, SAMPLE_GT_TOPIC, SAMPLE_IMAGE_TOPIC
 from canet_ros.checkpoint import DEFAULT_CHECKPOINT
@@ -28,29 +29,87 @@ def test_sample_bag_contents():
         assert int(lab.data.max()) <= 11
 
 
+def expected_scores(checkpoint: Path, resolution: str) -> tuple[float, dict, list]:
+    """mIoU of the sample worked out here: frames decoded with OpenCV, an engine built as
+    the command builds it, ground truth taken from the bag by header stamp, a plain IoU."""
+    from canet_ros.inference import SegmentationEngine
+
+    engine = SegmentationEngine(checkpoint, device="cpu", resolution=resolution,
+                                output_size="input")
+    bag = read_bag(SAMPLE_BAG)
+    truth = {(m.header.stamp.sec, m.header.stamp.nanosec): m for _, m in bag[SAMPLE_GT_TOPIC]}
+    preds, gts = [], []
+    for _, msg in bag[SAMPLE_IMAGE_TOPIC]:
+        bgr = cv2.imdecode(np.asarray(msg.data, np.uint8), cv2.IMREAD_COLOR)
+        preds.append(engine.infer(bgr, "bgr").labels)
+        gts.append(image_array(truth[(msg.header.stamp.sec, msg.header.stamp.nanosec)]))
+    ious, miou, _ = hand_iou(preds, gts, 11, 11)
+    return miou, ious, preds
+
+
 def test_sample_shortcut_selects_ground_truth(tmp_path, capsys):
     ckpt = make_checkpoint(tmp_path)
     out = tmp_path / "out"
     rc, stdout, err = run_cli(["sample", "--out", str(out), "--checkpoint", str(ckpt),
                                "--resolution", "96x72", "--video", "--json"], capsys)
     assert rc == 0, err
-    report = json.loads(stdout)
-    assert report["frames"] == 8 and report["topic"] == SAMPLE_IMAGE_TOPIC
+    short = json.loads(stdout)
+    report = json.loads((out / "report.json").read_text())
+    # stdout carries the figures; the matrix and the per-frame lists only report.json
+    assert len(stdout.splitlines()) < 80 and "confusion_matrix" not in short
+    assert np.asarray(report["confusion_matrix"]).shape == (11, 11)
+    assert short["frames"] == report["frames"] == 8
+    assert short["miou"] == report["miou"] and short["files"]["report_json"] == str(
+        (out / "report.json").resolve())
+    assert report["topic"] == SAMPLE_IMAGE_TOPIC and report["model"]["resolution"] == "96x72"
     assert report["ground_truth"]["source"] == f"topic {SAMPLE_GT_TOPIC}"
     assert report["ground_truth"]["frames_with_gt"] == 8
-    assert 0.0 <= report["miou"] <= 1.0 and report["model"]["resolution"] == "96x72"
-    for key in ("fps", "model_fps", "fps_ratio", "latency_ms", "skipped", "interrupted"):
-        assert key in report
-    video = cv2.VideoCapture(report["video"])
+    miou, ious, preds = expected_scores(ckpt, "96x72")
+    assert report["miou"] == pytest.approx(miou, abs=1e-9)
+    assert len(report["per_class"]) == len(ious) >= 3
+    labels = read_bag(Path(report["output_bag"]))["/camera/segmentation/labels"]
+    for (_, msg), pred in zip(labels, preds, strict=True):
+        assert np.array_equal(image_array(msg), pred)
+    video = cv2.VideoCapture(report["video"]["path"])
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
     assert (out / "iou.png").is_file()
     overlay = read_bag(Path(report["output_bag"]))["/camera/segmentation/overlay"]
     assert len(overlay) == 8 and overlay[0][1].encoding == "bgr8"  # JPEG input decodes BGR
+    md = (out / "report.md").read_text()
+    assert "includes queueing" in md and f"]({Path(report['video']['path']).name})" in md
+
+
+def test_text_summary_names_what_was_written(tmp_path, capsys):
+    ckpt = make_checkpoint(tmp_path)
+    out = tmp_path / "out"
+    rc, stdout, err = run_cli(["sample", "--out", str(out), "--checkpoint", str(ckpt),
+                               "--resolution", "96x72", "--video", "--no-progress"], capsys)
+    assert rc == 0, err
+    named = dict(line.split(": ", 1) for line in stdout.splitlines() if ": " in line)
+    for label, name in (("output bag", "camvid_sample_segmented"), ("report", "report.md"),
+                        ("report (JSON)", "report.json"), ("IoU chart", "iou.png"),
+                        ("video", "overlay.")):
+        assert Path(named[label]).name.startswith(name) and Path(named[label]).exists()
+
+
+@pytest.mark.parametrize("argv,needle,not_needle", [
+    (["--gt-dir", "/nonexistent/gt"], "/nonexistent/gt: ground-truth folder does not exist",
+     "image topics"),
+    (["--topic", SAMPLE_GT_TOPIC], f"--topic {SAMPLE_GT_TOPIC} is the ground-truth topic",
+     "--gt-topic is the topic being segmented"),
+])
+def test_sample_argument_errors_come_first_and_name_what_was_typed(tmp_path, capsys, argv,
+                                                                   needle, not_needle):
+    rc, out, err = run_cli(["sample", "--out", str(tmp_path / "o"), *argv], capsys)
+    assert rc == 1 and out == "" and "Traceback" not in err
+    assert needle in err and not_needle not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.skipif(not DEFAULT_CHECKPOINT.is_file(), reason="bundled model not trained yet")
 def test_sample_with_the_bundled_model(tmp_path, capsys):
-    rc, stdout, err = run_cli(["sample", "--out", str(tmp_path / "o"), "--json"], capsys)
+    rc, stdout, err = run_cli(["sample", "--out", str(tmp_path / "o"), "--json",
+                               "--no-progress"], capsys)
     assert rc == 0, err
     report = json.loads(stdout)
     assert report["frames"] == 8 and report["miou"] > 0.3

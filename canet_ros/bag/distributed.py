@@ -25,6 +25,7 @@ from .outdir import check_not_around_inputs, mark_outdir, prepare_outdir
 from .pipeline import SegmentOptions, segment_bag
 from .reader import describe_exception
 from .report import accuracy_fields, clean_json, merge_confusion, write_report
+from .salvage import storage_files
 
 RANKS_DIR = ".segment_bag_ranks"
 _LOG = logging.getLogger(__name__)
@@ -60,8 +61,8 @@ class RankInfo:
 
 
 def is_bag(path: Path) -> bool:
-    if path.is_dir():
-        return (path / "metadata.yaml").is_file()
+    if path.is_dir():  # a bag folder, or one whose metadata.yaml was never written
+        return (path / "metadata.yaml").is_file() or storage_files(path) is not None
     return path.is_file() and path.suffix.lower() in _BAG_SUFFIXES
 
 
@@ -263,6 +264,9 @@ def merge_reports(root: Path, entries: Sequence[dict[str, Any]],
         "interrupted": any(e["status"] == "interrupted" for e in entries),
         "error": "; ".join(e["error"] for e in entries if e.get("error")) or None,
         "skipped": {"count": sum(skipped.values()), "reasons": dict(skipped)},
+        "damaged": [{"bag": r.get("input"), "cause": r["damage"]["cause"],
+                     "frames": r.get("frames"), "frames_lost": r.get("frames_lost"),
+                     "topic": r.get("topic")} for r in reports if r.get("damage")],
         "class_names": first.get("class_names"), "ignore_index": first.get("ignore_index"),
         **_merged_timing(reports),
     }

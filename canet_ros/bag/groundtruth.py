@@ -3,7 +3,9 @@
 A topic's label images are matched to frames by header stamp. A folder's PNGs are matched
 by name: ``<sec>_<nanosec>.png`` and ``<stamp_ns>.png`` (10 digits or more) by stamp,
 shorter all-digit names (``000042.png``) by frame index (0-based position of the message
-on the input topic, undecodable messages included).
+on the input topic, undecodable messages included). In a damaged bag a frame's position
+is known only where the salvage reader knows how many messages were lost before it; where
+it is not, index-named files are not paired rather than paired with the wrong frame.
 """
 from __future__ import annotations
 
@@ -60,8 +62,13 @@ class GroundTruth:
     def prepare(self) -> None:
         """Heavy preparation; runs in the reader thread so it overlaps the engine start."""
 
-    def lookup(self, index: int, stamp: int) -> np.ndarray | None:
+    def lookup(self, position: int | None, stamp: int) -> np.ndarray | None:
+        """The labels for the frame with header ``stamp`` at ``position``, or None."""
         raise NotImplementedError
+
+    def missing_reason(self, position: int | None) -> str:
+        """Why ``lookup`` found nothing, for the per-frame list in the report."""
+        return f"no ground truth with this header stamp in the {self.source}"
 
     def total(self) -> int:
         raise NotImplementedError
@@ -84,7 +91,7 @@ class TopicGroundTruth(GroundTruth):
 
     def prepare(self) -> None:
         # PNG keeps memory small: label maps compress ~20x and decode in about a millisecond.
-        for _, raw in self.bag.messages(self.topic.name):
+        for _, raw, _ in self.bag.messages(self.topic.name):
             try:
                 msg = self.bag.deserialize(raw, self.topic.msgtype)
                 labels = decode_label_message(msg)
@@ -104,7 +111,7 @@ class TopicGroundTruth(GroundTruth):
                 continue
             self._by_stamp[stamp] = png.tobytes()
 
-    def lookup(self, index: int, stamp: int) -> np.ndarray | None:
+    def lookup(self, position: int | None, stamp: int) -> np.ndarray | None:
         png = self._by_stamp.get(stamp)
         if png is None:
             return None
@@ -145,11 +152,11 @@ class DirGroundTruth(GroundTruth):
         else:
             self.problems["file name is not <sec>_<nanosec>, <stamp_ns> or <index>"] += 1
 
-    def lookup(self, index: int, stamp: int) -> np.ndarray | None:
+    def lookup(self, position: int | None, stamp: int) -> np.ndarray | None:
         key: Any = ("stamp", stamp)
         path = self._by_stamp.get(stamp)
-        if path is None:
-            key, path = ("index", index), self._by_index.get(index)
+        if path is None and position is not None:
+            key, path = ("index", position), self._by_index.get(position)
         if path is None:
             return None
         self.used.add(key)
@@ -161,6 +168,12 @@ class DirGroundTruth(GroundTruth):
                 raise GroundTruthError(f"{path}: colour PNG; expected label ids (one channel)")
             labels = labels[:, :, 0]
         return labels
+
+    def missing_reason(self, position: int | None) -> str:
+        if position is None and self._by_index:
+            return ("no file named by this stamp, and the frame's index is unknown (messages "
+                    "of unknown number were lost before it in the damaged bag)")
+        return f"no file named by this stamp or by index {position}"
 
     def total(self) -> int:
         return len(self._by_stamp) + len(self._by_index)

@@ -1,36 +1,34 @@
-"""Segment one bag with three overlapping threads.
-
-A reader thread decodes, the main thread runs the engine, a writer thread serialises and
-writes. Bounded queues keep memory flat; torch and OpenCV release the GIL, so decoding and
-writing overlap inference.
-"""
+"""Segment one bag: check it, open it, run the three stages (stages.py), report."""
 from __future__ import annotations
 
-import contextlib
 import queue
-import signal
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-import numpy as np
-from tqdm import tqdm
-
 from ..image_codec import ImageCodecError, native_order, to_frame
 from ..metrics import ConfusionMatrix
+from ..progress import progress
+from .damage import Recovered
 from .errors import BagError
 from .groundtruth import DirGroundTruth, GroundTruth, GroundTruthError, TopicGroundTruth
 from .outdir import check_not_around_inputs, check_outdir, prepare_outdir
 from .reader import InputBag, TopicSummary, describe_exception, ros2_header, stamp_ns
 from .report import RunStats, build_report, engine_fields, write_report
-from .writer import OutputBag, OutputTopics, copy_of_ros1_message
-
-_END = object()
-_POLL_S = 0.1
+from .stages import (
+    END,
+    Failure,
+    Feed,
+    FrameItem,
+    Skipped,
+    WriterThread,
+    put_until,
+    sigint_deferred,
+)
+from .writer import OutputBag, OutputTopics, check_storage, copy_of_ros1_message
 
 
 @dataclass
@@ -41,150 +39,32 @@ class SegmentOptions:
     gt_topic: str | None = None
     gt_dir: Path | None = None
     storage: str = "mcap"
+    compression: str | None = None  # None: zstd for MCAP, none for sqlite3
     video: bool = False
     copy_input: bool = False
     overwrite: bool = False
     progress: bool = False
+    salvage: bool = True  # read what is readable in a damaged bag (docs: Damaged bags)
     queue_size: int = 2  # decoded frames waiting for the engine; each adds a frame of latency
-
-
-@dataclass
-class FrameItem:
-    index: int
-    timestamp: int
-    header: Any
-    frame: np.ndarray | None
-    order: str
-    t_read: float
-    raw: bytes | None = None  # ROS 2 input to copy verbatim
-    copy_msg: Any = None  # ROS 1 input to copy, converted to Humble
-    gt: np.ndarray | None = None
-
-
-@dataclass
-class Skipped:
-    index: int
-
-
-@dataclass
-class Failure:
-    message: str
+    gt_topic_implied: bool = False  # --gt-topic chosen for the user (the sample)
 
 
 def output_bag_name(path: Path) -> str:
     return f"{path.stem if path.is_file() else path.name}_segmented"
 
 
-def _put(q: queue.Queue, item: Any, alive: threading.Event) -> bool:
-    """Block until queued, or give up once ``alive`` is cleared (the other side is gone)."""
-    while alive.is_set():
-        try:
-            q.put(item, timeout=_POLL_S)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-class _Feed:
-    """Decoded frames for the engine.
-
-    The reader reserves a slot before it reads a message, so at most ``size`` frames are
-    decoded ahead: memory stays flat and a frame's latency counts only the frames queued in
-    front of it.
-    """
-
-    def __init__(self, size: int):
-        self.queue: queue.Queue = queue.Queue()
-        self.slots = threading.Semaphore(max(1, size))
-        self.alive = threading.Event()
-        self.alive.set()
-
-    def reserve(self) -> bool:
-        while self.alive.is_set():
-            if self.slots.acquire(timeout=_POLL_S):
-                return True
-        return False
-
-    def put(self, item: Any) -> None:
-        self.queue.put(item)
-
-    def get(self) -> Any:
-        item = self.queue.get(timeout=_POLL_S)
-        if isinstance(item, (FrameItem, Skipped)):
-            self.slots.release()
-        return item
-
-
-@contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """While the output bag is being finished, a second Ctrl-C must not leave it broken."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def note(*_: object) -> None:
-        print("canet segment-bag: finishing the output bag, please wait", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, note)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-class _WriterThread(threading.Thread):
-    """Owns the output bag (sqlite3 needs one thread), the metrics and the video."""
-
-    def __init__(self, job: BagJob, q_out: queue.Queue, stats: RunStats, video: Any):
-        super().__init__(name="segment-bag-writer", daemon=True)
-        self.job, self.q_out, self.stats, self.video = job, q_out, stats, video
-        self.out = job.output_bag()
-        self.ready = threading.Event()
-        self.alive = threading.Event()
-        self.alive.set()
-        self.error: str | None = None
-
-    def run(self) -> None:
-        try:
-            self.out.create()
-            self.ready.set()
-            while True:
-                entry = self.q_out.get()
-                if entry is _END:
-                    break
-                self._write(*entry)
-        except Exception as exc:
-            self.error = (str(exc) if isinstance(exc, BagError) else
-                          f"{self.out.path}: writing failed ({describe_exception(exc)})")
-        finally:
-            self.alive.clear()
-            self.ready.set()
-            try:
-                self.out.close()
-            except BagError as exc:
-                self.error = self.error or str(exc)
-            if self.video is not None:
-                self.video.close()
-
-    def _write(self, item: FrameItem, result: Any) -> None:
-        self.out.write_frame(item.timestamp, item.header, result.labels, result.color,
-                             result.overlay, item.order)
-        if self.job.options.copy_input:
-            self.out.write_input(item.timestamp, item.raw, item.copy_msg)
-        stats = self.stats
-        if item.gt is not None and stats.confusion is not None:
-            if item.gt.shape != result.labels.shape:
-                stats.gt_problem(f"size {item.gt.shape[1]}x{item.gt.shape[0]} differs from "
-                                 f"the frame's")
-            else:
-                stats.confusion.update(result.labels, item.gt)
-                stats.gt_scored += 1
-        if self.video is not None:
-            self.video.write(result.overlay, item.order)
-        stats.frames += 1
-        stats.last_timestamp = item.timestamp
-        stats.latency_s.append(perf_counter() - item.t_read)
+def check_options(options: SegmentOptions) -> None:
+    """What can be checked from the arguments alone, before any bag is opened."""
+    if options.gt_topic and options.gt_dir:
+        raise BagError("give --gt-topic or --gt-dir, not both")
+    if options.gt_dir is not None and not options.gt_dir.is_dir():
+        raise BagError(f"{options.gt_dir}: ground-truth folder does not exist")
+    if options.topic and options.topic == options.gt_topic:
+        if options.gt_topic_implied:
+            raise BagError(f"--topic {options.topic} is the ground-truth topic of this bag "
+                           f"(used as --gt-topic for you); choose the camera topic")
+        raise BagError(f"--topic and --gt-topic name the same topic {options.topic}")
+    check_storage(options.storage, options.compression)
 
 
 class BagJob:
@@ -192,19 +72,17 @@ class BagJob:
 
     def __init__(self, options: SegmentOptions):
         self.options = options
-        if options.gt_topic and options.gt_dir:
-            raise BagError("give --gt-topic or --gt-dir, not both")
-        self.bag = InputBag(options.source)  # checks the format without opening
+        check_options(options)
+        self.bag = InputBag(options.source, options.salvage)  # checks the format only
         check_not_around_inputs(options.outdir, [options.source])
         check_outdir(options.outdir, options.overwrite)
         self.bag.open_reader()
+        self.video: Any = None
         try:
             exclude = [options.gt_topic] if options.gt_topic else []
             self.topic: TopicSummary = self.bag.select_topic(options.topic, exclude)
             self.gt: GroundTruth | None = None
             if options.gt_topic:
-                if options.gt_topic == self.topic.name:
-                    raise BagError(f"{options.source}: --gt-topic is the topic being segmented")
                 self.gt = TopicGroundTruth(self.bag, options.gt_topic)
             elif options.gt_dir:
                 self.gt = DirGroundTruth(options.gt_dir)
@@ -213,53 +91,71 @@ class BagJob:
             raise
         self.topics = OutputTopics.for_input(self.topic.name)
         self.bag_path = options.outdir / output_bag_name(options.source)
+        self.out: OutputBag | None = None
 
     def close(self) -> None:
         self.bag.close()
 
     def output_bag(self) -> OutputBag:
         copy = (self.topic.name, self.topic.msgtype) if self.options.copy_input else None
-        return OutputBag(self.bag_path, self.options.storage, self.topics, copy)
+        return OutputBag(self.bag_path, self.options.storage, self.topics, copy,
+                         self.options.compression)
 
     def describe(self) -> dict[str, Any]:
         o = self.options
+        out = self.out
+        damage = self.bag.damage
+        gt_topics = [o.gt_topic] if o.gt_topic else []
         return {"input": str(o.source.resolve()), "input_storage": self.bag.storage,
                 "topic": self.topic.name, "message_type": self.topic.msgtype,
                 "output_bag": str(self.bag_path.resolve()), "storage": o.storage,
+                "compression": out.compression if out else None,
+                "output_size_bytes": out.size_bytes() if out and self.bag_path.is_dir()
+                else None,
                 "output_topics": self.topics.as_dict(), "copied_input": o.copy_input,
                 "ground_truth": self.gt.summary() if self.gt else None,
-                "video": str((o.outdir / "overlay.mp4").resolve()) if o.video else None}
+                "damage": damage.as_dict([self.topic.name, *gt_topics]) if damage else None,
+                "frames_lost": damage.lost_on(self.topic.name) if damage else 0,
+                "video": self.video.describe() if self.video is not None else None}
 
     # -- reader thread -------------------------------------------------------------------
-    def _decode(self, index: int, timestamp: int, raw: bytes, t_read: float,
-                stats: RunStats) -> Any:
+    def _decode(self, index: int, message: Recovered, t_read: float, stats: RunStats) -> Any:
+        timestamp, raw, position = message
+        where = position if position is not None else index
         try:
             msg = self.bag.deserialize(raw, self.topic.msgtype)
         except Exception as exc:
-            stats.skip(index, timestamp, f"cannot deserialise: {describe_exception(exc)}")
+            stats.skip(where, timestamp, f"cannot deserialise: {describe_exception(exc)}")
             return Skipped(index)
         try:
             order = native_order(msg)
             frame = to_frame(msg, order)
         except ImageCodecError as exc:
-            stats.skip(index, timestamp, f"cannot decode: {exc}")
+            stats.skip(where, timestamp, f"cannot decode: {exc}")
             return Skipped(index)
-        item = FrameItem(index, timestamp, ros2_header(msg.header), frame, order, t_read)
+        item = FrameItem(index, position, timestamp, ros2_header(msg.header), frame, order,
+                         t_read)
         if self.options.copy_input:
             if self.bag.is_ros1:
                 item.copy_msg = copy_of_ros1_message(msg, self.topic.msgtype, item.header)
             else:
                 item.raw = raw
         if self.gt is not None:
-            try:
-                item.gt = self.gt.lookup(index, stamp_ns(msg.header))
-            except GroundTruthError as exc:
-                stats.gt_problem(str(exc))
-            else:
-                stats.gt_missing += item.gt is None
+            self._attach_gt(item, stamp_ns(msg.header), stats)
         return item
 
-    def _read_loop(self, feed: _Feed, stats: RunStats) -> None:
+    def _attach_gt(self, item: FrameItem, stamp: int, stats: RunStats) -> None:
+        assert self.gt is not None
+        item.gt_stamp = stamp
+        try:
+            item.gt = self.gt.lookup(item.position, stamp)
+        except GroundTruthError as exc:
+            stats.gt_frame_problem(item.position, stamp, str(exc))
+            return
+        if item.gt is None:
+            stats.gt_frame_missing(item.position, stamp, self.gt.missing_reason(item.position))
+
+    def _read_loop(self, feed: Feed, stats: RunStats) -> None:
         index = -1
         try:
             if self.gt is not None:
@@ -269,18 +165,18 @@ class BagJob:
                 t_read = perf_counter()
                 message = next(messages, None)
                 if message is None:
-                    feed.put(_END)
+                    feed.put(END)
                     return
                 index += 1
-                feed.put(self._decode(index, message[0], message[1], t_read, stats))
+                feed.put(self._decode(index, message, t_read, stats))
         except Exception as exc:
             where = f"after {index + 1} messages" if index >= 0 else "at the start"
             feed.put(Failure(f"{self.options.source}: corrupt or truncated bag, reading "
                              f"failed {where} ({describe_exception(exc)})"))
 
     # -- main thread ---------------------------------------------------------------------
-    def _infer_loop(self, engine: Any, feed: _Feed, writer: _WriterThread,
-                    stats: RunStats, bar: tqdm) -> None:
+    def _infer_loop(self, engine: Any, feed: Feed, writer: WriterThread,
+                    stats: RunStats, bar: Any) -> None:
         while True:
             try:
                 item = feed.get()
@@ -288,7 +184,7 @@ class BagJob:
                 if not writer.alive.is_set():
                     raise BagError(writer.error or "the writer stopped") from None
                 continue
-            if item is _END:
+            if item is END:
                 return
             if isinstance(item, Failure):
                 raise BagError(item.message)
@@ -301,7 +197,7 @@ class BagJob:
                                    f"{item.index} ({describe_exception(exc)})") from None
                 stats.infer_s.append(perf_counter() - start)
                 item.frame = None  # the queued result must not pin the decoded frame
-                if not _put(writer.q_out, (item, result), writer.alive):
+                if not put_until(writer.q_out, (item, result), writer.alive):
                     raise BagError(writer.error or "the writer stopped")
             bar.update(1)
             if stats.infer_s and bar.n % 5 == 0:
@@ -315,12 +211,15 @@ class BagJob:
         stats = RunStats(frames_total=self.topic.count)
         if self.gt is not None:
             stats.confusion = ConfusionMatrix(engine.num_classes, engine.class_set.ignore_index)
-        writer = _WriterThread(self, queue.Queue(2 * o.queue_size), stats, self._video(engine))
-        feed = _Feed(o.queue_size)
+        self.out = self.output_bag()
+        self.video = self._video(engine)
+        writer = WriterThread(self.out, o.copy_input, queue.Queue(2 * o.queue_size), stats,
+                              self.video)
+        feed = Feed(o.queue_size)
         reader = threading.Thread(target=self._read_loop, args=(feed, stats),
                                   name="segment-bag-reader", daemon=True)
-        bar = tqdm(total=self.topic.count, unit="frame", desc=o.source.name,
-                   disable=not o.progress, dynamic_ncols=True, file=sys.stderr)
+        bar = progress(total=self.topic.count, unit="frame", desc=o.source.name,
+                       disable=not o.progress, file=sys.stderr)
         start = perf_counter()
         try:
             writer.start()
@@ -334,9 +233,9 @@ class BagJob:
         except BagError as exc:
             stats.error = str(exc)
         finally:
-            with _sigint_deferred():
+            with sigint_deferred():
                 feed.alive.clear()
-                _put(writer.q_out, _END, writer.alive)
+                put_until(writer.q_out, END, writer.alive)
                 if writer.is_alive():
                     writer.join()
                 if reader.is_alive():
@@ -353,7 +252,7 @@ class BagJob:
         from .video import OverlayVideo
 
         fps = self.bag.frame_rate(self.topic) or 10.0
-        return OverlayVideo(self.options.outdir / "overlay.mp4", fps, engine.class_set.names,
+        return OverlayVideo(self.options.outdir, fps, engine.class_set.names,
                             engine.class_set.palette())
 
     def _report(self, engine: Any, stats: RunStats) -> dict[str, Any]:

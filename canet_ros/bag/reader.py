@@ -13,7 +13,9 @@ import yaml
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
+from .damage import Damage, Recovered, SalvageSource
 from .errors import BagError
+from .salvage import open_salvage, storage_files
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -47,6 +49,10 @@ def _sniff(path: Path) -> str | None:
     return next((suffix for magic, suffix in _MAGIC.items() if head.startswith(magic)), None)
 
 
+class MetadataError(BagError):
+    """metadata.yaml is unreadable or not rosbag2 metadata (a bag whose storage may be fine)."""
+
+
 def _check_metadata(path: Path) -> str:
     """Storage identifier of a ROS 2 bag folder, validated before rosbags sees it."""
     meta = path / "metadata.yaml"
@@ -54,10 +60,11 @@ def _check_metadata(path: Path) -> str:
         info = yaml.safe_load(meta.read_text(encoding="utf-8"))
         storage = info["rosbag2_bagfile_information"]["storage_identifier"]
     except OSError as exc:
-        raise BagError(f"{meta}: cannot read ({exc.strerror or exc})") from None
+        raise MetadataError(f"{meta}: cannot read ({exc.strerror or exc})") from None
     except (yaml.YAMLError, KeyError, TypeError) as exc:
-        raise BagError(f"{meta}: not a rosbag2 metadata file ({type(exc).__name__}: "
-                       f"{exc})") from None
+        why = " ".join(str(exc).split())  # YAML's messages span lines; errors are one line
+        raise MetadataError(f"{meta}: not a rosbag2 metadata file ({type(exc).__name__}: "
+                            f"{why})") from None
     if storage not in ROS2_STORAGES:
         raise BagError(f"{path}: unknown storage format {storage!r} in metadata.yaml "
                        f"(supported: {', '.join(ROS2_STORAGES)})")
@@ -65,12 +72,19 @@ def _check_metadata(path: Path) -> str:
 
 
 def detect_format(path: Path) -> str:
-    """'mcap', 'sqlite3' (ROS 2) or 'ros1'; BagError for anything else."""
+    """'mcap', 'sqlite3' (ROS 2) or 'ros1'; BagError for anything else.
+
+    A bag folder whose metadata.yaml is missing (a recording that was never closed) counts
+    as a bag when it holds only its own storage files (see ``storage_files``).
+    """
     if not path.exists():
         raise BagError(f"{path}: no such file or directory")
     if path.is_dir():
         if not (path / "metadata.yaml").is_file():
-            raise BagError(f"{path}: not a ROS 2 bag folder (no metadata.yaml)")
+            found = storage_files(path)
+            if found is None:
+                raise BagError(f"{path}: not a ROS 2 bag folder (no metadata.yaml)")
+            return found[0]
         return _check_metadata(path)
     suffix = path.suffix.lower()
     looks_like = _sniff(path)
@@ -102,13 +116,32 @@ class TopicSummary:
 
 
 class InputBag:
-    """One input bag opened for reading; use as a context manager."""
+    """One input bag opened for reading; use as a context manager.
 
-    def __init__(self, path: str | Path):
+    A bag rosbags refuses, or that fails part-way, is read by a salvage reader instead when
+    ``salvage`` is on; ``damage`` then says what was lost.
+    """
+
+    def __init__(self, path: str | Path, salvage: bool = True):
         self.path = Path(path)
-        self.storage = detect_format(self.path)
+        self.salvage = salvage
+        self._bad_metadata: str | None = None  # why metadata.yaml cannot be used
+        try:
+            self.storage = detect_format(self.path)
+        except MetadataError as exc:
+            found = storage_files(self.path)
+            if found is None:
+                raise
+            if not salvage:
+                raise BagError(f"{exc}; run without --no-salvage to read the bag's storage "
+                               f"files directly") from None
+            self.storage, self._bad_metadata = found[0], str(exc)
+        if not (self.path / "metadata.yaml").is_file() and self.path.is_dir():
+            self._bad_metadata = "metadata.yaml is missing"
         self.is_ros1 = self.storage == "ros1"
+        self.damage: Damage | None = None
         self._reader: AnyReader | None = None
+        self._salvaged: SalvageSource | None = None
 
     def __enter__(self) -> InputBag:
         self.open_reader()
@@ -117,16 +150,41 @@ class InputBag:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _refuse(self, cause: str) -> BagError:
+        return BagError(f"{self.path}: corrupt, truncated or unreadable bag ({cause}); run "
+                        f"without --no-salvage to segment what is still readable")
+
     def open_reader(self) -> None:
-        reader = AnyReader([self.path], default_typestore=humble_typestore())
+        paths = [self.path]
+        bad_metadata = self._bad_metadata
+        if bad_metadata:
+            if not self.salvage:
+                raise self._refuse(bad_metadata)
+            paths = (storage_files(self.path) or ("", []))[1]
+        reader = AnyReader(paths, default_typestore=humble_typestore())
         try:
             reader.open()
         except Exception as exc:  # rosbags raises many types for damaged files
-            raise BagError(f"{self.path}: corrupt, truncated or unreadable bag "
-                           f"({describe_exception(exc)})") from None
+            cause = describe_exception(exc)
+            if bad_metadata:
+                cause = f"{bad_metadata}; {cause}"
+            if not self.salvage:
+                raise self._refuse(cause) from None
+            self._start_salvage(cause)
+            return
         self._reader = reader
+        if bad_metadata:
+            self.damage = Damage(self.storage, bad_metadata, "storage files read directly: "
+                                 + ", ".join(p.name for p in paths))
+
+    def _start_salvage(self, cause: str) -> None:
+        self._salvaged = open_salvage(self.path, self.storage, cause)
+        self.damage = self._salvaged.damage
 
     def close(self) -> None:
+        if self._salvaged is not None:
+            self._salvaged.close()
+            self._salvaged = None
         if self._reader is not None:
             reader, self._reader = self._reader, None
             try:
@@ -141,6 +199,11 @@ class InputBag:
         return self._reader
 
     def topics(self) -> dict[str, TopicSummary]:
+        """Topics with their message counts as the bag states them (lost ones included)."""
+        if self._salvaged is not None:
+            damage = self._salvaged.damage
+            return {name: TopicSummary(name, msgtype, count + (damage.lost_on(name) or 0))
+                    for name, (msgtype, count) in self._salvaged.topic_types().items()}
         return {name: TopicSummary(name, info.msgtype or "(mixed types)", info.msgcount)
                 for name, info in self.reader.topics.items()}
 
@@ -176,23 +239,53 @@ class InputBag:
         raise BagError(f"{self.path}: several image topics, choose one with --topic; "
                        f"{self._listing()}")
 
-    def messages(self, topic: str) -> Iterator[tuple[int, bytes]]:
-        """(receive time in ns, raw bytes) of every message on ``topic``, in bag order."""
+    def messages(self, topic: str) -> Iterator[Recovered]:
+        """Messages on ``topic`` in time order: receive time, raw bytes, position on topic.
+
+        When rosbags fails part-way (a damaged chunk behind an intact index), reading goes
+        on with the salvage reader from the first message after the last one read.
+        """
+        if self._salvaged is not None:
+            yield from self._salvaged.messages(topic)
+            return
         connections = [c for c in self.reader.connections if c.topic == topic]
         if not connections:  # an empty filter would mean "every topic" to rosbags
             return
-        for _, timestamp, raw in self.reader.messages(connections=connections):
-            yield timestamp, raw
+        last: int | None = None
+        position = 0
+        try:
+            for _, timestamp, raw in self.reader.messages(connections=connections):
+                yield Recovered(timestamp, raw, position)
+                last, position = timestamp, position + 1
+        except Exception as exc:  # rosbags raises many types for damaged chunks
+            if not self.salvage:
+                raise
+            self._start_salvage(f"reading failed after {position} messages on {topic} "
+                                f"({describe_exception(exc)})")
+            assert self._salvaged is not None
+            for msg in self._salvaged.messages(topic):
+                if last is None or msg.timestamp > last:
+                    yield msg
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
-        return self.reader.deserialize(raw, msgtype)
+        if self._reader is not None:
+            return self.reader.deserialize(raw, msgtype)
+        if self._salvaged is None:
+            raise BagError(f"{self.path}: bag is not open")
+        return self._salvaged.deserialize(raw, msgtype)
 
     def frame_rate(self, topic: TopicSummary) -> float | None:
-        """Mean message rate of ``topic`` from the bag's time span, when it can be told."""
-        span = self.reader.duration / 1e9
-        if topic.count < 2 or span <= 0:
+        """Mean message rate of ``topic`` over the bag's time span, when it can be told."""
+        if self._reader is not None:
+            span = self.reader.duration / 1e9
+            count = topic.count
+        else:
+            stamps = self._salvaged.times(topic.name) if self._salvaged else []
+            span = (max(stamps) - min(stamps)) / 1e9 if stamps else 0.0
+            count = len(stamps)
+        if count < 2 or span <= 0:
             return None
-        return (topic.count - 1) / span
+        return (count - 1) / span
 
 
 def stamp_ns(header: Any) -> int:

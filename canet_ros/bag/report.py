@@ -13,6 +13,7 @@ import numpy as np
 
 from ..metrics import ConfusionMatrix
 from .errors import BagError
+from .report_md import render_markdown
 
 CHART = "iou.png"
 MAX_REASONS = 20
@@ -32,6 +33,7 @@ class RunStats:
     gt_scored: int = 0  # writer
     gt_missing: int = 0  # reader
     gt_unusable: Counter[str] = field(default_factory=Counter)  # reader and writer
+    gt_frames: list[dict[str, Any]] = field(default_factory=list)  # frames not scored, why
     confusion: ConfusionMatrix | None = None
     wall_s: float = 0.0
     interrupted: bool = False
@@ -44,8 +46,13 @@ class RunStats:
             self.skipped_examples.append({"index": index, "timestamp": timestamp,
                                           "reason": reason})
 
-    def gt_problem(self, reason: str) -> None:
+    def gt_frame_missing(self, position: int | None, stamp: int, reason: str) -> None:
+        self.gt_missing += 1
+        self.gt_frames.append({"position": position, "stamp_ns": stamp, "reason": reason})
+
+    def gt_frame_problem(self, position: int | None, stamp: int, reason: str) -> None:
         _count(self.gt_unusable, reason)
+        self.gt_frames.append({"position": position, "stamp_ns": stamp, "reason": reason})
 
 
 def _count(counter: Counter[str], reason: str) -> None:
@@ -120,7 +127,8 @@ def build_report(stats: RunStats, job: dict[str, Any], model: dict[str, Any],
     report.update({
         "frames": stats.frames, "frames_in_topic": stats.frames_total,
         "complete": (not stats.interrupted and stats.error is None
-                     and stats.frames + skipped == stats.frames_total),
+                     and stats.frames + skipped == stats.frames_total
+                     and job.get("frames_lost", 0) == 0),
         "interrupted": stats.interrupted, "error": stats.error,
         "last_timestamp": stats.last_timestamp,
         **timing_fields(stats),
@@ -132,54 +140,10 @@ def build_report(stats: RunStats, job: dict[str, Any], model: dict[str, Any],
         report["ground_truth"]["frames_with_gt"] = stats.gt_scored
         report["ground_truth"]["frames_without_gt"] = stats.gt_missing
         report["ground_truth"]["frames_gt_unusable"] = dict(stats.gt_unusable)
+        report["ground_truth"]["frames_not_scored"] = sorted(
+            stats.gt_frames, key=lambda f: (f["stamp_ns"], f["position"] or 0))
         report.update(accuracy_fields(stats.confusion, class_names))
     return clean_json(report)
-
-
-def _pct(value: Any) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f} %"
-
-
-def _num(value: Any, fmt: str = ".2f") -> str:
-    return "n/a" if value is None else format(value, fmt)
-
-
-def render_markdown(report: dict[str, Any]) -> str:
-    lines = ["# canet segment-bag report", ""]
-    if "bags" in report:
-        lines.append(f"- bags: {len(report['bags'])} merged from {report.get('world_size', 1)} "
-                     f"process(es); failed: {len(report.get('failed', []))}")
-    else:
-        lines.append(f"- input: `{report.get('input')}`, topic `{report.get('topic')}`")
-        lines.append(f"- output bag: `{report.get('output_bag')}` ({report.get('storage')})")
-    model = report.get("model") or {}
-    lines.append(f"- model: {model.get('backbone')} ({model.get('class_set')}, "
-                 f"{model.get('num_classes')} classes) at {model.get('resolution')}, "
-                 f"{model.get('precision')} on {report.get('device')}; checkpoint "
-                 f"`{report.get('checkpoint')}`")
-    skipped = report.get("skipped", {})
-    lines.append(f"- frames: {report.get('frames')} written, {skipped.get('count', 0)} skipped"
-                 f"{'; INTERRUPTED' if report.get('interrupted') else ''}"
-                 f"{'; ERROR: ' + str(report['error']) if report.get('error') else ''}")
-    for reason, count in skipped.get("reasons", {}).items():
-        lines.append(f"  - {count} x {reason}")
-    lat = report.get("latency_ms") or {}
-    lines.append(f"- throughput: {_num(report.get('fps'))} fps end to end, model "
-                 f"{_num(report.get('model_fps'))} fps (ratio {_num(report.get('fps_ratio'))});"
-                 f" latency p50 {_num(lat.get('p50'), '.1f')} ms, p99 "
-                 f"{_num(lat.get('p99'), '.1f')} ms")
-    gt = report.get("ground_truth")
-    if gt:
-        lines += ["", "## Accuracy", "",
-                  f"Ground truth from {gt.get('source')}: {gt.get('frames_with_gt')} frames "
-                  f"scored, {gt.get('frames_without_gt')} without ground truth.", "",
-                  f"mIoU {_pct(report.get('miou'))}, global accuracy "
-                  f"{_pct(report.get('global_acc'))}", "", "| class | IoU |", "| --- | --- |"]
-        per_class = report.get("per_class") or {}
-        lines += [f"| {n} | {_pct(per_class.get(n))} |" for n in report.get("class_names", [])]
-        if report.get("chart"):
-            lines += ["", f"![per-class IoU]({report['chart']})"]
-    return "\n".join(lines) + "\n"
 
 
 def write_report(report: dict[str, Any], outdir: Path, title: str) -> dict[str, Any]:

@@ -1,8 +1,17 @@
-"""An MP4 of the overlays with a small legend of class colours."""
+"""A browser-playable video of the overlays, with a small legend of class colours.
+
+PyAV (``pip install av``, or the ``video`` extra) ships FFmpeg with its encoders: H.264 in
+MP4 where its build has libx264, else VP9 or VP8 in WebM. Without PyAV the video is
+written by OpenCV as MPEG-4 Part 2 (``mp4v``), which desktop players open but browsers do
+not; the run says so.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -10,6 +19,41 @@ import numpy as np
 from .errors import BagError
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    codec: str  # encoder name (PyAV / FFmpeg, or "mp4v" for OpenCV)
+    suffix: str
+    label: str  # what the report and docs call it
+    browser: bool
+
+
+# In order of preference: every browser plays H.264 MP4; VP9 / VP8 WebM play in all but
+# some Safari versions.
+_PYAV_FORMATS = (VideoFormat("libx264", ".mp4", "H.264 in MP4", True),
+                 VideoFormat("libvpx-vp9", ".webm", "VP9 in WebM", True),
+                 VideoFormat("libvpx", ".webm", "VP8 in WebM", True))
+FALLBACK = VideoFormat("mp4v", ".mp4", "MPEG-4 Part 2 (mp4v) in MP4", False)
+FALLBACK_NOTE = ("no browser-playable encoder: PyAV is not installed (pip install av, or "
+                 "pip install canet_ros[video]); overlay.mp4 is MPEG-4 Part 2, which desktop "
+                 "players open but browsers do not")
+
+
+def choose_format() -> tuple[VideoFormat, str | None]:
+    """The best encoder here, and a note for the user when it is the fallback."""
+    try:
+        import av
+    except ImportError:
+        return FALLBACK, FALLBACK_NOTE
+    for fmt in _PYAV_FORMATS:
+        try:
+            av.codec.Codec(fmt.codec, "w")
+        except Exception:  # PyAV raises its own error types for a missing encoder
+            continue
+        return fmt, None
+    return FALLBACK, FALLBACK_NOTE.replace("PyAV is not installed", "this PyAV build has "
+                                           "neither libx264 nor libvpx")
 
 
 def render_legend(names: Sequence[str], colors_rgb: np.ndarray, frame_height: int) -> np.ndarray:
@@ -28,36 +72,88 @@ def render_legend(names: Sequence[str], colors_rgb: np.ndarray, frame_height: in
     return legend
 
 
-class OverlayVideo:
-    """Writes overlay frames to ``path`` (mp4v); the size is fixed by the first frame."""
+class _PyavWriter:
+    def __init__(self, path: Path, codec: str, fps: Fraction, size: tuple[int, int]):
+        import av
 
-    def __init__(self, path: Path, fps: float, names: Sequence[str], colors_rgb: np.ndarray):
-        self.path = path
-        self.fps = float(min(max(fps, 1.0), 60.0))
+        options = {"movflags": "+faststart"} if path.suffix == ".mp4" else {}
+        self._container = av.open(str(path), "w", options=options)
+        self._stream = self._container.add_stream(codec, rate=fps)
+        self._stream.width, self._stream.height = size
+        self._stream.pix_fmt = "yuv420p"  # what browsers decode
+        self._av = av
+
+    def write(self, bgr: np.ndarray) -> None:
+        frame = self._av.VideoFrame.from_ndarray(bgr, format="bgr24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+
+
+class _OpencvWriter:
+    def __init__(self, path: Path, fps: Fraction, size: tuple[int, int]):
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
+                                       size)
+        if not self._writer.isOpened():
+            raise BagError(f"{path}: OpenCV cannot write an mp4v video here")
+
+    def write(self, bgr: np.ndarray) -> None:
+        self._writer.write(bgr)
+
+    def close(self) -> None:
+        self._writer.release()
+
+
+class OverlayVideo:
+    """Writes overlay frames to OUTDIR/overlay.<suffix>; the size is fixed by the first frame.
+
+    A failing encoder never costs the output bag: the error is kept in ``error`` and the
+    remaining frames are not encoded.
+    """
+
+    def __init__(self, outdir: Path, fps: float, names: Sequence[str], colors_rgb: np.ndarray,
+                 fmt: VideoFormat | None = None):
+        self.format, self.note = (fmt, None) if fmt else choose_format()
+        self.path = outdir / f"overlay{self.format.suffix}"
+        self.fps = Fraction(max(float(fps), 0.1)).limit_denominator(1001)
         self.names = list(names)
         self.colors = np.asarray(colors_rgb, np.uint8).reshape(-1, 3)
-        self._writer: cv2.VideoWriter | None = None
+        self._writer: Any = None
         self._size: tuple[int, int] | None = None
         self._legend: np.ndarray | None = None
         self.frames = 0
+        self.error: str | None = None
 
     def _start(self, width: int, height: int) -> None:
-        # mp4v wants even sizes; odd ones are stretched by one pixel rather than refused.
+        # 4:2:0 video needs even sizes; odd ones are stretched by one pixel.
         self._size = (width + width % 2, height + height % 2)
-        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
-                                 self._size)
-        if not writer.isOpened():
-            raise BagError(f"{self.path}: OpenCV cannot write an mp4v video here")
-        self._writer = writer
+        if self.format.codec == FALLBACK.codec:
+            self._writer = _OpencvWriter(self.path, self.fps, self._size)
+        else:
+            self._writer = _PyavWriter(self.path, self.format.codec, self.fps, self._size)
         legend = render_legend(self.names, self.colors, self._size[1])
         # A legend taller or wider than the frame is cut rather than scaled to unreadability.
         self._legend = legend[: self._size[1] // 2 * 2, : self._size[0] // 2]
 
     def write(self, overlay: np.ndarray, order: str) -> None:
+        if self.error is not None:
+            return
+        try:
+            self._write(overlay, order)
+        except Exception as exc:  # a video must never cost the bag
+            self.error = f"{self.path.name}: {str(exc).strip() or type(exc).__name__}"
+
+    def _write(self, overlay: np.ndarray, order: str) -> None:
         frame = overlay if order == "bgr" else cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR)
         if self._writer is None:
             self._start(frame.shape[1], frame.shape[0])
-        assert self._size is not None and self._legend is not None and self._writer is not None
+        assert self._size is not None and self._legend is not None
         if (frame.shape[1], frame.shape[0]) != self._size:
             frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
         else:
@@ -67,10 +163,18 @@ class OverlayVideo:
         # Darken behind the text so it reads on any overlay, but keep the scene visible.
         mask = self._legend.any(axis=2, keepdims=True)
         frame[:h, :w] = np.where(mask, self._legend, (corner * 0.4).astype(np.uint8))
-        self._writer.write(frame)
+        self._writer.write(np.ascontiguousarray(frame))
         self.frames += 1
 
     def close(self) -> None:
         if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+            writer, self._writer = self._writer, None
+            try:
+                writer.close()
+            except Exception as exc:
+                self.error = self.error or f"{self.path.name}: {exc}"
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": str(self.path.resolve()), "format": self.format.label,
+                "browser_playable": self.format.browser, "fps": float(self.fps),
+                "frames": self.frames, "note": self.note, "error": self.error}

@@ -10,11 +10,28 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from ..image_codec import array_to_image_fields
 from .errors import BagError
+from .metadata import FileSpan, TopicCount, humble_metadata, write_metadata
 from .reader import COMPRESSED, IMAGE, describe_exception, humble_typestore
 
-STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
-# rosbags writes metadata version 8 or 9; 9 changed the QoS encoding, 8 is the older one.
-BAG_VERSION = 8
+STORAGES = ("mcap", "sqlite3")
+COMPRESSIONS = ("none", "lz4", "zstd")
+# MCAP chunk compression by default; sqlite3 has no chunks, and rosbag2's per-message
+# compression would make the bag unreadable for tools that do not implement it.
+DEFAULT_COMPRESSION = {"mcap": "zstd", "sqlite3": "none"}
+_CHUNK_BYTES = 4 << 20
+
+
+def check_storage(storage: str, compression: str | None) -> str:
+    """The compression an output bag gets; BagError for combinations that do not exist."""
+    if storage not in STORAGES:
+        raise BagError(f"unknown output storage {storage!r} (choose mcap or sqlite3)")
+    chosen = DEFAULT_COMPRESSION[storage] if compression is None else compression
+    if chosen not in COMPRESSIONS:
+        raise BagError(f"unknown --compression {chosen!r} (choose none, lz4 or zstd)")
+    if storage == "sqlite3" and chosen != "none":
+        raise BagError(f"--compression {chosen} needs --storage mcap (MCAP compresses its "
+                       f"chunks; sqlite3 output is written uncompressed)")
+    return chosen
 
 
 def camera_namespace(topic: str) -> str:
@@ -56,40 +73,100 @@ def copy_of_ros1_message(msg: Any, msgtype: str, header: Any) -> Any:
                         data=msg.data)
 
 
-class OutputBag:
-    """A rosbags Writer for the segmentation topics (and optionally the input topic).
+class _McapFile:
+    """An MCAP storage file written with Foxglove's ``mcap`` library (chunk compression)."""
 
+    def __init__(self, path: Path, compression: str):
+        from mcap.writer import CompressionType, Writer
+
+        kind = {"none": CompressionType.NONE, "lz4": CompressionType.LZ4,
+                "zstd": CompressionType.ZSTD}[compression]
+        self.path = path
+        self._fh = path.open("xb")
+        self._writer = Writer(self._fh, chunk_size=_CHUNK_BYTES, compression=kind)
+        self._writer.start(profile="ros2", library="canet_ros")
+        self._schemas: dict[str, int] = {}
+        self._sequence: dict[int, int] = {}
+
+    def add_topic(self, topic: str, msgtype: str) -> int:
+        if msgtype not in self._schemas:
+            msgdef, _ = humble_typestore().generate_msgdef(msgtype, ros_version=2)
+            self._schemas[msgtype] = self._writer.register_schema(
+                msgtype, "ros2msg", msgdef.encode("utf-8"))
+        channel = self._writer.register_channel(topic, "cdr", self._schemas[msgtype],
+                                                {"offered_qos_profiles": ""})
+        self._sequence[channel] = 0
+        return channel
+
+    def write(self, channel: int, timestamp: int, data: bytes | memoryview) -> None:
+        self._sequence[channel] += 1
+        self._writer.add_message(channel, timestamp, bytes(data), timestamp,
+                                 self._sequence[channel])
+
+    def close(self) -> None:
+        try:
+            self._writer.finish()
+        finally:
+            self._fh.close()
+
+    def abort(self) -> None:
+        self._fh.close()
+
+
+class OutputBag:
+    """The output ROS 2 bag: MCAP through ``mcap``, sqlite3 through rosbags.
+
+    Either way metadata.yaml is written last, in the version Humble reads (metadata.py).
     Must be opened, written and closed from one thread: the sqlite3 storage refuses
     cross-thread use.
     """
 
     def __init__(self, path: Path, storage: str, topics: OutputTopics,
-                 copy_topic: tuple[str, str] | None = None):
-        if storage not in STORAGES:
-            raise BagError(f"unknown output storage {storage!r} (choose mcap or sqlite3)")
+                 copy_topic: tuple[str, str] | None = None, compression: str | None = None):
+        self.compression = check_storage(storage, compression)
         self.path = path
         self.storage = storage
         self.topics = topics
         self.copy_topic = copy_topic
-        self._writer: Writer | None = None
+        self._file: Any = None
         self._conns: dict[str, Any] = {}
+        self._types: dict[str, tuple[str, str]] = {}  # key -> (topic, type)
+        self._counts: dict[str, int] = {}
+        self._times = [2**63 - 1, 0]
         self.messages = 0
 
+    @property
+    def storage_file(self) -> Path:
+        return self.path / f"{self.path.name}{'.mcap' if self.storage == 'mcap' else '.db3'}"
+
+    def _wanted(self) -> dict[str, tuple[str, str]]:
+        wanted = {key: (topic, IMAGE) for key, topic in self.topics.as_dict().items()}
+        if self.copy_topic:
+            wanted["input"] = self.copy_topic
+        return wanted
+
     def create(self) -> None:
-        writer = Writer(self.path, version=BAG_VERSION, storage_plugin=STORAGES[self.storage])
         try:
-            writer.open()
-            store = humble_typestore()
-            for key, topic in self.topics.as_dict().items():
-                self._conns[key] = writer.add_connection(topic, IMAGE, typestore=store)
-            if self.copy_topic:
-                topic, msgtype = self.copy_topic
-                self._conns["input"] = writer.add_connection(topic, msgtype, typestore=store)
+            if self.storage == "mcap":
+                self.path.mkdir(parents=True)
+                self._file = _McapFile(self.storage_file, self.compression)
+                add = self._file.add_topic
+            else:
+                writer = Writer(self.path, version=8, storage_plugin=StoragePlugin.SQLITE3)
+                self._file = writer
+                writer.open()
+
+                def add(topic: str, msgtype: str) -> Any:
+                    return writer.add_connection(topic, msgtype, typestore=humble_typestore())
+            for key, (topic, msgtype) in self._wanted().items():
+                self._conns[key] = add(topic, msgtype)
+                self._types[key] = (topic, msgtype)
+                self._counts[key] = 0
         except Exception as exc:
-            writer.abort()
+            if self._file is not None:
+                self._file.abort()
             raise BagError(f"{self.path}: cannot create output bag "
                            f"({describe_exception(exc)})") from None
-        self._writer = writer
 
     def write_frame(self, timestamp: int, header: Any, labels: np.ndarray, color: np.ndarray,
                     overlay: np.ndarray, order: str) -> None:
@@ -110,22 +187,33 @@ class OutputBag:
         self._raw(key, timestamp, data)
 
     def _raw(self, key: str, timestamp: int, data: bytes | memoryview) -> None:
-        if self._writer is None:
+        if self._file is None:
             raise BagError(f"{self.path}: output bag is not open")
         try:
-            self._writer.write(self._conns[key], timestamp, data)
+            self._file.write(self._conns[key], timestamp, data)
         except OSError as exc:
             raise BagError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
         self.messages += 1
+        self._counts[key] += 1
+        self._times = [min(self._times[0], timestamp), max(self._times[1], timestamp)]
 
     def close(self) -> None:
         """Write the index and metadata.yaml, so a partial bag still opens."""
-        writer, self._writer = self._writer, None
-        if writer is None:
+        file, self._file = self._file, None
+        if file is None:
             return
         try:
-            writer.close()
+            file.close()
+            write_metadata(self.path, humble_metadata(
+                self.storage, [FileSpan(self.storage_file.name, self._times[0], self._times[1],
+                                        self.messages)],
+                [TopicCount(topic, msgtype, self._counts[key])
+                 for key, (topic, msgtype) in self._types.items()]))
         except Exception as exc:
-            writer.abort()
+            file.abort()
             raise BagError(f"{self.path}: cannot finish output bag "
                            f"({describe_exception(exc)})") from None
+
+    def size_bytes(self) -> int:
+        """Bytes on disk of the bag folder (storage file and metadata.yaml)."""
+        return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())

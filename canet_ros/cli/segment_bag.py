@@ -14,7 +14,7 @@ PROG = "canet segment-bag"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from ..models import BACKBONES
+    from .choices import BACKBONES
 
     p = subparsers.add_parser(
         "segment-bag", help="segment the images of a ROS 1 / ROS 2 bag into a new ROS 2 bag",
@@ -42,13 +42,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="new folder for the output bag, report and video")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap",
                    help="output bag storage (default mcap)")
-    p.add_argument("--video", action="store_true", help="also write overlay.mp4 with a legend")
+    p.add_argument("--compression", choices=("none", "lz4", "zstd"),
+                   help="MCAP chunk compression of the output bag (default zstd; sqlite3 "
+                        "output is uncompressed)")
+    p.add_argument("--video", action="store_true",
+                   help="also write a browser-playable overlay video with a legend "
+                        "(H.264 MP4 through PyAV)")
     p.add_argument("--copy-input", action="store_true", help="copy the input topic into the "
                    "output bag too")
     p.add_argument("--overwrite", action="store_true",
                    help="replace OUTDIR if an earlier segment-bag run wrote it")
-    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-salvage", action="store_true",
+                   help="refuse a damaged bag instead of segmenting what is still readable")
+    p.add_argument("--json", action="store_true",
+                   help="print the main figures as JSON on stdout (all of them: report.json)")
+    p.add_argument("--no-progress", action="store_true", help="no progress display")
     p.set_defaults(func=run)
 
 
@@ -77,21 +85,24 @@ def _options(args: argparse.Namespace) -> Any:
     from ..bag import SAMPLE_BAG, SAMPLE_GT_TOPIC, BagError, SegmentOptions
     from ..bag.sample import SAMPLE_NAME
 
-    source, gt_topic = Path(args.input), args.gt_topic
+    source, gt_topic, implied = Path(args.input), args.gt_topic, False
     if args.input == SAMPLE_NAME:
         if not (SAMPLE_BAG / "metadata.yaml").is_file():
             raise BagError(f"{SAMPLE_BAG}: the bundled sample bag is missing from this "
                            f"installation")
         source = SAMPLE_BAG
         if gt_topic is None and args.gt_dir is None:
-            gt_topic = SAMPLE_GT_TOPIC
+            gt_topic, implied = SAMPLE_GT_TOPIC, True
     return SegmentOptions(
         source=source, outdir=args.out, topic=args.topic, gt_topic=gt_topic, gt_dir=args.gt_dir,
-        storage=args.storage, video=args.video, copy_input=args.copy_input,
-        overwrite=args.overwrite, progress=not args.no_progress and sys.stderr.isatty())
+        storage=args.storage, compression=args.compression, video=args.video,
+        copy_input=args.copy_input, overwrite=args.overwrite, progress=not args.no_progress,
+        salvage=not args.no_salvage, gt_topic_implied=implied)
 
 
-def _print_summary(report: dict[str, Any]) -> None:
+def _print_summary(report: dict[str, Any], outdir: Path) -> None:
+    from ..bag.report_md import MAX_REGIONS, damage_lines, written_files
+
     def num(value: Any, fmt: str = ".2f") -> str:
         return "n/a" if value is None else format(value, fmt)
 
@@ -100,15 +111,42 @@ def _print_summary(report: dict[str, Any]) -> None:
             print(f"rank {report.get('rank')}: {bag['bag']}: {bag['status']}")
         return
     skipped = (report.get("skipped") or {}).get("count", 0)
-    print(f"frames: {report.get('frames')} written, {skipped} skipped"
+    lost = report.get("frames_lost", 0)
+    lost_text = "" if lost == 0 else f", {'an unknown number' if lost is None else lost} lost"
+    print(f"frames: {report.get('frames')} written, {skipped} skipped{lost_text}"
           f"{' (interrupted)' if report.get('interrupted') else ''}")
     print(f"fps: {num(report.get('fps'))} end to end, model {num(report.get('model_fps'))} "
           f"(ratio {num(report.get('fps_ratio'))})")
     if report.get("miou") is not None:
         print(f"mIoU: {100 * report['miou']:.2f} %, global accuracy "
               f"{100 * report['global_acc']:.2f} %")
-    if report.get("output_bag"):
-        print(f"output bag: {report['output_bag']}")
+    if report.get("damage"):
+        lines = damage_lines(report["damage"])
+        print("damaged input: " + lines[0])
+        for line in lines[1:1 + MAX_REGIONS]:
+            print("  " + line)
+    labels = {"output_bag": "output bag", "report_md": "report", "report_json": "report (JSON)",
+              "iou_chart": "IoU chart", "video": "video"}
+    for key, path in written_files(report, outdir).items():
+        if path:
+            print(f"{labels[key]}: {path}")
+
+
+def _warn_damage(report: dict[str, Any]) -> None:
+    """A salvaged bag says so on stderr, whatever the output format."""
+    damaged = report.get("damaged") or ([{
+        "bag": report.get("input"), "cause": report["damage"]["cause"],
+        "frames": report.get("frames"), "frames_lost": report.get("frames_lost"),
+        "topic": report.get("topic")}] if report.get("damage") else [])
+    for bag in damaged:
+        lost = bag["frames_lost"]
+        print(f"{PROG}: warning: {bag['bag']}: damaged bag ({bag['cause']}); segmented what "
+              f"is readable: {bag['frames']} frames, "
+              f"{'an unknown number' if lost is None else lost} on {bag['topic']} lost; "
+              f"its report.md says which time ranges and why", file=sys.stderr)
+    note = (report.get("video") or {}).get("note")
+    if note:
+        print(f"{PROG}: warning: {note}", file=sys.stderr)
 
 
 def _run_single(args: argparse.Namespace, options: Any) -> dict[str, Any]:
@@ -124,10 +162,12 @@ def _run_single(args: argparse.Namespace, options: Any) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     from ..bag import run_folder
     from ..bag.distributed import RankInfo
+    from ..bag.salvage import storage_files
 
     options = _options(args)
     source = options.source
-    if source.is_dir() and not (source / "metadata.yaml").exists():
+    if (source.is_dir() and not (source / "metadata.yaml").exists()
+            and storage_files(source) is None):
         info = RankInfo.from_env()
         report = run_folder(source, options, _engine_factory(args), info)
         if info.rank != 0:
@@ -157,10 +197,14 @@ def run(args: argparse.Namespace) -> int:
     except errors as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
+    from ..bag.report_md import short_report
+
+    _warn_damage(report)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(short_report(report, args.out) if "frames" in report else report,
+                         indent=2))
     else:
-        _print_summary(report)
+        _print_summary(report, args.out)
     if report.get("error"):
         print(f"{PROG}: error: {report['error']}", file=sys.stderr)
         return 1

@@ -1,0 +1,155 @@
+"""Pick the salvage reader for a damaged bag, and chain the files of a split bag.
+
+Which formats can be salvaged, and how, is in docs/segment_bag.md ("Damaged bags").
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .damage import Damage, Recovered, SalvageSource
+from .errors import BagError
+
+STORAGE_SUFFIX = {"mcap": ".mcap", "sqlite3": ".db3"}
+
+
+def _split_index(path: Path) -> tuple[int, str]:
+    found = re.search(r"_(\d+)$", path.stem)
+    return (int(found[1]) if found else -1, path.name)
+
+
+def storage_files(folder: Path) -> tuple[str, list[Path]] | None:
+    """The storage files of a ROS 2 bag folder whose metadata.yaml is missing.
+
+    rosbag2 names them ``<folder>_<n>.mcap|.db3`` and rosbags ``<folder>.mcap|.db3``; a
+    folder that holds anything else that is a bag is a folder of bags, not one bag.
+    """
+    pattern = re.compile(rf"^{re.escape(folder.name)}(_\d+)?$")
+    found: dict[str, list[Path]] = {}
+    for path in folder.iterdir():
+        if path.suffix == ".bag" or (path.is_dir() and (path / "metadata.yaml").is_file()):
+            return None
+        for storage, suffix in STORAGE_SUFFIX.items():
+            if path.suffix == suffix and path.is_file():
+                if not pattern.match(path.stem):
+                    return None
+                found.setdefault(storage, []).append(path)
+    if len(found) != 1:
+        return None
+    storage, paths = next(iter(found.items()))
+    return storage, sorted(paths, key=_split_index)
+
+
+def _metadata(folder: Path) -> dict[str, Any]:
+    """What a damaged bag's metadata.yaml still says (empty where it is missing or broken)."""
+    try:
+        info = yaml.safe_load((folder / "metadata.yaml").read_text(encoding="utf-8"))
+        return dict(info["rosbag2_bagfile_information"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return {}
+
+
+def _files(path: Path, storage: str) -> tuple[list[Path], dict[str, Any]]:
+    if path.is_file():
+        return [path], {}
+    meta = _metadata(path)
+    names = meta.get("relative_file_paths") or []
+    files = [path / Path(str(n)).name for n in names if (path / Path(str(n)).name).is_file()]
+    if not files:
+        files = (storage_files(path) or (storage, []))[1]
+    return files, meta
+
+
+def open_salvage(path: Path, storage: str, cause: str) -> SalvageSource:
+    """A salvage reader for ``path``, or BagError saying why the format cannot be salvaged."""
+    if storage == "ros1":
+        from .salvage_ros1 import Ros1Salvage
+
+        return _nonempty(path, Ros1Salvage(path, cause))
+    files, meta = _files(path, storage)
+    if meta.get("compression_mode") == "file":
+        raise BagError(f"{path}: corrupt or truncated bag ({cause}); cannot salvage a bag "
+                       f"compressed file by file (compression_mode: file)")
+    if not files:
+        raise BagError(f"{path}: corrupt or truncated bag ({cause}); cannot salvage: no "
+                       f"{STORAGE_SUFFIX[storage]} file found")
+    sources: list[SalvageSource] = []
+    try:
+        for i, file in enumerate(files):
+            sources.append(_open_file(file, storage, cause, meta, i))
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
+    chained = sources[0] if len(sources) == 1 else ChainedSalvage(sources, storage, cause)
+    return _nonempty(path, chained)
+
+
+def _open_file(file: Path, storage: str, cause: str, meta: dict[str, Any],
+               index: int) -> SalvageSource:
+    if storage == "mcap":
+        from .salvage_mcap import open_mcap_salvage
+
+        return open_mcap_salvage(file, cause)
+    from .salvage_sqlite import SqliteSalvage
+
+    entries = meta.get("files") or []
+    expected = None
+    if index < len(entries) and isinstance(entries[index], dict):
+        expected = entries[index].get("message_count")
+    elif len(entries) == 0 and index == 0:
+        expected = meta.get("message_count")
+    return SqliteSalvage(file, cause, int(expected) if isinstance(expected, int) else None,
+                         compressed=meta.get("compression_mode") == "message")
+
+
+def _nonempty(path: Path, source: SalvageSource) -> SalvageSource:
+    if not any(count for _, count in source.topic_types().values()):
+        lost = "; ".join(r.reason for r in source.damage.regions[:3]) or "no messages found"
+        source.close()
+        raise BagError(f"{path}: corrupt or truncated bag ({source.damage.cause}); nothing "
+                       f"could be salvaged: {lost}")
+    return source
+
+
+class ChainedSalvage:
+    """The files of a split bag, salvaged one by one and read one after another."""
+
+    def __init__(self, sources: Sequence[SalvageSource], storage: str, cause: str):
+        self.sources = list(sources)
+        first = self.sources[0].damage
+        self.damage = Damage(storage, cause, first.method)
+        for source in self.sources:
+            self.damage.regions += source.damage.regions
+            self.damage.notes += source.damage.notes
+
+    def topic_types(self) -> dict[str, tuple[str, int]]:
+        out: dict[str, tuple[str, int]] = {}
+        for source in self.sources:
+            for topic, (msgtype, count) in source.topic_types().items():
+                out[topic] = (msgtype, out.get(topic, (msgtype, 0))[1] + count)
+        return out
+
+    def messages(self, topic: str) -> Iterator[Recovered]:
+        offset: int | None = 0
+        for source in self.sources:
+            for msg in source.messages(topic):
+                pos = None if offset is None or msg.position is None else offset + msg.position
+                yield Recovered(msg.timestamp, msg.raw, pos)
+            lost = source.damage.lost_on(topic)
+            recovered = source.topic_types().get(topic, ("", 0))[1]
+            offset = None if offset is None or lost is None else offset + recovered + lost
+
+    def times(self, topic: str) -> list[int]:
+        return [t for source in self.sources for t in source.times(topic)]
+
+    def deserialize(self, raw: bytes, msgtype: str) -> Any:
+        return self.sources[0].deserialize(raw, msgtype)
+
+    def close(self) -> None:
+        for source in self.sources:
+            source.close()
