@@ -3,11 +3,13 @@
 ``launch/segment.launch.py`` only declares arguments and, in an OpaqueFunction,
 hands their values to :func:`resolve_segment_launch`; this module picks the
 per-backbone YAML, checks every value and builds the parameter overrides. Empty
-argument values mean "not set": the YAML decides. Torch is never imported, so
+argument values mean "not set": the YAML decides. It also decides the Fast DDS
+profile the node runs with (large images, docs/ros.md). Torch is never imported, so
 ``ros2 launch`` stays quick.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,11 @@ PACKAGE = "canet_ros"
 DEFAULT_BACKBONE = "mobilenetv2"
 NODE_EXECUTABLE = "segmentation_node"
 NODE_NAME = "segmentation_node"
+# Shipped in share/canet_ros/config: a shared-memory segment large enough for camera frames.
+DDS_PROFILE = "fastdds_large_images.xml"
+# Fast DDS 2.x (Humble, Jazzy) reads the first, 3.x (Kilted) the second.
+FASTDDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+NO_DDS_PROFILE = "none"
 _NAMESPACE_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -58,6 +65,10 @@ SEGMENT_ARGUMENTS: Tuple[LaunchArgument, ...] = (
                    "<image_topic>/compressed; empty: the YAML's)"),
     LaunchArgument("params_file", "a ros__parameters YAML used instead of "
                    "config/canet_<backbone>.yaml"),
+    LaunchArgument("dds_profile", f"Fast DDS XML profile for the node (empty: config/"
+                   f"{DDS_PROFILE}, for large images; '{NO_DDS_PROFILE}': Fast DDS defaults). "
+                   "Ignored when FASTRTPS_/FASTDDS_DEFAULT_PROFILES_FILE is already set or "
+                   "another RMW is selected"),
 )
 SEGMENT_ARGUMENT_NAMES = tuple(a.name for a in SEGMENT_ARGUMENTS)
 # Arguments that become node parameters of the same name when set.
@@ -81,6 +92,7 @@ class SegmentLaunchPlan:
     namespace: str
     params_file: Path
     overrides: Dict[str, str] = field(default_factory=dict)
+    environment: Dict[str, str] = field(default_factory=dict)  # for the node process only
 
     def node_parameters(self, wrap: Optional[Callable[[str], Any]] = None) -> List[Any]:
         """launch_ros ``parameters=``: the file first, so the overrides win.
@@ -140,9 +152,31 @@ def _overrides(values: Mapping[str, str]) -> Dict[str, str]:
     return overrides
 
 
-def resolve_segment_launch(arguments: Mapping[str, str],
-                           share_dir: Union[str, Path]) -> SegmentLaunchPlan:
-    """Validate segment.launch.py's argument values and decide what to start."""
+def dds_environment(dds_profile: str, share_dir: Union[str, Path],
+                    environ: Mapping[str, str]) -> Dict[str, str]:
+    """Environment variables that give the node the Fast DDS profile for large images.
+
+    Nothing when the user already chose a profile in ``environ``, picked another RMW
+    (Cyclone DDS reads no Fast DDS XML), or said ``dds_profile:=none``.
+    """
+    choice = dds_profile.strip()
+    if choice == NO_DDS_PROFILE or any(environ.get(v) for v in FASTDDS_PROFILE_VARIABLES):
+        return {}
+    if environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") not in ("", "rmw_fastrtps_cpp"):
+        return {}
+    profile = Path(choice).expanduser() if choice else \
+        Path(share_dir) / "config" / DDS_PROFILE
+    if not profile.is_file():
+        raise LaunchConfigError(f"dds_profile {profile} does not exist")
+    return dict.fromkeys(FASTDDS_PROFILE_VARIABLES, str(profile.resolve()))
+
+
+def resolve_segment_launch(arguments: Mapping[str, str], share_dir: Union[str, Path],
+                           environ: Optional[Mapping[str, str]] = None) -> SegmentLaunchPlan:
+    """Validate segment.launch.py's argument values and decide what to start.
+
+    ``environ`` (default: this process's) is where an existing DDS choice is looked for.
+    """
     unknown = sorted(set(arguments) - set(SEGMENT_ARGUMENT_NAMES))
     if unknown:
         raise LaunchConfigError(f"unknown launch argument(s): {', '.join(unknown)}; known: "
@@ -158,8 +192,11 @@ def resolve_segment_launch(arguments: Mapping[str, str],
         if not params_file.is_file():
             raise LaunchConfigError(f"{params_file} is missing: is canet_ros installed "
                                     "(colcon build) and its share directory intact?")
+    environment = dds_environment(values["dds_profile"], share_dir,
+                                  os.environ if environ is None else environ)
     return SegmentLaunchPlan(namespace=check_namespace(values["namespace"]),
-                             params_file=params_file.resolve(), overrides=overrides)
+                             params_file=params_file.resolve(), overrides=overrides,
+                             environment=environment)
 
 
 def multi_camera_include_arguments(camera: str) -> Dict[str, str]:

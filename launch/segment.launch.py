@@ -3,8 +3,12 @@
     ros2 launch canet_ros segment.launch.py backbone:=mobilenetv2 image_topic:=/camera/image_raw
 
 Loads config/canet_<backbone>.yaml (or params_file); arguments left empty keep the
-file's values. The decisions live in canet_ros.launch_config, which is unit-tested.
+file's values. The node gets config/fastdds_large_images.xml as its Fast DDS profile
+unless one is already set (dds_profile). The decisions live in canet_ros.launch_config,
+which is unit-tested.
 """
+import os
+
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -28,13 +32,16 @@ def _as_string(value):
 def _segmentation_node(context):
     values = {arg.name: LaunchConfiguration(arg.name).perform(context)
               for arg in SEGMENT_ARGUMENTS}
-    plan = resolve_segment_launch(values, get_package_share_directory(PACKAGE))
+    # Newer launch keeps its own environment (SetEnvironmentVariable); older uses os.environ.
+    environ = getattr(context, "environment", os.environ)
+    plan = resolve_segment_launch(values, get_package_share_directory(PACKAGE), environ)
     return [Node(
         package=PACKAGE,
         executable=NODE_EXECUTABLE,
         name=NODE_NAME,
         namespace=plan.namespace,
         parameters=plan.node_parameters(wrap=_as_string),
+        additional_env=plan.environment,
         output="screen",
         emulate_tty=True,
     )]

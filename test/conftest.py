@@ -1,17 +1,83 @@
 """Shared pytest setup.
 
-The rclpy stand-in is used only where the real rclpy is missing; ONNX exports go to a
-per-run folder, never the user's cache; torch-heavy modules can ask for one thread.
+ROS traffic of a test run stays on this machine and in a domain no other run uses at
+the same time; ONNX exports go to a per-run folder, never the user's cache;
+torch-heavy modules can ask for one thread.
 """
+import fcntl
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-try:
-    import rclpy  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parent / "ros_standin"))
+
+def pytest_configure(config):
+    # rosidl's parser (lark) imports deprecated modules when message types load.
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:lark.utils")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Figures the ROS system tests measured (start-up, shutdown, delivery): shown, not tested."""
+    processes = sys.modules.get("ros_processes")
+    if processes is not None and processes.FIGURES:
+        terminalreporter.section("canet_ros node figures (measured, not asserted)")
+        for line in processes.FIGURES:
+            terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session):
+    """Stop node and camera processes a failed test left running."""
+    processes = sys.modules.get("ros_processes")
+    for process in processes.RosProcess.started if processes is not None else ():
+        process.stop()
+
+
+# Linux's ephemeral ports leave DDS domains 0..101 free of clashes; 0 is everybody's default.
+_DOMAINS = range(1, 102)
+
+
+def _claim_domain():
+    """Lock a domain id for this run, so runs side by side never hear each other."""
+    start = os.getpid() % len(_DOMAINS)
+    for offset in range(len(_DOMAINS)):
+        domain = _DOMAINS[(start + offset) % len(_DOMAINS)]
+        handle = open(Path(tempfile.gettempdir()) / f"canet_ros_test_domain_{domain}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return domain, handle
+    raise RuntimeError("every ROS domain id 1..101 is locked by another test run")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ros_isolation():
+    """Set before any rclpy.init, here and in every process the tests start."""
+    domain, handle = _claim_domain()
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ROS_DOMAIN_ID", str(domain))
+    patch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    patch.delenv("ROS_LOCALHOST_ONLY", raising=False)  # deprecated spelling; would warn
+    yield domain
+    patch.undo()
+    handle.close()
+
+
+@pytest.fixture(scope="session")
+def ros(ros_isolation):
+    """rclpy, initialised once for the whole run (skips the test where it is missing)."""
+    rclpy = pytest.importorskip(
+        "rclpy", reason="rclpy is not installed: bash tools/bootstrap.sh installs the ROS 2 "
+                        "wheels the node tests run on")
+    from rclpy.signals import SignalHandlerOptions
+
+    # No rclpy signal handlers in pytest: Ctrl-C must stay pytest's.
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    yield rclpy
+    rclpy.try_shutdown()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,10 +16,9 @@ main_with_errors = pytest.importorskip(
 PACKAGE = Path(__file__).resolve().parents[1]
 # ament's list, plus what ruff's formatting rules own here: Q0xx (quotes), I1xx/I2xx
 # (import order), C812 (trailing commas) and CNL100 (blank line after "class"), where
-# those plugins are installed; A005 because the rclpy stand-in mirrors rclpy's own
-# module names (rclpy/logging.py, rclpy/time.py).
+# those plugins are installed.
 CONFIG = """[flake8]
-extend-ignore = A005,B902,C812,C816,CNL100,D100,D101,D102,D103,D104,D105,D106,D107,D203,
+extend-ignore = B902,C812,C816,CNL100,D100,D101,D102,D103,D104,D105,D106,D107,D203,
     D212,D404,I100,I101,I201,I202,Q000,Q001,Q002,Q003,W503,W504
 import-order-style = google
 max-line-length = 100

@@ -5,6 +5,7 @@ runs them on a ROS 2 machine).
 """
 import ast
 import itertools
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,68 @@ def test_launch_helper_does_not_import_torch():
     code = ("import sys, canet_ros.launch_config; "
             "sys.exit(1 if 'torch' in sys.modules or 'rclpy' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_launch_test_skips_with_its_reason_where_launch_pytest_cannot_load(tmp_path):
+    """As launch_testing 3.7 under pytest 9: importing it fails with a non-ImportError."""
+    for name, body in (("launch", ""), ("launch_ros", ""),
+                       ("launch_pytest", "raise AttributeError('no Package.obj in pytest 9')")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(body)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+         str(REPO / "test" / "test_segment_launch.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    # 5: pytest's "no tests collected", as a module skipped whole is counted when run alone.
+    assert result.returncode in (0, 5), result.stdout + result.stderr
+    assert "1 skipped" in result.stdout and " error" not in result.stdout, result.stdout
+    assert "launch_pytest cannot load under pytest" in result.stdout
+    assert "no Package.obj in pytest 9" in result.stdout
+
+
+# -- Fast DDS profile for large images -------------------------------------------------------
+def test_the_node_gets_the_large_image_profile_unless_dds_is_already_chosen(tmp_path):
+    profile = str((REPO / "config" / lc.DDS_PROFILE).resolve())
+    assert lc.dds_environment("", REPO, {}) == dict.fromkeys(lc.FASTDDS_PROFILE_VARIABLES,
+                                                             profile)
+    assert resolve(namespace="cam").environment == lc.dds_environment("", REPO, os.environ)
+    own = tmp_path / "mine.xml"
+    own.write_text("<profiles/>")
+    assert set(lc.dds_environment(str(own), REPO, {}).values()) == {str(own)}
+    for environ in ({"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/mine.xml"},
+                    {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/mine.xml"},
+                    {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}):
+        assert lc.dds_environment("", REPO, environ) == {}, environ
+    assert lc.dds_environment("none", REPO, {}) == {}
+    with pytest.raises(lc.LaunchConfigError, match="dds_profile"):
+        lc.dds_environment("/nonexistent/profile.xml", REPO, {})
+
+
+def test_large_image_profile_gives_a_big_shared_memory_segment():
+    import xml.etree.ElementTree as ET
+    ns = {"p": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
+    root = ET.parse(REPO / "config" / lc.DDS_PROFILE).getroot()
+    shm, = [t for t in root.iterfind("p:transport_descriptors/p:transport_descriptor", ns)
+            if t.findtext("p:type", namespaces=ns) == "SHM"]
+    # Writers put whole samples in their segment: a 1920x1200 bgr8 frame and its
+    # four outputs (labels, colour, overlay, confidence) must fit at once.
+    frame = 1920 * 1200 * 3
+    assert int(shm.findtext("p:segment_size", namespaces=ns)) >= frame + 2 * frame + 2 * frame / 3
+    participant, = root.iterfind("p:participant", ns)
+    assert participant.get("is_default_profile") == "true"
+    used = [t.text for t in participant.iterfind("p:rtps/p:userTransports/p:transport_id", ns)]
+    assert shm.findtext("p:transport_id", namespaces=ns) in used
+    assert participant.findtext("p:rtps/p:useBuiltinTransports", namespaces=ns) == "false"
+
+
+def test_setup_installs_every_config_file():
+    """colcon installs config/ through setup.py's data_files: the DDS profile too."""
+    tree = ast.parse((REPO / "setup.py").read_text())
+    patterns = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+                and isinstance(n.value, str) and n.value.startswith("config/")]
+    installed = {path.name for pattern in patterns for path in REPO.glob(pattern)}
+    shipped = {path.name for path in (REPO / "config").iterdir()
+               if path.suffix in (".yaml", ".xml")}
+    assert lc.DDS_PROFILE in shipped and shipped <= installed, sorted(shipped - installed)

@@ -1,166 +1,153 @@
-"""The segmentation node's parameters, diagnostics and main(), through the rclpy stand-in.
+"""The node's parameters, QoS, runtime changes (through the real services) and diagnostics.
 
-Fixtures and message helpers come from test_node.py; these tests skip where the real
-rclpy is installed, as those do.
+In-process on real rclpy, as test_node.py; the node process itself (main, signals,
+start-up errors) is tested in test_node_process.py.
 """
-import threading
-import time
-from pathlib import Path
-
+import numpy as np
 import pytest
-import test_node
-import torch
-from test_node import NO_STANDIN, TOPIC, frame, image_msg, outputs, st
+from ros_helpers import (
+    TOPIC,
+    Rig,
+    as_array,
+    check_color_and_overlay,
+    image_msg,
+    seeded_checkpoint,
+    synthetic_frame,
+)
 
-# test_node.py's fixtures, bound here so pytest finds them (importing them trips F811)
-checkpoint, make_node, ros = test_node.checkpoint, test_node.make_node, test_node.ros
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-# -- parameters ---------------------------------------------------------------------------
-def test_parameters_qos_and_teardown(make_node):
-    from rclpy.qos import HistoryPolicy, ReliabilityPolicy
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return seeded_checkpoint(tmp_path_factory.mktemp("ckpt") / "seeded.pt")
+
+
+@pytest.fixture
+def rig(ros, checkpoint):
+    rig = Rig(checkpoint)
+    yield rig
+    rig.close()
+
+
+def test_descriptors_qos_and_teardown(rig):
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
 
     from canet_ros.ros.params import SPECS
-    node = make_node()
+    node = rig.node()
     for spec in SPECS:
         descriptor = node.describe_parameter(spec.name)
-        assert descriptor.description and descriptor.read_only == spec.read_only
+        assert descriptor.description and descriptor.read_only == spec.read_only, spec.name
     alpha = node.describe_parameter("overlay_alpha").floating_point_range[0]
     assert (alpha.from_value, alpha.to_value) == (0.0, 1.0)
-    assert node.describe_parameter("stats_period").floating_point_range
-    qos = st.subscription_qos(node, TOPIC)
-    assert (qos.reliability, qos.history, qos.depth) == (
-        ReliabilityPolicy.BEST_EFFORT, HistoryPolicy.KEEP_LAST, 1)
-    qos = st.subscription_qos(make_node(qos_reliability="reliable"), TOPIC)
-    assert (qos.reliability, qos.depth) == (ReliabilityPolicy.RELIABLE, 1)
-    worker = node._worker
+    assert node.describe_parameter("backbone").additional_constraints.startswith("one of")
+    subscription, = node.subscriptions
+    assert (subscription.qos_profile.history, subscription.qos_profile.depth) == (
+        HistoryPolicy.KEEP_LAST, 1)
+    graph = rig.probe.node
+    assert rig.spin_until(lambda: graph.get_subscriptions_info_by_topic(TOPIC))
+    seen, = graph.get_subscriptions_info_by_topic(TOPIC)  # as DDS announces it
+    assert seen.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+    for name in ("labels", "color", "overlay"):
+        assert rig.spin_until(lambda n=name: graph.get_publishers_info_by_topic(
+            f"/segmentation/{n}"))
+        writer, = graph.get_publishers_info_by_topic(f"/segmentation/{name}")
+        assert (writer.qos_profile.reliability, writer.qos_profile.durability) == (
+            ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE)
+    reliable = rig.node(node_name="reliable", qos_reliability="reliable")
+    assert next(iter(reliable.subscriptions)).qos_profile.reliability == \
+        ReliabilityPolicy.RELIABLE
     node.destroy_node()
-    assert not worker.is_alive() and node.engine is None
+    assert not node.worker_alive and node.engine is None
     node.destroy_node()  # idempotent
+    rig.nodes.remove(node)
+    rig.executor.remove_node(node)
 
 
-def test_runtime_parameter_changes(make_node):
+def _call(rig, service_type, name, request):
+    client = rig.probe.node.create_client(service_type, name)
+    assert client.wait_for_service(timeout_sec=60.0), f"{name} never appeared"
+    future = client.call_async(request)
+    assert rig.spin_until(future.done)
+    rig.probe.node.destroy_client(client)
+    return future.result()
+
+
+def set_parameters(rig, **values):
+    """Set values through /segmentation_node/set_parameters, as ros2 param set does."""
+    from rcl_interfaces.srv import SetParameters
     from rclpy.parameter import Parameter
-    node = make_node(subscribe=("overlay",))
-    ok = node.set_parameters([Parameter("overlay_alpha", value=0.8)])[0]
-    assert ok.successful and node.get_parameter("overlay_alpha").value == 0.8
-    st.deliver(node, TOPIC, image_msg(frame()))
-    outputs(node, names=("overlay",))
-    assert node.engine.calls[-1]["alpha"] == 0.8
-    for name, value, words in (("overlay_alpha", 1.5, "range"),
-                               ("overlay_alpha", "high", "type"),
-                               ("backbone", "resnet18", "read-only"),
-                               ("resolution", "64x64", "read-only")):
-        result = node.set_parameters([Parameter(name, value=value)])[0]
-        assert not result.successful and words in result.reason, (name, result.reason)
+    request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
+                                                for k, v in values.items()])
+    return _call(rig, SetParameters, "/segmentation_node/set_parameters", request).results
+
+
+def test_runtime_changes_through_the_parameter_service(rig):
+    from rcl_interfaces.srv import SetParametersAtomically
+    from rclpy.parameter import Parameter
+    node = rig.node()
+    got = rig.listen(node, "labels", "color", "overlay")
+    assert set_parameters(rig, overlay_alpha=0.8)[0].successful
     assert node.get_parameter("overlay_alpha").value == 0.8
-    assert node.set_parameters([Parameter("use_sim_time", value=False)])[0].successful
+    bgr = synthetic_frame(seed=8)
+    rig.send(node, image_msg(bgr))
+    out = rig.wait_for(got)
+    assert node.engine.calls[-1]["alpha"] == 0.8
+    check_color_and_overlay(as_array(out["labels"]), as_array(out["color"]),
+                            as_array(out["overlay"]), bgr, "bgr", alpha=0.8)
+    for name, value in (("backbone", "resnet18"), ("resolution", "64x64"),
+                        ("image_topic", "/other")):
+        result, = set_parameters(rig, **{name: value})
+        # Our reason, not rclpy's bare "Trying to set a read-only parameter".
+        assert not result.successful and "restart the node" in result.reason, result.reason
+        assert name in result.reason
+    for value in (1.5, "high"):
+        result, = set_parameters(rig, overlay_alpha=value)
+        assert not result.successful and result.reason
+    assert set_parameters(rig, use_sim_time=False)[0].successful
+    both = [Parameter("overlay_alpha", value=0.3).to_parameter_msg(),
+            Parameter("device", value="cuda").to_parameter_msg()]
+    result = _call(rig, SetParametersAtomically, "/segmentation_node/set_parameters_atomically",
+                   SetParametersAtomically.Request(parameters=both)).result
+    assert not result.successful and "restart the node" in result.reason
+    assert node.get_parameter("overlay_alpha").value == 0.8  # all or nothing
+    direct, = node.set_parameters([Parameter("precision", value="fp16")])
+    assert not direct.successful and "restart the node" in direct.reason
 
 
-def test_stats_timer_logs_and_publishes_diagnostics(make_node):
-    from diagnostic_msgs.msg import DiagnosticStatus
-    from rclpy.logging import LoggingSeverity
-    node = make_node()
-    st.deliver(node, TOPIC, image_msg(frame()))
-    outputs(node)
-    assert st.fire_timers(node) == 1
-    status, = st.published(node, "/diagnostics")[0].status
-    values = {kv.key: kv.value for kv in status.values}
+def test_statistics_on_diagnostics_and_rosout(rig):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from rcl_interfaces.msg import Log
+    node = rig.node(stats_period=0.5)
+    rosout = rig.probe.rosout()
+    diagnostics = rig.probe.listen("/diagnostics", DiagnosticArray)
+    got = rig.listen(node, "labels")
+    rig.send(node, image_msg(synthetic_frame()))
+    rig.wait_for(got)
+
+    def status_where(key, value):
+        for array in diagnostics:
+            status, = array.status
+            values = {kv.key: kv.value for kv in status.values}
+            if values.get(key) == value:
+                return status, values
+        return None
+
+    assert rig.spin_until(lambda: status_where("published_total", "1"))
+    status, values = status_where("published_total", "1")
     assert status.level == DiagnosticStatus.OK and status.hardware_id
-    assert values["published_total"] == "1" and values["resolution"] == "128x96"
+    assert status.name == "/segmentation_node: CANet segmentation"
+    assert (values["resolution"], values["backbone"], values["input_topic"]) == (
+        "128x96", "mobilenetv2", TOPIC)
     assert float(values["stamp_to_publish_p50_ms"]) > 0
     assert float(values["callback_to_publish_p99_ms"]) > 0
-    assert any("out " in m and "fps" in m for m in st.messages_at_least(LoggingSeverity.INFO))
-    bad = image_msg(frame())
+    assert all(isinstance(v, str) for v in values.values())
+    assert any(m.level == Log.INFO and "out " in m.msg and "fps" in m.msg for m in rosout)
+    bad = image_msg(synthetic_frame())
     bad.encoding = "bogus"
-    st.deliver(node, TOPIC, bad)
-    assert st.wait_for(lambda: node.frame_stats.totals()["malformed"] == 1)
-    st.fire_timers(node)
-    assert st.published(node, "/diagnostics")[1].status[0].level == DiagnosticStatus.WARN
-
-
-# -- main() -------------------------------------------------------------------------------
-def run_main(checkpoint, *params, files=(), remaps=()):
-    from rclpy.logging import LoggingSeverity
-
-    from canet_ros.ros.node import main
-    args = ["segmentation_node", "--ros-args"]
-    for path in files:
-        args += ["--params-file", str(path)]
-    for param in ("device:=cpu",) + ((f"checkpoint:={checkpoint}",) if checkpoint else ()) + params:
-        args += ["-p", param]
-    for remap in remaps:
-        args += ["-r", remap]
-    st.clear_logs()
-    code = main(args)
-    return code, "\n".join(st.messages_at_least(LoggingSeverity.FATAL))
-
-
-CONFIG = Path(__file__).resolve().parents[1] / "config"
-
-
-@pytest.mark.parametrize("params, words", [
-    (("resolution:=abc",), "WIDTHxHEIGHT"),
-    (("resolution:=16x16",), "resolution"),
-    (("backbone:=resnet18",), "resnet18"),
-    (("overlay_alpha:=2.0",), "overlay_alpha"),
-    (("precision:=fp16",), "fp16"),
-    (("input_transport:=theora",), "input_transport"),
-    (("device:=cuda",), "CUDA"),
-])
-def test_main_exits_nonzero_on_bad_configuration(checkpoint, params, words):
-    if st is None:
-        pytest.skip(NO_STANDIN)
-    if params == ("device:=cuda",) and torch.cuda.is_available():
-        pytest.skip("CUDA is available here, so device:=cuda is not an error")
-    code, fatal = run_main(checkpoint, *params)
-    assert code == 1 and words in fatal, fatal
-
-
-def test_main_resnet_config_needs_a_checkpoint():
-    if st is None:
-        pytest.skip(NO_STANDIN)
-    code, fatal = run_main("", files=[CONFIG / "canet_resnet18.yaml"])
-    assert code == 1 and "checkpoint" in fatal and "resnet18" in fatal
-
-
-def test_main_runs_until_shutdown(checkpoint):
-    if st is None:
-        pytest.skip(NO_STANDIN)
-    import rclpy
-    from rclpy.node import Node
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(code=run_main(
-        checkpoint, "resolution:=128x96", files=[CONFIG / "canet_mobilenetv2.yaml"],
-        remaps=["__ns:=/cam_front"])[0]))
-    thread.start()
-    assert st.wait_for(rclpy.ok, 30)
-    probe, got = Node("probe"), []
-    probe.create_subscription(Image, "/cam_front/segmentation/labels", got.append, 10)
-    publisher = probe.create_publisher(Image, TOPIC, qos_profile_sensor_data)
-    deadline = time.monotonic() + 60
-    while not got and time.monotonic() < deadline:
-        publisher.publish(image_msg(frame(), frame_id="main"))
-        rclpy.spin_once(probe, timeout_sec=0.1)
-    probe.destroy_node()
-    rclpy.shutdown()
-    thread.join(30)
-    assert got and got[0].header.frame_id == "main" and result == {"code": 0}
-
-
-def test_main_handles_ctrl_c(checkpoint, monkeypatch):
-    if st is None:
-        pytest.skip(NO_STANDIN)
-    import rclpy
-
-    from canet_ros.ros import node as node_module
-    destroyed = []
-    monkeypatch.setattr(node_module.SingleThreadedExecutor, "spin",
-                        lambda self: (_ for _ in ()).throw(KeyboardInterrupt()))
-    monkeypatch.setattr(node_module.SegmentationNode, "destroy_node",
-                        lambda self, real=node_module.SegmentationNode.destroy_node:
-                        destroyed.append(real(self)))
-    assert run_main(checkpoint)[0] == 0
-    assert destroyed and not rclpy.ok()
+    rig.send(node, bad)
+    assert rig.spin_until(lambda: status_where("malformed_window", "1"))
+    status, values = status_where("malformed_window", "1")
+    assert status.level == DiagnosticStatus.WARN and values["malformed_total"] == "1"
+    assert status.message.startswith("malformed input or failed inference")
+    assert np.isfinite(float(values["output_fps"]))

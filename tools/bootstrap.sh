@@ -1,12 +1,45 @@
 #!/usr/bin/env bash
-# Fresh-machine set-up: a venv in .venv with torch and canet_ros (editable, test extras).
-# Idempotent: a second run only checks what is there.
+# Fresh-machine set-up: a venv in .venv with torch and canet_ros (editable, test extras),
+# plus, for the tests only, ROS 2 Python wheels (rclpy, Fast DDS, the message packages)
+# so the node is tested on a real rclpy. They are never a dependency of the package:
+# on a robot rclpy comes from the ROS distribution.
+#   CANET_ROS_WHEELS=jazzy (default) | kilted | none   which ROS 2 wheels the tests use
+# Idempotent: a second run only checks what is there; switching distro swaps the wheels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+PIP=(.venv/bin/python -m pip)
+"${PIP[@]}" install -q --upgrade pip >/dev/null
 # torch is pinned here, not in setup.py, so pip never replaces a robot's own build.
-.venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.14.1}" \
+"${PIP[@]}" install -q "torch==${TORCH_VERSION:-2.14.1}" \
     "torchvision==${TORCHVISION_VERSION:-0.29.1}"
-.venv/bin/python -m pip install -q -e '.[test]'
+"${PIP[@]}" install -q -e '.[test]'
+
+case "${CANET_ROS_WHEELS:-jazzy}" in
+  jazzy)  # rclpy 7.1.6; the rmw wheel is needed or rclpy fails to load librmw_fastrtps_cpp
+    rclpy_version=7.1.6
+    ros_wheels=(ros-jazzy-rclpy==7.1.6 ros-jazzy-rmw-fastrtps-cpp==8.4.3
+                ros-jazzy-sensor-msgs==5.3.6 ros-jazzy-diagnostic-msgs==5.3.6
+                ros-jazzy-std-msgs==5.3.6 ros-jazzy-rcl-interfaces==2.0.3
+                ros-jazzy-builtin-interfaces==2.0.3) ;;
+  kilted)  # rclpy 9.1.2
+    rclpy_version=9.1.2
+    ros_wheels=("ros-rclpy[fastrtps]==9.1.2" ros-rmw-fastrtps-cpp==9.3.3
+                ros-sensor-msgs==5.5.1 ros-diagnostic-msgs==5.5.1 ros-std-msgs==5.5.1
+                ros-rcl-interfaces==2.3.0 ros-builtin-interfaces==2.3.0) ;;
+  none) rclpy_version=""; ros_wheels=() ;;
+  *) echo "CANET_ROS_WHEELS must be jazzy, kilted or none" >&2; exit 2 ;;
+esac
+installed=$("${PIP[@]}" show ros-rclpy 2>/dev/null | sed -n 's/^Version: //p' || true)
+if [ -n "$installed" ] && [ "$installed" != "$rclpy_version" ]; then
+  # Both distros' wheels share project names (ros-rclpy, ros-sensor-msgs, ...) with exact
+  # pins between them: remove one set completely before installing the other.
+  "${PIP[@]}" freeze | sed -n 's/^\(ros[-_][A-Za-z0-9_.-]*\)[=@ ].*/\1/p' \
+    | xargs -r "${PIP[@]}" uninstall -q -y
+fi
+if [ ${#ros_wheels[@]} -gt 0 ]; then
+  "${PIP[@]}" install -q "${ros_wheels[@]}"
+fi
+# Humble's rclpy sources (not importable: a test reads them to keep the node Humble-safe).
+"${PIP[@]}" download -q --no-deps -d .venv/share/canet_ros_test rclpy-intellisense==1.2.0

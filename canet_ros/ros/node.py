@@ -1,314 +1,132 @@
-"""The CANet segmentation node (console script ``segmentation_node``).
+"""The ``segmentation_node`` process: start-up, spinning, and a clean stop on a signal.
 
-A plain rclpy Node: it validates its parameters and loads the model while it is
-constructed, so a bad configuration fails at start-up with one clear message
-and main() exits non-zero. The subscription callback only parks the newest frame in
-a one-slot mailbox; a single worker thread decodes, segments and publishes it. A
-frame that arrives while another is still waiting replaces it (counted as dropped),
-so the node never works through a backlog.
+Only the standard library is imported at module level, so Ctrl-C during the
+seconds of imports and model loading ends the process quietly (exit 0), not with a
+traceback. rclpy's own signal handlers are not installed: they shut the context
+down at once, under a worker still publishing its frame. Here SIGINT and SIGTERM
+only ask the spin loop to stop; the node then lets the worker finish and publish
+its current frame, destroys itself, and only then is the context shut down. A second
+signal changes nothing: the orderly stop already under way is bounded.
 """
 from __future__ import annotations
 
+import os
+import re
+import signal
 import sys
-import threading
-import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from types import FrameType
+from typing import Any, List, Optional
 
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header
-
-from canet_ros import image_codec
-from canet_ros.checkpoint import CheckpointError
-from canet_ros.inference import EngineError, SegmentationEngine
-from canet_ros.ros.params import (
-    NodeConfig,
-    ParamError,
-    check_runtime_update,
-    declare_parameters,
-    validate_config,
-)
-from canet_ros.ros.stats import FrameStats, StatsReport
-
-OUTPUTS = ("labels", "color", "overlay", "confidence")
 NODE_NAME = "segmentation_node"
-# Long enough for one resnet101 CPU forward to finish; the thread is a daemon anyway.
-WORKER_JOIN_TIMEOUT_S = 30.0
-WARN_THROTTLE_S = 5.0
-EngineFactory = Callable[..., Any]
+# How long one spin_once waits; a stop request is seen within about this long.
+SPIN_POLL_S = 0.1
+_RCL_SOURCE_LOCATION = re.compile(r",? at \S+:\d+")
 
 
-class StartupError(RuntimeError):
-    """The node cannot start; the message is what the user needs to fix."""
+class StopSignals:
+    """SIGINT/SIGTERM handling in two phases.
 
-
-class LatestFrameMailbox:
-    """One slot shared by the subscription callback and the worker.
-
-    put() overwrites whatever is waiting, so the worker only ever sees the newest
-    frame; take() blocks until there is one, and returns None once closed.
+    While starting (``armed`` False) the first signal raises KeyboardInterrupt out
+    of whatever is loading; once armed, a signal only records the request. Either way
+    every later signal is merely counted, so cleanup is never interrupted.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._item: Any = None
-        self._closed = False
-
-    def put(self, item: Any) -> bool:
-        """Store ``item``; True when it replaced an unprocessed one (a dropped frame)."""
-        with self._cond:
-            if self._closed:
-                return False
-            replaced = self._item is not None
-            self._item = item
-            self._cond.notify()
-            return replaced
-
-    def take(self, timeout: Optional[float] = None) -> Any:
-        with self._cond:
-            self._cond.wait_for(lambda: self._item is not None or self._closed, timeout)
-            if self._closed:
-                return None
-            item, self._item = self._item, None
-            return item
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._item = None
-            self._cond.notify_all()
-
-
-def input_qos(reliability: str) -> QoSProfile:
-    """Depth 1 either way: reliability only decides whether the network may drop frames."""
-    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else \
-        ReliabilityPolicy.BEST_EFFORT
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=policy,
-                      durability=DurabilityPolicy.VOLATILE)
-
-
-# A reliable writer is matched by both reliable and best-effort readers (rviz, bag record).
-OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                        reliability=ReliabilityPolicy.RELIABLE,
-                        durability=DurabilityPolicy.VOLATILE)
-
-
-class SegmentationNode(Node):
-    """Subscribes to camera images and publishes CANet labels, colour mask and overlay."""
-
-    def __init__(self, node_name: str = NODE_NAME, *,
-                 engine_factory: Optional[EngineFactory] = None, **node_kwargs: Any) -> None:
-        """``engine_factory`` (default SegmentationEngine) lets tests wrap the engine."""
-        super().__init__(node_name, **node_kwargs)
-        self._torn_down = False
-        self._worker: Optional[threading.Thread] = None
-        self._engine: Any = None
-        self._mailbox = LatestFrameMailbox()
-        self._frame_stats = FrameStats()
-        try:
-            self._cfg = self._read_parameters()
-            self._engine = self._load_engine(engine_factory or SegmentationEngine)
-        except StartupError as exc:
-            self.get_logger().fatal(f"cannot start: {exc}")
-            self.destroy_node()
-            raise
-        self._create_io()
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._worker = threading.Thread(target=self._work, name=f"{node_name}_inference",
-                                        daemon=True)
-        self._worker.start()
-        self.get_logger().info(self._ready_message())
+        self.armed = False
+        self.received: List[str] = []
 
     @property
-    def config(self) -> NodeConfig:
-        return self._cfg
+    def requested(self) -> bool:
+        return bool(self.received)
 
-    @property
-    def engine(self) -> Any:
-        return self._engine
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
 
-    @property
-    def frame_stats(self) -> FrameStats:
-        return self._frame_stats
+    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+        first = not self.received
+        self.received.append(signal.Signals(signum).name)
+        if first and not self.armed:
+            raise KeyboardInterrupt
 
-    # -- start-up ---------------------------------------------------------------------
-    def _read_parameters(self) -> NodeConfig:
-        try:
-            return validate_config(declare_parameters(self))
-        except ParamError as exc:
-            raise StartupError(str(exc)) from exc
 
-    def _load_engine(self, factory: EngineFactory) -> Any:
-        cfg = self._cfg
-        try:
-            return factory(cfg.checkpoint, backbone=cfg.backbone, device=cfg.device,
-                           precision=cfg.precision, resolution=cfg.resolution,
-                           overlay_alpha=cfg.overlay_alpha)
-        except (EngineError, CheckpointError, ValueError, OSError) as exc:
-            raise StartupError(str(exc)) from exc
-
-    def _create_io(self) -> None:
-        cfg = self._cfg
-        msg_type = CompressedImage if cfg.input_transport == "compressed" else Image
-        self._input_sub = self.create_subscription(
-            msg_type, cfg.input_topic, self._on_image, input_qos(cfg.qos_reliability))
-        names = OUTPUTS if cfg.publish_confidence else OUTPUTS[:3]
-        # Relative names: they land under the node's namespace (cam_front/segmentation/...).
-        self._outputs = {name: self.create_publisher(Image, f"segmentation/{name}", OUTPUT_QOS)
-                         for name in names}
-        # Reused every frame: publish() serialises, so refilling them afterwards is safe.
-        self._templates = {name: Image() for name in names}
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._stats_timer = self.create_timer(cfg.stats_period, self._on_stats_timer)
-
-    def _ready_message(self) -> str:
-        cfg, engine = self._cfg, self._engine
-        width, height = engine.resolution
-        outputs = ", ".join(self.resolve_topic_name(f"segmentation/{n}") for n in self._outputs)
-        return (f"CANet {engine.backbone} ({engine.num_classes} classes) at {width}x{height} on "
-                f"{engine.device_name} ({cfg.precision}); input "
-                f"{self.resolve_topic_name(cfg.input_topic)} ({cfg.input_transport}, "
-                f"{cfg.qos_reliability}); outputs {outputs}")
-
-    # -- frames -----------------------------------------------------------------------
-    def _wanted(self) -> Dict[str, bool]:
-        return {name: pub.get_subscription_count() > 0 for name, pub in self._outputs.items()}
-
-    def _on_image(self, msg: Any) -> None:
-        received = time.monotonic()
-        self._frame_stats.count("received")
-        if not any(self._wanted().values()):
-            self._frame_stats.count("idle")
-            return
-        if self._mailbox.put((msg, received)):
-            self._frame_stats.count("dropped")
-
-    def _work(self) -> None:
-        while True:
-            item = self._mailbox.take()
-            if item is None:
-                return
-            try:
-                self._process(*item)
-            except Exception as exc:  # one bad frame (or CUDA hiccup) must not end the node
-                self._frame_stats.count("failed")
-                self.get_logger().error(f"segmentation failed, frame dropped: {exc!r}",
-                                        throttle_duration_sec=WARN_THROTTLE_S)
-
-    def _process(self, msg: Any, received: float) -> None:
-        wanted = self._wanted()
-        if not any(wanted.values()):
-            self._frame_stats.count("idle")
-            return
-        try:
-            order = image_codec.native_order(msg)
-            frame = image_codec.to_frame(msg, order)
-        except image_codec.ImageCodecError as exc:
-            self._frame_stats.count("malformed")
-            self.get_logger().warning(f"dropping unusable image message: {exc}",
-                                      throttle_duration_sec=WARN_THROTTLE_S)
-            return
-        alpha = self.get_parameter("overlay_alpha").value if wanted["overlay"] else None
-        result = self._engine.infer(frame, order, color=wanted["color"],
-                                    overlay=wanted["overlay"],
-                                    confidence=wanted.get("confidence", False), alpha=alpha)
-        self._publish(result, msg.header, order, wanted)
-        self._frame_stats.published(time.monotonic() - received, self._stamp_age(msg.header))
-
-    def _publish(self, result: Any, header: Any, order: str, wanted: Dict[str, bool]) -> None:
-        arrays: Dict[str, Tuple[Any, str]] = {
-            "labels": (result.labels, "mono16" if result.labels.dtype.itemsize == 2 else "mono8"),
-            "color": (result.color, "rgb8"),
-            "overlay": (result.overlay, "bgr8" if order == "bgr" else "rgb8"),
-            "confidence": (result.confidence, "mono8"),
-        }
-        for name, publisher in self._outputs.items():
-            if not wanted[name]:
-                continue
-            array, encoding = arrays[name]
-            template = self._templates[name]
-            image_codec.fill_image(template, array, encoding, header=header)
-            publisher.publish(template)
-
-    def _stamp_age(self, header: Any) -> Optional[float]:
-        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-        if stamp_ns <= 0:
-            return None  # unstamped input: an age would be meaningless
-        return (self.get_clock().now().nanoseconds - stamp_ns) / 1e9
-
-    # -- parameters, stats ------------------------------------------------------------
-    def _on_set_parameters(self, parameters: List[Any]) -> SetParametersResult:
-        reason = check_runtime_update((p.name, p.value) for p in parameters)
-        if reason is not None:
-            return SetParametersResult(successful=False, reason=reason)
-        return SetParametersResult(successful=True)
-
-    def _on_stats_timer(self) -> None:
-        report = self._frame_stats.report(extra=self._static_key_values())
-        self.get_logger().info(report.summary())
-        self._diag_pub.publish(self.diagnostics(report))
-
-    def _static_key_values(self) -> Dict[str, str]:
-        width, height = self._engine.resolution
-        return {"backbone": str(self._engine.backbone), "resolution": f"{width}x{height}",
-                "device": str(self._engine.device_name), "precision": self._cfg.precision,
-                "input_topic": self.resolve_topic_name(self._cfg.input_topic)}
-
-    def diagnostics(self, report: StatsReport) -> DiagnosticArray:
-        """One DiagnosticStatus for this node; every KeyValue value is a string."""
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.OK if report.healthy else DiagnosticStatus.WARN,
-            name=f"{self.get_fully_qualified_name()}: CANet segmentation",
-            message=report.summary() if report.healthy else
-            "malformed input or failed inference: " + report.summary(),
-            hardware_id=str(self._engine.device_name),
-            values=[KeyValue(key=key, value=value) for key, value in report.key_values()])
-        return DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
-                               status=[status])
-
-    # -- shutdown ---------------------------------------------------------------------
-    def destroy_node(self) -> Any:
-        """Stop the worker (finishing its current frame), drop the engine, then the node."""
-        if self._torn_down:
-            return None
-        self._torn_down = True
-        self._mailbox.close()
-        worker = self._worker
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout=WORKER_JOIN_TIMEOUT_S)
-            if worker.is_alive():
-                self.get_logger().warning("inference worker still busy at shutdown; leaving it")
-        self._engine = None
-        return super().destroy_node()
+def describe_init_error(exc: BaseException) -> str:
+    """Describe an error of rcl's argument parsing, without its C source locations."""
+    text = _RCL_SOURCE_LOCATION.sub("", str(exc)).replace("failed to initialize rcl: ", "")
+    text = text.replace(". Error: error not set", "")
+    if "parameter override rule" in text:
+        text += " (write -p name:=value; an empty string is -p \"name:=''\")"
+    return f"bad ROS arguments: {text}"
 
 
 def main(args: Optional[List[str]] = None) -> int:
-    """Console entry point; returns the process exit status (1 on a start-up error)."""
-    rclpy.init(args=args)
+    """Run the node; the exit status is 0 after a signal, 1 when the node cannot start.
+
+    Called without ``args`` (the console script), it ends the process itself once the
+    node has stopped and rclpy has shut down (which flushes ROS logging): Python's
+    teardown of torch and ONNX Runtime has nothing left to release, yet took up to 14 s
+    on a loaded machine, and would abort under an inference that never returned (the
+    worker is a daemon thread). With ``args`` it returns the status instead.
+    """
+    signals = StopSignals()
+    signals.install()
     try:
-        try:
-            node = SegmentationNode()
-        except StartupError:
-            return 1  # already logged as FATAL by the node
-        except KeyboardInterrupt:
-            return 130
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
-            executor.shutdown()
-            node.destroy_node()
-        return 0
+        status = _run(args, signals)
+    except KeyboardInterrupt:
+        status = 0  # stopped while starting: nothing was running yet
+    if args is None:
+        _hard_exit(status)
+    return status
+
+
+def _run(args: Optional[List[str]], signals: StopSignals) -> int:
+    import rclpy
+    from rclpy.logging import get_logger
+    from rclpy.signals import SignalHandlerOptions
+
+    from canet_ros.ros.segmentation import SegmentationNode, StartupError
+
+    try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    except Exception as exc:  # rclpy's RCLError: unreadable --params-file, bad -p rule
+        get_logger(NODE_NAME).fatal(f"cannot start: {describe_init_error(exc)}")
+        return 1
+    node = None
+    try:
+        node = SegmentationNode()
+        signals.armed = True
+        _spin(node, signals)
+    except StartupError:
+        return 1  # the node logged it as FATAL
     finally:
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
+    return 0
+
+
+def _spin(node: Any, signals: StopSignals) -> None:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while not signals.requested and rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_POLL_S)
+    except ExternalShutdownException:
+        pass
+    finally:
+        executor.shutdown()
+    if signals.requested:
+        node.get_logger().info(f"{signals.received[0]} received: finishing the current frame "
+                               "and stopping")
+
+
+def _hard_exit(status: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":

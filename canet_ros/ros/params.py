@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 # Mirrors canet_ros.models.BACKBONES (a test keeps them equal); repeated here because
@@ -166,10 +167,21 @@ def check_checkpoint(checkpoint: Any, backbone: str) -> str:
     return checkpoint.strip()
 
 
+def check_checkpoint_file(checkpoint: str) -> str:
+    """Refuse a checkpoint path that is not a file, at once, before torch is loaded."""
+    if checkpoint == "default":
+        return checkpoint
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise ParamError(f"checkpoint {checkpoint!r}: no such file"
+                         + (f" ({path})" if str(path) != checkpoint else ""))
+    return checkpoint
+
+
 def _typed(values: Mapping[str, Any], name: str, kind: type) -> Any:
     value = values.get(name, SPEC_BY_NAME[name].default)
     if value is None and kind is str:
-        value = ""  # an override with no value ("name:=") reaches rclpy as NOT_SET
+        value = ""  # a YAML key without a value ("checkpoint:") reaches rclpy as NOT_SET
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
@@ -185,12 +197,15 @@ def validate_config(values: Mapping[str, Any]) -> NodeConfig:
     if not low <= period <= high:
         raise ParamError(f"stats_period must be between {low} and {high} s, got {period}")
     transport = _typed(values, "input_transport", str)
+    device = check_device(_typed(values, "device", str))
+    precision = check_choice("precision", _typed(values, "precision", str), PRECISION_CHOICES)
+    if precision == "fp16" and device == "cpu":
+        raise ParamError("precision 'fp16' needs a CUDA device; device is 'cpu' (use fp32)")
     return NodeConfig(
         backbone=backbone,
         checkpoint=check_checkpoint(_typed(values, "checkpoint", str), backbone),
-        device=check_device(_typed(values, "device", str)),
-        precision=check_choice("precision", _typed(values, "precision", str),
-                               PRECISION_CHOICES),
+        device=device,
+        precision=precision,
         resolution=parse_resolution(_typed(values, "resolution", str)),
         overlay_alpha=check_overlay_alpha(_typed(values, "overlay_alpha", float)),
         image_topic=check_topic("image_topic", _typed(values, "image_topic", str)),
@@ -212,14 +227,24 @@ def check_runtime_update(changes: Iterable[Tuple[str, Any]]) -> Optional[str]:
         spec = SPEC_BY_NAME.get(name)
         if spec is None:
             continue
-        if spec.read_only:
-            return (f"parameter '{name}' is read-only: it is fixed when the node starts; "
-                    "restart the node to change it")
+        refusal = read_only_refusal([name])
+        if refusal is not None:
+            return refusal
         try:
             if name == "overlay_alpha":
                 check_overlay_alpha(value)
         except ParamError as exc:
             return str(exc)
+    return None
+
+
+def read_only_refusal(names: Iterable[str]) -> Optional[str]:
+    """Return why a change to ``names`` is refused when one of them is read-only, else None."""
+    for name in names:
+        spec = SPEC_BY_NAME.get(name)
+        if spec is not None and spec.read_only:
+            return (f"parameter '{name}' is read-only: it is fixed when the node starts; "
+                    "restart the node to change it")
     return None
 
 

@@ -1,0 +1,324 @@
+"""SegmentationNode: the rclpy Node that segments camera images with CANet.
+
+It validates its parameters before anything heavy is imported, then loads the
+model, so a bad configuration fails at start-up, quickly, with one clear message.
+The subscription callback only parks the newest frame in a one-slot mailbox; a
+single worker thread decodes, segments and publishes it. A frame that arrives while
+another is still waiting replaces it (counted as dropped), so the node never works
+through a backlog. The process around it (signals, spin, exit) is in ``node.py``.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from canet_ros import image_codec
+from canet_ros.ros.params import (
+    NodeConfig,
+    ParamError,
+    check_checkpoint_file,
+    check_runtime_update,
+    declare_parameters,
+    read_only_refusal,
+    validate_config,
+)
+from canet_ros.ros.stats import FrameStats, StatsReport
+
+OUTPUTS = ("labels", "color", "overlay", "confidence")
+NODE_NAME = "segmentation_node"
+# Long enough for one resnet101 CPU forward to finish.
+WORKER_JOIN_TIMEOUT_S = 30.0
+WARN_THROTTLE_S = 5.0
+EngineFactory = Callable[..., Any]
+
+
+class StartupError(RuntimeError):
+    """The node cannot start; the message is what the user needs to fix."""
+
+
+class LatestFrameMailbox:
+    """One slot shared by the subscription callback and the worker.
+
+    put() overwrites whatever is waiting, so the worker only ever sees the newest
+    frame; take() blocks until there is one, and returns None once closed.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Any = None
+        self._closed = False
+
+    def put(self, item: Any) -> bool:
+        """Store ``item``; True when it replaced an unprocessed one (a dropped frame)."""
+        with self._cond:
+            if self._closed:
+                return False
+            replaced = self._item is not None
+            self._item = item
+            self._cond.notify()
+            return replaced
+
+    def take(self, timeout: Optional[float] = None) -> Any:
+        with self._cond:
+            self._cond.wait_for(lambda: self._item is not None or self._closed, timeout)
+            if self._closed:
+                return None
+            item, self._item = self._item, None
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._item = None
+            self._cond.notify_all()
+
+
+def input_qos(reliability: str) -> QoSProfile:
+    """Depth 1 either way: reliability only decides whether the network may drop frames."""
+    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else \
+        ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=policy,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+# A reliable writer is matched by both reliable and best-effort readers (rviz, bag record).
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                        reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+
+
+def default_engine_factory(*args: Any, **kwargs: Any) -> Any:
+    # Imported here, after the parameters passed: torch takes seconds to load.
+    from canet_ros.inference import SegmentationEngine
+    return SegmentationEngine(*args, **kwargs)
+
+
+class SegmentationNode(Node):
+    """Subscribes to camera images and publishes CANet labels, colour mask and overlay."""
+
+    def __init__(self, node_name: str = NODE_NAME, *,
+                 engine_factory: Optional[EngineFactory] = None, **node_kwargs: Any) -> None:
+        """``engine_factory`` (default SegmentationEngine) lets tests wrap the engine."""
+        super().__init__(node_name, **node_kwargs)
+        self._torn_down = False
+        self._accepting_changes = False
+        self._worker: Optional[threading.Thread] = None
+        self._engine: Any = None
+        self._mailbox = LatestFrameMailbox()
+        self._frame_stats = FrameStats()  # restarted when frames can arrive
+        try:
+            self._cfg = self._read_parameters()
+            self._engine = self._load_engine(engine_factory or default_engine_factory)
+            self._create_io()
+            self.add_on_set_parameters_callback(self._on_set_parameters)
+            self._accepting_changes = True
+            self._worker = threading.Thread(target=self._work, name=f"{node_name}_inference",
+                                            daemon=True)
+            self._worker.start()
+            self.get_logger().info(self._ready_message())
+        except StartupError as exc:
+            self.get_logger().fatal(f"cannot start: {exc}")
+            self.destroy_node()
+            raise
+        except BaseException:  # Ctrl-C while loading: leave no thread or handle behind
+            self.destroy_node()
+            raise
+
+    @property
+    def config(self) -> NodeConfig:
+        return self._cfg
+
+    @property
+    def engine(self) -> Any:
+        return self._engine
+
+    @property
+    def frame_stats(self) -> FrameStats:
+        return self._frame_stats
+
+    @property
+    def worker_alive(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    # -- start-up ---------------------------------------------------------------------
+    def _read_parameters(self) -> NodeConfig:
+        try:
+            config = validate_config(declare_parameters(self))
+            check_checkpoint_file(config.checkpoint)
+            return config
+        except ParamError as exc:
+            raise StartupError(str(exc)) from exc
+
+    def _load_engine(self, factory: EngineFactory) -> Any:
+        cfg = self._cfg
+        try:
+            return factory(cfg.checkpoint, backbone=cfg.backbone, device=cfg.device,
+                           precision=cfg.precision, resolution=cfg.resolution,
+                           overlay_alpha=cfg.overlay_alpha)
+        # EngineError and CheckpointError are RuntimeErrors; naming them would import torch.
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise StartupError(str(exc)) from exc
+
+    def _create_io(self) -> None:
+        cfg = self._cfg
+        msg_type = CompressedImage if cfg.input_transport == "compressed" else Image
+        # The first report's window then starts here, not before the model was loaded.
+        self._frame_stats = FrameStats()
+        self._input_sub = self.create_subscription(
+            msg_type, cfg.input_topic, self._on_image, input_qos(cfg.qos_reliability))
+        names = OUTPUTS if cfg.publish_confidence else OUTPUTS[:3]
+        # Relative names: they land under the node's namespace (cam_front/segmentation/...).
+        self._outputs = {name: self.create_publisher(Image, f"segmentation/{name}", OUTPUT_QOS)
+                         for name in names}
+        # Reused every frame: publish() serialises, so refilling them afterwards is safe.
+        self._templates = {name: Image() for name in names}
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._stats_timer = self.create_timer(cfg.stats_period, self._on_stats_timer)
+
+    def _ready_message(self) -> str:
+        cfg, engine = self._cfg, self._engine
+        width, height = engine.resolution
+        outputs = ", ".join(self.resolve_topic_name(f"segmentation/{n}") for n in self._outputs)
+        return (f"ready: CANet {engine.backbone} ({engine.num_classes} classes) at "
+                f"{width}x{height} on {engine.device_name} ({cfg.precision}); input "
+                f"{self.resolve_topic_name(cfg.input_topic)} ({cfg.input_transport}, "
+                f"{cfg.qos_reliability}); outputs {outputs}")
+
+    # -- frames -----------------------------------------------------------------------
+    def _wanted(self) -> Dict[str, bool]:
+        return {name: pub.get_subscription_count() > 0 for name, pub in self._outputs.items()}
+
+    def _on_image(self, msg: Any) -> None:
+        received = time.monotonic()
+        self._frame_stats.count("received")
+        if not any(self._wanted().values()):
+            self._frame_stats.count("idle")
+            return
+        if self._mailbox.put((msg, received)):
+            self._frame_stats.count("dropped")
+
+    def _work(self) -> None:
+        while True:
+            item = self._mailbox.take()
+            if item is None:
+                return
+            try:
+                self._process(*item)
+            except Exception as exc:  # one bad frame (or CUDA hiccup) must not end the node
+                self._frame_stats.count("failed")
+                self.get_logger().error(f"segmentation failed, frame dropped: {exc!r}",
+                                        throttle_duration_sec=WARN_THROTTLE_S)
+
+    def _process(self, msg: Any, received: float) -> None:
+        wanted = self._wanted()
+        if not any(wanted.values()):
+            self._frame_stats.count("idle")
+            return
+        try:
+            order = image_codec.native_order(msg)
+            frame = image_codec.to_frame(msg, order)
+        except image_codec.ImageCodecError as exc:
+            self._frame_stats.count("malformed")
+            self.get_logger().warning(f"dropping unusable image message: {exc}",
+                                      throttle_duration_sec=WARN_THROTTLE_S)
+            return
+        alpha = self.get_parameter("overlay_alpha").value if wanted["overlay"] else None
+        result = self._engine.infer(frame, order, color=wanted["color"],
+                                    overlay=wanted["overlay"],
+                                    confidence=wanted.get("confidence", False), alpha=alpha)
+        self._publish(result, msg.header, order, wanted)
+        self._frame_stats.published(time.monotonic() - received, self._stamp_age(msg.header))
+
+    def _publish(self, result: Any, header: Any, order: str, wanted: Dict[str, bool]) -> None:
+        arrays: Dict[str, Tuple[Any, str]] = {
+            "labels": (result.labels, "mono16" if result.labels.dtype.itemsize == 2 else "mono8"),
+            "color": (result.color, "rgb8"),
+            "overlay": (result.overlay, "bgr8" if order == "bgr" else "rgb8"),
+            "confidence": (result.confidence, "mono8"),
+        }
+        for name, publisher in self._outputs.items():
+            if not wanted[name]:
+                continue
+            array, encoding = arrays[name]
+            template = self._templates[name]
+            image_codec.fill_image(template, array, encoding, header=header)
+            publisher.publish(template)
+
+    def _stamp_age(self, header: Any) -> Optional[float]:
+        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        if stamp_ns <= 0:
+            return None  # unstamped input: an age would be meaningless
+        return (self.get_clock().now().nanoseconds - stamp_ns) / 1e9
+
+    # -- parameters, stats ------------------------------------------------------------
+    # rclpy refuses a read-only parameter with its own words before any callback runs;
+    # these two entry points (the parameter services use the second) say why instead.
+    def set_parameters(self, parameter_list: List[Any]) -> List[SetParametersResult]:
+        return [self._refusal([p]) or super(SegmentationNode, self).set_parameters([p])[0]
+                for p in parameter_list]
+
+    def set_parameters_atomically(self, parameter_list: List[Any]) -> SetParametersResult:
+        return self._refusal(parameter_list) or super().set_parameters_atomically(parameter_list)
+
+    def _refusal(self, parameters: List[Any]) -> Optional[SetParametersResult]:
+        if not getattr(self, "_accepting_changes", False):
+            return None  # rclpy's own set-up, and start-up declarations: rclpy's checks
+        reason = read_only_refusal(p.name for p in parameters)
+        return None if reason is None else SetParametersResult(successful=False, reason=reason)
+
+    def _on_set_parameters(self, parameters: List[Any]) -> SetParametersResult:
+        reason = check_runtime_update((p.name, p.value) for p in parameters)
+        if reason is not None:
+            return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _on_stats_timer(self) -> None:
+        report = self._frame_stats.report(extra=self._static_key_values())
+        self.get_logger().info(report.summary())
+        self._diag_pub.publish(self.diagnostics(report))
+
+    def _static_key_values(self) -> Dict[str, str]:
+        width, height = self._engine.resolution
+        return {"backbone": str(self._engine.backbone), "resolution": f"{width}x{height}",
+                "device": str(self._engine.device_name), "precision": self._cfg.precision,
+                "input_topic": self.resolve_topic_name(self._cfg.input_topic)}
+
+    def diagnostics(self, report: StatsReport) -> DiagnosticArray:
+        """One DiagnosticStatus for this node; every KeyValue value is a string."""
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.OK if report.healthy else DiagnosticStatus.WARN,
+            name=f"{self.get_fully_qualified_name()}: CANet segmentation",
+            message=report.summary() if report.healthy else
+            "malformed input or failed inference: " + report.summary(),
+            hardware_id=str(self._engine.device_name),
+            values=[KeyValue(key=key, value=value) for key, value in report.key_values()])
+        return DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                               status=[status])
+
+    # -- shutdown ---------------------------------------------------------------------
+    def destroy_node(self) -> Any:
+        """Stop the worker (it finishes its current frame and publishes it), then the node.
+
+        Called before the context is shut down, so that last frame's publish and log
+        calls still have a valid context: that is what keeps Ctrl-C free of errors.
+        """
+        if self._torn_down:
+            return None
+        self._torn_down = True
+        self._accepting_changes = False
+        self._mailbox.close()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=WORKER_JOIN_TIMEOUT_S)
+            if worker.is_alive():
+                self.get_logger().warning("inference worker still busy at shutdown; leaving it")
+        self._engine = None
+        return super().destroy_node()

@@ -1,1 +1,0 @@
-"""rclpy.impl stand-in."""

@@ -1,0 +1,82 @@
+"""The node's process on real ROS: bad start-up values, and signals while it starts.
+
+Each case runs the ``segmentation_node`` console script with ``--ros-args`` as a user
+would. A bad value must end the process with exit status 1 and one FATAL line naming
+the problem, never a traceback; it is reported before torch is even imported.
+Ctrl-C (or SIGTERM) while the node is still importing or loading must end it quietly.
+"""
+import signal
+import sys
+
+import pytest
+from ros_helpers import REPO
+from ros_processes import RosProcess, node_env, start_node
+
+pytestmark = pytest.mark.usefixtures("ros")  # skips where rclpy is missing
+
+CONFIG = REPO / "config"
+BAD_STARTS = {
+    "resolution": (["-p", "resolution:=abc"], "WIDTHxHEIGHT"),
+    "backbone": (["-p", "backbone:=resnet18"], "bundled mobilenetv2 model"),
+    "alpha": (["-p", "overlay_alpha:=2.0"], "overlay_alpha"),
+    "transport": (["-p", "input_transport:=theora"], "input_transport"),
+    "fp16 on cpu": (["-p", "precision:=fp16", "-p", "device:=cpu"], "fp16"),
+    "no checkpoint file": (["-p", "checkpoint:=/nonexistent/model.pt"], "no such file"),
+    "no params file": (["--params-file", "/nonexistent/params.yaml"], "params file"),
+    "empty -p value": (["-p", "checkpoint:="], "parameter override rule"),
+    "resnet yaml": (["--params-file", str(CONFIG / "canet_resnet18.yaml")],
+                    "checkpoint is empty"),
+}
+
+
+def test_bad_start_up_values_end_with_one_fatal_line():
+    # All at once: none of them gets as far as loading a model.
+    runs = {case: start_node(*args, name=case) for case, (args, _) in BAD_STARTS.items()}
+    failures = []
+    for case, run in runs.items():
+        code, words = run.wait(120), BAD_STARTS[case][1]
+        run.stop()
+        fatal = [line for _, line in run.lines if "[FATAL]" in line]
+        if code != 1 or len(fatal) != 1 or words not in fatal[0] or "Traceback" in run.output:
+            failures.append(f"{case}: exit {code}\n{run.output}")
+    assert not failures, "\n\n".join(failures)
+
+
+def test_a_bad_value_is_reported_before_torch_is_imported():
+    code = ("import sys\nfrom canet_ros.ros.node import main\n"
+            "status = main(['segmentation_node', '--ros-args', '-p', 'resolution:=abc'])\n"
+            "print('torch imported:', 'torch' in sys.modules)\nsys.exit(status)\n")
+    run = RosProcess([sys.executable, "-c", code], node_env(), "no torch")
+    assert run.wait(120) == 1, run.output
+    assert "torch imported: False" in run.output and "[FATAL]" in run.output
+
+
+def test_device_cuda_without_cuda_is_a_start_up_error():
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here, so device:=cuda is not an error")
+    run = start_node("-p", "device:=cuda")
+    code = run.wait(300)
+    run.stop()
+    assert code == 1, run.output
+    fatal, = [line for _, line in run.lines if "[FATAL]" in line]
+    assert "CUDA" in fatal and "Traceback" not in run.output
+
+
+@pytest.mark.parametrize("signum, delay", [
+    (signal.SIGINT, 0.3),   # importing rclpy
+    (signal.SIGINT, 1.5),   # importing torch, for the engine
+    (signal.SIGINT, 4.0),   # building the engine (or, on a fast machine, just running)
+    (signal.SIGTERM, 1.5),
+])
+def test_signal_while_starting_ends_quietly(signum, delay):
+    run = start_node("--params-file", str(CONFIG / "canet_mobilenetv2.yaml"),
+                     "-p", "device:=cpu", name="starting")
+    try:
+        run.wait_line("never printed", timeout=delay)
+        run.send(signum)
+        code = run.wait(60)
+    finally:
+        run.stop()
+    assert code == 0, run.output
+    assert not run.problems(), run.output
