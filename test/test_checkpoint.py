@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from canet_ros.checkpoint import (
+    FORMAT_VERSION,
     CheckpointError,
     build_metadata,
     class_set_from_metadata,
@@ -15,6 +16,7 @@ from canet_ros.checkpoint import (
 )
 from canet_ros.classes import CAMVID, CITYSCAPES
 from canet_ros.models import build_canet
+from canet_ros.training.export import export_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +93,12 @@ def test_not_a_checkpoint(tmp_path):
     torch.save({"weights": torch.zeros(2)}, plain)
     with pytest.raises(CheckpointError, match="plain.pt.*not a canet_ros checkpoint"):
         load_checkpoint(plain)
-    evil = tmp_path / "evil.pt"
-    with open(evil, "wb") as f:
+    # A bare pickle (not torch's format); armed torch files: test_checkpoint_security.py
+    pickled = tmp_path / "pickled.pt"
+    with open(pickled, "wb") as f:
         pickle.dump({"format": "canet_ros.checkpoint", "obj": object()}, f)
-    with pytest.raises(CheckpointError, match="evil.pt"):
-        load_checkpoint(evil)
+    with pytest.raises(CheckpointError, match="pickled.pt"):
+        load_checkpoint(pickled)
     with pytest.raises(CheckpointError, match="missing.pt.*no such"):
         load_checkpoint(tmp_path / "missing.pt")
 
@@ -128,3 +131,52 @@ def test_missing_metadata_field(tmp_path, saved):
     torch.save(blob, bad)
     with pytest.raises(CheckpointError, match="nopal.pt.*palette"):
         read_checkpoint(bad)
+
+
+def test_newer_format_version_is_refused(tmp_path, saved):
+    model, path = saved
+    blob = read_checkpoint(path)
+    assert blob["format_version"] == FORMAT_VERSION
+    blob["format_version"] = FORMAT_VERSION + 1  # written by a future canet_ros
+    newer = tmp_path / "v_next.pt"
+    torch.save(blob, newer)
+    with pytest.raises(CheckpointError, match=rf"v_next\.pt.*version.*{FORMAT_VERSION + 1}"):
+        read_checkpoint(newer)
+    with pytest.raises(CheckpointError, match=r"v_next\.pt"):
+        load_checkpoint(newer)
+    blob["format_version"] = FORMAT_VERSION  # the same file at today's version loads
+    torch.save(blob, newer)
+    load_checkpoint(newer)
+
+
+def test_export_ships_fp16_weights_and_drops_training_state(tmp_path, saved):
+    model, _ = saved
+    meta = build_metadata("mobilenetv2", CAMVID, mean=(0.4, 0.4, 0.4), std=(0.3, 0.3, 0.3),
+                          input_size=(64, 48), train_args={"lr": 1e-3},
+                          metrics={"val": {"miou": 0.25}})
+    state = {"epoch": 3, "global_step": 30, "optimizer": {"state": {}, "param_groups": []}}
+    src = save_checkpoint(tmp_path / "run" / "best.pt", model, meta,
+                          extra={"train_state": state})
+    before = src.read_bytes()
+    dst = export_checkpoint(src, tmp_path / "ship" / "canet.pt")
+    assert dst == tmp_path / "ship" / "canet.pt" and src.read_bytes() == before
+    shipped = read_checkpoint(dst)
+    assert "train_state" not in shipped
+    for key in meta:  # the metadata travels unchanged
+        assert shipped[key] == meta[key], key
+    weights = model.state_dict()
+    assert shipped["state_dict"].keys() == weights.keys()
+    for key, value in weights.items():
+        stored = shipped["state_dict"][key]
+        if value.is_floating_point():
+            assert stored.dtype == torch.float16 and torch.equal(stored, value.half()), key
+        else:
+            assert torch.equal(stored, value), key
+    assert dst.stat().st_size < 0.6 * src.stat().st_size
+    full = read_checkpoint(export_checkpoint(src, tmp_path / "fp32.pt", half=False))
+    assert "train_state" not in full
+    for key, value in weights.items():
+        assert torch.equal(full["state_dict"][key], value), key
+    with pytest.raises(CheckpointError, match="nothing.pt"):
+        export_checkpoint(tmp_path / "nothing.pt", tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()

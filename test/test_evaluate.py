@@ -10,9 +10,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from canet_ros.checkpoint import DEFAULT_CHECKPOINT, build_metadata, save_checkpoint
 from canet_ros.classes import CAMVID
+from canet_ros.cli import EXIT_ERROR
 from canet_ros.cli import evaluate as evaluate_cli
 from canet_ros.data import label_to_train_lut, train_to_label_ids
 from canet_ros.evaluation import evaluate_checkpoint, format_table, parse_resolution
@@ -81,45 +83,117 @@ def test_absent_class_left_out_of_mean_like_official(tmp_path):
 
 
 def _camvid_tree(root: Path, frames: int = 3) -> Path:
+    """Random labels; frames made of 2x2 blocks, so halving them is exact in any resizer."""
     rng = np.random.default_rng(1)
     for split in ("val",):
         (root / split).mkdir(parents=True)
         (root / f"{split}annot").mkdir(parents=True)
         for i in range(frames):
             label = rng.integers(0, 12, (36, 48)).astype(np.uint8)
-            cv2.imwrite(str(root / split / f"0016E5_{i:05d}.png"),
-                        rng.integers(0, 255, (36, 48, 3)).astype(np.uint8))
+            blocks = rng.integers(0, 255, (18, 24, 3)).astype(np.uint8)
+            frame = np.repeat(np.repeat(blocks, 2, axis=0), 2, axis=1)
+            cv2.imwrite(str(root / split / f"0016E5_{i:05d}.png"), frame)
             cv2.imwrite(str(root / f"{split}annot" / f"0016E5_{i:05d}.png"), label)
     return root
 
 
-def _tiny_checkpoint(path: Path, input_size=(32, 24)) -> Path:
+def seeded_model() -> torch.nn.Module:
+    """Untrained, with a scaled-up classifier so its labels vary across the frame."""
     torch.manual_seed(0)
-    model = build_canet("mobilenetv2", CAMVID.num_classes)
+    model = build_canet("mobilenetv2", CAMVID.num_classes).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.classifier.weight, std=20.0)
+        model.classifier.bias.zero_()
+    return model
+
+
+def _tiny_checkpoint(path: Path, input_size=(24, 18), model=None, half=True) -> Path:
+    model = seeded_model() if model is None else model
     meta = build_metadata("mobilenetv2", CAMVID, mean=[0.5] * 3, std=[0.25] * 3,
                           input_size=input_size)
-    return save_checkpoint(path, model.eval(), meta, half=True)
+    return save_checkpoint(path, model.eval(), meta, half=half)
+
+
+def hand_confusion(preds, labels, num_classes: int) -> np.ndarray:
+    """rows = ground truth, columns = prediction; ids >= num_classes (void) are skipped."""
+    m = np.zeros((num_classes, num_classes), np.int64)
+    for pred, gt in zip(preds, labels, strict=True):
+        for t, p in zip(gt.ravel().tolist(), pred.ravel().tolist(), strict=True):
+            if t < num_classes:
+                m[t, p] += 1
+    return m
+
+
+def hand_scores(m: np.ndarray) -> dict:
+    """IoU = TP / (TP + FP + FN) per class present in truth or prediction (paper eq. 1)."""
+    per_class = {}
+    for c in range(len(m)):
+        tp, fn, fp = m[c, c], m[c].sum() - m[c, c], m[:, c].sum() - m[c, c]
+        if tp + fp + fn:
+            per_class[c] = tp / (tp + fp + fn)
+    return {"per_class": per_class, "miou": sum(per_class.values()) / len(per_class),
+            "global_acc": np.trace(m) / m.sum()}
+
+
+@torch.no_grad()
+def reference_predictions(model, frames, mean, std, net_hw=None):
+    """Labels at each frame's size: (subsample), normalise, forward, upsample logits, argmax.
+
+    ``net_hw`` must be half the frame size; frames built of 2x2 blocks halve exactly.
+    """
+    preds = []
+    for frame in frames:
+        small = frame[::2, ::2] if net_hw else frame
+        if net_hw:
+            assert small.shape[:2] == tuple(net_hw)
+        x = torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1)[None].float() / 255
+        x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+        logits = model.eval()(x)
+        logits = F.interpolate(logits, size=frame.shape[:2], mode="bilinear",
+                               align_corners=False)
+        preds.append(logits.argmax(1)[0].numpy())
+    return preds
+
+
+def read_tree(root: Path, split: str = "val"):
+    names = sorted(p.name for p in (root / split).iterdir())
+    frames = [cv2.imread(str(root / split / n))[:, :, ::-1] for n in names]
+    labels = [cv2.imread(str(root / f"{split}annot" / n), cv2.IMREAD_UNCHANGED) for n in names]
+    return frames, labels
 
 
 def test_evaluate_checkpoint_scores_at_label_size_and_saves_vis(tmp_path):
     root = _camvid_tree(tmp_path / "camvid")
-    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    model = seeded_model()
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt", model=model, half=False)
     res = evaluate_checkpoint(str(ckpt), "camvid", str(root), "val", save_vis=str(tmp_path / "v"),
                               vis_count=2)
-    labels = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-              for p in sorted((root / "valannot").iterdir())]
-    # Network ran at 32x24 but every non-void pixel of the 48x36 labels was scored.
-    assert res["pixels"] == sum(int((lab != 11).sum()) for lab in labels)
-    assert res["frames"] == 3 and res["resolution"] == [32, 24]
-    assert 0.0 <= res["miou"] <= 1.0 and 0.0 <= res["global_acc"] <= 1.0
-    assert all(0.0 <= v <= 1.0 for v in res["per_class"].values())
-    cm = np.array(res["confusion_matrix"])
-    assert res["global_acc"] == pytest.approx(np.trace(cm) / cm.sum())
+    frames, labels = read_tree(root)
+    # Network ran at 24x18, the scores are at the labels' 48x36: logits upsampled, not
+    # labels shrunk; every non-void label pixel counted once.
+    preds = reference_predictions(model, frames, [0.5] * 3, [0.25] * 3, net_hw=(18, 24))
+    assert len(np.unique(np.concatenate([p.ravel() for p in preds]))) >= 4  # labels vary
+    expected = hand_confusion(preds, labels, CAMVID.num_classes)
+    assert res["pixels"] == sum(int((lab != 11).sum()) for lab in labels) == expected.sum()
+    assert res["frames"] == 3 and res["resolution"] == [24, 18]
+    assert np.array_equal(np.array(res["confusion_matrix"]), expected)
+    want = hand_scores(expected)
+    assert res["per_class"] == pytest.approx(
+        {CAMVID.names[c]: v for c, v in want["per_class"].items()}, abs=1e-12)
+    assert res["miou"] == pytest.approx(want["miou"], abs=1e-12)
+    assert res["global_acc"] == pytest.approx(want["global_acc"], abs=1e-12)
     pngs = sorted(p.name for p in (tmp_path / "v").iterdir())
     assert pngs == ["000_0016E5_00000.png", "001_0016E5_00001.png", "confusion_matrix.png",
                     "per_class_iou.png"]
-    side = cv2.imread(str(tmp_path / "v" / pngs[0]))
-    assert side.shape == (36, 3 * 48 + 8, 3)
+    # frame | gap | truth in palette colours (void black) | gap | prediction in colours
+    palette = CAMVID.palette()
+    for k in range(2):
+        side = cv2.imread(str(tmp_path / "v" / pngs[k]))[:, :, ::-1]
+        assert side.shape == (36, 3 * 48 + 8, 3)
+        truth = np.where((labels[k] == 11)[..., None], 0, palette[np.minimum(labels[k], 10)])
+        assert np.array_equal(side[:, :48], frames[k])
+        assert np.array_equal(side[:, 52:100], truth)
+        assert np.array_equal(side[:, 104:], palette[preds[k]])
 
 
 def _cli_args(**kw) -> argparse.Namespace:
@@ -134,16 +208,29 @@ def _cli_args(**kw) -> argparse.Namespace:
 
 def test_cli_json_and_table(tmp_path, capsys):
     root = _camvid_tree(tmp_path / "camvid", frames=2)
-    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    model = seeded_model()
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt", model=model, half=False)
     assert evaluate_cli.run(_cli_args(checkpoint=ckpt, data_root=root, split="val",
                                       resolution="48x36", device="cpu", json=True)) == 0
     out = json.loads(capsys.readouterr().out)
-    assert {"miou", "global_acc", "per_class", "frames"} <= set(out)
     assert out["frames"] == 2 and out["resolution"] == [48, 36]
-    assert evaluate_cli.run(_cli_args(checkpoint=ckpt, data_root=root, device="cpu")) == 0
-    table = capsys.readouterr().out
-    assert "mIoU" in table and "Bicyclist" in table
-    assert evaluate_cli.run(_cli_args(checkpoint=tmp_path / "nope.pt", data_root=root)) == 2
+    frames, labels = read_tree(root)
+    want = hand_scores(hand_confusion(reference_predictions(model, frames, [0.5] * 3,
+                                                            [0.25] * 3), labels, 11))
+    assert out["miou"] == pytest.approx(want["miou"], abs=1e-12)
+    assert out["global_acc"] == pytest.approx(want["global_acc"], abs=1e-12)
+    assert out["per_class"] == pytest.approx(
+        {CAMVID.names[c]: v for c, v in want["per_class"].items()}, abs=1e-12)
+    assert evaluate_cli.run(_cli_args(checkpoint=ckpt, data_root=root, resolution="48x36",
+                                      device="cpu")) == 0
+    table = capsys.readouterr().out.splitlines()
+    # The table states the same numbers, in percent with two decimals.
+    assert f"{100 * out['miou']:6.2f}" in next(line for line in table if "mIoU" in line)
+    row = next(line for line in table if line.startswith("Bicyclist"))
+    value = out["per_class"].get("Bicyclist")
+    assert ("n/a" in row) if value is None else (f"{100 * value:6.2f}" in row)
+    missing = _cli_args(checkpoint=tmp_path / "nope.pt", data_root=root)
+    assert evaluate_cli.run(missing) == EXIT_ERROR
     assert "nope.pt" in capsys.readouterr().err
 
 

@@ -102,7 +102,9 @@ def test_init_weights_loads_weights_and_normalisation(tmp_path):
     trainer.fit()
     after = read_checkpoint(tmp_path / "run" / "last.pt")
     assert after["mean"] == [0.1, 0.2, 0.3]
-    assert after["train_args"]["init_weights"] == str(ckpt)
+    # Stored relative to the run folder (runs travel), it still names the same file.
+    stored = after["train_args"]["init_weights"]
+    assert (tmp_path / "run" / stored).resolve() == ckpt.resolve()
 
 
 def test_resume_of_a_finetune_needs_no_init_file(tmp_path):

@@ -41,13 +41,25 @@ def test_out_of_range_prediction_is_a_false_negative():
 
 def test_merge_equals_single_pass():
     rng = np.random.default_rng(0)
-    gt, pr = rng.integers(0, 4, (2, 50)), rng.integers(0, 4, (2, 50))
+    # Truth 0-4: 3 is void, 4 out of range. Predictions 4 and 5 are no class (misses).
+    gt, pr = rng.integers(0, 5, (2, 60)), rng.integers(0, 6, (2, 60))
     a, b, ab = (ConfusionMatrix(4, 3) for _ in range(3))
     a.update(pr[0], gt[0])
     b.update(pr[1], gt[1])
     ab.update(pr, gt)
     a.merge(b)
     assert np.array_equal(a.matrix, ab.matrix)
+    # The merged object scores like the single pass, misses included; and by hand:
+    keep = (gt != 3) & (gt < 4)
+    t, p = gt[keep], pr[keep]
+    assert (p >= 4).any()  # the out-of-range case is really exercised
+    for c in range(4):  # 3 is void in the truth but still a class one can predict
+        tp = int(((t == c) & (p == c)).sum())
+        union = int(((t == c) | (p == c)).sum())
+        assert union > 0 and a.iou()[c] == pytest.approx(tp / union)
+    assert a.miou() == pytest.approx(ab.miou())
+    assert a.global_accuracy() == pytest.approx((t == p).mean())
+    assert a.summary("abcd") == ab.summary("abcd")
 
 
 def test_shape_mismatch():

@@ -1,4 +1,5 @@
 """CANet model: shapes, gradients, attention blocks and the paper's Table 2 budgets."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -123,3 +124,31 @@ def test_bad_arguments():
         build_canet("vgg16", 11)
     with pytest.raises(ValueError, match="num_classes"):
         build_canet("mobilenetv2", 0)
+
+
+def hand_bilinear(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """(C, h, w) -> (C, H, W): half-pixel centres, edges clamped (align_corners=False)."""
+
+    def axis(n_out: int, n_in: int):
+        pos = np.maximum((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0.0)
+        lo = np.minimum(np.floor(pos).astype(int), n_in - 1)
+        return lo, np.minimum(lo + 1, n_in - 1), pos - lo
+
+    y0, y1, wy = axis(out_h, x.shape[1])
+    x0, x1, wx = axis(out_w, x.shape[2])
+    top = x[:, y0][:, :, x0] * (1 - wx) + x[:, y0][:, :, x1] * wx
+    bottom = x[:, y1][:, :, x0] * (1 - wx) + x[:, y1][:, :, x1] * wx
+    return top * (1 - wy[:, None]) + bottom * wy[:, None]
+
+
+def test_logits_are_the_classifier_output_upsampled_with_half_pixel_centres():
+    torch.manual_seed(2)
+    model = build_canet("mobilenetv2", 3).eval()
+    seen = []
+    model.classifier.register_forward_hook(lambda module, args, out: seen.append(out))
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 44, 60))
+    low = seen[0][0].double().numpy()
+    assert low.shape == (3, 6, 8)  # 1/8 of 44x60, rounded up by the strided convs
+    expected = hand_bilinear(low, 44, 60)
+    assert np.allclose(out[0].double().numpy(), expected, rtol=1e-5, atol=1e-5)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from test_evaluate import hand_confusion, hand_scores, read_tree, reference_predictions
 
 from canet_ros.checkpoint import load_checkpoint, read_checkpoint
 from canet_ros.classes import CAMVID
@@ -145,7 +146,16 @@ def test_overfit_loss_falls_and_run_artifacts(tmp_path):
     model, meta = load_checkpoint(tmp_path / "run" / "best.pt")
     assert meta["train_args"]["lr"] == 3e-3 and meta["input_size"] == [64, 48]
     assert meta["mean"] == pytest.approx(saved["mean"])
-    assert 0.0 <= best["val"]["miou"] <= 1.0
+    # best.pt is the epoch with the top validation score, and that score is the mIoU of
+    # its weights on the val frames, recomputed here by hand.
+    scores = [float(r.split(",")[header.index("val_miou")]) for r in rows[1:]]
+    assert best["epoch"] == 1 + scores.index(max(scores)) and best["val"]["miou"] == max(scores)
+    frames, labels = read_tree(root)
+    preds = reference_predictions(model, frames, meta["mean"], meta["std"])
+    want = hand_scores(hand_confusion(preds, labels, CAMVID.num_classes))
+    assert best["val"]["miou"] == pytest.approx(want["miou"], abs=1e-6)
+    assert best["val"]["global_acc"] == pytest.approx(want["global_acc"], abs=1e-6)
+    assert best["val"]["miou"] > scores[0]  # it learned: better than after epoch 1
     assert "train_state" in read_checkpoint(tmp_path / "run" / "last.pt")
     assert any((tmp_path / "run" / "tb").iterdir())
 

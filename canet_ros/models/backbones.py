@@ -7,6 +7,7 @@ getter that returns the last two stages: ``low`` at 1/16 and ``high`` at 1/32.
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass
 from typing import Callable, Dict, Union
 
@@ -70,8 +71,15 @@ def _load_torchvision_weights(spec: BackboneSpec, model: nn.Module) -> None:
     weights = spec.weights_enum()
     try:
         # torch.hub looks in its cache (TORCH_HOME) before it tries the network.
+        # weights_only: torch.hub's default is False, and its cache is just a folder.
         state = torch.hub.load_state_dict_from_url(weights.url, map_location="cpu",
-                                                   progress=False)
+                                                   progress=False, weights_only=True)
+    except pickle.UnpicklingError:
+        name = weights.url.rsplit("/", 1)[-1]
+        path = os.path.join(torch.hub.get_dir(), "checkpoints", name)
+        raise BackboneWeightsError(
+            f"{path}: refused, it holds pickled Python objects, not only weights; "
+            f"replace it with torchvision's original file") from None
     except Exception as exc:  # offline: URLError, socket errors, partial files
         cache = os.path.join(torch.hub.get_dir(), "checkpoints")
         raise BackboneWeightsError(

@@ -34,7 +34,7 @@ from .config import TrainConfig, portable_train_args, save_config
 from .data_setup import DataBundle, build_data
 from .ema import ModelEMA
 from .runlog import RunLog
-from .schedule import PolyLR
+from .schedule import PolyLR, poly_factor
 from .state import get_rng_state, seed_everything, set_rng_state
 from .validate import run_validation, selection_score
 
@@ -193,6 +193,13 @@ class Trainer:
         # A resume may shorten or extend the run (--epochs): re-aim the poly decay at the
         # new end from the current step instead of following the old length.
         self.scheduler.total_steps = self.cfg.epochs * self.steps_per_epoch
+        # The optimiser's lr is still the old schedule's; the next step must use the new one.
+        factor = poly_factor(self.scheduler.last_epoch, self.scheduler.total_steps,
+                             self.scheduler.power)
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
+                               strict=True):
+            group["lr"] = base * factor
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
         self.scaler.load_state_dict(st["scaler"])
         self.epoch, self.step_in_epoch = int(st["epoch"]), int(st["step_in_epoch"])
         self.global_step = int(st["global_step"])

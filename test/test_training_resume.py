@@ -1,0 +1,135 @@
+"""Resuming and the schedule: `canet train --resume`, changed --epochs, the late crop phase.
+
+Runs are tiny (4 synthetic 64x48 frames, batch 2, crops of 48x32) and go through the
+command line or the Trainer, so what is checked is what a user gets.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from test_training import make_camvid_tree, tiny_config
+
+from canet_ros.checkpoint import read_checkpoint
+from canet_ros.cli import main as canet_main
+from canet_ros.training.trainer import Trainer
+
+
+def flags(root: Path, out: Path, *extra: str) -> list:
+    """`canet train` flags for a tiny 2-epoch run on the CPU (2 steps per epoch)."""
+    return ["train", "--data-root", str(root), "--out-dir", str(out), "--epochs", "2",
+            "--batch-size", "2", "--lr", "1e-3", "--crop-size", "48", "32",
+            "--scale-min", "0.75", "--scale-max", "1.25", "--workers", "0", "--threads", "1",
+            "--eval-batch-size", "4", "--seed", "3", "--device", "cpu", "--no-progress",
+            "--no-channels-last", *extra]
+
+
+def log_rows(run: Path) -> list:
+    with open(run / "log.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """cwd and the default dataset folder point into tmp_path.
+
+    A resume that forgot the run's config would otherwise train on the real CamVid copy
+    with the default recipe (and write runs/ into the repository) instead of failing.
+    """
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CANET_CAMVID_ROOT", str(tmp_path / "no-default-dataset"))
+    return tmp_path
+
+
+def test_bare_resume_continues_with_the_runs_saved_config(isolated, capsys):
+    root = make_camvid_tree(isolated / "camvid")
+    assert canet_main(flags(root, isolated / "straight")) == 0
+    assert canet_main(flags(root, isolated / "split", "--max-steps-this-run", "3")) == 0
+    # Nothing but the checkpoint: data, recipe, seed and run folder come from the run.
+    assert canet_main(["train", "--resume", str(isolated / "split" / "last.pt"),
+                       "--export", str(isolated / "shipped.pt")]) == 0
+    assert "error" not in capsys.readouterr().err
+    done = read_checkpoint(isolated / "split" / "last.pt")
+    assert done["train_state"]["global_step"] == 4  # 2 epochs x 2 steps, not a new run
+    assert done["train_args"]["lr"] == 1e-3 and done["train_args"]["crop_size"] == [48, 32]
+    straight = read_checkpoint(isolated / "straight" / "last.pt")["state_dict"]
+    for key, value in straight.items():  # same data, recipe and RNG stream as straight
+        assert torch.equal(value, done["state_dict"][key]), key
+    assert not (isolated / "runs").exists()
+    # --export wrote best.pt of that run as an fp16 shipping checkpoint.
+    shipped, best = read_checkpoint(isolated / "shipped.pt"), read_checkpoint(
+        isolated / "split" / "best.pt")
+    assert "train_state" not in shipped
+    for key, value in best["state_dict"].items():
+        if value.is_floating_point():
+            assert shipped["state_dict"][key].dtype == torch.float16, key
+            assert torch.equal(shipped["state_dict"][key], value.half()), key
+
+
+def test_resume_with_more_epochs_re_aims_the_poly_schedule(isolated):
+    root = make_camvid_tree(isolated / "camvid")
+    run = isolated / "run"
+    assert canet_main(flags(root, run, "--max-steps-this-run", "1", "--val-every", "9")) == 0
+    # Same run, now 3 epochs: 6 steps in all, so the decay must end at step 6, not 4.
+    assert canet_main(["train", "--resume", str(run / "last.pt"), "--epochs", "3"]) == 0
+    rows = log_rows(run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert [int(r["step"]) for r in rows] == [2, 4, 6]
+    # lr after step s of 6: 1e-3 * (1 - s / 6) ** 0.9
+    expected = [1e-3 * (2 / 3) ** 0.9, 1e-3 * (1 / 3) ** 0.9, 0.0]  # 6.94e-4, 3.72e-4, 0
+    assert [float(r["lr"]) for r in rows] == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    assert read_checkpoint(run / "last.pt")["train_args"]["epochs"] == 3
+
+
+class _CropRecorder:
+    """Wraps the training transform; records the (height, width) of each sample."""
+
+    def __init__(self, inner):
+        self.inner, self.sizes = inner, []
+
+    def __call__(self, image, label):
+        x, y = self.inner(image, label)
+        self.sizes.append(tuple(y.shape))
+        return x, y
+
+
+def test_late_crop_size_is_used_for_the_last_epochs_only(tmp_path):
+    root = make_camvid_tree(tmp_path / "camvid")
+    cfg = tiny_config(root, tmp_path / "run", epochs=3, late_crop_size=[64, 48],
+                      late_crop_epochs=1, val_every=9)
+    trainer = Trainer(cfg)
+    recorder = _CropRecorder(trainer.data.train_transform)
+    trainer.data.train.transform = recorder
+    trainer.fit()
+    # 4 frames per epoch: epochs 1-2 at the 48x32 crop, epoch 3 at the late 64x48.
+    assert recorder.sizes == [(32, 48)] * 8 + [(48, 64)] * 4
+
+
+def test_resume_inside_the_late_phase_uses_the_late_crop(tmp_path):
+    root = make_camvid_tree(tmp_path / "camvid")
+    run = tmp_path / "run"
+    late = {"late_crop_size": [64, 48], "late_crop_epochs": 1, "val_every": 9}
+    Trainer(tiny_config(root, run, max_steps_this_run=3, **late)).fit()
+    trainer = Trainer(tiny_config(root, run, resume=str(run / "last.pt"), **late))
+    recorder = _CropRecorder(trainer.data.train_transform)
+    trainer.data.train.transform = recorder
+    trainer.fit()
+    # Epoch 2 of 2: the replayed first batch and the last batch, all at the late size.
+    assert recorder.sizes == [(48, 64)] * 4
+
+
+def test_first_step_after_a_longer_resume_uses_the_re_aimed_lr(tmp_path):
+    root = make_camvid_tree(tmp_path / "camvid")
+    run = tmp_path / "run"
+    Trainer(tiny_config(root, run, max_steps_this_run=1, val_every=9, device="cpu")).fit()
+    trainer = Trainer(tiny_config(root, run, epochs=3, resume=str(run / "last.pt"),
+                                  val_every=9, device="cpu"))
+    used = []  # the lr each training step's optimizer.step() will apply
+    trainer.bare_model.register_forward_pre_hook(
+        lambda module, args: used.append(trainer.optimizer.param_groups[0]["lr"])
+        if module.training else None)
+    trainer.fit()
+    # Steps 2..6 of 6: 1e-3 * (1 - s / 6) ** 0.9 for s = 1..5 steps already done.
+    assert used == pytest.approx([1e-3 * (1 - s / 6) ** 0.9 for s in range(1, 6)], rel=1e-6)
