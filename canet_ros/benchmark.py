@@ -1,82 +1,88 @@
 """Measure a SegmentationEngine.
 
-Reports model-only and whole-pipeline latency, achieved GFLOP/s against this machine's
-matmul rate, memory peaks, and (optionally) other models on the same input. Everything
-reported comes from one run, so ratios share the same noise.
+Reports model-only and whole-pipeline latency (at the network size or any camera frame
+size, with a per-stage breakdown), achieved GFLOP/s against this machine's matmul rate,
+memory peaks, and (optionally) other models on the same input. Everything reported
+comes from one run, so ratios share the same noise. Fields: docs/performance.md.
 """
 from __future__ import annotations
 
 import array
-import copy
 import os
 import resource
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import cv2
 import numpy as np
-import torch
-from tqdm import tqdm
 
 from .inference import SegmentationEngine
-from .inference.onnx_runtime import OnnxRunner, export_onnx, onnxruntime_available
-from .models import build_canet, count_macs
+from .progress import progress as progress_bar
 
-__all__ = ["make_image_msg", "matmul_gflops", "run_benchmark", "time_calls",
-           "time_interleaved"]
+__all__ = ["STAGES", "load_frame", "make_image_msg", "matmul_gflops", "run_benchmark",
+           "time_calls", "time_interleaved"]
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+# The per-stage breakdown of pipeline_all, in order (docs/performance.md).
+STAGES = ("decode", "preprocess", "model", "upsample_argmax", "colour", "overlay",
+          "confidence", "encode")
 
 
-def time_calls(fn: Callable[[], Any], iters: int, warmup: int, device: torch.device,
+def say(text: str, enabled: bool = True) -> None:
+    """One status line on stderr: long silent phases say what they are doing."""
+    if enabled:
+        print(f"canet benchmark: {text}", file=sys.stderr, flush=True)
+
+
+def _sync(device_type: str) -> None:
+    if device_type == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def time_calls(fn: Callable[[], Any], iters: int, warmup: int, device_type: str,
                desc: str, progress: bool = True) -> np.ndarray:
     """Wall-clock ms of ``iters`` calls, each finished (GPU synced) before its clock stops."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in tqdm(range(iters), desc=desc, file=sys.stderr, disable=not progress, leave=False):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return np.asarray(times)
+    return time_interleaved({desc or "call": fn}, iters, warmup, device_type,
+                            progress)[desc or "call"]
 
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], iters: int, warmup: int,
-                     device: torch.device, progress: bool = True) -> dict[str, np.ndarray]:
-    """Time several functions like :func:`time_calls`, taking turns within each iteration.
+                     device_type: str, progress: bool = True) -> dict[str, np.ndarray]:
+    """Time several functions, taking turns within each iteration.
 
     On a shared, noisy machine load drifts, and turns make it hit all of them alike.
     """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
-    _sync(device)
+    _sync(device_type)
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in tqdm(range(iters), desc=" / ".join(fns), file=sys.stderr, disable=not progress,
-                  leave=False):
+    bar = progress_bar(range(iters), desc=" / ".join(fns), unit="iter", file=sys.stderr,
+                       disable=not progress, leave=False)
+    for _ in bar:
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
-            _sync(device)
+            _sync(device_type)
             times[name].append((time.perf_counter() - start) * 1000.0)
     return {name: np.asarray(t) for name, t in times.items()}
 
 
-def matmul_gflops(device: torch.device, size: int = 4096, iters: int = 3) -> float:
-    """fp32 matmul rate of ``size`` x ``size`` matrices (2 FLOPs per multiply-accumulate)."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+def matmul_gflops(device_type: str, size: int = 4096, iters: int = 3) -> float:
+    """fp32 matmul rate of ``size`` x ``size`` matrices in torch (2 FLOPs per multiply-add)."""
+    import torch
+
+    a = torch.randn(size, size, device=device_type)
+    b = torch.randn(size, size, device=device_type)
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False  # the reference is true fp32
     try:
-        times = time_calls(lambda: a @ b, iters, 1, device, "matmul", progress=False)
+        times = time_calls(lambda: a @ b, iters, 1, device_type, "matmul", progress=False)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     return 2.0 * size ** 3 / (float(np.median(times)) / 1000.0) / 1e9
@@ -92,7 +98,7 @@ def make_image_msg(frame_bgr: np.ndarray) -> SimpleNamespace:
 
 
 def _synthetic_frame(height: int, width: int) -> np.ndarray:
-    """Smooth gradients plus noise: content does not change the cost, only looks like a scene."""
+    """Smooth gradients plus noise: looks like nothing, for machines without the sample."""
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:height, 0:width]
     base = np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1),
@@ -101,160 +107,103 @@ def _synthetic_frame(height: int, width: int) -> np.ndarray:
     return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
+def _sample_frame() -> np.ndarray:
+    """The first CamVid frame of the bundled sample bag (480x360, BGR)."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    from .bag.sample import SAMPLE_BAG, SAMPLE_IMAGE_TOPIC
+    from .image_codec import compressed_to_array
+
+    with AnyReader([SAMPLE_BAG], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as bag:
+        connections = [c for c in bag.connections if c.topic == SAMPLE_IMAGE_TOPIC]
+        for connection, _, raw in bag.messages(connections=connections):
+            return compressed_to_array(bag.deserialize(raw, connection.msgtype), "bgr")
+    raise ValueError(f"{SAMPLE_BAG}: no {SAMPLE_IMAGE_TOPIC} message")
+
+
+def load_frame(source: str, size: tuple[int, int]) -> tuple[np.ndarray, str]:
+    """A BGR frame of ``size`` (W, H) and what it is: "sample", "synthetic" or an image file.
+
+    The frame's content sets how many cells have mixed labels, i.e. part of the cost:
+    a real street scene (the default) gives representative figures.
+    """
+    if source == "synthetic":
+        return _synthetic_frame(size[1], size[0]), f"synthetic at {size[0]}x{size[1]}"
+    if source == "sample":
+        frame = _sample_frame()
+        name = "sample (CamVid 0016E5, bundled bag)"
+    else:
+        frame = cv2.imread(str(Path(source).expanduser()), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise ValueError(f"--image {source}: not an image file OpenCV can read")
+        name = str(source)
+    if frame.shape[:2] != (size[1], size[0]):
+        frame = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(frame), f"{name} at {size[0]}x{size[1]}"
+
+
+OUTPUTS = ("labels", "color", "overlay", "confidence")
+
+
 def _fill_outputs(result: Any, order: str, outs: dict[str, Any]) -> None:
     from .image_codec import fill_image
 
     labels = "mono8" if result.labels.dtype == np.uint8 else "mono16"
     fill_image(outs["labels"], result.labels, labels)
-    fill_image(outs["color"], result.color, "rgb8")
-    fill_image(outs["overlay"], result.overlay, order + "8")
+    if result.color is not None:
+        fill_image(outs["color"], result.color, "rgb8")
+    if result.overlay is not None:
+        fill_image(outs["overlay"], result.overlay, order + "8")
+    if result.confidence is not None:
+        fill_image(outs["confidence"], result.confidence, "mono8")
 
 
-def _pipeline_step(engine: SegmentationEngine, msg: Any, outs: dict[str, Any]) -> None:
-    """Do what the ROS node does per message: decode, infer, fill three output Images."""
-    from .image_codec import native_order, to_frame
+class _Pipeline:
+    """What the ROS node does per message: decode, infer, fill the output Images."""
 
-    order = native_order(msg)
-    result = engine.infer(to_frame(msg, order), order, color=True, overlay=True)
-    _fill_outputs(result, order, outs)
+    def __init__(self, engine: SegmentationEngine, msg: Any):
+        self.engine, self.msg = engine, msg
+        self.outs = {k: SimpleNamespace(header=None, data=None) for k in OUTPUTS}
+        self.stages: list[dict[str, float]] = []
 
+    def decode(self) -> tuple[np.ndarray, str]:
+        from .image_codec import native_order, to_frame
 
-def _stream_ms(engine: SegmentationEngine, msg: Any, outs: dict[str, Any], iters: int,
-               progress: bool) -> float:
-    """Return mean ms per message of the pipeline streamed through infer_many.
+        order = native_order(self.msg)
+        return to_frame(self.msg, order), order
 
-    One frame is in flight; this is the throughput figure on CUDA, where transfers
-    overlap compute.
-    """
-    from .image_codec import native_order, to_frame
+    def run(self, **flags: bool) -> None:
+        frame, order = self.decode()
+        _fill_outputs(self.engine.infer(frame, order, **flags), order, self.outs)
 
-    order = native_order(msg)
-    frames = (to_frame(msg, order) for _ in range(iters))
-    results = engine.infer_many(frames, order, color=True, overlay=True)
-    start = time.perf_counter()
-    for result in tqdm(results, total=iters, desc="stream", file=sys.stderr,
-                       disable=not progress, leave=False):
-        _fill_outputs(result, order, outs)
-    _sync(engine.device)
-    return (time.perf_counter() - start) * 1000.0 / iters
+    def run_timed(self) -> None:
+        """All four outputs, recording each stage's time."""
+        start = time.perf_counter()
+        frame, order = self.decode()
+        decoded = time.perf_counter()
+        result, stages = self.engine.infer_timed(frame, order, color=True, overlay=True,
+                                                 confidence=True)
+        inferred = time.perf_counter()
+        _fill_outputs(result, order, self.outs)
+        stages["decode"] = (decoded - start) * 1000.0
+        # On CUDA the device-to-host copy is part of getting the messages out.
+        stages["encode"] = (time.perf_counter() - inferred) * 1000.0 + stages.pop("download", 0)
+        self.stages.append(stages)
 
+    def stream_ms(self, iters: int, progress: bool) -> float:
+        """Mean ms per message through infer_many (one frame in flight: the CUDA throughput)."""
+        from .image_codec import native_order, to_frame
 
-def _faster_layout(net: torch.nn.Module, x: torch.Tensor, device: torch.device
-                   ) -> torch.memory_format:
-    """Leave ``net`` in whichever layout a quick probe finds faster, and return it.
-
-    Fairness: torchvision's LR-ASPP is several times slower in channels_last on x86
-    CPUs while CANet is twice as fast, so each model gets its own better layout.
-    """
-    best, best_ms = torch.contiguous_format, float("inf")
-    for fmt in (torch.contiguous_format, torch.channels_last):
-        net.to(memory_format=fmt)
-        xf = x.contiguous(memory_format=fmt)
-        ms = float(np.min(time_calls(lambda xf=xf: net(xf), 2, 1, device, "", False)))
-        if ms < best_ms:
-            best, best_ms = fmt, ms
-    net.to(memory_format=best)
-    return best
-
-
-def _compare_fns(engine: SegmentationEngine, frame: np.ndarray
-                 ) -> tuple[dict[str, Callable[[], Any]], dict[str, None], list[str]]:
-    """Build forward calls of other models to compare with the engine's.
-
-    These are torchvision's mobile segmenters and the same CANet in other runtimes, all
-    on the engine's normalised input for ``frame``; also returns what was skipped.
-    """
-    from torchvision.models import segmentation as seg
-
-    device, fns, skipped, notes = engine.device, {}, {}, []
-    dtype = torch.float16 if engine.precision == "fp16" else torch.float32
-    x_np = engine.prepare_model_input(frame)
-    if not isinstance(x_np, np.ndarray):
-        x_np = x_np.float().contiguous().cpu().numpy()
-    x = torch.from_numpy(x_np).to(device=device, dtype=dtype)
-    for name in ("lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large"):
-        net = getattr(seg, name)(weights=None, weights_backbone=None,
-                                 num_classes=engine.num_classes)
-        net = net.eval().to(device=device, dtype=dtype)
-        with torch.inference_mode():
-            xf = x.contiguous(memory_format=_faster_layout(net, x, device))
-        fns[name] = _inference(lambda n=net, xf=xf: n(xf)["out"])
-    cpu_model = copy.deepcopy(engine.model).float().cpu().eval()
-    if engine.runtime != "torch":
-        torch_model = copy.deepcopy(cpu_model).to(memory_format=torch.channels_last)
-        xc = x.contiguous(memory_format=torch.channels_last)
-        fns["torch_canet"] = _inference(lambda: torch_model(xc))
-    if device.type != "cpu" or not onnxruntime_available():
-        skipped["onnxruntime_canet"] = None
-        notes.append("onnxruntime_canet not timed: " + (
-            "onnxruntime is not installed" if device.type == "cpu" else
-            "the installed ONNX Runtime runs on the CPU, not on the engine's device"))
-        return fns, skipped, notes
-    cpu_model.to(memory_format=torch.contiguous_format)
-    runner = OnnxRunner(export_onnx(cpu_model, engine.resolution), engine.resolution,
-                        engine.num_classes)
-    fns["onnxruntime_canet"] = lambda: runner.forward_numpy(x_np)
-    return fns, skipped, notes
-
-
-def _inference(fn: Callable[[], Any]) -> Callable[[], Any]:
-    def call() -> Any:
-        with torch.inference_mode():
-            return fn()
-    return call
-
-
-def _reset_device_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int = 1024,
-                  device: str = "auto", precision: str = "fp32", iters: int = 50,
-                  warmup: int = 5, checkpoint: str | None = None, runtime: str = "auto",
-                  compare: bool = False, matmul_size: int = 4096,
-                  progress: bool = True) -> dict[str, Any]:
-    """All measurements as one JSON-ready dict (see docs/performance.md for the fields)."""
-    if iters < 1 or warmup < 0 or height < 1 or width < 1:
-        raise ValueError("iters must be >= 1, warmup >= 0, height and width positive")
-    engine = SegmentationEngine(checkpoint, backbone=backbone, device=device,
-                                precision=precision, resolution=(width, height),
-                                runtime=runtime)
-    dev = engine.device
-    _reset_device_peak(dev)
-    gmacs = count_macs(build_canet(engine.backbone, engine.num_classes), height, width)[0] / 1e9
-    frame_bgr = _synthetic_frame(height, width)
-    frame_rgb = np.ascontiguousarray(frame_bgr[:, :, ::-1])
-    x = engine.prepare_model_input(frame_rgb)
-    msg = make_image_msg(frame_bgr)
-    outs = {k: SimpleNamespace(header=None, data=None) for k in ("labels", "color", "overlay")}
-    fns = {"model": lambda: engine.run_model(x),
-           "pipeline": lambda: _pipeline_step(engine, msg, outs)}
-    for fn in fns.values():  # the engine has now run every step once: its memory peak
-        fn()
-    peak_host = _peak_rss_mb()
-    skipped, notes = {}, []
-    if compare:
-        extra, skipped, notes = _compare_fns(engine, frame_rgb)
-        fns.update(extra)
-    times = time_interleaved(fns, iters, warmup, dev, progress)
-    stream_ms = _stream_ms(engine, msg, outs, iters, progress)
-    peak_device = torch.cuda.max_memory_allocated(dev) / 2 ** 20 if dev.type == "cuda" else None
-    report = _report(engine, times["model"], times["pipeline"], gmacs, iters, warmup)
-    report.update(pipeline_stream_ms=stream_ms, pipeline_stream_fps=1000.0 / stream_ms,
-                  peak_device_mb=peak_device)
-    if compare:
-        report["compare"] = {name: float(np.median(t)) for name, t in times.items()
-                             if name not in ("model", "pipeline")}
-        report["compare"].update(skipped)
-    if notes:
-        report["notes"] = notes
-    report["reference_gflops"] = matmul_gflops(dev, matmul_size)
-    report["matmul_size"] = matmul_size
-    report["gflops_ratio"] = report["model_gflops"] / report["reference_gflops"]
-    report["peak_host_mb"] = peak_host
-    report["peak_host_mb_process"] = _peak_rss_mb()  # includes --compare models, matmul
-    return report
+        order = native_order(self.msg)
+        frames = (to_frame(self.msg, order) for _ in range(iters))
+        results = self.engine.infer_many(frames, order, color=True, overlay=True)
+        start = time.perf_counter()
+        for result in progress_bar(results, total=iters, desc="stream", unit="frame",
+                                   file=sys.stderr, disable=not progress, leave=False):
+            _fill_outputs(result, order, self.outs)
+        _sync(self.engine.device_type)
+        return (time.perf_counter() - start) * 1000.0 / iters
 
 
 def _peak_rss_mb() -> float:
@@ -262,20 +211,100 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _report(engine: SegmentationEngine, model: np.ndarray, pipe: np.ndarray, gmacs: float,
-            iters: int, warmup: int) -> dict[str, Any]:
-    model_ms, pipe_ms = float(np.median(model)), float(np.median(pipe))
+def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int = 1024,
+                  device: str = "auto", precision: str = "fp32", iters: int = 50,
+                  warmup: int = 5, checkpoint: str | None = None, runtime: str = "auto",
+                  compare: bool = False, matmul_size: int = 4096, progress: bool = True,
+                  frame_size: tuple[int, int] | None = None,
+                  image: str = "sample") -> dict[str, Any]:
+    """All measurements as one JSON-ready dict (see docs/performance.md for the fields)."""
+    if iters < 1 or warmup < 0 or height < 1 or width < 1:
+        raise ValueError("iters must be >= 1, warmup >= 0, height and width positive")
+    say("building the engine (a checkpoint's first use at a network size exports it to "
+        "ONNX, which takes a while)", progress)
+    engine = SegmentationEngine(checkpoint, backbone=backbone, device=device,
+                                precision=precision, resolution=(width, height),
+                                runtime=runtime)
+    frame_size = frame_size or (width, height)
+    frame_bgr, source = load_frame(image, frame_size)
+    pipe = _Pipeline(engine, make_image_msg(frame_bgr))
+    x = engine.prepare_model_input(np.ascontiguousarray(
+        cv2.resize(frame_bgr, (width, height), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]))
+    fns = {"model": lambda: engine.run_model(x),
+           "pipeline": lambda: pipe.run(color=True, overlay=True),
+           "pipeline_labels": lambda: pipe.run(),
+           "pipeline_all": pipe.run_timed}
+    say(f"warming up on {source}", progress)
+    for fn in fns.values():  # the engine has now run every step once: its memory peak
+        fn()
+    peak_host = _peak_rss_mb()
+    skipped, notes = {}, []
+    if compare:
+        from .benchmark_compare import compare_fns
+
+        extra, skipped, notes = compare_fns(engine, x, progress)
+        fns.update(extra)
+    times = time_interleaved(fns, iters, warmup, engine.device_type, progress)
+    pipe.stages = pipe.stages[-iters:]  # the timed iterations only
+    stream_ms = pipe.stream_ms(iters, progress)
+    say("timing the reference matmul", progress)
+    report = _report(engine, times, iters, warmup, frame_size, source)
+    report.update(pipeline_stream_ms=stream_ms, pipeline_stream_fps=1000.0 / stream_ms,
+                  stages_ms={s: float(np.median([st.get(s, 0.0) for st in pipe.stages]))
+                             for s in STAGES},
+                  peak_device_mb=_peak_device_mb(engine))
+    if compare:
+        report["compare"] = {name: float(np.median(t)) for name, t in times.items()
+                             if name not in ("model", *(k for k in fns if k.startswith("pipe")))}
+        report["compare"].update(skipped)
+    if notes:
+        report["notes"] = notes
+    report["reference_gflops"] = matmul_gflops(engine.device_type, matmul_size)
+    report["matmul_size"] = matmul_size
+    report["gflops_ratio"] = report["model_gflops"] / report["reference_gflops"]
+    report["peak_host_mb"] = peak_host
+    report["peak_host_mb_process"] = _peak_rss_mb()  # includes --compare models, matmul
+    return report
+
+
+def _peak_device_mb(engine: SegmentationEngine) -> float | None:
+    if engine.device_type != "cuda":
+        return None
+    import torch
+
+    return torch.cuda.max_memory_allocated(engine.device) / 2 ** 20
+
+
+def _report(engine: SegmentationEngine, times: dict[str, np.ndarray], iters: int,
+            warmup: int, frame_size: tuple[int, int], source: str) -> dict[str, Any]:
+    import torch
+
+    from .models import build_canet, count_macs
+
+    gmacs = count_macs(build_canet(engine.backbone, engine.num_classes),
+                       engine.resolution[1], engine.resolution[0])[0] / 1e9
+    med = {name: float(np.median(t)) for name, t in times.items()}
+    p99 = {name: float(np.percentile(t, 99)) for name, t in times.items()}
+    model_ms = med["model"]
     return {
         "backbone": engine.backbone, "height": engine.resolution[1],
-        "width": engine.resolution[0], "num_classes": engine.num_classes,
-        "device": engine.device_name, "device_type": engine.device.type,
-        "runtime": engine.runtime, "precision": engine.precision, "iters": iters,
-        "warmup": warmup, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "width": engine.resolution[0], "frame_width": frame_size[0],
+        "frame_height": frame_size[1], "frame_source": source,
+        "num_classes": engine.num_classes, "device": engine.device_name,
+        "device_type": engine.device_type, "runtime": engine.runtime,
+        "precision": engine.precision, "iters": iters, "warmup": warmup,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "cv2_threads": cv2.getNumThreads(),
         # Spinning OpenMP workers collapse torch's CPU speed on oversubscribed cores.
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        "model_ms": model_ms, "model_p99_ms": float(np.percentile(model, 99)),
-        "pipeline_ms": pipe_ms, "pipeline_p99_ms": float(np.percentile(pipe, 99)),
-        "model_fps": 1000.0 / model_ms, "pipeline_fps": 1000.0 / pipe_ms,
-        "pipeline_over_model": pipe_ms / model_ms, "gmacs": gmacs,
-        "model_gflops": 2.0 * gmacs / (model_ms / 1000.0),
+        "model_ms": model_ms, "model_p99_ms": p99["model"],
+        "pipeline_ms": med["pipeline"], "pipeline_p99_ms": p99["pipeline"],
+        "pipeline_labels_ms": med["pipeline_labels"],
+        "pipeline_labels_p99_ms": p99["pipeline_labels"],
+        "pipeline_all_ms": med["pipeline_all"], "pipeline_all_p99_ms": p99["pipeline_all"],
+        "model_fps": 1000.0 / model_ms, "pipeline_fps": 1000.0 / med["pipeline"],
+        "pipeline_over_model": med["pipeline"] / model_ms,
+        "pipeline_labels_over_model": med["pipeline_labels"] / model_ms,
+        "pipeline_all_over_model": med["pipeline_all"] / model_ms,
+        "gmacs": gmacs, "model_gflops": 2.0 * gmacs / (model_ms / 1000.0),
     }

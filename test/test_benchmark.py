@@ -8,18 +8,21 @@ import math
 
 import pytest
 
-from canet_ros.benchmark import run_benchmark
+from canet_ros.benchmark import STAGES, load_frame, run_benchmark
 from canet_ros.cli import benchmark as cli
+from canet_ros.inference import EngineError
 
 NUMBERS = ("model_ms", "model_p99_ms", "pipeline_ms", "pipeline_p99_ms", "model_fps",
            "pipeline_fps", "gmacs", "model_gflops", "reference_gflops", "peak_host_mb",
-           "pipeline_stream_ms", "pipeline_over_model", "gflops_ratio", "peak_host_mb_process")
+           "pipeline_stream_ms", "pipeline_over_model", "gflops_ratio", "peak_host_mb_process",
+           "pipeline_labels_ms", "pipeline_labels_p99_ms", "pipeline_all_ms",
+           "pipeline_all_p99_ms", "pipeline_labels_over_model", "pipeline_all_over_model")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def check_report(report, runtime):
+def check_report(report, runtime, frame=(64, 64)):
     for key in NUMBERS:
         value = report[key]
         assert isinstance(value, float) and math.isfinite(value) and value > 0, key
@@ -29,12 +32,20 @@ def check_report(report, runtime):
         2 * report["gmacs"] / (report["model_ms"] / 1000.0))
     assert report["gflops_ratio"] == pytest.approx(
         report["model_gflops"] / report["reference_gflops"])
+    for name in ("pipeline", "pipeline_labels", "pipeline_all"):
+        assert report[f"{name}_over_model"] == pytest.approx(
+            report[f"{name}_ms"] / report["model_ms"])
+        assert report[f"{name}_p99_ms"] >= report[f"{name}_ms"]
     assert report["model_p99_ms"] >= report["model_ms"]
-    assert report["pipeline_p99_ms"] >= report["pipeline_ms"]
+    # Every stage of the all-outputs pipeline, medians of the same timed iterations.
+    assert list(report["stages_ms"]) == list(STAGES)
+    assert all(isinstance(v, float) and v >= 0 for v in report["stages_ms"].values())
+    assert report["stages_ms"]["model"] > 0 and report["stages_ms"]["upsample_argmax"] > 0
     assert report["peak_device_mb"] is None
     assert isinstance(report["device"], str) and report["device"]
     assert isinstance(report["torch"], str)
     assert (report["backbone"], report["height"], report["width"]) == ("mobilenetv2", 64, 64)
+    assert (report["frame_width"], report["frame_height"]) == frame
     assert (report["precision"], report["iters"], report["runtime"]) == ("fp32", 2, runtime)
 
 
@@ -42,33 +53,81 @@ def test_run_benchmark():
     report = run_benchmark(backbone="mobilenetv2", height=64, width=64, device="cpu",
                            iters=2, warmup=1, matmul_size=256, progress=False)
     check_report(report, "onnxruntime")
-    assert "compare" not in report
+    assert "compare" not in report and report["frame_source"].startswith("sample")
     json.dumps(report)  # JSON-ready as it stands
     summary = cli._summary(report)
-    assert "model" in summary and "pipeline" in summary and "GFLOP/s" in summary
+    assert "model" in summary and "labels only" in summary and "GFLOP/s" in summary
+
+
+def test_run_benchmark_at_a_camera_size():
+    report = run_benchmark(backbone="mobilenetv2", height=64, width=64, device="cpu",
+                           iters=2, warmup=0, matmul_size=256, progress=False,
+                           frame_size=(100, 72), image="synthetic")
+    check_report(report, "onnxruntime", frame=(100, 72))
+    assert report["frame_source"] == "synthetic at 100x72"
+
+
+def test_frames_have_the_asked_size(tmp_path):
+    import cv2
+    import numpy as np
+
+    frame, source = load_frame("sample", (97, 31))
+    assert frame.shape == (31, 97, 3) and frame.dtype == np.uint8 and "sample" in source
+    assert frame.std() > 10  # a street scene, not a blank
+    path = tmp_path / "f.png"
+    cv2.imwrite(str(path), np.full((5, 6, 3), (10, 20, 30), np.uint8))
+    frame, _ = load_frame(str(path), (6, 5))
+    assert (frame == (10, 20, 30)).all()  # read as BGR, as OpenCV writes it
+    with pytest.raises(ValueError, match="not an image"):
+        load_frame(str(tmp_path / "missing.png"), (6, 5))
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers())
+    return parser.parse_args(["benchmark", *argv])
 
 
 def test_cli_json_with_compare(capsys):
-    parser = argparse.ArgumentParser()
-    cli.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["benchmark", "--backbone", "mobilenetv2", "--height", "64",
-                              "--width", "64", "--device", "cpu", "--precision", "fp32",
-                              "--iters", "2", "--warmup", "1", "--matmul-size", "256",
-                              "--compare", "--json", "--no-progress"])
-    assert args.func is cli.run
+    args = parse("--backbone", "mobilenetv2", "--height", "64", "--width", "64", "--device",
+                 "cpu", "--precision", "fp32", "--iters", "2", "--warmup", "1",
+                 "--matmul-size", "256", "--compare", "--json", "--no-progress",
+                 "--frame-size", "80x48")
+    assert args.func is cli.run and args.frame_size == (80, 48)
     assert args.func(args) == 0
     report = json.loads(capsys.readouterr().out)
-    check_report(report, "onnxruntime")
+    check_report(report, "onnxruntime", frame=(80, 48))
     compare = report["compare"]
-    for name in ("lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large",
-                 "onnxruntime_canet", "torch_canet"):
-        assert isinstance(compare[name], float) and compare[name] > 0, name
+    assert set(compare) == {"lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large",
+                            "onnxruntime_canet", "torch_canet"}
+    for name, value in compare.items():
+        assert isinstance(value, float) and value > 0, name
+
+
+def test_compare_says_what_it_is_doing(capsys):
+    from canet_ros.benchmark_compare import compare_fns
+    from canet_ros.inference import SegmentationEngine
+
+    engine = SegmentationEngine(None, backbone="mobilenetv2", device="cpu", resolution=(64, 64),
+                                warmup=False)
+    compare_fns(engine, engine.prepare_model_input(), progress=True)
+    err = capsys.readouterr().err
+    for phase in ("lraspp", "deeplabv3", "exporting"):
+        assert phase in err, err
+
+
+@pytest.mark.parametrize("text", ["1920", "0x10", "axb", "10x-4"])
+def test_bad_frame_sizes_are_usage_errors(text, capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse("--frame-size", text)
+    assert exc.value.code == 2 and "WIDTHxHEIGHT" in capsys.readouterr().err
 
 
 def test_cli_reports_engine_errors(capsys):
-    parser = argparse.ArgumentParser()
-    cli.add_parser(parser.add_subparsers())
-    bad = parser.parse_args(["benchmark", "--device", "cpu", "--precision", "fp16",
-                             "--no-progress"])
-    assert cli.run(bad) == 2
-    assert "fp16" in capsys.readouterr().err
+    from canet_ros.cli import main
+
+    with pytest.raises(EngineError, match="fp16"):
+        cli.run(parse("--device", "cpu", "--precision", "fp16", "--no-progress"))
+    assert main(["benchmark", "--device", "cpu", "--precision", "fp16", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("canet benchmark: error:") and "fp16" in err

@@ -75,8 +75,11 @@ def test_fp32_labels_equal_cpu_fp32(checkpoint, frames, cuda_graph, output_size)
         logits = reference_logits(checkpoint[1], frame, RES, out_hw)
         a, b = gpu.infer(frame).labels, cpu.infer(frame).labels
         assert a.shape == b.shape == out_hw and a.dtype == np.uint8
-        assert agreement(a, logits, EPS) == 1.0
         assert agreement(b, logits, EPS) == 1.0
+        # The GPU resizes the frame in fp16 (within 1/16 of a grey level): clear decisions
+        # must all agree, and nearly all pixels.
+        assert agreement(a, logits, 0.05) == 1.0
+        assert (a == b).mean() > 0.999
 
 
 def test_fp16_runs(checkpoint, frames):
@@ -142,10 +145,64 @@ def test_colour_and_overlay_match_cpu(checkpoint, frames, order):
     a = gpu.infer(frame, order, color=True, overlay=True, confidence=True)
     b = cpu.infer(frame, order, color=True, overlay=True, confidence=True)
     same = a.labels == b.labels
-    assert same.mean() > 0.99
+    assert same.mean() > 0.999
     np.testing.assert_array_equal(a.color[same], b.color[same])
     assert np.abs(a.overlay.astype(int) - b.overlay)[same].max() <= 1
-    assert np.abs(a.confidence.astype(int) - b.confidence)[same].max() <= 1
+    assert np.abs(a.confidence.astype(int) - b.confidence)[same].max() <= 2
+
+
+@pytest.mark.parametrize("out_hw", [(1200, 1920), (96, 128), (50, 60)])
+def test_device_ops_on_cuda_equal_the_cpu_frame_path(out_hw):
+    from canet_ros.inference import device_ops as dev
+    from canet_ros.inference import postprocess as post
+    from canet_ros.inference import upsample as up
+
+    rng = np.random.default_rng(0)
+    coarse = rng.normal(0, 3, (11, 16, 22)).astype(np.float32)
+    logits = np.stack([cv2.resize(p, (128, 96), interpolation=cv2.INTER_CUBIC) for p in coarse])
+    palette = rng.integers(0, 256, (11, 3), dtype=np.uint8)
+    grid = up.CellGrid((96, 128), out_hw) if out_hw != (96, 128) else None
+    cpu = post.FramePost(logits, grid, np.dtype(np.uint8), up.pack_palette(palette),
+                         want_confidence=True)
+    device = torch.device("cuda")
+    t = torch.from_numpy(logits)[None].to(device)
+    dgrid = dev.DeviceGrid(grid, device) if grid is not None else None
+    labels, small, mixed = dev.labels(dgrid, t)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(logits)[None], size=out_hw,
+                                          mode="bilinear", align_corners=False)[0]
+    top2 = ref.topk(2, 0).values
+    decided = ((top2[0] - top2[1]) > 1e-4).numpy()
+    assert not ((labels.cpu().numpy() != cpu.labels) & decided).any()
+    colour = dev.colour(dgrid, small, torch.from_numpy(palette).to(device), mixed).cpu().numpy()
+    same = labels.cpu().numpy() == cpu.labels
+    np.testing.assert_array_equal(colour[same], palette[cpu.labels][same])
+    conf = dev.confidence(dgrid, t, mixed).cpu().numpy().astype(int)
+    assert np.abs(conf - cpu.confidence()).max() <= 1  # fp16 spreading: one grey level
+
+
+def test_nothing_frame_sized_in_fp32(checkpoint):
+    """A 1920x1200 frame costs far less device memory than its upsampled logits would."""
+    engine = SegmentationEngine(checkpoint[0], device="cuda", resolution=(1024, 512))
+    frame = np.random.default_rng(1).integers(0, 256, (1200, 1920, 3), dtype=np.uint8)
+    engine.infer(frame, color=True, overlay=True, confidence=True)
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    engine.infer(frame, color=True, overlay=True, confidence=True)
+    torch.cuda.synchronize()
+    upsampled_logits = engine.num_classes * 1200 * 1920 * 4
+    assert torch.cuda.max_memory_allocated() - before < upsampled_logits / 2
+
+
+def test_stage_times_come_from_cuda_events(checkpoint, frames):
+    from canet_ros.inference.results import STAGES
+
+    engine = SegmentationEngine(checkpoint[0], device="cuda")
+    result, stages = engine.infer_timed(frames[0], "rgb", color=True, overlay=True,
+                                        confidence=True)
+    assert set(stages) == {*STAGES, "download"}
+    assert all(v >= 0 for v in stages.values()) and stages["model"] > 0
+    np.testing.assert_array_equal(result.labels, engine.infer(frames[0]).labels)
 
 
 def test_uint16_labels_on_cuda():

@@ -1,62 +1,105 @@
-"""``canet benchmark``: model-only and end-to-end latency of the inference engine."""
+"""``canet benchmark``: model-only and end-to-end latency of the inference engine.
+
+Nothing heavy is imported until ``run``: the parser must build in a blink.
+"""
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import re
 from typing import Any
+
+from . import positive_int
+from .choices import BACKBONES
+
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """argparse type: "WIDTHxHEIGHT" -> (width, height), each at least 1."""
+    match = _SIZE.match(text)
+    if not match or min(int(match.group(1)), int(match.group(2))) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT (e.g. 1920x1200)")
+    return int(match.group(1)), int(match.group(2))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..models import BACKBONES
-
     p = sub.add_parser("benchmark", help="time the model and the whole image pipeline",
                        description="Median/p99 latency of the CANet forward on a normalised "
-                       "tensor and of a bgr8 Image message -> labels, colour mask and overlay "
-                       "messages; achieved GFLOP/s against this machine's fp32 matmul rate.")
+                       "tensor and of a bgr8 Image message of any camera size -> labels, "
+                       "colour mask, overlay and confidence messages, with a per-stage "
+                       "breakdown; achieved GFLOP/s against this machine's fp32 matmul rate. "
+                       "With --startup: how long the commands and the ROS node take to "
+                       "start instead. Fields: docs/performance.md.")
     p.add_argument("--backbone", choices=BACKBONES, default="mobilenetv2")
-    p.add_argument("--height", type=int, default=512, help="network input height")
-    p.add_argument("--width", type=int, default=1024, help="network input width")
+    p.add_argument("--height", type=positive_int, default=512, help="network input height")
+    p.add_argument("--width", type=positive_int, default=1024, help="network input width")
+    p.add_argument("--frame-size", type=frame_size, default=None, metavar="WxH",
+                   help="camera frame size of the pipeline figures (default: the network "
+                   "size), e.g. 1920x1200")
+    p.add_argument("--image", default="sample", metavar="sample|synthetic|FILE",
+                   help="frame content: the bundled CamVid sample (default), a synthetic "
+                   "gradient, or an image file; resized to --frame-size")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
     p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="auto")
-    p.add_argument("--iters", type=int, default=50, help="timed iterations per measurement")
+    p.add_argument("--iters", type=positive_int, default=50,
+                   help="timed iterations per measurement")
     p.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint to time ('default' = bundled model); without it an "
                    "untrained CANet with the CamVid class count, which costs the same")
     p.add_argument("--compare", action="store_true",
                    help="also time torchvision LR-ASPP and DeepLabV3 (MobileNetV3-Large) and "
-                   "this CANet in ONNX Runtime on the same input")
-    p.add_argument("--matmul-size", type=int, default=4096,
+                   "this CANet in torch and in a separate ONNX Runtime session")
+    p.add_argument("--matmul-size", type=positive_int, default=4096,
                    help="square fp32 matmul size for reference_gflops")
+    p.add_argument("--startup", action="store_true",
+                   help="time start-up instead: canet --help and each command's --help, the "
+                   "node's exit on a bad parameter, the node ready with --checkpoint (default "
+                   "'default') with its ONNX export cached and not")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars or status lines on stderr")
     p.set_defaults(func=run)
 
 
 def _summary(r: dict[str, Any]) -> str:
+    stages = r.get("stages_ms") or {}
     lines = [
         f"CANet/{r['backbone']} {r['width']}x{r['height']}, {r['precision']}, runtime "
-        f"{r['runtime']} on {r['device']} (torch {r['torch']}, {r['iters']} iters)",
-        f"  model     {r['model_ms']:8.2f} ms median  {r['model_p99_ms']:8.2f} ms p99  "
+        f"{r['runtime']} on {r['device']} ({r['iters']} iters); frames "
+        f"{r['frame_width']}x{r['frame_height']}: {r['frame_source']}",
+        f"  model          {r['model_ms']:8.2f} ms median  {r['model_p99_ms']:8.2f} ms p99  "
         f"{r['model_fps']:8.1f} FPS",
-        f"  pipeline  {r['pipeline_ms']:8.2f} ms median  {r['pipeline_p99_ms']:8.2f} ms p99  "
-        f"{r['pipeline_fps']:8.1f} FPS  (x{r['pipeline_over_model']:.3f} of model)",
-        f"  streamed  {r['pipeline_stream_ms']:8.2f} ms/frame with one frame in flight",
-        f"  compute   {r['gmacs']:.2f} GMACs -> {r['model_gflops']:.1f} GFLOP/s achieved, "
+        f"  labels only    {r['pipeline_labels_ms']:8.2f} ms median  "
+        f"{r['pipeline_labels_p99_ms']:8.2f} ms p99  (x{r['pipeline_labels_over_model']:.3f} "
+        "of model)",
+        f"  labels+colour+overlay {r['pipeline_ms']:8.2f} ms median  (x"
+        f"{r['pipeline_over_model']:.3f} of model)",
+        f"  all four       {r['pipeline_all_ms']:8.2f} ms median  {r['pipeline_all_p99_ms']:8.2f}"
+        f" ms p99  (x{r['pipeline_all_over_model']:.3f} of model)",
+        "  stages (all four, medians): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()),
+        f"  streamed       {r['pipeline_stream_ms']:8.2f} ms/frame with one frame in flight",
+        f"  compute        {r['gmacs']:.2f} GMACs -> {r['model_gflops']:.1f} GFLOP/s achieved, "
         f"{r['reference_gflops']:.1f} GFLOP/s fp32 matmul ({r['gflops_ratio']:.2f}x)",
-        f"  memory    host peak {r['peak_host_mb']:.0f} MB"
+        f"  memory         host peak {r['peak_host_mb']:.0f} MB"
         + (f", device peak {r['peak_device_mb']:.0f} MB" if r["peak_device_mb"] is not None
            else ""),
     ]
     for name, ms in (r.get("compare") or {}).items():
-        lines.append(f"  compare   {name:30s} " + ("n/a" if ms is None else f"{ms:8.2f} ms"))
-    lines += [f"  note      {n}" for n in r.get("notes", [])]
+        lines.append(f"  compare        {name:30s} " + ("n/a" if ms is None else f"{ms:8.2f} ms"))
+    lines += [f"  note           {n}" for n in r.get("notes", [])]
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.startup:
+        from ..benchmark_startup import measure_startup, summary
+
+        report = measure_startup(args.checkpoint or "default", progress=not args.no_progress)
+        print(json.dumps(report) if args.json else summary(report))
+        return 0
     from ..benchmark import run_benchmark
     from ..inference import EngineError
 
@@ -65,9 +108,9 @@ def run(args: argparse.Namespace) -> int:
             backbone=args.backbone, height=args.height, width=args.width, device=args.device,
             precision=args.precision, iters=args.iters, warmup=args.warmup,
             checkpoint=args.checkpoint, runtime=args.runtime, compare=args.compare,
-            matmul_size=args.matmul_size, progress=not args.no_progress)
-    except (EngineError, ValueError) as exc:
-        print(f"canet benchmark: {exc}", file=sys.stderr)
-        return 2
+            matmul_size=args.matmul_size, progress=not args.no_progress,
+            frame_size=args.frame_size, image=args.image)
+    except ValueError as exc:  # EngineError is a CanetError: "error:" and status 1 upstream
+        raise EngineError(str(exc)) from None
     print(json.dumps(report) if args.json else _summary(report))
     return 0

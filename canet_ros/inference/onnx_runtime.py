@@ -1,29 +1,43 @@
 """Run a CANet with ONNX Runtime on the CPU: export once, cache, bind buffers once.
 
-The same weights as the torch model are exported with a fixed 1x3xHxW input (fixed
-shapes let ORT fold every size computation). Exports are cached under
-``$CANET_ROS_CACHE`` (default ``$XDG_CACHE_HOME/canet_ros`` or ``~/.cache/canet_ros``)
-in ``onnx/``, keyed by a hash of the weights, the resolution and the torch version,
-so a new checkpoint or resolution never picks up a stale graph.
+The weights are exported with a fixed 1x3xHxW input (fixed shapes let ORT fold every
+size computation). Exports are cached under ``$CANET_ROS_CACHE`` (default
+``$XDG_CACHE_HOME/canet_ros`` or ``~/.cache/canet_ros``) in ``onnx/``:
+
+* for a checkpoint file, keyed by a hash of the file's bytes and the network size, with
+  the checkpoint's metadata beside it (``<hash>.json``): a later start needs neither
+  torch nor the checkpoint's unpickling, only this module, numpy and ONNX Runtime;
+* for a model in memory (no file), keyed by a hash of its tensors and the size.
+
+Only torch-free code runs at import; exporting imports torch.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-__all__ = ["OnnxRunner", "cache_dir", "export_onnx", "model_fingerprint", "onnxruntime_available"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["CachedGraph", "OnnxRunner", "cache_dir", "cached_graph", "export_onnx",
+           "file_digest", "model_fingerprint", "onnxruntime_available", "store_graph"]
 
 log = logging.getLogger("canet_ros.inference")
 OPSET = 17
+# Part of every cache key: raise it when the exported graph changes for the same weights.
+GRAPH_VERSION = 2
+_META_KEYS = ("backbone", "num_classes", "class_set", "class_names", "palette",
+              "ignore_index", "mean", "std", "input_size")
 
 
 def onnxruntime_available() -> bool:
@@ -42,10 +56,77 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "canet_ros"
 
 
+def _write_atomic(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:  # read-only home etc.: the in-memory graph still works
+        log.debug("cannot cache %s: %s", path, exc)
+
+
+# -- checkpoint files ---------------------------------------------------------------------
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex, 32 characters): any edit gives another key."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class CachedGraph:
+    """A cached export of one checkpoint file at one network size."""
+
+    digest: str
+    metadata: dict[str, Any]  # the checkpoint's metadata (no weights)
+    size: tuple[int, int]     # (W, H)
+    path: Path                # the .onnx file
+
+
+def _graph_path(digest: str, size: tuple[int, int]) -> Path:
+    return cache_dir() / "onnx" / f"{digest}_{size[0]}x{size[1]}_g{GRAPH_VERSION}_op{OPSET}.onnx"
+
+
+def cached_graph(digest: str, size: tuple[int, int] | None) -> CachedGraph | None:
+    """The cached export for a checkpoint (by :func:`file_digest`), or None.
+
+    ``size`` None means the checkpoint's training size (else the default, 1024x512).
+    """
+    meta_path = cache_dir() / "onnx" / f"{digest}.json"
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metadata, dict) or any(k not in metadata for k in _META_KEYS):
+        return None
+    if size is None:
+        from .preprocess import DEFAULT_RESOLUTION
+
+        size = tuple(metadata["input_size"] or DEFAULT_RESOLUTION)
+    path = _graph_path(digest, size)
+    return CachedGraph(digest, metadata, size, path) if path.is_file() else None
+
+
+def store_graph(digest: str, metadata: dict[str, Any], size: tuple[int, int],
+                data: bytes) -> None:
+    """Cache ``data`` (an export of the checkpoint ``digest`` at ``size``) and its metadata."""
+    _write_atomic(_graph_path(digest, size), data)
+    plain = {k: metadata.get(k) for k in _META_KEYS}
+    plain["input_size"] = list(plain["input_size"]) if plain["input_size"] else None
+    _write_atomic(cache_dir() / "onnx" / f"{digest}.json", json.dumps(plain).encode())
+
+
+# -- models in memory ---------------------------------------------------------------------
 def model_fingerprint(model: nn.Module, size: tuple[int, int]) -> str:
     """Hash of every tensor in the state_dict plus what else shapes the exported graph."""
+    import torch
+
     digest = hashlib.sha256()
-    digest.update(f"{size[0]}x{size[1]}|opset{OPSET}|torch{torch.__version__}".encode())
+    digest.update(f"{size[0]}x{size[1]}|opset{OPSET}|g{GRAPH_VERSION}".encode())
     for name, tensor in model.state_dict().items():
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
@@ -54,6 +135,8 @@ def model_fingerprint(model: nn.Module, size: tuple[int, int]) -> str:
 
 
 def _export_bytes(model: nn.Module, size: tuple[int, int]) -> bytes:
+    import torch
+
     width, height = size
     buffer = io.BytesIO()
     example = torch.zeros(1, 3, height, width)
@@ -74,15 +157,7 @@ def export_onnx(model: nn.Module, size: tuple[int, int], use_cache: bool = True)
         return path.read_bytes()
     data = _export_bytes(model, size)
     if use_cache:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-            log.debug("ONNX graph cached at %s", path)
-        except OSError as exc:  # read-only home etc.: the in-memory graph still works
-            log.debug("cannot cache the ONNX graph at %s: %s", path, exc)
+        _write_atomic(path, data)
     return data
 
 
@@ -93,7 +168,7 @@ class OnnxRunner:
     next call, which the engine's synchronous CPU path never overlaps.
     """
 
-    def __init__(self, onnx_bytes: bytes, size: tuple[int, int], num_classes: int,
+    def __init__(self, onnx_model: bytes | Path, size: tuple[int, int], num_classes: int,
                  threads: int | None = None):
         import onnxruntime as ort
 
@@ -104,10 +179,14 @@ class OnnxRunner:
             opts.intra_op_num_threads = threads
         # Spinning workers would burn the cores other ROS nodes need, for no gain here.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
+        source = str(onnx_model) if isinstance(onnx_model, Path) else onnx_model
+        self.session = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
         width, height = size
         self.input = np.zeros((1, 3, height, width), np.float32)
         self.output = np.zeros((1, num_classes, height, width), np.float32)
+        shape = self.session.get_outputs()[0].shape
+        if list(shape) != list(self.output.shape):
+            raise ValueError(f"ONNX graph gives logits {shape}, expected {list(self.output.shape)}")
         self._binding = self.session.io_binding()
         self._binding.bind_output("logits", "cpu", 0, np.float32, list(self.output.shape),
                                   self.output.ctypes.data)

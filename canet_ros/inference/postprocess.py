@@ -1,27 +1,29 @@
-"""Logits -> labels, colour mask, overlay and confidence; CPU (numpy/OpenCV) and torch.
+"""Logits -> labels, colour mask, overlay and confidence on the CPU (numpy/OpenCV; no torch).
 
-Semantics, identical on both paths up to float rounding: logits at network size are
-upsampled bilinearly (align_corners=False) to the output size, then
+Semantics, identical on the CUDA path (``device_ops``) up to float rounding: logits at
+network size are upsampled bilinearly (align_corners=False) to the output size, then
 
 * labels     = argmax over classes (the first maximum wins on exact ties);
 * color      = palette[labels] (RGB);
 * overlay    = round((1 - alpha) * frame + alpha * palette_in_frame_order[labels]),
                computed in float32 and rounded to nearest (an exact .5 may go either
-               way: OpenCV on the CPU and torch on a GPU fuse the multiply-adds
-               differently);
-* confidence = round(255 * max softmax).
+               way: OpenCV and torch fuse the multiply-adds differently);
+* confidence = round(255 * max softmax); exact at network size and in mixed cells,
+               interpolated elsewhere (``upsample``).
+
+How the upsampled logits are avoided: ``upsample``. :class:`FramePost` holds one frame's
+intermediate results so that each output is computed only when asked for.
 """
 from __future__ import annotations
 
+from concurrent.futures import Executor, Future
+
 import cv2
 import numpy as np
-import torch
-from torch.nn import functional as F
 
-__all__ = [
-    "blend_cpu", "blend_torch", "colorize_cpu", "colorize_torch", "confidence_torch",
-    "label_dtype", "labels_cpu", "upsample_logits_torch",
-]
+from . import upsample as up
+
+__all__ = ["FramePost", "blend_cpu", "colorize_cpu", "label_dtype", "labels_cpu"]
 
 
 def label_dtype(num_classes: int) -> np.dtype:
@@ -31,42 +33,85 @@ def label_dtype(num_classes: int) -> np.dtype:
     return np.dtype(np.uint8) if num_classes <= 255 else np.dtype(np.uint16)
 
 
+class FramePost:
+    """One frame's post-processing; ``grid`` None means output at the network size.
+
+    ``logits`` (C, h, w) float32 must stay untouched until the last output is taken.
+    With a ``helper`` (a one-thread executor) independent work runs on a second core:
+    half of the network-size argmax, the gather of uniform cells while mixed ones are
+    interpolated here, and the bulk of the confidence while labels, colour and overlay
+    are made here. Results do not depend on it.
+    """
+
+    def __init__(self, logits: np.ndarray, grid: up.CellGrid | None, dtype: np.dtype,
+                 packed_palette: np.ndarray, want_confidence: bool = False,
+                 helper: Executor | None = None):
+        self.logits, self.grid = logits, grid
+        self.small, self.best = _split_rows(logits, dtype, helper)
+        self.fixed: up.FixedCells | None = None
+        self._packed = packed_palette
+        self._conf: Future | None = None
+        gathered = None
+        if grid is not None and helper is not None:  # queued first: labels wait for it
+            gathered = helper.submit(up.gather, grid, self.small)
+        if want_confidence and helper is not None:
+            self._conf = helper.submit(self._confidence_bulk)
+        if grid is None:
+            self.labels = self.small
+            return
+        self.fixed = up.fix_mixed(grid, logits, up.mixed_cells(self.small), dtype,
+                                  keep_values=want_confidence)
+        self.labels = gathered.result() if gathered is not None else up.gather(grid, self.small)
+        self.labels.reshape(-1)[self.fixed.index] = self.fixed.labels
+
+    def colour_packed(self) -> np.ndarray:
+        """HxW uint32 palette entries (see ``upsample.pack_palette``)."""
+        small = np.take(self._packed, self.small)
+        if self.grid is None:
+            return small
+        packed = up.gather(self.grid, small)
+        packed.reshape(-1)[self.fixed.index] = self._packed[self.fixed.labels]
+        return packed
+
+    def _confidence_bulk(self) -> np.ndarray:
+        total = up.lowres_softmax_sum(self.logits, self.best)
+        if self.grid is None:
+            return np.rint(np.float32(255) / total).astype(np.uint8)
+        return up.confidence_at_size(self.grid, total)
+
+    def confidence(self) -> np.ndarray:
+        """HxW uint8 round(255 * max softmax)."""
+        conf = self._conf.result() if self._conf is not None else self._confidence_bulk()
+        if self.grid is not None and self.fixed.index.size:
+            if not self.fixed.values:
+                raise ValueError("confidence needs FramePost(want_confidence=True)")
+            conf.reshape(-1)[self.fixed.index] = self.fixed.confidence()
+        return conf
+
+
+def _split_rows(logits: np.ndarray, dtype: np.dtype, helper: Executor | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Network-size argmax and max; with a helper, its half of the rows on the other core."""
+    height = logits.shape[1]
+    if helper is None or height < 64:
+        return up.argmax_classes(logits, dtype)
+    labels = np.empty(logits.shape[1:], dtype)
+    best = np.empty(logits.shape[1:], np.float32)
+    half = height // 2
+    other = helper.submit(up.argmax_classes, logits[:, half:], dtype, labels[half:],
+                          best[half:])
+    up.argmax_classes(logits[:, :half], dtype, labels[:half], best[:half])
+    other.result()
+    return labels, best
+
+
 def labels_cpu(logits: np.ndarray, out_hw: tuple[int, int], dtype: np.dtype,
                confidence: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Upsample + argmax (+ max softmax) of (C, h, w) float32 logits, one class at a time.
-
-    Streaming over classes keeps memory at a few HxW planes whatever the class count,
-    and OpenCV's compare/max/masked copy are several times faster than numpy's argmax
-    over a leading axis. Strict ">" keeps the first maximum, as torch.argmax does.
-    """
-    height, width = out_hw
-    resize = logits.shape[1:] != (height, width)
-
-    def plane(c: int) -> np.ndarray:
-        p = logits[c]
-        return cv2.resize(p, (width, height), interpolation=cv2.INTER_LINEAR) if resize else p
-
-    best = np.array(plane(0), dtype=np.float32, copy=True)
-    labels = np.zeros((height, width), dtype=dtype)
-    fill = np.empty_like(labels)
-    total = np.ones((height, width), np.float32) if confidence else None
-    for c in range(1, logits.shape[0]):
-        p = plane(c)
-        greater = cv2.compare(p, best, cv2.CMP_GT)
-        fill.fill(c)
-        cv2.copyTo(fill, greater, labels)
-        if total is not None:
-            # Online softmax: rescale the running sum whenever the maximum moves.
-            new_best = cv2.max(best, p)
-            total *= np.exp(best - new_best)
-            total += np.exp(p - new_best)
-            best = new_best
-        else:
-            cv2.max(best, p, dst=best)
-    conf = None
-    if total is not None:
-        conf = np.rint(np.float32(255) / total).astype(np.uint8)
-    return labels, conf
+    """Labels (and confidence) of (C, h, w) float32 logits at ``out_hw``: one-call form."""
+    grid = None if tuple(out_hw) == logits.shape[1:] else up.CellGrid(logits.shape[1:], out_hw)
+    palette = np.zeros(logits.shape[0], np.uint32)
+    post = FramePost(logits, grid, dtype, palette, want_confidence=confidence)
+    return post.labels, post.confidence() if confidence else None
 
 
 def colorize_cpu(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -76,30 +121,4 @@ def colorize_cpu(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 def blend_cpu(frame: np.ndarray, color: np.ndarray, alpha: float) -> np.ndarray:
     """round((1 - alpha) * frame + alpha * color) as uint8, same shape as ``frame``."""
-    return cv2.addWeighted(np.ascontiguousarray(frame), 1.0 - alpha, color, alpha, 0.0)
-
-
-def upsample_logits_torch(logits: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
-    """(1, C, h, w) -> (1, C, H, W), bilinear, align_corners=False; no-op at the same size."""
-    if tuple(logits.shape[-2:]) == tuple(out_hw):
-        return logits
-    return F.interpolate(logits, size=out_hw, mode="bilinear", align_corners=False)
-
-
-def colorize_torch(labels: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
-    """Map HxW int64 labels, (C, 3) uint8 palette on the same device -> HxWx3 uint8."""
-    return palette[labels]
-
-
-def blend_torch(frame: torch.Tensor, color: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Device version of :func:`blend_cpu`; ``frame`` may be uint8 or 0..255 float."""
-    mixed = frame.float() * (1.0 - alpha) + color.float() * alpha
-    return mixed.round_().clamp_(0, 255).to(torch.uint8)
-
-
-def confidence_torch(logits: torch.Tensor) -> torch.Tensor:
-    """(1, C, H, W) logits -> HxW uint8 round(255 * max softmax), in float32."""
-    logits = logits[0].float()
-    peak = logits.amax(0, keepdim=True)
-    total = (logits - peak).exp_().sum(0)
-    return (255.0 / total).round_().to(torch.uint8)
+    return cv2.addWeighted(frame, 1.0 - alpha, color, alpha, 0.0)

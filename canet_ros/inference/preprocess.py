@@ -1,9 +1,18 @@
-"""Frame -> normalised network input, on the CPU (numpy/OpenCV) and on a torch device.
+"""Frame -> normalised network input on the CPU (numpy/OpenCV; no torch).
 
-Both paths compute what the reference does -- bilinear resize (align_corners=False,
-no antialiasing) to the network size, ``(x / 255 - mean) / std``, NCHW in RGB order --
-up to float rounding. Normalisation is affine per channel and bilinear weights sum
-to one, so normalising before resizing (the CPU path) gives the same values.
+The reference resizes the frame bilinearly (align_corners=False, no antialiasing) to
+the network size in float, then computes ``(x / 255 - mean) / std``, NCHW, RGB.
+
+* Without a resize each channel goes through a 256-entry table straight into its NCHW
+  plane: bit-identical to the reference.
+* With one, the frame is widened to 16 bits (x 256) and resized there (OpenCV's 16-bit
+  bilinear, within 1/512 of a grey level of the float resize, at half the cost of
+  resizing floats), then scaled into the planes (normalisation is affine and bilinear
+  weights sum to one, so it commutes with the resize). Resizing the bytes themselves
+  would be cheaper still, but rounding to whole grey levels moves this network's
+  confidence by up to 20/255 (docs/performance.md).
+
+``device_ops.preprocess`` is the same on a device.
 """
 from __future__ import annotations
 
@@ -12,12 +21,10 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 __all__ = [
-    "DEFAULT_RESOLUTION", "MAX_SIDE", "MIN_SIDE", "check_frame", "normalisation_lut",
-    "normalisation_affine", "parse_resolution", "preprocess_cpu", "preprocess_torch",
+    "DEFAULT_RESOLUTION", "MAX_SIDE", "MIN_SIDE", "Preprocessor", "check_frame",
+    "normalisation_tables", "parse_resolution", "resize_frame_cpu",
 ]
 
 # Used when neither the caller nor the checkpoint names a network input size.
@@ -62,72 +69,64 @@ def check_frame(frame: object) -> np.ndarray:
     return frame
 
 
-def normalisation_lut(mean: Sequence[float], std: Sequence[float], order: str) -> np.ndarray:
-    """(256, 1, 3) float32 table: byte value -> normalised value, per channel of ``order``.
+def normalisation_tables(mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """(3, 256, 1) float32, RGB: byte value -> normalised value.
 
-    Computed with the same float32 ops as the reference so that, when no resize is
-    needed, the network input is bit-identical to it.
+    float32 operations in the reference's order, each correctly rounded as torch's are,
+    so without a resize the network input is bit-identical to the reference's.
     """
-    values = torch.arange(256, dtype=torch.float32)[:, None] / 255
-    table = (values - torch.tensor(mean, dtype=torch.float32)) / torch.tensor(
-        std, dtype=torch.float32)
-    if order == "bgr":
-        table = table.flip(1)
-    return np.ascontiguousarray(table.numpy()[:, None, :])
-
-
-def normalisation_affine(mean: Sequence[float], std: Sequence[float]
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scale, bias), each (1, 3, 1, 1) float32 RGB, with ``x*scale + bias`` on 0..255 values."""
-    m = torch.tensor(mean, dtype=torch.float64)
-    s = torch.tensor(std, dtype=torch.float64)
-    scale = (1.0 / (255.0 * s)).float().view(1, 3, 1, 1)
-    bias = (-m / s).float().view(1, 3, 1, 1)
-    return scale, bias
-
-
-def preprocess_cpu(frame: np.ndarray, size: tuple[int, int], lut: np.ndarray, order: str,
-                   out: np.ndarray) -> np.ndarray:
-    """Normalise (one LUT pass), resize if needed, write NCHW RGB into ``out`` (1,3,H,W)."""
-    width, height = size
-    normed = cv2.LUT(np.ascontiguousarray(frame), lut)
-    if normed.shape[:2] != (height, width):
-        normed = cv2.resize(normed, (width, height), interpolation=cv2.INTER_LINEAR)
-    planes = normed[:, :, ::-1] if order == "bgr" else normed
-    # One strided copy does the HWC -> CHW transpose and the channel reorder together.
-    np.copyto(out[0], planes.transpose(2, 0, 1))
-    return out
+    values = np.arange(256, dtype=np.float32)[None, :] / np.float32(255)
+    m = np.asarray(mean, np.float32)[:, None]
+    s = np.asarray(std, np.float32)[:, None]
+    return np.ascontiguousarray(((values - m) / s)[:, :, None])
 
 
 def resize_frame_cpu(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Return the uint8 frame at ``size`` (W, H), bilinear, for overlays at network size."""
+    """Return the uint8 frame at ``size`` (W, H), bilinear (the frame itself if it fits)."""
     if frame.shape[:2] == (size[1], size[0]):
         return frame
-    return cv2.resize(np.ascontiguousarray(frame), size, interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
 
 
-def preprocess_torch(frame: torch.Tensor, size: tuple[int, int], scale: torch.Tensor,
-                     bias: torch.Tensor, order: str, dtype: torch.dtype,
-                     channels_last: bool, keep_resized: bool = False
-                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """HxWx3 uint8 device tensor -> (1,3,h,w) network input, and the resized frame.
+class Preprocessor:
+    """Frames -> the network input (1, 3, H, W) float32 RGB, in a buffer reused per call."""
 
-    The resized frame (HxWx3 float, 0..255, input order) is only returned when
-    ``keep_resized`` and a resize happened; overlays at network size blend onto it.
-    """
-    width, height = size
-    if order == "bgr":
-        # Reordering bytes is the cheapest place for it: 3 bytes per pixel vs 12 or 6.
-        frame = frame.flip(-1)
-    x = frame.permute(2, 0, 1).unsqueeze(0)  # NHWC strides, i.e. channels_last
-    resized = None
-    if tuple(x.shape[-2:]) != (height, width):
-        x = F.interpolate(x.float(), size=(height, width), mode="bilinear", align_corners=False)
-        if keep_resized:
-            resized = x[0].permute(1, 2, 0)
-            if order == "bgr":
-                resized = resized.flip(-1)
-    # addcmul promotes uint8 to the affine's dtype and keeps the input's strides.
-    x = torch.addcmul(bias, x, scale)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return x.to(dtype=dtype, memory_format=fmt), resized
+    def __init__(self, size: tuple[int, int], mean: Sequence[float], std: Sequence[float]):
+        self.size = size
+        width, height = size
+        self.out = np.zeros((1, 3, height, width), np.float32)
+        self._tables = normalisation_tables(mean, std)
+        m = np.asarray(mean, np.float64)
+        s = np.asarray(std, np.float64)
+        self._scale = (1.0 / (255.0 * 256.0 * s)).astype(np.float32)  # per 16-bit step
+        self._bias = (-m / s).astype(np.float32)
+        self._wide: np.ndarray | None = None
+        self._small: np.ndarray | None = None
+
+    def __call__(self, frame: np.ndarray, order: str, out: np.ndarray | None = None
+                 ) -> np.ndarray:
+        """Fill ``out`` (default: the reused buffer) from an HxWx3 uint8 frame in ``order``."""
+        out = self.out if out is None else out
+        width, height = self.size
+        if frame.shape[:2] == (height, width):
+            self._small = frame
+            planes = cv2.split(frame)
+            for rgb in range(3):
+                cv2.LUT(planes[rgb if order == "rgb" else 2 - rgb], self._tables[rgb],
+                        dst=out[0, rgb])
+            return out
+        if self._wide is None or self._wide.shape != frame.shape:
+            self._wide = np.empty(frame.shape, np.uint16)
+        np.copyto(self._wide, frame)  # widening copy, then an in-place shift: both vectorised
+        np.left_shift(self._wide, 8, out=self._wide)
+        self._small = cv2.resize(self._wide, self.size, interpolation=cv2.INTER_LINEAR)
+        for rgb in range(3):
+            plane = cv2.extractChannel(self._small, rgb if order == "rgb" else 2 - rgb)
+            np.multiply(plane, self._scale[rgb], out=out[0, rgb])
+            out[0, rgb] += self._bias[rgb]
+        return out
+
+    def small_frame(self) -> np.ndarray:
+        """The last frame at network size as uint8 (overlays at network size blend onto it)."""
+        small = self._small
+        return small if small.dtype == np.uint8 else cv2.convertScaleAbs(small, alpha=1 / 256)

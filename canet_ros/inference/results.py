@@ -1,13 +1,24 @@
-"""Engine results, errors and device selection."""
+"""Engine results, errors, device selection and stage timing (torch only where CUDA is asked)."""
 from __future__ import annotations
 
+import glob
+import os
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+from ..errors import CanetError
+
+if TYPE_CHECKING:
+    import torch
+
+# The stages the engine reports to StageClock, in order (docs/performance.md).
+STAGES = ("preprocess", "model", "upsample_argmax", "colour", "overlay", "confidence")
 
 
-class EngineError(RuntimeError):
+class EngineError(CanetError, RuntimeError):
     """The engine cannot be built or cannot run what was asked; the message says why."""
 
 
@@ -28,6 +39,54 @@ class Request:
     alpha: float
 
 
+class StageClock:
+    """Wall time per stage on the host: ``mark(stage)`` ends ``stage`` and starts the next."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def mark(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.times[stage] = self.times.get(stage, 0.0) + (now - self._last) * 1000.0
+        self._last = now
+
+    def restart(self) -> None:
+        self._last = time.perf_counter()
+
+    def result(self) -> dict[str, float]:
+        return dict(self.times)
+
+
+class CudaStageClock(StageClock):
+    """Stage times from CUDA events on the stream that is current at each ``mark``."""
+
+    def __init__(self) -> None:
+        import torch
+
+        super().__init__()
+        self._torch = torch
+        self._events: list[tuple[str, Any, Any]] = []
+        self._start: Any = None
+
+    def restart(self) -> None:
+        self._start = self._torch.cuda.Event(enable_timing=True)
+        self._start.record()
+
+    def mark(self, stage: str) -> None:
+        end = self._torch.cuda.Event(enable_timing=True)
+        end.record()
+        self._events.append((stage, self._start, end))
+        self._start = end
+
+    def result(self) -> dict[str, float]:
+        for stage, start, end in self._events:
+            end.synchronize()
+            self.times[stage] = self.times.get(stage, 0.0) + start.elapsed_time(end)
+        self._events.clear()
+        return dict(self.times)
+
+
 def cpu_name() -> str:
     """Return the CPU model string from /proc/cpuinfo (Linux), else platform's answer."""
     try:
@@ -41,8 +100,27 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+# Device nodes a CUDA (or ROCm, which torch also calls "cuda") GPU needs: desktop and
+# server drivers, Jetson's integrated GPU, WSL2's paravirtual GPU, AMD's KFD.
+_GPU_NODES = ("/dev/nvidia[0-9]*", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu", "/dev/dxg",
+              "/dev/kfd")
+
+
+def no_gpu_present() -> bool:
+    """True when this machine certainly has no GPU torch could use: no device node.
+
+    Lets ``device="auto"`` settle on the CPU without importing torch (seconds). When a
+    node exists torch decides, so a driver without a usable GPU is still handled.
+    """
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return True
+    return not any(glob.glob(pattern) for pattern in _GPU_NODES)
+
+
 def resolve_device(spec: str) -> torch.device:
     """Map "auto" | "cpu" | "cuda" | "cuda:N" -> torch.device; never fall back silently."""
+    import torch
+
     text = str(spec).strip().lower()
     if text == "auto":
         return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() \

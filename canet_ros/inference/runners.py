@@ -189,7 +189,7 @@ class CudaPipeline:
 
     MAX_SHAPES = 4  # a camera has one shape; a few more cover switching between sources
 
-    def __init__(self, device: torch.device, compute, lock: Any):
+    def __init__(self, device: torch.device, compute: Any, lock: Any):
         self.device, self._compute_fn, self._lock = device, compute, lock
         self.upload, self.compute, self.download = (torch.cuda.Stream(device) for _ in range(3))
         self._caller_mark = torch.cuda.Event()
@@ -214,7 +214,14 @@ class CudaPipeline:
         self._turn[key] = 1 - turn
         return self._slots[key][turn]
 
-    def submit(self, frame: np.ndarray, req: Request, label_dtype: np.dtype) -> InferenceHandle:
+    def clock(self) -> Any:
+        """A stage clock for :meth:`submit` (CUDA events; see ``results.CudaStageClock``)."""
+        from .results import CudaStageClock
+
+        return CudaStageClock()
+
+    def submit(self, frame: np.ndarray, req: Request, label_dtype: np.dtype,
+               clock: Any = None) -> InferenceHandle:
         slot = self._slot_for(frame.shape)
         if slot.pending is not None:  # its pinned outputs are about to be overwritten
             slot.pending._collect()
@@ -228,11 +235,13 @@ class CudaPipeline:
             self.compute.wait_event(self._caller_mark)
             with torch.cuda.stream(self.upload):
                 self.upload.wait_event(slot.done)  # dev_in is free once that frame is out
+                if clock is not None:  # "preprocess" includes the upload
+                    clock.restart()
                 slot.dev_in.copy_(slot.host_in, non_blocking=True)
                 slot.uploaded.record(self.upload)
             with torch.cuda.stream(self.compute), torch.inference_mode():
                 self.compute.wait_event(slot.uploaded)
-                outs = self._compute_fn(slot.dev_in, req)
+                outs = self._compute_fn(slot.dev_in, req, clock)
                 slot.ready.record(self.compute)
             host = {}
             with torch.cuda.stream(self.download):
@@ -242,6 +251,8 @@ class CudaPipeline:
                     buf.copy_(tensor, non_blocking=True)
                     tensor.record_stream(self.download)  # allocated on compute, read here
                     host[name] = buf
+                if clock is not None:
+                    clock.mark("download")
                 slot.done.record(self.download)
         handle = InferenceHandle(event=slot.done, host=host, slot=slot,
                                  label_dtype=label_dtype, lock=self._lock)

@@ -1,0 +1,139 @@
+"""``canet benchmark --startup``: how long things take to start, as a user meets them.
+
+Each figure is the wall time of a fresh process, from its start until it answers:
+
+* ``canet --help`` and every ``canet COMMAND --help`` (median of three runs);
+* ``segmentation_node`` given a bad parameter, until it has exited (its status is kept);
+* ``segmentation_node`` with the checkpoint on the CPU, until it logs "ready", once with
+  the checkpoint's ONNX export cached (the usual start) and once with an empty cache
+  (the first start after installing or changing the checkpoint).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["measure_startup", "summary"]
+
+READY_TIMEOUT_S = 300.0
+
+
+def _entry_point(name: str, module: str) -> list[str]:
+    """The installed console script, else ``python -m module``."""
+    script = Path(sys.executable).with_name(name)
+    found = str(script) if script.is_file() else shutil.which(name)
+    return [found] if found else [sys.executable, "-m", module]
+
+
+def _commands() -> list[str]:
+    import argparse
+
+    from .cli import build_parser
+
+    action = next(a for a in build_parser()._actions
+                  if isinstance(a, argparse._SubParsersAction))
+    return list(action.choices)
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, env=env, timeout=READY_TIMEOUT_S,
+                          check=False)
+    return time.perf_counter() - start, proc.returncode
+
+
+def _until_ready(argv: list[str], env: dict[str, str]) -> tuple[float | None, str]:
+    """Seconds until the node logs "ready" (None if it never does), and its last line."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            text=True, bufsize=1)
+    seconds, last = None, ""
+    try:
+        for line in proc.stdout:
+            last = line.strip() or last
+            if "ready" in line:
+                seconds = time.perf_counter() - start
+                break
+            if time.perf_counter() - start > READY_TIMEOUT_S:
+                break
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    return seconds, last
+
+
+def _cache_export(checkpoint: str) -> None:
+    """Build the engine once here, which caches the checkpoint's export for the node."""
+    from .inference import SegmentationEngine
+
+    SegmentationEngine(checkpoint, device="cpu", warmup=False)
+
+
+def measure_startup(checkpoint: str = "default", progress: bool = True) -> dict[str, Any]:
+    """All start-up figures as one JSON-ready dict (seconds)."""
+    from .inference.results import cpu_name
+
+    def say(text: str) -> None:
+        if progress:
+            print(f"canet benchmark --startup: {text}", file=sys.stderr, flush=True)
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    canet = _entry_point("canet", "canet_ros.cli")
+    helps, failed = {}, []
+    for argv in (["--help"], *([c, "--help"] for c in _commands())):
+        say(f"canet {' '.join(argv)} (3 runs)")
+        runs = sorted(_run(canet + argv, env) for _ in range(3))
+        helps[" ".join(argv)] = runs[1][0]
+        failed += [" ".join(argv)] if any(status for _, status in runs) else []
+    node = _entry_point("segmentation_node", "canet_ros.ros.node") + ["--ros-args"]
+    say("segmentation_node with device:=tpu (a bad parameter)")
+    bad_s, bad_status = _run(node + ["-p", "device:=tpu"], env)
+    say("caching the checkpoint's ONNX export")
+    _cache_export(checkpoint)
+    ready = node + ["-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu"]
+    say("segmentation_node until ready, export cached")
+    cached_s, cached_last = _until_ready(ready, env)
+    say("segmentation_node until ready, empty cache (exports first)")
+    with tempfile.TemporaryDirectory(prefix="canet_startup_") as empty:
+        fresh_s, fresh_last = _until_ready(ready, dict(env, CANET_ROS_CACHE=empty))
+    report = {
+        "device": cpu_name(), "cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0],
+        "python": sys.version.split()[0], "checkpoint": checkpoint,
+        "help_s": helps, "help_max_s": max(helps.values()),
+        "node_bad_parameter_exit_s": bad_s, "node_bad_parameter_status": bad_status,
+        "node_ready_cached_s": cached_s, "node_ready_uncached_s": fresh_s,
+    }
+    if failed:
+        report["help_failed"] = failed
+    if cached_s is None or fresh_s is None:
+        report["node_last_line"] = cached_last if cached_s is None else fresh_last
+    return report
+
+
+def summary(r: dict[str, Any]) -> str:
+    def fmt(value: float | None) -> str:
+        return "never" if value is None else f"{value:6.2f} s"
+
+    lines = [f"start-up on {r['device']} ({r['cpus']} CPUs, load {r['load_average_1min']:.1f}),"
+             f" Python {r['python']}"]
+    lines += [f"  canet {name:24s} {fmt(s)}" for name, s in r["help_s"].items()]
+    lines += [
+        f"  node, bad parameter, exited  {fmt(r['node_bad_parameter_exit_s'])} "
+        f"(status {r['node_bad_parameter_status']})",
+        f"  node ready, export cached    {fmt(r['node_ready_cached_s'])}",
+        f"  node ready, empty cache      {fmt(r['node_ready_uncached_s'])}",
+    ]
+    if "node_last_line" in r:
+        lines.append(f"  node's last line: {r['node_last_line']}")
+    return "\n".join(lines)

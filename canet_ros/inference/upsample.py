@@ -1,0 +1,240 @@
+"""Labels, colour and confidence at the frame's size from logits at the network's (CPU).
+
+The result is what the reference computes -- the logits upsampled bilinearly
+(align_corners=False) to the output size, then argmax, palette and max softmax -- but
+the upsampled logits (classes x output pixels in float32, 100 MB at 1920x1200) are
+never built:
+
+* Every output pixel lies in one *cell*, the square between four neighbouring logit
+  samples, and its upsampled logit vector is a convex combination of those four.
+  Where all four have the same argmax ``c``, so has every convex combination of them:
+  ``c`` beats any class ``k`` at each corner, so it beats ``k`` in any weighted mean.
+  Such a cell's pixels get ``c`` by a gather, exactly.
+* Only the cells whose corners disagree ("mixed"; about 2 % of the cells on CamVid
+  scenes at 1024x512) are interpolated, over all classes, at their own pixels.
+* Confidence (max softmax) is exact in mixed cells. Elsewhere ``log(S - 1)``, with
+  ``S = sum(exp(logit - max))``, is interpolated and ``255 / (1 + exp(.))`` taken: exact
+  when one other class carries the doubt, and never above the true value otherwise
+  (log-sum-exp is convex). docs/performance.md gives the measured agreement.
+
+Nothing here imports torch; ``device_ops`` is the same design in torch ops.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["CellGrid", "FixedCells", "argmax_classes", "confidence_at_size", "gather",
+           "lowres_softmax_sum", "mixed_cells", "pack_palette", "unpack_colour"]
+
+# Upper bound on classes x slots x cells held at once in the mixed-cell pass (floats).
+_CHUNK_ELEMENTS = 1 << 22
+
+
+@dataclass(frozen=True)
+class _Axis:
+    src: np.ndarray    # (n_out,) first source sample of each output index (reference's i0)
+    lam: np.ndarray    # (n_out,) float32 weight of the second sample
+    start: np.ndarray  # (n_in + 1,) first output index of cell I (cells -1 .. n_in-1)
+    count: np.ndarray  # (n_in + 1,) output indices in cell I
+    lo: np.ndarray     # (n_in + 1,) source samples bounding cell I, clamped to the edges
+    hi: np.ndarray
+
+
+def _axis(n_out: int, n_in: int) -> _Axis:
+    # Half-pixel centres; the reference clamps negative positions to 0.
+    pos = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    cell = np.floor(pos).astype(np.intp) + 1
+    clamped = np.maximum(pos, 0.0)
+    src = np.minimum(np.floor(clamped).astype(np.intp), n_in - 1)
+    lam = (clamped - src).astype(np.float32)
+    cells = np.arange(n_in + 1)
+    start = np.searchsorted(cell, cells).astype(np.intp)
+    count = np.bincount(cell, minlength=n_in + 1).astype(np.intp)
+    lo = np.clip(cells - 1, 0, n_in - 1)
+    hi = np.clip(cells, 0, n_in - 1)
+    return _Axis(src, lam, start, count, lo, hi)
+
+
+class CellGrid:
+    """Index tables for one (network size, output size) pair; built once, reused."""
+
+    def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int]):
+        self.in_hw, self.out_hw = tuple(in_hw), tuple(out_hw)
+        self.y = _axis(out_hw[0], in_hw[0])
+        self.x = _axis(out_hw[1], in_hw[1])
+        self.slots = (int(self.y.count.max()), int(self.x.count.max()))
+
+
+def gather(grid: CellGrid, lowres: np.ndarray) -> np.ndarray:
+    """Each output pixel takes a corner sample of its cell: right wherever the cell is uniform.
+
+    OpenCV's exact nearest-neighbour resize picks the sample nearest to the pixel's
+    position, which is always one of its cell's corners (a test checks this); it is
+    twice as fast as gathering the top-left corner with numpy. 4-byte values travel as
+    int32, which OpenCV copies bit for bit.
+    """
+    size = grid.out_hw[::-1]
+    if lowres.dtype.itemsize == 4:
+        near = cv2.resize(lowres.view(np.int32), size, interpolation=cv2.INTER_NEAREST_EXACT)
+        return near.view(lowres.dtype)
+    return cv2.resize(lowres, size, interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+def argmax_classes(planes: np.ndarray, dtype: np.dtype, labels: np.ndarray | None = None,
+                   best: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Argmax and max over axis 0 of (C, ...) float32, the first maximum winning (as torch).
+
+    One class at a time with OpenCV: several times faster than numpy's argmax over a
+    leading axis, and memory stays at a few planes whatever the class count. Results go
+    into ``labels`` and ``best`` when given (contiguous, of ``planes.shape[1:]``).
+    """
+    shape = planes.shape[1:]
+    # (n, 1) columns: OpenCV takes a 1-D array of up to 4 values for a Scalar, and a
+    # frame with a single mixed cell has that few values per class.
+    flat = planes.reshape(planes.shape[0], -1, 1)
+    labels = np.empty(shape, dtype) if labels is None else labels
+    best = np.empty(shape, np.float32) if best is None else best
+    flat_labels, flat_best = labels.reshape(-1, 1), best.reshape(-1, 1)
+    flat_labels.fill(0)
+    np.copyto(flat_best, flat[0])
+    fill = np.empty_like(flat_labels)
+    for c in range(1, flat.shape[0]):
+        greater = cv2.compare(flat[c], flat_best, cv2.CMP_GT)
+        fill.fill(c)
+        cv2.copyTo(fill, greater, flat_labels)
+        cv2.max(flat_best, flat[c], dst=flat_best)
+    return labels, best
+
+
+def lowres_softmax_sum(logits: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """``S = sum_c exp(logit_c - max)`` per sample, float32 (1 / S is the max softmax)."""
+    total = np.zeros(best.shape, np.float32)
+    column, tmp = total.reshape(-1, 1), np.empty((best.size, 1), np.float32)
+    peak = best.reshape(-1, 1)  # (n, 1) columns: see argmax_classes
+    for plane in logits.reshape(logits.shape[0], -1, 1):
+        cv2.subtract(plane, peak, dst=tmp)
+        cv2.exp(tmp, dst=tmp)
+        cv2.add(column, tmp, dst=column)
+    return total
+
+
+def mixed_cells(labels: np.ndarray) -> np.ndarray:
+    """(h+1, w+1) bool: cells whose four corners (edges replicated) do not all agree."""
+    padded = cv2.copyMakeBorder(labels, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    corner = padded[:-1, :-1]
+    return (corner != padded[1:, :-1]) | (corner != padded[:-1, 1:]) | (corner != padded[1:, 1:])
+
+
+@dataclass
+class FixedCells:
+    """The pixels of mixed cells: flat output indices, labels, and what confidence needs."""
+
+    index: np.ndarray                 # flat output pixel indices
+    labels: np.ndarray
+    values: list[np.ndarray]          # per chunk: (C, n) interpolated logits at those pixels
+    best: list[np.ndarray]            # per chunk: (n,) their maxima
+
+    def confidence(self) -> np.ndarray:
+        """round(255 * max softmax) at ``index``, exact."""
+        parts = [np.rint(np.float32(255) / lowres_softmax_sum(v, b)) for v, b in
+                 zip(self.values, self.best, strict=True)]
+        return (np.concatenate(parts) if parts else np.zeros(0, np.float32)).astype(np.uint8)
+
+
+def fix_mixed(grid: CellGrid, logits: np.ndarray, mixed: np.ndarray, dtype: np.dtype,
+              keep_values: bool = False) -> FixedCells:
+    """Interpolate all classes at the pixels of mixed cells and take their argmax."""
+    ny, nx = grid.y.count, grid.x.count
+    width_in = logits.shape[2]
+    cells = np.flatnonzero(mixed)
+    ci, cj = np.divmod(cells, mixed.shape[1])
+    has_pixels = (ny[ci] > 0) & (nx[cj] > 0)  # downscaling leaves some cells empty
+    ci, cj = ci[has_pixels], cj[has_pixels]
+    slots = grid.slots[0] * grid.slots[1]
+    step = max(1, _CHUNK_ELEMENTS // max(1, logits.shape[0] * slots))
+    index, labels, values, best = [], [], [], []
+    for s in range(0, len(ci), step):
+        chunk = _fix_chunk(grid, logits, ci[s:s + step], cj[s:s + step], width_in, dtype,
+                           keep_values)
+        index.append(chunk[0])
+        labels.append(chunk[1])
+        if keep_values:
+            values.append(chunk[2])
+            best.append(chunk[3])
+    if not index:
+        return FixedCells(np.zeros(0, np.intp), np.zeros(0, dtype), [], [])
+    return FixedCells(np.concatenate(index), np.concatenate(labels), values, best)
+
+
+def _fix_chunk(grid: CellGrid, logits: np.ndarray, ci: np.ndarray, cj: np.ndarray,
+               width_in: int, dtype: np.dtype, keep_values: bool
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    ay, ax = grid.y, grid.x
+    height_out, width_out = grid.out_hw
+    classes, m = logits.shape[0], len(ci)
+    flat = logits.reshape(classes, -1)
+    r0, r1 = ay.lo[ci] * width_in, ay.hi[ci] * width_in
+    c0, c1 = ax.lo[cj], ax.hi[cj]
+    corners = np.empty((classes, 4 * m), np.float32)
+    where = np.concatenate([r0 + c0, r0 + c1, r1 + c0, r1 + c1])
+    for c in range(classes):  # per class: each plane is read in order, not all at once
+        np.take(flat[c], where, out=corners[c], mode="clip")
+    v00, v01, v10, v11 = (corners[:, k * m:(k + 1) * m] for k in range(4))
+    sy, sx = grid.slots
+    vals = np.empty((classes, sy * sx, m), np.float32)
+    pixel = np.empty((sy * sx, m), np.intp)
+    valid = np.empty((sy * sx, m), bool)
+    ys, xs = ay.start[ci], ax.start[cj]
+    ny, nx = ay.count[ci], ax.count[cj]
+    # Weights per slot; a slot past a cell's own pixels reads any weight (it is dropped).
+    lam_y = ay.lam[np.minimum(ys[None, :] + np.arange(sy)[:, None], height_out - 1)]
+    lam_x = ax.lam[np.minimum(xs[None, :] + np.arange(sx)[:, None], width_out - 1)]
+    top, bottom = np.empty_like(v00), np.empty_like(v00)
+    for q in range(sx):
+        np.subtract(v01, v00, out=top)
+        top *= lam_x[q]
+        top += v00
+        np.subtract(v11, v10, out=bottom)
+        bottom *= lam_x[q]
+        bottom += v10
+        bottom -= top  # now the vertical step
+        xq = xs + q
+        for p in range(sy):
+            slot = p * sx + q
+            np.multiply(bottom, lam_y[p], out=vals[:, slot])
+            vals[:, slot] += top
+            np.multiply(ys + p, width_out, out=pixel[slot])
+            pixel[slot] += xq
+            np.logical_and(p < ny, q < nx, out=valid[slot])
+    keep = valid.reshape(-1)
+    # Slots past a cell's own pixel count are computed too (one array op for all cells)
+    # and dropped here.
+    labels, best = argmax_classes(vals.reshape(classes, -1), dtype)
+    picked = vals.reshape(classes, -1)[:, keep] if keep_values else None
+    return pixel.reshape(-1)[keep], labels[keep], picked, best[keep]
+
+
+def confidence_at_size(grid: CellGrid, softmax_sum: np.ndarray) -> np.ndarray:
+    """uint8 confidence at the output size from the network-size softmax sums (see top)."""
+    doubt = np.log(np.maximum(softmax_sum - 1.0, np.float32(1e-30)))
+    spread = cv2.resize(doubt, grid.out_hw[::-1], interpolation=cv2.INTER_LINEAR)
+    cv2.exp(spread, dst=spread)
+    spread += 1.0
+    cv2.divide(255.0, spread, dst=spread)
+    return cv2.convertScaleAbs(spread)  # rounds to nearest; values lie in (0, 255]
+
+
+def pack_palette(palette: np.ndarray) -> np.ndarray:
+    """(C, 3) uint8 RGB -> (C,) uint32 whose bytes are R, G, B, 0 (one gather per pixel)."""
+    packed = np.zeros((len(palette), 4), np.uint8)
+    packed[:, :3] = palette
+    return packed.view(np.uint32).reshape(-1)
+
+
+def unpack_colour(packed: np.ndarray, order: str) -> np.ndarray:
+    """HxW uint32 from :func:`pack_palette` -> HxWx3 uint8 in ``order``."""
+    quad = packed.view(np.uint8).reshape(*packed.shape, 4)
+    return cv2.cvtColor(quad, cv2.COLOR_RGBA2RGB if order == "rgb" else cv2.COLOR_RGBA2BGR)
