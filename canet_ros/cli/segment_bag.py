@@ -38,6 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "checkpoint's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time augmentation: average the predictions of each frame and "
+                        "its mirror image (2x the model time; offline only)")
     p.add_argument("--out", required=True, type=Path, metavar="OUTDIR",
                    help="new folder for the output bag, report and video")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap",
@@ -77,7 +80,8 @@ def _engine_factory(args: argparse.Namespace) -> Any:
 
         return SegmentationEngine(args.checkpoint, backbone=args.backbone,
                                   device=_device(args.device), precision=args.precision,
-                                  resolution=args.resolution, output_size="input")
+                                  resolution=args.resolution, output_size="input",
+                                  tta=args.tta)
     return build
 
 

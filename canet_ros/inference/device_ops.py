@@ -20,13 +20,19 @@ from torch.nn import functional as F
 
 from .upsample import CellGrid
 
-__all__ = ["DeviceGrid", "blend", "colour", "confidence", "labels", "lowres",
-           "normalisation_affine", "preprocess"]
+__all__ = ["DeviceGrid", "blend", "colour", "confidence", "flip_tta_logits", "labels",
+           "lowres", "normalisation_affine", "preprocess"]
 
 # Mixed cells handled per frame on a GPU, as a share of all cells. CamVid scenes have
 # ~2 %; past the capacity (a noisy, untrained model) the rest keep the label of their
 # top-left corner, as a nearest-neighbour upsampling would give them.
 MIXED_CAPACITY = 0.125
+
+
+def flip_tta_logits(logits: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
+    """(1, C, h, w) logits of a frame and of its mirror -> log of the mean softmax (fp32)."""
+    total = logits.float().softmax(1) + mirrored.float().flip(-1).softmax(1)
+    return total.mul_(0.5).clamp_min_(1e-30).log_()
 
 
 def normalisation_affine(mean: Sequence[float], std: Sequence[float]

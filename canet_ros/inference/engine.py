@@ -90,15 +90,18 @@ class SegmentationEngine:
     input_size, else 1024x512); labels come out at the frame's size
     (``output_size="input"``) or at the network's. ``runtime`` matters on the CPU only.
     ``cuda_graph`` (an addition to the contract) replays the forward as a CUDA graph;
-    like the memory-format choice it happens during ``warmup``.
+    like the memory-format choice it happens during ``warmup``. ``tta`` (offline tools
+    only, never the node) also runs the mirrored frame and averages the two softmaxes:
+    twice the model time.
     """
 
     def __init__(self, checkpoint: PathLike | None = "default", *, backbone: str | None = None,
                  class_set: str | ClassSet = "camvid", device: str = "auto",
                  precision: str = "fp32", resolution: tuple[int, int] | str | None = None,
                  output_size: str = "input", overlay_alpha: float = 0.5, warmup: bool = True,
-                 runtime: str = "auto", cuda_graph: bool = True):
+                 runtime: str = "auto", cuda_graph: bool = True, tta: bool = False):
         self.precision = _choose(precision, PRECISIONS, "precision")
+        self.tta = bool(tta)
         self.output_size = _choose(output_size, ("input", "network"), "output_size")
         runtime = _choose(runtime, ("auto", "torch", "onnxruntime"), "runtime")
         self.overlay_alpha = overlay_alpha
@@ -337,6 +340,9 @@ class SegmentationEngine:
         x = self._pre(frame, req.order)
         mark("preprocess")
         logits = self._runner.forward_numpy(x)[0]
+        if self.tta:  # ONNX Runtime may reuse its output buffer: copy the first result
+            logits = post.flip_tta_logits(
+                logits.copy(), self._runner.forward_numpy(np.ascontiguousarray(x[..., ::-1]))[0])
         mark("model")
         out_hw = self.out_hw(frame.shape[:2])
         frame_post = post.FramePost(logits, self.grid(out_hw), self._label_dtype, self._packed,
@@ -362,4 +368,4 @@ class SegmentationEngine:
     def __repr__(self) -> str:
         return (f"SegmentationEngine(backbone={self.backbone!r}, classes={self.num_classes}, "
                 f"device={self.device_type!r}, runtime={self.runtime!r}, "
-                f"precision={self.precision!r}, resolution={self.resolution})")
+                f"precision={self.precision!r}, resolution={self.resolution}, tta={self.tta})")

@@ -23,7 +23,23 @@ import numpy as np
 
 from . import upsample as up
 
-__all__ = ["FramePost", "blend_cpu", "colorize_cpu", "label_dtype", "labels_cpu"]
+__all__ = ["FramePost", "blend_cpu", "colorize_cpu", "flip_tta_logits", "label_dtype",
+           "labels_cpu"]
+
+
+def flip_tta_logits(logits: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+    """(C, h, w) logits of a frame and of its mirror image -> log of their mean softmax.
+
+    The log keeps the rest of the path unchanged: argmax gives the averaged decision and
+    softmax of it gives back the averaged probabilities for the confidence.
+    """
+    total = _softmax(logits) + _softmax(mirrored[..., ::-1])
+    return np.log(np.maximum(total * 0.5, np.float32(1e-30)), dtype=np.float32)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
 
 
 def label_dtype(num_classes: int) -> np.dtype:

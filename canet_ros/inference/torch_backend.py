@@ -163,6 +163,8 @@ def compute(engine: SegmentationEngine, frame: torch.Tensor, req: Request,
                               runner.dtype, runner.channels_last)
     mark("preprocess")
     logits = runner.forward(x)
+    if engine.tta:  # a graph replay reuses its output: take the first before the second
+        logits = dev.flip_tta_logits(logits.float().clone(), runner.forward(x.flip(-1)))
     mark("model")
     grid = engine.grid(out_hw, lambda cells: dev.DeviceGrid(cells, frame.device))
     labels, small_labels, mixed = dev.labels(grid, logits)
