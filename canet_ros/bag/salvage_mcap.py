@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from .damage import Damage, LostRegion, Recovered
+from .damage import LostRegion
 from .errors import BagError
+from .salvage_scan import Chunk, ChunkScan
 
 MAGIC = b"\x89MCAP0\r\n"
 HEADER, FOOTER, SCHEMA, CHANNEL, MESSAGE, CHUNK, MESSAGE_INDEX = 1, 2, 3, 4, 5, 6, 7
@@ -84,44 +83,20 @@ def _inner_records(data: bytes) -> Iterator[tuple[int, bytes]]:
         at += 9 + length
 
 
-@dataclass
-class _Chunk:
-    """A good chunk (or a stray message) to read again in the message pass."""
-
-    offset: int
-    messages: list[tuple[int, int]] = field(default_factory=list)  # (channel, log time)
-
-
-class McapSalvage:
+class McapSalvage(ChunkScan):
     """Linear scan of one MCAP file; see the module docstring."""
 
+    KIND = "mcap"
+    METHOD = "linear scan of the MCAP records (summary and index not needed)"
+
     def __init__(self, path: Path, cause: str):
-        self.path = path
-        self.damage = Damage("mcap", cause, "linear scan of the MCAP records (summary and "
-                             "index not needed)")
         self.schemas: dict[int, str] = {}
         self.channels: dict[int, tuple[str, int]] = {}  # id -> (topic, schema id)
-        self.counts: Counter[int] = Counter()
-        self._order: list[_Chunk | LostRegion] = []  # file order, for positions
-        self._bad: LostRegion | None = None  # last skipped chunk, awaiting its index
         self._stats: dict[int, int] | None = None
         self._in_summary = False
-        try:
-            self._fh: BinaryIO = path.open("rb")
-        except OSError as exc:
-            raise BagError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        self.size = path.stat().st_size
-        try:
-            self._scan()
-        except BaseException:
-            self._fh.close()
-            raise
+        super().__init__(path, cause)
 
     # -- first pass ------------------------------------------------------------------------
-    def _read(self, at: int, n: int) -> bytes:
-        self._fh.seek(at)
-        return self._fh.read(n)
-
     def _scan(self) -> None:
         if self._read(0, 8) != MAGIC:
             raise BagError(f"{self.path}: cannot salvage: not an MCAP file (no magic at the "
@@ -178,7 +153,7 @@ class McapSalvage:
         elif op == MESSAGE and not self._in_summary:
             channel, _, log_time, _ = _MESSAGE_HEAD.unpack_from(body, 0)
             self.counts[channel] += 1
-            self._order.append(_Chunk(at, [(channel, log_time)]))
+            self._order.append(Chunk(at, [(channel, log_time)]))
 
     def _definition(self, op: int, body: bytes) -> None:
         try:
@@ -205,7 +180,7 @@ class McapSalvage:
                 raise ValueError(f"decompressed to {len(data)} bytes, the chunk says {size}")
             if crc and zlib.crc32(data) != crc:
                 raise ValueError("fails its CRC check")
-            good = _Chunk(at)
+            good = Chunk(at)
             defs = []
             for op, rec in _inner_records(data):
                 if op == MESSAGE:
@@ -329,26 +304,10 @@ class McapSalvage:
             out[topic] = (msgtype, count)
         return out
 
-    def times(self, topic: str) -> list[int]:
-        wanted = {cid for cid, (name, _) in self.channels.items() if name == topic}
-        return [t for entry in self._order if isinstance(entry, _Chunk)
-                for channel, t in entry.messages if channel in wanted]
+    def _ids(self, topic: str) -> set[int]:
+        return {cid for cid, (name, _) in self.channels.items() if name == topic}
 
-    def messages(self, topic: str) -> Iterator[Recovered]:
-        wanted = {cid for cid, (name, _) in self.channels.items() if name == topic}
-        position: int | None = 0
-        for entry in self._order:
-            if isinstance(entry, LostRegion):
-                lost = entry.lost_on(topic)
-                position = None if position is None or lost is None else position + lost
-                continue
-            for log_time, raw in self._messages_at(entry, wanted):
-                yield Recovered(log_time, raw, position)
-                position = None if position is None else position + 1
-
-    def _messages_at(self, entry: _Chunk, wanted: set[int]) -> list[tuple[int, bytes]]:
-        if not any(channel in wanted for channel, _ in entry.messages):
-            return []
+    def _chunk_messages(self, entry: Chunk, wanted: set[int]) -> list[tuple[int, bytes]]:
         op, length = struct.unpack("<BQ", self._read(entry.offset, 9))
         body = self._read(entry.offset + 9, length)
         if op == MESSAGE:
@@ -372,9 +331,6 @@ class McapSalvage:
         from .reader import humble_typestore
 
         return humble_typestore().deserialize_cdr(raw, msgtype)
-
-    def close(self) -> None:
-        self._fh.close()
 
 
 def _name(op: int) -> str:

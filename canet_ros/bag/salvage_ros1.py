@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import bz2
 import struct
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from .damage import Damage, LostRegion, Recovered
+from .damage import LostRegion
 from .errors import BagError
+from .salvage_scan import Chunk, ChunkScan
 
 MAGIC = b"#ROSBAG V2.0\n"
 OP_MESSAGE, OP_BAG_HEADER, OP_INDEX, OP_CHUNK, OP_CHUNK_INFO, OP_CONNECTION = 2, 3, 4, 5, 6, 7
@@ -88,42 +87,23 @@ def ros2_type_name(ros1: str) -> str:
     return f"{pkg}/msg/{name}" if name and "/msg/" not in ros1 else ros1
 
 
-@dataclass
-class _Chunk:
-    offset: int
-    messages: list[tuple[int, int]] = field(default_factory=list)  # (conn, time)
-
-
-class Ros1Salvage:
+class Ros1Salvage(ChunkScan):
     """Linear scan of one ROS 1 bag; see the module docstring."""
 
+    KIND = "ros1"
+    METHOD = "linear scan of the ROS 1 chunks (index not needed)"
+
     def __init__(self, path: Path, cause: str):
-        self.path = path
-        self.damage = Damage("ros1", cause, "linear scan of the ROS 1 chunks (index not "
-                             "needed)")
         self.connections: dict[int, tuple[str, str, str]] = {}  # id -> topic, type, msgdef
-        self.counts: Counter[int] = Counter()
-        self._order: list[_Chunk | LostRegion] = []
-        self._bad: LostRegion | None = None
         self._typestore: Any = None
         self._index_pos = 0  # where the closed bag's index starts (0: never closed)
-        try:
-            self._fh: BinaryIO = path.open("rb")
-        except OSError as exc:
-            raise BagError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        self.size = path.stat().st_size
-        try:
-            self._scan()
-            self._name_regions()
-        except BaseException:
-            self._fh.close()
-            raise
-
-    def _read(self, at: int, n: int) -> bytes:
-        self._fh.seek(at)
-        return self._fh.read(n)
+        super().__init__(path, cause)
 
     def _scan(self) -> None:
+        self._scan_records()
+        self._name_regions()
+
+    def _scan_records(self) -> None:
         if self._read(0, len(MAGIC)) != MAGIC:
             raise BagError(f"{self.path}: cannot salvage: not a ROS 1 bag version 2.0")
         at = len(MAGIC)
@@ -180,7 +160,7 @@ class Ros1Salvage:
             pass  # its messages will count as on an unknown connection
 
     def _chunk(self, at: int, header: dict[str, bytes], data: bytes) -> None:
-        good = _Chunk(at)
+        good = Chunk(at)
         try:
             compression = header["compression"].decode("ascii")
             size = struct.unpack("<I", header["size"])[0]
@@ -249,26 +229,11 @@ class Ros1Salvage:
             out[topic] = (msgtype, out.get(topic, (msgtype, 0))[1] + self.counts[conn])
         return out
 
-    def times(self, topic: str) -> list[int]:
-        wanted = {c for c, (name, _, _) in self.connections.items() if name == topic}
-        return [t for entry in self._order if isinstance(entry, _Chunk)
-                for conn, t in entry.messages if conn in wanted]
+    def _ids(self, topic: str) -> set[int]:
+        return {c for c, (name, _, _) in self.connections.items() if name == topic}
 
-    def messages(self, topic: str) -> Iterator[Recovered]:
-        wanted = {c for c, (name, _, _) in self.connections.items() if name == topic}
-        position: int | None = 0
-        for entry in self._order:
-            if isinstance(entry, LostRegion):
-                lost = entry.lost_on(topic)
-                position = None if position is None or lost is None else position + lost
-                continue
-            if not any(conn in wanted for conn, _ in entry.messages):
-                continue
-            for stamp, raw in self._chunk_messages(entry.offset, wanted):
-                yield Recovered(stamp, raw, position)
-                position = None if position is None else position + 1
-
-    def _chunk_messages(self, at: int, wanted: set[int]) -> list[tuple[int, bytes]]:
+    def _chunk_messages(self, entry: Chunk, wanted: set[int]) -> list[tuple[int, bytes]]:
+        at = entry.offset
         (hlen,) = struct.unpack("<I", self._read(at, 4))
         header = parse_header(self._read(at + 4, hlen))
         (dlen,) = struct.unpack("<I", self._read(at + 4 + hlen, 4))
@@ -289,9 +254,6 @@ class Ros1Salvage:
             store.register(types)
             self._typestore = store
         return self._typestore.deserialize_ros1(raw, msgtype)
-
-    def close(self) -> None:
-        self._fh.close()
 
 
 def _name(op: int) -> str:
