@@ -269,3 +269,20 @@ def test_flip_tta_is_mirror_symmetric_for_any_model():
         # Scales resize the input and bring every prediction back to the output size.
         ms = tta_probabilities(model, x, (24, 32), TTA(flip=True, scales=(0.5, 1.0)))
         assert ms.shape == (1, 4, 24, 32) and TTA(flip=True, scales=(0.5, 1.0)).passes == 4
+
+
+def test_shipped_checkpoint_names_no_absolute_path():
+    blob = read_checkpoint("default")
+
+    def strings(value):
+        if isinstance(value, dict):
+            for v in value.values():
+                yield from strings(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                yield from strings(v)
+        elif isinstance(value, str):
+            yield value
+
+    meta = {k: v for k, v in blob.items() if k != "state_dict"}
+    assert not [s for s in strings(meta) if os.path.isabs(s)]
