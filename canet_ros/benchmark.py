@@ -26,7 +26,7 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -229,16 +229,20 @@ def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int =
                   device: str = "auto", precision: str = "fp32", iters: int = 50,
                   warmup: int = 5, checkpoint: str | None = None, runtime: str = "auto",
                   compare: bool = False, matmul_size: int = 4096, progress: bool = True,
-                  frame_size: tuple[int, int] | None = None,
-                  image: str = "sample") -> dict[str, Any]:
-    """All measurements as one JSON-ready dict (see docs/performance.md for the fields)."""
+                  frame_size: tuple[int, int] | None = None, image: str = "sample",
+                  tta_scales: Sequence[float] | None = None) -> dict[str, Any]:
+    """All measurements as one JSON-ready dict (see docs/performance.md for the fields).
+
+    ``tta_scales`` (e.g. ``(1.0,)`` or ``(0.75, 1.0, 1.25)``) adds the ``tta`` block: what
+    the offline tools' test-time augmentation costs against the same calls without it.
+    """
     if iters < 1 or warmup < 0 or height < 1 or width < 1:
         raise ValueError("iters must be >= 1, warmup >= 0, height and width positive")
     say("building the engine (a checkpoint's first use at a network size exports it to "
         "ONNX, which takes a while)", progress)
-    engine = SegmentationEngine(checkpoint, backbone=backbone, device=device,
-                                precision=precision, resolution=(width, height),
-                                runtime=runtime)
+    engine_kw = dict(backbone=backbone, device=device, precision=precision,
+                     resolution=(width, height), runtime=runtime)
+    engine = SegmentationEngine(checkpoint, **engine_kw)
     frame_size = frame_size or (width, height)
     frame_bgr, source = load_frame(image, frame_size)
     pipe = _Pipeline(engine, make_image_msg(frame_bgr))
@@ -258,6 +262,8 @@ def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int =
 
         extra, skipped, notes = compare_fns(engine, x, progress)
         fns.update(extra)
+    if tta_scales:
+        fns.update(_tta_fns(engine, x, tta_scales, pipe.msg, checkpoint, engine_kw, progress))
     times = time_interleaved(fns, iters, warmup, engine.device_type, progress)
     pipe.stages = pipe.stages[-iters:]  # the timed iterations only
     stream_ms = pipe.stream_ms(iters, progress)
@@ -267,18 +273,43 @@ def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int =
                   stages_ms={s: float(np.median([st.get(s, 0.0) for st in pipe.stages]))
                              for s in STAGES},
                   peak_device_mb=_peak_device_mb(engine))
-    if compare:
-        report["compare"] = {name: float(np.median(t)) for name, t in times.items()
-                             if name not in ("model", *(k for k in fns if k.startswith("pipe")))}
-        report["compare"].update(skipped)
-    if notes:
-        report["notes"] = notes
+    _add_optional(report, times, skipped if compare else None, notes, tta_scales)
     report["reference_gflops"] = matmul_gflops(engine.device_type, matmul_size)
     report["matmul_size"] = matmul_size
     report["gflops_ratio"] = report["model_gflops"] / report["reference_gflops"]
     report["peak_host_mb"] = peak_host
     report["peak_host_mb_process"] = _peak_rss_mb()  # includes --compare models, matmul
     return report
+
+
+def _add_optional(report: dict[str, Any], times: dict[str, np.ndarray],
+                  skipped: dict[str, None] | None, notes: list[str],
+                  tta_scales: Sequence[float] | None) -> None:
+    """The --compare and --tta blocks, from the same interleaved timing run."""
+    med = {name: float(np.median(t)) for name, t in times.items()}
+    if skipped is not None:
+        report["compare"] = {name: ms for name, ms in med.items()
+                             if name != "model" and not name.startswith(("pipe", "offline"))}
+        report["compare"].update(skipped)
+    if tta_scales:
+        from .benchmark_tta import tta_report
+
+        report["tta"] = tta_report(med, tta_scales)
+    if notes:
+        report["notes"] = notes
+
+
+def _tta_fns(engine: SegmentationEngine, x: Any, scales: Sequence[float], msg: Any,
+             checkpoint: str | None, engine_kw: dict[str, Any],
+             progress: bool) -> dict[str, Callable[[], Any]]:
+    from .benchmark_tta import tta_fns
+
+    say("building a second engine with test-time augmentation (segment-bag --tta)", progress)
+    tta_pipe = _Pipeline(SegmentationEngine(checkpoint, tta=True, **engine_kw), msg)
+    fns = tta_fns(engine, x, scales, tta_pipe.run)
+    for fn in fns.values():  # first calls (lazy model load, allocations) stay untimed
+        fn()
+    return fns
 
 
 def _peak_device_mb(engine: SegmentationEngine) -> float | None:

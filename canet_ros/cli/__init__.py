@@ -63,6 +63,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def tta_scale(text: str) -> float:
+    """argparse type: a test-time input scale, a finite number in (0, 4]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 4.0:  # also rejects nan; beyond 4x a frame is mostly padding cost
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0 and at most 4")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="canet", description="CANet semantic segmentation: train, evaluate, "

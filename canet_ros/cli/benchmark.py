@@ -23,7 +23,7 @@ import json
 import re
 from typing import Any
 
-from . import positive_int
+from . import positive_int, tta_scale
 from .choices import BACKBONES
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
@@ -72,6 +72,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="time start-up instead: canet --help and each command's --help, the "
                    "node's exit on a bad parameter, the node ready with --checkpoint (default "
                    "'default') with its ONNX export cached and not")
+    p.add_argument("--tta", action="store_true",
+                   help="also time the offline tools' test-time augmentation: canet evaluate's "
+                   "prediction with flip (and --tta-scales) and the segment-bag --tta frame "
+                   "path, each against the same call without it")
+    p.add_argument("--tta-scales", nargs="+", type=tta_scale, default=None, metavar="S",
+                   help="with --tta, also time flip + these input scales (e.g. 0.75 1 1.25)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars or status lines on stderr")
@@ -101,10 +107,27 @@ def _summary(r: dict[str, Any]) -> str:
         + (f", device peak {r['peak_device_mb']:.0f} MB" if r["peak_device_mb"] is not None
            else ""),
     ]
+    lines += _tta_lines(r.get("tta"))
     for name, ms in (r.get("compare") or {}).items():
         lines.append(f"  compare        {name:30s} " + ("n/a" if ms is None else f"{ms:8.2f} ms"))
     lines += [f"  note           {n}" for n in r.get("notes", [])]
     return "\n".join(lines)
+
+
+def _tta_lines(t: dict[str, Any] | None) -> list[str]:
+    if not t:
+        return []
+    lines = [f"  tta            evaluate flip {t['offline_tta_flip_ms']:8.2f} ms vs "
+             f"{t['offline_labels_ms']:.2f} (x{t['offline_tta_flip_over_plain']:.2f}); "
+             f"segment-bag flip labels {t['pipeline_labels_tta_ms']:.2f} ms "
+             f"(x{t['pipeline_labels_tta_over_plain']:.2f})"]
+    if "offline_tta_scales_ms" in t:
+        scales = " ".join(f"{s:g}" for s in t["scales"])
+        lines.append(f"  tta            evaluate flip + scales {scales}: "
+                     f"{t['offline_tta_scales_ms']:.2f} ms "
+                     f"(x{t['offline_tta_scales_over_plain']:.2f}, "
+                     f"{t['offline_tta_scales_passes']} passes)")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,13 +140,16 @@ def run(args: argparse.Namespace) -> int:
     from ..benchmark import run_benchmark
     from ..inference import EngineError
 
+    if args.tta_scales and not args.tta:
+        raise EngineError("--tta-scales needs --tta")
     try:
         report = run_benchmark(
             backbone=args.backbone, height=args.height, width=args.width, device=args.device,
             precision=args.precision, iters=args.iters, warmup=args.warmup,
             checkpoint=args.checkpoint, runtime=args.runtime, compare=args.compare,
             matmul_size=args.matmul_size, progress=not args.no_progress,
-            frame_size=args.frame_size, image=args.image)
+            frame_size=args.frame_size, image=args.image,
+            tta_scales=(args.tta_scales or [1.0]) if args.tta else None)
     except ValueError as exc:  # EngineError is a CanetError: "error:" and status 1 upstream
         raise EngineError(str(exc)) from None
     print(json.dumps(report) if args.json else _summary(report))

@@ -22,7 +22,7 @@ from typing import List, Optional
 
 from ..checkpoint import CheckpointError
 from ..errors import DatasetError
-from . import run_command
+from . import run_command, tta_scale
 from .choices import DATASETS
 
 
@@ -60,7 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average the prediction of the frame and "
                         "its mirror image (2x the cost)")
-    p.add_argument("--tta-scales", nargs="+", type=float, default=None, metavar="S",
+    p.add_argument("--tta-scales", nargs="+", type=tta_scale, default=None, metavar="S",
                    help="with --tta, also these input scales (e.g. 0.75 1 1.25)")
     p.set_defaults(func=run)
 
