@@ -145,6 +145,13 @@ def test_shipped_config_parses():
     assert fine.train_exclude == [] and fine.photometric > 0 and fine.init_weights is None
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "canet_ros/training/configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_bundled_config_parses(path):
+    cfg = merge_config(yaml.safe_load(path.read_text()))  # unknown options raise
+    assert cfg.backbone == "mobilenetv2" and cfg.dataset == "camvid"
+
+
 # -- real training on a tiny synthetic dataset ----------------------------------------------
 def test_overfit_loss_falls_and_run_artifacts(tmp_path):
     root = make_camvid_tree(tmp_path / "camvid")
