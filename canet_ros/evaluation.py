@@ -217,18 +217,22 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                         include: Optional[Sequence[str]] = None,
                         exclude: Optional[Sequence[str]] = None, batch_size: int = 1,
                         workers: int = 0, save_vis: Optional[str] = None, vis_count: int = 8,
-                        tta: Optional[TTA] = None, show_progress: bool = False
-                        ) -> Dict[str, object]:
+                        tta: Optional[TTA] = None, show_progress: bool = False,
+                        prior_correction: Optional[float] = None) -> Dict[str, object]:
     """Score a checkpoint on one split; returns the JSON-ready summary.
 
     ``resolution`` = network input (W, H); default the checkpoint's training input size,
     else each frame's own size. ``split`` may join splits (``train+val``).
+    ``prior_correction`` scores with that total strength instead of the checkpoint's own.
     """
     from .checkpoint import CheckpointError, class_set_from_metadata, load_checkpoint
     from .classes import get_class_set
     from .data import EvalTransform, build_dataset
+    from .prior_correction import current_strength, set_prior_correction
 
     model, meta = load_checkpoint(checkpoint, map_location="cpu")
+    if prior_correction is not None:
+        set_prior_correction(model, meta, prior_correction, source=str(checkpoint))
     cs = class_set_from_metadata(meta)
     expected = get_class_set(dataset)
     if cs.num_classes != expected.num_classes:
@@ -249,6 +253,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     result.update({"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
                    "resolution": list(size) if size else None,
                    "tta": {"flip": tta.flip, "scales": list(tta.scales)} if tta else None,
+                   "prior_correction": current_strength(meta),
                    "seen_in_training": seen_in_training(meta.get("train_args") or {},
                                                         [p[0] for p in ds.pairs])})
     if save_vis:

@@ -74,6 +74,17 @@ def tta_scale(text: str) -> float:
     return value
 
 
+def prior_strength(text: str) -> float:
+    """argparse type: a prior-correction strength, a finite number in [0, 2]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 2.0:  # also rejects nan; 1 already gives the calibrated posterior
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 2")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="canet", description="CANet semantic segmentation: train, evaluate, "

@@ -22,7 +22,7 @@ from typing import List, Optional
 
 from ..checkpoint import CheckpointError
 from ..errors import DatasetError
-from . import run_command, tta_scale
+from . import prior_strength, run_command, tta_scale
 from .choices import DATASETS
 
 
@@ -62,6 +62,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "its mirror image (2x the cost)")
     p.add_argument("--tta-scales", nargs="+", type=tta_scale, default=None, metavar="S",
                    help="with --tta, also these input scales (e.g. 0.75 1 1.25)")
+    p.add_argument("--prior-correction", type=prior_strength, default=None, metavar="S",
+                   help="score with this class-prior correction strength (0..2) instead of "
+                        "the checkpoint's own; try values on a run's best.pt before "
+                        "'canet export --format checkpoint --prior-correction S'")
     p.set_defaults(func=run)
 
 
@@ -85,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             resolution=parse_resolution(args.resolution), device=device,
             include=include, exclude=args.exclude, batch_size=args.batch_size,
             workers=args.workers, save_vis=args.save_vis, vis_count=args.vis_count,
-            tta=tta, show_progress=True)
+            tta=tta, show_progress=True, prior_correction=args.prior_correction)
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"canet evaluate: error: {exc}", file=sys.stderr)
         return 1
@@ -96,9 +100,11 @@ def run(args: argparse.Namespace) -> int:
         from ..classes import get_class_set
 
         size = "x".join(map(str, result["resolution"])) if result["resolution"] else "native"
+        prior = result["prior_correction"]
         print(f"{result['checkpoint']} on {args.dataset} {split}"
               f"{' ' + ','.join(include) if include else ''}, network input {size}"
-              f"{', TTA x' + str(tta.passes) if tta else ''}")
+              f"{', TTA x' + str(tta.passes) if tta else ''}"
+              f"{f', prior correction {prior:g}' if prior else ''}")
         print(format_table(result, get_class_set(args.dataset).names))
     seen = result.get("seen_in_training")
     if seen:

@@ -12,28 +12,33 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``canet export``: a checkpoint as an ONNX file for TensorRT and other runtimes."""
+"""``canet export``: a checkpoint as an ONNX file for TensorRT and other runtimes, or as a
+shipping checkpoint (fp16, no training state, optionally prior-corrected)."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
-from . import positive_int
+from . import positive_int, prior_strength
 
 PROG = "canet export"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "export", help="write a checkpoint as an ONNX file (for TensorRT, ONNX Runtime ...)",
-        description="Export the network with its normalisation inside the graph: input "
-        "'image' float32 NCHW RGB 0..255; outputs 'logits' (N,C,H,W) and 'labels' int32 "
-        "(N,H,W). Shapes, class names and palette are stored in the file's metadata. "
-        "See docs/export.md for the trtexec line.")
+        "export", help="write a checkpoint as an ONNX file (for TensorRT, ONNX Runtime ...) "
+        "or as a shipping checkpoint",
+        description="--format onnx: the network with its normalisation inside the graph: "
+        "input 'image' float32 NCHW RGB 0..255; outputs 'logits' (N,C,H,W) and 'labels' int32 "
+        "(N,H,W); shapes, class names and palette in the file's metadata (docs/export.md "
+        "has the trtexec line). --format checkpoint: a run's best.pt or last.pt as the "
+        "checkpoint the node loads: fp16, no optimiser state, EMA weights where the run kept "
+        "them, and with --prior-correction the class-prior correction baked in.")
     p.add_argument("--checkpoint", default="default",
                    help="checkpoint path or 'default' (the bundled CamVid model)")
-    p.add_argument("--format", choices=("onnx",), default="onnx", help="output format")
+    p.add_argument("--format", choices=("onnx", "checkpoint"), default="onnx",
+                   help="output format (default onnx)")
     p.add_argument("--out", required=True, metavar="FILE", help="file to write, e.g. canet.onnx")
     p.add_argument("--height", type=positive_int, help="fixed input height (default: the "
                    "checkpoint's training size)")
@@ -41,9 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "checkpoint's training size)")
     p.add_argument("--dynamic", action="store_true",
                    help="free batch, height and width (any size of at least 32)")
-    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
-                   help="weights and activations; for TensorRT export fp32 and build with "
-                   "--fp16 (default fp32)")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default=None,
+                   help="weights (and, for ONNX, activations); for TensorRT export fp32 and "
+                   "build with --fp16 (default: fp32 for onnx, fp16 for checkpoint)")
+    p.add_argument("--prior-correction", type=prior_strength, default=None, metavar="S",
+                   help="checkpoint format: total class-prior correction strength, 0..2 "
+                   "(default: keep the source's; docs/training.md)")
     p.add_argument("--opset", type=positive_int, default=None,
                    help="ONNX opset (default 17, what TensorRT 8.5+ reads)")
     p.add_argument("--device", default="auto",
@@ -52,9 +60,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _run_checkpoint(args: argparse.Namespace) -> int:
+    from ..export_onnx import ExportError
+    from ..prior_correction import current_strength
+    from ..training.export import export_checkpoint
+
+    onnx_only = [flag for flag, given in (("--height", args.height), ("--width", args.width),
+                                          ("--dynamic", args.dynamic), ("--opset", args.opset))
+                 if given]
+    if onnx_only:
+        raise ExportError(f"{', '.join(onnx_only)}: ONNX options, not for --format checkpoint")
+    precision = args.precision or "fp16"
+    # No class weights to correct for raises PriorCorrectionError, a CanetError: exit 1.
+    path = export_checkpoint(args.checkpoint, args.out, half=precision == "fp16",
+                             prior_correction=args.prior_correction)
+    from ..checkpoint import read_checkpoint
+
+    strength = current_strength(read_checkpoint(path))
+    result = {"path": str(path), "bytes": path.stat().st_size, "precision": precision,
+              "prior_correction": strength}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"wrote {path} ({result['bytes'] / 2 ** 20:.1f} MiB, {precision}, prior "
+              f"correction {strength:g})")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ..export_onnx import DEFAULT_OPSET, ExportError, export_onnx_file
 
+    if args.format == "checkpoint":
+        return _run_checkpoint(args)
+    if args.prior_correction is not None:
+        raise ExportError("--prior-correction applies to --format checkpoint; export the "
+                          "corrected checkpoint first, then ONNX from it")
+    args.precision = args.precision or "fp32"
     if (args.height is None) != (args.width is None):
         raise ExportError("give --height and --width together (or neither, for the "
                           "checkpoint's training size)")

@@ -28,7 +28,7 @@ from ..training.config import (
     merge_config,
     resolve_train_args,
 )
-from . import run_command
+from . import prior_strength, run_command
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_config_arguments(p)
     p.add_argument("--export", default=None, metavar="DST",
                    help="after training, write best.pt as an fp16 shipping checkpoint to DST")
+    p.add_argument("--export-prior-correction", type=prior_strength, default=None, metavar="S",
+                   help="with --export: class-prior correction strength (0..2) baked into the "
+                        "exported checkpoint (the bundled model uses 0.75; docs/training.md)")
     p.set_defaults(func=run)
 
 
@@ -59,9 +62,17 @@ def run(args: argparse.Namespace) -> int:
     from ..training.export import export_checkpoint
     from ..training.trainer import Trainer
 
+    if args.export_prior_correction is not None and not args.export:
+        print("canet train: error: --export-prior-correction needs --export", file=sys.stderr)
+        return 1
     try:
-        values = {k: v for k, v in vars(args).items() if k not in ("config", "func", "export")}
+        values = {k: v for k, v in vars(args).items()
+                  if k not in ("config", "func", "export", "export_prior_correction")}
         cfg = merge_config(_base_values(args), values)
+        if (args.export_prior_correction and cfg.class_weighting != "enet"
+                and not cfg.class_weights):  # fail now, not after hours of training
+            raise ValueError("--export-prior-correction: this run trains without class "
+                             "weights, so there is no class prior to correct")
         trainer = Trainer(cfg)
         best = trainer.fit()
     except (ValueError, DatasetError, CheckpointError) as exc:
@@ -74,7 +85,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"best: epoch {best.get('epoch')} score {best.get('score'):.4f} "
               f"({trainer.run_dir / 'best.pt'})")
     if args.export and trainer.dist.is_main and (trainer.run_dir / "best.pt").is_file():
-        print(f"exported {export_checkpoint(trainer.run_dir / 'best.pt', args.export)}")
+        try:
+            out = export_checkpoint(trainer.run_dir / "best.pt", args.export,
+                                    prior_correction=args.export_prior_correction)
+        except ValueError as exc:  # e.g. a run without class weights: nothing to correct
+            print(f"canet train: error: {exc}", file=sys.stderr)
+            return 1
+        print(f"exported {out}")
     return 0
 
 
