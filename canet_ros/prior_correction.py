@@ -25,7 +25,7 @@ is impossible and ``strength`` always means the total, not a step.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -53,7 +53,8 @@ def current_strength(meta: Mapping[str, Any]) -> float:
     return float(meta.get(META_KEY) or 0.0)
 
 
-def training_class_weights(meta: Mapping[str, Any], source: str = "checkpoint") -> list:
+def training_class_weights(meta: Mapping[str, Any], source: str = "checkpoint"
+                           ) -> List[float]:
     weights = (meta.get("train_args") or {}).get("class_weights")
     if not weights:
         raise PriorCorrectionError(

@@ -85,12 +85,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"best: epoch {best.get('epoch')} score {best.get('score'):.4f} "
               f"({trainer.run_dir / 'best.pt'})")
     if args.export and trainer.dist.is_main and (trainer.run_dir / "best.pt").is_file():
-        try:
-            out = export_checkpoint(trainer.run_dir / "best.pt", args.export,
-                                    prior_correction=args.export_prior_correction)
-        except ValueError as exc:  # e.g. a run without class weights: nothing to correct
-            print(f"canet train: error: {exc}", file=sys.stderr)
-            return 1
+        # A correction that cannot be applied was refused before training (see above).
+        out = export_checkpoint(trainer.run_dir / "best.pt", args.export,
+                                prior_correction=args.export_prior_correction)
         print(f"exported {out}")
     return 0
 
