@@ -80,6 +80,9 @@ class TrainConfig:
     rotate: float = 0.0
     # Probability of a Gaussian blur (sigma 0.3-1.5 px): defocus and motion blur.
     blur: float = 0.0
+    # Probability that a frame gets a box of another frame of its batch pasted in, labels
+    # included (CutMix; training/mixing.py); 0 = off.
+    cutmix: float = 0.0
     # Exponential moving average of the weights (e.g. 0.999; 0 = off). Validation and
     # best.pt then use the averaged weights.
     ema_decay: float = 0.0
@@ -123,6 +126,7 @@ _HELP = {
     "ema_decay": "keep an exponential moving average of the weights (e.g. 0.999)",
     "rotate": "random rotation range in degrees (camera roll), 0 = off",
     "blur": "probability of a random Gaussian blur, 0 = off",
+    "cutmix": "probability of pasting a box of another frame (and its labels), 0 = off",
 }
 
 
@@ -209,6 +213,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"photometric must be in [0, 1), got {cfg.photometric}")
     if not (0.0 <= cfg.ema_decay < 1.0):
         raise ValueError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
+    if not (0.0 <= cfg.cutmix <= 1.0):
+        raise ValueError(f"cutmix must be in [0, 1], got {cfg.cutmix}")
     if not (0.0 <= cfg.blur <= 1.0) or not (0.0 <= cfg.rotate <= 45.0):
         raise ValueError(f"blur must be in [0, 1] and rotate in [0, 45] degrees, "
                          f"got {cfg.blur} and {cfg.rotate}")

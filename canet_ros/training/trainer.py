@@ -47,6 +47,7 @@ from . import distributed as D
 from .config import TrainConfig, portable_train_args, save_config
 from .data_setup import DataBundle, build_data
 from .ema import ModelEMA
+from .mixing import cutmix, step_generator
 from .runlog import RunLog
 from .schedule import PolyLR, poly_factor
 from .state import get_rng_state, seed_everything, set_rng_state
@@ -309,6 +310,9 @@ class Trainer:
     def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> Tuple[float, int]:
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
+        if self.cfg.cutmix > 0:
+            images, labels = cutmix(images, labels, self.cfg.cutmix,
+                                    step_generator(self.cfg.seed, self.global_step))
         if self.cfg.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.use_amp):
