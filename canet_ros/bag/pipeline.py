@@ -26,12 +26,12 @@ from typing import Any
 from ..image_codec import ImageCodecError, native_order, to_frame
 from ..metrics import ConfusionMatrix
 from ..progress import progress
-from .damage import Recovered
 from .errors import BagError
 from .groundtruth import DirGroundTruth, GroundTruth, GroundTruthError, TopicGroundTruth
 from .outdir import check_not_around_inputs, check_outdir, prepare_outdir
 from .reader import InputBag, TopicSummary, describe_exception, ros2_header, stamp_ns
 from .report import RunStats, build_report, engine_fields, write_report
+from .salvage.damage import Recovered
 from .stages import (
     END,
     Failure,

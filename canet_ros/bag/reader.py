@@ -25,11 +25,11 @@ from typing import Any
 
 import yaml
 from rosbags.highlevel import AnyReader
-from rosbags.typesys import Stores, get_typestore
 
-from .damage import Damage, Recovered, SalvageSource
 from .errors import BagError
 from .salvage import open_salvage, storage_files
+from .salvage.damage import Damage, Recovered, SalvageSource
+from .typestore import humble_typestore
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -42,17 +42,6 @@ _MAGIC = {
     b"#ROSBAG V2.0\n": ".bag",
 }
 _SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3", ".bag": "ros1"}
-
-_HUMBLE = None
-
-
-def humble_typestore() -> Any:
-    """Return the ROS 2 Humble typestore, built once (it imports ~300 message classes)."""
-    global _HUMBLE
-    if _HUMBLE is None:
-        _HUMBLE = get_typestore(Stores.ROS2_HUMBLE)
-    return _HUMBLE
-
 
 def _sniff(path: Path) -> str | None:
     try:

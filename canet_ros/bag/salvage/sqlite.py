@@ -33,8 +33,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import BagError
+from ..typestore import humble_typestore
 from .damage import Damage, LostRegion, Recovered, merge_regions
-from .errors import BagError
 
 # Reading the data walks its overflow pages, so a row that reads here reads again.
 _ROW = "SELECT topic_id, timestamp, data FROM messages WHERE id = ?"
@@ -204,8 +205,6 @@ class SqliteSalvage:
             position = None if position is None else position + 1
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
-        from .reader import humble_typestore
-
         return humble_typestore().deserialize_cdr(raw, msgtype)
 
     def close(self) -> None:

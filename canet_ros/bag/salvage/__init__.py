@@ -15,6 +15,8 @@
 """Pick the salvage reader for a damaged bag, and chain the files of a split bag.
 
 Which formats can be salvaged, and how, is in docs/segment_bag.md ("Damaged bags").
+One module per storage format (mcap, sqlite, ros1), the chunk scan the mcap and ros1
+readers share (scan), and what they all report (damage).
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ from typing import Any
 
 import yaml
 
+from ..errors import BagError
 from .damage import Damage, Recovered, SalvageSource
-from .errors import BagError
 
 STORAGE_SUFFIX = {"mcap": ".mcap", "sqlite3": ".db3"}
 
@@ -81,7 +83,7 @@ def _files(path: Path, storage: str) -> tuple[list[Path], dict[str, Any]]:
 def open_salvage(path: Path, storage: str, cause: str) -> SalvageSource:
     """A salvage reader for ``path``, or BagError saying why the format cannot be salvaged."""
     if storage == "ros1":
-        from .salvage_ros1 import Ros1Salvage
+        from .ros1 import Ros1Salvage
 
         return _nonempty(path, Ros1Salvage(path, cause))
     files, meta = _files(path, storage)
@@ -106,10 +108,10 @@ def open_salvage(path: Path, storage: str, cause: str) -> SalvageSource:
 def _open_file(file: Path, storage: str, cause: str, meta: dict[str, Any],
                index: int) -> SalvageSource:
     if storage == "mcap":
-        from .salvage_mcap import open_mcap_salvage
+        from .mcap import open_mcap_salvage
 
         return open_mcap_salvage(file, cause)
-    from .salvage_sqlite import SqliteSalvage
+    from .sqlite import SqliteSalvage
 
     entries = meta.get("files") or []
     expected = None

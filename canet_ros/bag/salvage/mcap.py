@@ -29,9 +29,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import BagError
+from ..typestore import humble_typestore
 from .damage import LostRegion
-from .errors import BagError
-from .salvage_scan import Chunk, ChunkScan
+from .scan import Chunk, ChunkScan
 
 MAGIC = b"\x89MCAP0\r\n"
 HEADER, FOOTER, SCHEMA, CHANNEL, MESSAGE, CHUNK, MESSAGE_INDEX = 1, 2, 3, 4, 5, 6, 7
@@ -328,8 +329,6 @@ class McapSalvage(ChunkScan):
         return out
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
-        from .reader import humble_typestore
-
         return humble_typestore().deserialize_cdr(raw, msgtype)
 
 

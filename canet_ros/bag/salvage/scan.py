@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from ..errors import BagError
 from .damage import Damage, LostRegion, Recovered
-from .errors import BagError
 
 
 @dataclass
