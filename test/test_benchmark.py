@@ -119,7 +119,7 @@ def test_cli_json_with_compare(capsys):
 
 
 def test_compare_says_what_it_is_doing(capsys):
-    from canet_ros.benchmark_compare import compare_fns
+    from canet_ros.benchmark.compare import compare_fns
     from canet_ros.inference import SegmentationEngine
 
     engine = SegmentationEngine(None, backbone="mobilenetv2", device="cpu", resolution=(64, 64),

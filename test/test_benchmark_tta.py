@@ -23,7 +23,7 @@ import math
 
 import pytest
 
-from canet_ros.benchmark_tta import tta_report
+from canet_ros.benchmark.tta import tta_report
 from canet_ros.cli import benchmark as cli
 from canet_ros.cli import main
 

@@ -359,8 +359,7 @@ def test_inference_code_does_not_import_ros():
 
     import canet_ros
     root = Path(canet_ros.__file__).parent
-    files = [*(root / "inference").glob("*.py"), root / "benchmark.py",
-             root / "benchmark_compare.py", root / "benchmark_startup.py",
+    files = [*(root / "inference").glob("*.py"), *(root / "benchmark").glob("*.py"),
              root / "cli" / "benchmark.py"]
     for path in files:
         for node in ast.walk(ast.parse(path.read_text())):

@@ -27,9 +27,10 @@ import numpy as np
 import pytest
 import torch
 
-from canet_ros import benchmark_startup as startup
+from canet_ros.benchmark import startup
 from canet_ros.checkpoint import build_metadata, save_checkpoint
 from canet_ros.classes import CAMVID
+from canet_ros.cli.benchmark import subcommand_names
 from canet_ros.inference import EngineError, SegmentationEngine
 from canet_ros.inference.results import no_gpu_present
 from canet_ros.models import build_canet
@@ -158,8 +159,8 @@ def test_measure_startup_reports_every_figure(monkeypatch):
     monkeypatch.setattr(startup, "_cache_export", lambda checkpoint: None)
     ready = iter([(2.0, "ready"), (20.0, "ready")])
     monkeypatch.setattr(startup, "_until_ready", lambda argv, env: next(ready))
-    report = startup.measure_startup("default", progress=False)
-    commands = startup._commands()
+    report = startup.measure_startup(subcommand_names(), "default", progress=False)
+    commands = subcommand_names()
     assert {"benchmark", "train", "segment-bag"} <= set(commands)
     assert set(report["help_s"]) == {"--help", *(f"{c} --help" for c in commands)}
     assert report["help_max_s"] == 0.25

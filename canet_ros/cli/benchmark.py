@@ -130,11 +130,21 @@ def _tta_lines(t: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def subcommand_names() -> list[str]:
+    """The ``canet`` subcommands, as a user types them."""
+    from . import build_parser
+
+    action = next(a for a in build_parser()._actions
+                  if isinstance(a, argparse._SubParsersAction))
+    return list(action.choices)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.startup:
-        from ..benchmark_startup import measure_startup, summary
+        from ..benchmark.startup import measure_startup, summary
 
-        report = measure_startup(args.checkpoint or "default", progress=not args.no_progress)
+        report = measure_startup(subcommand_names(), args.checkpoint or "default",
+                                 progress=not args.no_progress)
         print(json.dumps(report) if args.json else summary(report))
         return 0
     from ..benchmark import run_benchmark

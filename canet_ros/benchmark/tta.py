@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .evaluation import TTA, predict_labels
-from .inference import SegmentationEngine
+from ..evaluation import TTA, predict_labels
+from ..inference import SegmentationEngine
 
 __all__ = ["tta_fns", "tta_report"]
 

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .inference import SegmentationEngine
-from .inference.onnx_runtime import OnnxRunner, export_onnx, onnxruntime_available
+from ..inference import SegmentationEngine
+from ..inference.onnx_runtime import OnnxRunner, export_onnx, onnxruntime_available
 
 __all__ = ["compare_fns"]
 

@@ -34,8 +34,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .inference import SegmentationEngine
-from .progress import progress as progress_bar
+from ..inference import SegmentationEngine
+from ..progress import progress as progress_bar
 
 __all__ = ["STAGES", "load_frame", "make_image_msg", "matmul_gflops", "run_benchmark",
            "time_calls", "time_interleaved"]
@@ -104,7 +104,7 @@ def matmul_gflops(device_type: str, size: int = 4096, iters: int = 3) -> float:
 
 def make_image_msg(frame_bgr: np.ndarray) -> SimpleNamespace:
     """Return a sensor_msgs/Image look-alike: a bgr8 frame in an array('B'), as rclpy does."""
-    from .image_codec import array_to_image_fields
+    from ..image_codec import array_to_image_fields
 
     fields = array_to_image_fields(frame_bgr, "bgr8")
     fields["data"] = array.array("B", fields["data"])
@@ -126,8 +126,8 @@ def _sample_frame() -> np.ndarray:
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
-    from .bag.sample import SAMPLE_BAG, SAMPLE_IMAGE_TOPIC
-    from .image_codec import compressed_to_array
+    from ..bag.sample import SAMPLE_BAG, SAMPLE_IMAGE_TOPIC
+    from ..image_codec import compressed_to_array
 
     with AnyReader([SAMPLE_BAG], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as bag:
         connections = [c for c in bag.connections if c.topic == SAMPLE_IMAGE_TOPIC]
@@ -161,7 +161,7 @@ OUTPUTS = ("labels", "color", "overlay", "confidence")
 
 
 def _fill_outputs(result: Any, order: str, outs: dict[str, Any]) -> None:
-    from .image_codec import fill_image
+    from ..image_codec import fill_image
 
     labels = "mono8" if result.labels.dtype == np.uint8 else "mono16"
     fill_image(outs["labels"], result.labels, labels)
@@ -182,7 +182,7 @@ class _Pipeline:
         self.stages: list[dict[str, float]] = []
 
     def decode(self) -> tuple[np.ndarray, str]:
-        from .image_codec import native_order, to_frame
+        from ..image_codec import native_order, to_frame
 
         order = native_order(self.msg)
         return to_frame(self.msg, order), order
@@ -207,7 +207,7 @@ class _Pipeline:
 
     def stream_ms(self, iters: int, progress: bool) -> float:
         """Mean ms per message through infer_many (one frame in flight: the CUDA throughput)."""
-        from .image_codec import native_order, to_frame
+        from ..image_codec import native_order, to_frame
 
         order = native_order(self.msg)
         frames = (to_frame(self.msg, order) for _ in range(iters))
@@ -258,7 +258,7 @@ def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int =
     peak_host = _peak_rss_mb()
     skipped, notes = {}, []
     if compare:
-        from .benchmark_compare import compare_fns
+        from .compare import compare_fns
 
         extra, skipped, notes = compare_fns(engine, x, progress)
         fns.update(extra)
@@ -292,7 +292,7 @@ def _add_optional(report: dict[str, Any], times: dict[str, np.ndarray],
                              if name != "model" and not name.startswith(("pipe", "offline"))}
         report["compare"].update(skipped)
     if tta_scales:
-        from .benchmark_tta import tta_report
+        from .tta import tta_report
 
         report["tta"] = tta_report(med, tta_scales)
     if notes:
@@ -302,7 +302,7 @@ def _add_optional(report: dict[str, Any], times: dict[str, np.ndarray],
 def _tta_fns(engine: SegmentationEngine, x: Any, scales: Sequence[float], msg: Any,
              checkpoint: str | None, engine_kw: dict[str, Any],
              progress: bool) -> dict[str, Callable[[], Any]]:
-    from .benchmark_tta import tta_fns
+    from .tta import tta_fns
 
     say("building a second engine with test-time augmentation (segment-bag --tta)", progress)
     tta_pipe = _Pipeline(SegmentationEngine(checkpoint, tta=True, **engine_kw), msg)
@@ -324,7 +324,7 @@ def _report(engine: SegmentationEngine, times: dict[str, np.ndarray], iters: int
             warmup: int, frame_size: tuple[int, int], source: str) -> dict[str, Any]:
     import torch
 
-    from .models import build_canet, count_macs
+    from ..models import build_canet, count_macs
 
     gmacs = count_macs(build_canet(engine.backbone, engine.num_classes),
                        engine.resolution[1], engine.resolution[0])[0] / 1e9

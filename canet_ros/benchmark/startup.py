@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +45,6 @@ def _entry_point(name: str, module: str) -> list[str]:
     script = Path(sys.executable).with_name(name)
     found = str(script) if script.is_file() else shutil.which(name)
     return [found] if found else [sys.executable, "-m", module]
-
-
-def _commands() -> list[str]:
-    import argparse
-
-    from .cli import build_parser
-
-    action = next(a for a in build_parser()._actions
-                  if isinstance(a, argparse._SubParsersAction))
-    return list(action.choices)
 
 
 def _run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
@@ -89,14 +80,19 @@ def _until_ready(argv: list[str], env: dict[str, str]) -> tuple[float | None, st
 
 def _cache_export(checkpoint: str) -> None:
     """Build the engine once here, which caches the checkpoint's export for the node."""
-    from .inference import SegmentationEngine
+    from ..inference import SegmentationEngine
 
     SegmentationEngine(checkpoint, device="cpu", warmup=False)
 
 
-def measure_startup(checkpoint: str = "default", progress: bool = True) -> dict[str, Any]:
-    """All start-up figures as one JSON-ready dict (seconds)."""
-    from .inference.results import cpu_name
+def measure_startup(commands: Sequence[str], checkpoint: str = "default",
+                    progress: bool = True) -> dict[str, Any]:
+    """All start-up figures as one JSON-ready dict (seconds).
+
+    ``commands`` are the ``canet`` subcommands whose ``--help`` is timed; the command line,
+    above this package, passes its own list.
+    """
+    from ..inference.results import cpu_name
 
     def say(text: str) -> None:
         if progress:
@@ -105,7 +101,7 @@ def measure_startup(checkpoint: str = "default", progress: bool = True) -> dict[
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     canet = _entry_point("canet", "canet_ros.cli")
     helps, failed = {}, []
-    for argv in (["--help"], *([c, "--help"] for c in _commands())):
+    for argv in (["--help"], *([c, "--help"] for c in commands)):
         say(f"canet {' '.join(argv)} (3 runs)")
         runs = sorted(_run(canet + argv, env) for _ in range(3))
         helps[" ".join(argv)] = runs[1][0]
