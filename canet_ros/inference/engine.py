@@ -129,6 +129,8 @@ class SegmentationEngine:
         self._pool: ThreadPoolExecutor | None = None
         self.checkpoint_path: Path | None = None
         if not self._from_cache(checkpoint, backbone, device, runtime, resolution):
+            # Lazy: torch_backend imports torch. It gets this engine to finish and names
+            # SegmentationEngine only for type checking, so the import runs one way.
             from .torch_backend import build
 
             build(self, checkpoint, backbone, class_set, device, runtime, resolution, cuda_graph)

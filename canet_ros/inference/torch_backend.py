@@ -44,6 +44,9 @@ from .results import EngineError, Request, cpu_name, resolve_device
 from .runners import CudaPipeline, TorchRunner
 
 if TYPE_CHECKING:
+    # The one arrow back to engine.py, and for type checking only: at run time the engine
+    # imports this module (lazily, to keep torch out of the start-up path) and hands itself
+    # to build()/compute(), which fill in its torch side; nothing here imports the engine.
     from .engine import SegmentationEngine
 
 log = logging.getLogger("canet_ros.inference")
