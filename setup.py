@@ -48,11 +48,13 @@ setup(
     extras_require={
         "torch": ["torch>=2.1", "torchvision>=0.16"],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        # bf16 and int8 on the CPU (docs/performance.md "CPU precisions").
+        "openvino": ["openvino>=2024.1"],
         "train": ["tensorboard>=2.12"],
         # PyAV ships FFmpeg with libx264: segment-bag --video writes browser-playable H.264.
         "video": ["av>=10"],
         "test": [
-            "pytest>=7", "ruff>=0.4", "onnx>=1.15", "onnxruntime>=1.17",
+            "pytest>=7", "ruff>=0.4", "onnx>=1.15", "onnxruntime>=1.17", "openvino>=2024.1",
             "tensorboard>=2.12", "cityscapesscripts>=2.2", "mcap>=1.1", "av>=10",
         ],
     },
