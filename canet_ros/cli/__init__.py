@@ -30,7 +30,8 @@ from .. import __version__
 from ..errors import CanetError
 
 # Each module exposes add_parser(subparsers) and run(args) -> int.
-SUBCOMMANDS = ("info", "train", "evaluate", "benchmark", "segment_bag", "export")
+SUBCOMMANDS = ("info", "train", "evaluate", "benchmark", "segment_bag", "export",
+               "extract_frames", "dataset")
 
 EXIT_OK = 0
 EXIT_ERROR = 1          # bad input: a file, folder or value; the message says which

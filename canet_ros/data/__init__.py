@@ -21,6 +21,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..classes import CAMVID, CITYSCAPES, ClassSet
 from .camvid import (
     CamVid,
     DatasetError,
@@ -32,9 +33,13 @@ from .camvid import (
     read_label,
 )
 from .cityscapes import Cityscapes, label_to_train_lut, train_to_label_ids
+from .classes_file import SplitRule, load_classes, save_classes
+from .cvat import import_cvat, write_cvat_package
+from .folder import DatasetSummary, FolderDataset, check_dataset, index_folder, write_dataset
+from .problems import DatasetProblems
 from .transforms import EvalTransform, TrainTransform, denormalize, normalize
 
-DATASETS = ("camvid", "cityscapes")
+DATASETS = ("camvid", "cityscapes", "folder")  # "folder": a dataset of your own (folder.py)
 _ENV_ROOTS = {"camvid": "CANET_CAMVID_ROOT", "cityscapes": "CANET_CITYSCAPES_ROOT"}
 
 
@@ -58,6 +63,8 @@ def build_dataset(name: str, root: Optional[PathLike], split: str,
     ``include``/``exclude`` are name prefixes (CamVid sequences such as ``0001TP``,
     Cityscapes cities).
     """
+    if name == "folder" and not root:
+        raise DatasetError("dataset 'folder' needs its folder (--data-root DIR)")
     root = Path(root) if root else default_data_root(name)
     if "+" in split:
         return _joined_splits(name, root, split, transform, include, exclude, cache)
@@ -67,6 +74,44 @@ def build_dataset(name: str, root: Optional[PathLike], split: str,
         if exclude:
             raise DatasetError("cityscapes: exclude filters are not supported; use include")
         return Cityscapes(root, split, transform, cities=include, cache=cache)
+    if name == "folder":
+        _check_once(root)
+        return FolderDataset(root, split, transform, include=include, exclude=exclude,
+                             cache=cache)
+    raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+_CHECKED: dict = {}
+
+
+def _check_once(root: Path) -> None:
+    """check_dataset before a folder's first use in this process (again once it changes).
+
+    Training and evaluation build each split through here; the check reads every file,
+    so it runs once per folder state, not once per split.
+    """
+    parts = [root, root / "images", root / "masks", root / "classes.yaml"]
+    key = (str(root.resolve()), tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in parts))
+    if key not in _CHECKED:
+        _CHECKED[key] = check_dataset(root)
+
+
+def dataset_class_set(name: str, root: Optional[PathLike] = None) -> ClassSet:
+    """The classes of a named dataset: CamVid's, Cityscapes', or a folder's classes.yaml.
+
+    For a CVAT export folder without classes.yaml, the classes its labelmap.txt names.
+    """
+    if name == "camvid":
+        return CAMVID
+    if name == "cityscapes":
+        return CITYSCAPES
+    if name == "folder":
+        if not root:
+            raise DatasetError("dataset 'folder' needs its folder (--data-root DIR)")
+        index = index_folder(root)
+        if index.class_set is None:
+            raise DatasetProblems(str(root), index.problems)
+        return index.class_set
     raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
@@ -89,6 +134,10 @@ def _joined_splits(name: str, root: Path, split: str, transform: Optional[Transf
     pairs = [pair for ds in parts for pair in ds.pairs]
     joined = SegmentationDataset(pairs, transform, label_map=parts[0].label_map, cache=cache)
     joined.root, joined.split = root, split
+    if name == "folder":  # its masks need the folder's own decoding and checks
+        joined = parts[0]
+        joined.pairs, joined.transform, joined.split = pairs, transform, split
+        joined.cache, joined._cache = cache, {}
     return joined
 
 
@@ -109,8 +158,10 @@ def compute_mean_std(dataset: SegmentationDataset) -> Tuple[list, list]:
 
 
 __all__ = [
-    "DATASETS", "CamVid", "Cityscapes", "DatasetError", "EmptySplitError", "EvalTransform",
-    "SegmentationDataset",
+    "DATASETS", "CamVid", "Cityscapes", "DatasetError", "DatasetProblems", "DatasetSummary",
+    "EmptySplitError", "EvalTransform", "FolderDataset", "SegmentationDataset", "SplitRule",
+    "check_dataset", "dataset_class_set", "import_cvat", "load_classes", "save_classes",
+    "write_cvat_package", "write_dataset",
     "TrainTransform", "build_dataset", "compute_mean_std", "default_data_root", "denormalize",
     "label_to_train_lut", "normalize", "read_image", "read_label", "train_to_label_ids",
 ]

@@ -1,0 +1,297 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Frames worth labelling out of a bag, with a model's labels as pre-labels (extract-frames).
+
+Which frames: the topic's time span (receive times) is cut into ``max_frames`` equal
+slots, none shorter than ``min_interval``; each slot gives at most one frame, the first
+one that is not a near-duplicate of a frame already kept. Near-duplicate: the mean
+absolute difference of two 32x24 grey thumbnails (area-averaged, 0-255 scale) below
+``duplicate_threshold``: a robot standing still, or a camera that repeats frames. Within
+a slot at most ``PROBES`` frames are decoded and compared, evenly spread, so a long stop
+costs a few decodes per slot, not one per message. Frames are named by their header
+stamps, ``<sec>_<nanosec, 9 digits>`` (the receive time where the stamp is zero).
+
+Output (docs/own_data.md): classes.yaml, images/, prelabels/ (the model's index masks),
+cvat/ and cvat.zip (the pre-labels as a CVAT "Segmentation mask 1.1" package) and
+extract.json (source, topic, stamps, model, settings).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from ..classes import ClassSet
+from ..data.classes_file import save_classes
+from ..data.cvat import PackageWriter
+from ..image_codec import ImageCodecError, to_frame
+from ..progress import progress
+from .errors import BagError
+from .outdir import check_not_around_inputs
+from .reader import InputBag, describe_exception
+
+THUMB_SIZE = (32, 24)  # W, H
+PROBES = 8  # frames examined per slot at most
+REPORT = "extract.json"
+
+
+@dataclass
+class ExtractOptions:
+    source: Path
+    outdir: Path
+    topic: str | None = None
+    max_frames: int = 50
+    min_interval: float = 1.0  # seconds between kept frames, at least
+    duplicate_threshold: float = 4.0  # mean |grey difference| of thumbnails, 0-255
+    prelabels: bool = True
+    overwrite: bool = False
+    salvage: bool = True
+    progress: bool = False
+    exclude_topics: tuple = ()  # not chosen as the camera when --topic is not given
+
+
+def thumbnail(frame_rgb: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(np.ascontiguousarray(frame_rgb), cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute grey-level difference of two thumbnails (0 = identical, 255 = opposite)."""
+    return float(np.mean(np.abs(a - b)))
+
+
+@dataclass
+class FramePicker:
+    """Decides, message by message, which frames to examine and which to keep."""
+
+    t0: int  # ns, first and last receive time on the topic
+    t1: int
+    max_frames: int
+    min_interval_ns: int
+    threshold: float
+    kept: list = field(default_factory=list)  # (time, thumbnail)
+    duplicates: int = 0
+    examined: int = 0
+
+    def __post_init__(self) -> None:
+        span = max(self.t1 - self.t0, 0)
+        self.slot_ns = max(span / self.max_frames, float(self.min_interval_ns), 1.0)
+        self._filled: set = set()
+        self._probe: tuple = (-1, 0)  # slot and time of the last frame examined
+
+    def _slot(self, t: int) -> int:
+        return min(int((t - self.t0) // self.slot_ns), self.max_frames - 1)
+
+    def wants(self, t: int) -> bool:
+        """Whether the message at ``t`` is worth decoding."""
+        slot = self._slot(t)
+        if len(self.kept) >= self.max_frames or slot in self._filled:
+            return False
+        if self.kept and t - self.kept[-1][0] < self.min_interval_ns:
+            return False
+        last_slot, last_t = self._probe
+        return not (slot == last_slot and t - last_t < self.slot_ns / PROBES)
+
+    def offer(self, t: int, thumb: np.ndarray) -> bool:
+        """Keep the decoded frame at ``t`` unless it repeats one already kept."""
+        self.examined += 1
+        self._probe = (self._slot(t), t)
+        if any(difference(thumb, k) < self.threshold for _, k in self.kept):
+            self.duplicates += 1
+            return False
+        self._filled.add(self._slot(t))
+        self.kept.append((t, thumb))
+        return True
+
+
+def stamp_stem(header: Any, receive_ns: int) -> tuple[str, int]:
+    """``<sec>_<nanosec:09d>`` of the header stamp (of the receive time if it is zero)."""
+    sec, nsec = int(header.stamp.sec), int(header.stamp.nanosec)
+    if sec == 0 and nsec == 0:
+        sec, nsec = divmod(int(receive_ns), 1_000_000_000)
+    return f"{sec}_{nsec:09d}", sec * 1_000_000_000 + nsec
+
+
+def check_extract_outdir(outdir: Path, overwrite: bool) -> None:
+    """Refuse an existing OUTDIR unless --overwrite, it is ours and holds no labels yet."""
+    if not outdir.exists() and not outdir.is_symlink():
+        return
+    if not outdir.is_dir():
+        raise BagError(f"{outdir}: exists and is not a folder")
+    if not any(outdir.iterdir()):
+        return
+    if not overwrite:
+        raise BagError(f"{outdir}: output folder exists; pass --overwrite to replace it")
+    if not (outdir / REPORT).is_file():
+        raise BagError(f"{outdir}: exists and was not written by canet extract-frames (no "
+                       f"{REPORT}); refusing to delete it, remove it yourself")
+    masks = outdir / "masks"
+    if masks.is_dir() and any(masks.iterdir()):
+        raise BagError(f"{outdir}: holds labelled masks ({masks}); --overwrite would delete "
+                       f"them: move them away or extract into another folder")
+
+
+def _prepare(outdir: Path, prelabels: bool) -> None:
+    try:
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        for sub in ("images", "prelabels")[: 2 if prelabels else 1]:
+            (outdir / sub).mkdir(parents=True)
+    except OSError as exc:
+        raise BagError(f"{outdir}: cannot create output folder ({exc.strerror or exc})") from None
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), array):
+        raise OSError(f"{path}: cannot write")
+
+
+class FrameExtractor:
+    """One bag checked and opened; ``run(engine, class_set)`` writes the frames."""
+
+    def __init__(self, options: ExtractOptions):
+        self.options = o = options
+        if o.max_frames < 1 or o.min_interval < 0 or o.duplicate_threshold < 0:
+            raise BagError("--max must be at least 1, --min-interval and "
+                           "--duplicate-threshold at least 0")
+        self.bag = InputBag(o.source, o.salvage)
+        check_not_around_inputs(o.outdir, [o.source])
+        check_extract_outdir(o.outdir, o.overwrite)
+        self.bag.open_reader()
+        try:
+            self.topic = self.bag.select_topic(o.topic, list(o.exclude_topics))
+        except BaseException:
+            self.bag.close()
+            raise
+        self.frames: list[dict] = []
+        self.skipped: list[dict] = []
+        self.duplicate_stems = 0
+
+    def close(self) -> None:
+        self.bag.close()
+
+    def _times(self) -> list[int]:
+        """Receive times of every message on the topic (no decoding)."""
+        return [m.timestamp for m in self.bag.messages(self.topic.name)]
+
+    def _decode(self, raw: bytes, timestamp: int, position: int) -> tuple[Any, Any] | None:
+        try:
+            msg = self.bag.deserialize(raw, self.topic.msgtype)
+            return msg, to_frame(msg, "rgb")
+        except ImageCodecError as exc:
+            why = f"cannot decode: {exc}"
+        except Exception as exc:  # rosbags raises many types for damaged messages
+            why = f"cannot deserialise: {describe_exception(exc)}"
+        self.skipped.append({"position": position, "receive_ns": timestamp, "reason": why})
+        return None
+
+    def _keep(self, msg: Any, frame: np.ndarray, timestamp: int, position: int,
+              engine: Any, writer: PackageWriter | None) -> None:
+        stem, stamp = stamp_stem(msg.header, timestamp)
+        if any(f["stem"] == stem for f in self.frames):
+            self.duplicate_stems += 1  # a repeated header stamp: the same frame twice
+            return
+        out = self.options.outdir
+        _write_png(out / "images" / f"{stem}.png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        if engine is not None and writer is not None:
+            labels = np.asarray(engine.infer(frame, "rgb").labels).astype(np.uint8)
+            _write_png(out / "prelabels" / f"{stem}.png", labels)
+            writer.add(stem, labels)
+        self.frames.append({"stem": stem, "stamp_ns": stamp, "receive_ns": timestamp,
+                            "position": position})
+
+    def run(self, engine: Any, class_set: ClassSet) -> dict[str, Any]:
+        """Pick, write and pre-label the frames; extract.json is written even if interrupted."""
+        o = self.options
+        times = self._times()
+        if not times:
+            raise BagError(f"{o.source}: topic {self.topic.name} has no messages")
+        _prepare(o.outdir, engine is not None)
+        save_classes(o.outdir, class_set)
+        writer = PackageWriter(o.outdir / "cvat", class_set) if engine is not None else None
+        picker = FramePicker(times[0], times[-1], o.max_frames, int(o.min_interval * 1e9),
+                             o.duplicate_threshold)
+        bar = progress(total=len(times), unit="msg", desc=o.source.name,
+                       disable=not o.progress, file=sys.stderr)
+        interrupted = False
+        try:
+            for number, (timestamp, raw, position) in enumerate(
+                    self.bag.messages(self.topic.name)):
+                where = position if position is not None else number
+                bar.update(1)
+                if not picker.wants(timestamp):
+                    continue
+                decoded = self._decode(raw, timestamp, where)
+                if decoded is not None and picker.offer(timestamp, thumbnail(decoded[1])):
+                    self._keep(*decoded, timestamp, where, engine, writer)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close(o.outdir / "cvat.zip")
+        return self._report(engine, class_set, picker, times, interrupted)
+
+    def _report(self, engine: Any, class_set: ClassSet, picker: FramePicker,
+                times: list[int], interrupted: bool) -> dict[str, Any]:
+        o = self.options
+        damage = self.bag.damage
+        model = None
+        if engine is not None:
+            model = {"checkpoint": str(engine.checkpoint_path), "backbone": engine.backbone,
+                     "resolution": list(engine.resolution)}
+        report = {
+            "source": str(o.source), "storage": self.bag.storage, "topic": self.topic.name,
+            "message_type": self.topic.msgtype, "messages": len(times),
+            "span_s": (times[-1] - times[0]) / 1e9, "frames": self.frames,
+            "model": model, "prelabels": engine is not None, "classes": list(class_set.names),
+            "settings": {"max_frames": o.max_frames, "min_interval_s": o.min_interval,
+                         "duplicate_threshold": o.duplicate_threshold,
+                         "thumbnail": list(THUMB_SIZE), "slot_s": picker.slot_ns / 1e9,
+                         "probes_per_slot": PROBES},
+            "examined": picker.examined, "duplicates_skipped": picker.duplicates,
+            "repeated_stamps_skipped": self.duplicate_stems, "skipped": self.skipped,
+            "damage": damage.as_dict([self.topic.name]) if damage else None,
+            "interrupted": interrupted}
+        (o.outdir / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        return report
+
+
+def checkpoint_class_set(checkpoint: Any) -> ClassSet:
+    """The classes a checkpoint was trained for, read from its metadata (no model built)."""
+    from ..checkpoint import class_set_from_metadata, read_checkpoint
+
+    return class_set_from_metadata(read_checkpoint(checkpoint))
+
+
+def extract_frames(options: ExtractOptions, engine_factory: Callable[[], Any] | None,
+                   checkpoint: Any = "default") -> dict[str, Any]:
+    """Check, open and extract one bag. ``engine_factory`` None: no pre-labels (classes
+    from ``checkpoint``'s metadata)."""
+    job = FrameExtractor(options)  # every input/output check before the model load
+    try:
+        if engine_factory is None:
+            return job.run(None, checkpoint_class_set(checkpoint))
+        engine = engine_factory()
+        return job.run(engine, engine.class_set)
+    finally:
+        job.close()
+

@@ -1,0 +1,397 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""CVAT's "Segmentation mask 1.1" format: write pre-labels for it, read what it exports.
+
+The package (a zip, or the folder unpacked) is Pascal VOC's segmentation layout::
+
+    labelmap.txt                      name:r,g,b:: per label, "background" included
+    ImageSets/Segmentation/default.txt  frame names without extension, one a line
+    SegmentationClass/<name>.png      colour masks: each pixel the colour of its label
+    SegmentationObject/<name>.png     instance masks (colour = instance number)
+
+Labels are matched to classes by name; a label's colour only says how its pixels are
+painted in this package. Pixels of the ``background`` label (what CVAT paints where
+nothing is annotated) become the ignore id, unless a class is named ``background``:
+then they are that class, and ignored pixels get a label of their own, ``ignore``.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from ..classes import ClassSet
+from ..errors import DatasetError
+from .classes_file import CLASSES_FILE, parse_classes, save_classes
+from .problems import DatasetProblems, capped
+
+Color = Tuple[int, int, int]
+LABELMAP = "labelmap.txt"
+CLASS_DIR = "SegmentationClass"
+OBJECT_DIR = "SegmentationObject"
+LIST_DIR = Path("ImageSets") / "Segmentation"
+IMAGE_DIR = "JPEGImages"  # where CVAT puts the frames when exported with "Save images"
+BACKGROUND = "background"
+IGNORE_LABEL = "ignore"
+_NOT_CLASSES = (BACKGROUND, IGNORE_LABEL)  # label names that mean "ignored" unless a class
+
+
+def voc_color(index: int) -> Color:
+    """Pascal VOC's colour for ``index``: its bits spread over R, G, B from the top bit down.
+
+    CVAT and Datumaro decode SegmentationObject instance numbers with this colour map.
+    """
+    rgb = [0, 0, 0]
+    for shift in range(7, -1, -1):
+        for channel in range(3):
+            rgb[channel] |= ((index >> channel) & 1) << shift
+        index >>= 3
+    return rgb[0], rgb[1], rgb[2]
+
+
+def pack(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB -> HxW int32 keys r<<16 | g<<8 | b (one number per colour)."""
+    rgb = rgb.astype(np.int32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def read_labelmap(path: Path) -> List[Tuple[str, Color]]:
+    """(name, colour) per line of a labelmap.txt; DatasetProblems naming each bad line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: missing; a CVAT 'Segmentation mask 1.1' export has a "
+                           f"labelmap.txt naming each label's colour") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read ({exc})") from None
+    entries: List[Tuple[str, Color]] = []
+    problems: List[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, rest = line.partition(":")
+        parts = rest.split(":")[0].split(",")
+        try:
+            color = tuple(int(v) for v in parts)
+        except ValueError:
+            color = ()
+        if not name or len(color) != 3 or not all(0 <= v <= 255 for v in color):
+            problems.append(f"{path}:{number}: expected 'name:r,g,b::', got {line!r}")
+            continue
+        if any(name == n for n, _ in entries):
+            problems.append(f"{path}:{number}: label {name!r} is defined twice")
+        entries.append((name, (color[0], color[1], color[2])))
+    if not entries and not problems:
+        problems.append(f"{path}: no labels in it")
+    if problems:
+        raise DatasetProblems(str(path), problems)
+    return entries
+
+
+def write_labelmap(path: Path, entries: Sequence[Tuple[str, Color]]) -> None:
+    lines = ["# label:color_rgb:parts:actions"]
+    lines += [f"{name}:{r},{g},{b}::" for name, (r, g, b) in entries]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _free_color(taken: Iterable[Color]) -> Color:
+    used = set(taken)
+    return next(voc_color(i) for i in range(1 << 24) if voc_color(i) not in used)
+
+
+def package_labels(class_set: ClassSet) -> Tuple[List[Tuple[str, Color]], Color]:
+    """The labelmap for ``class_set`` and the colour its ignored pixels are painted in."""
+    entries = list(zip(class_set.names, class_set.colors, strict=True))
+    ignore_name = IGNORE_LABEL if BACKGROUND in class_set.names else BACKGROUND
+    ignore_color = (0, 0, 0) if (0, 0, 0) not in class_set.colors else \
+        _free_color(class_set.colors)
+    return [(ignore_name, ignore_color)] + entries, ignore_color
+
+
+def class_set_from_labelmap(entries: Sequence[Tuple[str, Color]], name: str) -> ClassSet:
+    """Classes in labelmap order, less the labels that mean "ignored"; ignore id 255."""
+    kept = [(n, c) for n, c in entries if n.lower() not in _NOT_CLASSES]
+    if not kept:
+        raise DatasetError(f"{name}: labelmap.txt has no labels besides "
+                           f"{', '.join(_NOT_CLASSES)}")
+    return ClassSet(name, tuple(n for n, _ in kept), tuple(c for _, c in kept), 255)
+
+
+@dataclass
+class ColorDecoder:
+    """Colour mask -> class ids through a labelmap, matched to a class set by name."""
+
+    keys: np.ndarray  # sorted packed colours
+    ids: np.ndarray   # class id (or ignore) per key
+    names: Dict[Color, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, entries: Sequence[Tuple[str, Color]], class_set: ClassSet,
+              labelmap: Path) -> Tuple[ColorDecoder, List[str]]:
+        lookup = {n: i for i, n in enumerate(class_set.names)}
+        lower = {n.lower(): i for i, n in enumerate(class_set.names)}
+        pairs: Dict[int, int] = {}
+        names: Dict[Color, str] = {}
+        problems: List[str] = []
+        for name, color in entries:
+            cid = lookup.get(name, lower.get(name.lower()))
+            if cid is None and name.lower() in _NOT_CLASSES:
+                cid = class_set.ignore_index
+            if cid is None:
+                problems.append(f"{labelmap}: label {name!r} is not one of the classes "
+                                f"({', '.join(class_set.names)}); add it to {CLASSES_FILE} "
+                                f"or rename the label in CVAT")
+                continue
+            key = (color[0] << 16) | (color[1] << 8) | color[2]
+            if key in pairs and pairs[key] != cid:
+                problems.append(f"{labelmap}: labels {names[color]!r} and {name!r} share the "
+                                f"colour {color}")
+            pairs[key], names[color] = cid, name
+        keys = np.array(sorted(pairs), dtype=np.int32)
+        ids = np.array([pairs[k] for k in sorted(pairs)], dtype=np.uint8)
+        return cls(keys, ids, names), problems
+
+    def decode(self, rgb: np.ndarray) -> Tuple[np.ndarray, List[Tuple[Color, int]]]:
+        """(HxW uint8 ids, [(unknown colour, pixel count)]); unknown pixels are left 0."""
+        packed = pack(rgb)
+        where = np.searchsorted(self.keys, packed).clip(0, max(len(self.keys) - 1, 0))
+        known = self.keys[where] == packed if len(self.keys) else np.zeros_like(packed, bool)
+        ids = np.where(known, self.ids[where] if len(self.ids) else 0, 0).astype(np.uint8)
+        unknown: List[Tuple[Color, int]] = []
+        if not known.all():
+            values, counts = np.unique(packed[~known], return_counts=True)
+            unknown = [(((int(v) >> 16) & 255, (int(v) >> 8) & 255, int(v) & 255), int(c))
+                       for v, c in zip(values, counts, strict=True)]
+        return ids, unknown
+
+
+def read_color_mask(path: Path) -> np.ndarray:
+    """HxWx3 uint8 RGB of a colour mask (palette PNGs expand to their colours)."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DatasetError(f"{path}: cannot decode (corrupt or not an image)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def unknown_colors_text(path: Path, unknown: Sequence[Tuple[Color, int]]) -> str:
+    shown = ", ".join(f"{c} ({n} px)" for c, n in unknown[:8])
+    more = f" and {len(unknown) - 8} more" if len(unknown) > 8 else ""
+    return f"{path}: colours not in labelmap.txt: {shown}{more}"
+
+
+# -- writing pre-labels ----------------------------------------------------------------
+class PackageWriter:
+    """Write index masks as a CVAT "Segmentation mask 1.1" package, frame by frame."""
+
+    def __init__(self, out: Path, class_set: ClassSet):
+        self.out, self.class_set = out, class_set
+        entries, ignore_color = package_labels(class_set)
+        self.entries = entries
+        n = class_set.num_classes
+        self.lut = np.zeros((256, 3), np.uint8)
+        self.lut[:n] = class_set.palette()[:n]
+        self.lut[class_set.ignore_index] = ignore_color
+        self.stems: List[str] = []
+        for sub in (CLASS_DIR, OBJECT_DIR, str(LIST_DIR)):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        write_labelmap(out / LABELMAP, entries)
+
+    def add(self, stem: str, mask: np.ndarray) -> None:
+        cs = self.class_set
+        bad = (mask >= cs.num_classes) & (mask != cs.ignore_index)
+        if bad.any():
+            raise DatasetError(f"{stem}: mask holds ids {sorted(set(mask[bad].tolist()))} "
+                               f"outside the {cs.num_classes} classes")
+        color = self.lut[mask]
+        # One instance per class present, numbered in class order; ignored pixels are
+        # instance 0, which CVAT treats as no object.
+        present = [c for c in np.unique(mask).tolist() if c != cs.ignore_index]
+        inst_lut = np.zeros(256, np.uint8)
+        for number, cid in enumerate(present, 1):
+            inst_lut[cid] = number
+        inst_colors = np.array([voc_color(i) for i in range(256)], np.uint8)
+        instance = inst_colors[inst_lut[mask]]
+        for sub, rgb in ((CLASS_DIR, color), (OBJECT_DIR, instance)):
+            path = self.out / sub / f"{stem}.png"
+            if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+                raise OSError(f"{path}: cannot write")
+        self.stems.append(stem)
+
+    def close(self, zip_path: Optional[Path] = None) -> None:
+        (self.out / LIST_DIR / "default.txt").write_text(
+            "".join(f"{s}\n" for s in self.stems), encoding="utf-8")
+        if zip_path is not None:
+            with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+                for path in sorted(self.out.rglob("*")):
+                    if path.is_file():
+                        zf.write(path, path.relative_to(self.out).as_posix())
+
+
+def write_cvat_package(out: Path, class_set: ClassSet,
+                       items: Iterable[Tuple[str, np.ndarray]],
+                       zip_path: Optional[Path] = None) -> Path:
+    """Write (stem, index mask) items as a CVAT package in ``out`` (and a zip of it)."""
+    writer = PackageWriter(Path(out), class_set)
+    for stem, mask in items:
+        writer.add(stem, mask)
+    writer.close(zip_path)
+    return Path(out)
+
+
+# -- reading exports -------------------------------------------------------------------
+def is_cvat_export(root: Path) -> bool:
+    return (root / LABELMAP).is_file() or (root / CLASS_DIR).is_dir()
+
+
+@dataclass
+class CvatExport:
+    """A CVAT "Segmentation mask 1.1" export folder."""
+
+    root: Path
+    labels: List[Tuple[str, Color]]
+    subsets: Dict[str, List[str]]  # ImageSets/Segmentation/<subset>.txt -> frame names
+
+    @classmethod
+    def open(cls, root: Path) -> CvatExport:
+        labels = read_labelmap(root / LABELMAP)
+        subsets: Dict[str, List[str]] = {}
+        lists = root / LIST_DIR
+        for path in sorted(lists.glob("*.txt")) if lists.is_dir() else []:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            subsets[path.stem] = [s.strip() for s in lines if s.strip()]
+        if not subsets:  # no lists: every mask present
+            masks = root / CLASS_DIR
+            subsets["default"] = sorted(p.relative_to(masks).with_suffix("").as_posix()
+                                        for p in masks.rglob("*.png")) if masks.is_dir() else []
+        return cls(root, labels, subsets)
+
+    def stems(self) -> List[str]:
+        seen: Dict[str, None] = {}
+        for names in self.subsets.values():
+            seen.update((n, None) for n in names)
+        return list(seen)
+
+    def mask_path(self, stem: str) -> Path:
+        return self.root / CLASS_DIR / f"{stem}.png"
+
+
+def find_export_root(folder: Path) -> Path:
+    """The folder holding labelmap.txt: ``folder`` itself or one level down (a zip's top)."""
+    if is_cvat_export(folder):
+        return folder
+    inner = [p for p in folder.iterdir() if p.is_dir() and is_cvat_export(p)]
+    if len(inner) == 1:
+        return inner[0]
+    raise DatasetError(f"{folder}: not a CVAT 'Segmentation mask 1.1' export (no {LABELMAP} "
+                       f"or {CLASS_DIR}/)")
+
+
+def _unpack(source: Path, tmp: Path) -> Path:
+    try:
+        with zipfile.ZipFile(source) as zf:
+            zf.extractall(tmp)  # zipfile drops absolute paths and '..' parts
+    except zipfile.BadZipFile as exc:
+        raise DatasetError(f"{source}: not a readable zip file ({exc})") from None
+    return tmp
+
+
+def _import_classes(into: Path, export: CvatExport) -> Tuple[ClassSet, bool, List[str]]:
+    """The target's classes.yaml if it has one, else the labelmap's labels (to be written)."""
+    path = into / CLASSES_FILE
+    if path.is_file():
+        class_set, _, problems = parse_classes(path)
+        if class_set is None:
+            return ClassSet("invalid", (), (), 255), False, problems
+        return class_set, False, []
+    return class_set_from_labelmap(export.labels, into.name or "custom"), True, []
+
+
+def _convert_all(export: CvatExport, into: Path, class_set: ClassSet, staging: Path,
+                 overwrite: bool) -> Tuple[List[str], Dict[str, int]]:
+    decoder, problems = ColorDecoder.build(export.labels, class_set, export.root / LABELMAP)
+    missing, unknown, no_image, sizes, existing = [], [], [], [], []
+    counts = {"frames": 0, "unlabelled_frames": 0}
+    for stem in export.stems():
+        name = Path(stem).name
+        path = export.mask_path(stem)
+        image = next((p for p in sorted((into / "images").glob(f"{name}.*"))), None)
+        if not path.is_file():
+            missing.append(f"{path}: missing (frame {stem!r} is listed in {LIST_DIR})")
+            continue
+        if image is None:
+            no_image.append(f"{path}: no image {into / 'images'}/{name}.* for this mask")
+        if (into / "masks" / f"{name}.png").exists() and not overwrite:
+            existing.append(f"{into / 'masks' / name}.png")
+        if problems:
+            continue  # no decoding without a valid label mapping
+        ids, bad = decoder.decode(read_color_mask(path))
+        if bad:
+            unknown.append(unknown_colors_text(path, bad))
+            continue
+        if image is not None:
+            shape = cv2.imread(str(image), cv2.IMREAD_UNCHANGED).shape[:2]
+            if shape != ids.shape:
+                sizes.append(f"{path}: mask is {ids.shape[1]}x{ids.shape[0]} but its image "
+                             f"{image} is {shape[1]}x{shape[0]}")
+        counts["frames"] += 1
+        counts["unlabelled_frames"] += int((ids == class_set.ignore_index).all())
+        cv2.imwrite(str(staging / f"{name}.png"), ids)
+    if existing:
+        problems.append(f"{into / 'masks'}: {len(existing)} masks would be replaced (e.g. "
+                        f"{existing[0]}); pass --overwrite to replace them")
+    problems += capped(missing, "missing masks") + capped(no_image, "masks without images")
+    problems += capped(unknown, "masks with unknown colours") + capped(sizes, "size mismatches")
+    return problems, counts
+
+
+def import_cvat(source: Path, into: Path, overwrite: bool = False) -> Dict[str, object]:
+    """Turn a CVAT export (zip or folder) into ``into/masks/<stem>.png`` index masks.
+
+    Every mask is checked before anything is written; DatasetProblems lists all that is
+    wrong (a colour not in labelmap.txt names the file and the colour).
+    """
+    source, into = Path(source), Path(into)
+    if not source.exists():
+        raise DatasetError(f"{source}: no such file or folder")
+    if not into.is_dir():
+        raise DatasetError(f"{into}: no such folder (the extract-frames output to label)")
+    with tempfile.TemporaryDirectory(prefix="canet_cvat_") as tmp:
+        folder = source if source.is_dir() else _unpack(source, Path(tmp) / "export")
+        export = CvatExport.open(find_export_root(folder))
+        class_set, write_classes, problems = _import_classes(into, export)
+        staging = Path(tmp) / "masks"
+        staging.mkdir()
+        if not problems:
+            more, counts = _convert_all(export, into, class_set, staging, overwrite)
+            problems += more
+        if not problems and not export.stems():
+            problems.append(f"{export.root}: the export lists no frames")
+        if problems:
+            raise DatasetProblems(f"{source}: nothing imported", problems)
+        (into / "masks").mkdir(exist_ok=True)
+        for path in sorted(staging.iterdir()):
+            shutil.move(str(path), str(into / "masks" / path.name))
+    if write_classes:
+        save_classes(into, class_set)
+    return {"source": str(source), "into": str(into), "masks": counts["frames"],
+            "unlabelled_frames": counts["unlabelled_frames"],
+            "classes": list(class_set.names), "wrote_classes_yaml": write_classes}

@@ -1,0 +1,40 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""A dataset error that lists every problem found, not only the first."""
+from __future__ import annotations
+
+from typing import List, Sequence
+
+from ..errors import DatasetError
+
+MAX_LISTED = 50  # per kind of problem; the count of the rest is still given
+
+
+class DatasetProblems(DatasetError):
+    """Everything wrong with a dataset folder; ``problems`` holds one line per problem."""
+
+    def __init__(self, where: str, problems: Sequence[str]):
+        self.where = where
+        self.problems = list(problems)
+        count = len(self.problems)
+        head = f"{where}: {count} problem{'s' if count != 1 else ''}"
+        super().__init__(head + "".join(f"\n  - {p}" for p in self.problems))
+
+
+def capped(lines: List[str], what: str) -> List[str]:
+    """At most MAX_LISTED lines of one kind, then one line counting the rest."""
+    if len(lines) <= MAX_LISTED:
+        return lines
+    return lines[:MAX_LISTED] + [f"... and {len(lines) - MAX_LISTED} more {what}"]
