@@ -4,6 +4,10 @@
 # so the node is tested on a real rclpy. They are never a dependency of the package:
 # on a robot rclpy comes from the ROS distribution.
 #   CANET_ROS_WHEELS=jazzy (default) | kilted | none   which ROS 2 wheels the tests use
+# With Jazzy, where ../shared/ros-wheels/jazzy exists (CANET_ROS_LAUNCH_WHEELS names another
+# folder), also the launch stack the index lacks (launch, launch_ros, launch_pytest, ros2cli,
+# vision_msgs), colcon, and the pytest launch_pytest runs under (7.4.4, Jazzy's), so the
+# tests can run `colcon build`, `ros2 launch` and the launch_pytest tests for real.
 # Idempotent: a second run only checks what is there; switching distro swaps the wheels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +26,7 @@ case "${CANET_ROS_WHEELS:-jazzy}" in
     ros_wheels=(ros-jazzy-rclpy==7.1.6 ros-jazzy-rmw-fastrtps-cpp==8.4.3
                 ros-jazzy-sensor-msgs==5.3.6 ros-jazzy-diagnostic-msgs==5.3.6
                 ros-jazzy-std-msgs==5.3.6 ros-jazzy-rcl-interfaces==2.0.3
-                ros-jazzy-builtin-interfaces==2.0.3) ;;
+                ros-jazzy-builtin-interfaces==2.0.3 ros-jazzy-geometry-msgs==5.3.6) ;;
   kilted)  # rclpy 9.1.2
     rclpy_version=9.1.2
     ros_wheels=("ros-rclpy[fastrtps]==9.1.2" ros-rmw-fastrtps-cpp==9.3.3
@@ -43,3 +47,25 @@ if [ ${#ros_wheels[@]} -gt 0 ]; then
 fi
 # Humble's rclpy sources (not importable: a test reads them to keep the node Humble-safe).
 "${PIP[@]}" download -q --no-deps -d .venv/share/canet_ros_test rclpy-intellisense==1.2.0
+
+# The launch stack, as wheels built from the Jazzy sources (../shared/ros-wheels/README.md).
+# --no-index --no-deps: the index has an unrelated `launch`, and serves ament_index_python
+# only as ros-jazzy-ament-index-python (already installed above).
+launch_wheels=(launch==3.4.3 launch_xml==3.4.3 launch_yaml==3.4.3 launch_testing==3.4.3
+               launch_pytest==3.4.3 launch_ros==0.26.6 launch_testing_ros==0.26.6
+               ros2launch==0.26.6 ros2cli==0.32.2 ros2pkg==0.32.2 ros2run==0.32.2
+               ros2topic==0.32.2 ros2param==0.32.2 ros2node==0.32.2 ros2service==0.32.2
+               rosidl_runtime_py==0.13.1 vision_msgs==4.1.1 composition_interfaces==2.0.2)
+wheel_dir=${CANET_ROS_LAUNCH_WHEELS:-../shared/ros-wheels/jazzy}
+if [ "${CANET_ROS_WHEELS:-jazzy}" = jazzy ] && [ -d "$wheel_dir" ]; then
+  "${PIP[@]}" install -q --no-index --no-deps --find-links "$wheel_dir" "${launch_wheels[@]}"
+  # launch_pytest 3.4.3 fails under pytest >= 8.4 and launch_testing's plugin under 9.
+  "${PIP[@]}" install -q osrf-pycommon psutil colcon-common-extensions pytest==7.4.4
+else
+  # Built for Jazzy: left behind under another distro's rclpy they would fail to import.
+  names=$("${PIP[@]}" list --format=freeze 2>/dev/null | cut -d= -f1 | tr '[:upper:]-' '[:lower:]_' \
+          | grep -x -F -f <(printf '%s\n' "${launch_wheels[@]%%==*}") || true)
+  [ -z "$names" ] || echo "$names" | xargs "${PIP[@]}" uninstall -q -y
+  echo "bootstrap: no ROS 2 launch stack ($wheel_dir absent or CANET_ROS_WHEELS not jazzy):" \
+       "the ros2 launch and colcon tests will skip" >&2
+fi
