@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BagError
-from .outdir import check_not_around_inputs, mark_outdir, prepare_outdir
-from .pipeline import SegmentOptions, segment_bag
+from .outdir import StagedOutdir, check_not_around_inputs, mark_outdir
+from .pipeline import SegmentOptions, finish_staged, segment_bag
 from .reader import describe_exception
 from .report import accuracy_fields, clean_json, merge_confusion, write_report
 from .salvage import storage_files
@@ -108,11 +108,13 @@ def _done_path(outdir: Path, rank: int) -> Path:
     return outdir / RANKS_DIR / f"rank-{rank}.json"
 
 
-def _bag_options(template: SegmentOptions, bag: Path, outdir: Path) -> SegmentOptions:
+def _bag_options(template: SegmentOptions, bag: Path, name: str) -> SegmentOptions:
     gt_dir = template.gt_dir
-    if gt_dir is not None and (gt_dir / outdir.name).is_dir():
-        gt_dir = gt_dir / outdir.name  # per-bag ground truth: GT_DIR/<bag name>/
-    return dataclasses.replace(template, source=bag, outdir=outdir, gt_dir=gt_dir)
+    if gt_dir is not None and (gt_dir / name).is_dir():
+        gt_dir = gt_dir / name  # per-bag ground truth: GT_DIR/<bag name>/
+    final = template.final_outdir / name if template.final_outdir else None
+    return dataclasses.replace(template, source=bag, outdir=template.outdir / name,
+                               gt_dir=gt_dir, final_outdir=final)
 
 
 def process_share(folder: Path, template: SegmentOptions, engine_factory: Callable[[], Any],
@@ -131,8 +133,7 @@ def process_share(folder: Path, template: SegmentOptions, engine_factory: Callab
         try:
             if engine is None:
                 engine = engine_factory()
-            report = segment_bag(engine, _bag_options(template, bag,
-                                                      template.outdir / names[bag]))
+            report = segment_bag(engine, _bag_options(template, bag, names[bag]))
         except KeyboardInterrupt:
             entry.update(status="interrupted", error=None)
             raise
@@ -188,8 +189,12 @@ def run_folder(folder: Path, template: SegmentOptions, engine_factory: Callable[
     root = template.outdir
     check_not_around_inputs(root, [folder])
     find_bags(folder)  # no bags: say so before anything is created
+    staged = None
     if info.world_size == 1:
-        prepare_outdir(root, template.overwrite)  # the same rules as for one bag
+        staged = StagedOutdir(root, template.overwrite)  # the same rules as for one bag
+        if staged.staged:
+            template = dataclasses.replace(template, outdir=staged.path, final_outdir=root)
+            root = staged.path
     else:
         # Ranks start at different times, so none may delete what another already wrote;
         # only an earlier run's merged report (written last, by rank 0) tells a rerun apart.
@@ -217,7 +222,8 @@ def run_folder(folder: Path, template: SegmentOptions, engine_factory: Callable[
         _done_path(root, rank).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # another run may still be using it
         (root / RANKS_DIR).rmdir()
-    return write_report(merged, root, f"{folder.name}: per-class IoU, {len(entries)} bags")
+    report = write_report(merged, root, f"{folder.name}: per-class IoU, {len(entries)} bags")
+    return finish_staged(staged, report) if staged is not None else report
 
 
 def _bag_reports(root: Path, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -46,6 +46,25 @@ def check_not_around_inputs(outdir: Path, inputs: Sequence[Path]) -> None:
                            f"folder that does not hold the input")
 
 
+def _holds_files(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.iterdir())
+
+
+def _check_ours(folder: Path) -> None:
+    if _holds_files(folder) and not (folder / MARKER).is_file():
+        raise BagError(f"{folder}: exists and was not written by canet segment-bag (no {MARKER} "
+                       f"file); refusing to delete it, remove it yourself")
+
+
+def staging_path(outdir: Path) -> Path:
+    """Where a run that replaces OUTDIR writes until it is complete."""
+    return outdir.with_name(outdir.name + ".partial")
+
+
+def _old_path(outdir: Path) -> Path:
+    return outdir.with_name(outdir.name + ".old")  # the earlier output, for the swap only
+
+
 def check_outdir(outdir: Path, overwrite: bool) -> None:
     """Refuse an existing OUTDIR unless --overwrite and it is ours (or empty)."""
     if not outdir.exists() and not outdir.is_symlink():
@@ -54,20 +73,61 @@ def check_outdir(outdir: Path, overwrite: bool) -> None:
         raise BagError(f"{outdir}: exists and is not a folder")
     if not overwrite:
         raise BagError(f"{outdir}: output folder exists; pass --overwrite to replace it")
-    if any(outdir.iterdir()) and not (outdir / MARKER).is_file():
-        raise BagError(f"{outdir}: exists and was not written by canet segment-bag (no {MARKER} "
-                       f"file); refusing to delete it, remove it yourself")
+    _check_ours(outdir)
+    if _holds_files(outdir):
+        for beside in (staging_path(outdir), _old_path(outdir)):
+            if beside.exists() and not beside.is_dir():
+                raise BagError(f"{beside}: exists and is not a folder (needed while the new "
+                               f"output replaces {outdir.name})")
+            _check_ours(beside)
 
 
-def prepare_outdir(outdir: Path, overwrite: bool) -> None:
-    """Create OUTDIR (replacing an earlier run's when allowed) and mark it as ours."""
-    check_outdir(outdir, overwrite)
+class StagedOutdir:
+    """Where a run writes, so that --overwrite never costs the previous output early.
+
+    A new or empty OUTDIR is written in place (an interrupted run leaves valid partial
+    output there). An earlier run's OUTDIR stays untouched while the new run writes beside
+    it, in OUTDIR.partial; ``commit`` swaps the two once the run is complete, ``discard``
+    drops the new one, leaving the earlier output as it was.
+    """
+
+    def __init__(self, outdir: Path, overwrite: bool):
+        check_outdir(outdir, overwrite)
+        self.final = outdir
+        self.staged = _holds_files(outdir)
+        self.path = staging_path(outdir) if self.staged else outdir
+        if self.staged:
+            _remove(self.path)  # what a killed run left behind (checked to be ours)
+        mark_outdir(self.path)
+
+    def commit(self) -> None:
+        if not self.staged:
+            return
+        old = _old_path(self.final)
+        try:
+            _remove(old)
+            self.final.rename(old)
+            self.path.rename(self.final)
+        except OSError as exc:
+            raise BagError(f"{self.final}: cannot replace the earlier output with this run's "
+                           f"(in {self.path}): {exc.strerror or exc}") from None
+        self.staged = False
+        _remove(old, quiet=True)
+
+    def discard(self) -> None:
+        if self.staged:
+            _remove(self.path, quiet=True)
+
+
+def _remove(folder: Path, quiet: bool = False) -> None:
+    if not folder.exists():
+        return
     try:
-        if outdir.exists():
-            shutil.rmtree(outdir)
+        shutil.rmtree(folder)
     except OSError as exc:
-        raise BagError(f"{outdir}: cannot remove the old output ({exc.strerror or exc})") from None
-    mark_outdir(outdir)
+        if not quiet:
+            raise BagError(f"{folder}: cannot remove it ({exc.strerror or exc})") from None
+
 
 
 def mark_outdir(outdir: Path) -> None:

@@ -28,7 +28,7 @@ from ..metrics import ConfusionMatrix
 from ..progress import progress
 from .errors import BagError
 from .groundtruth import DirGroundTruth, GroundTruth, GroundTruthError, TopicGroundTruth
-from .outdir import check_not_around_inputs, check_outdir, prepare_outdir
+from .outdir import StagedOutdir, check_not_around_inputs, check_outdir
 from .reader import InputBag, TopicSummary, describe_exception, ros2_header, stamp_ns
 from .report import RunStats, build_report, engine_fields, write_report
 from .salvage.damage import Recovered
@@ -61,6 +61,9 @@ class SegmentOptions:
     salvage: bool = True  # read what is readable in a damaged bag (docs: Damaged bags)
     queue_size: int = 2  # decoded frames waiting for the engine; each adds a frame of latency
     gt_topic_implied: bool = False  # --gt-topic chosen for the user (the sample)
+    # Where the outputs end up when ``outdir`` is a staging folder (a folder of bags that
+    # replaces an earlier run's): the report names these paths.
+    final_outdir: Path | None = None
 
 
 def output_bag_name(path: Path) -> str:
@@ -104,7 +107,8 @@ class BagJob:
             self.bag.close()
             raise
         self.topics = OutputTopics.for_input(self.topic.name)
-        self.bag_path = options.outdir / output_bag_name(options.source)
+        self.workdir = options.outdir  # beside OUTDIR while an earlier run's is replaced
+        self.bag_name = output_bag_name(options.source)
         self.out: OutputBag | None = None
 
     def close(self) -> None:
@@ -112,7 +116,7 @@ class BagJob:
 
     def output_bag(self) -> OutputBag:
         copy = (self.topic.name, self.topic.msgtype) if self.options.copy_input else None
-        return OutputBag(self.bag_path, self.options.storage, self.topics, copy,
+        return OutputBag(self.workdir / self.bag_name, self.options.storage, self.topics, copy,
                          self.options.compression)
 
     def describe(self) -> dict[str, Any]:
@@ -120,17 +124,21 @@ class BagJob:
         out = self.out
         damage = self.bag.damage
         gt_topics = [o.gt_topic] if o.gt_topic else []
+        final = (o.final_outdir or o.outdir).resolve()  # the report names where files end up
+        video = self.video.describe() if self.video is not None else None
+        if video is not None:
+            video["path"] = str(final / Path(video["path"]).name)
         return {"input": str(o.source.resolve()), "input_storage": self.bag.storage,
                 "topic": self.topic.name, "message_type": self.topic.msgtype,
-                "output_bag": str(self.bag_path.resolve()), "storage": o.storage,
+                "output_bag": str(final / self.bag_name), "storage": o.storage,
                 "compression": out.compression if out else None,
-                "output_size_bytes": out.size_bytes() if out and self.bag_path.is_dir()
-                else None,
+                "output_size_bytes": out.size_bytes()
+                if out and (self.workdir / self.bag_name).is_dir() else None,
                 "output_topics": self.topics.as_dict(), "copied_input": o.copy_input,
                 "ground_truth": self.gt.summary() if self.gt else None,
                 "damage": damage.as_dict([self.topic.name, *gt_topics]) if damage else None,
                 "frames_lost": damage.lost_on(self.topic.name) if damage else 0,
-                "video": self.video.describe() if self.video is not None else None}
+                "video": video}
 
     # -- reader thread -------------------------------------------------------------------
     def _decode(self, index: int, message: Recovered, t_read: float, stats: RunStats) -> Any:
@@ -221,7 +229,8 @@ class BagJob:
     def run(self, engine: Any) -> dict[str, Any]:
         """Segment every frame; the report is written even when interrupted or failing."""
         o = self.options
-        prepare_outdir(o.outdir, o.overwrite)
+        staged = StagedOutdir(o.outdir, o.overwrite)
+        self.workdir = staged.path
         stats = RunStats(frames_total=self.topic.count)
         if self.gt is not None:
             stats.confusion = ConfusionMatrix(engine.num_classes, engine.class_set.ignore_index)
@@ -258,7 +267,8 @@ class BagJob:
         stats.wall_s = perf_counter() - start
         if writer.error and not stats.error:
             stats.error = writer.error
-        return self._report(engine, stats)
+        report = self._report(engine, stats)
+        return finish_staged(staged, report)
 
     def _video(self, engine: Any) -> Any:
         if not self.options.video:
@@ -266,14 +276,25 @@ class BagJob:
         from .video import OverlayVideo
 
         fps = self.bag.frame_rate(self.topic) or 10.0
-        return OverlayVideo(self.options.outdir, fps, engine.class_set.names,
+        return OverlayVideo(self.workdir, fps, engine.class_set.names,
                             engine.class_set.palette())
 
     def _report(self, engine: Any, stats: RunStats) -> dict[str, Any]:
         report = build_report(stats, self.describe(), engine_fields(engine),
                               engine.class_set.names, engine.class_set.ignore_index)
-        return write_report(report, self.options.outdir, f"{self.options.source.name}: per-class "
-                            f"IoU")
+        return write_report(report, self.workdir, f"{self.options.source.name}: per-class IoU")
+
+
+def finish_staged(staged: StagedOutdir, report: dict[str, Any]) -> dict[str, Any]:
+    """Put a complete run in OUTDIR; an interrupted or failed one leaves the earlier output."""
+    if not staged.staged:
+        return report
+    with sigint_deferred():
+        if report.get("interrupted") or report.get("error"):
+            staged.discard()
+            return {**report, "previous_output_kept": str(staged.final)}
+        staged.commit()
+    return report
 
 
 def segment_bag(engine: Any, options: SegmentOptions) -> dict[str, Any]:

@@ -217,18 +217,27 @@ def run(args: argparse.Namespace) -> int:
         return 1
     from ..bag.report_md import short_report
 
+    kept = report.get("previous_output_kept")
     _warn_damage(report)
     if args.json:
-        print(json.dumps(short_report(report, args.out) if "frames" in report else report,
-                         indent=2))
-    else:
+        short = short_report(report, args.out) if "frames" in report else report
+        if kept:  # this run's files are gone: name none of them
+            short = {**short, "files": None, "previous_output_kept": kept}
+        print(json.dumps(short, indent=2))
+    elif not kept:
         _print_summary(report, args.out)
     if report.get("error"):
         print(f"{PROG}: error: {report['error']}", file=sys.stderr)
+    if kept:
+        print(f"{PROG}: {'interrupted' if report.get('interrupted') else 'failed'}: {kept} "
+              f"still holds the earlier run's output, unchanged; this run's was not kept",
+              file=sys.stderr)
+    if report.get("error"):
         return 1
     if report.get("interrupted"):
-        print(f"{PROG}: interrupted after {report.get('frames')} frames; the output bag is "
-              f"closed and the report says how far it got", file=sys.stderr)
+        if not kept:
+            print(f"{PROG}: interrupted after {report.get('frames')} frames; the output bag "
+                  f"is closed and the report says how far it got", file=sys.stderr)
         return 130
     return 0
 
