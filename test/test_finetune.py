@@ -143,14 +143,35 @@ def test_init_weights_wrong_backbone_names_file(tmp_path):
     root = make_camvid_tree(tmp_path / "camvid")
     ckpt = _checkpoint(tmp_path / "r18.pt", backbone="resnet18")
     with pytest.raises(CheckpointError, match=r"r18\.pt.*resnet18.*mobilenetv2"):
-        Trainer(tiny_config(root, tmp_path / "run", init_weights=str(ckpt)))
+        Trainer(tiny_config(root, tmp_path / "run", init_weights=str(ckpt),
+                            backbone="mobilenetv2"))
 
 
-def test_init_weights_wrong_classes_names_file(tmp_path):
+def test_init_weights_without_a_backbone_takes_the_checkpoints(tmp_path):
+    root = make_camvid_tree(tmp_path / "camvid")
+    ckpt = _checkpoint(tmp_path / "r18.pt", backbone="resnet18")
+    trainer = Trainer(tiny_config(root, tmp_path / "run", init_weights=str(ckpt)))
+    assert trainer.cfg.backbone == "resnet18"
+    assert "layer4" in dict(trainer.bare_model.context.named_children())  # a ResNet
+    assert trainer._metadata()["backbone"] == "resnet18"
+
+
+def test_init_weights_of_other_classes_keep_the_rows_of_shared_names(tmp_path, capsys):
     root = make_camvid_tree(tmp_path / "camvid")
     ckpt = _checkpoint(tmp_path / "cs.pt", class_set=CITYSCAPES)
-    with pytest.raises(CheckpointError, match=r"cs\.pt.*classes"):
-        Trainer(tiny_config(root, tmp_path / "run", init_weights=str(ckpt)))
+    trainer = Trainer(tiny_config(root, tmp_path / "run", init_weights=str(ckpt)))
+    start = read_checkpoint(ckpt)["state_dict"]
+    head = trainer.bare_model.classifier
+    assert head.out_channels == CAMVID.num_classes
+    for camvid_id, name in enumerate(CAMVID.names):
+        if name.lower() in CITYSCAPES.names:  # Sky, Building, Pole, Road, Fence, Car
+            src = CITYSCAPES.names.index(name.lower())
+            assert torch.equal(head.weight[camvid_id], start["classifier.weight"][src].float())
+            assert torch.equal(head.bias[camvid_id], start["classifier.bias"][src].float())
+    # Every other layer is the checkpoint's.
+    assert torch.equal(trainer.bare_model.fca.state_dict()["fuse.0.weight"],
+                       start["fca.fuse.0.weight"].float())
+    assert "Pavement (new)" in capsys.readouterr().out
 
 
 def test_init_weights_missing_file_is_clear(tmp_path):

@@ -29,11 +29,14 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 
 import yaml
 
+TRAIN_LAYERS = ("all", "decoder", "head", "classifier")
+
 
 @dataclass
 class TrainConfig:
     # Model and data.
-    backbone: str = "mobilenetv2"
+    # None: the --init-weights (or --resume) checkpoint's backbone, else mobilenetv2.
+    backbone: Optional[str] = None
     dataset: str = "camvid"
     data_root: Optional[str] = None
     train_split: str = "train"
@@ -52,6 +55,21 @@ class TrainConfig:
     # Fine-tuning: start from this checkpoint's weights ("default" = the bundled model)
     # with a fresh optimiser and schedule. Unlike --resume it does not continue a run.
     init_weights: Optional[str] = None
+    # Fine-tuning onto other classes: YAML 'new class: old class | [old, ...]' for renamed
+    # or merged classes; the rest match by name, and unmatched classes start fresh.
+    class_map: Optional[str] = None
+    # Which parts train: all | decoder (context backbone frozen) | head (backbone and
+    # spatial branch frozen) | classifier. Frozen parts keep their BatchNorm statistics.
+    train_layers: str = "all"
+    # Total optimiser steps; replaces epochs (a few labelled frames make tiny epochs).
+    steps: Optional[int] = None
+    # Replay: frames of the original data set mixed in (replay_ratio per own frame, a
+    # fixed draw), their labels mapped to this run's classes, so the rest is not forgotten.
+    replay_dataset: Optional[str] = None
+    replay_root: Optional[str] = None
+    replay_split: str = "train"
+    replay_exclude: List[str] = field(default_factory=list)
+    replay_ratio: float = 0.0
     # Paper section 4.1: Adam, lr 1e-4, weight decay 1e-4, batch 8, poly (0.9).
     optimizer: str = "adam"
     lr: float = 1e-4
@@ -127,6 +145,11 @@ _HELP = {
     "rotate": "random rotation range in degrees (camera roll), 0 = off",
     "blur": "probability of a random Gaussian blur, 0 = off",
     "cutmix": "probability of pasting a box of another frame (and its labels), 0 = off",
+    "class_map": "YAML of 'new class: old class(es)' for --init-weights with other classes",
+    "train_layers": "which parts train: " + " | ".join(TRAIN_LAYERS),
+    "steps": "total optimiser steps (replaces --epochs)",
+    "replay_dataset": "original data set (camvid, cityscapes, folder) mixed into training",
+    "replay_ratio": "replayed original frames per frame of the training set",
 }
 
 
@@ -218,6 +241,14 @@ def validate(cfg: TrainConfig) -> None:
     if not (0.0 <= cfg.blur <= 1.0) or not (0.0 <= cfg.rotate <= 45.0):
         raise ValueError(f"blur must be in [0, 1] and rotate in [0, 45] degrees, "
                          f"got {cfg.blur} and {cfg.rotate}")
+    if cfg.train_layers not in TRAIN_LAYERS:
+        raise ValueError(f"train_layers must be one of {', '.join(TRAIN_LAYERS)}, "
+                         f"not {cfg.train_layers!r}")
+    if cfg.steps is not None and cfg.steps < 1:
+        raise ValueError(f"steps must be at least 1, got {cfg.steps}")
+    if not (0.0 <= cfg.replay_ratio <= 100.0) or (cfg.replay_ratio > 0) != bool(
+            cfg.replay_dataset):
+        raise ValueError("replay needs both replay_dataset and a replay_ratio in (0, 100]")
     names = [v.get("name") for v in cfg.val_sets]
     if cfg.holdout:
         names.append(holdout_set_name(cfg.holdout))
@@ -232,7 +263,7 @@ def holdout_set_name(drive: str) -> str:
 
 
 # Fields holding file system paths; "default" (the bundled model) is a name, not a path.
-PATH_FIELDS = ("data_root", "out_dir", "resume", "init_weights")
+PATH_FIELDS = ("data_root", "out_dir", "resume", "init_weights", "class_map", "replay_root")
 
 
 def portable_train_args(cfg: TrainConfig, run_dir: Union[str, Path]) -> Dict[str, Any]:

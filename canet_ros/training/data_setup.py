@@ -24,11 +24,19 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from ..checkpoint import read_checkpoint, resolve_checkpoint
-from ..classes import ClassSet, get_class_set
-from ..data import EvalTransform, SegmentationDataset, TrainTransform, build_dataset
+from ..classes import ClassSet
+from ..data import (
+    EvalTransform,
+    SegmentationDataset,
+    TrainTransform,
+    build_dataset,
+    dataset_class_set,
+)
 from ..data import compute_mean_std as _mean_std
 from .config import TrainConfig, holdout_set_name
 from .losses import class_pixel_counts, enet_class_weights
+from .replay import MixedDataset, replay_indices
+from .transfer import label_lut, load_class_map, plan_transfer
 
 
 @dataclass
@@ -57,6 +65,9 @@ def _fill_statistics(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
         blob = read_checkpoint(source)
         cfg.mean = cfg.mean or [float(v) for v in blob["mean"]]
         cfg.std = cfg.std or [float(v) for v in blob["std"]]
+        if cfg.input_size is None and blob.get("input_size"):
+            # The starting model's input size, not the new frames' (a 1920x1200 camera).
+            cfg.input_size = [int(v) for v in blob["input_size"]]
         if verbose:
             print(f"normalisation from {resolve_checkpoint(source)}: "
                   f"mean={cfg.mean} std={cfg.std}", flush=True)
@@ -88,11 +99,40 @@ def val_specs(cfg: TrainConfig) -> List[Dict[str, Any]]:
     return specs
 
 
+def with_replay(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
+                verbose: bool) -> SegmentationDataset:
+    """``train`` plus ``replay_ratio`` original frames per frame, labels mapped to ``cs``."""
+    if not cfg.replay_dataset or cfg.replay_ratio <= 0:
+        return train
+    old_cs = dataset_class_set(cfg.replay_dataset, cfg.replay_root)
+    plan = plan_transfer(old_cs.names, cs.names,
+                         load_class_map(cfg.class_map) if cfg.class_map else None)
+    replay = build_dataset(cfg.replay_dataset, cfg.replay_root, cfg.replay_split,
+                           exclude=cfg.replay_exclude or None, cache=cfg.cache)
+    lut = label_lut(plan, old_cs.ignore_index, cs.ignore_index)
+    replay.label_map = lut if replay.label_map is None else lut[replay.label_map]
+    picks = replay_indices(len(replay), round(cfg.replay_ratio * len(train)), cfg.seed)
+    if verbose:
+        print(f"replay: {len(picks)} of {len(replay)} {cfg.replay_dataset} "
+              f"{cfg.replay_split} frames, classes {plan.describe()}", flush=True)
+    return MixedDataset([train, replay], [None, picks], cache=cfg.cache)
+
+
+def resolve_backbone(cfg: TrainConfig) -> str:
+    """The backbone left open: the starting checkpoint's, else MobileNetV2 (CANet1)."""
+    if cfg.backbone is None:
+        source = cfg.resume or cfg.init_weights
+        cfg.backbone = str(read_checkpoint(source)["backbone"]) if source else "mobilenetv2"
+    return cfg.backbone
+
+
 def build_data(cfg: TrainConfig, verbose: bool = True) -> DataBundle:
-    cs = get_class_set(cfg.dataset)
+    resolve_backbone(cfg)
+    cs = dataset_class_set(cfg.dataset, cfg.data_root)
     exclude = list(cfg.train_exclude) + ([cfg.holdout] if cfg.holdout else [])
     train = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split,
                           include=cfg.train_include, exclude=exclude, cache=cfg.cache)
+    train = with_replay(cfg, train, cs, verbose)
     train.preload()
     _fill_statistics(cfg, train, cs, verbose)
     specs = val_specs(cfg)
@@ -105,9 +145,11 @@ def build_data(cfg: TrainConfig, verbose: bool = True) -> DataBundle:
         cfg.input_size = [int(img.shape[1]), int(img.shape[0])]
     for ds in val:
         ds.transform = EvalTransform(cfg.mean, cfg.std, tuple(cfg.input_size))
+    # Own frames come in any size: scale them around the network's input unless told.
+    base = cfg.base_size or (cfg.input_size if cfg.dataset == "folder" else None)
     tt = TrainTransform(tuple(cfg.crop_size), cfg.mean, cfg.std, ignore_index=cs.ignore_index,
                         scale_range=(cfg.scale_min, cfg.scale_max), flip=cfg.flip,
-                        base_size=tuple(cfg.base_size) if cfg.base_size else None,
+                        base_size=tuple(base) if base else None,
                         photometric=cfg.photometric, rotate=cfg.rotate, blur=cfg.blur)
     train.transform = tt
     if verbose:

@@ -33,14 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..checkpoint import (
-    CheckpointError,
-    build_metadata,
-    load_checkpoint,
-    read_checkpoint,
-    resolve_checkpoint,
-    save_checkpoint,
-)
+from ..checkpoint import build_metadata, read_checkpoint, save_checkpoint
 from ..models import build_canet
 from ..progress import progress
 from . import distributed as D
@@ -51,6 +44,7 @@ from .mixing import cutmix, step_generator
 from .runlog import RunLog
 from .schedule import PolyLR, poly_factor
 from .state import get_rng_state, seed_everything, set_rng_state
+from .transfer import freeze_layers, initial_model, steps_to_epochs
 from .validate import run_validation, selection_score
 
 
@@ -109,6 +103,8 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise ValueError(f"training set has {len(self.data.train)} frames, fewer than one "
                              f"batch of {cfg.batch_size} per process")
+        if cfg.steps:
+            cfg.epochs = steps_to_epochs(cfg.steps, self.steps_per_epoch)
         self.model = self._build_model()
         self.ema = ModelEMA(self.bare_model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.optimizer = self._build_optimizer()
@@ -141,6 +137,7 @@ class Trainer:
         else:
             model = build_canet(cfg.backbone, self.data.class_set.num_classes,
                                 pretrained_backbone=cfg.pretrained_backbone)
+        freeze_layers(model, cfg.train_layers)
         if self.dist.enabled and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = model.to(self.device)
@@ -152,14 +149,8 @@ class Trainer:
         return model
 
     def _initial_model(self, spec: str) -> nn.Module:
-        """--init-weights: the checkpoint's model (fp16 exports load into fp32 weights)."""
-        model, meta = load_checkpoint(spec, backbone=self.cfg.backbone)
-        names = list(self.data.class_set.names)
-        if list(meta["class_names"]) != names:
-            raise CheckpointError(f"{resolve_checkpoint(spec)}: --init-weights was trained on "
-                                  f"classes {list(meta['class_names'])}, this run on {names}")
-        self._print(f"initial weights from {resolve_checkpoint(spec)}")
-        return model
+        return initial_model(spec, self.cfg.backbone, self.data.class_set.names,
+                             self.cfg.class_map, self._print)
 
     @property
     def bare_model(self) -> nn.Module:
@@ -167,7 +158,7 @@ class Trainer:
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.cfg
-        params = self.model.parameters()
+        params = [p for p in self.model.parameters() if p.requires_grad]
         if cfg.optimizer == "sgd":
             return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)

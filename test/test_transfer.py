@@ -1,0 +1,138 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Class transfer for fine-tuning onto new classes, frozen layers and replay draws."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from canet_ros.errors import DatasetError
+from canet_ros.models import build_canet
+from canet_ros.training.replay import replay_indices
+from canet_ros.training.transfer import (
+    adapt_model,
+    freeze_layers,
+    label_lut,
+    load_class_map,
+    plan_transfer,
+    transfer_classifier,
+)
+
+OLD = ["Sky", "Building", "Road", "Car", "Bicyclist"]
+
+
+def test_plan_matches_names_case_insensitively_and_maps_merges():
+    plan = plan_transfer(OLD, ["road", "vehicle", "person", "sky"],
+                         {"vehicle": ["Car", "Bicyclist"]})
+    assert plan.sources == [[2], [3, 4], [], [0]]
+    assert plan.describe() == "road, vehicle <- Car+Bicyclist, person (new), sky"
+
+
+def test_plan_rejects_unknown_names_in_the_map():
+    with pytest.raises(DatasetError, match="Truck"):
+        plan_transfer(OLD, ["vehicle"], {"vehicle": ["Car", "Truck"]})
+    with pytest.raises(DatasetError, match="lorry"):
+        plan_transfer(OLD, ["vehicle"], {"lorry": ["Car"]})
+
+
+def test_class_map_file(tmp_path):
+    f = tmp_path / "map.yaml"
+    f.write_text("vehicle: [Car, Bicyclist]\nstreet: Road\n")
+    assert load_class_map(f) == {"vehicle": ["Car", "Bicyclist"], "street": ["Road"]}
+    f.write_text("vehicle: 3\n")
+    with pytest.raises(DatasetError, match="map.yaml.*vehicle"):
+        load_class_map(f)
+    with pytest.raises(DatasetError, match="missing.yaml"):
+        load_class_map(tmp_path / "missing.yaml")
+
+
+def test_classifier_rows_copied_merged_and_fresh():
+    torch.manual_seed(0)
+    old, new = nn.Conv2d(4, 5, 1).requires_grad_(False), nn.Conv2d(4, 3, 1).requires_grad_(False)
+    fresh_w, fresh_b = new.weight[2].clone(), new.bias[2].clone()
+    plan = plan_transfer(OLD, ["Road", "vehicle", "person"], {"vehicle": ["Car", "Bicyclist"]})
+    transfer_classifier(old, new, plan)
+    assert torch.equal(new.weight[0], old.weight[2]) and new.bias[0] == old.bias[2]
+    # Merge by hand: mean of the weights, log(e^b3 + e^b4) for the bias.
+    assert torch.allclose(new.weight[1], (old.weight[3] + old.weight[4]) / 2)
+    b3, b4 = float(old.bias[3]), float(old.bias[4])
+    assert math.isclose(float(new.bias[1]), math.log(math.exp(b3) + math.exp(b4)), rel_tol=1e-6)
+    assert torch.equal(new.weight[2], fresh_w) and torch.equal(new.bias[2], fresh_b)
+
+
+def test_adapted_model_keeps_the_old_scores_of_shared_classes():
+    torch.manual_seed(0)
+    old = build_canet("mobilenetv2", 5).eval()
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        before = old(x)
+    plan = plan_transfer(OLD, ["Car", "Sky", "person"])
+    model = adapt_model(old, plan).eval()
+    with torch.no_grad():
+        after = model(x)
+    assert after.shape == (1, 3, 64, 96) and model.num_classes == 3
+    assert torch.allclose(after[:, 0], before[:, 3], atol=1e-5)
+    assert torch.allclose(after[:, 1], before[:, 0], atol=1e-5)
+
+
+def test_label_lut_maps_old_ids_and_ignores_unused_classes():
+    plan = plan_transfer(OLD, ["Road", "vehicle"], {"vehicle": ["Car", "Bicyclist"]})
+    lut = label_lut(plan, old_ignore=11, new_ignore=255)
+    labels = np.array([0, 1, 2, 3, 4, 11], dtype=np.uint8)
+    assert lut[labels].tolist() == [255, 255, 0, 1, 1, 255]
+
+
+def _bn_state(module):
+    return {k: v.clone() for k, v in module.state_dict().items() if "running" in k}
+
+
+@pytest.mark.parametrize("layers,frozen", [("decoder", ["context"]),
+                                           ("head", ["context", "spatial"])])
+def test_frozen_layers_do_not_change_and_keep_their_statistics(layers, frozen):
+    torch.manual_seed(0)
+    model = build_canet("mobilenetv2", 3)
+    assert freeze_layers(model, layers) == frozen
+    before = {n: _bn_state(getattr(model, n)) | {k: v.clone() for k, v in
+              getattr(model, n).named_parameters()} for n in frozen}
+    head_before = model.classifier.weight.clone()
+    model.train()
+    assert not any(m.training for n in frozen for m in getattr(model, n).modules())
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    loss = nn.functional.cross_entropy(model(torch.rand(2, 3, 64, 64)),
+                                       torch.randint(0, 3, (2, 64, 64)))
+    loss.backward()
+    opt.step()
+    for n in frozen:
+        now = _bn_state(getattr(model, n)) | dict(getattr(model, n).named_parameters())
+        assert all(torch.equal(before[n][k], now[k]) for k in before[n]), n
+    assert not torch.equal(head_before, model.classifier.weight)
+
+
+def test_freeze_rejects_unknown_choice():
+    with pytest.raises(ValueError, match="train_layers"):
+        freeze_layers(build_canet("mobilenetv2", 3), "backbone")
+
+
+def test_replay_indices_are_distinct_spread_and_seeded():
+    picks = replay_indices(100, 10, seed=3)
+    assert len(picks) == 10 == len(set(picks))
+    assert all(0 <= p < 100 for p in picks)
+    # One pick in each tenth of the set.
+    assert sorted(p // 10 for p in picks) == list(range(10))
+    assert picks == replay_indices(100, 10, seed=3)
+    assert picks != replay_indices(100, 10, seed=4)
+    assert replay_indices(5, 10, seed=0) == [0, 1, 2, 3, 4]
