@@ -59,12 +59,13 @@ def _child(*argv):
 
 def test_the_commands_are_all_there():
     assert set(_commands()) == {"info", "train", "evaluate", "benchmark", "segment-bag",
-                                "export"}
+                                "export", "extract-frames", "dataset"}
 
 
 @pytest.mark.parametrize("argv", [["--help"], *([c, "--help"] for c in
                                                   ("info", "train", "evaluate", "benchmark",
-                                                   "segment-bag", "export"))],
+                                                   "segment-bag", "export", "extract-frames",
+                                                   "dataset"))],
                          ids=lambda argv: " ".join(argv))
 def test_help_loads_no_heavy_module(argv):
     out, result = _child(*argv)

@@ -20,4 +20,4 @@ which import torch; a test checks that these lists name exactly what those defin
 from __future__ import annotations
 
 BACKBONES = ("mobilenetv2", "resnet18", "resnet101")
-DATASETS = ("camvid", "cityscapes")
+DATASETS = ("camvid", "cityscapes", "folder")

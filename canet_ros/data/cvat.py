@@ -128,11 +128,16 @@ def package_labels(class_set: ClassSet) -> Tuple[List[Tuple[str, Color]], Color]
 
 
 def class_set_from_labelmap(entries: Sequence[Tuple[str, Color]], name: str) -> ClassSet:
-    """Classes in labelmap order, less the labels that mean "ignored"; ignore id 255."""
-    kept = [(n, c) for n, c in entries if n.lower() not in _NOT_CLASSES]
+    """Classes in labelmap order, less the label that means "ignored"; ignore id 255.
+
+    That label is ``ignore`` where there is one (``background`` is then a class, as
+    ``package_labels`` writes it), else ``background``.
+    """
+    names = {n.lower() for n, _ in entries}
+    skip = IGNORE_LABEL if IGNORE_LABEL in names else BACKGROUND
+    kept = [(n, c) for n, c in entries if n.lower() != skip]
     if not kept:
-        raise DatasetError(f"{name}: labelmap.txt has no labels besides "
-                           f"{', '.join(_NOT_CLASSES)}")
+        raise DatasetError(f"{name}: labelmap.txt has no labels besides {skip!r}")
     return ClassSet(name, tuple(n for n, _ in kept), tuple(c for _, c in kept), 255)
 
 

@@ -152,7 +152,8 @@ def _index_own(root: Path) -> FolderIndex:
     index.images = _files(root / IMAGES, _IMAGE_EXTS, index.problems, "the frames")
     index.masks = _files(root / MASKS, (".png",), index.problems,
                          "the index masks; label the frames first (docs/own_data.md)")
-    _pairing(index, root / MASKS)
+    if (root / MASKS).is_dir():  # else one line says so, not one per image
+        _pairing(index, root / MASKS)
     index.lists = _read_lists(root, index.images, index.problems)
     return index
 
@@ -376,9 +377,15 @@ def check_dataset(root: PathLike) -> DatasetSummary:
         problems += capped([b for b in bad if b], "bad frames")
     frames = {split: len(index.stems(split)) for split in ("train", "val")}
     for split, count in frames.items():
+        if count == 0 and not index.paired():
+            problems.append(f"{index.root}: no frame has both an image and a mask")
+            break
         if count == 0:
+            other = "val" if split == "train" else "train"
             how = (f"{split}.txt" if split in index.lists else
-                   f"the split rule (every {index.rule.val_every}th frame to val)")
+                   f"the frames not in {other}.txt" if other in index.lists else
+                   f"the split rule val_every: {index.rule.val_every}, frames "
+                   f"{index.rule.val_every}, {2 * index.rule.val_every}, ... by name to val")
             problems.append(f"{index.root}: the {split} split is empty ({len(index.paired())} "
                             f"frames with image and mask, split by {how})")
     if problems:
