@@ -304,7 +304,7 @@ def test_cuda_without_cuda_is_an_error(checkpoint):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"precision": "fp16", "device": "cpu"}, "fp16"),
-    ({"precision": "int8"}, "precision"),
+    ({"precision": "int4"}, "precision"),
     ({"device": "tpu"}, "device"),
     ({"runtime": "tensorrt"}, "runtime"),
     ({"output_size": "half"}, "output_size"),

@@ -53,7 +53,8 @@ from ..classes import ClassSet
 from . import postprocess as post
 from . import preprocess as pre
 from . import upsample as up
-from .onnx_runtime import OnnxRunner, cached_graph, file_digest, onnxruntime_available
+from .cpu_runners import make_cpu_runner
+from .onnx_runtime import cached_graph, file_digest, onnxruntime_available
 from .results import (
     EngineError,
     Request,
@@ -72,7 +73,7 @@ if TYPE_CHECKING:
 __all__ = ["EngineError", "SegmentationEngine", "SegmentationResult"]
 
 log = logging.getLogger("canet_ros.inference")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "auto")  # all but fp16: CPU (cpu_runners)
 MAX_GRIDS = 4  # output sizes kept (a camera has one; a few cover switching sources)
 
 
@@ -149,7 +150,7 @@ class SegmentationEngine:
                     runtime: str, resolution: tuple[int, int] | None) -> bool:
         """Build a CPU/ONNX Runtime engine from the cached export, without torch, if one is."""
         spec = str(device).strip().lower()
-        if (checkpoint is None or self.precision != "fp32" or runtime == "torch"
+        if (checkpoint is None or self.precision == "fp16" or runtime == "torch"
                 or not (spec == "cpu" or (spec == "auto" and no_gpu_present()))
                 or not onnxruntime_available()):
             return False
@@ -166,11 +167,15 @@ class SegmentationEngine:
                               f"not for {backbone} as asked")
         self.describe(meta, class_set_from_metadata(meta), path, entry.size)
         try:
-            runner = OnnxRunner(entry.path, entry.size, self.num_classes)
+            runner = make_cpu_runner(entry.path, entry.size, self.num_classes, self.precision,
+                                     runtime, lambda frame: self._pre(frame, "rgb"))
+        except EngineError:  # a precision this CPU or install cannot run
+            raise
         except Exception as exc:  # a damaged cache file: export again (the torch path)
             log.warning("cached ONNX export %s unusable (%s); exporting again", entry.path, exc)
             return False
-        self.device_type, self.device_name, self.runtime = "cpu", cpu_name(), "onnxruntime"
+        self.device_type, self.device_name, self.runtime = "cpu", cpu_name(), runner.runtime
+        self.precision = runner.precision
         self.set_runner(runner)
         log.debug("engine from the cached ONNX export %s (torch not loaded)", entry.path)
         return True

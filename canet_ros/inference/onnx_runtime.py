@@ -179,11 +179,14 @@ class OnnxRunner:
     """One ORT session with its input and output buffers bound once.
 
     ``forward_numpy`` returns the bound output buffer itself: it is overwritten by the
-    next call, which the engine's synchronous CPU path never overlaps.
+    next call, which the engine's synchronous CPU path never overlaps. ``precision``
+    says what the graph is: "fp32", or "int8" for a quantized (QDQ) graph.
     """
 
+    runtime = "onnxruntime"
+
     def __init__(self, onnx_model: bytes | Path, size: tuple[int, int], num_classes: int,
-                 threads: int | None = None):
+                 threads: int | None = None, precision: str = "fp32"):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -195,6 +198,7 @@ class OnnxRunner:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source = str(onnx_model) if isinstance(onnx_model, Path) else onnx_model
         self.session = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+        self.precision = precision
         width, height = size
         self.input = np.zeros((1, 3, height, width), np.float32)
         self.output = np.zeros((1, num_classes, height, width), np.float32)

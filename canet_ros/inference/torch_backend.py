@@ -39,7 +39,8 @@ from ..checkpoint import (
 from ..classes import ClassSet, get_class_set
 from . import device_ops as dev
 from . import preprocess as pre
-from .onnx_runtime import OnnxRunner, export_onnx, file_digest, onnxruntime_available, store_graph
+from .cpu_runners import choose_precision, make_cpu_runner, runtime_for
+from .onnx_runtime import export_onnx, file_digest, onnxruntime_available, store_graph
 from .results import EngineError, Request, cpu_name, resolve_device
 from .runners import CudaPipeline, TorchRunner
 
@@ -97,15 +98,21 @@ def build(engine: SegmentationEngine, checkpoint: PathLike | None, backbone: str
     device_t = resolve_device(device)
     cuda = device_t.type == "cuda"
     if engine.precision == "fp16" and not cuda:
-        raise EngineError("precision='fp16' needs a CUDA device; the CPU path runs fp32")
+        raise EngineError("precision='fp16' needs a CUDA device; the CPU path runs fp32, "
+                          "bf16, int8 or auto")
+    if cuda and engine.precision in ("bf16", "int8"):
+        raise EngineError(f"precision={engine.precision!r} is for the CPU; CUDA runs fp32 or "
+                          "fp16")
+    if cuda and engine.precision == "auto":
+        engine.precision = "fp32"  # CUDA's auto keeps fp32 (fp16 is asked for by name)
     if runtime == "onnxruntime" and cuda:
         raise EngineError("runtime='onnxruntime' is for the CPU; use runtime='torch' "
                           "(or 'auto') with CUDA")
     engine.device_type = device_t.type
     engine.device_name = torch.cuda.get_device_name(device_t) if cuda else cpu_name()
-    if str(device).strip().lower() == "auto":
-        log.info("device=auto: running on %s (%s)", device_t, engine.device_name)
     model, meta, classes, path = _load(checkpoint, backbone, class_set)
+    if str(device).strip().lower() == "auto":  # after the load: a bad file is one error line
+        log.info("device=auto: running on %s (%s)", device_t, engine.device_name)
     try:
         size = resolution or pre.parse_resolution(meta.get("input_size")
                                                   or pre.DEFAULT_RESOLUTION)
@@ -122,18 +129,29 @@ def _setup_cpu(engine: SegmentationEngine, model: nn.Module, device: torch.devic
                runtime: str, meta: dict) -> None:
     if runtime == "onnxruntime" and not onnxruntime_available():
         raise EngineError("runtime='onnxruntime' but the onnxruntime package is not installed")
-    engine.runtime = "onnxruntime" if runtime != "torch" and onnxruntime_available() else "torch"
-    if engine.runtime == "onnxruntime":
+    if runtime == "torch" and engine.precision not in ("fp32", "auto"):
+        raise EngineError(f"precision={engine.precision!r} runs on ONNX Runtime or OpenVINO; "
+                          "runtime='torch' runs fp32")
+    engine.runtime = "torch"
+    # A precision this CPU or install cannot run stops here, before any fallback.
+    chosen = choose_precision(engine.precision, runtime) if runtime != "torch" else "fp32"
+    if runtime != "torch" and runtime_for(chosen, runtime):
         try:
             data = _export(model, engine.resolution, engine.checkpoint_path, meta)
-            engine.set_runner(OnnxRunner(data, engine.resolution, engine.num_classes),
-                              model, device)
+            runner = make_cpu_runner(data, engine.resolution, engine.num_classes, chosen,
+                                     runtime,
+                                     lambda frame: engine._pre(frame, "rgb"))
+            engine.runtime, engine.precision = runner.runtime, runner.precision
+            engine.set_runner(runner, model, device)
             return
-        except Exception as exc:  # an exporter or ORT problem: torch still runs the model
+        except Exception as exc:  # an exporter or runtime problem: torch still runs fp32
+            if chosen != "fp32":
+                raise EngineError(f"{chosen} setup failed: {exc}") from exc
             if runtime == "onnxruntime":
                 raise EngineError(f"ONNX Runtime setup failed: {exc}") from exc
             log.warning("ONNX Runtime setup failed (%s); using torch on the CPU", exc)
             engine.runtime = "torch"
+    engine.precision = "fp32"
     # channels_last measured 2x faster than NCHW for this net on x86 (docs/performance.md).
     engine.set_runner(TorchRunner(model, device, torch.float32, channels_last=True), model,
                       device)

@@ -1,0 +1,115 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The one place that picks the CPU runner for a precision: fp32, bf16, int8 or auto.
+
+Every runner has the ``OnnxRunner`` interface (``forward_numpy``, ``runtime``,
+``precision``). Which runtime runs which precision was decided by measurement
+(docs/performance.md, "CPU precisions"):
+
+* fp32: ONNX Runtime (OpenVINO f32 is no faster), OpenVINO when ORT is absent;
+* bf16: OpenVINO (ONNX Runtime has no bf16 convolutions on x86);
+* int8: the QDQ graph from ``quantize`` in OpenVINO (1.6x faster than ORT running it).
+
+``auto`` takes the first of :data:`AUTO_ORDER` that the CPU runs natively and whose
+runtime is installed. int8 is not in it: it moves labels on more than 0.5 % of pixels.
+A precision the CPU lacks is refused, never emulated.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import cpu_features
+from .onnx_runtime import OnnxRunner, onnxruntime_available
+from .openvino_runner import OpenVinoRunner, openvino_available
+from .results import EngineError, cpu_name
+
+__all__ = ["AUTO_ORDER", "CPU_CHOICES", "choose_precision", "make_cpu_runner", "runtime_for"]
+
+log = logging.getLogger("canet_ros.inference")
+CPU_CHOICES = ("fp32", "bf16", "int8", "auto")
+AUTO_ORDER = ("bf16", "fp32")
+_NEEDS = {"bf16": "AVX-512 BF16 or AMX-BF16", "int8": "AVX-512 VNNI, AVX-VNNI or AMX-INT8"}
+
+
+def runtime_for(precision: str, runtime: str = "auto") -> str | None:
+    """The runtime that runs ``precision`` ("onnxruntime"/"openvino"), None if not installed.
+
+    ``runtime`` "auto" takes the faster installed one; a named runtime is used or None.
+    """
+    ort, ov = onnxruntime_available(), openvino_available()
+    if precision == "int8" and not ort:
+        return None  # the quantizer is ONNX Runtime's
+    order = {"fp32": ("onnxruntime", "openvino"), "bf16": ("openvino",),
+             "int8": ("openvino", "onnxruntime")}[precision]
+    for name in order:
+        if runtime in ("auto", name) and {"onnxruntime": ort, "openvino": ov}[name]:
+            return name
+    return None
+
+
+def choose_precision(precision: str, runtime: str = "auto",
+                     flags: frozenset[str] | None = None) -> str:
+    """The concrete CPU precision for ``precision`` (``auto`` resolved), or EngineError."""
+    if precision not in CPU_CHOICES:
+        raise EngineError(f"precision {precision!r} is not a CPU precision; use one of "
+                          f"{', '.join(CPU_CHOICES)}")
+    native = cpu_features.cpu_precisions(flags)
+    if precision == "auto":
+        for candidate in AUTO_ORDER:
+            if candidate in native and runtime_for(candidate, runtime):
+                return candidate
+        return "fp32"
+    if precision not in native:
+        raise EngineError(f"precision {precision!r}: this CPU ({cpu_name()}) lacks "
+                          f"{_NEEDS[precision]}; it would run emulated, slower than fp32. "
+                          f"Use precision 'fp32' or 'auto'")
+    if not runtime_for(precision, runtime):
+        need = "openvino" if precision == "bf16" or runtime == "openvino" else "onnxruntime"
+        where = f" with runtime {runtime!r}" if runtime != "auto" else ""
+        raise EngineError(f"precision {precision!r}{where} needs the {need} package: "
+                          f"pip install {need}")
+    return precision
+
+
+def make_cpu_runner(graph: Path | bytes, size: tuple[int, int], num_classes: int,
+                    precision: str = "fp32", runtime: str = "auto",
+                    preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+                    threads: int | None = None) -> Any:
+    """The runner for ``graph`` (the fp32 export) at ``precision`` on this CPU.
+
+    ``runtime`` "auto" follows the table above; "onnxruntime" or "openvino" insists.
+    ``preprocess`` (frame -> network input) is needed only to calibrate int8 the first
+    time; the int8 graph is then cached beside the export (``quantize``).
+    """
+    chosen = choose_precision(precision, runtime)
+    use_ov = runtime_for(chosen, runtime) == "openvino"
+    if chosen == "int8":
+        from .quantize import int8_graph
+
+        if preprocess is None:
+            raise EngineError("precision 'int8' needs a preprocess function to calibrate")
+        graph = int8_graph(graph, preprocess)
+    if use_ov:
+        runner = OpenVinoRunner(graph, size, num_classes, chosen, threads)
+    else:
+        runner = OnnxRunner(graph, size, num_classes, threads, precision=chosen)
+    if precision == "auto":
+        log.info("precision auto: %s on %s", chosen, runner.runtime)
+    return runner
