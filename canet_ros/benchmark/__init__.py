@@ -260,7 +260,7 @@ def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int =
     if compare:
         from .compare import compare_fns
 
-        extra, skipped, notes = compare_fns(engine, x, progress)
+        extra, skipped, notes = compare_fns(engine, x, progress, pipe.msg)
         fns.update(extra)
     if tta_scales:
         fns.update(_tta_fns(engine, x, tta_scales, pipe.msg, checkpoint, engine_kw, progress))

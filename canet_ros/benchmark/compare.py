@@ -76,12 +76,15 @@ def _inference(fn: Callable[[], Any]) -> Callable[[], Any]:
     return call
 
 
-def compare_fns(engine: SegmentationEngine, x_model: Any, progress: bool = True
+def compare_fns(engine: SegmentationEngine, x_model: Any, progress: bool = True,
+                msg: Any = None
                 ) -> tuple[dict[str, Callable[[], Any]], dict[str, None], list[str]]:
     """Forward calls of other models on the engine's normalised input, what was skipped, notes.
 
     torchvision's mobile segmenters (random init, same class count) and the same CANet
-    in plain torch and in a separate ONNX Runtime session.
+    in plain torch and in a separate ONNX Runtime session; on the CPU with ``msg`` (the
+    pipeline's Image), also the engine at each CPU precision and OpenVINO's sessions
+    (``cpu_precisions``).
     """
     from torchvision.models import segmentation as seg
 
@@ -113,8 +116,14 @@ def compare_fns(engine: SegmentationEngine, x_model: Any, progress: bool = True
     _say("exporting this CANet to ONNX for a separate ONNX Runtime session (cached after "
          "the first time)", progress)
     cpu_model.to(memory_format=torch.contiguous_format)
-    runner = OnnxRunner(export_onnx(cpu_model, engine.resolution), engine.resolution,
-                        engine.num_classes)
+    graph = export_onnx(cpu_model, engine.resolution)
+    runner = OnnxRunner(graph, engine.resolution, engine.num_classes)
     fns["onnxruntime_canet"] = lambda: runner.forward_numpy(x_np)
+    if msg is not None:
+        from .cpu_precisions import cpu_precision_fns
+
+        more, more_notes = cpu_precision_fns(engine, graph, x_np, msg, progress)
+        fns.update(more)
+        notes += more_notes
     _say("timing (every model takes a turn in each iteration)", progress)
     return fns, skipped, notes

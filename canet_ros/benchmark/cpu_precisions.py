@@ -1,0 +1,75 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""``--compare`` on the CPU: the engine at each precision this CPU runs, and OpenVINO's
+own sessions on the same export, all timed in the same interleaved run.
+
+Names: ``engine_<precision>_model`` / ``engine_<precision>_pipeline`` (labels, colour
+and overlay, as ``pipeline_ms``), ``openvino_f32_canet``, ``openvino_bf16_canet``.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..inference import SegmentationEngine
+from ..inference.cpu_features import cpu_precisions, relevant_features
+from ..inference.cpu_runners import runtime_for
+from ..inference.openvino_runner import OpenVinoRunner, openvino_available
+
+__all__ = ["cpu_precision_fns"]
+
+
+def _say(text: str, enabled: bool) -> None:
+    if enabled:
+        print(f"canet benchmark: --compare: {text}", file=sys.stderr, flush=True)
+
+
+def cpu_precision_fns(engine: SegmentationEngine, graph: bytes, x_np: np.ndarray, msg: Any,
+                      progress: bool = True) -> tuple[dict[str, Callable[[], Any]], list[str]]:
+    """Timed calls for each CPU precision and OpenVINO session, and notes (features, skips)."""
+    from . import _Pipeline
+
+    native = cpu_precisions()
+    notes = [f"CPU features: {' '.join(relevant_features()) or 'none of avx512/vnni/amx'}; "
+             f"native CPU precisions: {', '.join(native)}"]
+    fns: dict[str, Callable[[], Any]] = {}
+    for precision in native:
+        if runtime_for(precision) is None:
+            notes.append(f"engine_{precision} not timed: its runtime is not installed")
+            continue
+        _say(f"building an engine at precision {precision}", progress)
+        other = SegmentationEngine(engine.checkpoint_path, backbone=engine.backbone,
+                                   device="cpu", precision=precision,
+                                   resolution=engine.resolution)
+        pipe = _Pipeline(other, msg)
+        fns[f"engine_{precision}_model"] = lambda e=other: e.run_model(x_np)
+        fns[f"engine_{precision}_pipeline"] = lambda p=pipe: p.run(color=True, overlay=True)
+        notes.append(f"engine_{precision}: {other.runtime}")
+    if not openvino_available():
+        notes.append("openvino_f32_canet, openvino_bf16_canet not timed: openvino is not "
+                     "installed")
+        return fns, notes
+    for hint in ("fp32", "bf16"):
+        name = f"openvino_{'f32' if hint == 'fp32' else hint}_canet"
+        if hint not in native:  # OpenVINO would quietly run f32 and call it bf16
+            notes.append(f"{name} not timed: this CPU has no bf16 instructions")
+            continue
+        _say(f"compiling {name}", progress)
+        runner = OpenVinoRunner(graph, engine.resolution, engine.num_classes, hint)
+        fns[name] = lambda r=runner: r.forward_numpy(x_np)
+    return fns, notes
