@@ -55,7 +55,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="frame content: the bundled CamVid sample (default), a synthetic "
                    "gradient, or an image file; resized to --frame-size")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"),
+                   default="auto", help="fp16: CUDA only; bf16, int8: CPU only, where the CPU "
+                   "has the instructions; auto (default): on the CPU the fastest precision "
+                   "within the accuracy rule (docs/performance.md), on CUDA fp32")
     p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="auto")
     p.add_argument("--iters", type=positive_int, default=50,
                    help="timed iterations per measurement")
