@@ -31,7 +31,10 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 BACKBONE_CHOICES: Tuple[str, ...] = ("mobilenetv2", "resnet18", "resnet101")
 # The model shipped in canet_ros/weights, selected by checkpoint "default".
 BUNDLED_BACKBONE = "mobilenetv2"
-PRECISION_CHOICES = ("fp32", "fp16")
+# bf16/int8: CPU only, refused at start-up where the CPU lacks the instructions;
+# auto: the fastest CPU precision within the accuracy rule (docs/performance.md),
+# fp32 on CUDA.
+PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16", "int8")
 TRANSPORT_CHOICES = ("raw", "compressed")
 RELIABILITY_CHOICES = ("best_effort", "reliable")
 _DEVICE = re.compile(r"(auto|cpu|cuda(:\d+)?)\Z")
@@ -72,7 +75,8 @@ SPECS: Tuple[ParamSpec, ...] = (
               "empty is refused (resnet backbones have no bundled model)"),
     ParamSpec("device", "auto", "auto, cpu, cuda or cuda:N (cuda fails at start-up without "
               "CUDA)"),
-    ParamSpec("precision", "fp32", "fp16 needs CUDA", choices=PRECISION_CHOICES),
+    ParamSpec("precision", "auto", "fp16 needs CUDA; bf16 and int8 a CPU with them",
+              choices=PRECISION_CHOICES),
     ParamSpec("resolution", "", "network input WIDTHxHEIGHT, e.g. 480x360; empty = the "
               "checkpoint's training size. Outputs are always at the input frame's size"),
     ParamSpec("overlay_alpha", 0.5, "weight of the colour mask in segmentation/overlay; can "
