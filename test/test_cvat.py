@@ -193,3 +193,19 @@ def test_import_without_classes_yaml_takes_the_labelmap(tmp_path):
     assert result["wrote_classes_yaml"] and result["classes"] == list(ROAD.names)
     back = cv2.imread(str(folder / "masks" / f"{next(iter(labels))}.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(back, next(iter(labels.values())))
+
+
+def test_black_class_moves_the_ignore_colour(tmp_path):
+    dark = ClassSet("dark", ("night", "lamp"), ((0, 0, 0), (255, 255, 0)), 255)
+    labels = masks(dark)
+    folder = extract_folder(tmp_path / "data", dark, labels)
+    pkg = write_cvat_package(folder / "cvat", dark, labels.items())
+    entries = read_labelmap(pkg / "labelmap.txt")
+    assert entries[0][0] == "background" and entries[0][1] not in dark.colors
+    stem, mask = next(iter(labels.items()))
+    color = cv2.imread(str(pkg / "SegmentationClass" / f"{stem}.png"))[:, :, ::-1]
+    assert {tuple(c) for c in color[mask == 255]} == {entries[0][1]}
+    import_cvat(pkg, folder)
+    for stem, mask in labels.items():
+        back = cv2.imread(str(folder / "masks" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(back, mask)
