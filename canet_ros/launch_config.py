@@ -14,12 +14,14 @@
 
 """Everything the launch files decide, as plain Python (no ``launch`` import).
 
-``launch/segment.launch.py`` only declares arguments and, in an OpaqueFunction,
-hands their values to :func:`resolve_segment_launch`; this module picks the
-per-backbone YAML, checks every value and builds the parameter overrides. Empty
-argument values mean "not set": the YAML decides. It also decides the Fast DDS
-profile the node runs with (large images, docs/ros.md). Torch is never imported, so
-``ros2 launch`` stays quick.
+``launch/segment.launch.py`` and ``launch/multi_camera.launch.py`` declare the arguments
+listed here and hand their values to :func:`resolve_segment_launch` /
+:func:`resolve_multi_camera_launch`, which pick the per-backbone YAML, check every value
+and build typed parameter overrides. Every node parameter is a launch argument; empty
+values mean "not set": the YAML decides. A ``name:=value`` the file does not declare
+stops the launch (:func:`check_given_arguments`): ros2 launch itself accepts any. It also
+decides the Fast DDS profile the node runs with (large images, docs/ros.md). Torch is
+never imported, so ``ros2 launch`` stays quick.
 """
 from __future__ import annotations
 
@@ -27,15 +29,16 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from canet_ros.ros.params import (
     BACKBONE_CHOICES,
-    PRECISION_CHOICES,
-    TRANSPORT_CHOICES,
+    SPEC_BY_NAME,
+    SPECS,
     ParamError,
     check_choice,
     check_device,
+    check_overlay_alpha,
     check_topic,
     parse_resolution,
 )
@@ -49,7 +52,10 @@ DDS_PROFILE = "fastdds_large_images.xml"
 # Fast DDS 2.x (Humble, Jazzy) reads the first, 3.x (Kilted) the second.
 FASTDDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 NO_DDS_PROFILE = "none"
+# `ros2 launch --launch-prefix X` arrives as the launch argument launch-prefix:=X.
+ROS2_LAUNCH_OPTIONS = ("launch-prefix", "launch-prefix-filter")
 _NAMESPACE_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_BOOLEANS = {"true": True, "false": False}
 
 
 class LaunchConfigError(ValueError):
@@ -63,40 +69,40 @@ class LaunchArgument:
     default: str = ""
 
 
-SEGMENT_ARGUMENTS: Tuple[LaunchArgument, ...] = (
-    LaunchArgument("backbone", "CANet backbone: " + " | ".join(BACKBONE_CHOICES) +
-                   f"; picks config/canet_<backbone>.yaml (empty: {DEFAULT_BACKBONE}, or "
-                   "whatever params_file says)"),
-    LaunchArgument("resolution", "network input WIDTHxHEIGHT, e.g. 1024x512 (empty: the "
-                   "YAML's)"),
-    LaunchArgument("image_topic", "input image topic (empty: the YAML's, /camera/image_raw)"),
+# What a launch argument does beyond setting its parameter.
+_NOTES = {"backbone": "; picks config/canet_<backbone>.yaml unless params_file is set"}
+
+
+def _parameter_argument(name: str) -> LaunchArgument:
+    spec = SPEC_BY_NAME[name]
+    extra = (f" ({spec.constraints})" if spec.constraints else "") + _NOTES.get(name, "")
+    default = str(spec.default).lower() if isinstance(spec.default, bool) else spec.default
+    return LaunchArgument(name, f"{spec.description}{extra}; empty: the params file's value "
+                          f"(shipped: {default!r})")
+
+
+# Every node parameter (canet_ros.ros.params.SPECS), then the launch file's own arguments.
+SEGMENT_ARGUMENTS: Tuple[LaunchArgument, ...] = tuple(
+    _parameter_argument(spec.name) for spec in SPECS) + (
     LaunchArgument("namespace", "namespace for the node and its segmentation/* outputs"),
-    LaunchArgument("checkpoint", "'default' (bundled mobilenetv2 model) or a .pt path; "
-                   "required for resnet18/resnet101"),
-    LaunchArgument("device", "auto | cpu | cuda | cuda:N (empty: the YAML's)"),
-    LaunchArgument("precision", "fp32 | fp16 (fp16 needs CUDA; empty: the YAML's)"),
-    LaunchArgument("input_transport", "raw | compressed (compressed subscribes to "
-                   "<image_topic>/compressed; empty: the YAML's)"),
     LaunchArgument("params_file", "a ros__parameters YAML used instead of "
-                   "config/canet_<backbone>.yaml"),
+                   f"config/canet_<backbone>.yaml (empty: that file, backbone {DEFAULT_BACKBONE} "
+                   "when unset)"),
     LaunchArgument("dds_profile", f"Fast DDS XML profile for the node (empty: config/"
                    f"{DDS_PROFILE}, for large images; '{NO_DDS_PROFILE}': Fast DDS defaults). "
                    "Ignored when FASTRTPS_/FASTDDS_DEFAULT_PROFILES_FILE is already set or "
                    "another RMW is selected"),
 )
 SEGMENT_ARGUMENT_NAMES = tuple(a.name for a in SEGMENT_ARGUMENTS)
-# Arguments that become node parameters of the same name when set.
-_OVERRIDABLE = ("backbone", "checkpoint", "device", "precision", "resolution", "image_topic",
-                "input_transport")
 
 # multi_camera.launch.py: (argument prefix, default namespace, default image topic).
 CAMERAS: Tuple[Tuple[str, str, str], ...] = (
     ("front", "cam_front", "/cam_front/image_raw"),
     ("rear", "cam_rear", "/cam_rear/image_raw"),
 )
-# Everything but the per-camera ones is shared by both cameras.
-SHARED_ARGUMENTS = tuple(a for a in SEGMENT_ARGUMENTS
-                         if a.name not in ("namespace", "image_topic"))
+# Set per camera (<prefix>_<name>); every other argument applies to both cameras.
+PER_CAMERA = ("namespace", "image_topic", "input_transport")
+SHARED_ARGUMENTS = tuple(a for a in SEGMENT_ARGUMENTS if a.name not in PER_CAMERA)
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ class SegmentLaunchPlan:
 
     namespace: str
     params_file: Path
-    overrides: Dict[str, str] = field(default_factory=dict)
+    overrides: Dict[str, Any] = field(default_factory=dict)  # typed as the node declares them
     environment: Dict[str, str] = field(default_factory=dict)  # for the node process only
 
     def node_parameters(self, wrap: Optional[Callable[[str], Any]] = None) -> List[Any]:
@@ -113,10 +119,12 @@ class SegmentLaunchPlan:
 
         launch_ros reads plain strings as YAML ("1e3" would become a float, "true" a
         bool); the launch file passes ``wrap`` = ParameterValue(..., value_type=str)
-        to keep every override a string, as the node declares them.
+        to keep every string override a string, as the node declares it. Floats and
+        booleans go as they are: rclpy refuses an int for a double parameter.
         """
         wrap = wrap or (lambda value: value)
-        return [str(self.params_file), {k: wrap(v) for k, v in self.overrides.items()}]
+        return [str(self.params_file),
+                {k: wrap(v) if isinstance(v, str) else v for k, v in self.overrides.items()}]
 
 
 def config_file_for(backbone: str, share_dir: Union[str, Path]) -> Path:
@@ -143,27 +151,87 @@ def _check(checker: Callable[..., Any], *args: Any) -> Any:
         raise LaunchConfigError(str(exc)) from None
 
 
-def _overrides(values: Mapping[str, str]) -> Dict[str, str]:
-    overrides: Dict[str, str] = {}
-    for name in _OVERRIDABLE:
-        value = values.get(name, "")
-        if not value:
-            continue  # unset: the YAML's value stands
-        if name == "backbone":
-            _check(check_choice, name, value, BACKBONE_CHOICES)
-        elif name == "device":
-            _check(check_device, value)
-        elif name == "precision":
-            _check(check_choice, name, value, PRECISION_CHOICES)
-        elif name == "input_transport":
-            _check(check_choice, name, value, TRANSPORT_CHOICES)
-        elif name == "image_topic":
-            value = _check(check_topic, name, value)
-        elif name == "resolution":
-            width, height = _check(parse_resolution, value)
-            value = f"{width}x{height}"
-        overrides[name] = value
-    return overrides
+def _number(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise LaunchConfigError(f"{name} {text!r} is not a number") from None
+    low, high = SPEC_BY_NAME[name].float_range or (float("-inf"), float("inf"))
+    if not low <= value <= high:  # also refuses nan
+        raise LaunchConfigError(f"{name} {text!r} is not within {low} to {high}")
+    return value
+
+
+def parameter_override(name: str, text: str) -> Any:
+    """A launch argument's text as the node parameter's type, checked as the node would."""
+    spec = SPEC_BY_NAME[name]
+    if isinstance(spec.default, bool):
+        if text.lower() not in _BOOLEANS:
+            raise LaunchConfigError(f"{name} {text!r} is not true or false")
+        return _BOOLEANS[text.lower()]
+    if isinstance(spec.default, float):
+        value = _number(name, text)
+        return _check(check_overlay_alpha, value) if name == "overlay_alpha" else value
+    if spec.choices:
+        return _check(check_choice, name, text, spec.choices)
+    if name == "device":
+        return _check(check_device, text)
+    if name == "image_topic":
+        return _check(check_topic, name, text)
+    if name == "resolution":
+        width, height = _check(parse_resolution, text)
+        return f"{width}x{height}"
+    return text
+
+
+def given_argument_names(argv: Iterable[str]) -> List[str]:
+    """Names of the ``name:=value`` arguments on a ros2 launch command line."""
+    return [arg.split(":=", 1)[0] for arg in argv if ":=" in arg]
+
+
+def check_given_arguments(given: Iterable[str], allowed: Sequence[str], launch_file: str) -> None:
+    """Refuse argument names ``launch_file`` does not declare, in one line naming them."""
+    unknown = sorted(set(given) - set(allowed) - set(ROS2_LAUNCH_OPTIONS))
+    if unknown:
+        raise LaunchConfigError(
+            f"{launch_file}: unknown launch argument(s) {', '.join(unknown)}; it takes: "
+            f"{', '.join(allowed)}")
+
+
+def started_by_ros2_launch(argv: Iterable[str], configurations: Iterable[str]) -> bool:
+    """True when a file's launch configurations, before its own, are the command line's.
+
+    ``ros2 launch PKG FILE a:=b`` sets exactly the command-line names before FILE's
+    actions run. A file included by another one also sees the includer's arguments and
+    launch_arguments: those are the includer's business, so only the top file checks.
+    """
+    return set(configurations) == set(given_argument_names(argv))
+
+
+def resolve_segment_launch(arguments: Mapping[str, str], share_dir: Union[str, Path],
+                           environ: Optional[Mapping[str, str]] = None) -> SegmentLaunchPlan:
+    """Validate segment.launch.py's argument values and decide what to start.
+
+    ``environ`` (default: this process's) is where an existing DDS choice is looked for.
+    """
+    check_given_arguments(arguments, SEGMENT_ARGUMENT_NAMES, "segment.launch.py")
+    values = {name: str(arguments.get(name, "") or "").strip() for name in SEGMENT_ARGUMENT_NAMES}
+    overrides = {name: parameter_override(name, value) for name, value in values.items()
+                 if value and name in SPEC_BY_NAME}
+    if values["params_file"]:
+        params_file = Path(values["params_file"]).expanduser()
+        if not params_file.is_file():
+            raise LaunchConfigError(f"params_file {params_file} does not exist")
+    else:
+        params_file = config_file_for(values["backbone"] or DEFAULT_BACKBONE, share_dir)
+        if not params_file.is_file():
+            raise LaunchConfigError(f"{params_file} is missing: is canet_ros installed "
+                                    "(colcon build) and its share directory intact?")
+    environment = dds_environment(values["dds_profile"], share_dir,
+                                  os.environ if environ is None else environ)
+    return SegmentLaunchPlan(namespace=check_namespace(values["namespace"]),
+                             params_file=params_file.resolve(), overrides=overrides,
+                             environment=environment)
 
 
 def dds_environment(dds_profile: str, share_dir: Union[str, Path],
@@ -185,51 +253,38 @@ def dds_environment(dds_profile: str, share_dir: Union[str, Path],
     return dict.fromkeys(FASTDDS_PROFILE_VARIABLES, str(profile.resolve()))
 
 
-def resolve_segment_launch(arguments: Mapping[str, str], share_dir: Union[str, Path],
-                           environ: Optional[Mapping[str, str]] = None) -> SegmentLaunchPlan:
-    """Validate segment.launch.py's argument values and decide what to start.
-
-    ``environ`` (default: this process's) is where an existing DDS choice is looked for.
-    """
-    unknown = sorted(set(arguments) - set(SEGMENT_ARGUMENT_NAMES))
-    if unknown:
-        raise LaunchConfigError(f"unknown launch argument(s): {', '.join(unknown)}; known: "
-                                f"{', '.join(SEGMENT_ARGUMENT_NAMES)}")
-    values = {name: str(arguments.get(name, "") or "").strip() for name in SEGMENT_ARGUMENT_NAMES}
-    overrides = _overrides(values)
-    if values["params_file"]:
-        params_file = Path(values["params_file"]).expanduser()
-        if not params_file.is_file():
-            raise LaunchConfigError(f"params_file {params_file} does not exist")
-    else:
-        params_file = config_file_for(values["backbone"] or DEFAULT_BACKBONE, share_dir)
-        if not params_file.is_file():
-            raise LaunchConfigError(f"{params_file} is missing: is canet_ros installed "
-                                    "(colcon build) and its share directory intact?")
-    environment = dds_environment(values["dds_profile"], share_dir,
-                                  os.environ if environ is None else environ)
-    return SegmentLaunchPlan(namespace=check_namespace(values["namespace"]),
-                             params_file=params_file.resolve(), overrides=overrides,
-                             environment=environment)
-
-
-def multi_camera_include_arguments(camera: str) -> Dict[str, str]:
-    """For one camera prefix: segment.launch.py argument -> multi_camera argument name."""
-    prefixes = [prefix for prefix, _, _ in CAMERAS]
-    if camera not in prefixes:
-        raise LaunchConfigError(f"unknown camera {camera!r}; known: {', '.join(prefixes)}")
-    mapping = {a.name: a.name for a in SHARED_ARGUMENTS}
-    mapping["namespace"] = f"{camera}_namespace"
-    mapping["image_topic"] = f"{camera}_image_topic"
-    return mapping
-
-
 def multi_camera_arguments() -> Tuple[LaunchArgument, ...]:
-    """multi_camera.launch.py's own arguments: per-camera topic and namespace, then shared."""
+    """multi_camera.launch.py's arguments: the per-camera ones, then the shared ones."""
     per_camera: List[LaunchArgument] = []
     for prefix, namespace, topic in CAMERAS:
-        per_camera.append(LaunchArgument(f"{prefix}_image_topic",
-                                         f"input image topic of the {prefix} camera", topic))
-        per_camera.append(LaunchArgument(f"{prefix}_namespace",
-                                         f"namespace of the {prefix} camera's node", namespace))
+        defaults = {"namespace": namespace, "image_topic": topic}
+        for arg in SEGMENT_ARGUMENTS:
+            if arg.name in PER_CAMERA:
+                per_camera.append(LaunchArgument(f"{prefix}_{arg.name}",
+                                                 f"{prefix} camera: {arg.description}",
+                                                 defaults.get(arg.name, arg.default)))
     return tuple(per_camera) + SHARED_ARGUMENTS
+
+
+MULTI_CAMERA_ARGUMENT_NAMES = tuple(a.name for a in multi_camera_arguments())
+
+
+def resolve_multi_camera_launch(arguments: Mapping[str, str], share_dir: Union[str, Path],
+                                environ: Optional[Mapping[str, str]] = None
+                                ) -> List[Tuple[str, SegmentLaunchPlan]]:
+    """One (camera prefix, plan) per camera: its own arguments over the shared ones."""
+    check_given_arguments(arguments, MULTI_CAMERA_ARGUMENT_NAMES, "multi_camera.launch.py")
+    plans = []
+    for prefix, _, _ in CAMERAS:
+        values = {a.name: arguments.get(a.name, "") for a in SHARED_ARGUMENTS}
+        values.update({name: arguments.get(f"{prefix}_{name}", "") for name in PER_CAMERA})
+        try:
+            plans.append((prefix, resolve_segment_launch(values, share_dir, environ)))
+        except LaunchConfigError as exc:
+            raise LaunchConfigError(f"{prefix} camera: {exc}") from None
+    namespaces = [plan.namespace.strip("/") for _, plan in plans]
+    if len(set(namespaces)) < len(namespaces):
+        raise LaunchConfigError(f"the cameras need different namespaces, got "
+                                f"{', '.join(repr(n) for n in namespaces)}: two nodes of one "
+                                "name in one namespace clash")
+    return plans

@@ -15,40 +15,27 @@
 """Two cameras, two namespaced CANet nodes (cam_front and cam_rear by default).
 
     ros2 launch canet_ros multi_camera.launch.py \
-        front_image_topic:=/front/image_raw rear_image_topic:=/rear/image_raw
+        front_image_topic:=/front/image_raw rear_image_topic:=/rear/image_raw \
+        rear_input_transport:=compressed
 
-Each camera includes segment.launch.py with its own namespace and image topic; the
-remaining arguments (backbone, resolution, checkpoint, ...) apply to both.
+Per camera (front_*, rear_*): namespace, image_topic, input_transport. Every other
+argument (backbone, checkpoint, resolution, publish_confidence, ...) applies to both.
+``--show-args`` lists exactly these; any other name:=value stops the launch, naming it.
 """
-import os
-
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
-from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration
 
-from canet_ros.launch_config import (
-    CAMERAS,
-    PACKAGE,
-    multi_camera_arguments,
-    multi_camera_include_arguments,
-)
+from canet_ros.launch_config import PACKAGE, multi_camera_arguments, resolve_multi_camera_launch
+from canet_ros.ros.launch_actions import declare, environment_of, nodes_from, values_of
 
 
-def _camera(segment_launch, prefix):
-    forwarded = {inner: LaunchConfiguration(outer)
-                 for inner, outer in multi_camera_include_arguments(prefix).items()}
-    # Scoped group: one camera's launch configurations must not leak into the other's.
-    return GroupAction([IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(segment_launch), launch_arguments=forwarded.items())])
+def _plans(context):
+    plans = resolve_multi_camera_launch(values_of(context, multi_camera_arguments()),
+                                        get_package_share_directory(PACKAGE),
+                                        environment_of(context))
+    return [plan for _, plan in plans]
 
 
 def generate_launch_description():
-    segment_launch = os.path.join(get_package_share_directory(PACKAGE), "launch",
-                                  "segment.launch.py")
-    return LaunchDescription(
-        [DeclareLaunchArgument(arg.name, default_value=arg.default, description=arg.description)
-         for arg in multi_camera_arguments()]
-        + [_camera(segment_launch, prefix) for prefix, _, _ in CAMERAS]
-    )
+    return LaunchDescription(declare(multi_camera_arguments(), "multi_camera.launch.py")
+                             + [nodes_from(_plans)])

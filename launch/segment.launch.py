@@ -16,54 +16,25 @@
 
     ros2 launch canet_ros segment.launch.py backbone:=mobilenetv2 image_topic:=/camera/image_raw
 
-Loads config/canet_<backbone>.yaml (or params_file); arguments left empty keep the
-file's values. The node gets config/fastdds_large_images.xml as its Fast DDS profile
-unless one is already set (dds_profile). The decisions live in canet_ros.launch_config,
-which is unit-tested.
+Every node parameter is an argument (``--show-args`` lists them); arguments left empty
+keep the values of config/canet_<backbone>.yaml (or params_file). A name:=value this
+file does not declare stops the launch, naming it. The node gets
+config/fastdds_large_images.xml as its Fast DDS profile unless one is already set
+(dds_profile). The decisions live in canet_ros.launch_config, which is unit-tested.
 """
-import os
-
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
 
-from canet_ros.launch_config import (
-    NODE_EXECUTABLE,
-    NODE_NAME,
-    PACKAGE,
-    SEGMENT_ARGUMENTS,
-    resolve_segment_launch,
-)
+from canet_ros.launch_config import PACKAGE, SEGMENT_ARGUMENTS, resolve_segment_launch
+from canet_ros.ros.launch_actions import declare, environment_of, nodes_from, values_of
 
 
-def _as_string(value):
-    return ParameterValue(value, value_type=str)
-
-
-def _segmentation_node(context):
-    values = {arg.name: LaunchConfiguration(arg.name).perform(context)
-              for arg in SEGMENT_ARGUMENTS}
-    # Newer launch keeps its own environment (SetEnvironmentVariable); older uses os.environ.
-    environ = getattr(context, "environment", os.environ)
-    plan = resolve_segment_launch(values, get_package_share_directory(PACKAGE), environ)
-    return [Node(
-        package=PACKAGE,
-        executable=NODE_EXECUTABLE,
-        name=NODE_NAME,
-        namespace=plan.namespace,
-        parameters=plan.node_parameters(wrap=_as_string),
-        additional_env=plan.environment,
-        output="screen",
-        emulate_tty=True,
-    )]
+def _plan(context):
+    return [resolve_segment_launch(values_of(context, SEGMENT_ARGUMENTS),
+                                   get_package_share_directory(PACKAGE),
+                                   environment_of(context))]
 
 
 def generate_launch_description():
-    return LaunchDescription(
-        [DeclareLaunchArgument(arg.name, default_value=arg.default, description=arg.description)
-         for arg in SEGMENT_ARGUMENTS]
-        + [OpaqueFunction(function=_segmentation_node)]
-    )
+    return LaunchDescription(declare(SEGMENT_ARGUMENTS, "segment.launch.py")
+                             + [nodes_from(_plan)])

@@ -26,6 +26,9 @@ from pathlib import Path
 
 import pytest
 
+# The colcon workspace and per-test DDS domains of the ros2 launch tests.
+pytest_plugins = ("ros_workspace",)
+
 
 def pytest_configure(config):
     # rosidl's parser (lark) imports deprecated modules when message types load.

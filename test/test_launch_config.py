@@ -14,8 +14,8 @@
 
 """canet_ros.launch_config, the config YAMLs and the parameter rules both share.
 
-No ROS needed: the launch files themselves are only parsed here (test_segment_launch.py
-runs them on a ROS 2 machine).
+No ROS needed: the launch files themselves are only parsed here (test_launch_system.py
+and test_segment_launch.py run them with ros2 launch and launch_pytest).
 """
 import ast
 import itertools
@@ -67,6 +67,31 @@ def test_only_arguments_that_were_set_override_the_file(tmp_path):
     assert resolve(image_topic="   ").overrides == {}
 
 
+def test_every_node_parameter_is_a_launch_argument():
+    """publish_confidence:=true used to be ignored: it was no argument of the file."""
+    assert set(params.SPEC_BY_NAME) <= set(lc.SEGMENT_ARGUMENT_NAMES)
+    assert len(set(lc.SEGMENT_ARGUMENT_NAMES)) == len(lc.SEGMENT_ARGUMENT_NAMES)
+
+
+def test_overrides_have_the_types_the_node_declares():
+    """rclpy refuses 1 (an int) for a double parameter and "true" (a string) for a bool."""
+    plan = resolve(overlay_alpha="1", stats_period="2.5", publish_confidence="True",
+                   qos_reliability="reliable")
+    assert plan.overrides == {"overlay_alpha": 1.0, "stats_period": 2.5,
+                              "publish_confidence": True, "qos_reliability": "reliable"}
+    assert type(plan.overrides["overlay_alpha"]) is float
+    assert resolve(publish_confidence="false").overrides == {"publish_confidence": False}
+    wrapped = plan.node_parameters(wrap=lambda v: ("str", v))[1]
+    assert wrapped == {"overlay_alpha": 1.0, "stats_period": 2.5, "publish_confidence": True,
+                       "qos_reliability": ("str", "reliable")}
+    for name, spec in params.SPEC_BY_NAME.items():  # the node accepts what launch hands it
+        value = spec.default if spec.default not in ("", None) else None
+        if value is not None and name != "checkpoint":
+            given = str(value).lower() if isinstance(value, bool) else str(value)
+            override = resolve(**{name: given}).overrides[name]
+            assert params.validate_config({name: override}) is not None, name
+
+
 @pytest.mark.parametrize("values, words", [
     ({"backbone": "resnet50"}, "backbone"),
     ({"resolution": "1024"}, "WIDTHxHEIGHT"),
@@ -83,6 +108,12 @@ def test_only_arguments_that_were_set_override_the_file(tmp_path):
     ({"namespace": "9cam"}, "namespace"),
     ({"params_file": "/nonexistent/params.yaml"}, "params_file"),
     ({"backbnoe": "resnet18"}, "unknown launch argument"),
+    ({"overlay_alpha": "1.5"}, "overlay_alpha"),
+    ({"overlay_alpha": "nan"}, "overlay_alpha"),
+    ({"overlay_alpha": "half"}, "not a number"),
+    ({"stats_period": "0"}, "stats_period"),
+    ({"publish_confidence": "yes"}, "not true or false"),
+    ({"qos_reliability": "sometimes"}, "qos_reliability"),
 ])
 def test_bad_values_are_rejected(values, words):
     with pytest.raises(lc.LaunchConfigError, match=words):
@@ -96,17 +127,53 @@ def test_missing_share_config_is_reported(tmp_path):
 
 def test_multi_camera_arguments():
     names = [a.name for a in lc.multi_camera_arguments()]
-    assert len(names) == len(set(names))
+    assert tuple(names) == lc.MULTI_CAMERA_ARGUMENT_NAMES and len(names) == len(set(names))
+    # The included file's own names would do nothing here: they must not be offered.
+    assert not set(lc.PER_CAMERA) & set(names)
+    per_camera = {f"{prefix}_{name}" for prefix, _, _ in lc.CAMERAS for name in lc.PER_CAMERA}
+    shared = set(lc.SEGMENT_ARGUMENT_NAMES) - set(lc.PER_CAMERA)
+    assert set(names) == per_camera | shared
     defaults = {a.name: a.default for a in lc.multi_camera_arguments()}
     assert (defaults["front_namespace"], defaults["rear_namespace"]) == ("cam_front", "cam_rear")
     assert defaults["front_image_topic"] != defaults["rear_image_topic"]
-    for prefix, _, _ in lc.CAMERAS:
-        forwarded = lc.multi_camera_include_arguments(prefix)
-        assert set(forwarded) == set(lc.SEGMENT_ARGUMENT_NAMES)
-        assert set(forwarded.values()) <= set(names)
-        assert forwarded["namespace"] == f"{prefix}_namespace"
-    with pytest.raises(lc.LaunchConfigError):
-        lc.multi_camera_include_arguments("left")
+
+
+def test_multi_camera_plans_per_camera_and_shared_values():
+    values = {a.name: a.default for a in lc.multi_camera_arguments()}
+    values.update(rear_input_transport="compressed", resolution="256x128",
+                  publish_confidence="true")
+    plans = dict(lc.resolve_multi_camera_launch(values, REPO))
+    assert list(plans) == ["front", "rear"]
+    front, rear = plans["front"], plans["rear"]
+    assert (front.namespace, rear.namespace) == ("cam_front", "cam_rear")
+    assert front.overrides == {"image_topic": "/cam_front/image_raw", "resolution": "256x128",
+                               "publish_confidence": True}
+    assert rear.overrides == {"image_topic": "/cam_rear/image_raw", "resolution": "256x128",
+                              "publish_confidence": True, "input_transport": "compressed"}
+    for bad, words in (({"image_topic": "/x"}, "unknown launch argument"),
+                       ({"rear_namespace": "cam_front"}, "different namespaces"),
+                       ({"front_input_transport": "theora"}, "front camera: input_transport")):
+        with pytest.raises(lc.LaunchConfigError, match=words):
+            lc.resolve_multi_camera_launch(dict(values, **bad), REPO)
+
+
+def test_given_arguments_are_checked_when_the_file_is_the_one_started():
+    argv = ["backbone:=resnet18", "bakbone:=resnet18", "launch-prefix:=gdb -ex run"]
+    names = lc.given_argument_names(argv)
+    assert names == ["backbone", "bakbone", "launch-prefix"]
+    with pytest.raises(lc.LaunchConfigError) as error:
+        lc.check_given_arguments(names, lc.SEGMENT_ARGUMENT_NAMES, "segment.launch.py")
+    message = str(error.value)
+    assert "\n" not in message and "bakbone;" in message and "launch-prefix" not in message
+    assert message.endswith(", ".join(lc.SEGMENT_ARGUMENT_NAMES))
+    lc.check_given_arguments(["backbone", "launch-prefix"], lc.SEGMENT_ARGUMENT_NAMES, "x")
+    # ros2 launch FILE a:=b sets exactly the command line's names before FILE runs ...
+    assert lc.started_by_ros2_launch(argv, {"backbone", "bakbone", "launch-prefix"})
+    assert lc.started_by_ros2_launch([], {})
+    # ... an including file's arguments (its own and those it passes) are there too.
+    assert not lc.started_by_ros2_launch(["robot:=r1"], {"robot", "use_sim_time",
+                                                         "image_topic"})
+    assert not lc.started_by_ros2_launch([], {"image_topic"})
 
 
 # -- config YAMLs ---------------------------------------------------------------------------
@@ -174,25 +241,6 @@ def test_launch_helper_does_not_import_torch():
     code = ("import sys, canet_ros.launch_config; "
             "sys.exit(1 if 'torch' in sys.modules or 'rclpy' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
-
-
-def test_launch_test_skips_with_its_reason_where_launch_pytest_cannot_load(tmp_path):
-    """As launch_testing 3.7 under pytest 9: importing it fails with a non-ImportError."""
-    for name, body in (("launch", ""), ("launch_ros", ""),
-                       ("launch_pytest", "raise AttributeError('no Package.obj in pytest 9')")):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "__init__.py").write_text(body)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(tmp_path)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-         str(REPO / "test" / "test_segment_launch.py")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    # 5: pytest's "no tests collected", as a module skipped whole is counted when run alone.
-    assert result.returncode in (0, 5), result.stdout + result.stderr
-    assert "1 skipped" in result.stdout and " error" not in result.stdout, result.stdout
-    assert "launch_pytest cannot load under pytest" in result.stdout
-    assert "no Package.obj in pytest 9" in result.stdout
 
 
 # -- Fast DDS profile for large images -------------------------------------------------------

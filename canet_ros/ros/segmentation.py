@@ -35,6 +35,14 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from canet_ros import image_codec
+from canet_ros.ros.label_info import (
+    LABEL_INFO_QOS,
+    LABEL_INFO_TOPIC,
+    MISSING,
+    class_names,
+    label_info_message,
+    label_info_type,
+)
 from canet_ros.ros.params import (
     NodeConfig,
     ParamError,
@@ -195,7 +203,19 @@ class SegmentationNode(Node):
         # Reused every frame: publish() serialises, so refilling them afterwards is safe.
         self._templates = {name: Image() for name in names}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._label_info_pub = self._publish_label_info()
         self._stats_timer = self.create_timer(cfg.stats_period, self._on_stats_timer)
+
+    def _publish_label_info(self) -> Any:
+        """Publish what each label id means, once: transient local keeps it for late readers."""
+        msg_type = label_info_type()
+        if msg_type is None:
+            self.get_logger().info(MISSING)
+            return None
+        publisher = self.create_publisher(msg_type, LABEL_INFO_TOPIC, LABEL_INFO_QOS)
+        header = Header(stamp=self.get_clock().now().to_msg())
+        publisher.publish(label_info_message(msg_type, class_names(self._engine.class_set), header))
+        return publisher
 
     def _ready_message(self) -> str:
         cfg, engine = self._cfg, self._engine
