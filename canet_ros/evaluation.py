@@ -226,18 +226,19 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     ``prior_correction`` scores with that total strength instead of the checkpoint's own.
     """
     from .checkpoint import CheckpointError, class_set_from_metadata, load_checkpoint
-    from .classes import get_class_set
-    from .data import EvalTransform, build_dataset
+    from .data import EvalTransform, build_dataset, dataset_class_set
     from .prior_correction import current_strength, set_prior_correction
 
     model, meta = load_checkpoint(checkpoint, map_location="cpu")
     if prior_correction is not None:
         set_prior_correction(model, meta, prior_correction, source=str(checkpoint))
     cs = class_set_from_metadata(meta)
-    expected = get_class_set(dataset)
-    if cs.num_classes != expected.num_classes:
-        raise CheckpointError(f"{checkpoint}: model predicts {cs.num_classes} classes but "
-                              f"{dataset} has {expected.num_classes}")
+    expected = dataset_class_set(dataset, data_root)
+    if cs.num_classes != expected.num_classes or (
+            dataset == "folder" and list(cs.names) != list(expected.names)):
+        raise CheckpointError(f"{checkpoint}: model predicts {cs.num_classes} classes "
+                              f"{list(cs.names)} but {data_root or dataset} has "
+                              f"{expected.num_classes}: {list(expected.names)}")
     size = resolution or (tuple(meta["input_size"]) if meta.get("input_size") else None)
     ds = build_dataset(dataset, data_root, split, EvalTransform(meta["mean"], meta["std"], size),
                        include=include, exclude=exclude)
@@ -251,6 +252,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                          on_batch=hook, tta=tta, show_progress=show_progress)
     result = summarize(cm, expected.names, len(ds))
     result.update({"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
+                   "class_names": list(expected.names),
                    "resolution": list(size) if size else None,
                    "tta": {"flip": tta.flip, "scales": list(tta.scales)} if tta else None,
                    "prior_correction": current_strength(meta),

@@ -138,3 +138,25 @@ def test_node_colours_come_from_the_checkpoint(ros, finetuned):
         np.testing.assert_array_equal(color, np.array(MINE.colors, np.uint8)[labels])
     finally:
         rig.close()
+
+
+def test_evaluate_scores_a_folder_dataset_with_its_own_classes(finetuned):
+    from test_bag_helpers import hand_iou
+
+    from canet_ros.checkpoint import CheckpointError
+    from canet_ros.evaluation import evaluate_checkpoint
+
+    data = finetuned["root"] / "data"
+    result = evaluate_checkpoint(str(finetuned["last"]), "folder", str(data), "val")
+    assert result["class_names"] == list(MINE.names) and result["frames"] == 2
+    # Independently: the trained model's argmax on the two val frames, IoU by hand.
+    model = finetuned["trainer"].bare_model.eval()
+    blob = read_checkpoint(finetuned["last"])
+    ds = FolderDataset(data, "val", EvalTransform(blob["mean"], blob["std"], SIZE))
+    with torch.no_grad():
+        preds = [model(x[None])[0].argmax(0).numpy() for x, _ in ds]
+    _, miou, acc = hand_iou(preds, [y.numpy() for _, y in ds], 5, 255)
+    assert result["miou"] == pytest.approx(miou, abs=1e-6)
+    assert result["global_acc"] == pytest.approx(acc, abs=1e-6)
+    with pytest.raises(CheckpointError, match=r"start\.pt.*11 classes.*has 5: \['road'"):
+        evaluate_checkpoint(str(finetuned["start"]), "folder", str(data), "val")

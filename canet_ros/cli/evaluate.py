@@ -37,7 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", choices=DATASETS, default="camvid")
     p.add_argument("--data-root", default=None,
                    help="dataset folder (default: $CANET_CAMVID_ROOT / $CANET_CITYSCAPES_ROOT "
-                        "or ../shared/data/<dataset>)")
+                        "or ../shared/data/<dataset>); with --dataset folder, your own "
+                        "dataset (docs/own_data.md)")
     p.add_argument("--split", default="val",
                    help="val or test (or train); join splits with + (train+val)")
     p.add_argument("--holdout", default=None, metavar="DRIVE",
@@ -97,15 +98,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        from ..classes import get_class_set
-
         size = "x".join(map(str, result["resolution"])) if result["resolution"] else "native"
         prior = result["prior_correction"]
         print(f"{result['checkpoint']} on {args.dataset} {split}"
               f"{' ' + ','.join(include) if include else ''}, network input {size}"
               f"{', TTA x' + str(tta.passes) if tta else ''}"
               f"{f', prior correction {prior:g}' if prior else ''}")
-        print(format_table(result, get_class_set(args.dataset).names))
+        print(format_table(result, result["class_names"]))
     seen = result.get("seen_in_training")
     if seen:
         print(f"note: the checkpoint was trained on {seen} of these {result['frames']} frames; "
