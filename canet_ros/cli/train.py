@@ -54,8 +54,21 @@ def _base_values(args: argparse.Namespace) -> dict:
         # Saved paths are relative to the run folder, which is where last.pt lives.
         saved = read_checkpoint(args.resume).get("train_args") or {}
         train_args = resolve_train_args(saved, Path(args.resume).resolve().parent)
+        if saved.get("out_dir") in (None, "."):
+            # The run folder as the user wrote it (relative stays relative), so the resumed
+            # run's messages name it the way the first run's did.
+            train_args["out_dir"] = str(Path(args.resume).parent)
         return {k: v for k, v in train_args.items() if k not in ("resume", "max_steps_this_run")}
     return {}
+
+
+def _check_out_dir(out_dir: str, resuming: bool) -> None:
+    """A new run must not replace an earlier run's checkpoints as it goes."""
+    held = [name for name in ("last.pt", "best.pt") if (Path(out_dir) / name).is_file()]
+    if held and not resuming:
+        raise ValueError(f"{out_dir}: holds an earlier run ({', '.join(held)}), which a new "
+                         f"run would replace; continue it with --resume "
+                         f"{Path(out_dir) / 'last.pt'}, or choose another --out-dir")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         values = {k: v for k, v in vars(args).items()
                   if k not in ("config", "func", "export", "export_prior_correction")}
         cfg = merge_config(_base_values(args), values)
+        _check_out_dir(cfg.out_dir, bool(cfg.resume))
         if (args.export_prior_correction and cfg.class_weighting != "enet"
                 and not cfg.class_weights):  # fail now, not after hours of training
             raise ValueError("--export-prior-correction: this run trains without class "
