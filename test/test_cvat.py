@@ -209,3 +209,35 @@ def test_black_class_moves_the_ignore_colour(tmp_path):
     for stem, mask in labels.items():
         back = cv2.imread(str(folder / "masks" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
         np.testing.assert_array_equal(back, mask)
+
+
+def test_export_with_images_and_subsets_is_a_dataset(tmp_path):
+    """Exported with 'Save images' and Train/Validation subsets, inside a zip's top folder."""
+    labels = masks(CAMVID, n=4)
+    pkg = write_cvat_package(tmp_path / "top" / "task", CAMVID, labels.items())
+    (pkg / "JPEGImages").mkdir()
+    rng = np.random.default_rng(3)
+    for stem, mask in labels.items():
+        cv2.imwrite(str(pkg / "JPEGImages" / f"{stem}.jpg"),
+                    rng.integers(0, 255, (*mask.shape, 3)).astype(np.uint8))
+    stems = list(labels)
+    sets = pkg / "ImageSets" / "Segmentation"
+    (sets / "default.txt").unlink()
+    (sets / "Train.txt").write_text("\n".join(stems[:3]) + "\n")
+    (sets / "Validation.txt").write_text(stems[3] + "\n")
+    ds = FolderDataset(pkg, "train")
+    assert [ds.name(i) for i in range(len(ds))] == stems[:3]
+    val = FolderDataset(pkg, "val")
+    assert [val.name(i) for i in range(len(val))] == [stems[3]]
+    # No classes.yaml beside it: the labelmap's classes, ignore id 255.
+    assert val.class_set.names == CAMVID.names and val.class_set.ignore_index == 255
+    expected = np.where(labels[stems[3]] == 11, 255, labels[stems[3]])
+    np.testing.assert_array_equal(val.load(0)[1], expected)
+    assert check_dataset(pkg).frames == {"train": 3, "val": 1}
+    # The same export zipped with its folder on top imports as well.
+    folder = extract_folder(tmp_path / "data", CAMVID, labels)
+    with zipfile.ZipFile(tmp_path / "export.zip", "w") as zf:
+        for path in pkg.rglob("*"):
+            if path.is_file():
+                zf.write(path, path.relative_to(pkg.parent).as_posix())
+    assert import_cvat(tmp_path / "export.zip", folder)["masks"] == 4

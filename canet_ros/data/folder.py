@@ -190,8 +190,12 @@ def _index_cvat(root: Path) -> FolderIndex:
     index.masks = {s: p for s, p in index.masks.items() if p.is_file()}
     if index.images:
         _pairing(index, root / CLASS_DIR)
-    subsets = {k.lower(): [Path(s).name for s in v] for k, v in export.subsets.items()}
-    index.lists = {split: subsets[split] for split in ("train", "val") if split in subsets}
+    # CVAT names subsets as the task's author did; Train / Validation are its own defaults.
+    aliases = {"train": "train", "val": "val", "validation": "val"}
+    for subset, names in export.subsets.items():
+        split = aliases.get(subset.lower())
+        if split:
+            index.lists.setdefault(split, []).extend(Path(s).name for s in names)
     return index
 
 
