@@ -284,8 +284,10 @@ def checkpoint_class_set(checkpoint: Any) -> ClassSet:
 
 def extract_frames(options: ExtractOptions, engine_factory: Callable[[], Any] | None,
                    checkpoint: Any = "default") -> dict[str, Any]:
-    """Check, open and extract one bag. ``engine_factory`` None: no pre-labels (classes
-    from ``checkpoint``'s metadata)."""
+    """Check, open and extract one bag.
+
+    ``engine_factory`` None: no pre-labels, the classes from ``checkpoint``'s metadata.
+    """
     job = FrameExtractor(options)  # every input/output check before the model load
     try:
         if engine_factory is None:
