@@ -1,0 +1,189 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""What ``gpu_check.py run`` leaves under ``--out``: few files, as the device tool returns them.
+
+The tool brings back at most 8 files of at most 16 MiB each (64 MiB together), named in
+letters, digits, '.', '_' and '-': ``summary.txt`` (one screen), ``summary.json`` (every
+figure), ``logs.tar.gz`` (logs, benchmark JSON, log.csv, evaluations) and the exported
+checkpoints, a larger one split into ``.partN`` files (``cat NAME.part* > NAME``).
+"""
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from gpu_check_run import Context
+
+PART_BYTES = 15 * 2 ** 20
+OUT_LIMITS = {"files": 8, "file_bytes": 16 * 2 ** 20, "total_bytes": 64 * 2 ** 20}
+NAME_OK = re.compile(r"^[A-Za-z0-9._-]+$")
+HOLD = "0006R0"  # the model card's held-out drive
+TARGETS = {"model_fps": 1000.0, "pipeline_stream_fps": 500.0}  # CANet1 fp16 1024x512, H100
+
+
+def out_problems(out: Path) -> list[str]:
+    """Ways in which ``out`` breaks the device tool's limits on what comes back."""
+    files = [p for p in out.rglob("*") if p.is_file()]
+    problems = []
+    if len(files) > OUT_LIMITS["files"]:
+        problems.append(f"{len(files)} files, more than {OUT_LIMITS['files']}")
+    total = 0
+    for path in files:
+        size = path.stat().st_size
+        total += size
+        rel = path.relative_to(out)
+        if size > OUT_LIMITS["file_bytes"]:
+            problems.append(f"{rel}: {size} bytes, over 16 MiB")
+        if len(rel.parts) > 3 or not all(NAME_OK.match(part) for part in rel.parts):
+            problems.append(f"{rel}: too deep or a name with other characters")
+    if total > OUT_LIMITS["total_bytes"]:
+        problems.append(f"{total} bytes in all, over 64 MiB")
+    return problems
+
+
+def target_checks(bench: dict[str, Any]) -> dict[str, Any]:
+    """The issue's H100 targets against the fp16, CUDA-graph, 1024x512 run (None if absent)."""
+    run = next((r for r in bench.get("runs", []) if r.get("name") == "fp16_graph"), None)
+    report = (run or {}).get("report") or {}
+    return {key: {"target": target, "measured": report.get(key),
+                  "met": None if report.get(key) is None else report[key] >= target}
+            for key, target in TARGETS.items()}
+
+
+def _bench_line(run: dict[str, Any]) -> str:
+    r = run.get("report")
+    if not r:
+        why = run.get("skipped") or f"failed (rc {run.get('rc')}, see logs)"
+        return f"  {run['name']:<22} {why}"
+    graph = "graph" if run.get("graph_captured") else "no graph"
+    return (f"  {run['name']:<22} model {r['model_ms']:7.3f} ms {r['model_fps']:7.0f} FPS | "
+            f"labels {r['pipeline_labels_ms']:6.2f} ms | all four {r['pipeline_all_ms']:6.2f} ms"
+            f" | stream {r['pipeline_stream_fps']:6.0f} FPS | {graph}")
+
+
+def _train_lines(train: dict[str, Any]) -> list[str]:
+    lines = []
+    for tag, m in (train.get("models") or {}).items():
+        if "skipped" in m:
+            lines.append(f"  {tag} ({m['backbone']}): not run: {m['skipped']}")
+            continue
+        ev = m.get("eval") or {}
+        score = {k: (f"{100 * v['miou']:.1f}" if v and v.get("miou") is not None else "n/a")
+                 for k, v in ev.items() if isinstance(v, dict) or v is None}
+        lines.append(f"  {tag} ({m['backbone']}): {m.get('epochs_done')} epochs in "
+                     f"{m.get('train_wall_s')} s ({m.get('epoch_s')} s/epoch, batch "
+                     f"{m.get('batch')}); {m.get('checkpoint_scored', '?')}: held-out "
+                     f"{HOLD} mIoU {score.get('heldout', 'n/a')}, corrected 0.75 "
+                     f"{score.get('heldout_corrected_0.75', 'n/a')}; val (in training) "
+                     f"{score.get('val_seen_in_training', 'n/a')}")
+    return lines
+
+
+
+def summary_text(ctx: Context, checks: dict[str, Any]) -> str:
+    res, steps = ctx.results, ctx.results["steps"]
+    card = res.get("card") or {}
+    lines = [f"canet_ros GPU check, {res['started_utc']}{' (DRY RUN, CPU)' if ctx.dry else ''}"
+             f", {res.get('wall_s', '...')} s of {ctx.budget_s:.0f}",
+             f"card: {card.get('name') or '?'} ({card.get('memory') or 'no GPU'}, driver "
+             f"{card.get('driver') or '-'}); torch {card.get('torch')} sees "
+             f"{card.get('torch_device') or '?'}; Python {card.get('python')}"]
+    setup = steps.get("setup", {})
+    if "wheels" in setup:
+        lines.append(f"setup: wheels rc {setup['wheels'].get('rc')}, package rc "
+                     f"{setup.get('package', {}).get('rc')}")
+    tests = steps.get("tests", {})
+    counts = tests.get("counts")
+    if counts:
+        lines.append(f"tests: {counts['passed']} passed, {counts['failures']} failed, "
+                     f"{counts['errors']} errors, {counts['skipped']} skipped of "
+                     f"{counts['tests']} ({tests.get('wall_s')} s; {len(tests['selected'])} "
+                     "CUDA-gated ids)")
+    elif tests:
+        lines.append(f"tests: no result ({tests.get('error') or tests.get('status') or 'rc '}"
+                     f"{tests.get('rc', '')}{', timed out' if tests.get('timed_out') else ''})")
+    bench = steps.get("bench", {})
+    if bench.get("runs"):
+        lines.append("bench (bundled CANet1, network 1024x512 unless dry; canet benchmark):")
+        lines += [_bench_line(r) for r in bench["runs"]]
+        for key, c in checks.items():
+            verdict = {True: "met", False: "NOT met", None: "not measured"}[c["met"]]
+            lines.append(f"  target {key} >= {c['target']:.0f}: {verdict}"
+                         + (f" ({c['measured']:.0f})" if c["measured"] is not None else ""))
+    train = steps.get("train", {})
+    if train:
+        lines.append("train: " + (train.get("recipe") or train.get("skipped")
+                                  or train.get("error") or train.get("status", "")))
+        lines += _train_lines(train)
+        lines.append("  model card (CPU, PNG frames): stage-1 recipe 39.2 held-out mIoU, "
+                     "shipped recipe 41.2 (corrected)")
+    for name in ("setup", "tests", "bench", "train"):
+        if steps.get(name, {}).get("error"):
+            lines.append(f"ERROR in {name}: {steps[name]['error']}")
+    lines.append("step verdicts: " + ", ".join(
+        f"{k} {'ok' if v.get('ok') else v.get('status', 'FAILED')}" for k, v in steps.items()))
+    return "\n".join(lines) + "\n"
+
+
+def _pack_logs(ctx: Context) -> None:
+    wanted = [p for p in sorted(ctx.work.glob("logs/*.log"))]
+    wanted += sorted(ctx.work.glob("*.json")) + sorted(ctx.work.glob("*.xml"))
+    wanted += sorted(ctx.work.glob("*.txt"))
+    for run in sorted(ctx.work.glob("train_*")):
+        wanted += [p for p in (run / "log.csv", run / "config.yaml") if p.is_file()]
+        wanted += sorted((run / "tb").glob("*")) if (run / "tb").is_dir() else []
+    tmp = ctx.out / "logs.tar.gz.tmp"
+    with tarfile.open(tmp, "w:gz") as tar:
+        for path in wanted:
+            tar.add(path, arcname=str(path.relative_to(ctx.work)))
+    tmp.replace(ctx.out / "logs.tar.gz")
+
+
+def _copy_checkpoints(ctx: Context) -> list[str]:
+    names = []
+    models = (ctx.results["steps"].get("train") or {}).get("models") or {}
+    for m in models.values():
+        src = Path(m["export"]) if m.get("export") else None
+        if src is None or not src.is_file():
+            continue
+        data = src.read_bytes()
+        chunks = [data] if len(data) <= PART_BYTES else [
+            data[i:i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
+        for k, chunk in enumerate(chunks):
+            name = src.name if len(chunks) == 1 else f"{src.name}.part{k}"
+            (ctx.out / name).write_bytes(chunk)
+            names.append(name)
+    return names
+
+
+def write_report(ctx: Context) -> str:
+    """(Re)write everything under ``ctx.out``; returns the one-screen summary."""
+    checks = target_checks(ctx.results["steps"].get("bench") or {})
+    ctx.results["targets"] = checks
+    ctx.results["checkpoints_out"] = _copy_checkpoints(ctx)
+    _pack_logs(ctx)
+    text = summary_text(ctx, checks)
+    (ctx.out / "summary.txt").write_text(text)
+    (ctx.out / "summary.json").write_text(json.dumps(ctx.results, indent=1, default=str))
+    problems = out_problems(ctx.out)
+    if problems:
+        ctx.results["out_problems"] = problems
+        text += "OUT limits: " + "; ".join(problems) + "\n"
+        (ctx.out / "summary.txt").write_text(text)
+        (ctx.out / "summary.json").write_text(json.dumps(ctx.results, indent=1, default=str))
+    return text
