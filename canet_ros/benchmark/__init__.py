@@ -27,6 +27,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -36,6 +37,16 @@ import numpy as np
 
 from ..inference import SegmentationEngine
 from ..progress import progress as progress_bar
+from .timing import (
+    auto_iters,
+    complete_rounds,
+    matmul_gflops,
+    matmul_size_for,
+    say,
+    sync,
+    time_calls,
+    time_interleaved,
+)
 
 __all__ = ["STAGES", "load_frame", "make_image_msg", "matmul_gflops", "run_benchmark",
            "time_calls", "time_interleaved"]
@@ -43,63 +54,6 @@ __all__ = ["STAGES", "load_frame", "make_image_msg", "matmul_gflops", "run_bench
 # The per-stage breakdown of pipeline_all, in order (docs/performance.md).
 STAGES = ("decode", "preprocess", "model", "upsample_argmax", "colour", "overlay",
           "confidence", "encode")
-
-
-def say(text: str, enabled: bool = True) -> None:
-    """One status line on stderr: long silent phases say what they are doing."""
-    if enabled:
-        print(f"canet benchmark: {text}", file=sys.stderr, flush=True)
-
-
-def _sync(device_type: str) -> None:
-    if device_type == "cuda":
-        import torch
-
-        torch.cuda.synchronize()
-
-
-def time_calls(fn: Callable[[], Any], iters: int, warmup: int, device_type: str,
-               desc: str, progress: bool = True) -> np.ndarray:
-    """Wall-clock ms of ``iters`` calls, each finished (GPU synced) before its clock stops."""
-    return time_interleaved({desc or "call": fn}, iters, warmup, device_type,
-                            progress)[desc or "call"]
-
-
-def time_interleaved(fns: dict[str, Callable[[], Any]], iters: int, warmup: int,
-                     device_type: str, progress: bool = True) -> dict[str, np.ndarray]:
-    """Time several functions, taking turns within each iteration.
-
-    On a shared, noisy machine load drifts, and turns make it hit all of them alike.
-    """
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    _sync(device_type)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    bar = progress_bar(range(iters), desc=" / ".join(fns), unit="iter", file=sys.stderr,
-                       disable=not progress, leave=False)
-    for _ in bar:
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            _sync(device_type)
-            times[name].append((time.perf_counter() - start) * 1000.0)
-    return {name: np.asarray(t) for name, t in times.items()}
-
-
-def matmul_gflops(device_type: str, size: int = 4096, iters: int = 3) -> float:
-    """fp32 matmul rate of ``size`` x ``size`` matrices in torch (2 FLOPs per multiply-add)."""
-    import torch
-
-    a = torch.randn(size, size, device=device_type)
-    b = torch.randn(size, size, device=device_type)
-    tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False  # the reference is true fp32
-    try:
-        times = time_calls(lambda: a @ b, iters, 1, device_type, "matmul", progress=False)
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-    return 2.0 * size ** 3 / (float(np.median(times)) / 1000.0) / 1e9
 
 
 def make_image_msg(frame_bgr: np.ndarray) -> SimpleNamespace:
@@ -216,7 +170,7 @@ class _Pipeline:
         for result in progress_bar(results, total=iters, desc="stream", unit="frame",
                                    file=sys.stderr, disable=not progress, leave=False):
             _fill_outputs(result, order, self.outs)
-        _sync(self.engine.device_type)
+        sync(self.engine.device_type)
         return (time.perf_counter() - start) * 1000.0 / iters
 
 
@@ -225,26 +179,50 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+@dataclass
+class _Measured:
+    """What the run has measured so far; an interrupted run reports this much."""
+
+    frame_size: tuple[int, int]
+    source: str
+    warmup: int
+    times: dict[str, list[float]] = field(default_factory=dict)
+    skipped: dict[str, None] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    peak_host: float | None = None
+    stream_ms: float | None = None
+    matmul_size: int | None = None
+    reference_gflops: float | None = None
+    interrupted: bool = False
+
+
 def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int = 1024,
-                  device: str = "auto", precision: str = "fp32", iters: int = 50,
-                  warmup: int = 5, checkpoint: str | None = None, runtime: str = "auto",
-                  compare: bool = False, matmul_size: int = 4096, progress: bool = True,
+                  device: str = "auto", precision: str = "fp32", iters: int | None = None,
+                  warmup: int = 2, checkpoint: str | None = None, runtime: str = "auto",
+                  compare: bool = False, matmul_size: int | None = None, progress: bool = True,
                   frame_size: tuple[int, int] | None = None, image: str = "sample",
                   tta_scales: Sequence[float] | None = None) -> dict[str, Any]:
     """All measurements as one JSON-ready dict (see docs/performance.md for the fields).
 
-    ``tta_scales`` (e.g. ``(1.0,)`` or ``(0.75, 1.0, 1.25)``) adds the ``tta`` block: what
-    the offline tools' test-time augmentation costs against the same calls without it.
+    ``iters`` None: as many timed rounds as fit about 30 s here (10 to 50); ``matmul_size``
+    None: the reference matmul sized to this machine. ``tta_scales`` (e.g. ``(1.0,)`` or
+    ``(0.75, 1.0, 1.25)``) adds the ``tta`` block: what the offline tools' test-time
+    augmentation costs against the same calls without it. Ctrl-C ends the run with the
+    report of what was measured so far (``interrupted`` true).
     """
-    if iters < 1 or warmup < 0 or height < 1 or width < 1:
+    if (iters is not None and iters < 1) or warmup < 0 or height < 1 or width < 1:
         raise ValueError("iters must be >= 1, warmup >= 0, height and width positive")
+    if checkpoint is not None:
+        from ..checkpoint import read_checkpoint
+
+        read_checkpoint(checkpoint)  # a bad file: one error line before any work is announced
+    frame_size = frame_size or (width, height)
+    frame_bgr, source = load_frame(image, frame_size)
     say("building the engine (a checkpoint's first use at a network size exports it to "
         "ONNX, which takes a while)", progress)
     engine_kw = dict(backbone=backbone, device=device, precision=precision,
                      resolution=(width, height), runtime=runtime)
     engine = SegmentationEngine(checkpoint, **engine_kw)
-    frame_size = frame_size or (width, height)
-    frame_bgr, source = load_frame(image, frame_size)
     pipe = _Pipeline(engine, make_image_msg(frame_bgr))
     x = engine.prepare_model_input(np.ascontiguousarray(
         cv2.resize(frame_bgr, (width, height), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]))
@@ -252,32 +230,71 @@ def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int =
            "pipeline": lambda: pipe.run(color=True, overlay=True),
            "pipeline_labels": lambda: pipe.run(),
            "pipeline_all": pipe.run_timed}
-    say(f"warming up on {source}", progress)
-    for fn in fns.values():  # the engine has now run every step once: its memory peak
-        fn()
-    peak_host = _peak_rss_mb()
-    skipped, notes = {}, []
-    if compare:
-        from .compare import compare_fns
+    m = _Measured(frame_size, source, warmup)
+    try:
+        say(f"warming up on {source}", progress)
+        for fn in fns.values():  # the engine has now run every step once: its memory peak
+            fn()
+        m.peak_host = _peak_rss_mb()
+        if compare:
+            from .compare import compare_fns
 
-        extra, skipped, notes = compare_fns(engine, x, progress, pipe.msg)
-        fns.update(extra)
-    if tta_scales:
-        fns.update(_tta_fns(engine, x, tta_scales, pipe.msg, checkpoint, engine_kw, progress))
-    times = time_interleaved(fns, iters, warmup, engine.device_type, progress)
-    pipe.stages = pipe.stages[-iters:]  # the timed iterations only
-    stream_ms = pipe.stream_ms(iters, progress)
+            extra, m.skipped, m.notes = compare_fns(engine, x, progress, pipe.msg)
+            fns.update(extra)
+        if tta_scales:
+            fns.update(_tta_fns(engine, x, tta_scales, pipe.msg, checkpoint, engine_kw,
+                                progress))
+        _time_everything(m, engine, pipe, fns, iters, matmul_size, progress)
+    except KeyboardInterrupt:
+        m.interrupted = True
+        say("interrupted: reporting what was measured so far", progress)
+    return _assemble(engine, pipe, m, compare, tta_scales)
+
+
+def _time_everything(m: _Measured, engine: SegmentationEngine, pipe: _Pipeline,
+                     fns: dict[str, Callable[[], Any]], iters: int | None,
+                     matmul_size: int | None, progress: bool) -> None:
+    """One round sizes the run and says how long it will take; then the timed rounds."""
+    start = time.perf_counter()
+    call_s = {}
+    for name, fn in fns.items():  # counts as the first warm-up round
+        fn()
+        sync(engine.device_type)
+        call_s[name] = time.perf_counter() - start - sum(call_s.values())
+    round_s = time.perf_counter() - start
+    chosen = iters or auto_iters(round_s)
+    warmup = max(m.warmup - 1, 0)
+    estimate = (warmup + chosen) * round_s + chosen * call_s["pipeline"]
+    say(f"timing {chosen} rounds of {len(fns)} calls ({round_s:.2f} s a round"
+        f"{', as many as fit about 30 s' if iters is None else ''}), streaming and the "
+        f"reference matmul: about {estimate + 3:.0f} s; Ctrl-C prints what was measured "
+        f"so far", progress)
+    time_interleaved(fns, chosen, warmup, engine.device_type, progress, into=m.times)
+    m.stream_ms = pipe.stream_ms(chosen, progress)
     say("timing the reference matmul", progress)
-    report = _report(engine, times, iters, warmup, frame_size, source)
-    report.update(pipeline_stream_ms=stream_ms, pipeline_stream_fps=1000.0 / stream_ms,
-                  stages_ms={s: float(np.median([st.get(s, 0.0) for st in pipe.stages]))
-                             for s in STAGES},
-                  peak_device_mb=_peak_device_mb(engine))
-    _add_optional(report, times, skipped if compare else None, notes, tta_scales)
-    report["reference_gflops"] = matmul_gflops(engine.device_type, matmul_size)
-    report["matmul_size"] = matmul_size
-    report["gflops_ratio"] = report["model_gflops"] / report["reference_gflops"]
-    report["peak_host_mb"] = peak_host
+    m.matmul_size = matmul_size or matmul_size_for(engine.device_type)
+    m.reference_gflops = matmul_gflops(engine.device_type, m.matmul_size)
+
+
+def _assemble(engine: SegmentationEngine, pipe: _Pipeline, m: _Measured, compare: bool,
+              tta_scales: Sequence[float] | None) -> dict[str, Any]:
+    """The report from complete rounds only; what was not measured is None."""
+    times = complete_rounds(m.times)
+    done = len(times["model"]) if times else 0
+    report = _report(engine, times, done, m.warmup, m.frame_size, m.source)
+    report["interrupted"] = m.interrupted
+    timed_stages = pipe.stages[len(pipe.stages) - len(m.times.get("pipeline_all", [])):]
+    report["stages_ms"] = {s: float(np.median([st.get(s, 0.0) for st in timed_stages[:done]]))
+                           for s in STAGES} if done else None
+    if done:
+        _add_optional(report, times, m.skipped if compare else None, m.notes, tta_scales)
+    report.update(pipeline_stream_ms=m.stream_ms,
+                  pipeline_stream_fps=1000.0 / m.stream_ms if m.stream_ms else None,
+                  peak_device_mb=_peak_device_mb(engine),
+                  reference_gflops=m.reference_gflops, matmul_size=m.matmul_size)
+    report["gflops_ratio"] = (report["model_gflops"] / m.reference_gflops
+                              if m.reference_gflops and report["model_gflops"] else None)
+    report["peak_host_mb"] = m.peak_host
     report["peak_host_mb_process"] = _peak_rss_mb()  # includes --compare models, matmul
     return report
 
@@ -322,16 +339,14 @@ def _peak_device_mb(engine: SegmentationEngine) -> float | None:
 
 def _report(engine: SegmentationEngine, times: dict[str, np.ndarray], iters: int,
             warmup: int, frame_size: tuple[int, int], source: str) -> dict[str, Any]:
+    """The run's setting and, where ``times`` has rounds, the figures (else None)."""
     import torch
 
     from ..models import build_canet, count_macs
 
     gmacs = count_macs(build_canet(engine.backbone, engine.num_classes),
                        engine.resolution[1], engine.resolution[0])[0] / 1e9
-    med = {name: float(np.median(t)) for name, t in times.items()}
-    p99 = {name: float(np.percentile(t, 99)) for name, t in times.items()}
-    model_ms = med["model"]
-    return {
+    report = {
         "backbone": engine.backbone, "height": engine.resolution[1],
         "width": engine.resolution[0], "frame_width": frame_size[0],
         "frame_height": frame_size[1], "frame_source": source,
@@ -341,15 +356,22 @@ def _report(engine: SegmentationEngine, times: dict[str, np.ndarray], iters: int
         "torch": torch.__version__,
         "threads": torch.get_num_threads(), "cv2_threads": cv2.getNumThreads(),
         # Spinning OpenMP workers collapse torch's CPU speed on oversubscribed cores.
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        "model_ms": model_ms, "model_p99_ms": p99["model"],
-        "pipeline_ms": med["pipeline"], "pipeline_p99_ms": p99["pipeline"],
-        "pipeline_labels_ms": med["pipeline_labels"],
-        "pipeline_labels_p99_ms": p99["pipeline_labels"],
-        "pipeline_all_ms": med["pipeline_all"], "pipeline_all_p99_ms": p99["pipeline_all"],
-        "model_fps": 1000.0 / model_ms, "pipeline_fps": 1000.0 / med["pipeline"],
-        "pipeline_over_model": med["pipeline"] / model_ms,
-        "pipeline_labels_over_model": med["pipeline_labels"] / model_ms,
-        "pipeline_all_over_model": med["pipeline_all"] / model_ms,
-        "gmacs": gmacs, "model_gflops": 2.0 * gmacs / (model_ms / 1000.0),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gmacs": gmacs,
     }
+    names = ("model", "pipeline", "pipeline_labels", "pipeline_all")
+    if not times:
+        report.update({f"{n}_{k}": None for n in names for k in ("ms", "p99_ms")})
+        report.update({k: None for k in ("model_fps", "pipeline_fps", "model_gflops")})
+        report.update({f"{n}_over_model": None for n in names[1:]})
+        return report
+    med = {name: float(np.median(t)) for name, t in times.items()}
+    p99 = {name: float(np.percentile(t, 99)) for name, t in times.items()}
+    model_ms = med["model"]
+    for name in names:
+        report[f"{name}_ms"], report[f"{name}_p99_ms"] = med[name], p99[name]
+    report.update({
+        "model_fps": 1000.0 / model_ms, "pipeline_fps": 1000.0 / med["pipeline"],
+        "model_gflops": 2.0 * gmacs / (model_ms / 1000.0),
+        **{f"{name}_over_model": med[name] / model_ms for name in names[1:]},
+    })
+    return report

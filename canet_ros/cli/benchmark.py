@@ -20,21 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import sys
 from typing import Any
 
 from . import positive_int, tta_scale
+from .argtypes import non_negative_int, width_x_height
 from .choices import BACKBONES
 
-_SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
-
-
-def frame_size(text: str) -> tuple[int, int]:
-    """argparse type: "WIDTHxHEIGHT" -> (width, height), each at least 1."""
-    match = _SIZE.match(text)
-    if not match or min(int(match.group(1)), int(match.group(2))) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT (e.g. 1920x1200)")
-    return int(match.group(1)), int(match.group(2))
+frame_size = width_x_height  # argparse type: "WIDTHxHEIGHT" -> (width, height)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -60,17 +53,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "has the instructions; auto (default): on the CPU the fastest precision "
                    "within the accuracy rule (docs/performance.md), on CUDA fp32")
     p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="auto")
-    p.add_argument("--iters", type=positive_int, default=50,
-                   help="timed iterations per measurement")
-    p.add_argument("--warmup", type=int, default=5, help="untimed iterations first")
+    p.add_argument("--iters", type=positive_int, default=None,
+                   help="timed iterations per measurement (default: as many as fit about "
+                   "30 s on this machine, 10 to 50; the whole run takes about a minute)")
+    p.add_argument("--warmup", type=non_negative_int, default=2,
+                   help="untimed iterations first (default 2, after the first call and the "
+                   "round that sizes the run)")
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint to time ('default' = bundled model); without it an "
                    "untrained CANet with the CamVid class count, which costs the same")
     p.add_argument("--compare", action="store_true",
                    help="also time torchvision LR-ASPP and DeepLabV3 (MobileNetV3-Large) and "
                    "this CANet in torch and in a separate ONNX Runtime session")
-    p.add_argument("--matmul-size", type=positive_int, default=4096,
-                   help="square fp32 matmul size for reference_gflops")
+    p.add_argument("--matmul-size", type=positive_int, default=None,
+                   help="square fp32 matmul size for reference_gflops (default: sized to "
+                   "this machine, 512 to 4096, so one multiply takes about 0.25 s)")
     p.add_argument("--startup", action="store_true",
                    help="time start-up instead: canet --help and each command's --help, the "
                    "node's exit on a bad parameter, the node ready with --checkpoint (default "
@@ -87,12 +84,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _summary(r: dict[str, Any]) -> str:
-    stages = r.get("stages_ms") or {}
-    lines = [
-        f"CANet/{r['backbone']} {r['width']}x{r['height']}, {r['precision']}, runtime "
-        f"{r['runtime']} on {r['device']} ({r['iters']} iters); frames "
-        f"{r['frame_width']}x{r['frame_height']}: {r['frame_source']}",
+def _timing_lines(r: dict[str, Any]) -> list[str]:
+    if r.get("model_ms") is None:
+        return []
+    return [
         f"  model          {r['model_ms']:8.2f} ms median  {r['model_p99_ms']:8.2f} ms p99  "
         f"{r['model_fps']:8.1f} FPS",
         f"  labels only    {r['pipeline_labels_ms']:8.2f} ms median  "
@@ -102,18 +97,36 @@ def _summary(r: dict[str, Any]) -> str:
         f"{r['pipeline_over_model']:.3f} of model)",
         f"  all four       {r['pipeline_all_ms']:8.2f} ms median  {r['pipeline_all_p99_ms']:8.2f}"
         f" ms p99  (x{r['pipeline_all_over_model']:.3f} of model)",
-        "  stages (all four, medians): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()),
-        f"  streamed       {r['pipeline_stream_ms']:8.2f} ms/frame with one frame in flight",
-        f"  compute        {r['gmacs']:.2f} GMACs -> {r['model_gflops']:.1f} GFLOP/s achieved, "
-        f"{r['reference_gflops']:.1f} GFLOP/s fp32 matmul ({r['gflops_ratio']:.2f}x)",
-        f"  memory         host peak {r['peak_host_mb']:.0f} MB"
-        + (f", device peak {r['peak_device_mb']:.0f} MB" if r["peak_device_mb"] is not None
-           else ""),
+        "  stages (all four, medians): " + ", ".join(f"{k} {v:.2f}"
+                                                     for k, v in r["stages_ms"].items()),
     ]
+
+
+def _summary(r: dict[str, Any]) -> str:
+    """The report as text; an interrupted run's has only the lines it measured."""
+    lines = [f"CANet/{r['backbone']} {r['width']}x{r['height']}, {r['precision']}, runtime "
+             f"{r['runtime']} on {r['device']} ({r['iters']} iters); frames "
+             f"{r['frame_width']}x{r['frame_height']}: {r['frame_source']}"]
+    lines += _timing_lines(r)
+    if r.get("pipeline_stream_ms") is not None:
+        lines.append(f"  streamed       {r['pipeline_stream_ms']:8.2f} ms/frame with one frame "
+                     f"in flight")
+    if r.get("model_gflops") is not None:
+        reference = (f", {r['reference_gflops']:.1f} GFLOP/s fp32 matmul "
+                     f"({r['gflops_ratio']:.2f}x)" if r.get("reference_gflops") else "")
+        lines.append(f"  compute        {r['gmacs']:.2f} GMACs -> {r['model_gflops']:.1f} "
+                     f"GFLOP/s achieved{reference}")
+    if r.get("peak_host_mb") is not None:
+        lines.append(f"  memory         host peak {r['peak_host_mb']:.0f} MB"
+                     + (f", device peak {r['peak_device_mb']:.0f} MB"
+                        if r["peak_device_mb"] is not None else ""))
     lines += _tta_lines(r.get("tta"))
     for name, ms in (r.get("compare") or {}).items():
         lines.append(f"  compare        {name:30s} " + ("n/a" if ms is None else f"{ms:8.2f} ms"))
     lines += [f"  note           {n}" for n in r.get("notes", [])]
+    if r.get("interrupted"):
+        lines.append(f"  interrupted    after {r['iters']} complete rounds; what was not "
+                     f"measured is left out")
     return "\n".join(lines)
 
 
@@ -166,4 +179,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # EngineError is a CanetError: "error:" and status 1 upstream
         raise EngineError(str(exc)) from None
     print(json.dumps(report) if args.json else _summary(report))
+    if report.get("interrupted"):
+        print("canet benchmark: interrupted; printed what was measured so far",
+              file=sys.stderr)
+        return 130
     return 0

@@ -1,0 +1,41 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""argparse types for values whose form argparse can check: a malformed one is a usage
+error (status 2) with the option named, before any work starts."""
+from __future__ import annotations
+
+import argparse
+import re
+
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def non_negative_int(text: str) -> int:
+    """An integer of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 0")
+    return value
+
+
+def width_x_height(text: str) -> tuple[int, int]:
+    """"WIDTHxHEIGHT" -> (width, height), each at least 1."""
+    match = _SIZE.match(text)
+    if not match or min(int(match.group(1)), int(match.group(2))) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT (e.g. 1920x1200)")
+    return int(match.group(1)), int(match.group(2))
