@@ -50,7 +50,8 @@ def check_output(report: dict, n: int, input_topic: str, overlay_encoding: str,
                  copied: bool = False) -> dict:
     """Topics, counts, headers and receive times of the output equal the input's."""
     out = read_bag(Path(report["output_bag"]))
-    expected = set(OUT_TOPICS) | ({input_topic} if copied else set())
+    expected = {*OUT_TOPICS, "/cam_front/segmentation/label_info"} | (
+        {input_topic} if copied else set())
     assert set(out) == expected
     for topic in OUT_TOPICS:
         msgs = out[topic]

@@ -235,6 +235,7 @@ class BagJob:
         if self.gt is not None:
             stats.confusion = ConfusionMatrix(engine.num_classes, engine.class_set.ignore_index)
         self.out = self.output_bag()
+        self.out.describe_classes(engine.class_set)
         self.video = self._video(engine)
         writer = WriterThread(self.out, o.copy_input, queue.Queue(2 * o.queue_size), stats,
                               self.video)

@@ -12,15 +12,22 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The output ROS 2 bag: what the node would publish for a camera, as Humble CDR."""
+"""The output ROS 2 bag: what the node would publish for a camera, as Humble CDR.
+
+Like the node, it says what each label id means: one vision_msgs/LabelInfo message on
+``<camera>/segmentation/label_info`` and, in MCAP, a metadata record with the class names
+and colours, so a bag is understandable without the report.
+"""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import get_types_from_msg
 
 from ..image_codec import array_to_image_fields
 from .errors import BagError
@@ -33,6 +40,12 @@ COMPRESSIONS = ("none", "lz4", "zstd")
 # compression would make the bag unreadable for tools that do not implement it.
 DEFAULT_COMPRESSION = {"mcap": "zstd", "sqlite3": "none"}
 _CHUNK_BYTES = 4 << 20
+LABEL_INFO = "vision_msgs/msg/LabelInfo"
+# vision_msgs 4.x (Humble to Kilted), which the Humble type store lacks; the class first.
+_VISION_MSGS = (("vision_msgs/msg/VisionClass", "uint16 class_id\nstring class_name\n"),
+                (LABEL_INFO, "std_msgs/Header header\nvision_msgs/VisionClass[] class_map\n"
+                             "float32 threshold\n"))
+CLASSES_METADATA = "canet_ros.classes"  # the MCAP metadata record's name
 
 
 def check_storage(storage: str, compression: str | None) -> str:
@@ -71,6 +84,30 @@ class OutputTopics:
         return {"labels": self.labels, "color": self.color, "overlay": self.overlay}
 
 
+def bag_typestore() -> Any:
+    """The Humble type store with vision_msgs' LabelInfo registered in it."""
+    store = humble_typestore()
+    if LABEL_INFO not in store.types:
+        for name, text in _VISION_MSGS:
+            store.register(get_types_from_msg(text, name))
+    return store
+
+
+def label_info_message(classes: Any, header: Any) -> Any:
+    """LabelInfo as the node publishes it: id i is ``classes.names[i]``, no threshold."""
+    types = bag_typestore().types
+    return types[LABEL_INFO](header=header, threshold=0.0, class_map=[
+        types["vision_msgs/msg/VisionClass"](class_id=index, class_name=name)
+        for index, name in enumerate(classes.names)])
+
+
+def classes_metadata(classes: Any) -> dict[str, str]:
+    """The MCAP metadata record: names and RGB colours by label id, as JSON strings."""
+    return {"class_names": json.dumps(list(classes.names)),
+            "palette_rgb": json.dumps([list(map(int, c)) for c in classes.colors]),
+            "ignore_index": str(int(classes.ignore_index))}
+
+
 def image_message(array: np.ndarray, encoding: str, header: Any) -> Any:
     fields = array_to_image_fields(array, encoding, header)
     fields["data"] = np.frombuffer(fields["data"], dtype=np.uint8)
@@ -104,13 +141,16 @@ class _McapFile:
 
     def add_topic(self, topic: str, msgtype: str) -> int:
         if msgtype not in self._schemas:
-            msgdef, _ = humble_typestore().generate_msgdef(msgtype, ros_version=2)
+            msgdef, _ = bag_typestore().generate_msgdef(msgtype, ros_version=2)
             self._schemas[msgtype] = self._writer.register_schema(
                 msgtype, "ros2msg", msgdef.encode("utf-8"))
         channel = self._writer.register_channel(topic, "cdr", self._schemas[msgtype],
                                                 {"offered_qos_profiles": ""})
         self._sequence[channel] = 0
         return channel
+
+    def add_metadata(self, name: str, data: dict[str, str]) -> None:
+        self._writer.add_metadata(name, data)
 
     def write(self, channel: int, timestamp: int, data: bytes | memoryview) -> None:
         self._sequence[channel] += 1
@@ -142,6 +182,7 @@ class OutputBag:
         self.storage = storage
         self.topics = topics
         self.copy_topic = copy_topic
+        self.classes: Any = None  # a ClassSet: label_info and the metadata record
         self._file: Any = None
         self._conns: dict[str, Any] = {}
         self._types: dict[str, tuple[str, str]] = {}  # key -> (topic, type)
@@ -157,7 +198,14 @@ class OutputBag:
         wanted = {key: (topic, IMAGE) for key, topic in self.topics.as_dict().items()}
         if self.copy_topic:
             wanted["input"] = self.copy_topic
+        if self.classes is not None:
+            namespace = self.topics.labels.rsplit("/", 1)[0]
+            wanted["label_info"] = (f"{namespace}/label_info", LABEL_INFO)
         return wanted
+
+    def describe_classes(self, classes: Any) -> None:
+        """Also write what each label id means (call before create())."""
+        self.classes = classes
 
     def create(self) -> None:
         try:
@@ -171,11 +219,13 @@ class OutputBag:
                 writer.open()
 
                 def add(topic: str, msgtype: str) -> Any:
-                    return writer.add_connection(topic, msgtype, typestore=humble_typestore())
+                    return writer.add_connection(topic, msgtype, typestore=bag_typestore())
             for key, (topic, msgtype) in self._wanted().items():
                 self._conns[key] = add(topic, msgtype)
                 self._types[key] = (topic, msgtype)
                 self._counts[key] = 0
+            if self.classes is not None and self.storage == "mcap":
+                self._file.add_metadata(CLASSES_METADATA, classes_metadata(self.classes))
         except Exception as exc:
             if self._file is not None:
                 self._file.abort()
@@ -185,6 +235,9 @@ class OutputBag:
     def write_frame(self, timestamp: int, header: Any, labels: np.ndarray, color: np.ndarray,
                     overlay: np.ndarray, order: str) -> None:
         encoding = "mono8" if labels.dtype == np.uint8 else "mono16"
+        if self.classes is not None and self._counts["label_info"] == 0:
+            # Once, at the first frame's time: a replay publishes it before any label image.
+            self._write("label_info", timestamp, label_info_message(self.classes, header))
         self._write("labels", timestamp, image_message(labels, encoding, header))
         self._write("color", timestamp, image_message(color, "rgb8", header))
         self._write("overlay", timestamp, image_message(overlay, f"{order}8", header))
@@ -197,7 +250,7 @@ class OutputBag:
             self._write("input", timestamp, msg)
 
     def _write(self, key: str, timestamp: int, msg: Any) -> None:
-        data = humble_typestore().serialize_cdr(msg, msg.__msgtype__)
+        data = bag_typestore().serialize_cdr(msg, msg.__msgtype__)
         self._raw(key, timestamp, data)
 
     def _raw(self, key: str, timestamp: int, data: bytes | memoryview) -> None:
