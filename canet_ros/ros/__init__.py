@@ -12,11 +12,13 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""ROS 2 side of canet_ros: the segmentation node, its parameters and statistics.
+"""ROS 2 side of canet_ros: the segmentation node, its parameters, statistics and launch actions.
 
-Only this subpackage imports rclpy and ROS message packages, and only
-``canet_ros.ros.segmentation`` does so at import time. ``node`` (the console
-script) imports rclpy when it runs; ``params`` and ``stats`` stay plain Python so the
-launch helper and tests can use them without ROS. Nothing here imports torch at
-module level: the engine is loaded only after the parameters have been checked.
+Only this subpackage imports rclpy, ROS message packages and launch. At import time
+``segmentation`` and ``label_info`` import rclpy and messages (vision_msgs only when
+called, as it is optional), ``launch_actions`` imports launch and launch_ros (only the
+launch files import it). ``node`` (the console script) imports rclpy when it runs;
+``params`` and ``stats`` stay plain Python so the launch helper and tests can use them
+without ROS. Nothing here imports torch at module level: the engine is loaded only after
+the parameters have been checked.
 """
