@@ -20,14 +20,17 @@ Every runner has the ``OnnxRunner`` interface (``forward_numpy``, ``runtime``,
 
 * fp32: ONNX Runtime (OpenVINO f32 is no faster), OpenVINO when ORT is absent;
 * bf16: OpenVINO (ONNX Runtime has no bf16 convolutions on x86);
-* int8: the QDQ graph from ``quantize`` in OpenVINO (1.6x faster than ORT running it).
+* int8: the QDQ graph from ``quantize`` in OpenVINO (1.6x faster than ORT running it),
+  its float layers in bf16 where the CPU has bf16.
 
 ``auto`` takes the first of :data:`AUTO_ORDER` that the CPU runs natively and whose
-runtime is installed. int8 is not in it: it moves labels on more than 0.5 % of pixels.
-A precision the CPU lacks is refused, never emulated.
+runtime is installed (falling back down the list if building it fails): the fastest
+first, each within the accuracy rule on CamVid val (docs/performance.md). A precision
+the CPU lacks is refused, never emulated.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -44,7 +47,7 @@ __all__ = ["AUTO_ORDER", "CPU_CHOICES", "choose_precision", "make_cpu_runner", "
 
 log = logging.getLogger("canet_ros.inference")
 CPU_CHOICES = ("fp32", "bf16", "int8", "auto")
-AUTO_ORDER = ("bf16", "fp32")
+AUTO_ORDER = ("int8", "bf16", "fp32")
 _NEEDS = {"bf16": "AVX-512 BF16 or AMX-BF16", "int8": "AVX-512 VNNI, AVX-VNNI or AMX-INT8"}
 
 
@@ -54,8 +57,8 @@ def runtime_for(precision: str, runtime: str = "auto") -> str | None:
     ``runtime`` "auto" takes the faster installed one; a named runtime is used or None.
     """
     ort, ov = onnxruntime_available(), openvino_available()
-    if precision == "int8" and not ort:
-        return None  # the quantizer is ONNX Runtime's
+    if precision == "int8" and not (ort and importlib.util.find_spec("onnx")):
+        return None  # the quantizer is ONNX Runtime's, and it needs onnx
     order = {"fp32": ("onnxruntime", "openvino"), "bf16": ("openvino",),
              "int8": ("openvino", "onnxruntime")}[precision]
     for name in order:
@@ -98,7 +101,27 @@ def make_cpu_runner(graph: Path | bytes, size: tuple[int, int], num_classes: int
     ``preprocess`` (frame -> network input) is needed only to calibrate int8 the first
     time; the int8 graph is then cached beside the export (``quantize``).
     """
-    chosen = choose_precision(precision, runtime)
+    if precision != "auto":
+        return _build(graph, size, num_classes, choose_precision(precision, runtime), runtime,
+                      preprocess, threads)
+    native = cpu_features.cpu_precisions()
+    candidates = [p for p in AUTO_ORDER if p in native and runtime_for(p, runtime)]
+    for chosen in candidates:
+        try:
+            runner = _build(graph, size, num_classes, chosen, runtime, preprocess, threads)
+        except Exception as exc:  # auto must still start: take the next precision down
+            if chosen == "fp32":
+                raise
+            log.warning("precision auto: %s failed (%s); trying the next", chosen, exc)
+            continue
+        log.info("precision auto: %s on %s", chosen, runner.runtime)
+        return runner
+    return _build(graph, size, num_classes, "fp32", runtime, preprocess, threads)
+
+
+def _build(graph: Path | bytes, size: tuple[int, int], num_classes: int, chosen: str,
+           runtime: str, preprocess: Callable[[np.ndarray], np.ndarray] | None,
+           threads: int | None) -> Any:
     use_ov = runtime_for(chosen, runtime) == "openvino"
     if chosen == "int8":
         from .quantize import int8_graph
@@ -107,9 +130,7 @@ def make_cpu_runner(graph: Path | bytes, size: tuple[int, int], num_classes: int
             raise EngineError("precision 'int8' needs a preprocess function to calibrate")
         graph = int8_graph(graph, preprocess)
     if use_ov:
-        runner = OpenVinoRunner(graph, size, num_classes, chosen, threads)
-    else:
-        runner = OnnxRunner(graph, size, num_classes, threads, precision=chosen)
-    if precision == "auto":
-        log.info("precision auto: %s on %s", chosen, runner.runtime)
-    return runner
+        # int8 leaves a few small layers in float: bf16 where the CPU has it (measured).
+        rest = "bf16" if "bf16" in cpu_features.cpu_precisions() else "fp32"
+        return OpenVinoRunner(graph, size, num_classes, chosen, threads, rest)
+    return OnnxRunner(graph, size, num_classes, threads, precision=chosen)

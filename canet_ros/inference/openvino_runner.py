@@ -29,8 +29,9 @@ from .onnx_runtime import cache_dir
 __all__ = ["OpenVinoRunner", "openvino_available"]
 
 log = logging.getLogger("canet_ros.inference")
-# Our precision names -> OpenVINO's inference precision hint.
-_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+# Our precision names -> OpenVINO's inference precision hint (for the layers a QDQ
+# graph leaves in float).
+_HINTS = {"fp32": "f32", "bf16": "bf16"}
 
 
 def openvino_available() -> bool:
@@ -45,18 +46,20 @@ class OpenVinoRunner:
     """One compiled OpenVINO model and its infer request, the interface of ``OnnxRunner``.
 
     ``precision`` "int8" expects a quantized (QDQ) graph: OpenVINO runs its quantized
-    convolutions in int8 and the rest in fp32 (``_HINTS``). ``forward_numpy`` returns the
-    request's output buffer, overwritten by the next call.
+    convolutions in int8 and the rest in ``float_precision`` (fp32 or bf16).
+    ``forward_numpy`` returns the request's output buffer, overwritten by the next call.
     """
 
     runtime = "openvino"
 
     def __init__(self, onnx_model: bytes | Path, size: tuple[int, int], num_classes: int,
-                 precision: str = "fp32", threads: int | None = None):
+                 precision: str = "fp32", threads: int | None = None,
+                 float_precision: str = "fp32"):
         import openvino as ov
 
         core = ov.Core()
-        config = {"INFERENCE_PRECISION_HINT": _HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        hint = _HINTS[float_precision if precision == "int8" else precision]
+        config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if isinstance(onnx_model, Path):

@@ -58,10 +58,10 @@ def _digest(*parts: bytes) -> str:
 
 def int8_path(fp32: Path, source: CalibrationSource) -> Path:
     """Where the int8 graph of the export ``fp32`` calibrated on ``source`` is kept."""
-    import onnxruntime
+    from importlib.metadata import version  # not importing onnxruntime: start-up time
 
     key = _digest(fp32.read_bytes(), source.digest().encode(), SETTINGS.encode(),
-                  onnxruntime.__version__.encode())
+                  version("onnxruntime").encode())
     return fp32.with_name(f"{fp32.stem}_int8_{key}.onnx")
 
 
@@ -101,22 +101,32 @@ def _quantize(fp32: Path, reader: Any) -> bytes:
 
 
 def int8_graph(fp32: Path | bytes, preprocess: Callable[[np.ndarray], np.ndarray],
-               source: CalibrationSource | None = None) -> Path:
+               source: CalibrationSource | None = None) -> Path | bytes:
     """The cached int8 graph of an fp32 export, made (and stored beside it) if missing.
 
     ``preprocess`` turns an HxWx3 RGB frame into the network input; a graph given as
     bytes (a model without a checkpoint file) is first stored in the cache by its hash.
+    Where the cache cannot be written, the int8 graph comes back as bytes.
     """
     source = source or calibration_source()
     if isinstance(fp32, bytes):
         path = cache_dir() / "onnx" / f"canet_{_digest(fp32)}.onnx"
         if not path.is_file():
             _write_atomic(path, fp32)
+        if not path.is_file():  # a read-only cache: quantize from a temporary copy
+            with tempfile.TemporaryDirectory(prefix="canet_int8_") as tmp:
+                (Path(tmp) / "fp32.onnx").write_bytes(fp32)
+                return _make(Path(tmp) / "fp32.onnx", preprocess, source)
         fp32 = path
     target = int8_path(fp32, source)
     if target.is_file():
         return target
+    data = _make(fp32, preprocess, source)
+    _write_atomic(target, data)
+    return target if target.is_file() else data
+
+
+def _make(fp32: Path, preprocess: Callable[[np.ndarray], np.ndarray],
+          source: CalibrationSource) -> bytes:
     log.info("making the int8 graph (once): calibrating on %s", source.path)
-    inputs = [np.array(preprocess(frame), np.float32) for frame in source.frames()]
-    _write_atomic(target, quantize_graph(fp32, inputs))
-    return target
+    return quantize_graph(fp32, [np.array(preprocess(f), np.float32) for f in source.frames()])
