@@ -79,10 +79,11 @@ def _until_ready(argv: list[str], env: dict[str, str]) -> tuple[float | None, st
 
 
 def _cache_export(checkpoint: str) -> None:
-    """Build the engine once here, which caches the checkpoint's export for the node."""
+    """Build the engine once here, which caches the checkpoint's export for the node (and,
+    at the node's default precision auto, its int8 graph where that is what auto takes)."""
     from ..inference import SegmentationEngine
 
-    SegmentationEngine(checkpoint, device="cpu", warmup=False)
+    SegmentationEngine(checkpoint, device="cpu", precision="auto", warmup=False)
 
 
 def measure_startup(commands: Sequence[str], checkpoint: str = "default",
