@@ -100,6 +100,9 @@ def test_text_summary_names_what_was_written(tmp_path, capsys):
                                "--resolution", "96x72", "--video", "--no-progress"], capsys)
     assert rc == 0, err
     named = dict(line.split(": ", 1) for line in stdout.splitlines() if ": " in line)
+    # Not the bundled model: the note says which frames, without the bundled model's figures.
+    assert "  scored on 8 CamVid val frames of drive 0016E5; a model trained on CamVid train " \
+           "has seen this drive" in stdout and "40-55" not in stdout
     for label, name in (("output bag", "camvid_sample_segmented"), ("report", "report.md"),
                         ("report (JSON)", "report.json"), ("IoU chart", "iou.png"),
                         ("video", "overlay.")):
@@ -127,3 +130,11 @@ def test_sample_with_the_bundled_model(tmp_path, capsys):
     assert rc == 0, err
     report = json.loads(stdout)
     assert report["frames"] == 8 and report["miou"] > 0.3
+    # The headline says which frames these are and what a new camera gets: the model
+    # card's held-out figures, not this score.
+    card = (DEFAULT_CHECKPOINT.parent / "MODEL_CARD.md").read_text()
+    assert "Expect 40-55 mIoU on a drive the model has never seen" in card and "41.2" in card
+    note = report["accuracy_note"]
+    assert "CamVid val" in note and "0016E5" in note and "trained on" in note
+    assert "40-55 mIoU" in note and "41.2" in note and "MODEL_CARD.md" in note
+    assert f"Note: {note}." in (tmp_path / "o" / "report.md").read_text()

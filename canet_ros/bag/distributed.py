@@ -288,6 +288,7 @@ def merge_reports(root: Path, entries: Sequence[dict[str, Any]],
                      "frames": r.get("frames"), "frames_lost": r.get("frames_lost"),
                      "topic": r.get("topic")} for r in reports if r.get("damage")],
         "class_names": first.get("class_names"), "ignore_index": first.get("ignore_index"),
+        "palette": first.get("palette"),
         **_merged_timing(reports),
     }
     cm = merge_confusion(reports)

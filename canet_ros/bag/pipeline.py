@@ -32,6 +32,7 @@ from .outdir import StagedOutdir, check_not_around_inputs, check_outdir
 from .reader import InputBag, TopicSummary, describe_exception, ros2_header, stamp_ns
 from .report import RunStats, build_report, engine_fields, write_report
 from .salvage.damage import Recovered
+from .sample import accuracy_note
 from .stages import (
     END,
     Failure,
@@ -281,8 +282,11 @@ class BagJob:
                             engine.class_set.palette())
 
     def _report(self, engine: Any, stats: RunStats) -> dict[str, Any]:
-        report = build_report(stats, self.describe(), engine_fields(engine),
-                              engine.class_set.names, engine.class_set.ignore_index)
+        model = engine_fields(engine)
+        report = build_report(stats, self.describe(), model, engine.class_set.names,
+                              engine.class_set.ignore_index, engine.class_set.palette())
+        if "miou" in report:
+            report["accuracy_note"] = accuracy_note(self.options.source, model["checkpoint"])
         return write_report(report, self.workdir, f"{self.options.source.name}: per-class IoU")
 
 

@@ -30,6 +30,7 @@ from .errors import BagError
 from .report_md import render_markdown
 
 CHART = "iou.png"
+LEGEND = "legend.png"
 MAX_REASONS = 20
 MAX_EXAMPLES = 20
 
@@ -135,7 +136,8 @@ def engine_fields(engine: Any) -> dict[str, Any]:
 
 
 def build_report(stats: RunStats, job: dict[str, Any], model: dict[str, Any],
-                 class_names: Sequence[str], ignore_index: int | None) -> dict[str, Any]:
+                 class_names: Sequence[str], ignore_index: int | None,
+                 palette: np.ndarray | None = None) -> dict[str, Any]:
     skipped = sum(stats.skipped.values())
     report: dict[str, Any] = dict(job)
     report.update(model)
@@ -150,6 +152,9 @@ def build_report(stats: RunStats, job: dict[str, Any], model: dict[str, Any],
         "skipped": {"count": skipped, "reasons": dict(stats.skipped),
                     "examples": stats.skipped_examples},
         "class_names": list(class_names), "ignore_index": ignore_index,
+        # RGB per class, in class order: the colour mask, overlay and legend colours
+        "palette": np.asarray(palette, np.uint8).reshape(-1, 3).tolist()
+        if palette is not None else None,
     })
     if stats.confusion is not None:
         report["ground_truth"]["frames_with_gt"] = stats.gt_scored
@@ -165,6 +170,7 @@ def write_report(report: dict[str, Any], outdir: Path, title: str) -> dict[str, 
     """report.json, report.md and (with ground truth) iou.png; returns the final report."""
     report = dict(report)
     report["chart"] = None
+    report["legend"] = _write_legend(report, outdir)
     if report.get("per_class"):
         try:
             from ..visualize import save_iou_bar_chart
@@ -180,6 +186,22 @@ def write_report(report: dict[str, Any], outdir: Path, title: str) -> dict[str, 
     except OSError as exc:
         raise BagError(f"{outdir}: cannot write the report ({exc.strerror or exc})") from None
     return report
+
+
+def _write_legend(report: dict[str, Any], outdir: Path) -> str | None:
+    """legend.png: each class's colour swatch and name, as report.md shows it."""
+    if not report.get("palette") or not report.get("class_names"):
+        return None
+    import cv2
+
+    from .video import render_legend
+
+    try:
+        image = render_legend(report["class_names"], np.asarray(report["palette"], np.uint8),
+                              480)
+        return LEGEND if cv2.imwrite(str(outdir / LEGEND), image) else None
+    except Exception:  # a picture must never cost the numbers; report.md lists the colours
+        return None
 
 
 def merge_confusion(reports: Sequence[dict[str, Any]]) -> ConfusionMatrix | None:

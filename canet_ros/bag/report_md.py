@@ -38,13 +38,22 @@ def _count(value: int | None) -> str:
     return "an unknown number of" if value is None else str(value)
 
 
+def _lost(value: int | None) -> str:
+    return "an unknown number" if value is None else str(value)
+
+
 def _position(position: int | None) -> str:
     return "position unknown" if position is None else f"#{position}"
 
 
+def _sentence(text: str) -> str:
+    """``text`` ending in one full stop (causes often carry their own)."""
+    return text.rstrip().rstrip(".") + "."
+
+
 def damage_lines(damage: dict[str, Any]) -> list[str]:
     """What a salvaged bag lost: one line per region, then notes."""
-    lines = [f"Read by {damage['method']}, because: {damage['cause']}."]
+    lines = [f"Read by {damage['method']}, because: {_sentence(damage['cause'])}"]
     for region in damage.get("regions", []):
         span = ""
         if region.get("start_ns") is not None or region.get("end_ns") is not None:
@@ -84,7 +93,10 @@ def _gt_lines(report: dict[str, Any]) -> list[str]:
              f"{sum((gt.get('frames_gt_unusable') or {}).values())} with unusable ground "
              f"truth.", "",
              f"mIoU {_pct(report.get('miou'))}, global accuracy "
-             f"{_pct(report.get('global_acc'))}", "", "| class | IoU |", "| --- | --- |"]
+             f"{_pct(report.get('global_acc'))}", ""]
+    if report.get("accuracy_note"):
+        lines += [f"Note: {report['accuracy_note']}.", ""]
+    lines += ["| class | IoU |", "| --- | --- |"]
     per_class = report.get("per_class") or {}
     lines += [f"| {n} | {_pct(per_class.get(n))} |" for n in report.get("class_names", [])]
     if report.get("chart"):
@@ -117,7 +129,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     skipped = report.get("skipped", {})
     lost = report.get("frames_lost", 0)
     lines.append(f"- frames: {report.get('frames')} written, {skipped.get('count', 0)} skipped"
-                 f"{'' if lost == 0 else f', {_count(lost)} lost in the damaged bag'}"
+                 f"{'' if lost == 0 else f', {_lost(lost)} lost in the damaged bag'}"
                  f"{'; INTERRUPTED' if report.get('interrupted') else ''}"
                  f"{'; ERROR: ' + str(report['error']) if report.get('error') else ''}")
     for reason, count in skipped.get("reasons", {}).items():
@@ -133,7 +145,23 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Damaged input", "", *damage_lines(report["damage"])]
     if report.get("ground_truth") and "miou" in report:
         lines += _gt_lines(report)
+    lines += _colour_lines(report)
     return "\n".join(lines) + "\n"
+
+
+def _colour_lines(report: dict[str, Any]) -> list[str]:
+    """The colour legend of the colour mask, the overlay and the video."""
+    palette, names = report.get("palette"), report.get("class_names")
+    if not palette or not names:
+        return []
+    lines = ["", "## Colours", "", "The colour mask, the overlay and the video paint each "
+             "class in its colour:", ""]
+    if report.get("legend"):
+        lines += [f"![colour legend]({report['legend']})", ""]
+    lines += ["| class | colour (RGB) | hex |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {r}, {g}, {b} | #{r:02x}{g:02x}{b:02x} |"
+              for name, (r, g, b) in zip(names, palette, strict=False)]
+    return lines
 
 
 def written_files(report: dict[str, Any], outdir: Path) -> dict[str, str | None]:
@@ -149,7 +177,7 @@ def written_files(report: dict[str, Any], outdir: Path) -> dict[str, str | None]
 
 _SHORT_KEYS = ("input", "topic", "frames", "frames_in_topic", "frames_lost", "complete",
                "interrupted", "error", "fps", "model_fps", "fps_ratio", "latency_ms",
-               "miou", "global_acc", "per_class", "storage", "compression",
+               "miou", "global_acc", "accuracy_note", "per_class", "storage", "compression",
                "output_size_bytes", "world_size", "failed")
 
 

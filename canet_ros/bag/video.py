@@ -71,18 +71,26 @@ def choose_format() -> tuple[VideoFormat, str | None]:
 
 
 def render_legend(names: Sequence[str], colors_rgb: np.ndarray, frame_height: int) -> np.ndarray:
-    """Render a BGR swatch + name list sized for frames ``frame_height`` tall."""
+    """Render a BGR swatch + name list at most ``frame_height`` tall (more columns if needed).
+
+    Rows shrink to fit down to a readable minimum; past that the names go into columns.
+    """
     scale = max(0.3, min(0.5, frame_height / 900))
     row = max(10, int(round(26 * scale / 0.5)))
+    row = max(12, min(row, (frame_height - 4) // max(len(names), 1)))
+    per_column = max(1, (frame_height - 4) // row)
+    columns = -(-len(names) // per_column)
     swatch = row - 4
-    width = swatch + 8 + max(cv2.getTextSize(n, _FONT, scale, 1)[0][0] for n in names) + 6
-    legend = np.zeros((row * len(names) + 4, width, 3), np.uint8)
+    text_w = max(cv2.getTextSize(n, _FONT, scale, 1)[0][0] for n in names)
+    col_w = swatch + 8 + text_w + 6
+    rows = min(len(names), per_column)
+    legend = np.zeros((row * rows + 4, col_w * columns, 3), np.uint8)
     for i, (name, rgb) in enumerate(zip(names, colors_rgb, strict=True)):
-        y = 2 + i * row
+        x, y = (i // per_column) * col_w, 2 + (i % per_column) * row
         bgr = tuple(int(v) for v in rgb[::-1])
-        cv2.rectangle(legend, (2, y + 2), (2 + swatch, y + 2 + swatch), bgr, -1)
-        cv2.putText(legend, name, (swatch + 8, y + row - 5), _FONT, scale, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        cv2.rectangle(legend, (x + 2, y + 2), (x + 2 + swatch, y + 2 + swatch), bgr, -1)
+        cv2.putText(legend, name, (x + swatch + 8, y + row - 5), _FONT, scale,
+                    (255, 255, 255), 1, cv2.LINE_AA)
     return legend
 
 
@@ -125,7 +133,9 @@ class _OpencvWriter:
 
 
 class OverlayVideo:
-    """Writes overlay frames to OUTDIR/overlay.<suffix>; the size is fixed by the first frame.
+    """Writes overlay frames to OUTDIR/overlay.<suffix>, with the class legend beside them.
+
+    The size is fixed by the first frame; the legend is a strip right of the picture.
 
     A failing encoder never costs the output bag: the error is kept in ``error`` and the
     remaining frames are not encoded.
@@ -141,19 +151,23 @@ class OverlayVideo:
         self._writer: Any = None
         self._size: tuple[int, int] | None = None
         self._legend: np.ndarray | None = None
+        self._canvas: np.ndarray | None = None
         self.frames = 0
         self.error: str | None = None
 
     def _start(self, width: int, height: int) -> None:
         # 4:2:0 video needs even sizes; odd ones are stretched by one pixel.
         self._size = (width + width % 2, height + height % 2)
-        if self.format.codec == FALLBACK.codec:
-            self._writer = _OpencvWriter(self.path, self.fps, self._size)
-        else:
-            self._writer = _PyavWriter(self.path, self.format.codec, self.fps, self._size)
+        # The legend is a strip right of the picture, so it hides none of the scene.
         legend = render_legend(self.names, self.colors, self._size[1])
-        # A legend taller or wider than the frame is cut rather than scaled to unreadability.
-        self._legend = legend[: self._size[1] // 2 * 2, : self._size[0] // 2]
+        self._legend = legend[: self._size[1]]
+        strip = self._legend.shape[1] + self._legend.shape[1] % 2
+        video_size = (self._size[0] + strip, self._size[1])
+        if self.format.codec == FALLBACK.codec:
+            self._writer = _OpencvWriter(self.path, self.fps, video_size)
+        else:
+            self._writer = _PyavWriter(self.path, self.format.codec, self.fps, video_size)
+        self._canvas = np.zeros((video_size[1], video_size[0], 3), np.uint8)
 
     def write(self, overlay: np.ndarray, order: str) -> None:
         if self.error is not None:
@@ -170,14 +184,12 @@ class OverlayVideo:
         assert self._size is not None and self._legend is not None
         if (frame.shape[1], frame.shape[0]) != self._size:
             frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
-        else:
-            frame = frame.copy()
+        width, height = self._size
+        canvas = self._canvas
+        canvas[:, :width] = frame
         h, w = self._legend.shape[:2]
-        corner = frame[:h, :w]
-        # Darken behind the text so it reads on any overlay, but keep the scene visible.
-        mask = self._legend.any(axis=2, keepdims=True)
-        frame[:h, :w] = np.where(mask, self._legend, (corner * 0.4).astype(np.uint8))
-        self._writer.write(np.ascontiguousarray(frame))
+        canvas[:h, width:width + w] = self._legend
+        self._writer.write(canvas)
         self.frames += 1
 
     def close(self) -> None:

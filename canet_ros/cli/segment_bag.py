@@ -141,6 +141,8 @@ def _print_summary(report: dict[str, Any], outdir: Path) -> None:
     if report.get("miou") is not None:
         print(f"mIoU: {100 * report['miou']:.2f} %, global accuracy "
               f"{100 * report['global_acc']:.2f} %")
+        if report.get("accuracy_note"):
+            print(f"  {report['accuracy_note']}")
     if report.get("damage"):
         lines = damage_lines(report["damage"])
         print("damaged input: " + lines[0])
