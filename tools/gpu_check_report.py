@@ -71,6 +71,8 @@ def _bench_line(run: dict[str, Any]) -> str:
         why = run.get("skipped") or f"failed (rc {run.get('rc')}, see logs)"
         return f"  {run['name']:<22} {why}"
     graph = "graph" if run.get("graph_captured") else "no graph"
+    if run.get("timed_out"):
+        graph += ", PARTIAL (stopped at its box)"
     return (f"  {run['name']:<22} model {r['model_ms']:7.3f} ms {r['model_fps']:7.0f} FPS | "
             f"labels {r['pipeline_labels_ms']:6.2f} ms | all four {r['pipeline_all_ms']:6.2f} ms"
             f" | stream {r['pipeline_stream_fps']:6.0f} FPS | {graph}")
@@ -95,46 +97,63 @@ def _train_lines(train: dict[str, Any]) -> list[str]:
 
 
 
-def summary_text(ctx: Context, checks: dict[str, Any]) -> str:
-    res, steps = ctx.results, ctx.results["steps"]
-    card = res.get("card") or {}
-    lines = [f"canet_ros GPU check, {res['started_utc']}{' (DRY RUN, CPU)' if ctx.dry else ''}"
-             f", {res.get('wall_s', '...')} s of {ctx.budget_s:.0f}",
-             f"card: {card.get('name') or '?'} ({card.get('memory') or 'no GPU'}, driver "
-             f"{card.get('driver') or '-'}); torch {card.get('torch')} sees "
-             f"{card.get('torch_device') or '?'}; Python {card.get('python')}"]
-    setup = steps.get("setup", {})
-    if "wheels" in setup:
-        lines.append(f"setup: wheels rc {setup['wheels'].get('rc')}, package rc "
-                     f"{setup.get('package', {}).get('rc')}")
-    tests = steps.get("tests", {})
+def _head_lines(ctx: Context) -> list[str]:
+    res = ctx.results
+    card = res.get("card")
+    head = [f"canet_ros GPU check, {res['started_utc']}{' (DRY RUN, CPU)' if ctx.dry else ''}"
+            f", {res.get('wall_s', '...')} s of {ctx.budget_s:.0f}"]
+    if not card:
+        return head + ["card: not probed (setup not asked)"]
+    return head + [f"card: {card.get('name') or '?'} ({card.get('memory') or 'no GPU'}, "
+                   f"driver {card.get('driver') or '-'}); torch {card.get('torch')} sees "
+                   f"{card.get('torch_device') or '?'}; Python {card.get('python')}"]
+
+
+def _tests_line(tests: dict[str, Any]) -> str:
     counts = tests.get("counts")
     if counts:
-        lines.append(f"tests: {counts['passed']} passed, {counts['failures']} failed, "
-                     f"{counts['errors']} errors, {counts['skipped']} skipped of "
-                     f"{counts['tests']} ({tests.get('wall_s')} s; {len(tests['selected'])} "
-                     "CUDA-gated ids)")
-    elif tests:
-        lines.append(f"tests: no result ({tests.get('error') or tests.get('status') or 'rc '}"
-                     f"{tests.get('rc', '')}{', timed out' if tests.get('timed_out') else ''})")
-    bench = steps.get("bench", {})
-    if bench.get("runs"):
-        lines.append("bench (bundled CANet1, network 1024x512 unless dry; canet benchmark):")
-        lines += [_bench_line(r) for r in bench["runs"]]
-        for key, c in checks.items():
-            verdict = {True: "met", False: "NOT met", None: "not measured"}[c["met"]]
-            lines.append(f"  target {key} >= {c['target']:.0f}: {verdict}"
-                         + (f" ({c['measured']:.0f})" if c["measured"] is not None else ""))
-    train = steps.get("train", {})
+        return (f"tests: {counts['passed']} passed, {counts['failures']} failed, "
+                f"{counts['errors']} errors, {counts['skipped']} skipped of {counts['tests']} "
+                f"({tests.get('wall_s')} s; {len(tests['selected'])} CUDA-gated ids)")
+    if tests.get("status"):
+        return f"tests: {tests['status']}"
+    return (f"tests: no result ({tests.get('error') or 'rc ' + str(tests.get('rc'))}"
+            f"{', timed out' if tests.get('timed_out') else ''}; see logs/tests.log)")
+
+
+def _bench_lines(bench: dict[str, Any], checks: dict[str, Any]) -> list[str]:
+    if not bench.get("runs"):
+        return [f"bench: {bench.get('status') or bench.get('error') or 'no runs'}"]
+    lines = ["bench (bundled CANet1, network 1024x512 unless dry; canet benchmark):"]
+    lines += [_bench_line(r) for r in bench["runs"]]
+    for key, c in checks.items():
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[c["met"]]
+        lines.append(f"  target {key} >= {c['target']:.0f}: {verdict}"
+                     + (f" ({c['measured']:.0f})" if c["measured"] is not None else ""))
+    return lines
+
+
+def summary_text(ctx: Context, checks: dict[str, Any]) -> str:
+    steps = ctx.results["steps"]
+    lines = _head_lines(ctx)
+    setup = steps.get("setup", {})
+    lines.append(f"setup: wheels rc {setup['wheels'].get('rc')}, package rc "
+                 f"{setup.get('package', {}).get('rc')}" if "wheels" in setup else
+                 f"setup: {setup.get('status') or setup.get('error') or 'running'}")
+    if "tests" in steps:
+        lines.append(_tests_line(steps["tests"]))
+    if "bench" in steps:
+        lines += _bench_lines(steps["bench"], checks)
+    train = steps.get("train")
     if train:
         lines.append("train: " + (train.get("recipe") or train.get("skipped")
                                   or train.get("error") or train.get("status", "")))
         lines += _train_lines(train)
-        lines.append("  model card (CPU, PNG frames): stage-1 recipe 39.2 held-out mIoU, "
-                     "shipped recipe 41.2 (corrected)")
-    for name in ("setup", "tests", "bench", "train"):
-        if steps.get(name, {}).get("error"):
-            lines.append(f"ERROR in {name}: {steps[name]['error']}")
+        if train.get("models"):
+            lines.append("  model card (CPU, PNG frames): stage-1 recipe 39.2 held-out mIoU, "
+                         "shipped recipe 41.2 (corrected)")
+    lines += [f"ERROR in {name}: {step['error']}" for name, step in steps.items()
+              if step.get("error")]
     lines.append("step verdicts: " + ", ".join(
         f"{k} {'ok' if v.get('ok') else v.get('status', 'FAILED')}" for k, v in steps.items()))
     return "\n".join(lines) + "\n"

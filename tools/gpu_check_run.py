@@ -23,8 +23,10 @@ brings back what was done.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,8 +42,16 @@ from gpu_check_tests import find_cuda_tests
 STEPS = ("setup", "tests", "bench", "train")
 SUMMARY_S = 15.0  # kept back for the summary and packing the logs
 # Minimum each later step needs, so an overrunning step cannot starve the training.
-NEED_S = {"real": {"tests": 60.0, "bench": 60.0, "train": 150.0},
+NEED_S = {"real": {"tests": 60.0, "bench": 60.0, "train": 200.0},
           "dry": {"tests": 15.0, "bench": 15.0, "train": 30.0}}
+
+
+class StoppedFromOutside(Exception):
+    """SIGTERM (or SIGINT) reached ``gpu_check.py run`` itself."""
+
+
+def _raise_stop(signum: int, frame: Any) -> None:
+    raise StoppedFromOutside(signal.Signals(signum).name)
 
 
 @dataclass
@@ -84,21 +94,29 @@ def run_proc(ctx: Context, cmd: list[str], log: Path, timeout: float,
     """Run ``cmd`` from the repository root; stop it at ``timeout`` seconds.
 
     ``interrupt``: the first stop is a SIGINT to the process itself (the trainer then
-    saves a resumable last.pt); anything still alive 30 s later is killed with its group.
+    saves a resumable last.pt, the benchmark prints its partial figures); anything still
+    alive 15 s later is killed with its group.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with open(log, "ab") as err, open(stdout or log, "ab") as out:
         err.write(f"$ {' '.join(cmd)}\n".encode())
         err.flush()
-        proc = subprocess.Popen(cmd, cwd=ctx.repo, env=ctx.env, stdout=out,
-                                stderr=err, start_new_session=True)
+        try:
+            proc = subprocess.Popen(cmd, cwd=ctx.repo, env=ctx.env, stdout=out,
+                                    stderr=err, start_new_session=True)
+        except OSError as exc:  # e.g. no nvidia-smi: a result, not a crash
+            err.write(f"[gpu_check] cannot start: {exc}\n".encode())
+            return {"rc": None, "wall_s": 0.0, "timed_out": False, "error": str(exc)}
         timed_out = False
         try:
             proc.wait(timeout=max(timeout, 1.0))
         except subprocess.TimeoutExpired:
             timed_out = True
             _stop(proc, interrupt)
+        except BaseException:  # stopped from outside: its own session would outlive us
+            _stop(proc, interrupt=False)
+            raise
     wall = time.monotonic() - start
     with open(log, "ab") as err:
         err.write(f"[gpu_check] exit {proc.returncode} after {wall:.1f} s"
@@ -107,7 +125,7 @@ def run_proc(ctx: Context, cmd: list[str], log: Path, timeout: float,
 
 
 def _stop(proc: subprocess.Popen, interrupt: bool) -> None:
-    first, grace = (signal.SIGINT, 30.0) if interrupt else (signal.SIGTERM, 5.0)
+    first, grace = (signal.SIGINT, 15.0) if interrupt else (signal.SIGTERM, 5.0)
     try:
         if interrupt:
             proc.send_signal(first)
@@ -150,7 +168,7 @@ def _card(ctx: Context, log: Path) -> dict[str, Any]:
     card: dict[str, Any] = {"python": platform.python_version(),
                             "torch": metadata.version("torch")}
     if ctx.dry:
-        return {**card, "name": "no GPU (dry run)"}
+        return {**card, "name": "CPU (dry run)"}
     query = ctx.work / "nvidia_smi_query.txt"
     run_proc(ctx, ["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
                    "--format=csv,noheader"], log, 30, stdout=query)
@@ -205,16 +223,15 @@ def _junit_counts(path: Path) -> dict[str, int] | None:
 
 def step_tests(ctx: Context) -> dict[str, Any]:
     ids = find_cuda_tests(ctx.repo / "test")
+    if not ids:  # pytest without ids would run the whole suite
+        return {"ok": False, "selected": [], "error": "no CUDA-gated tests found under test/"}
     junit = ctx.work / "tests_junit.xml"
     cmd = [*ctx.python(), "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
-           f"--junitxml={junit}", *ids]
-    try:
-        import pytest_timeout  # noqa: F401  (on the GPU image: one hung test fails alone)
-
-        cmd.insert(-len(ids), "--timeout=90")
-    except ImportError:
-        pass
-    res = run_proc(ctx, cmd, ctx.work / "logs" / "tests.log", ctx.box(150, ("bench", "train")))
+           f"--junitxml={junit}"]
+    if importlib.util.find_spec("pytest_timeout") is not None:
+        cmd.append("--timeout=90")  # on the GPU image: one hung test fails alone
+    res = run_proc(ctx, cmd + ids, ctx.work / "logs" / "tests.log",
+                   ctx.box(150, ("bench", "train")))
     res["selected"] = ids
     res["counts"] = _junit_counts(junit)
     counts = res["counts"] or {}
@@ -264,7 +281,9 @@ def step_bench(ctx: Context) -> dict[str, Any]:
         out, log = ctx.work / f"bench_{name}.json", ctx.work / "logs" / f"bench_{name}.log"
         cmd = [*ctx.python(), str(ctx.repo / "tools" / "gpu_check.py"), "_bench",
                *_bench_argv(ctx, cfg)]
-        res = run_proc(ctx, cmd, log, ctx.box(60 if ctx.dry else 75, ("train",)), stdout=out)
+        # A SIGINT at the box makes canet benchmark print what it measured so far (exit 130).
+        res = run_proc(ctx, cmd, log, ctx.box(150 if ctx.dry else 75, ("train",)), stdout=out,
+                       interrupt=True)
         text = log.read_text(errors="replace")
         res.update(name=name, config=cfg, report=_read_json(out),
                    graph_captured="captured as a CUDA graph" in text,
@@ -288,7 +307,7 @@ def _context(args: argparse.Namespace, repo: Path) -> Context:
     data = args.data or payload / "camvid"
     ctx = Context(repo=repo, out=out.resolve(), work=work.resolve(), payload=payload,
                   data=data.resolve() if data.is_dir() else None, dry=dry,
-                  budget_s=args.budget_s or (240.0 if dry else 450.0),
+                  budget_s=args.budget_s or (300.0 if dry else 450.0),
                   train_s=args.train_s or (40.0 if dry else 170.0),
                   bench_limit=args.bench_limit,
                   models=tuple(m.strip() for m in args.models.split(",") if m.strip()))
@@ -303,17 +322,34 @@ def _context(args: argparse.Namespace, repo: Path) -> Context:
     return ctx
 
 
+def _clean_folders(ctx: Context) -> str | None:
+    """Empty our own files from out/ and work/; an error line if work/ is someone else's."""
+    for folder in (ctx.out, ctx.work):
+        folder.mkdir(parents=True, exist_ok=True)
+    for old in ctx.out.iterdir():  # an earlier run's results here would mislead
+        if old.is_file() and old.name.startswith(("summary.", "logs.tar.gz", "canet")):
+            old.unlink()
+    marker = ctx.work / ".gpu_check_work"
+    if any(ctx.work.iterdir()) and not marker.is_file():
+        return (f"{ctx.work}: not empty and not a gpu_check work folder; pass an empty or "
+                "new --work")
+    for old in ctx.work.iterdir():  # ... and a run folder's old log.csv would skew the plan
+        if old.name not in ("cache", marker.name):
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    marker.touch()
+    return None
+
+
 def run_all(args: argparse.Namespace, repo: Path) -> int:
     """Every asked step in order; returns 0 when all of them were fine."""
     from gpu_check_report import write_report
     from gpu_check_train import step_train
 
     ctx = _context(args, repo)
-    for folder in (ctx.out, ctx.work):
-        folder.mkdir(parents=True, exist_ok=True)
-    for old in ctx.out.iterdir():  # an earlier run's results here would mislead
-        if old.is_file() and old.name.startswith(("summary.", "logs.tar.gz", "canet")):
-            old.unlink()
+    problem = _clean_folders(ctx)
+    if problem:
+        print(f"gpu_check run: error: {problem}", file=sys.stderr)
+        return 1
     wanted = {s.strip() for s in args.steps.split(",") if s.strip()}
     unknown = wanted - set(STEPS)
     if unknown:
@@ -324,14 +360,21 @@ def run_all(args: argparse.Namespace, repo: Path) -> int:
         "setup": step_setup, "tests": step_tests, "bench": step_bench, "train": step_train}
     ctx.results.update(steps={}, dry_run=ctx.dry, started_utc=time.strftime(
         "%Y-%m-%d %H:%M:%S UTC", time.gmtime()), budget_s=ctx.budget_s)
+    for sig in (signal.SIGTERM, signal.SIGINT):  # stop the children, keep what was done
+        signal.signal(sig, _raise_stop)
+    stopped = None
     for name in STEPS:
-        if name not in wanted:
-            ctx.results["steps"][name] = {"status": "not asked"}
+        if name not in wanted or stopped:
+            ctx.results["steps"][name] = {"status": "not asked" if name not in wanted
+                                          else f"not run: stopped by {stopped}"}
             continue
         print(f"gpu_check: {name} ({ctx.left():.0f} s left)", file=sys.stderr, flush=True)
         start = time.monotonic()
         try:
             res = funcs[name](ctx)
+        except StoppedFromOutside as exc:
+            stopped = str(exc)
+            res = {"ok": False, "error": f"stopped from outside by {stopped}"}
         except Exception as exc:  # a broken step must not take the others with it
             res = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
                    "traceback": traceback.format_exc()}
@@ -342,4 +385,4 @@ def run_all(args: argparse.Namespace, repo: Path) -> int:
     text = write_report(ctx)
     print(text)
     asked = [ctx.results["steps"][s] for s in STEPS if s in wanted]
-    return 0 if all(r.get("ok") for r in asked) else 1
+    return 130 if stopped else 0 if all(r.get("ok") for r in asked) else 1
