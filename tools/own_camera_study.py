@@ -108,11 +108,11 @@ def pairs_not_in(pairs: List[tuple], names: List[str]) -> List[Path]:
     return [image for image, _ in pairs if image.stem not in names]
 
 
-def score(checkpoint: str, drive: str, labelled: List[str]) -> Dict[str, float]:
+def score(checkpoint: str, drive: str, labelled: List[str], *extra: str) -> Dict[str, float]:
     rest = json.loads(canet("evaluate", "--checkpoint", checkpoint, "--holdout", drive,
-                            "--exclude", *labelled, "--json", capture=True))
+                            "--exclude", *labelled, "--json", *extra, capture=True))
     val = json.loads(canet("evaluate", "--checkpoint", checkpoint, "--split", "val",
-                           "--json", capture=True))
+                           "--json", *extra, capture=True))
     return {"rest_miou": rest["miou"], "rest_frames": rest["frames"],
             "rest_global": rest["global_acc"], "val_miou": val["miou"]}
 
@@ -134,6 +134,9 @@ def run_count(args: argparse.Namespace, bag: Path, pairs: List[tuple], n: int) -
     after = score(str(work / "run" / "last.pt"), args.drive, labelled)
     row = {"labelled": n, "frames": labelled, "train_cpu_s": round(cpu, 1),
            "train_wall_s": round(wall, 1), "before": before, "after": after}
+    if args.correction is not None:
+        row["after_corrected"] = score(str(work / "run" / "last.pt"), args.drive, labelled,
+                                       "--prior-correction", str(args.correction))
     print(json.dumps(row), flush=True)
     return row
 
@@ -147,6 +150,8 @@ def main() -> int:
     ap.add_argument("--config", type=Path,
                     default=REPO / "canet_ros/training/configs/own_data_finetune.yaml")
     ap.add_argument("--camvid-root", type=Path, default=default_root())
+    ap.add_argument("--correction", type=float, default=None,
+                    help="also score the fine-tuned model with this prior correction")
     ap.add_argument("--train-arg", action="append", default=[],
                     help="extra canet train argument (repeat; --train-arg=--lr=5e-4)")
     args = ap.parse_args()
