@@ -212,6 +212,38 @@ def _vis_hook(dataset, palette: np.ndarray, ignore_index: int, out_dir, count: i
     return hook
 
 
+def engine_confusion(checkpoint: str, ds, size: Tuple[int, int], device: str, flip: bool,
+                     classes, hook: Optional[BatchHook], show_progress: bool
+                     ) -> Tuple[ConfusionMatrix, str]:
+    """Score ``ds`` through SegmentationEngine (fp32), reading the next frame meanwhile.
+
+    Labels come out at the frame's size, which is the label's: the engine's exact frame
+    path (the argmax of the bilinearly upsampled logits) at the engine's speed.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .inference import SegmentationEngine
+
+    engine = SegmentationEngine(checkpoint, device=device, precision="fp32", resolution=size,
+                                output_size="input", tta=flip)
+    cm = ConfusionMatrix(classes.num_classes, classes.ignore_index)
+    bar = progress(total=len(ds), desc="evaluate", unit="frame", disable=not show_progress)
+    try:
+        with ThreadPoolExecutor(1) as reader:
+            pending = reader.submit(ds.load, 0) if len(ds) else None
+            for index in range(len(ds)):
+                frame, label = pending.result()
+                pending = reader.submit(ds.load, index + 1) if index + 1 < len(ds) else None
+                labels = engine.infer(frame, "rgb").labels
+                cm.update(labels[None], label[None])
+                if hook is not None:
+                    hook(index, None, None, torch.from_numpy(labels.astype(np.int64))[None])
+                bar.update(1)
+    finally:
+        bar.close()
+    return cm, engine.runtime
+
+
 def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str], split: str, *,
                         resolution: Optional[Tuple[int, int]] = None, device: str = "cpu",
                         include: Optional[Sequence[str]] = None,
@@ -242,16 +274,25 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     size = resolution or (tuple(meta["input_size"]) if meta.get("input_size") else None)
     ds = build_dataset(dataset, data_root, split, EvalTransform(meta["mean"], meta["std"], size),
                        include=include, exclude=exclude)
-    dev = torch.device(device)
-    model = model.to(dev).eval()
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        pin_memory=dev.type == "cuda")
     hook = (_vis_hook(ds, expected.palette(), expected.ignore_index, save_vis, vis_count)
             if save_vis else None)
-    cm = evaluate_loader(model, loader, expected.num_classes, expected.ignore_index, dev,
-                         on_batch=hook, tta=tta, show_progress=show_progress)
+    engine_path = (size is not None and min(size) >= 32  # the engine's smallest input
+                   and prior_correction is None and hasattr(ds, "load")
+                   and (tta is None or tuple(tta.scales) == (1.0,)))
+    if engine_path:  # what segment-bag and the node run: as fast per frame, same labels
+        cm, runtime = engine_confusion(checkpoint, ds, size, device, tta is not None,
+                                       expected, hook, show_progress)
+    else:  # multi-scale TTA, a changed prior correction, or frames at their own size
+        dev = torch.device(device)
+        model = model.to(dev).eval()
+        loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
+                            pin_memory=dev.type == "cuda")
+        cm = evaluate_loader(model, loader, expected.num_classes, expected.ignore_index, dev,
+                             on_batch=hook, tta=tta, show_progress=show_progress)
+        runtime = "torch"
     result = summarize(cm, expected.names, len(ds))
     result.update({"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
+                   "runtime": runtime,
                    "class_names": list(expected.names),
                    "resolution": list(size) if size else None,
                    "tta": {"flip": tta.flip, "scales": list(tta.scales)} if tta else None,

@@ -19,6 +19,8 @@
 """
 import errno
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -96,5 +98,50 @@ def test_every_subcommand_reports_bad_input_the_same_way(capsys, tmp_path, case)
     }[case]
     assert main([command, *argv]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
-    assert lines[-1].startswith(f"canet {command}: error: "), lines
-    assert str(missing) in lines[-1]
+    assert len(lines) == 1 and lines[0].startswith(f"canet {command}: error: "), lines
+    assert str(missing) in lines[0]
+
+
+@pytest.mark.parametrize("command,argv,option", [
+    ("info", ["--width", "x"], "--width"),
+    ("train", ["--device", "tpu"], "--device"),
+    ("train", ["--epochs", "0"], "--epochs"),
+    ("evaluate", ["--resolution", "abc"], "--resolution"),
+    ("evaluate", ["--batch-size", "0"], "--batch-size"),
+    ("benchmark", ["--warmup", "-1"], "--warmup"),
+    ("benchmark", ["--device", "gpu"], "--device"),
+    ("segment-bag", ["sample", "--out", "o", "--resolution", "abc"], "--resolution"),
+    ("segment-bag", ["sample", "--out", "o", "--device", "tpu"], "--device"),
+    ("export", ["--out", "x.onnx", "--device", "tpu"], "--device"),
+])
+def test_a_malformed_value_is_a_usage_error_in_every_command(capsys, command, argv, option):
+    with pytest.raises(SystemExit) as exc:
+        main([command, *argv])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"usage: canet {command}" in err
+    assert err.strip().splitlines()[-1].startswith(f"canet {command}: error: argument {option}")
+
+
+@pytest.mark.parametrize("command,argv", [
+    ("info", []), ("evaluate", []), ("export", ["--out", "x.onnx"]),
+    ("benchmark", ["--height", "64", "--width", "64", "--no-progress"]),
+])
+def test_a_file_that_is_not_a_checkpoint_is_one_line(capsys, tmp_path, command, argv):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("meeting notes\n")
+    assert main([command, "--checkpoint", str(notes), *argv]) == 1
+    err = capsys.readouterr().err
+    assert err == f"canet {command}: error: {notes}: not a torch file, so not a canet_ros " \
+                  f"checkpoint\n"
+
+
+def test_no_log_line_before_an_error(tmp_path):
+    # In its own process, where logging reaches stderr as a user sees it.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("meeting notes\n")
+    done = subprocess.run([sys.executable, "-m", "canet_ros.cli", "segment-bag", "sample",
+                           "--out", str(tmp_path / "o"), "--checkpoint", str(notes),
+                           "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines() == [f"canet segment-bag: error: {notes}: not a torch "
+                                        f"file, so not a canet_ros checkpoint"]

@@ -268,3 +268,19 @@ def test_default_checkpoint_on_real_camvid(capsys):
     assert evaluate_cli.run(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["frames"] > 0 and out["miou"] > 0.2 and out["global_acc"] > 0.5
+
+
+def test_evaluate_runs_the_engine_that_segment_bag_runs(tmp_path):
+    """At an input size the engine takes, evaluate's labels are the engine's own, frame by
+    frame (segment-bag's and the node's path, at their speed), scored at label size."""
+    from canet_ros.inference import SegmentationEngine
+
+    root = _camvid_tree(tmp_path / "camvid", frames=2)
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt", half=False)
+    res = evaluate_checkpoint(str(ckpt), "camvid", str(root), "val", resolution=(32, 32))
+    engine = SegmentationEngine(ckpt, device="cpu", precision="fp32", resolution=(32, 32))
+    assert res["runtime"] == engine.runtime != "torch"
+    frames, labels = read_tree(root)
+    preds = [engine.infer(np.ascontiguousarray(f), "rgb").labels for f in frames]
+    assert preds[0].shape == labels[0].shape  # at label size, not the network's
+    assert np.array_equal(np.array(res["confusion_matrix"]), hand_confusion(preds, labels, 11))

@@ -39,3 +39,21 @@ def width_x_height(text: str) -> tuple[int, int]:
     if not match or min(int(match.group(1)), int(match.group(2))) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT (e.g. 1920x1200)")
     return int(match.group(1)), int(match.group(2))
+
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def device(text: str) -> str:
+    """"auto", "cpu", "cuda" or "cuda:N" (whether that device exists is checked later)."""
+    value = text.strip().lower()
+    if not _DEVICE.match(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use auto, cpu, cuda or "
+                                         f"cuda:N")
+    return value
+
+
+def resolution(text: str) -> str:
+    """A network input size "WIDTHxHEIGHT", as text (the engine checks the limits)."""
+    width_x_height(text)
+    return text.strip()

@@ -24,7 +24,7 @@ import sys
 from typing import Any
 
 from . import positive_int, tta_scale
-from .argtypes import non_negative_int, width_x_height
+from .argtypes import device, non_negative_int, width_x_height
 from .choices import BACKBONES
 
 frame_size = width_x_height  # argparse type: "WIDTHxHEIGHT" -> (width, height)
@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image", default="sample", metavar="sample|synthetic|FILE",
                    help="frame content: the bundled CamVid sample (default), a synthetic "
                    "gradient, or an image file; resized to --frame-size")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--device", default="auto", type=device, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"),
                    default="auto", help="fp16: CUDA only; bf16, int8: CPU only, where the CPU "
                    "has the instructions; auto (default): on the CPU the fastest precision "

@@ -22,7 +22,8 @@ from typing import List, Optional
 
 from ..checkpoint import CheckpointError
 from ..errors import DatasetError
-from . import prior_strength, run_command, tta_scale
+from . import positive_int, prior_strength, run_command, tta_scale
+from .argtypes import device, non_negative_int, resolution
 from .choices import DATASETS
 
 
@@ -44,20 +45,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout", default=None, metavar="DRIVE",
                    help="score one drive/sequence (e.g. 0006R0) over train+val: the set a "
                         "'canet train --holdout DRIVE' run selects on")
-    p.add_argument("--resolution", default=None, metavar="WxH",
+    p.add_argument("--resolution", default=None, metavar="WxH", type=resolution,
                    help="network input size (default: the checkpoint's training input size)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default auto)")
+    p.add_argument("--device", default="auto", type=device,
+                   help="cpu, cuda, cuda:1 ... (default auto)")
     p.add_argument("--include", nargs="*", default=None, metavar="PREFIX",
                    help="only frames whose name starts with one of these (e.g. 0001TP)")
     p.add_argument("--exclude", nargs="*", default=None, metavar="PREFIX",
                    help="skip frames whose name starts with one of these")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+    p.add_argument("--batch-size", type=positive_int, default=1,
+                   help="frames per forward where evaluate runs torch itself (multi-scale "
+                   "--tta-scales, --prior-correction); the engine takes one at a time")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader workers")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--save-vis", default=None, metavar="DIR",
                    help="write frame|truth|prediction PNGs, an IoU bar chart and a confusion "
                         "matrix PNG here")
-    p.add_argument("--vis-count", type=int, default=8, help="frames to visualise (default 8)")
+    p.add_argument("--vis-count", type=non_negative_int, default=8,
+                   help="frames to visualise (default 8)")
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average the prediction of the frame and "
                         "its mirror image (2x the cost)")

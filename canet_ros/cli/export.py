@@ -21,6 +21,7 @@ import json
 import sys
 
 from . import positive_int, prior_strength
+from .argtypes import device
 
 PROG = "canet export"
 
@@ -54,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(default: keep the source's; docs/training.md)")
     p.add_argument("--opset", type=positive_int, default=None,
                    help="ONNX opset (default 17, what TensorRT 8.5+ reads)")
-    p.add_argument("--device", default="auto",
+    p.add_argument("--device", default="auto", type=device,
                    help="where to trace: auto, cpu, cuda (fp16 tracing on a CPU is slow)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)
@@ -87,6 +88,20 @@ def _run_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_before_announcing(args: argparse.Namespace, size: tuple | None) -> None:
+    """What export_onnx_file checks first, checked before "exporting ..." is printed, so a
+    bad request is one error line."""
+    from pathlib import Path
+
+    from ..checkpoint import read_checkpoint
+    from ..export_onnx import DEFAULT_OPSET, ExportError, _check_request
+
+    _check_request(size, args.dynamic, args.precision, args.opset or DEFAULT_OPSET)
+    if Path(args.out).is_dir():
+        raise ExportError(f"{args.out}: a folder; --out needs a file name such as model.onnx")
+    read_checkpoint(args.checkpoint)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..export_onnx import DEFAULT_OPSET, ExportError, export_onnx_file
 
@@ -100,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         raise ExportError("give --height and --width together (or neither, for the "
                           "checkpoint's training size)")
     size = (args.width, args.height) if args.height is not None else None
+    _check_before_announcing(args, size)
     slow = (" (fp16 is traced on the CPU unless CUDA is present: a minute or more)"
             if args.precision == "fp16" and args.device != "cuda" else "")
     print(f"{PROG}: exporting {args.checkpoint} ({args.precision}) to {args.out}{slow} ...",

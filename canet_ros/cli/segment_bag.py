@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import run_command
+from .argtypes import device, resolution
 
 PROG = "canet segment-bag"
 
@@ -48,9 +49,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default="default",
                    help="checkpoint file ('default' = the bundled CamVid model)")
     p.add_argument("--backbone", choices=BACKBONES, help="must match the checkpoint when given")
-    p.add_argument("--resolution", metavar="WxH", help="network input size (default: the "
-                   "checkpoint's)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--resolution", metavar="WxH", type=resolution,
+                   help="network input size (default: the checkpoint's)")
+    p.add_argument("--device", default="auto", type=device, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"),
                    default="auto", help="fp16: CUDA only; bf16, int8: CPU only, where the CPU "
                    "has the instructions; auto (default): on the CPU the fastest precision "

@@ -28,7 +28,8 @@ from ..training.config import (
     merge_config,
     resolve_train_args,
 )
-from . import prior_strength, run_command
+from . import positive_int, prior_strength, run_command
+from .argtypes import device, non_negative_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -38,12 +39,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "poly 0.9, ENet-weighted cross-entropy); a --config YAML overrides the "
                     "defaults and flags override the YAML. Start under torchrun for DDP.")
     add_config_arguments(p)
+    _check_forms(p)
     p.add_argument("--export", default=None, metavar="DST",
                    help="after training, write best.pt as an fp16 shipping checkpoint to DST")
     p.add_argument("--export-prior-correction", type=prior_strength, default=None, metavar="S",
                    help="with --export: class-prior correction strength (0..2) baked into the "
                         "exported checkpoint (the bundled model uses 0.75; docs/training.md)")
     p.set_defaults(func=run)
+
+
+def _check_forms(parser: argparse.ArgumentParser) -> None:
+    """Flag values whose form argparse can judge: a malformed one is a usage error (status
+    2), as in every command; the same values from a --config YAML are checked on merging."""
+    forms = {"device": device, "epochs": positive_int, "batch_size": positive_int,
+             "eval_batch_size": positive_int, "val_every": positive_int,
+             "workers": non_negative_int}
+    for action in parser._actions:
+        if action.dest in forms:
+            action.type = forms[action.dest]
 
 
 def _base_values(args: argparse.Namespace) -> dict:
