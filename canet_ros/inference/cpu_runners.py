@@ -23,9 +23,10 @@ Every runner has the ``OnnxRunner`` interface (``forward_numpy``, ``runtime``,
 * int8: the QDQ graph from ``quantize`` in OpenVINO (1.6x faster than ORT running it),
   its float layers in bf16 where the CPU has bf16.
 
-``auto`` takes the first of :data:`AUTO_ORDER` that the CPU runs natively and whose
-runtime is installed (falling back down the list if building it fails): the fastest
-first, each within the accuracy rule on CamVid val (docs/performance.md). A precision
+``auto`` takes the first of :data:`AUTO_ORDER` that the CPU runs natively, on the
+runtime its accuracy was measured on (OpenVINO for int8 and bf16), falling back down
+the list if building it fails: the fastest first, each within the accuracy rule on
+CamVid val (docs/performance.md). A precision
 the CPU lacks is refused, never emulated.
 """
 from __future__ import annotations
@@ -48,6 +49,8 @@ __all__ = ["AUTO_ORDER", "CPU_CHOICES", "choose_precision", "make_cpu_runner", "
 log = logging.getLogger("canet_ros.inference")
 CPU_CHOICES = ("fp32", "bf16", "int8", "auto")
 AUTO_ORDER = ("int8", "bf16", "fp32")
+# Where auto may take a reduced precision: the runtime its accuracy was measured on.
+_AUTO_RUNTIME = {"int8": "openvino", "bf16": "openvino"}
 _NEEDS = {"bf16": "AVX-512 BF16 or AMX-BF16", "int8": "AVX-512 VNNI, AVX-VNNI or AMX-INT8"}
 
 
@@ -75,10 +78,7 @@ def choose_precision(precision: str, runtime: str = "auto",
                           f"{', '.join(CPU_CHOICES)}")
     native = cpu_features.cpu_precisions(flags)
     if precision == "auto":
-        for candidate in AUTO_ORDER:
-            if candidate in native and runtime_for(candidate, runtime):
-                return candidate
-        return "fp32"
+        return _auto_candidates(runtime, native)[0]
     if precision not in native:
         raise EngineError(f"precision {precision!r}: this CPU ({cpu_name()}) lacks "
                           f"{_NEEDS[precision]}; it would run emulated, slower than fp32. "
@@ -89,6 +89,12 @@ def choose_precision(precision: str, runtime: str = "auto",
         raise EngineError(f"precision {precision!r}{where} needs the {need} package: "
                           f"pip install {need}")
     return precision
+
+
+def _auto_candidates(runtime: str, native: tuple[str, ...]) -> list[str]:
+    """What auto may take here, fastest first; fp32 always last."""
+    return [p for p in AUTO_ORDER if p == "fp32" or (
+        p in native and runtime_for(p, runtime) == _AUTO_RUNTIME[p])]
 
 
 def make_cpu_runner(graph: Path | bytes, size: tuple[int, int], num_classes: int,
@@ -104,19 +110,16 @@ def make_cpu_runner(graph: Path | bytes, size: tuple[int, int], num_classes: int
     if precision != "auto":
         return _build(graph, size, num_classes, choose_precision(precision, runtime), runtime,
                       preprocess, threads)
-    native = cpu_features.cpu_precisions()
-    candidates = [p for p in AUTO_ORDER if p in native and runtime_for(p, runtime)]
-    for chosen in candidates:
+    runner = None
+    for chosen in _auto_candidates(runtime, cpu_features.cpu_precisions())[:-1]:
         try:
             runner = _build(graph, size, num_classes, chosen, runtime, preprocess, threads)
+            break
         except Exception as exc:  # auto must still start: take the next precision down
-            if chosen == "fp32":
-                raise
             log.warning("precision auto: %s failed (%s); trying the next", chosen, exc)
-            continue
-        log.info("precision auto: %s on %s", chosen, runner.runtime)
-        return runner
-    return _build(graph, size, num_classes, "fp32", runtime, preprocess, threads)
+    runner = runner or _build(graph, size, num_classes, "fp32", runtime, preprocess, threads)
+    log.info("precision auto: %s on %s", runner.precision, runner.runtime)
+    return runner
 
 
 def _build(graph: Path | bytes, size: tuple[int, int], num_classes: int, chosen: str,
