@@ -26,8 +26,7 @@ Every runner has the ``OnnxRunner`` interface (``forward_numpy``, ``runtime``,
 ``auto`` takes the first of :data:`AUTO_ORDER` that the CPU runs natively, on the
 runtime its accuracy was measured on (OpenVINO for int8 and bf16), falling back down
 the list if building it fails: the fastest first, each within the accuracy rule on
-CamVid val (docs/performance.md). A precision
-the CPU lacks is refused, never emulated.
+CamVid val (docs/performance.md). A precision the CPU lacks is refused, never emulated.
 """
 from __future__ import annotations
 
@@ -84,10 +83,10 @@ def choose_precision(precision: str, runtime: str = "auto",
                           f"{_NEEDS[precision]}; it would run emulated, slower than fp32. "
                           f"Use precision 'fp32' or 'auto'")
     if not runtime_for(precision, runtime):
-        need = "openvino" if precision == "bf16" or runtime == "openvino" else "onnxruntime"
+        need = ("openvino" if precision == "bf16" or runtime == "openvino" else
+                "onnxruntime onnx" if precision == "int8" else "onnxruntime")
         where = f" with runtime {runtime!r}" if runtime != "auto" else ""
-        raise EngineError(f"precision {precision!r}{where} needs the {need} package: "
-                          f"pip install {need}")
+        raise EngineError(f"precision {precision!r}{where} needs: pip install {need}")
     return precision
 
 
