@@ -164,6 +164,7 @@ def check_frame(msgs, topics, reference, alpha):
 
 def test_ros2_launch_with_every_argument(colcon_workspace, domain, probe_context, checkpoint,
                                          reference):
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import ReliabilityPolicy
 
     arguments = segment_arguments(colcon_workspace, checkpoint)
@@ -178,6 +179,7 @@ def test_ros2_launch_with_every_argument(colcon_workspace, domain, probe_context
         topics["input"] = arguments["image_topic"]
         for topic in topics.values():
             listener.listen(topic)
+        listener.listen("/diagnostics", DiagnosticArray, 10)
         camera = start_camera(domain.env, arguments["image_topic"], "c")
         frames = listener.frames(list(topics.values()), count=2)
         for msgs in list(frames.values())[:2]:
@@ -187,6 +189,7 @@ def test_ros2_launch_with_every_argument(colcon_workspace, domain, probe_context
         assert node_subscription.qos_profile.reliability == ReliabilityPolicy.RELIABLE
         check_parameters(colcon_workspace, domain.env, arguments)
         check_label_info(listener, "/lt/segmentation/label_info")
+        check_diagnostics(listener)
     finally:
         stop_all(camera)
         if listener is not None:
@@ -227,6 +230,21 @@ def check_label_info(listener, topic):
     assert spin_until(listener.executor, lambda: got, timeout=60)
     assert [(c.class_id, c.class_name) for c in got[0].class_map] == list(enumerate(CAMVID.names))
     assert got[0].threshold == 0.0
+
+
+def check_diagnostics(listener):
+    """/diagnostics every stats_period (1 s here), describing the launched configuration."""
+    name = "/lt/segmentation_node: CANet segmentation"
+
+    def ours():
+        return [{kv.key: kv.value for kv in status.values}
+                for msg in listener.got["/diagnostics"] for status in msg.status
+                if status.name == name]
+    assert spin_until(listener.executor, lambda: len(ours()) >= 2, timeout=60)
+    values = ours()[-1]
+    assert (values["resolution"], values["precision"], values["input_topic"]) == (
+        "128x96", "fp32", "/lt_cam/image_raw")
+    assert int(values["published_total"]) >= 2
 
 
 def check_sigint(launch):
