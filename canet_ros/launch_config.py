@@ -163,7 +163,7 @@ def _number(name: str, text: str) -> float:
 
 
 def parameter_override(name: str, text: str) -> Any:
-    """A launch argument's text as the node parameter's type, checked as the node would."""
+    """Convert a launch argument's text to the parameter's type, checked as the node would."""
     spec = SPEC_BY_NAME[name]
     if isinstance(spec.default, bool):
         if text.lower() not in _BOOLEANS:
@@ -199,7 +199,7 @@ def check_given_arguments(given: Iterable[str], allowed: Sequence[str], launch_f
 
 
 def started_by_ros2_launch(argv: Iterable[str], configurations: Iterable[str]) -> bool:
-    """True when a file's launch configurations, before its own, are the command line's.
+    """Tell whether a file's launch configurations, before its own, are the command line's.
 
     ``ros2 launch PKG FILE a:=b`` sets exactly the command-line names before FILE's
     actions run. A file included by another one also sees the includer's arguments and

@@ -39,7 +39,7 @@ BUILD_TIMEOUT_S = 300.0
 
 
 def tool(name: str) -> str:
-    """A console script of this environment (ros2, colcon), or skip the test saying why."""
+    """Find a console script of this environment (ros2, colcon), or skip saying why."""
     found = Path(sys.executable).with_name(name)
     path = str(found) if found.exists() else shutil.which(name)
     if not path:
@@ -53,7 +53,7 @@ def tool(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def colcon_workspace(tmp_path_factory, ros_isolation):
-    """``colcon build`` of canet_ros in a fresh workspace; the environment its setup.bash gives."""
+    """Run ``colcon build`` of canet_ros in a fresh workspace; keep its setup.bash environment."""
     ros2, colcon = tool("ros2"), tool("colcon")
     root = tmp_path_factory.mktemp("colcon_ws")
     source = root / "src" / "canet_ros"
@@ -78,13 +78,13 @@ def colcon_workspace(tmp_path_factory, ros_isolation):
 
 
 def shell(workspace, *argv: str) -> list:
-    """argv run as a ROS user runs it: ``source install/setup.bash && exec argv``."""
+    """Wrap argv as a ROS user runs it: ``source install/setup.bash && exec argv``."""
     return ["bash", "-c", 'source "$0" && exec "$@"', str(workspace.setup), *argv]
 
 
 @pytest.fixture
 def domain(colcon_workspace):
-    """A DDS domain for this test alone: what it launches hears nothing from other tests."""
+    """Claim a DDS domain for this test alone: what it launches hears no other test."""
     number, handle = _claim_domain()
     env = dict(colcon_workspace.env, ROS_DOMAIN_ID=str(number),
                ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
@@ -94,7 +94,7 @@ def domain(colcon_workspace):
 
 @pytest.fixture
 def probe_context(domain):
-    """An rclpy context in the test's own domain (the run's ``ros`` one is in another)."""
+    """Give an rclpy context in the test's own domain (the run's ``ros`` one is not)."""
     rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed")
     from rclpy.signals import SignalHandlerOptions
 

@@ -74,7 +74,7 @@ def test_every_node_parameter_is_a_launch_argument():
 
 
 def test_overrides_have_the_types_the_node_declares():
-    """rclpy refuses 1 (an int) for a double parameter and "true" (a string) for a bool."""
+    """Hand rclpy a float for a double (it refuses 1) and a bool for a bool (not "true")."""
     plan = resolve(overlay_alpha="1", stats_period="2.5", publish_confidence="True",
                    qos_reliability="reliable")
     assert plan.overrides == {"overlay_alpha": 1.0, "stats_period": 2.5,
@@ -279,7 +279,7 @@ def test_large_image_profile_gives_a_big_shared_memory_segment():
 
 
 def test_setup_installs_every_config_file():
-    """colcon installs config/ through setup.py's data_files: the DDS profile too."""
+    """Check colcon installs config/ through setup.py's data_files: the DDS profile too."""
     tree = ast.parse((REPO / "setup.py").read_text())
     patterns = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
                 and isinstance(n.value, str) and n.value.startswith("config/")]

@@ -60,8 +60,10 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(checkpoint, one_torch_thread):
-    """The same model in this process: what the node must compute. Its ONNX export, made
-    first, is the one the launched nodes then find in the run's cache."""
+    """Build the same model in this process: what the node must compute.
+
+    Its ONNX export, made first, is the one the launched nodes then find in the cache.
+    """
     from canet_ros.inference import SegmentationEngine
     return SegmentationEngine(str(checkpoint), device="cpu", resolution=SEEDED_RESOLUTION)
 
@@ -73,7 +75,7 @@ def ros2_launch(workspace, env, launch_file, **arguments):
 
 
 def ros2(workspace, env, *argv, tries=3):
-    """A ros2 CLI command's output; retried, as discovery may miss a node on the first try."""
+    """Run a ros2 CLI command; retried, as discovery may miss a node on the first try."""
     for _ in range(tries):
         run = subprocess.run(shell(workspace, "ros2", *argv), env=env, capture_output=True,
                              text=True, timeout=120)
@@ -133,7 +135,7 @@ class Listener:
 
 
 def segment_arguments(workspace, checkpoint):
-    """A value for every argument segment.launch.py has; none is the shipped default."""
+    """Give a value to every argument segment.launch.py has; none is the shipped default."""
     share = workspace.root / "install" / "canet_ros" / "share" / "canet_ros" / "config"
     return {"backbone": "mobilenetv2", "checkpoint": str(checkpoint), "device": "cpu",
             "precision": "fp32", "resolution": "128x96", "overlay_alpha": "0.3",
@@ -221,7 +223,7 @@ def check_parameters(workspace, env, arguments):
 
 
 def check_label_info(listener, topic):
-    """A subscriber that comes after the node published still gets the class names."""
+    """Check a subscriber that comes after the node published still gets the class names."""
     from vision_msgs.msg import LabelInfo
 
     from canet_ros.classes import CAMVID

@@ -59,7 +59,7 @@ launch_pytest, REASON = _launch_pytest()
 
 @pytest.fixture(scope="module")
 def sourced(colcon_workspace):
-    """This process as after ``source install/setup.bash``: launch finds canet_ros."""
+    """Set this process up as ``source install/setup.bash`` does: launch finds canet_ros."""
     patch = pytest.MonkeyPatch()
     for name, value in colcon_workspace.env.items():
         patch.setenv(name, value)

@@ -85,7 +85,7 @@ class OutputTopics:
 
 
 def bag_typestore() -> Any:
-    """The Humble type store with vision_msgs' LabelInfo registered in it."""
+    """Return the Humble type store with vision_msgs' LabelInfo registered in it."""
     store = humble_typestore()
     if LABEL_INFO not in store.types:
         for name, text in _VISION_MSGS:
@@ -102,7 +102,7 @@ def label_info_message(classes: Any, header: Any) -> Any:
 
 
 def classes_metadata(classes: Any) -> dict[str, str]:
-    """The MCAP metadata record: names and RGB colours by label id, as JSON strings."""
+    """Build the MCAP metadata record: names and RGB colours by label id, as JSON."""
     return {"class_names": json.dumps(list(classes.names)),
             "palette_rgb": json.dumps([list(map(int, c)) for c in classes.colors]),
             "ignore_index": str(int(classes.ignore_index))}

@@ -37,7 +37,7 @@ MISSING = ("vision_msgs is not installed: segmentation/label_info (the class nam
 
 
 def class_names(class_set: Any) -> Tuple[str, ...]:
-    """The names of a canet_ros.classes.ClassSet, in label id order."""
+    """Return the names of a canet_ros.classes.ClassSet, in label id order."""
     # Read through its fields: test_ros_humble.py takes any ``.names`` attribute for the
     # rclpy API of that name, which Humble lacks.
     return tuple(dataclasses.asdict(class_set)["names"])

@@ -40,7 +40,7 @@ from canet_ros.launch_config import (
 
 
 def declare(arguments: Sequence[LaunchArgument], launch_file: str) -> List[Any]:
-    """The argument check first, then one DeclareLaunchArgument per argument.
+    """Return the argument check, then one DeclareLaunchArgument per argument.
 
     The check runs before the declarations add their defaults, when the launch
     configurations are still exactly what started this file.
@@ -81,6 +81,6 @@ def segmentation_node(plan: SegmentLaunchPlan) -> Node:
 
 
 def nodes_from(plans: Callable[[LaunchContext], Sequence[SegmentLaunchPlan]]) -> OpaqueFunction:
-    """An action that, once the arguments are known, starts one node per plan."""
+    """Return an action that, once the arguments are known, starts one node per plan."""
     return OpaqueFunction(function=lambda context: [
         segmentation_node(plan) for plan in plans(context)])
