@@ -80,3 +80,38 @@ def test_closed_output_pipe_ends_quietly():
                           timeout=120)
     assert proc.stdout == "x"
     assert proc.stderr.strip() == "141", proc.stderr
+
+
+def test_training_history_is_labelled_as_such(capsys, tmp_path):
+    from canet_ros.checkpoint import build_metadata, save_checkpoint
+    from canet_ros.classes import CAMVID
+
+    meta = build_metadata("mobilenetv2", CAMVID, input_size=(480, 360),
+                          train_args={"init_weights": "../stage1.pt"},
+                          metrics={"epoch": 3, "selection": "val mIoU", "prior_correction": 0.0,
+                                   "val": {"miou": 0.5, "global_acc": 0.8, "frames": 9}})
+    meta["prior_correction"] = 0.75
+    path = save_checkpoint(tmp_path / "c.pt", build_canet("mobilenetv2", 11), meta)
+    assert main(["info", "--checkpoint", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "class-prior correction: 0.75" in text
+    assert "this file's figures: none recorded in the file" in text
+    history = text[text.index("training history"):]
+    assert "at class-prior correction 0; this file has 0.75, so these are not its figures" \
+        in history and "val: 50.0 mIoU, 80.0 % global accuracy (9 frames)" in history
+    assert "init_weights: ../stage1.pt  (the checkpoint this run started from" in history
+    info = run_json(capsys, "info", "--checkpoint", str(path), "--json")
+    assert "not its figures" in info["metrics_note"]
+
+
+def test_the_bundled_model_shows_its_own_figures(capsys):
+    from canet_ros.checkpoint import DEFAULT_CHECKPOINT
+
+    card = (DEFAULT_CHECKPOINT.parent / "MODEL_CARD.md").read_text()
+    assert "| CamVid val | 101 | **68.8** | **93.3** |" in card  # the card's own row
+    assert main(["info", "--checkpoint", "default"]) == 0
+    text = capsys.readouterr().out
+    figures = text[text.index("this file's figures"):text.index("training history")]
+    assert "CamVid val" in figures and "68.8 mIoU, 93.3 % global accuracy" in figures
+    assert "40-55 mIoU" in figures
+    assert "init_weights ../start_mnv2_scratch.pt: CANet1 trained from random weights" in text

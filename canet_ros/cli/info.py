@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from . import positive_int
 from .choices import BACKBONES
@@ -69,14 +69,83 @@ def _checkpoint_info(spec: str) -> Dict[str, Any]:
     return meta
 
 
+def history_note(meta: Dict[str, Any]) -> str:
+    """What ``metrics`` is: the training run's record, not necessarily this file's scores."""
+    recorded = (meta.get("metrics") or {}).get("prior_correction")
+    now = meta.get("prior_correction") or 0.0
+    note = "recorded by canet train when it chose these weights"
+    if recorded is not None and recorded != now:
+        note += (f", at class-prior correction {recorded:g}; this file has {now:g}, so these "
+                 f"are not its figures")
+    return note
+
+
+def _figures_lines(meta: Dict[str, Any]) -> List[str]:
+    evaluation = meta.get("evaluation")
+    if not evaluation:
+        card = " (the bundled model's: canet_ros/weights/MODEL_CARD.md)" if meta.get(
+            "path", "").endswith("canet_mobilenetv2_camvid.pt") else ""
+        return [f"this file's figures: none recorded in the file{card}; measure them with "
+                f"canet evaluate --checkpoint FILE"]
+    lines = [f"this file's figures ({evaluation.get('note', 'measured on this file')}):"]
+    for name, fig in (evaluation.get("sets") or {}).items():
+        lines.append(f"  {name}: {100 * fig['miou']:.1f} mIoU, {100 * fig['global_acc']:.1f} % "
+                     f"global accuracy")
+    if evaluation.get("new_camera"):
+        lines.append(f"  on a new camera: {evaluation['new_camera']}")
+    return lines
+
+
+def _history_lines(meta: Dict[str, Any]) -> List[str]:
+    metrics = meta.get("metrics") or {}
+    lines = [f"training history ({history_note(meta)}):"]
+    if "epoch" in metrics:
+        lines.append(f"  chosen at epoch {metrics['epoch']} by {metrics.get('selection', '?')}")
+    for name, value in metrics.items():
+        if isinstance(value, dict) and "miou" in value:
+            frames = f" ({value['frames']} frames)" if "frames" in value else ""
+            lines.append(f"  {name}: {100 * value['miou']:.1f} mIoU, "
+                         f"{100 * value['global_acc']:.1f} % global accuracy{frames}")
+    if meta.get("history"):
+        lines.append(f"  how it was made: {meta['history']}")
+    args = meta.get("train_args") or {}
+    if args:
+        lines.append("  training arguments (paths relative to the run's folder on the machine "
+                     "that trained it):")
+        lines += [f"    {key}: {value}{_ARG_NOTES.get(key, '') if value else ''}"
+                  for key, value in args.items()]
+    return lines
+
+
+_ARG_NOTES = {"init_weights": "  (the checkpoint this run started from, not shipped)",
+              "resume": "  (the checkpoint this run continued)"}
+
+
+def _print_checkpoint(info: Dict[str, Any]) -> None:
+    size = info.get("input_size")
+    print(f"checkpoint: {info['path']}")
+    print(f"model: CANet with {info['backbone']}, {info['params']:,} parameters, "
+          f"{info['num_classes']} classes ({info.get('class_set')}), input "
+          f"{'x'.join(map(str, size)) if size else 'not recorded'}")
+    print(f"classes: {', '.join(info.get('class_names') or [])}")
+    print(f"class-prior correction: {info.get('prior_correction') or 0:g}"
+          f"{' (folded into the classifier bias)' if info.get('prior_correction') else ''}")
+    for line in _figures_lines(info) + _history_lines(info):
+        print(line)
+
+
 def run(args: argparse.Namespace) -> int:
     # A bad checkpoint raises CheckpointError: run_command prints it as "error:", status 1.
     if args.checkpoint:
         info = _checkpoint_info(args.checkpoint)
+        info["metrics_note"] = history_note(info)
     else:
         info = describe(args.backbone, args.num_classes, args.height, args.width)
     if args.json:
         print(json.dumps(info, indent=None, default=str))
+        return 0
+    if args.checkpoint:
+        _print_checkpoint(info)
         return 0
     for key, value in info.items():
         print(f"{key:>14}: {value}")
