@@ -182,9 +182,25 @@ def test_bad_requests_are_one_line_errors(tmp_path, capsys, args, message):
     args = [str(tmp_path / "none.pt") if a == "NOFILE" else a for a in args]
     assert main(["export", "--out", str(out), *args]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("canet export: error: ") and message in err[-1]
+    assert len(err) == 1, err  # nothing announced before the error
+    assert err[0].startswith("canet export: error: ") and message in err[0]
     assert out.read_bytes() == b"earlier export"  # nothing overwritten
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.onnx"]  # no temp files
+
+
+def test_an_interrupted_export_leaves_the_earlier_file(tmp_path, capsys, monkeypatch):
+    from canet_ros import export_onnx
+
+    out = tmp_path / "old.onnx"
+    out.write_bytes(b"earlier export")
+
+    def interrupted(data, metadata):  # Ctrl-C once the graph is traced, before the write
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_onnx, "_annotate", interrupted)
+    assert main(["export", "--out", str(out)]) == 130
+    assert out.read_bytes() == b"earlier export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.onnx"]
 
 
 def test_cuda_without_cuda_is_an_error(tmp_path, capsys):
