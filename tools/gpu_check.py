@@ -81,7 +81,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work", type=Path, default=None,
                    help="scratch folder (default /tmp/gpu_check_work; dry run .gpu_check/work)")
     p.add_argument("--budget-s", type=float, default=None,
-                   help="wall time for everything (default 450; dry run 300)")
+                   help="wall time for everything (default 450; dry run 900, for starved "
+                   "CPUs)")
     p.add_argument("--train-s", type=float, default=None,
                    help="CANet1's training box, start-up included (default 170; dry run 40)")
     p.add_argument("--steps", default=",".join(STEPS),

@@ -68,7 +68,9 @@ def target_checks(bench: dict[str, Any]) -> dict[str, Any]:
 def _bench_line(run: dict[str, Any]) -> str:
     r = run.get("report")
     if not r:
-        why = run.get("skipped") or f"failed (rc {run.get('rc')}, see logs)"
+        why = run.get("skipped") or ("stopped at its box before measuring" if
+                                     run.get("timed_out") else
+                                     f"failed (rc {run.get('rc')}, see logs)")
         return f"  {run['name']:<22} {why}"
     graph = "graph" if run.get("graph_captured") else "no graph"
     if run.get("timed_out"):

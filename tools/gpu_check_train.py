@@ -177,7 +177,7 @@ def step_train(ctx: Context) -> dict[str, Any]:
             models[tag] = {"backbone": backbone, "skipped": "not asked (--models)"}
             continue
         seconds = ctx.left() - SUMMARY_S - POST_S[mode]
-        if tag == "canet1":
+        if tag == "canet1" or ctx.dry:  # CANet2 takes what is left, except in a dry run
             seconds = min(seconds, ctx.train_s)
         if seconds < MIN_TRAIN_S[mode]:
             models[tag] = {"backbone": backbone, "skipped": f"{seconds:.0f} s left for training"}
