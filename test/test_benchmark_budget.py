@@ -23,6 +23,7 @@ import pytest
 
 from canet_ros import benchmark
 from canet_ros.benchmark import timing
+from canet_ros.benchmark.frames import FramePipeline
 from canet_ros.cli import benchmark as cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -76,7 +77,7 @@ def test_the_run_says_up_front_how_long_it_will_take(capsys, monkeypatch):
 
 
 def _interrupt_run_timed(monkeypatch, on_call: int) -> None:
-    real, calls = benchmark._Pipeline.run_timed, {"n": 0}
+    real, calls = FramePipeline.run_timed, {"n": 0}
 
     def run_timed(self):
         calls["n"] += 1
@@ -84,7 +85,7 @@ def _interrupt_run_timed(monkeypatch, on_call: int) -> None:
             raise KeyboardInterrupt
         return real(self)
 
-    monkeypatch.setattr(benchmark._Pipeline, "run_timed", run_timed)
+    monkeypatch.setattr(FramePipeline, "run_timed", run_timed)
 
 
 def test_ctrl_c_mid_run_prints_the_complete_rounds_as_json(capsys, monkeypatch):

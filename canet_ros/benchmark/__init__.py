@@ -21,22 +21,18 @@ comes from one run, so ratios share the same noise. Fields: docs/performance.md.
 """
 from __future__ import annotations
 
-import array
 import os
 import resource
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import cv2
 import numpy as np
 
 from ..inference import SegmentationEngine
-from ..progress import progress as progress_bar
+from .frames import FramePipeline, load_frame, make_image_msg
 from .timing import (
     auto_iters,
     complete_rounds,
@@ -54,124 +50,6 @@ __all__ = ["STAGES", "load_frame", "make_image_msg", "matmul_gflops", "run_bench
 # The per-stage breakdown of pipeline_all, in order (docs/performance.md).
 STAGES = ("decode", "preprocess", "model", "upsample_argmax", "colour", "overlay",
           "confidence", "encode")
-
-
-def make_image_msg(frame_bgr: np.ndarray) -> SimpleNamespace:
-    """Return a sensor_msgs/Image look-alike: a bgr8 frame in an array('B'), as rclpy does."""
-    from ..image_codec import array_to_image_fields
-
-    fields = array_to_image_fields(frame_bgr, "bgr8")
-    fields["data"] = array.array("B", fields["data"])
-    return SimpleNamespace(**fields)
-
-
-def _synthetic_frame(height: int, width: int) -> np.ndarray:
-    """Smooth gradients plus noise: looks like nothing, for machines without the sample."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:height, 0:width]
-    base = np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1),
-                     (xx + yy) * 255 // max(width + height - 2, 1)], axis=-1)
-    noise = rng.integers(-20, 21, size=base.shape)
-    return np.clip(base + noise, 0, 255).astype(np.uint8)
-
-
-def _sample_frame() -> np.ndarray:
-    """The first CamVid frame of the bundled sample bag (480x360, BGR)."""
-    from rosbags.highlevel import AnyReader
-    from rosbags.typesys import Stores, get_typestore
-
-    from ..bag.sample import SAMPLE_BAG, SAMPLE_IMAGE_TOPIC
-    from ..image_codec import compressed_to_array
-
-    with AnyReader([SAMPLE_BAG], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as bag:
-        connections = [c for c in bag.connections if c.topic == SAMPLE_IMAGE_TOPIC]
-        for connection, _, raw in bag.messages(connections=connections):
-            return compressed_to_array(bag.deserialize(raw, connection.msgtype), "bgr")
-    raise ValueError(f"{SAMPLE_BAG}: no {SAMPLE_IMAGE_TOPIC} message")
-
-
-def load_frame(source: str, size: tuple[int, int]) -> tuple[np.ndarray, str]:
-    """A BGR frame of ``size`` (W, H) and what it is: "sample", "synthetic" or an image file.
-
-    The frame's content sets how many cells have mixed labels, i.e. part of the cost:
-    a real street scene (the default) gives representative figures.
-    """
-    if source == "synthetic":
-        return _synthetic_frame(size[1], size[0]), f"synthetic at {size[0]}x{size[1]}"
-    if source == "sample":
-        frame = _sample_frame()
-        name = "sample (CamVid 0016E5, bundled bag)"
-    else:
-        frame = cv2.imread(str(Path(source).expanduser()), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise ValueError(f"--image {source}: not an image file OpenCV can read")
-        name = str(source)
-    if frame.shape[:2] != (size[1], size[0]):
-        frame = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(frame), f"{name} at {size[0]}x{size[1]}"
-
-
-OUTPUTS = ("labels", "color", "overlay", "confidence")
-
-
-def _fill_outputs(result: Any, order: str, outs: dict[str, Any]) -> None:
-    from ..image_codec import fill_image
-
-    labels = "mono8" if result.labels.dtype == np.uint8 else "mono16"
-    fill_image(outs["labels"], result.labels, labels)
-    if result.color is not None:
-        fill_image(outs["color"], result.color, "rgb8")
-    if result.overlay is not None:
-        fill_image(outs["overlay"], result.overlay, order + "8")
-    if result.confidence is not None:
-        fill_image(outs["confidence"], result.confidence, "mono8")
-
-
-class _Pipeline:
-    """What the ROS node does per message: decode, infer, fill the output Images."""
-
-    def __init__(self, engine: SegmentationEngine, msg: Any):
-        self.engine, self.msg = engine, msg
-        self.outs = {k: SimpleNamespace(header=None, data=None) for k in OUTPUTS}
-        self.stages: list[dict[str, float]] = []
-
-    def decode(self) -> tuple[np.ndarray, str]:
-        from ..image_codec import native_order, to_frame
-
-        order = native_order(self.msg)
-        return to_frame(self.msg, order), order
-
-    def run(self, **flags: bool) -> None:
-        frame, order = self.decode()
-        _fill_outputs(self.engine.infer(frame, order, **flags), order, self.outs)
-
-    def run_timed(self) -> None:
-        """All four outputs, recording each stage's time."""
-        start = time.perf_counter()
-        frame, order = self.decode()
-        decoded = time.perf_counter()
-        result, stages = self.engine.infer_timed(frame, order, color=True, overlay=True,
-                                                 confidence=True)
-        inferred = time.perf_counter()
-        _fill_outputs(result, order, self.outs)
-        stages["decode"] = (decoded - start) * 1000.0
-        # On CUDA the device-to-host copy is part of getting the messages out.
-        stages["encode"] = (time.perf_counter() - inferred) * 1000.0 + stages.pop("download", 0)
-        self.stages.append(stages)
-
-    def stream_ms(self, iters: int, progress: bool) -> float:
-        """Mean ms per message through infer_many (one frame in flight: the CUDA throughput)."""
-        from ..image_codec import native_order, to_frame
-
-        order = native_order(self.msg)
-        frames = (to_frame(self.msg, order) for _ in range(iters))
-        results = self.engine.infer_many(frames, order, color=True, overlay=True)
-        start = time.perf_counter()
-        for result in progress_bar(results, total=iters, desc="stream", unit="frame",
-                                   file=sys.stderr, disable=not progress, leave=False):
-            _fill_outputs(result, order, self.outs)
-        sync(self.engine.device_type)
-        return (time.perf_counter() - start) * 1000.0 / iters
 
 
 def _peak_rss_mb() -> float:
@@ -223,7 +101,7 @@ def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int =
     engine_kw = dict(backbone=backbone, device=device, precision=precision,
                      resolution=(width, height), runtime=runtime)
     engine = SegmentationEngine(checkpoint, **engine_kw)
-    pipe = _Pipeline(engine, make_image_msg(frame_bgr))
+    pipe = FramePipeline(engine, make_image_msg(frame_bgr))
     x = engine.prepare_model_input(np.ascontiguousarray(
         cv2.resize(frame_bgr, (width, height), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]))
     fns = {"model": lambda: engine.run_model(x),
@@ -251,7 +129,7 @@ def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int =
     return _assemble(engine, pipe, m, compare, tta_scales)
 
 
-def _time_everything(m: _Measured, engine: SegmentationEngine, pipe: _Pipeline,
+def _time_everything(m: _Measured, engine: SegmentationEngine, pipe: FramePipeline,
                      fns: dict[str, Callable[[], Any]], iters: int | None,
                      matmul_size: int | None, progress: bool) -> None:
     """One round sizes the run and says how long it will take; then the timed rounds."""
@@ -276,7 +154,7 @@ def _time_everything(m: _Measured, engine: SegmentationEngine, pipe: _Pipeline,
     m.reference_gflops = matmul_gflops(engine.device_type, m.matmul_size)
 
 
-def _assemble(engine: SegmentationEngine, pipe: _Pipeline, m: _Measured, compare: bool,
+def _assemble(engine: SegmentationEngine, pipe: FramePipeline, m: _Measured, compare: bool,
               tta_scales: Sequence[float] | None) -> dict[str, Any]:
     """The report from complete rounds only; what was not measured is None."""
     times = complete_rounds(m.times)
@@ -322,7 +200,7 @@ def _tta_fns(engine: SegmentationEngine, x: Any, scales: Sequence[float], msg: A
     from .tta import tta_fns
 
     say("building a second engine with test-time augmentation (segment-bag --tta)", progress)
-    tta_pipe = _Pipeline(SegmentationEngine(checkpoint, tta=True, **engine_kw), msg)
+    tta_pipe = FramePipeline(SegmentationEngine(checkpoint, tta=True, **engine_kw), msg)
     fns = tta_fns(engine, x, scales, tta_pipe.run)
     for fn in fns.values():  # first calls (lazy model load, allocations) stay untimed
         fn()

@@ -42,7 +42,7 @@ def _say(text: str, enabled: bool) -> None:
 def cpu_precision_fns(engine: SegmentationEngine, graph: bytes, x_np: np.ndarray, msg: Any,
                       progress: bool = True) -> tuple[dict[str, Callable[[], Any]], list[str]]:
     """Timed calls for each CPU precision and OpenVINO session, and notes (features, skips)."""
-    from . import _Pipeline
+    from .frames import FramePipeline
 
     native = cpu_precisions()
     notes = [f"CPU features: {' '.join(relevant_features()) or 'none of avx512/vnni/amx'}; "
@@ -56,7 +56,7 @@ def cpu_precision_fns(engine: SegmentationEngine, graph: bytes, x_np: np.ndarray
         other = SegmentationEngine(engine.checkpoint_path, backbone=engine.backbone,
                                    device="cpu", precision=precision,
                                    resolution=engine.resolution)
-        pipe = _Pipeline(other, msg)
+        pipe = FramePipeline(other, msg)
         fns[f"engine_{precision}_model"] = lambda e=other: e.run_model(x_np)
         fns[f"engine_{precision}_pipeline"] = lambda p=pipe: p.run(color=True, overlay=True)
         notes.append(f"engine_{precision}: {other.runtime}")
