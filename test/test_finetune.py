@@ -178,3 +178,17 @@ def test_init_weights_missing_file_is_clear(tmp_path):
     root = make_camvid_tree(tmp_path / "camvid")
     with pytest.raises(CheckpointError, match="nope.pt: no such checkpoint"):
         Trainer(tiny_config(root, tmp_path / "run", init_weights=str(tmp_path / "nope.pt")))
+
+
+def test_fewer_frames_than_a_batch_still_train(tmp_path):
+    # Three labelled frames and a batch of five: an epoch is one batch of repeated frames.
+    root = make_camvid_tree(tmp_path / "camvid", frames=3)
+    trainer = Trainer(tiny_config(root, tmp_path / "run", batch_size=5, epochs=2))
+    assert trainer.steps_per_epoch == 1
+    seen = []
+    original = trainer._train_step
+    trainer._train_step = lambda images, labels: (seen.append(images.shape[0]),
+                                                  original(images, labels))[1]
+    trainer.fit()
+    assert seen == [5, 5]
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["train_state"]["global_step"] == 2

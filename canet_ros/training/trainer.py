@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from ..checkpoint import build_metadata, read_checkpoint, save_checkpoint
 from ..models import build_canet
@@ -126,6 +126,10 @@ class Trainer:
         cfg = self.cfg
         sampler = (DistributedSampler(self.data.train, shuffle=True, seed=cfg.seed,
                                       drop_last=True) if self.dist.enabled else None)
+        if sampler is None and len(self.data.train) < cfg.batch_size:
+            # Fewer labelled frames than a batch: one batch an epoch, frames repeated (each
+            # with its own random crop), instead of no batch at all.
+            sampler = RandomSampler(self.data.train, num_samples=cfg.batch_size)
         return DataLoader(self.data.train, batch_size=cfg.batch_size, shuffle=sampler is None,
                           sampler=sampler, num_workers=cfg.workers, drop_last=True,
                           pin_memory=self.device.type == "cuda")
