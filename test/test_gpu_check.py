@@ -84,7 +84,7 @@ def test_tests_step_runs_exactly_the_cuda_tests_and_counts_them(tmp_path):
         def test_not_selected(): assert False, "a CPU test must not run in this step"
         """))
     ctx = Context(repo=tmp_path, out=tmp_path / "out", work=tmp_path / "work",
-                  payload=tmp_path / "payload", data=None, dry=True, budget_s=120.0,
+                  payload=tmp_path / "payload", data=None, dry=True, budget_s=1000.0,
                   train_s=10.0, bench_limit=None, env={"PATH": "/usr/bin:/bin"})
     res = step_tests(ctx)
     assert res["selected"] == ["test/test_gated.py::test_one", "test/test_gated.py::test_two"]
