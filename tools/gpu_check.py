@@ -166,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     _add_prepare(sub)
     _add_run(sub)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `... | head`: stop quietly with the project's status
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
