@@ -192,11 +192,12 @@ def test_ros2_launch_with_every_argument(colcon_workspace, domain, probe_context
         check_parameters(colcon_workspace, domain.env, arguments)
         check_label_info(listener, "/lt/segmentation/label_info")
         check_diagnostics(listener)
-    finally:
         stop_all(camera)
+        check_sigint(launch)
+    finally:  # a failed check must not leave the launch running for the rest of the run
+        stop_all(camera, launch)
         if listener is not None:
             listener.close()
-    check_sigint(launch)
 
 
 def check_parameters(workspace, env, arguments):
@@ -274,6 +275,7 @@ def test_a_wrong_argument_stops_the_launch_in_one_line(colcon_workspace, domain,
     name, value = argument.split(":=")
     launch = ros2_launch(colcon_workspace, domain.env, launch_file, **{name: value})
     code = launch.wait(120)
+    launch.stop()  # before the node starts, were the argument accepted
     errors = [line for _, line in launch.lines if "[ERROR]" in line]
     assert code == 1, launch.output
     assert len(errors) == 1 and words in errors[0], launch.output
@@ -325,11 +327,12 @@ def test_multi_camera_launch_runs_both_nodes(colcon_workspace, domain, probe_con
             labels = as_array(msgs[rear["labels"]])
             assert labels.shape == frame.shape[:2]
             assert (labels == reference.infer(frame, "bgr").labels).mean() >= 0.999
-    finally:
         stop_all(*cameras)
+        check_sigint(launch)
+    finally:
+        stop_all(*cameras, launch)
         if listener is not None:
             listener.close()
-    check_sigint(launch)
 
 
 def spin_until_two_ready(launch, timeout=START_TIMEOUT_S):

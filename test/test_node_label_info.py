@@ -52,7 +52,9 @@ def start(namespace, checkpoint, env=None, name="node"):
             CONFIG, "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu", "-p",
             "resolution:=64x64", "-p", f"image_topic:=/{namespace}/image_raw"]
     run = RosProcess(argv, env or node_env(), name)
-    assert run.wait_line("ready:", START_TIMEOUT_S) is not None, run.output
+    if run.wait_line("ready:", START_TIMEOUT_S) is None:
+        run.stop()
+        pytest.fail(f"{name} never became ready:\n{run.output}")
     return run
 
 
