@@ -63,12 +63,13 @@ class OpenVinoRunner:
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if isinstance(onnx_model, Path):
-            # Only a file has a stable identity for the compiled-model cache.
+            # Only a file has a stable identity for the compiled-model cache; given the
+            # path, a cache hit skips reading and converting the ONNX file altogether.
             config["CACHE_DIR"] = str(cache_dir() / "openvino")
-            model = core.read_model(str(onnx_model))
+            self.compiled = core.compile_model(str(onnx_model), "CPU", config)
         else:
             model = core.read_model(onnx_model, ov.Tensor(np.empty(0, np.uint8)))
-        self.compiled = core.compile_model(model, "CPU", config)
+            self.compiled = core.compile_model(model, "CPU", config)
         self._request = self.compiled.create_infer_request()
         self.precision = precision
         width, height = size
