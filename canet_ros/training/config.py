@@ -246,9 +246,10 @@ def validate(cfg: TrainConfig) -> None:
                          f"not {cfg.train_layers!r}")
     if cfg.steps is not None and cfg.steps < 1:
         raise ValueError(f"steps must be at least 1, got {cfg.steps}")
-    if not (0.0 <= cfg.replay_ratio <= 100.0) or (cfg.replay_ratio > 0) != bool(
-            cfg.replay_dataset):
-        raise ValueError("replay needs both replay_dataset and a replay_ratio in (0, 100]")
+    if not (0.0 <= cfg.replay_ratio <= 100.0) or (cfg.replay_ratio > 0 and not
+                                                  cfg.replay_dataset):
+        raise ValueError("replay_ratio must be in [0, 100] (0 = no replay) and needs a "
+                         "replay_dataset")
     names = [v.get("name") for v in cfg.val_sets]
     if cfg.holdout:
         names.append(holdout_set_name(cfg.holdout))
