@@ -160,3 +160,31 @@ def test_evaluate_scores_a_folder_dataset_with_its_own_classes(finetuned):
     assert result["global_acc"] == pytest.approx(acc, abs=1e-6)
     with pytest.raises(CheckpointError, match=r"start\.pt.*11 classes.*has 5: \['road'"):
         evaluate_checkpoint(str(finetuned["start"]), "folder", str(data), "val")
+
+
+def test_replay_mixes_original_frames_with_labels_mapped_to_the_new_classes(finetuned, tmp_path):
+    from test_training import make_camvid_tree
+
+    from canet_ros.data import build_dataset
+    from canet_ros.training.data_setup import build_data
+
+    camvid = make_camvid_tree(tmp_path / "camvid", frames=6)  # classes Sky, Building, Road, Car
+    root = finetuned["root"]
+    cfg = merge_config({}, {
+        "dataset": "folder", "data_root": str(root / "data"),
+        "init_weights": str(finetuned["start"]), "class_map": str(root / "map.yaml"),
+        "replay_dataset": "camvid", "replay_root": str(camvid), "replay_split": "train+val",
+        "replay_exclude": ["0016E5"], "replay_ratio": 0.5, "val_sets": [], "cache": False})
+    data = build_data(cfg, verbose=False)
+    # 6 own frames + round(0.5 * 6) = 3 of the 6 CamVid frames left after the exclusion.
+    assert len(data.train) == 9 and data.train.count(1) == 3
+    assert all(data.train.name(i).startswith("0006R0") for i in range(6, 9))
+    camvid_ds = build_dataset("camvid", camvid, "train")
+    for i in range(6, 9):
+        _, mapped = data.train.load(i)
+        raw = camvid_ds.load(camvid_ds.pairs.index(data.train.pairs[i]))[1]
+        # By hand: Road -> road (0), Car -> vehicle (2); Sky, Building, void -> ignore (255).
+        expected = np.full_like(raw, 255)
+        expected[raw == 3], expected[raw == 8] = 0, 2
+        np.testing.assert_array_equal(mapped, expected)
+    assert set(np.unique(mapped)) <= {0, 2, 255}
