@@ -28,6 +28,7 @@ from typing import Any, Callable, List, Optional
 
 from .. import __version__
 from ..errors import CanetError
+from .argtypes import int_at_least
 
 # Each module exposes add_parser(subparsers) and run(args) -> int.
 SUBCOMMANDS = ("info", "train", "evaluate", "benchmark", "segment_bag", "export",
@@ -55,13 +56,7 @@ log = logging.getLogger("canet_ros.cli")
 
 def positive_int(text: str) -> int:
     """argparse type: an integer of at least 1 (a usage error otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+    return int_at_least(text, 1)
 
 
 def tta_scale(text: str) -> float:

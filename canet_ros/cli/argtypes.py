@@ -22,15 +22,20 @@ import re
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
-def non_negative_int(text: str) -> int:
-    """An integer of at least 0."""
+def int_at_least(text: str, low: int) -> int:
+    """An integer of at least ``low`` (an argparse usage error otherwise)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 0")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least {low}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer of at least 0."""
+    return int_at_least(text, 0)
 
 
 def width_x_height(text: str) -> tuple[int, int]:
