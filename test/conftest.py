@@ -35,6 +35,35 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:lark.utils")
 
 
+def _propagating(name: str) -> bool:
+    return name == "canet_ros" or name.startswith("canet_ros.")
+
+
+@pytest.fixture(autouse=True)
+def canet_logs_reach_caplog(monkeypatch):
+    """Keep the package's log records flowing to pytest's capture.
+
+    The launch_pytest plugin imports ``launch``, whose logger class never propagates to the
+    root logger; loggers of ours made after that would bypass caplog. (A plain ``canet``
+    process never imports launch.)
+    """
+    import logging
+
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if _propagating(name) and isinstance(logger, logging.Logger):
+            logger.propagate = True
+    base = logging.getLoggerClass()
+    if base is not logging.Logger:
+        class Propagating(base):
+            def __init__(self, name, *args, **kwargs):
+                super().__init__(name, *args, **kwargs)
+                if _propagating(name):
+                    self.propagate = True
+
+        monkeypatch.setattr(logging.Logger.manager, "loggerClass", Propagating)
+    yield
+
+
 def pytest_terminal_summary(terminalreporter):
     """Figures the ROS system tests measured (start-up, shutdown, delivery): shown, not tested."""
     processes = sys.modules.get("ros_processes")

@@ -64,8 +64,10 @@ def expected_scores(checkpoint: Path, resolution: str) -> tuple[float, dict, lis
 def test_sample_shortcut_selects_ground_truth(tmp_path, capsys):
     ckpt = make_checkpoint(tmp_path)
     out = tmp_path / "out"
+    # fp32, as the reference engine below runs (the CPU default, auto, may pick int8).
     rc, stdout, err = run_cli(["sample", "--out", str(out), "--checkpoint", str(ckpt),
-                               "--resolution", "96x72", "--video", "--json"], capsys)
+                               "--resolution", "96x72", "--video", "--json",
+                               "--precision", "fp32"], capsys)
     assert rc == 0, err
     short = json.loads(stdout)
     report = json.loads((out / "report.json").read_text())

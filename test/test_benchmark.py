@@ -112,8 +112,22 @@ def test_cli_json_with_compare(capsys):
     report = json.loads(capsys.readouterr().out)
     check_report(report, "onnxruntime", frame=(80, 48))
     compare = report["compare"]
-    assert set(compare) == {"lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large",
-                            "onnxruntime_canet", "torch_canet"}
+    from canet_ros.inference.cpu_features import cpu_precisions
+    from canet_ros.inference.cpu_runners import runtime_for
+    from canet_ros.inference.openvino_runner import openvino_available
+
+    # The peers, then the engine at each precision this CPU runs (runtime installed), and
+    # OpenVINO's own sessions where it is installed (bf16 only on a CPU with bf16).
+    expected = {"lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large",
+                "onnxruntime_canet", "torch_canet"}
+    native = cpu_precisions()
+    for precision in native:
+        if runtime_for(precision) is not None:
+            expected |= {f"engine_{precision}_model", f"engine_{precision}_pipeline"}
+    if openvino_available():
+        expected |= {"openvino_f32_canet"} | ({"openvino_bf16_canet"} if "bf16" in native
+                                              else set())
+    assert set(compare) == expected
     for name, value in compare.items():
         assert isinstance(value, float) and value > 0, name
 
