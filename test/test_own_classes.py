@@ -188,3 +188,15 @@ def test_replay_mixes_original_frames_with_labels_mapped_to_the_new_classes(fine
         expected[raw == 3], expected[raw == 8] = 0, 2
         np.testing.assert_array_equal(mapped, expected)
     assert set(np.unique(mapped)) <= {0, 2, 255}
+
+
+def test_missing_replay_data_says_how_to_train_without_it(finetuned, tmp_path):
+    from canet_ros.errors import DatasetError
+    from canet_ros.training.data_setup import build_data
+
+    root = finetuned["root"]
+    cfg = merge_config({}, {
+        "dataset": "folder", "data_root": str(root / "data"), "replay_dataset": "camvid",
+        "replay_root": str(tmp_path / "no_camvid"), "replay_ratio": 1.0, "val_sets": []})
+    with pytest.raises(DatasetError, match=r"no_camvid.*--replay-ratio 0"):
+        build_data(cfg, verbose=False)

@@ -33,6 +33,7 @@ from ..data import (
     dataset_class_set,
 )
 from ..data import compute_mean_std as _mean_std
+from ..errors import DatasetError
 from .config import TrainConfig, holdout_set_name
 from .losses import class_pixel_counts, enet_class_weights
 from .replay import MixedDataset, replay_indices
@@ -107,8 +108,13 @@ def with_replay(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
     old_cs = dataset_class_set(cfg.replay_dataset, cfg.replay_root)
     plan = plan_transfer(old_cs.names, cs.names,
                          load_class_map(cfg.class_map) if cfg.class_map else None)
-    replay = build_dataset(cfg.replay_dataset, cfg.replay_root, cfg.replay_split,
-                           exclude=cfg.replay_exclude or None, cache=cfg.cache)
+    try:
+        replay = build_dataset(cfg.replay_dataset, cfg.replay_root, cfg.replay_split,
+                               exclude=cfg.replay_exclude or None, cache=cfg.cache)
+    except DatasetError as exc:
+        # The own-data config replays CamVid by default; a robot's laptop may not have it.
+        raise DatasetError(f"replay data ({cfg.replay_dataset}): {exc}; point --replay-root "
+                           f"at it, or pass --replay-ratio 0 to train without replay") from exc
     lut = label_lut(plan, old_cs.ignore_index, cs.ignore_index)
     replay.label_map = lut if replay.label_map is None else lut[replay.label_map]
     picks = replay_indices(len(replay), round(cfg.replay_ratio * len(train)), cfg.seed)
