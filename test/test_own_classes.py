@@ -176,11 +176,12 @@ def test_replay_mixes_original_frames_with_labels_mapped_to_the_new_classes(fine
         "replay_dataset": "camvid", "replay_root": str(camvid), "replay_split": "train+val",
         "replay_exclude": ["0016E5"], "replay_ratio": 0.5, "val_sets": [], "cache": False})
     data = build_data(cfg, verbose=False)
-    # 6 own frames + round(0.5 * 6) = 3 of the 6 CamVid frames left after the exclusion.
-    assert len(data.train) == 9 and data.train.count(1) == 3
-    assert all(data.train.name(i).startswith("0006R0") for i in range(6, 9))
+    # 6 own frames + the 6 CamVid frames left after the exclusion, of which an epoch
+    # draws round(0.5 * 6) = 3.
+    assert len(data.train) == 12 and data.train.count(1) == 6 and data.train.per_epoch == 3
+    assert all(data.train.name(i).startswith("0006R0") for i in range(6, 12))
     camvid_ds = build_dataset("camvid", camvid, "train")
-    for i in range(6, 9):
+    for i in range(6, 12):
         _, mapped = data.train.load(i)
         raw = camvid_ds.load(camvid_ds.pairs.index(data.train.pairs[i]))[1]
         # By hand: Road -> road (0), Car -> vehicle (2); Sky, Building, void -> ignore (255).

@@ -22,7 +22,7 @@ from torch import nn
 
 from canet_ros.errors import DatasetError
 from canet_ros.models import build_canet
-from canet_ros.training.replay import replay_indices
+from canet_ros.training.replay import ReplaySampler, replay_per_epoch
 from canet_ros.training.transfer import (
     adapt_model,
     freeze_layers,
@@ -127,12 +127,41 @@ def test_freeze_rejects_unknown_choice():
         freeze_layers(build_canet("mobilenetv2", 3), "backbone")
 
 
-def test_replay_indices_are_distinct_spread_and_seeded():
-    picks = replay_indices(100, 10, seed=3)
-    assert len(picks) == 10 == len(set(picks))
-    assert all(0 <= p < 100 for p in picks)
-    # One pick in each tenth of the set.
-    assert sorted(p // 10 for p in picks) == list(range(10))
-    assert picks == replay_indices(100, 10, seed=3)
-    assert picks != replay_indices(100, 10, seed=4)
-    assert replay_indices(5, 10, seed=0) == [0, 1, 2, 3, 4]
+def _epochs(sampler, n):
+    return [list(sampler) for _ in range(n)]
+
+
+def test_replay_sampler_takes_every_own_frame_and_fresh_originals_each_epoch():
+    torch.manual_seed(0)
+    sampler = ReplaySampler(own=4, pool=30, per_epoch=4)
+    epochs = _epochs(sampler, 20)
+    for order in epochs:
+        assert len(order) == len(sampler) == 8
+        assert sorted(i for i in order if i < 4) == [0, 1, 2, 3]  # each own frame once
+        drawn = [i for i in order if i >= 4]
+        assert len(drawn) == len(set(drawn)) == 4 and all(4 <= i < 34 for i in drawn)
+    # Drawn afresh: 20 epochs of 4 draws from 30 frames reach most of them, not one fixed 4.
+    assert len({i for order in epochs for i in order if i >= 4}) >= 25
+    # The draws follow torch's global generator: the same seed, the same epochs.
+    torch.manual_seed(0)
+    assert _epochs(sampler, 20) == epochs
+
+
+def test_replay_sampler_tops_up_to_a_batch_and_splits_ranks():
+    torch.manual_seed(1)
+    small = list(ReplaySampler(own=2, pool=3, per_epoch=2, min_len=8))
+    assert len(small) == 8 and {0, 1} <= set(small) and all(0 <= i < 5 for i in small)
+    state = torch.get_rng_state()
+    ranks = []
+    for rank in range(2):
+        torch.set_rng_state(state)
+        ranks.append(list(ReplaySampler(own=6, pool=10, per_epoch=6, rank=rank, world=2)))
+    assert len(ranks[0]) == len(ranks[1]) == 6 and not set(ranks[0]) & set(ranks[1])
+    assert sorted(i for r in ranks for i in r if i < 6) == list(range(6))
+
+
+def test_replay_per_epoch_is_the_ratio_capped_by_the_set():
+    assert replay_per_epoch(20, 300, 1.0) == 20
+    assert replay_per_epoch(20, 300, 2.5) == 50
+    assert replay_per_epoch(20, 30, 2.0) == 30
+    assert replay_per_epoch(20, 300, 0.0) == 0

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
+import numpy as np
+
 from ..checkpoint import read_checkpoint, resolve_checkpoint
 from ..classes import ClassSet
 from ..data import (
@@ -36,7 +38,7 @@ from ..data import compute_mean_std as _mean_std
 from ..errors import DatasetError
 from .config import TrainConfig, holdout_set_name
 from .losses import class_pixel_counts, enet_class_weights
-from .replay import MixedDataset, replay_indices
+from .replay import MixedDataset, replay_per_epoch
 from .transfer import label_lut, load_class_map, plan_transfer
 
 
@@ -56,6 +58,17 @@ class DataBundle:
 def _labels(ds: SegmentationDataset):
     for i in range(len(ds)):
         yield ds.load(i)[1]
+
+
+def _pixel_counts(train: SegmentationDataset, cs: ClassSet) -> np.ndarray:
+    """Class pixels as training sees them: replayed frames weighted by how often they are."""
+    if not isinstance(train, MixedDataset):
+        return class_pixel_counts(_labels(train), cs.num_classes, cs.ignore_index)
+    own, pool = train.count(0), train.count(1)
+    counts = [class_pixel_counts((train.load(i)[1] for i in range(start, stop)),
+                                 cs.num_classes, cs.ignore_index)
+              for start, stop in ((0, own), (own, own + pool))]
+    return counts[0] + counts[1] * (train.per_epoch / max(pool, 1))
 
 
 def _fill_statistics(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
@@ -80,7 +93,7 @@ def _fill_statistics(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
             print(f"normalisation from {len(train)} training frames: mean={cfg.mean} "
                   f"std={cfg.std}", flush=True)
     if cfg.class_weights is None and cfg.class_weighting == "enet":
-        counts = class_pixel_counts(_labels(train), cs.num_classes, cs.ignore_index)
+        counts = _pixel_counts(train, cs)
         cfg.class_weights = [round(w, 6) for w in enet_class_weights(counts, cfg.enet_c)]
         if verbose:
             pairs = zip(cs.names, cfg.class_weights, strict=True)
@@ -117,11 +130,13 @@ def with_replay(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
                            f"at it, or pass --replay-ratio 0 to train without replay") from exc
     lut = label_lut(plan, old_cs.ignore_index, cs.ignore_index)
     replay.label_map = lut if replay.label_map is None else lut[replay.label_map]
-    picks = replay_indices(len(replay), round(cfg.replay_ratio * len(train)), cfg.seed)
+    mixed = MixedDataset([train, replay], [None, None], cache=cfg.cache)
+    mixed.per_epoch = replay_per_epoch(len(train), len(replay), cfg.replay_ratio)
     if verbose:
-        print(f"replay: {len(picks)} of {len(replay)} {cfg.replay_dataset} "
-              f"{cfg.replay_split} frames, classes {plan.describe()}", flush=True)
-    return MixedDataset([train, replay], [None, picks], cache=cfg.cache)
+        print(f"replay: {mixed.per_epoch} an epoch, drawn from {len(replay)} "
+              f"{cfg.replay_dataset} {cfg.replay_split} frames, classes {plan.describe()}",
+              flush=True)
+    return mixed
 
 
 def resolve_backbone(cfg: TrainConfig) -> str:

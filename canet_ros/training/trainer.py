@@ -41,6 +41,7 @@ from .config import TrainConfig, portable_train_args, save_config
 from .data_setup import DataBundle, build_data
 from .ema import ModelEMA
 from .mixing import cutmix, step_generator
+from .replay import MixedDataset, ReplaySampler
 from .runlog import RunLog
 from .schedule import PolyLR, poly_factor
 from .state import get_rng_state, seed_everything, set_rng_state
@@ -124,9 +125,14 @@ class Trainer:
     # -- construction -------------------------------------------------------------------
     def _train_loader(self) -> DataLoader:
         cfg = self.cfg
+        train = self.data.train
         sampler = (DistributedSampler(self.data.train, shuffle=True, seed=cfg.seed,
                                       drop_last=True) if self.dist.enabled else None)
-        if sampler is None and len(self.data.train) < cfg.batch_size:
+        if isinstance(train, MixedDataset) and train.per_epoch is not None:
+            sampler = ReplaySampler(train.count(0), train.count(1), train.per_epoch,
+                                    cfg.batch_size * self.dist.world_size,
+                                    self.dist.rank, self.dist.world_size)
+        elif sampler is None and len(self.data.train) < cfg.batch_size:
             # Fewer labelled frames than a batch: one batch an epoch, frames repeated (each
             # with its own random crop), instead of no batch at all.
             sampler = RandomSampler(self.data.train, num_samples=cfg.batch_size)
