@@ -48,9 +48,9 @@ def _proc_flags(path: Path = Path("/proc/cpuinfo")) -> frozenset[str] | None:
 
 def _openvino_flags() -> frozenset[str]:
     try:
-        import openvino as ov
+        from .openvino_runner import core  # the process's one Core (why: that module)
 
-        caps = set(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        caps = set(core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     except Exception:  # not installed, or no CPU plugin: fp32 only
         return frozenset()
     # OpenVINO names precisions, not instructions: map back to one flag each.

@@ -16,17 +16,27 @@
 
 Compiled models are cached by OpenVINO itself in ``<cache_dir>/openvino`` so a later
 start skips most of the compile.
+
+One ``ov.Core`` serves the whole process (:func:`core`), never one per runner: each Core
+loads its own CPU plugin, and each plugin swaps in a signal stack of its own
+(``sigaltstack``) on the thread that made it and, when destroyed, puts back the one it
+replaced, unmapping its own. Plugins destroyed in another order than they were made
+leave the thread's signal stack pointing at unmapped memory, and the next signal Python
+handles there (Ctrl-C, SIGTERM, the SIGCHLD of a DataLoader worker) kills the process
+with SIGSEGV (docs/performance.md, "Signals and forks").
 """
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .onnx_runtime import cache_dir
 
-__all__ = ["OpenVinoRunner", "openvino_available"]
+__all__ = ["OpenVinoRunner", "core", "openvino_available"]
 
 log = logging.getLogger("canet_ros.inference")
 # Our precision names -> OpenVINO's inference precision hint (for the layers a QDQ
@@ -40,6 +50,14 @@ def openvino_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+@functools.lru_cache(maxsize=1)
+def core() -> Any:
+    """The process's one ``openvino.Core``, kept until exit (why: the module's docstring)."""
+    import openvino as ov
+
+    return ov.Core()
 
 
 class OpenVinoRunner:
@@ -57,7 +75,6 @@ class OpenVinoRunner:
                  float_precision: str = "fp32"):
         import openvino as ov
 
-        core = ov.Core()
         hint = _HINTS[float_precision if precision == "int8" else precision]
         config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
         if threads:
@@ -66,10 +83,10 @@ class OpenVinoRunner:
             # Only a file has a stable identity for the compiled-model cache; given the
             # path, a cache hit skips reading and converting the ONNX file altogether.
             config["CACHE_DIR"] = str(cache_dir() / "openvino")
-            self.compiled = core.compile_model(str(onnx_model), "CPU", config)
+            self.compiled = core().compile_model(str(onnx_model), "CPU", config)
         else:
-            model = core.read_model(onnx_model, ov.Tensor(np.empty(0, np.uint8)))
-            self.compiled = core.compile_model(model, "CPU", config)
+            model = core().read_model(onnx_model, ov.Tensor(np.empty(0, np.uint8)))
+            self.compiled = core().compile_model(model, "CPU", config)
         self._request = self.compiled.create_infer_request()
         self.precision = precision
         width, height = size
