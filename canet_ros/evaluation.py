@@ -213,9 +213,11 @@ def _vis_hook(dataset, palette: np.ndarray, ignore_index: int, out_dir, count: i
 
 
 def engine_confusion(checkpoint: str, ds, size: Tuple[int, int], device: str, flip: bool,
-                     classes, hook: Optional[BatchHook], show_progress: bool
-                     ) -> Tuple[ConfusionMatrix, str]:
-    """Score ``ds`` through SegmentationEngine (fp32), reading the next frame meanwhile.
+                     classes, hook: Optional[BatchHook], show_progress: bool,
+                     precision: str = "fp32") -> Tuple[ConfusionMatrix, str, str]:
+    """Score ``ds`` through SegmentationEngine, reading the next frame meanwhile.
+
+    Returns the matrix, the runtime and the precision the engine ran (``auto`` resolved).
 
     Labels come out at the frame's size, which is the label's: the engine's exact frame
     path (the argmax of the bilinearly upsampled logits) at the engine's speed.
@@ -224,8 +226,8 @@ def engine_confusion(checkpoint: str, ds, size: Tuple[int, int], device: str, fl
 
     from .inference import SegmentationEngine
 
-    engine = SegmentationEngine(checkpoint, device=device, precision="fp32", resolution=size,
-                                output_size="input", tta=flip)
+    engine = SegmentationEngine(checkpoint, device=device, precision=precision,
+                                resolution=size, output_size="input", tta=flip)
     cm = ConfusionMatrix(classes.num_classes, classes.ignore_index)
     bar = progress(total=len(ds), desc="evaluate", unit="frame", disable=not show_progress)
     try:
@@ -241,7 +243,7 @@ def engine_confusion(checkpoint: str, ds, size: Tuple[int, int], device: str, fl
                 bar.update(1)
     finally:
         bar.close()
-    return cm, engine.runtime
+    return cm, engine.runtime, engine.precision
 
 
 def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str], split: str, *,
@@ -250,12 +252,15 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                         exclude: Optional[Sequence[str]] = None, batch_size: int = 1,
                         workers: int = 0, save_vis: Optional[str] = None, vis_count: int = 8,
                         tta: Optional[TTA] = None, show_progress: bool = False,
-                        prior_correction: Optional[float] = None) -> Dict[str, object]:
+                        prior_correction: Optional[float] = None,
+                        precision: str = "fp32") -> Dict[str, object]:
     """Score a checkpoint on one split; returns the JSON-ready summary.
 
     ``resolution`` = network input (W, H); default the checkpoint's training input size,
     else each frame's own size. ``split`` may join splits (``train+val``).
     ``prior_correction`` scores with that total strength instead of the checkpoint's own.
+    ``precision`` other than fp32 (and ``auto``, which there means fp32) needs the engine
+    path: the same engine, runtime and precision as segment-bag and the node.
     """
     from .checkpoint import CheckpointError, class_set_from_metadata, load_checkpoint
     from .data import EvalTransform, build_dataset, dataset_class_set
@@ -280,8 +285,12 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                    and prior_correction is None and hasattr(ds, "load")
                    and (tta is None or tuple(tta.scales) == (1.0,)))
     if engine_path:  # what segment-bag and the node run: as fast per frame, same labels
-        cm, runtime = engine_confusion(checkpoint, ds, size, device, tta is not None,
-                                       expected, hook, show_progress)
+        cm, runtime, precision = engine_confusion(checkpoint, ds, size, device, tta is not None,
+                                                  expected, hook, show_progress, precision)
+    elif precision not in ("fp32", "auto"):
+        raise ValueError(f"precision {precision!r} runs through the inference engine, which "
+                         f"this evaluation cannot use (multi-scale TTA, --prior-correction, "
+                         f"or a network input under 32 px or unset); use precision fp32")
     else:  # multi-scale TTA, a changed prior correction, or frames at their own size
         dev = torch.device(device)
         model = model.to(dev).eval()
@@ -289,10 +298,10 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                             pin_memory=dev.type == "cuda")
         cm = evaluate_loader(model, loader, expected.num_classes, expected.ignore_index, dev,
                              on_batch=hook, tta=tta, show_progress=show_progress)
-        runtime = "torch"
+        runtime, precision = "torch", "fp32"
     result = summarize(cm, expected.names, len(ds))
     result.update({"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
-                   "runtime": runtime,
+                   "runtime": runtime, "precision": precision,
                    "class_names": list(expected.names),
                    "resolution": list(size) if size else None,
                    "tta": {"flip": tta.flip, "scales": list(tta.scales)} if tta else None,

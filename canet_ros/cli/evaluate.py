@@ -49,6 +49,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="network input size (default: the checkpoint's training input size)")
     p.add_argument("--device", default="auto", type=device,
                    help="cpu, cuda, cuda:1 ... (default auto)")
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"),
+                   default="fp32", help="the inference engine's precision, as in segment-bag "
+                   "and the node: fp16 CUDA only; bf16, int8 CPU only, where the CPU has the "
+                   "instructions; auto: the one segment-bag's auto picks (default: fp32, "
+                   "the reference)")
     p.add_argument("--include", nargs="*", default=None, metavar="PREFIX",
                    help="only frames whose name starts with one of these (e.g. 0001TP)")
     p.add_argument("--exclude", nargs="*", default=None, metavar="PREFIX",
@@ -95,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
             resolution=parse_resolution(args.resolution), device=device,
             include=include, exclude=args.exclude, batch_size=args.batch_size,
             workers=args.workers, save_vis=args.save_vis, vis_count=args.vis_count,
-            tta=tta, show_progress=True, prior_correction=args.prior_correction)
+            tta=tta, show_progress=True, prior_correction=args.prior_correction,
+            precision=args.precision)
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"canet evaluate: error: {exc}", file=sys.stderr)
         return 1
@@ -107,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         prior = result["prior_correction"]
         print(f"{result['checkpoint']} on {args.dataset} {split}"
               f"{' ' + ','.join(include) if include else ''}, network input {size}"
+              f", {result['precision']} on {result['runtime']}"
               f"{', TTA x' + str(tta.passes) if tta else ''}"
               f"{f', prior correction {prior:g}' if prior else ''}")
         print(format_table(result, result["class_names"]))
