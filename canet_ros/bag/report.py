@@ -128,7 +128,8 @@ def engine_fields(engine: Any) -> dict[str, Any]:
         "model": {"backbone": engine.backbone, "class_set": engine.class_set.name,
                   "num_classes": engine.num_classes,
                   "resolution": f"{resolution[0]}x{resolution[1]}" if resolution else None,
-                  "precision": getattr(engine, "precision", None),
+                  "precision": getattr(engine, "precision", None),  # auto as resolved
+                  "runtime": getattr(engine, "runtime", None),
                   "tta": bool(getattr(engine, "tta", False))},
         "checkpoint": str(checkpoint) if checkpoint else None,
         "device": getattr(engine, "device_name", None) or str(getattr(engine, "device", "")),

@@ -139,6 +139,9 @@ def _print_summary(report: dict[str, Any], outdir: Path) -> None:
           f"{' (interrupted)' if report.get('interrupted') else ''}")
     print(f"fps: {num(report.get('fps'))} end to end, model {num(report.get('model_fps'))} "
           f"(ratio {num(report.get('fps_ratio'))})")
+    model = report.get("model") or {}
+    if model.get("precision"):
+        print(f"precision: {model['precision']} on {model.get('runtime')}")
     if report.get("miou") is not None:
         print(f"mIoU: {100 * report['miou']:.2f} %, global accuracy "
               f"{100 * report['global_acc']:.2f} %")
@@ -227,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
     _warn_damage(report)
     if args.json:
         short = short_report(report, args.out) if "frames" in report else report
+        if report.get("model"):  # what ran: precision auto as resolved, and its runtime
+            short = {**short, "model": report["model"]}
         if kept:  # this run's files are gone: name none of them
             short = {**short, "files": None, "previous_output_kept": kept}
         print(json.dumps(short, indent=2))

@@ -250,6 +250,11 @@ class SegmentationEngine:
         return self._model
 
     @property
+    def precision_label(self) -> str:
+        """What runs, e.g. "int8 on openvino": ``precision`` "auto" as resolved, for logs."""
+        return f"{self.precision} on {self.runtime}"
+
+    @property
     def model_channels_last(self) -> bool:
         """Whether the torch model runs in channels_last (False for ONNX Runtime)."""
         return bool(getattr(self._runner, "channels_last", False))

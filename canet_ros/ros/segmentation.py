@@ -222,7 +222,7 @@ class SegmentationNode(Node):
         width, height = engine.resolution
         outputs = ", ".join(self.resolve_topic_name(f"segmentation/{n}") for n in self._outputs)
         return (f"ready: CANet {engine.backbone} ({engine.num_classes} classes) at "
-                f"{width}x{height} on {engine.device_name} ({cfg.precision}); input "
+                f"{width}x{height} on {engine.device_name} ({engine.precision_label}); input "
                 f"{self.resolve_topic_name(cfg.input_topic)} ({cfg.input_transport}, "
                 f"{cfg.qos_reliability}); outputs {outputs}")
 
@@ -322,7 +322,8 @@ class SegmentationNode(Node):
     def _static_key_values(self) -> Dict[str, str]:
         width, height = self._engine.resolution
         return {"backbone": str(self._engine.backbone), "resolution": f"{width}x{height}",
-                "device": str(self._engine.device_name), "precision": self._cfg.precision,
+                "device": str(self._engine.device_name),
+                "precision": str(self._engine.precision), "runtime": str(self._engine.runtime),
                 "input_topic": self.resolve_topic_name(self._cfg.input_topic)}
 
     def diagnostics(self, report: StatsReport) -> DiagnosticArray:
