@@ -233,6 +233,8 @@ def test_cached_path_runs_each_precision_without_torch(seeded, precision):
 
 def test_auto_reports_what_it_chose(seeded):
     path, _, _ = seeded
+    if "int8" in available_precisions():  # auto takes int8 once its graph is made
+        SegmentationEngine(path, device="cpu", precision="int8", warmup=False)
     engine = SegmentationEngine(path, device="cpu", precision="auto", warmup=False)
     expected = next((p for p in cpu_runners.AUTO_ORDER if p in available_precisions()),
                     "fp32")
@@ -265,6 +267,7 @@ def test_auto_falls_back_when_int8_cannot_be_made(tmp_path, monkeypatch):
     if not cpu_runners.openvino_available():
         pytest.skip("openvino is not installed")
     fake_cpu(monkeypatch, ALL)
+    monkeypatch.setattr(cpu_runners, "_int8_ready", lambda graph: True)
     monkeypatch.setattr(quantize, "int8_graph", lambda *a: (_ for _ in ()).throw(
         OSError("no calibration frames")))
     graph = tiny_graph(tmp_path / "tiny.onnx")
@@ -272,3 +275,46 @@ def test_auto_falls_back_when_int8_cannot_be_made(tmp_path, monkeypatch):
     assert (runner.precision, runner.runtime) == ("bf16", "openvino")
     with pytest.raises(OSError, match="no calibration frames"):  # asked for by name: no
         cpu_runners.make_cpu_runner(graph, (8, 8), 2, "int8", preprocess=to_input)
+
+
+def test_auto_takes_int8_once_its_graph_is_made(seeded, caplog, monkeypatch):
+    """The first start does not calibrate unasked; a start at int8 makes the graph once,
+    in the file the next (cached, torch-free) start looks for."""
+    import logging
+
+    from canet_ros.inference import quantize
+
+    if "int8" not in available_precisions() or cpu_runners.runtime_for("int8") != "openvino":
+        pytest.skip("this CPU or install does not run int8 on OpenVINO")
+    path, _, _ = seeded
+    caplog.set_level(logging.INFO, logger="canet_ros.inference")
+    size = (64, 48)  # not exported yet in this run: the first start takes the torch path
+    first = SegmentationEngine(path, device="cpu", precision="auto", resolution=size,
+                               warmup=False)
+    assert first.precision == ("bf16" if "bf16" in available_precisions() else "fp32")
+    assert cpu_runners.INT8_WAITING in caplog.text
+    made = []
+    real = quantize.quantize_graph
+    monkeypatch.setattr(quantize, "quantize_graph", lambda *a: made.append(1) or real(*a))
+    assert SegmentationEngine(path, device="cpu", precision="int8", resolution=size,
+                              warmup=False).precision == "int8"
+    assert SegmentationEngine(path, device="cpu", precision="auto", resolution=size,
+                              warmup=False).precision == "int8"
+    assert made == [1]
+
+
+def test_int8_made_on_the_first_start_is_found_by_the_next(seeded, monkeypatch):
+    """A first start at int8 exports (torch) and calibrates; the next start, from the cached
+    export, finds that int8 graph instead of calibrating again."""
+    from canet_ros.inference import quantize
+
+    if "int8" not in available_precisions():
+        pytest.skip("this CPU or install does not run int8")
+    path, _, _ = seeded
+    size = (72, 48)  # not exported yet in this run
+    made = []
+    real = quantize.quantize_graph
+    monkeypatch.setattr(quantize, "quantize_graph", lambda *a: made.append(1) or real(*a))
+    for _ in range(2):
+        SegmentationEngine(path, device="cpu", precision="int8", resolution=size, warmup=False)
+    assert made == [1]

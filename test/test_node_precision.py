@@ -38,11 +38,17 @@ def rig(ros, checkpoint):
         del Rig._engines[key]
 
 
-def auto_here():
-    """What auto takes on this machine, from the documented order."""
+def auto_here(checkpoint):
+    """What auto takes on this machine, from the documented order, once int8's graph is
+    made (made here first where auto would take it)."""
+    from canet_ros.inference import SegmentationEngine
+
     native = cpu_features.cpu_precisions()
-    return next(p for p in cpu_runners.AUTO_ORDER if p == "fp32" or (
+    precision = next(p for p in cpu_runners.AUTO_ORDER if p == "fp32" or (
         p in native and cpu_runners.runtime_for(p) == "openvino"))
+    if precision == "int8":
+        SegmentationEngine(str(checkpoint), device="cpu", precision="int8", warmup=False)
+    return precision
 
 
 def check_reports(node, precision, runtime):
@@ -52,8 +58,8 @@ def check_reports(node, precision, runtime):
     assert (values["precision"], values["runtime"]) == (precision, runtime)
 
 
-def test_auto_is_reported_as_what_it_chose(rig):
-    precision = auto_here()
+def test_auto_is_reported_as_what_it_chose(rig, checkpoint):
+    precision = auto_here(checkpoint)
     check_reports(rig.node(precision="auto"), precision, cpu_runners.runtime_for(precision))
 
 

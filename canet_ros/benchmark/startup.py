@@ -79,11 +79,14 @@ def _until_ready(argv: list[str], env: dict[str, str]) -> tuple[float | None, st
 
 
 def _cache_export(checkpoint: str) -> None:
-    """Build the engine once here, which caches the checkpoint's export for the node (and,
-    at the node's default precision auto, its int8 graph where that is what auto takes)."""
+    """Build the engine once here, which caches the checkpoint's export for the node and,
+    where the node's default precision auto aims at int8, its int8 graph (auto takes int8
+    only once that is made)."""
     from ..inference import SegmentationEngine
+    from ..inference.cpu_runners import choose_precision
 
-    SegmentationEngine(checkpoint, device="cpu", precision="auto", warmup=False)
+    SegmentationEngine(checkpoint, device="cpu", precision=choose_precision("auto"),
+                       warmup=False)
 
 
 def measure_startup(commands: Sequence[str], checkpoint: str = "default",

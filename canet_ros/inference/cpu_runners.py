@@ -26,7 +26,10 @@ Every runner has the ``OnnxRunner`` interface (``forward_numpy``, ``runtime``,
 ``auto`` takes the first of :data:`AUTO_ORDER` that the CPU runs natively, on the
 runtime its accuracy was measured on (OpenVINO for int8 and bf16), falling back down
 the list if building it fails: the fastest first, each within the accuracy rule on
-CamVid val (docs/performance.md). A precision the CPU lacks is refused, never emulated.
+CamVid val (docs/performance.md). int8 only once its calibrated graph is cached: making
+it costs ~20 s at 1024x512 on two cores (minutes under load), which a start of the node
+should not pay unasked, so until a start with precision int8 has made it, auto takes the
+next one down and says so. A precision the CPU lacks is refused, never emulated.
 """
 from __future__ import annotations
 
@@ -43,7 +46,8 @@ from .onnx_runtime import OnnxRunner, onnxruntime_available
 from .openvino_runner import OpenVinoRunner, openvino_available
 from .results import EngineError, cpu_name
 
-__all__ = ["AUTO_ORDER", "CPU_CHOICES", "choose_precision", "make_cpu_runner", "runtime_for"]
+__all__ = ["AUTO_ORDER", "CPU_CHOICES", "INT8_WAITING", "choose_precision", "make_cpu_runner",
+           "runtime_for"]
 
 log = logging.getLogger("canet_ros.inference")
 CPU_CHOICES = ("fp32", "bf16", "int8", "auto")
@@ -109,16 +113,33 @@ def make_cpu_runner(graph: Path | bytes, size: tuple[int, int], num_classes: int
     if precision != "auto":
         return _build(graph, size, num_classes, choose_precision(precision, runtime), runtime,
                       preprocess, threads)
-    runner = None
+    runner, waiting = None, False
     for chosen in _auto_candidates(runtime, cpu_features.cpu_precisions())[:-1]:
+        if chosen == "int8" and not _int8_ready(graph):
+            waiting = True
+            continue
         try:
             runner = _build(graph, size, num_classes, chosen, runtime, preprocess, threads)
             break
         except Exception as exc:  # auto must still start: take the next precision down
             log.warning("precision auto: %s failed (%s); trying the next", chosen, exc)
     runner = runner or _build(graph, size, num_classes, "fp32", runtime, preprocess, threads)
-    log.info("precision auto: %s on %s", runner.precision, runner.runtime)
+    log.info("precision auto: %s on %s%s", runner.precision, runner.runtime,
+             INT8_WAITING if waiting else "")
     return runner
+
+
+# Said once per start where auto would take int8 but its graph is not made yet.
+INT8_WAITING = ("; int8 (faster on this CPU) waits for its calibrated graph: start once with "
+                "precision int8 (node: precision:=int8; canet segment-bag/evaluate/benchmark: "
+                "--precision int8) to make it (~20 s at 1024x512 on 2 cores, kept in the "
+                "cache), and auto takes int8 from then on")
+
+
+def _int8_ready(graph: Path | bytes) -> bool:
+    from .quantize import cached_int8
+
+    return cached_int8(graph) is not None
 
 
 def _build(graph: Path | bytes, size: tuple[int, int], num_classes: int, chosen: str,

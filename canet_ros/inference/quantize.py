@@ -33,8 +33,9 @@ import numpy as np
 
 from .calibration import CalibrationSource, calibration_source
 from .onnx_runtime import _write_atomic, cache_dir
+from .results import EngineError
 
-__all__ = ["SETTINGS", "int8_graph", "int8_path", "quantize_graph"]
+__all__ = ["SETTINGS", "cached_int8", "int8_graph", "int8_path", "quantize_graph"]
 
 log = logging.getLogger("canet_ros.inference")
 # Part of the file's name: change it whenever the quantization below changes.
@@ -101,6 +102,27 @@ def _quantize(fp32: Path, reader: Any) -> bytes:
         return out.read_bytes()
 
 
+def _stored_path(fp32: bytes) -> Path:
+    """Where :func:`int8_graph` keeps a graph given as bytes, named by its hash."""
+    return cache_dir() / "onnx" / f"canet_{_digest(fp32)}.onnx"
+
+
+def cached_int8(fp32: Path | bytes, source: CalibrationSource | None = None) -> Path | None:
+    """The int8 graph made earlier for this export and calibration frames, or None.
+
+    Never calibrates: this is how ``auto`` tells a start that is ready for int8 from one
+    that would first spend ~20 s (minutes on a loaded CPU) calibrating.
+    """
+    try:
+        source = source or calibration_source()
+        if isinstance(fp32, bytes):
+            fp32 = _stored_path(fp32)
+        target = int8_path(fp32, source) if fp32.is_file() else None
+    except (EngineError, OSError):  # frames or export unreadable: nothing is ready
+        return None
+    return target if target is not None and target.is_file() else None
+
+
 def int8_graph(fp32: Path | bytes, preprocess: Callable[[np.ndarray], np.ndarray],
                source: CalibrationSource | None = None) -> Path | bytes:
     """The cached int8 graph of an fp32 export, made (and stored beside it) if missing.
@@ -111,7 +133,7 @@ def int8_graph(fp32: Path | bytes, preprocess: Callable[[np.ndarray], np.ndarray
     """
     source = source or calibration_source()
     if isinstance(fp32, bytes):
-        path = cache_dir() / "onnx" / f"canet_{_digest(fp32)}.onnx"
+        path = _stored_path(fp32)
         if not path.is_file():
             _write_atomic(path, fp32)
         if not path.is_file():  # a read-only cache: quantize from a temporary copy

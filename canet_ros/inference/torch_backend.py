@@ -40,7 +40,13 @@ from ..classes import ClassSet, get_class_set
 from . import device_ops as dev
 from . import preprocess as pre
 from .cpu_runners import choose_precision, make_cpu_runner, runtime_for
-from .onnx_runtime import export_onnx, file_digest, onnxruntime_available, store_graph
+from .onnx_runtime import (
+    cached_graph,
+    export_onnx,
+    file_digest,
+    onnxruntime_available,
+    store_graph,
+)
 from .results import EngineError, Request, cpu_name, resolve_device
 from .runners import CudaPipeline, TorchRunner
 
@@ -135,17 +141,19 @@ def _setup_cpu(engine: SegmentationEngine, model: nn.Module, device: torch.devic
     engine.runtime = "torch"
     # A precision this CPU or install cannot run stops here, before any fallback.
     chosen = choose_precision(engine.precision, runtime) if runtime != "torch" else "fp32"
+    # auto is resolved by the factory, which knows what is cached and falls back.
+    asked = "auto" if engine.precision == "auto" else chosen
     if runtime != "torch" and runtime_for(chosen, runtime):
         try:
             data = _export(model, engine.resolution, engine.checkpoint_path, meta)
-            runner = make_cpu_runner(data, engine.resolution, engine.num_classes, chosen,
+            runner = make_cpu_runner(data, engine.resolution, engine.num_classes, asked,
                                      runtime,
                                      lambda frame: engine._pre(frame, "rgb"))
             engine.runtime, engine.precision = runner.runtime, runner.precision
             engine.set_runner(runner, model, device)
             return
         except Exception as exc:  # an exporter or runtime problem: torch still runs fp32
-            if chosen != "fp32":
+            if chosen != "fp32" and asked != "auto":
                 raise EngineError(f"{chosen} setup failed: {exc}") from exc
             if runtime == "onnxruntime":
                 raise EngineError(f"ONNX Runtime setup failed: {exc}") from exc
@@ -157,13 +165,20 @@ def _setup_cpu(engine: SegmentationEngine, model: nn.Module, device: torch.devic
                       device)
 
 
-def _export(model: nn.Module, size: tuple[int, int], path: Path | None, meta: dict) -> bytes:
-    """Export; a checkpoint file's export is cached by the file's hash, for torch-free starts."""
+def _export(model: nn.Module, size: tuple[int, int], path: Path | None,
+            meta: dict) -> Path | bytes:
+    """Export; a checkpoint file's export is cached by the file's hash, for torch-free starts.
+
+    The cached file is returned where there is one: the int8 graph is named after the file
+    it was made from, so the next (cached) start finds the one this start makes.
+    """
     if path is None:
         return export_onnx(model, size)
     data = export_onnx(model, size, use_cache=False)
-    store_graph(file_digest(path), meta, size, data)
-    return data
+    digest = file_digest(path)
+    store_graph(digest, meta, size, data)
+    entry = cached_graph(digest, size)
+    return entry.path if entry is not None else data
 
 
 def _setup_cuda(engine: SegmentationEngine, model: nn.Module, device: torch.device,
