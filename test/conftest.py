@@ -35,16 +35,6 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:lark.utils")
 
 
-# Modules that build OpenVINO sessions in the pytest process. Its threads make a later
-# fork of that process (DataLoader workers, subprocesses) crash it (exit 139), so they run
-# after every other test.
-_OPENVINO_IN_PROCESS = ("test_cpu_precisions.py",)
-
-
-def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: item.path.name in _OPENVINO_IN_PROCESS)
-
-
 def _propagating(name: str) -> bool:
     return name == "canet_ros" or name.startswith("canet_ros.")
 

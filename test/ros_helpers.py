@@ -238,8 +238,9 @@ class Rig:
         from rclpy.parameter import Parameter
 
         from canet_ros.ros.segmentation import SegmentationNode
-        values = {"checkpoint": self.checkpoint, "device": "cpu", "stats_period": 60.0,
-                  **params}
+        # fp32 as the reference engines the tests compare with (the default, auto, may not).
+        values = {"checkpoint": self.checkpoint, "device": "cpu", "precision": "fp32",
+                  "stats_period": 60.0, **params}
         node = SegmentationNode(
             parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
             engine_factory=lambda *a, **k: Recorder(self.engine(*a, **k), gate, fail))

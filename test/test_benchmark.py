@@ -102,28 +102,14 @@ def parse(*argv):
     return parser.parse_args(["benchmark", *argv])
 
 
-@pytest.fixture(scope="module")
-def compare_run():
-    """``canet benchmark --compare --json`` in a process of its own.
-
-    --compare compiles OpenVINO sessions, whose threads make a later fork in the same
-    process (DataLoader workers of other tests) crash; a subprocess keeps them away.
-    """
-    import subprocess
-    import sys
-
-    argv = ["--backbone", "mobilenetv2", "--height", "64", "--width", "64", "--device",
-            "cpu", "--precision", "fp32", "--iters", "2", "--warmup", "1",
-            "--matmul-size", "256", "--compare", "--json", "--frame-size", "80x48"]
-    assert parse(*argv).frame_size == (80, 48)
-    res = subprocess.run([sys.executable, "-m", "canet_ros.cli", "benchmark", *argv],
-                         capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout), res.stderr
-
-
-def test_cli_json_with_compare(compare_run):
-    report, _ = compare_run
+def test_cli_json_with_compare(capsys):
+    args = parse("--backbone", "mobilenetv2", "--height", "64", "--width", "64", "--device",
+                 "cpu", "--precision", "fp32", "--iters", "2", "--warmup", "1",
+                 "--matmul-size", "256", "--compare", "--json", "--no-progress",
+                 "--frame-size", "80x48")
+    assert args.func is cli.run and args.frame_size == (80, 48)
+    assert args.func(args) == 0
+    report = json.loads(capsys.readouterr().out)
     check_report(report, "onnxruntime", frame=(80, 48))
     compare = report["compare"]
     from canet_ros.inference.cpu_features import cpu_precisions
@@ -146,8 +132,14 @@ def test_cli_json_with_compare(compare_run):
         assert isinstance(value, float) and value > 0, name
 
 
-def test_compare_says_what_it_is_doing(compare_run):
-    _, err = compare_run
+def test_compare_says_what_it_is_doing(capsys):
+    from canet_ros.benchmark.compare import compare_fns
+    from canet_ros.inference import SegmentationEngine
+
+    engine = SegmentationEngine(None, backbone="mobilenetv2", device="cpu", resolution=(64, 64),
+                                warmup=False)
+    compare_fns(engine, engine.prepare_model_input(), progress=True)
+    err = capsys.readouterr().err
     for phase in ("lraspp", "deeplabv3", "exporting"):
         assert phase in err, err
 

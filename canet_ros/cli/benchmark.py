@@ -49,9 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "gradient, or an image file; resized to --frame-size")
     p.add_argument("--device", default="auto", type=device, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"),
-                   default="fp32", help="fp16: CUDA only; bf16, int8: CPU only, where the CPU "
-                   "has the instructions; auto: on the CPU the fastest precision within the "
-                   "accuracy rule (docs/performance.md), on CUDA fp32 (default: fp32)")
+                   default="auto", help="fp16: CUDA only; bf16, int8: CPU only, where the CPU "
+                   "has the instructions; auto (default): on the CPU the fastest precision "
+                   "within the accuracy rule (docs/performance.md; int8 once its calibration "
+                   "is cached), on CUDA fp32")
     p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="auto")
     p.add_argument("--iters", type=positive_int, default=None,
                    help="timed iterations per measurement (default: as many as fit about "

@@ -53,9 +53,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="network input size (default: the checkpoint's)")
     p.add_argument("--device", default="auto", type=device, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"),
-                   default="fp32", help="fp16: CUDA only; bf16, int8: CPU only, where the CPU "
-                   "has the instructions; auto: on the CPU the fastest precision within the "
-                   "accuracy rule (docs/performance.md), on CUDA fp32 (default: fp32)")
+                   default="auto", help="fp16: CUDA only; bf16, int8: CPU only, where the CPU "
+                   "has the instructions; auto (default): on the CPU the fastest precision "
+                   "within the accuracy rule (docs/performance.md; int8 once its calibration "
+                   "is cached), on CUDA fp32")
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average the predictions of each frame and "
                         "its mirror image (2x the model time; offline only)")

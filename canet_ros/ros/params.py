@@ -75,8 +75,9 @@ SPECS: Tuple[ParamSpec, ...] = (
               "empty is refused (resnet backbones have no bundled model)"),
     ParamSpec("device", "auto", "auto, cpu, cuda or cuda:N (cuda fails at start-up without "
               "CUDA)"),
-    ParamSpec("precision", "fp32", "fp16 needs CUDA; bf16 and int8 a CPU with them; auto "
-              "picks the fastest within the accuracy rule",
+    ParamSpec("precision", "auto", "auto: on the CPU the fastest within the accuracy rule "
+              "(int8 once its calibration is cached, else bf16 or fp32), fp32 on CUDA; "
+              "fp16 needs CUDA; bf16 and int8 a CPU with them",
               choices=PRECISION_CHOICES),
     ParamSpec("resolution", "", "network input WIDTHxHEIGHT, e.g. 480x360; empty = the "
               "checkpoint's training size. Outputs are always at the input frame's size"),
