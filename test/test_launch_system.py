@@ -303,7 +303,8 @@ def test_multi_camera_launch_runs_both_nodes(colcon_workspace, domain, probe_con
                  "rear_namespace": "mc_rear", "rear_image_topic": "/mc_rear/image_raw",
                  "rear_input_transport": "compressed", "checkpoint": str(checkpoint),
                  "resolution": "128x96", "device": "cpu", "publish_confidence": "true",
-                 "overlay_alpha": "0.3", "stats_period": "60.0"}
+                 # fp32 as the reference engine (the default, auto, may take bf16/int8)
+                 "precision": "fp32", "overlay_alpha": "0.3", "stats_period": "60.0"}
     launch = ros2_launch(colcon_workspace, domain.env, "multi_camera.launch.py", **arguments)
     cameras, listener = [], None
     try:
