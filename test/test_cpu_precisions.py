@@ -318,3 +318,27 @@ def test_int8_made_on_the_first_start_is_found_by_the_next(seeded, monkeypatch):
     for _ in range(2):
         SegmentationEngine(path, device="cpu", precision="int8", resolution=size, warmup=False)
     assert made == [1]
+
+
+def test_auto_on_int8_without_bf16_waits_at_fp32(tmp_path, monkeypatch, caplog):
+    """A CPU with VNNI but no bf16: auto is fp32 until the int8 graph is made, then int8."""
+    import logging
+
+    from canet_ros.inference.calibration import CALIBRATION_ENV
+
+    if cpu_runners.runtime_for("int8") != "openvino" or not native("int8"):
+        pytest.skip("this CPU or install does not run int8 on OpenVINO")
+    fake_cpu(monkeypatch, {"avx2", "avx_vnni"})
+    image_folder(tmp_path / "frames", seed=3)
+    monkeypatch.setenv(CALIBRATION_ENV, str(tmp_path / "frames"))
+    caplog.set_level(logging.INFO, logger="canet_ros.inference")
+    graph = tiny_graph(tmp_path / "tiny.onnx")
+    first = cpu_runners.make_cpu_runner(graph, (8, 8), 2, "auto", preprocess=to_input)
+    assert (first.precision, first.runtime) == ("fp32", "onnxruntime")
+    assert cpu_runners.INT8_WAITING in caplog.text
+    made = cpu_runners.make_cpu_runner(graph, (8, 8), 2, "int8", preprocess=to_input)
+    assert (made.precision, made.runtime) == ("int8", "openvino")
+    caplog.clear()
+    later = cpu_runners.make_cpu_runner(graph, (8, 8), 2, "auto", preprocess=to_input)
+    assert (later.precision, later.runtime) == ("int8", "openvino")
+    assert cpu_runners.INT8_WAITING not in caplog.text

@@ -108,7 +108,8 @@ def make_cpu_runner(graph: Path | bytes, size: tuple[int, int], num_classes: int
 
     ``runtime`` "auto" follows the table above; "onnxruntime" or "openvino" insists.
     ``preprocess`` (frame -> network input) is needed only to calibrate int8 the first
-    time; the int8 graph is then cached beside the export (``quantize``).
+    time; the int8 graph is then cached beside the export (``quantize``). ``auto`` never
+    calibrates: it takes int8 only where that graph is already cached.
     """
     if precision != "auto":
         return _build(graph, size, num_classes, choose_precision(precision, runtime), runtime,
