@@ -225,9 +225,10 @@ def test_bundled_model_declares_its_correction():
 
 def test_cli_train_checks_the_export_correction_before_training(tmp_path, capsys):
     out_dir = tmp_path / "run"
-    assert canet_main(["train", "--export-prior-correction", "0.5",
-                       "--out-dir", str(out_dir)]) == 1
-    assert "--export-prior-correction needs --export" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        canet_main(["train", "--export-prior-correction", "2.5", "--out-dir", str(out_dir)])
+    assert usage.value.code == 2
+    assert "must be between 0 and 2" in capsys.readouterr().err
     assert canet_main(["train", "--class-weighting", "none", "--export", str(tmp_path / "s.pt"),
                        "--export-prior-correction", "0.5", "--out-dir", str(out_dir)]) == 1
     assert "trains without class weights" in capsys.readouterr().err

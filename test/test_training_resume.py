@@ -82,6 +82,27 @@ def test_bare_resume_continues_with_the_runs_saved_config(isolated, capsys):
             assert torch.equal(shipped["state_dict"][key], value.half()), key
 
 
+def test_an_export_correction_alone_ships_model_pt_once_the_run_is_done(isolated):
+    root = make_camvid_tree(isolated / "camvid")
+    run = isolated / "run"
+    args = flags(root, run, "--export-prior-correction", "0.75", "--val-sets")
+    assert canet_main([*args, "--max-steps-this-run", "1"]) == 0
+    assert not (run / "model.pt").exists()  # stopped: nothing to ship yet
+    assert canet_main(["train", "--resume", str(run / "last.pt")]) == 0
+    # No validation set, so no best.pt: the run's last weights, bias shifted by hand:
+    # 0.75 * (log w - mean log w) over the run's class weights.
+    assert not (run / "best.pt").exists()
+    last, shipped = read_checkpoint(run / "last.pt"), read_checkpoint(run / "model.pt")
+    assert shipped["prior_correction"] == 0.75 and "train_state" not in shipped
+    log_w = torch.tensor(last["train_args"]["class_weights"], dtype=torch.float64).log()
+    bias = [k for k, v in last["state_dict"].items() if k.endswith("bias") and
+            v.shape == (last["num_classes"],)][-1]
+    expected = last["state_dict"][bias].double() - 0.75 * (log_w - log_w.mean())
+    torch.testing.assert_close(shipped["state_dict"][bias].double(), expected,
+                               atol=2e-3, rtol=0)  # fp16
+    assert shipped["state_dict"][bias].dtype == torch.float16
+
+
 def test_resume_with_more_epochs_re_aims_the_poly_schedule(isolated):
     root = make_camvid_tree(isolated / "camvid")
     run = isolated / "run"

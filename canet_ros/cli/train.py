@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from ..checkpoint import CheckpointError, read_checkpoint
 from ..errors import DatasetError
@@ -31,6 +31,10 @@ from ..training.config import (
 from . import positive_int, prior_strength, run_command
 from .argtypes import device, non_negative_int
 
+if TYPE_CHECKING:
+    from ..training.config import TrainConfig
+    from ..training.trainer import Trainer
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -40,11 +44,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "defaults and flags override the YAML. Start under torchrun for DDP.")
     add_config_arguments(p)
     _check_forms(p)
-    p.add_argument("--export", default=None, metavar="DST",
-                   help="after training, write best.pt as an fp16 shipping checkpoint to DST")
-    p.add_argument("--export-prior-correction", type=prior_strength, default=None, metavar="S",
-                   help="with --export: class-prior correction strength (0..2) baked into the "
-                        "exported checkpoint (the bundled model uses 0.75; docs/training.md)")
     p.set_defaults(func=run)
 
 
@@ -53,7 +52,7 @@ def _check_forms(parser: argparse.ArgumentParser) -> None:
     2), as in every command; the same values from a --config YAML are checked on merging."""
     forms = {"device": device, "epochs": positive_int, "batch_size": positive_int,
              "eval_batch_size": positive_int, "val_every": positive_int,
-             "workers": non_negative_int}
+             "workers": non_negative_int, "export_prior_correction": prior_strength}
     for action in parser._actions:
         if action.dest in forms:
             action.type = forms[action.dest]
@@ -85,21 +84,12 @@ def _check_out_dir(out_dir: str, resuming: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.export import export_checkpoint
     from ..training.trainer import Trainer
 
-    if args.export_prior_correction is not None and not args.export:
-        print("canet train: error: --export-prior-correction needs --export", file=sys.stderr)
-        return 1
     try:
-        values = {k: v for k, v in vars(args).items()
-                  if k not in ("config", "func", "export", "export_prior_correction")}
+        values = {k: v for k, v in vars(args).items() if k not in ("config", "func")}
         cfg = merge_config(_base_values(args), values)
         _check_out_dir(cfg.out_dir, bool(cfg.resume))
-        if (args.export_prior_correction and cfg.class_weighting != "enet"
-                and not cfg.class_weights):  # fail now, not after hours of training
-            raise ValueError("--export-prior-correction: this run trains without class "
-                             "weights, so there is no class prior to correct")
         trainer = Trainer(cfg)
         best = trainer.fit()
     except (ValueError, DatasetError, CheckpointError) as exc:
@@ -111,12 +101,22 @@ def run(args: argparse.Namespace) -> int:
     if best:
         print(f"best: epoch {best.get('epoch')} score {best.get('score'):.4f} "
               f"({trainer.run_dir / 'best.pt'})")
-    if args.export and trainer.dist.is_main and (trainer.run_dir / "best.pt").is_file():
-        # A correction that cannot be applied was refused before training (see above).
-        out = export_checkpoint(trainer.run_dir / "best.pt", args.export,
-                                prior_correction=args.export_prior_correction)
-        print(f"exported {out}")
+    finished = trainer.epoch >= cfg.epochs  # a stopped run exports when resumed to the end
+    if finished and trainer.dist.is_main and (cfg.export or
+                                              cfg.export_prior_correction is not None):
+        _export(trainer, cfg)
     return 0
+
+
+def _export(trainer: Trainer, cfg: TrainConfig) -> None:
+    from ..training.export import export_checkpoint
+
+    source = trainer.run_dir / "best.pt"
+    if not source.is_file():  # nothing was validated: the run's final weights
+        source = trainer.run_dir / "last.pt"
+    out = export_checkpoint(source, cfg.export or trainer.run_dir / "model.pt",
+                            prior_correction=cfg.export_prior_correction)
+    print(f"exported {out}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

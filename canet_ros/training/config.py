@@ -63,8 +63,9 @@ class TrainConfig:
     train_layers: str = "all"
     # Total optimiser steps; replaces epochs (a few labelled frames make tiny epochs).
     steps: Optional[int] = None
-    # Replay: frames of the original data set mixed in (replay_ratio per own frame, a
-    # fixed draw), their labels mapped to this run's classes, so the rest is not forgotten.
+    # Replay: frames of the original data set mixed in (replay_ratio per own frame, drawn
+    # afresh each epoch), their labels mapped to this run's classes, so the rest is not
+    # forgotten.
     replay_dataset: Optional[str] = None
     replay_root: Optional[str] = None
     replay_split: str = "train"
@@ -121,6 +122,12 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     out_dir: str = "runs/canet"
+    # After training: best.pt (last.pt where nothing is validated) written as an fp16
+    # checkpoint to ship, with this class-prior correction strength baked in (the bundled
+    # model uses 0.75; docs/training.md). A correction without a path goes to
+    # <out_dir>/model.pt.
+    export: Optional[str] = None
+    export_prior_correction: Optional[float] = None
     resume: Optional[str] = None
     max_steps_this_run: Optional[int] = None
     progress: bool = True
@@ -150,6 +157,10 @@ _HELP = {
     "steps": "total optimiser steps (replaces --epochs)",
     "replay_dataset": "original data set (camvid, cityscapes, folder) mixed into training",
     "replay_ratio": "replayed original frames per frame of the training set",
+    "export": "after training, write best.pt (else last.pt) as an fp16 shipping checkpoint",
+    "export_prior_correction": "class-prior correction (0..2) baked into the exported "
+                               "checkpoint (<out-dir>/model.pt unless --export; the bundled "
+                               "model uses 0.75; docs/training.md)",
 }
 
 
@@ -250,6 +261,13 @@ def validate(cfg: TrainConfig) -> None:
                                                   cfg.replay_dataset):
         raise ValueError("replay_ratio must be in [0, 100] (0 = no replay) and needs a "
                          "replay_dataset")
+    strength = cfg.export_prior_correction
+    if strength is not None and not 0.0 <= strength <= 2.0:  # also rejects nan
+        raise ValueError(f"export_prior_correction must be between 0 and 2, got {strength}")
+    if strength and cfg.class_weighting != "enet" and not cfg.class_weights:
+        # Fail now, not after hours of training.
+        raise ValueError("export_prior_correction: this run trains without class weights, "
+                         "so there is no class prior to correct")
     names = [v.get("name") for v in cfg.val_sets]
     if cfg.holdout:
         names.append(holdout_set_name(cfg.holdout))
@@ -264,7 +282,8 @@ def holdout_set_name(drive: str) -> str:
 
 
 # Fields holding file system paths; "default" (the bundled model) is a name, not a path.
-PATH_FIELDS = ("data_root", "out_dir", "resume", "init_weights", "class_map", "replay_root")
+PATH_FIELDS = ("data_root", "out_dir", "resume", "init_weights", "class_map", "replay_root",
+               "export")
 
 
 def portable_train_args(cfg: TrainConfig, run_dir: Union[str, Path]) -> Dict[str, Any]:
