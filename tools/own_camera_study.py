@@ -17,7 +17,8 @@
 For each number of labelled frames N: the drive goes into a bag, `canet extract-frames`
 picks N frames from it, the drive's ground truth stands in for the labeller, `canet train`
 fine-tunes the starting checkpoint on them, and `canet evaluate` scores the drive's other
-frames and CamVid val. Every step is the CLI a user runs; CPU time is the children's.
+frames and CamVid val (the run's last.pt, and model.pt where the recipe ships one). Every
+step is the CLI a user runs; CPU time is the children's.
 
     python tools/own_camera_study.py --start START.pt --out study/ [--counts 5 10 20 40]
         [--drive 0006R0] [--config CONFIG] [--train-arg=--lr=5e-4 ...]
@@ -134,6 +135,8 @@ def run_count(args: argparse.Namespace, bag: Path, pairs: List[tuple], n: int) -
     after = score(str(work / "run" / "last.pt"), args.drive, labelled)
     row = {"labelled": n, "frames": labelled, "train_cpu_s": round(cpu, 1),
            "train_wall_s": round(wall, 1), "before": before, "after": after}
+    if (work / "run" / "model.pt").is_file():  # the checkpoint the recipe ships
+        row["after_shipped"] = score(str(work / "run" / "model.pt"), args.drive, labelled)
     if args.correction is not None:
         row["after_corrected"] = score(str(work / "run" / "last.pt"), args.drive, labelled,
                                        "--prior-correction", str(args.correction))
@@ -165,9 +168,10 @@ def main() -> int:
                "train_args": args.train_arg, "rows": rows}
     (args.out / "study.json").write_text(json.dumps(summary, indent=1))
     for r in rows:
+        after = r.get("after_shipped", r["after"])
         print(f"N={r['labelled']:3d}: rest of drive {100 * r['before']['rest_miou']:.1f} -> "
-              f"{100 * r['after']['rest_miou']:.1f} mIoU, val {100 * r['before']['val_miou']:.1f}"
-              f" -> {100 * r['after']['val_miou']:.1f}, train CPU {r['train_cpu_s']:.0f} s")
+              f"{100 * after['rest_miou']:.1f} mIoU, val {100 * r['before']['val_miou']:.1f}"
+              f" -> {100 * after['val_miou']:.1f}, train CPU {r['train_cpu_s']:.0f} s")
     return 0
 
 
