@@ -174,7 +174,9 @@ def build_data(cfg: TrainConfig, verbose: bool = True) -> DataBundle:
                         photometric=cfg.photometric, rotate=cfg.rotate, blur=cfg.blur)
     train.transform = tt
     if verbose:
-        print(f"train: {len(train)} frames; " + "; ".join(
+        own = (f"{train.count(0)} frames + {train.per_epoch} replayed an epoch"
+               if isinstance(train, MixedDataset) else f"{len(train)} frames")
+        print(f"train: {own}; " + "; ".join(
             f"{s['name']}: {len(d)} frames" for s, d in zip(specs, val, strict=True)), flush=True)
     # Explicit weights win; with class_weighting=none and none given, the loss is plain CE.
     weights = list(cfg.class_weights) if cfg.class_weights else None
