@@ -201,3 +201,27 @@ def test_missing_replay_data_says_how_to_train_without_it(finetuned, tmp_path):
         "replay_root": str(tmp_path / "no_camvid"), "replay_ratio": 1.0, "val_sets": []})
     with pytest.raises(DatasetError, match=r"no_camvid.*--replay-ratio 0"):
         build_data(cfg, verbose=False)
+
+
+def test_a_replay_run_resumed_midway_equals_the_straight_run(finetuned, tmp_path):
+    """The replay draws follow the stored RNG, so stop + resume trains on the same frames."""
+    from test_training import make_camvid_tree
+
+    root = finetuned["root"]
+    camvid = make_camvid_tree(tmp_path / "camvid", frames=6)
+    base = {"dataset": "folder", "data_root": str(root / "data"),
+            "init_weights": str(finetuned["start"]), "class_map": str(root / "map.yaml"),
+            "replay_dataset": "camvid", "replay_root": str(camvid), "replay_split": "train",
+            "replay_ratio": 0.5, "steps": 6, "batch_size": 3, "lr": 3e-3,
+            "crop_size": [48, 32], "scale_min": 1.0, "scale_max": 1.0, "workers": 0,
+            "threads": 1, "val_sets": [], "progress": False, "channels_last": False,
+            "seed": 2, "cache": False}
+    Trainer(merge_config({}, {**base, "out_dir": str(tmp_path / "straight")})).fit()
+    split = {**base, "out_dir": str(tmp_path / "split")}
+    Trainer(merge_config({}, {**split, "max_steps_this_run": 4})).fit()
+    Trainer(merge_config({}, {**split, "resume": str(tmp_path / "split" / "last.pt")})).fit()
+    straight = read_checkpoint(tmp_path / "straight" / "last.pt")
+    resumed = read_checkpoint(tmp_path / "split" / "last.pt")
+    assert resumed["train_state"]["global_step"] == straight["train_state"]["global_step"] == 6
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
