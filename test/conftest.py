@@ -112,6 +112,22 @@ def ros_isolation():
     handle.close()
 
 
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    """A seeded checkpoint, made once per module: the node tests' model."""
+    from ros_helpers import seeded_checkpoint
+    return seeded_checkpoint(tmp_path_factory.mktemp("ckpt") / "seeded.pt")
+
+
+@pytest.fixture
+def rig(ros, seeded):
+    """Nodes and a probe on ``seeded`` in one executor (ros_helpers.Rig), closed after."""
+    from ros_helpers import Rig
+    rig = Rig(seeded)
+    yield rig
+    rig.close()
+
+
 @pytest.fixture(scope="session")
 def ros(ros_isolation):
     """rclpy, initialised once for the whole run (skips the test where it is missing)."""

@@ -27,7 +27,6 @@ import numpy as np
 import pytest
 from ros_helpers import (
     TOPIC,
-    Rig,
     as_array,
     assert_labels_vary,
     camvid_pairs,
@@ -44,22 +43,10 @@ OUTPUTS = ("labels", "color", "overlay")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return seeded_checkpoint(tmp_path_factory.mktemp("ckpt") / "seeded.pt")
-
-
-@pytest.fixture
-def rig(ros, checkpoint):
-    rig = Rig(checkpoint)
-    yield rig
-    rig.close()
-
-
-@pytest.fixture(scope="module")
-def reference(checkpoint):
+def reference(seeded):
     """Build a separate engine on the same checkpoint: the node's labels must equal its."""
     from canet_ros.inference import SegmentationEngine
-    return SegmentationEngine(str(checkpoint), device="cpu")
+    return SegmentationEngine(str(seeded), device="cpu")
 
 
 def check_outputs(out, msg, bgr, reference, order):

@@ -21,27 +21,13 @@ import numpy as np
 import pytest
 from ros_helpers import (
     TOPIC,
-    Rig,
     as_array,
     check_color_and_overlay,
     image_msg,
-    seeded_checkpoint,
     synthetic_frame,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return seeded_checkpoint(tmp_path_factory.mktemp("ckpt") / "seeded.pt")
-
-
-@pytest.fixture
-def rig(ros, checkpoint):
-    rig = Rig(checkpoint)
-    yield rig
-    rig.close()
 
 
 def test_descriptors_qos_and_teardown(rig):

@@ -15,7 +15,7 @@
 
 """The node says which precision and runtime run (``auto`` resolved), not what was asked."""
 import pytest
-from ros_helpers import Rig, seeded_checkpoint
+from ros_helpers import Rig
 
 from canet_ros.inference import cpu_features, cpu_runners
 
@@ -23,22 +23,15 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return seeded_checkpoint(tmp_path_factory.mktemp("ckpt") / "seeded.pt")
-
-
-@pytest.fixture
-def rig(ros, checkpoint):
-    rig = Rig(checkpoint)
-    yield rig
-    rig.close()
+@pytest.fixture(autouse=True)
+def forget_auto_engines():
+    yield
     # Rig shares engines by their arguments; an auto engine depends on the (faked) CPU too.
     for key in [k for k in Rig._engines if ("precision", "auto") in k[1]]:
         del Rig._engines[key]
 
 
-def auto_here(checkpoint):
+def auto_here(seeded):
     """What auto takes on this machine, from the documented order, once int8's graph is
     made (made here first where auto would take it)."""
     from canet_ros.inference import SegmentationEngine
@@ -47,7 +40,7 @@ def auto_here(checkpoint):
     precision = next(p for p in cpu_runners.AUTO_ORDER if p == "fp32" or (
         p in native and cpu_runners.runtime_for(p) == "openvino"))
     if precision == "int8":
-        SegmentationEngine(str(checkpoint), device="cpu", precision="int8", warmup=False)
+        SegmentationEngine(str(seeded), device="cpu", precision="int8", warmup=False)
     return precision
 
 
@@ -58,8 +51,8 @@ def check_reports(node, precision, runtime):
     assert (values["precision"], values["runtime"]) == (precision, runtime)
 
 
-def test_auto_is_reported_as_what_it_chose(rig, checkpoint):
-    precision = auto_here(checkpoint)
+def test_auto_is_reported_as_what_it_chose(rig, seeded):
+    precision = auto_here(seeded)
     check_reports(rig.node(precision="auto"), precision, cpu_runners.runtime_for(precision))
 
 

@@ -20,21 +20,9 @@ still at the time set here, so a frame's age is exactly now - stamp, however lon
 inference takes, and a slip in the stamp's nanoseconds shows as a wrong age.
 """
 import pytest
-from ros_helpers import TOPIC, Rig, image_msg, seeded_checkpoint, synthetic_frame
+from ros_helpers import TOPIC, image_msg, synthetic_frame
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return seeded_checkpoint(tmp_path_factory.mktemp("ckpt") / "seeded.pt")
-
-
-@pytest.fixture
-def rig(ros, checkpoint):
-    rig = Rig(checkpoint)
-    yield rig
-    rig.close()
 
 
 def test_stamp_age_counts_nanoseconds(rig):
