@@ -21,10 +21,9 @@ The package (a zip, or the folder unpacked) is Pascal VOC's segmentation layout:
     SegmentationClass/<name>.png      colour masks: each pixel the colour of its label
     SegmentationObject/<name>.png     instance masks (colour = instance number)
 
-Labels are matched to classes by name; a label's colour only says how its pixels are
-painted in this package. Pixels of the ``background`` label (what CVAT paints where
-nothing is annotated) become the ignore id, unless a class is named ``background``:
-then they are that class, and ignored pixels get a label of their own, ``ignore``.
+Labels match classes by name (a label's colour only paints this package). ``background``
+pixels (CVAT's where nothing is annotated) are the ignore id, unless a class is named
+``background``: then they are that class, and ignored pixels get label ``ignore``.
 """
 from __future__ import annotations
 
@@ -203,7 +202,6 @@ def unknown_colors_text(path: Path, unknown: Sequence[Tuple[Color, int]]) -> str
     return f"{path}: colours not in labelmap.txt: {shown}{more}"
 
 
-# -- writing pre-labels ----------------------------------------------------------------
 class PackageWriter:
     """Write index masks as a CVAT "Segmentation mask 1.1" package, frame by frame."""
 

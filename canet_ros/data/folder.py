@@ -22,10 +22,9 @@ Layout (docs/own_data.md)::
     DIR/train.txt, val.txt  optional: stems, one a line ('#' comments allowed)
 
 With neither list the split rule decides (every 5th frame by sorted name to val unless
-``split: {val_every: K}``); with one list the other split is every frame not in it. A
-CVAT "Segmentation mask 1.1" export folder reads as a dataset too (``cvat``): its colour
-masks go through its labelmap.txt, its frames are in JPEGImages/ (exported with "Save
-images") or in ../images/ (an export unpacked inside the extract-frames folder).
+``split: {val_every: K}``); with one list the other split is the rest. A CVAT "Segmentation
+mask 1.1" export reads as a dataset too (``cvat``): colour masks via its labelmap.txt,
+frames in JPEGImages/ ("Save images") or in ../images/ (docs/own_data.md).
 """
 from __future__ import annotations
 
