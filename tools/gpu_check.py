@@ -79,7 +79,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, default=None,
                    help="CamVid root to train on (default PAYLOAD/camvid)")
     p.add_argument("--work", type=Path, default=None,
-                   help="scratch folder (default /tmp/gpu_check_work; dry run .gpu_check/work)")
+                   help="scratch folder (default /tmp/gpu_check_work; dry run .gpu_check/scratch)")
     p.add_argument("--budget-s", type=float, default=None,
                    help="wall time for everything (default 450; dry run 900, for starved "
                    "CPUs)")

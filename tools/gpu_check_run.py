@@ -302,7 +302,7 @@ def _context(args: argparse.Namespace, repo: Path) -> Context:
     dry = bool(args.dry_run)
     out = args.out or (Path(os.environ["OUT"]) if os.environ.get("OUT") and not dry
                        else repo / ".gpu_check" / "out")
-    work = args.work or (repo / ".gpu_check" / "work" if dry else Path("/tmp/gpu_check_work"))
+    work = args.work or (repo / ".gpu_check" / "scratch" if dry else Path("/tmp/gpu_check_work"))
     payload = (repo / args.payload).resolve()
     data = args.data or payload / "camvid"
     ctx = Context(repo=repo, out=out.resolve(), work=work.resolve(), payload=payload,
