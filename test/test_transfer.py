@@ -20,9 +20,11 @@ import pytest
 import torch
 from torch import nn
 
+from canet_ros.classes import ClassSet
+from canet_ros.data import SegmentationDataset
 from canet_ros.errors import DatasetError
 from canet_ros.models import build_canet
-from canet_ros.training.replay import ReplaySampler, replay_per_epoch
+from canet_ros.training.replay import MixedDataset, ReplaySampler, replay_per_epoch
 from canet_ros.training.transfer import (
     adapt_model,
     freeze_layers,
@@ -165,3 +167,26 @@ def test_replay_per_epoch_is_the_ratio_capped_by_the_set():
     assert replay_per_epoch(20, 300, 2.5) == 50
     assert replay_per_epoch(20, 30, 2.0) == 30
     assert replay_per_epoch(20, 300, 0.0) == 0
+
+
+class _Masks(SegmentationDataset):
+    """Frames that are only their label masks, for counting."""
+
+    def __init__(self, masks):
+        super().__init__([(f"i{n}", f"m{n}") for n in range(len(masks))])
+        self.masks = masks
+
+    def load(self, index):
+        return np.zeros((*self.masks[index].shape, 3), np.uint8), self.masks[index]
+
+
+def test_class_weights_count_replayed_frames_by_how_often_they_are_drawn():
+    from canet_ros.training.data_setup import _pixel_counts
+
+    own = _Masks([np.array([[0, 0, 1, 255]], np.uint8)])  # class 0: 2 px, class 1: 1 px
+    pool = _Masks([np.array([[2, 2, 2, 2]], np.uint8)] * 4)  # 16 px of class 2 in all
+    mixed = MixedDataset([own, pool], [None, None])
+    mixed.per_epoch = 1  # one of the four pool frames an epoch: a quarter of their pixels
+    cs = ClassSet("t", ("a", "b", "c"), ((0, 0, 0),) * 3, 255)
+    np.testing.assert_allclose(_pixel_counts(mixed, cs), [2, 1, 4])
+    np.testing.assert_allclose(_pixel_counts(own, cs), [2, 1, 0])
