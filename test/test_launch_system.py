@@ -74,12 +74,15 @@ def ros2_launch(workspace, env, launch_file, **arguments):
     return RosProcess(shell(workspace, *argv), env, f"ros2 launch {launch_file}")
 
 
-def ros2(workspace, env, *argv, tries=3):
-    """Run a ros2 CLI command; retried, as discovery may miss a node on the first try."""
-    for _ in range(tries):
+def ros2(workspace, env, *argv, tries=5):
+    """Run a ros2 CLI command; retried, as discovery may miss a node (three tries in a row
+    did on a loaded machine, each CLI call discovering the graph afresh with --no-daemon)."""
+    for attempt in range(tries):
+        if attempt:
+            time.sleep(1.0)
         run = subprocess.run(shell(workspace, "ros2", *argv), env=env, capture_output=True,
                              text=True, timeout=120)
-        if run.returncode == 0 and "not found" not in run.stdout.lower():
+        if run.returncode == 0 and "not found" not in (run.stdout + run.stderr).lower():
             break
     return run.returncode, run.stdout + run.stderr
 
