@@ -14,18 +14,15 @@
 
 """SegmentationEngine: uint8 frames in, label maps (and optional visualisations) out.
 
-Two paths behind one API:
-
-* CPU: ONNX Runtime (runtime="auto" when importable; measured faster than torch on
-  this model) or torch channels_last, with numpy/OpenCV pre/post-processing. When the
-  checkpoint's ONNX export is cached, the engine is built without importing torch
-  (seconds at start-up; docs/performance.md).
+* CPU: the cached ONNX export on the runner ``cpu_runners`` picks for the precision
+  (ONNX Runtime or OpenVINO; torch not even imported), else torch; numpy/OpenCV pre-
+  and post-processing (docs/performance.md).
 * CUDA: pinned staging buffers per frame shape, double-buffered over three streams
   (upload / compute / download); pre/post-processing on the GPU (``device_ops``);
   completion waited for with CUDA events only. See ``torch_backend``.
 
-Both compute outputs at the frame's size without upsampling all the logits
-(``upsample``). Nothing here imports ROS, and nothing at import time imports torch.
+Both make outputs at the frame's size without upsampling all the logits (``upsample``).
+Nothing here imports ROS, and nothing at import time imports torch.
 """
 from __future__ import annotations
 
@@ -56,6 +53,7 @@ from . import upsample as up
 from .cpu_runners import make_cpu_runner
 from .onnx_runtime import cached_graph, file_digest, onnxruntime_available
 from .results import (
+    Done,
     EngineError,
     Request,
     SegmentationResult,
@@ -74,7 +72,7 @@ __all__ = ["EngineError", "SegmentationEngine", "SegmentationResult"]
 
 log = logging.getLogger("canet_ros.inference")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "auto")  # all but fp16: CPU (cpu_runners)
-MAX_GRIDS = 4  # output sizes kept (a camera has one; a few cover switching sources)
+MAX_GRIDS = 4  # cell tables kept (a camera needs one or two; more cover switching)
 
 
 def _choose(value: str, allowed: tuple[str, ...], what: str) -> str:
@@ -82,19 +80,6 @@ def _choose(value: str, allowed: tuple[str, ...], what: str) -> str:
     if text not in allowed:
         raise EngineError(f"unknown {what} {value!r}; use one of {', '.join(allowed)}")
     return text
-
-
-class _Done:
-    """A finished CPU result in the shape of ``runners.InferenceHandle``."""
-
-    def __init__(self, result: SegmentationResult):
-        self._result = result
-
-    def done(self) -> bool:
-        return True
-
-    def result(self) -> SegmentationResult:
-        return self._result
 
 
 class SegmentationEngine:
@@ -212,8 +197,9 @@ class SegmentationEngine:
             warm_up_cuda(self)
             return
         width, height = self.resolution
-        self.infer(np.zeros((height, width, 3), np.uint8), color=True, overlay=True,
-                   confidence=True)
+        frame = np.zeros((height, width, 3), np.uint8)
+        self.infer(frame, color=True, overlay=True, confidence=True)
+        self.infer(frame, color=True, overlay=True)  # without confidence: maybe lowres
 
     # -- properties -------------------------------------------------------------------
     @property
@@ -299,7 +285,7 @@ class SegmentationEngine:
     def infer_async(self, frame: np.ndarray, order: str = "rgb", *, color: bool = False,
                     overlay: bool = False, confidence: bool = False,
                     alpha: float | None = None, clock: StageClock | None = None
-                    ) -> InferenceHandle | _Done:
+                    ) -> InferenceHandle | Done:
         """Submit a frame; on CUDA this returns before the GPU is done (call ``result()``).
 
         Two frames may be in flight per frame shape; submitting a third first collects
@@ -315,7 +301,7 @@ class SegmentationEngine:
         with self._lock:
             if self._pipeline is not None:
                 return self._pipeline.submit(frame, req, self._label_dtype, clock)
-            return _Done(self._infer_cpu(frame, req, clock))
+            return Done(self._infer_cpu(frame, req, clock))
 
     def infer_many(self, frames: Iterable[np.ndarray], order: str = "rgb",
                    **kwargs: Any) -> Iterator[SegmentationResult]:
@@ -334,16 +320,18 @@ class SegmentationEngine:
         width, height = self.resolution
         return tuple(frame_hw) if self.output_size == "input" else (height, width)
 
-    def grid(self, out_hw: tuple[int, int], make: Any = None) -> Any:
-        """Cell tables from network size to ``out_hw`` (None when they are the same size)."""
+    def grid(self, out_hw: tuple[int, int], make: Any = None,
+             in_hw: tuple[int, int] | None = None) -> Any:
+        """Cell tables from network size (or ``in_hw``) to ``out_hw`` (None if the same)."""
         width, height = self.resolution
-        if tuple(out_hw) == (height, width):
+        in_hw = (height, width) if in_hw is None else tuple(in_hw)
+        if tuple(out_hw) == in_hw:
             return None
-        key = (tuple(out_hw), make is not None)
+        key = (in_hw, tuple(out_hw), make is not None)
         if key not in self._grids:
             while len(self._grids) >= MAX_GRIDS:
                 self._grids.popitem(last=False)
-            cells = up.CellGrid((height, width), key[0])
+            cells = up.CellGrid(in_hw, key[1])
             self._grids[key] = make(cells) if make is not None else cells
         self._grids.move_to_end(key)
         return self._grids[key]
@@ -365,13 +353,21 @@ class SegmentationEngine:
             clock.restart()
         x = self._pre(frame, req.order)
         mark("preprocess")
-        logits = self._runner.forward_numpy(x)[0]
-        if self.tta:  # ONNX Runtime may reuse its output buffer: copy the first result
+        out_hw = self.out_hw(frame.shape[:2])
+        grid = self.grid(out_hw)
+        if grid is None and getattr(self._runner, "lowres", False) and not (
+                self.tta or req.confidence):
+            # Logits before the network's final upsample, which is itself a cell grid: the
+            # labels are the upsampled logits' without making them (docs/performance.md).
+            logits = self._runner.forward_lowres(x)[0]
+            grid = self.grid(out_hw, in_hw=logits.shape[1:])
+        else:
+            logits = self._runner.forward_numpy(x)[0]
+        if self.tta:  # the runner may reuse its output buffer: copy the first result
             logits = post.flip_tta_logits(
                 logits.copy(), self._runner.forward_numpy(np.ascontiguousarray(x[..., ::-1]))[0])
         mark("model")
-        out_hw = self.out_hw(frame.shape[:2])
-        frame_post = post.FramePost(logits, self.grid(out_hw), self._label_dtype, self._packed,
+        frame_post = post.FramePost(logits, grid, self._label_dtype, self._packed,
                                     want_confidence=req.confidence, helper=self._helper())
         mark("upsample_argmax")
         color = packed = overlay = conf = None

@@ -32,16 +32,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from .onnx_runtime import cache_dir
 
-__all__ = ["OpenVinoRunner", "core", "openvino_available"]
+__all__ = ["OpenVinoRunner", "core", "openvino_available", "without_final_upsample"]
 
 log = logging.getLogger("canet_ros.inference")
 # Our precision names -> OpenVINO's inference precision hint (for the layers a QDQ
 # graph leaves in float).
 _HINTS = {"fp32": "f32", "bf16": "bf16"}
+# The graph's last layer when it can run in OpenCV instead (see OpenVinoRunner).
+_UPSAMPLE_MODES = {"linear", "linear_onnx"}
+_HALF_PIXEL = {"half_pixel", "pytorch_half_pixel"}
 
 
 def openvino_available() -> bool:
@@ -65,7 +69,7 @@ class OpenVinoRunner:
 
     ``precision`` "int8" expects a quantized (QDQ) graph: OpenVINO runs its quantized
     convolutions in int8 and the rest in ``float_precision`` (fp32 or bf16).
-    ``forward_numpy`` returns the request's output buffer, overwritten by the next call.
+    Both forwards return buffers that the next call overwrites.
     """
 
     runtime = "openvino"
@@ -80,30 +84,72 @@ class OpenVinoRunner:
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if isinstance(onnx_model, Path):
-            # Only a file has a stable identity for the compiled-model cache; given the
-            # path, a cache hit skips reading and converting the ONNX file altogether.
             config["CACHE_DIR"] = str(cache_dir() / "openvino")
-            self.compiled = core().compile_model(str(onnx_model), "CPU", config)
+            model = core().read_model(str(onnx_model))
         else:
             model = core().read_model(onnx_model, ov.Tensor(np.empty(0, np.uint8)))
-            self.compiled = core().compile_model(model, "CPU", config)
-        self._request = self.compiled.create_infer_request()
-        self.precision = precision
         width, height = size
         self.input_shape = (1, 3, height, width)
-        shape = list(self.compiled.output(0).get_partial_shape().to_shape())
+        shape = list(model.output(0).get_partial_shape().to_shape())
         expected = [1, num_classes, height, width]
         if shape != expected:
             raise ValueError(f"ONNX graph gives logits {shape}, expected {expected}")
+        body = without_final_upsample(model)
+        # OpenVINO's Interpolate is slow on this path: 7-16 ms of a 40-60 ms int8 model at
+        # 1024x512 (docs/performance.md), where OpenCV upsamples the same logits in 1.7 ms.
+        self._logits = np.empty(expected, np.float32) if body is not None else None
+        self.compiled = core().compile_model(body if body is not None else model, "CPU",
+                                             config)
+        self._request = self.compiled.create_infer_request()
+        self.precision = precision
         log.debug("OpenVINO %s on the CPU, execution precision %s", precision,
                   self.compiled.get_property("INFERENCE_PRECISION_HINT"))
 
+    @property
+    def lowres(self) -> bool:
+        """Whether :meth:`forward_lowres` stops before the final upsample."""
+        return self._logits is not None
+
     def forward_numpy(self, x: np.ndarray) -> np.ndarray:
-        """(1,3,H,W) float32 -> (1,C,H,W) float32 logits (the request's output buffer)."""
+        """(1,3,H,W) float32 -> (1,C,H,W) float32 logits (a buffer the next call reuses)."""
+        out = self.forward_lowres(x)
+        if self._logits is None:
+            return out
+        size = self.input_shape[:1:-1]
+        for low, plane in zip(out[0], self._logits[0], strict=True):
+            # Half-pixel centres, edges clamped: torch's align_corners=False (a test checks).
+            cv2.resize(low, size, dst=plane, interpolation=cv2.INTER_LINEAR)
+        return self._logits
+
+    def forward_lowres(self, x: np.ndarray) -> np.ndarray:
+        """The graph's own output: logits before the final upsample when :attr:`lowres`."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.shape != self.input_shape:
             raise ValueError(f"ONNX graph expects {self.input_shape}, got {x.shape}")
-        # share_outputs: infer() would otherwise copy the logits into the dict it returns
-        # (23 MB at 1024x512, ~10 ms here), which nothing reads.
+        # share_outputs: infer() would otherwise copy the output into the dict it returns
+        # (23 MB of logits at 1024x512, ~10 ms here), which nothing reads.
         self._request.infer({0: x}, share_inputs=True, share_outputs=True)
         return self._request.get_output_tensor(0).data
+
+
+def without_final_upsample(model: Any) -> Any | None:
+    """``model`` up to its last layer when that is a plain bilinear upsample, else None.
+
+    That layer is CANet's last (logits at 1/8 of the input, upsampled with
+    align_corners=False); a graph ending otherwise runs whole.
+    """
+    import openvino as ov
+
+    last = model.get_results()[0].input_value(0).get_node()
+    if last.get_type_name() != "Interpolate" or len(model.get_results()) != 1:
+        return None
+    attrs = last.get_attributes()
+    pads = list(attrs.get("pads_begin", [])) + list(attrs.get("pads_end", []))
+    if (attrs.get("mode") not in _UPSAMPLE_MODES or attrs.get("antialias")
+            or attrs.get("coordinate_transformation_mode") not in _HALF_PIXEL or any(pads)):
+        return None
+    source, result = last.input_value(0).get_partial_shape(), last.get_output_partial_shape(0)
+    if source.is_dynamic or len(source) != 4 or list(source)[:2] != list(result)[:2]:
+        return None
+    return ov.Model([last.input_value(0)], model.get_parameters(),
+                    "canet_without_final_upsample")

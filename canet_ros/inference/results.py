@@ -53,6 +53,19 @@ class Request:
     alpha: float
 
 
+class Done:
+    """A finished CPU result in the shape of ``runners.InferenceHandle``."""
+
+    def __init__(self, result: SegmentationResult):
+        self._result = result
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> SegmentationResult:
+        return self._result
+
+
 class StageClock:
     """Wall time per stage on the host: ``mark(stage)`` ends ``stage`` and starts the next."""
 

@@ -1,0 +1,115 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""OpenVINO graphs stop before the final upsample: the same logits and labels as whole.
+
+The references are torch (the module the graph was exported from) and ONNX Runtime
+running the whole graph, never the code under test.
+"""
+import numpy as np
+import pytest
+
+from canet_ros.inference import SegmentationEngine
+from canet_ros.inference.onnx_runtime import OnnxRunner, _export_bytes
+from canet_ros.inference.openvino_runner import OpenVinoRunner, core, without_final_upsample
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("openvino")
+pytest.importorskip("onnxruntime")
+
+SIZE = (53, 37)  # (W, H): the 1/4-stride features are 14x10, a non-integer factor
+
+
+class Head(torch.nn.Module):
+    """A strided conv to coarse logits, then an upsample back to the input size."""
+
+    def __init__(self, mode="bilinear", align_corners=False):
+        super().__init__()
+        torch.manual_seed(3)
+        self.conv = torch.nn.Conv2d(3, 5, 3, stride=4, padding=1)
+        self.mode, self.align_corners = mode, align_corners
+
+    def coarse(self, x):
+        return self.conv(x)
+
+    def forward(self, x):
+        kwargs = {} if self.mode == "nearest" else {"align_corners": self.align_corners}
+        return torch.nn.functional.interpolate(self.conv(x), size=x.shape[2:],
+                                               mode=self.mode, **kwargs)
+
+
+def graph(tmp_path, module, name):
+    path = tmp_path / f"{name}.onnx"
+    path.write_bytes(_export_bytes(module.eval(), SIZE))
+    return path
+
+
+def example():
+    return np.random.default_rng(4).normal(size=(1, 3, SIZE[1], SIZE[0])).astype(np.float32)
+
+
+def test_the_graph_stops_before_a_bilinear_upsample_and_opencv_does_it(tmp_path):
+    head = Head()
+    runner = OpenVinoRunner(graph(tmp_path, head, "bilinear"), SIZE, 5, "fp32", threads=1)
+    x = example()
+    with torch.no_grad():
+        coarse = head.coarse(torch.from_numpy(x)).numpy()
+        full = head(torch.from_numpy(x)).numpy()
+    assert runner.lowres
+    low = runner.forward_lowres(x)
+    assert low.shape == coarse.shape == (1, 5, 10, 14)
+    np.testing.assert_allclose(low, coarse, rtol=1e-4, atol=1e-4)
+    # OpenCV's resize must be torch's align_corners=False, borders included.
+    np.testing.assert_allclose(runner.forward_numpy(x), full, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode, align_corners", [("nearest", None), ("bilinear", True)])
+def test_other_upsamples_stay_in_the_graph(tmp_path, mode, align_corners):
+    head = Head(mode, align_corners)
+    path = graph(tmp_path, head, f"{mode}_{align_corners}")
+    assert without_final_upsample(core().read_model(str(path))) is None
+    runner = OpenVinoRunner(path, SIZE, 5, "fp32", threads=1)
+    assert not runner.lowres
+    x = example()
+    np.testing.assert_allclose(runner.forward_numpy(x),
+                               OnnxRunner(path, SIZE, 5, threads=1).forward_numpy(x),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_engine_labels_from_lowres_logits_equal_the_upsampled_argmax(seeded):
+    """Labels at network size from the 1/8 logits equal the argmax of the whole logits."""
+    engine = SegmentationEngine(seeded, device="cpu", precision="fp32", resolution=(96, 64))
+    whole = engine._runner.forward_numpy  # ONNX Runtime, the graph run whole
+    ov = OpenVinoRunner(engine_graph(engine), engine.resolution, engine.num_classes, "fp32",
+                        threads=1)
+    assert ov.lowres
+    rng = np.random.default_rng(6)
+    frames = [rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for _ in range(3)]
+    for frame in frames:
+        frame[8:40, 10:60] = rng.integers(0, 256, 3)
+    expected = [whole(engine.prepare_model_input(f))[0].argmax(0) for f in frames]
+    engine.set_runner(ov)
+    for frame, labels in zip(frames, expected, strict=True):
+        result = engine.infer(frame, color=True)
+        assert np.mean(result.labels == labels) >= 0.999
+        np.testing.assert_array_equal(result.color, engine._palette["rgb"][result.labels])
+        # Confidence needs the whole logits: that frame runs the upsampled path, same labels.
+        np.testing.assert_array_equal(engine.infer(frame, confidence=True).labels,
+                                      result.labels)
+
+
+def engine_graph(engine):
+    from canet_ros.inference.onnx_runtime import cached_graph, file_digest
+
+    return cached_graph(file_digest(engine.checkpoint_path), engine.resolution).path
