@@ -20,6 +20,7 @@ torch-heavy modules can ask for one thread.
 """
 import fcntl
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -33,6 +34,11 @@ pytest_plugins = ("ros_workspace",)
 def pytest_configure(config):
     # rosidl's parser (lark) imports deprecated modules when message types load.
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:lark.utils")
+    # A shell without job control starts background jobs with SIGINT ignored, and an
+    # ignored signal stays ignored in every child: the Ctrl-C tests' processes would
+    # never see theirs. A handler here is reset to the default in each child instead.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _propagating(name: str) -> bool:
