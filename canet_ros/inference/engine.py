@@ -14,9 +14,9 @@
 
 """SegmentationEngine: uint8 frames in, label maps (and optional visualisations) out.
 
-* CPU: the cached ONNX export on the runner ``cpu_runners`` picks for the precision
-  (ONNX Runtime or OpenVINO; torch not even imported), else torch; numpy/OpenCV pre-
-  and post-processing (docs/performance.md).
+* CPU: the cached ONNX export, run by ONNX Runtime or OpenVINO as ``cpu_runners``
+  picks for the precision (torch not imported), else torch channels_last; numpy/OpenCV
+  pre- and post-processing (docs/performance.md).
 * CUDA: pinned staging buffers per frame shape, double-buffered over three streams
   (upload / compute / download); pre/post-processing on the GPU (``device_ops``);
   completion waited for with CUDA events only. See ``torch_backend``.
@@ -199,7 +199,8 @@ class SegmentationEngine:
         width, height = self.resolution
         frame = np.zeros((height, width, 3), np.uint8)
         self.infer(frame, color=True, overlay=True, confidence=True)
-        self.infer(frame, color=True, overlay=True)  # without confidence: maybe lowres
+        if getattr(self._runner, "lowres", False):  # frames without confidence go that way
+            self.infer(frame, color=True, overlay=True)
 
     # -- properties -------------------------------------------------------------------
     @property
