@@ -15,7 +15,8 @@
 """The one place that picks the CPU runner for a precision: fp32, bf16, int8 or auto.
 
 Every runner has the ``OnnxRunner`` interface (``forward_numpy``, ``runtime``,
-``precision``). Which runtime runs which precision was decided by measurement
+``precision``); one with ``lowres`` True also has ``forward_lowres``, the logits before
+the network's final upsample (OpenVINO: ``openvino_runner``). Which runtime runs which precision was decided by measurement
 (docs/performance.md, "CPU precisions"):
 
 * fp32: ONNX Runtime (OpenVINO f32 is no faster), OpenVINO when ORT is absent;
