@@ -16,8 +16,8 @@
 
 Every runner has the ``OnnxRunner`` interface (``forward_numpy``, ``runtime``,
 ``precision``); one with ``lowres`` True also has ``forward_lowres``, the logits before
-the network's final upsample (OpenVINO: ``openvino_runner``). Which runtime runs which precision was decided by measurement
-(docs/performance.md, "CPU precisions"):
+the network's final upsample (OpenVINO: ``openvino_runner``). Which runtime runs which
+precision was decided by measurement (docs/performance.md, "CPU precisions"):
 
 * fp32: ONNX Runtime (OpenVINO f32 is no faster), OpenVINO when ORT is absent;
 * bf16: OpenVINO (ONNX Runtime has no bf16 convolutions on x86);
