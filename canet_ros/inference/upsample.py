@@ -220,31 +220,24 @@ def _fix_chunk(grid: CellGrid, logits: np.ndarray, ci: np.ndarray, cj: np.ndarra
         np.take(flat[c], where, out=corners[c], mode="clip")
     v00, v01, v10, v11 = (corners[:, k * m:(k + 1) * m] for k in range(4))
     sy, sx = grid.slots
-    vals = np.empty((classes, sy * sx, m), np.float32)
-    pixel = np.empty((sy * sx, m), np.intp)
-    valid = np.empty((sy * sx, m), bool)
     ys, xs = ay.start[ci], ax.start[cj]
-    ny, nx = ay.count[ci], ax.count[cj]
+    rows, cols = np.arange(sy)[:, None], np.arange(sx)[:, None]
     # Weights per slot; a slot past a cell's own pixels reads any weight (it is dropped).
-    lam_y = ay.lam[np.minimum(ys[None, :] + np.arange(sy)[:, None], height_out - 1)]
-    lam_x = ax.lam[np.minimum(xs[None, :] + np.arange(sx)[:, None], width_out - 1)]
-    top, bottom = np.empty_like(v00), np.empty_like(v00)
-    for q in range(sx):
-        np.subtract(v01, v00, out=top)
-        top *= lam_x[q]
-        top += v00
-        np.subtract(v11, v10, out=bottom)
-        bottom *= lam_x[q]
-        bottom += v10
-        bottom -= top  # now the vertical step
-        xq = xs + q
-        for p in range(sy):
-            slot = p * sx + q
-            np.multiply(bottom, lam_y[p], out=vals[:, slot])
-            vals[:, slot] += top
-            np.multiply(ys + p, width_out, out=pixel[slot])
-            pixel[slot] += xq
-            np.logical_and(p < ny, q < nx, out=valid[slot])
+    lam_y = ay.lam[np.minimum(ys[None, :] + rows, height_out - 1)]  # (sy, m)
+    lam_x = ax.lam[np.minimum(xs[None, :] + cols, width_out - 1)]  # (sx, m)
+    # Every slot at once, each value by the same float operations in the same order:
+    # top = (v01 - v00) * lam_x + v00, step = (v11 - v10) * lam_x + v10 - top, then
+    # top + step * lam_y. A loop over the slots was ~400 small numpy calls at 8x.
+    top = np.subtract(v01, v00)[:, None] * lam_x  # (C, sx, m)
+    top += v00[:, None]
+    step = np.subtract(v11, v10)[:, None] * lam_x
+    step += v10[:, None]
+    step -= top
+    vals = step[:, None] * lam_y[None, :, None]  # (C, sy, sx, m): slot = p * sx + q
+    vals += top[:, None]
+    vals = vals.reshape(classes, sy * sx, m)
+    pixel = ((ys + rows) * width_out)[:, None] + (xs + cols)[None]
+    valid = (rows < ay.count[ci])[:, None] & (cols < ax.count[cj])[None]
     keep = valid.reshape(-1)
     # Slots past a cell's own pixel count are computed too (one array op for all cells)
     # and dropped here.
