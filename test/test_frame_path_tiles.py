@@ -17,6 +17,8 @@
 Independent expectations: numpy's argmax (first maximum wins), max and exp-sum over the
 class axis, and the palette indexed by the labels.
 """
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -82,21 +84,27 @@ def test_colour_is_the_palette_of_the_labels(classes, dtype, out_hw):
 
 
 @pytest.mark.parametrize("order", ["rgb", "bgr"])
-def test_resized_input_is_the_float_resize_within_half_a_sixteen_bit_step(order):
+@pytest.mark.parametrize("frame_hw, size", [((37, 50), (20, 16)), ((150, 171), (96, 70))])
+def test_resized_input_is_the_float_resize_within_half_a_sixteen_bit_step(order, frame_hw,
+                                                                          size):
     # Reference by hand, in float64: bilinear, half-pixel centres, edges clamped (the
     # reference's align_corners=False), then (x / 255 - mean) / std per RGB channel.
     rng = np.random.default_rng(5)
-    frame = rng.integers(0, 256, (37, 50, 3), dtype=np.uint8)
+    frame = rng.integers(0, 256, (*frame_hw, 3), dtype=np.uint8)
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    out = pre.Preprocessor((20, 16), mean, std)(frame, order)
+    out = pre.Preprocessor(size, mean, std)(frame, order)
+    # With a helper thread (rows split between two cores, from 64 rows up): bit for bit.
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        shared = pre.Preprocessor(size, mean, std)(frame, order, helper=helper)
+    np.testing.assert_array_equal(shared, out)
 
     def axis(n_out, n_in):
         pos = np.maximum((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0)
         i0 = np.minimum(np.floor(pos).astype(int), n_in - 1)
         return i0, np.minimum(i0 + 1, n_in - 1), pos - i0
 
-    y0, y1, wy = axis(16, 37)
-    x0, x1, wx = axis(20, 50)
+    y0, y1, wy = axis(size[1], frame_hw[0])
+    x0, x1, wx = axis(size[0], frame_hw[1])
     f = frame.astype(np.float64)
     rows = f[y0] * (1 - wy)[:, None, None] + f[y1] * wy[:, None, None]
     resized = rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]

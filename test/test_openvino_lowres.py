@@ -20,7 +20,9 @@ running the whole graph, never the code under test.
 import numpy as np
 import pytest
 
-from canet_ros.inference import SegmentationEngine
+from canet_ros.inference import SegmentationEngine, lowres
+from canet_ros.inference import upsample as up
+from canet_ros.inference.lowres import SparseLogits
 from canet_ros.inference.onnx_runtime import OnnxRunner, _export_bytes
 from canet_ros.inference.openvino_runner import OpenVinoRunner, core, without_final_upsample
 
@@ -87,18 +89,46 @@ def test_other_upsamples_stay_in_the_graph(tmp_path, mode, align_corners):
                                rtol=1e-4, atol=1e-4)
 
 
-def test_engine_labels_from_lowres_logits_equal_the_upsampled_argmax(seeded):
-    """Labels at network size from the 1/8 logits equal the argmax of the whole logits."""
+@pytest.mark.parametrize("low_hw, net_hw, on_lattice", [
+    ((8, 12), (64, 96), True),     # the network's 8x: OpenCV's remap
+    ((10, 14), (40, 56), True),    # 4x
+    ((10, 14), (37, 53), False),   # a non-integer factor: the numpy path
+])
+def test_sparse_logits_are_the_upsampled_logits_where_asked(low_hw, net_hw, on_lattice):
+    rng = np.random.default_rng(7)
+    low = rng.normal(size=(5, *low_hw)).astype(np.float32)
+    grid = up.CellGrid(low_hw, net_hw)
+    sparse = SparseLogits(low, grid)
+    assert sparse.shape == (5, *net_hw)
+    assert lowres._samples(grid).on_lattice is on_lattice
+    with torch.no_grad():
+        whole = torch.nn.functional.interpolate(torch.from_numpy(low)[None], size=net_hw,
+                                                mode="bilinear", align_corners=False)
+    whole = whole[0].numpy().reshape(5, -1)
+    last = net_hw[0] * net_hw[1] - 1
+    # Repeats and the four corners (the clamped borders) included.
+    # More points than an OpenCV image has pixels a side.
+    where = np.concatenate([rng.integers(0, last + 1, 40000), [0, net_hw[1] - 1, last, last]])
+    np.testing.assert_allclose(sparse.take(where), whole[:, where], rtol=1e-5, atol=1e-5)
+    again = where[::7]  # a second call: nothing left over from the first
+    np.testing.assert_allclose(sparse.take(again), whole[:, again], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("frame_hw", [(64, 96), (100, 150), (45, 70), (64, 200)])
+def test_engine_labels_from_lowres_logits_equal_the_upsampled_argmax(seeded, frame_hw):
+    """Labels from the 1/8 logits equal the argmax of the whole logits, upsampled to the
+    frame's size (network size, larger, smaller, and one axis only)."""
     engine = SegmentationEngine(seeded, device="cpu", precision="fp32", resolution=(96, 64))
     whole = engine._runner.forward_numpy  # ONNX Runtime, the graph run whole
     ov = OpenVinoRunner(engine_graph(engine), engine.resolution, engine.num_classes, "fp32",
                         threads=1)
     assert ov.lowres
     rng = np.random.default_rng(6)
-    frames = [rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for _ in range(3)]
+    frames = [rng.integers(0, 256, (*frame_hw, 3), dtype=np.uint8) for _ in range(3)]
     for frame in frames:
         frame[8:40, 10:60] = rng.integers(0, 256, 3)
-    expected = [whole(engine.prepare_model_input(f))[0].argmax(0) for f in frames]
+    expected = [upsampled_argmax(whole(engine.prepare_model_input(f))[0], frame_hw)
+                for f in frames]
     engine.set_runner(ov)
     for frame, labels in zip(frames, expected, strict=True):
         result = engine.infer(frame, color=True)
@@ -107,6 +137,13 @@ def test_engine_labels_from_lowres_logits_equal_the_upsampled_argmax(seeded):
         # Confidence needs the whole logits: that frame runs the upsampled path, same labels.
         np.testing.assert_array_equal(engine.infer(frame, confidence=True).labels,
                                       result.labels)
+
+
+def upsampled_argmax(logits, size):
+    with torch.no_grad():
+        whole = torch.nn.functional.interpolate(torch.from_numpy(logits)[None], size=size,
+                                                mode="bilinear", align_corners=False)
+    return whole[0].argmax(0).numpy()
 
 
 def engine_graph(engine):

@@ -21,7 +21,8 @@
   (upload / compute / download); pre/post-processing on the GPU (``device_ops``);
   completion waited for with CUDA events only. See ``torch_backend``.
 
-Both make outputs at the frame's size without upsampling all the logits (``upsample``).
+Both make outputs at the frame's size without upsampling all the logits (``upsample``;
+OpenVINO: ``lowres``).
 Nothing here imports ROS, and nothing at import time imports torch.
 """
 from __future__ import annotations
@@ -51,6 +52,7 @@ from . import postprocess as post
 from . import preprocess as pre
 from . import upsample as up
 from .cpu_runners import make_cpu_runner
+from .lowres import frame_post_from_lowres
 from .onnx_runtime import cached_graph, file_digest, onnxruntime_available
 from .results import (
     Done,
@@ -338,10 +340,8 @@ class SegmentationEngine:
         return self._grids[key]
 
     def _helper(self) -> ThreadPoolExecutor | None:
-        """One worker thread for the post-processing's independent halves (None on 1 CPU).
-
-        ONNX Runtime's own threads sit idle (they do not spin) once the model has run.
-        """
+        """A worker thread for the frame path's independent halves (None on 1 CPU); the
+        runtimes' own threads sit idle (they do not spin) once the model has run."""
         if self._pool is None and (os.cpu_count() or 1) > 1:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="canet_post")
             weakref.finalize(self, self._pool.shutdown, wait=False)
@@ -352,24 +352,10 @@ class SegmentationEngine:
         mark = clock.mark if clock is not None else (lambda stage: None)
         if clock is not None:
             clock.restart()
-        x = self._pre(frame, req.order)
+        x = self._pre(frame, req.order, helper=self._helper())
         mark("preprocess")
         out_hw = self.out_hw(frame.shape[:2])
-        grid = self.grid(out_hw)
-        if grid is None and getattr(self._runner, "lowres", False) and not (
-                self.tta or req.confidence):
-            # Logits before the network's final upsample, which is itself a cell grid: the
-            # labels are the upsampled logits' without making them (docs/performance.md).
-            logits = self._runner.forward_lowres(x)[0]
-            grid = self.grid(out_hw, in_hw=logits.shape[1:])
-        else:
-            logits = self._runner.forward_numpy(x)[0]
-        if self.tta:  # the runner may reuse its output buffer: copy the first result
-            logits = post.flip_tta_logits(
-                logits.copy(), self._runner.forward_numpy(np.ascontiguousarray(x[..., ::-1]))[0])
-        mark("model")
-        frame_post = post.FramePost(logits, grid, self._label_dtype, self._packed,
-                                    want_confidence=req.confidence, helper=self._helper())
+        frame_post = self._frame_post(x, out_hw, req.confidence, mark)
         mark("upsample_argmax")
         color = packed = overlay = conf = None
         if req.color or req.overlay:
@@ -387,6 +373,26 @@ class SegmentationEngine:
             conf = frame_post.confidence()
         mark("confidence")
         return SegmentationResult(frame_post.labels, color, overlay, conf)
+
+    def _frame_post(self, x: np.ndarray, out_hw: tuple[int, int], confidence: bool,
+                    mark: Any) -> post.FramePost:
+        """The model, then the labels at ``out_hw`` (marks "model" in between)."""
+        grid, helper = self.grid(out_hw), self._helper()
+        if getattr(self._runner, "lowres", False) and not (self.tta or confidence):
+            # Logits before the network's final upsample, which is itself a cell grid: the
+            # labels are the upsampled logits' without making them (``lowres``).
+            low = self._runner.forward_lowres(x)[0]
+            mark("model")
+            net_grid = self.grid(self.resolution[::-1], in_hw=low.shape[1:])
+            return frame_post_from_lowres(low, net_grid, grid, self._label_dtype,
+                                          self._packed, helper)
+        logits = self._runner.forward_numpy(x)[0]
+        if self.tta:  # the runner may reuse its output buffer: copy the first result
+            logits = post.flip_tta_logits(
+                logits.copy(), self._runner.forward_numpy(np.ascontiguousarray(x[..., ::-1]))[0])
+        mark("model")
+        return post.FramePost(logits, grid, self._label_dtype, self._packed,
+                              want_confidence=confidence, helper=helper)
 
     def __repr__(self) -> str:
         return (f"SegmentationEngine(backbone={self.backbone!r}, classes={self.num_classes}, "

@@ -66,18 +66,24 @@ def label_dtype(num_classes: int) -> np.dtype:
 class FramePost:
     """One frame's post-processing; ``grid`` None means output at the network size.
 
-    ``logits`` (C, h, w) float32 must stay untouched until the last output is taken.
+    ``logits`` (C, h, w) float32 must stay untouched until the last output is taken;
+    with ``labels`` (their argmax, known) they may be any ``upsample.LogitSource``.
     With a ``helper`` (a one-thread executor) independent work runs on a second core:
     half of the network-size argmax, the gather of uniform cells while mixed ones are
     interpolated here, and the bulk of the confidence while labels, colour and overlay
     are made here. Results do not depend on it.
     """
 
-    def __init__(self, logits: np.ndarray, grid: up.CellGrid | None, dtype: np.dtype,
-                 packed_palette: np.ndarray, want_confidence: bool = False,
-                 helper: Executor | None = None):
+    def __init__(self, logits: np.ndarray | up.LogitSource, grid: up.CellGrid | None,
+                 dtype: np.dtype, packed_palette: np.ndarray, want_confidence: bool = False,
+                 helper: Executor | None = None, labels: np.ndarray | None = None):
         self.logits, self.grid = logits, grid
-        self.small, self.best = _split_rows(logits, dtype, helper)
+        if labels is not None:  # their argmax, already known (``lowres``): no confidence
+            if want_confidence:
+                raise ValueError("confidence needs the logits' maxima, not just labels")
+            self.small, self.best = labels, None
+        else:
+            self.small, self.best = _split_rows(logits, dtype, helper)
         self.fixed: up.FixedCells | None = None
         self._packed = packed_palette
         self._conf: Future | None = None

@@ -36,12 +36,13 @@ Nothing here imports torch; ``device_ops`` is the same design in torch ops.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
 
-__all__ = ["CellGrid", "FixedCells", "argmax_classes", "confidence_at_size", "gather",
-           "lowres_softmax_sum", "mixed_cells", "pack_palette", "unpack_colour"]
+__all__ = ["CellGrid", "FixedCells", "LogitSource", "argmax_classes", "confidence_at_size",
+           "gather", "lowres_softmax_sum", "mixed_cells", "pack_palette", "unpack_colour"]
 
 # Upper bound on classes x slots x cells held at once in the mixed-cell pass (floats).
 _CHUNK_ELEMENTS = 1 << 22
@@ -180,8 +181,17 @@ class FixedCells:
         return (np.concatenate(parts) if parts else np.zeros(0, np.float32)).astype(np.uint8)
 
 
-def fix_mixed(grid: CellGrid, logits: np.ndarray, mixed: np.ndarray, dtype: np.dtype,
-              keep_values: bool = False) -> FixedCells:
+class LogitSource(Protocol):
+    """Logits made on demand (``lowres.SparseLogits``) in place of a (C, h, w) array."""
+
+    shape: tuple[int, int, int]
+
+    def take(self, where: np.ndarray) -> np.ndarray:
+        """(C, n) float32 logits at flat indices ``where`` of an (h, w) plane."""
+
+
+def fix_mixed(grid: CellGrid, logits: np.ndarray | LogitSource, mixed: np.ndarray,
+              dtype: np.dtype, keep_values: bool = False) -> FixedCells:
     """Interpolate all classes at the pixels of mixed cells and take their argmax."""
     ny, nx = grid.y.count, grid.x.count
     width_in = logits.shape[2]
@@ -205,19 +215,22 @@ def fix_mixed(grid: CellGrid, logits: np.ndarray, mixed: np.ndarray, dtype: np.d
     return FixedCells(np.concatenate(index), np.concatenate(labels), values, best)
 
 
-def _fix_chunk(grid: CellGrid, logits: np.ndarray, ci: np.ndarray, cj: np.ndarray,
+def _fix_chunk(grid: CellGrid, logits: np.ndarray | LogitSource, ci: np.ndarray, cj: np.ndarray,
                width_in: int, dtype: np.dtype, keep_values: bool
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     ay, ax = grid.y, grid.x
     height_out, width_out = grid.out_hw
     classes, m = logits.shape[0], len(ci)
-    flat = logits.reshape(classes, -1)
     r0, r1 = ay.lo[ci] * width_in, ay.hi[ci] * width_in
     c0, c1 = ax.lo[cj], ax.hi[cj]
-    corners = np.empty((classes, 4 * m), np.float32)
     where = np.concatenate([r0 + c0, r0 + c1, r1 + c0, r1 + c1])
-    for c in range(classes):  # per class: each plane is read in order, not all at once
-        np.take(flat[c], where, out=corners[c], mode="clip")
+    if isinstance(logits, np.ndarray):
+        corners = np.empty((classes, 4 * m), np.float32)
+        flat = logits.reshape(classes, -1)
+        for c in range(classes):  # per class: each plane is read in order, not all at once
+            np.take(flat[c], where, out=corners[c], mode="clip")
+    else:
+        corners = logits.take(where)
     v00, v01, v10, v11 = (corners[:, k * m:(k + 1) * m] for k in range(4))
     sy, sx = grid.slots
     ys, xs = ay.start[ci], ax.start[cj]

@@ -1,0 +1,154 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Labels at a camera's size from the logits before the network's final upsample (CPU).
+
+The reference upsamples the 1/8 logits to the network size (the model's last layer),
+then again to the frame's size, and takes the argmax. Both steps are bilinear with
+half-pixel centres, so both are cell grids (``upsample``), and the labels come in two:
+
+1. network-size labels from the 1/8 logits: :class:`~.postprocess.FramePost` over the
+   1/8 -> network grid, as for frames of the network's size;
+2. frame-size labels from those: uniform network cells by a gather, mixed ones
+   interpolated from network-size logits at their corners. Those logits are made only
+   there (about 3 % of the network's pixels on CamVid scenes at 1024x512), each from
+   its four 1/8 samples, by :class:`SparseLogits`.
+
+The network-size logits (classes x pixels, 23 MB at 1024x512) are never built, nor
+their argmax: 5 + 6 ms of the 1920x1200 path before (docs/performance.md). Confidence
+needs every pixel's softmax and so takes the whole logits, as does test-time
+augmentation.
+"""
+from __future__ import annotations
+
+import weakref
+from concurrent.futures import Executor
+
+import cv2
+import numpy as np
+
+from . import upsample as up
+from .postprocess import FramePost
+
+__all__ = ["SparseLogits", "frame_post_from_lowres"]
+
+# cv2.remap places samples on a 1/32-pixel lattice; positions on it are taken exactly.
+_REMAP_STEPS = 32
+# OpenCV images hold at most 512 channels; more classes take the numpy path.
+_REMAP_MAX_CHANNELS = 512
+_REMAP_ROW = 4096
+
+
+class _Samples:
+    """Where each network pixel samples the 1/8 logits: per-axis tables, made once."""
+
+    def __init__(self, grid: up.CellGrid):
+        (self.h_in, self.w_in), (self.h_out, self.w_out) = grid.in_hw, grid.out_hw
+        self.y0, self.ly = grid.y.src, grid.y.lam[:, None]
+        self.x0, self.lx = grid.x.src, grid.x.lam[:, None]
+        self.y1 = np.minimum(self.y0 + 1, self.h_in - 1)
+        self.x1 = np.minimum(self.x0 + 1, self.w_in - 1)
+        pos_y = (np.arange(self.h_out) + 0.5) * (self.h_in / self.h_out) - 0.5
+        pos_x = (np.arange(self.w_out) + 0.5) * (self.w_in / self.w_out) - 0.5
+        # Exact when every position is a multiple of 1/32 (any factor of 2 up to 16:
+        # the network's 8x is one); else the interpolation would move by up to 1/64 px.
+        self.on_lattice = all(np.array_equal(p * _REMAP_STEPS, np.round(p * _REMAP_STEPS))
+                              for p in (pos_y, pos_x))
+        self.pos_y, self.pos_x = pos_y.astype(np.float32), pos_x.astype(np.float32)
+
+
+_SAMPLES: weakref.WeakKeyDictionary[up.CellGrid, _Samples] = weakref.WeakKeyDictionary()
+
+
+def _samples(grid: up.CellGrid) -> _Samples:
+    tables = _SAMPLES.get(grid)
+    if tables is None:
+        tables = _SAMPLES[grid] = _Samples(grid)
+    return tables
+
+
+class SparseLogits:
+    """Network-size logits of (C, h, w) 1/8 logits, made only at the pixels asked for.
+
+    Stands in for the whole (C, H, W) logits in ``upsample.fix_mixed``: it has their
+    ``shape`` and :meth:`take`. Values equal OpenCV's resize of each class plane (the
+    runner's upsample) up to float rounding.
+    """
+
+    def __init__(self, low: np.ndarray, grid: up.CellGrid):
+        if low.shape[1:] != grid.in_hw:
+            raise ValueError(f"logits {low.shape[1:]} do not match the grid's {grid.in_hw}")
+        self._low, self._tables = low, _samples(grid)
+        self.shape = (low.shape[0], *grid.out_hw)
+        self._hwc: np.ndarray | None = None
+
+    def take(self, where: np.ndarray) -> np.ndarray:
+        """(C, n) float32 logits at flat network-size indices ``where`` (repeats allowed)."""
+        # Class-major and contiguous, as the corner arithmetic reads it. Corners shared
+        # by neighbouring cells are made once per cell: cheaper than finding repeats.
+        return np.ascontiguousarray(self._at(where).T)
+
+    def _at(self, pixels: np.ndarray) -> np.ndarray:
+        """(n, C) logits at flat network indices."""
+        t = self._tables
+        rows, cols = np.divmod(pixels, t.w_out)
+        if self._hwc is None:
+            self._hwc = np.ascontiguousarray(self._low.transpose(1, 2, 0))
+        classes = self._hwc.shape[2]
+        if t.on_lattice and classes <= _REMAP_MAX_CHANNELS:
+            # remap's output is an image under 32767 px a side: the points as rows of it.
+            n = len(pixels)
+            size = -(-n // _REMAP_ROW) * _REMAP_ROW
+            map_x, map_y = np.zeros(size, np.float32), np.zeros(size, np.float32)
+            map_x[:n], map_y[:n] = t.pos_x[cols], t.pos_y[rows]
+            picked = cv2.remap(self._hwc, map_x.reshape(-1, _REMAP_ROW),
+                               map_y.reshape(-1, _REMAP_ROW), cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+            return picked.reshape(size, classes)[:n]
+        flat = self._hwc.reshape(-1, classes)
+        r0, r1 = t.y0[rows] * t.w_in, t.y1[rows] * t.w_in
+        c0, c1 = t.x0[cols], t.x1[cols]
+        top = np.take(flat, r0 + c1, axis=0)
+        v00 = np.take(flat, r0 + c0, axis=0)
+        top -= v00
+        top *= t.lx[cols]
+        top += v00
+        bottom = np.take(flat, r1 + c1, axis=0)
+        v10 = np.take(flat, r1 + c0, axis=0)
+        bottom -= v10
+        bottom *= t.lx[cols]
+        bottom += v10
+        bottom -= top
+        bottom *= t.ly[rows]
+        bottom += top
+        return bottom
+
+
+def frame_post_from_lowres(low: np.ndarray, net_grid: up.CellGrid,
+                           frame_grid: up.CellGrid | None, dtype: np.dtype,
+                           packed_palette: np.ndarray,
+                           helper: Executor | None = None) -> FramePost:
+    """Labels (and colour) of (C, h, w) 1/8 logits at the frame's size; see top.
+
+    ``net_grid`` goes from the 1/8 logits to the network size, ``frame_grid`` from there
+    to the frame's size (None: the frame is of the network's size).
+    """
+    net = FramePost(low, net_grid, dtype, packed_palette, helper=helper)
+    if frame_grid is None:
+        return net
+    if frame_grid.in_hw != net_grid.out_hw:
+        raise ValueError(f"frame grid starts at {frame_grid.in_hw}, the network size is "
+                         f"{net_grid.out_hw}")
+    return FramePost(SparseLogits(low, net_grid), frame_grid, dtype, packed_palette,
+                     helper=helper, labels=net.labels)
