@@ -81,6 +81,8 @@ def test_colour_is_the_palette_of_the_labels(classes, dtype, out_hw):
                                   palette[labels])
     np.testing.assert_array_equal(up.unpack_colour(frame_post.colour_packed(), "bgr"),
                                   palette[labels][..., ::-1])
+    np.testing.assert_array_equal(frame_post.colour("rgb"), palette[labels])
+    np.testing.assert_array_equal(frame_post.colour("bgr"), palette[labels][..., ::-1])
 
 
 @pytest.mark.parametrize("order", ["rgb", "bgr"])

@@ -357,16 +357,14 @@ class SegmentationEngine:
         out_hw = self.out_hw(frame.shape[:2])
         frame_post = self._frame_post(x, out_hw, req.confidence, mark)
         mark("upsample_argmax")
-        color = packed = overlay = conf = None
-        if req.color or req.overlay:
-            packed = frame_post.colour_packed()
+        color = overlay = conf = None
         if req.color:
-            color = up.unpack_colour(packed, "rgb")
+            color = frame_post.colour("rgb")
         mark("colour")
         if req.overlay:
             base = frame if out_hw == frame.shape[:2] else self._pre.small_frame()
-            tint = color if req.order == "rgb" and color is not None else up.unpack_colour(
-                packed, req.order)
+            tint = color if req.order == "rgb" and color is not None else frame_post.colour(
+                req.order)
             overlay = post.blend_cpu(base, tint, req.alpha)
         mark("overlay")
         if req.confidence:

@@ -100,6 +100,17 @@ class FramePost:
         self.labels = gathered.result() if gathered is not None else up.gather(grid, self.small)
         self.labels.reshape(-1)[self.fixed.index] = self.fixed.labels
 
+    def colour(self, order: str) -> np.ndarray:
+        """HxWx3 uint8 palette colours of the labels, channels in ``order`` ("rgb"/"bgr")."""
+        if self.labels.dtype != np.uint8:
+            return up.unpack_colour(self.colour_packed(), order)
+        # One pass from the labels to the three channels (OpenCV's colour map with our
+        # palette as the map): a uint32 lookup then an unpack per order cost 2x as much.
+        table = np.zeros((256, 4), np.uint8)
+        table[: len(self._packed)] = self._packed.view(np.uint8).reshape(-1, 4)
+        channels = table[:, :3] if order == "rgb" else table[:, 2::-1]
+        return cv2.applyColorMap(self.labels, np.ascontiguousarray(channels[:, None]))
+
     def colour_packed(self) -> np.ndarray:
         """HxW uint32 palette entries (see ``upsample.pack_palette``)."""
         if self.labels.dtype == np.uint8:
