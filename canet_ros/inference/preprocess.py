@@ -170,4 +170,3 @@ def _by_rows(helper: Executor | None, height: int, work: Callable[[slice], Any])
     lower = helper.submit(work, slice(half, height))
     work(slice(0, half))
     lower.result()
-
