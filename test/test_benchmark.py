@@ -22,7 +22,7 @@ import math
 
 import pytest
 
-from canet_ros.benchmark import STAGES, load_frame, run_benchmark
+from canet_ros.benchmark import LABEL_STAGES, STAGES, load_frame, run_benchmark
 from canet_ros.cli import benchmark as cli
 from canet_ros.inference import EngineError
 
@@ -55,6 +55,11 @@ def check_report(report, runtime, frame=(64, 64)):
     assert list(report["stages_ms"]) == list(STAGES)
     assert all(isinstance(v, float) and v >= 0 for v in report["stages_ms"].values())
     assert report["stages_ms"]["model"] > 0 and report["stages_ms"]["upsample_argmax"] > 0
+    # The labels-only pipeline's own stages (CPU), from its own timed iterations.
+    labels = report["stages_labels_ms"]
+    assert list(labels) == list(LABEL_STAGES)
+    assert labels["model"] > 0 and labels["upsample_argmax"] > 0 and labels["encode"] > 0
+    assert sum(labels.values()) <= report["pipeline_labels_p99_ms"]
     assert report["peak_device_mb"] is None
     assert isinstance(report["device"], str) and report["device"]
     assert isinstance(report["torch"], str)

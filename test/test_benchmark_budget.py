@@ -79,11 +79,11 @@ def test_the_run_says_up_front_how_long_it_will_take(capsys, monkeypatch):
 def _interrupt_run_timed(monkeypatch, on_call: int) -> None:
     real, calls = FramePipeline.run_timed, {"n": 0}
 
-    def run_timed(self):
-        calls["n"] += 1
-        if calls["n"] == on_call:
+    def run_timed(self, labels_only=False):
+        calls["n"] += not labels_only
+        if calls["n"] == on_call and not labels_only:
             raise KeyboardInterrupt
-        return real(self)
+        return real(self, labels_only)
 
     monkeypatch.setattr(FramePipeline, "run_timed", run_timed)
 
@@ -99,6 +99,7 @@ def test_ctrl_c_mid_run_prints_the_complete_rounds_as_json(capsys, monkeypatch):
     assert report["interrupted"] is True and report["iters"] == 2
     assert report["model_ms"] > 0 and report["pipeline_all_ms"] > 0
     assert set(report["stages_ms"]) == set(benchmark.STAGES)
+    assert set(report["stages_labels_ms"]) == set(benchmark.LABEL_STAGES)
     assert report["pipeline_stream_ms"] is None and report["reference_gflops"] is None
     assert "measured so far" in out.err
 

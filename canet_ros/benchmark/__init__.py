@@ -44,12 +44,14 @@ from .timing import (
     time_interleaved,
 )
 
-__all__ = ["STAGES", "load_frame", "make_image_msg", "matmul_gflops", "run_benchmark",
-           "time_calls", "time_interleaved"]
+__all__ = ["LABEL_STAGES", "STAGES", "load_frame", "make_image_msg", "matmul_gflops",
+           "run_benchmark", "time_calls", "time_interleaved"]
 
 # The per-stage breakdown of pipeline_all, in order (docs/performance.md).
 STAGES = ("decode", "preprocess", "model", "upsample_argmax", "colour", "overlay",
           "confidence", "encode")
+# Those of pipeline_labels (CPU only): the labels alone, as a labels-only subscriber gets.
+LABEL_STAGES = ("decode", "preprocess", "model", "upsample_argmax", "encode")
 
 
 def _peak_rss_mb() -> float:
@@ -106,7 +108,10 @@ def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int =
         cv2.resize(frame_bgr, (width, height), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]))
     fns = {"model": lambda: engine.run_model(x),
            "pipeline": lambda: pipe.run(color=True, overlay=True),
-           "pipeline_labels": lambda: pipe.run(),
+           # Its stages too on the CPU, where the clock is a few perf_counter calls (on
+           # CUDA it would record events into the stream being timed).
+           "pipeline_labels": (lambda: pipe.run_timed(labels_only=True))
+           if engine.device_type == "cpu" else pipe.run,
            "pipeline_all": pipe.run_timed}
     m = _Measured(frame_size, source, warmup)
     try:
@@ -161,9 +166,12 @@ def _assemble(engine: SegmentationEngine, pipe: FramePipeline, m: _Measured, com
     done = len(times["model"]) if times else 0
     report = _report(engine, times, done, m.warmup, m.frame_size, m.source)
     report["interrupted"] = m.interrupted
-    timed_stages = pipe.stages[len(pipe.stages) - len(m.times.get("pipeline_all", [])):]
-    report["stages_ms"] = {s: float(np.median([st.get(s, 0.0) for st in timed_stages[:done]]))
-                           for s in STAGES} if done else None
+    for key, kind, stages in (("stages_ms", "all", STAGES),
+                              ("stages_labels_ms", "labels", LABEL_STAGES)):
+        calls = pipe.stages[kind]
+        timed = calls[len(calls) - len(m.times.get(f"pipeline_{kind}", [])):][:done]
+        report[key] = {s: float(np.median([st.get(s, 0.0) for st in timed]))
+                       for s in stages} if done and timed else None
     if done:
         _add_optional(report, times, m.skipped if compare else None, m.notes, tta_scales)
     report.update(pipeline_stream_ms=m.stream_ms,

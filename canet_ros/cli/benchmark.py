@@ -100,7 +100,10 @@ def _timing_lines(r: dict[str, Any]) -> list[str]:
         f" ms p99  (x{r['pipeline_all_over_model']:.3f} of model)",
         "  stages (all four, medians): " + ", ".join(f"{k} {v:.2f}"
                                                      for k, v in r["stages_ms"].items()),
-    ]
+    ] + ([
+        "  stages (labels only): " + ", ".join(
+            f"{k} {v:.2f}" for k, v in r["stages_labels_ms"].items())
+    ] if r.get("stages_labels_ms") else [])
 
 
 def _summary(r: dict[str, Any]) -> str:
