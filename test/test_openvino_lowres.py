@@ -17,6 +17,7 @@
 The references are torch (the module the graph was exported from) and ONNX Runtime
 running the whole graph, never the code under test.
 """
+import cv2
 import numpy as np
 import pytest
 
@@ -150,3 +151,29 @@ def engine_graph(engine):
     from canet_ros.inference.onnx_runtime import cached_graph, file_digest
 
     return cached_graph(file_digest(engine.checkpoint_path), engine.resolution).path
+
+
+@pytest.mark.parametrize("classes, dtype", [(7, np.uint8), (128, np.uint8), (300, np.uint16)])
+def test_two_label_steps_equal_two_torch_upsamples_and_argmax(classes, dtype):
+    """Any class count (300: over the 128 channels OpenCV's binding takes, the numpy
+    path) and uint16 labels."""
+    rng = np.random.default_rng(classes)
+    # Blobby 1/8 logits: uniform regions and boundaries, as the network's.
+    low = np.stack([cv2.resize(p, (16, 10), interpolation=cv2.INTER_CUBIC) for p in
+                    rng.normal(0, 3, (classes, 4, 5)).astype(np.float32)])
+    net_hw, frame_hw = (80, 128), (150, 241)
+    palette = rng.integers(0, 256, (classes, 3), dtype=np.uint8)
+    post = lowres.frame_post_from_lowres(low, up.CellGrid(low.shape[1:], net_hw),
+                                         up.CellGrid(net_hw, frame_hw), np.dtype(dtype),
+                                         up.pack_palette(palette))
+    with torch.no_grad():
+        net = torch.nn.functional.interpolate(torch.from_numpy(low)[None], size=net_hw,
+                                              mode="bilinear", align_corners=False)
+        whole = torch.nn.functional.interpolate(net, size=frame_hw, mode="bilinear",
+                                                align_corners=False)[0]
+    top2 = whole.topk(2, dim=0).values
+    decided = (top2[0] - top2[1] > 1e-4).numpy()  # float rounding may flip near-ties only
+    assert decided.mean() > 0.99
+    assert post.labels.dtype == dtype and post.labels.shape == frame_hw
+    assert not ((post.labels != whole.argmax(0).numpy()) & decided).any()
+    np.testing.assert_array_equal(post.colour("bgr"), palette[post.labels][..., ::-1])

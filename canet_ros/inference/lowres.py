@@ -45,8 +45,9 @@ __all__ = ["SparseLogits", "frame_post_from_lowres"]
 
 # cv2.remap places samples on a 1/32-pixel lattice; positions on it are taken exactly.
 _REMAP_STEPS = 32
-# OpenCV images hold at most 512 channels; more classes take the numpy path.
-_REMAP_MAX_CHANNELS = 512
+# OpenCV 5's Python binding wraps images of at most 128 channels (4.x: 512); more
+# classes take the numpy path.
+_REMAP_MAX_CHANNELS = 128
 _REMAP_ROW = 4096
 
 
