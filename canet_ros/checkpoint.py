@@ -136,7 +136,7 @@ def resolve_checkpoint(spec: Optional[PathLike]) -> Path:
 
 
 def _file_kind(path: Path) -> str:
-    """What a file is, judged from its bytes before torch sees it.
+    """Return what a file is, judged from its bytes before torch sees it.
 
     One of ``"torch"``, ``"empty"``, ``"damaged"`` (a zip archive cut short), ``"zip"``
     (a zip archive that torch.save did not write) or ``"other"``.
@@ -194,7 +194,7 @@ def _torch_load(path: Path, map_location: Union[str, torch.device]) -> Any:
 
 
 def _load_failure(path: Path, exc: Exception) -> str:
-    """A torch file that torch.load refused, in words: damaged, or why not."""
+    """Describe a torch file that torch.load refused: damaged, or why not."""
     damaged = isinstance(exc, EOFError) or "EOF" in str(exc)
     if not damaged and zipfile.is_zipfile(path):
         try:

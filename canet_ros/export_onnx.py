@@ -66,7 +66,7 @@ class OnnxExport:
     """What was written: the file, its size and the metadata stored in it."""
 
     path: Path
-    bytes: int
+    nbytes: int
     metadata: Dict[str, str]
 
 
@@ -242,7 +242,7 @@ def export_onnx_file(checkpoint: Optional[PathLike], out: PathLike, *,
 
 
 def read_metadata(path: PathLike) -> Dict[str, Any]:
-    """The canet_ros metadata of an exported file, JSON values decoded."""
+    """Return the canet_ros metadata of an exported file, JSON values decoded."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)

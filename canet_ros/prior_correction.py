@@ -49,7 +49,7 @@ def check_strength(strength: float) -> float:
 
 
 def current_strength(meta: Mapping[str, Any]) -> float:
-    """The strength already in a checkpoint's weights (0 for one never corrected)."""
+    """Return the strength already in a checkpoint's weights (0 for one never corrected)."""
     return float(meta.get(META_KEY) or 0.0)
 
 

@@ -117,7 +117,7 @@ class PlainProgress:
 
 
 def progress(iterable: Optional[Iterable] = None, **kwargs: Any) -> Any:
-    """A tqdm bar where stderr is a terminal, else a PlainProgress (same calls work)."""
+    """Return a tqdm bar where stderr is a terminal, else a PlainProgress (same calls work)."""
     stream = kwargs.get("file") or sys.stderr
     try:
         tty = stream.isatty()

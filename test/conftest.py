@@ -120,7 +120,7 @@ def ros_isolation():
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
-    """A seeded checkpoint, made once per module: the node tests' model."""
+    """Return a seeded checkpoint, made once per module: the node tests' model."""
     from ros_helpers import seeded_checkpoint
     return seeded_checkpoint(tmp_path_factory.mktemp("ckpt") / "seeded.pt")
 

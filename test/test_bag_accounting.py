@@ -56,7 +56,7 @@ def stamp_ns(i: int) -> int:
 
 
 def labels_message(store, i: int, value: int):
-    """A mono8 label image of one class everywhere, carrying frame i's header stamp."""
+    """Return a mono8 label image of one class everywhere, carrying frame i's header stamp."""
     labels = np.full((6, 8), value, np.uint8)
     return store.types["sensor_msgs/msg/Image"](
         header=header(store, i), height=6, width=8, encoding="mono8", is_bigendian=0, step=8,

@@ -62,7 +62,7 @@ def engine():
 
 
 def rewrite_sample(path: Path, chunked: bool = True) -> Path:
-    """The sample's messages in a new MCAP: a chunk per ~100 kB, CRCs on (or no chunks)."""
+    """Return the sample's messages in a new MCAP: a chunk per ~100 kB, CRCs on (or no chunks)."""
     with (SAMPLE_BAG / "camvid_sample.mcap").open("rb") as src, path.open("wb") as out:
         reader = mcap_reader.make_reader(src)
         summary = reader.get_summary()

@@ -59,7 +59,7 @@ def frame_index(msg) -> int:
 
 
 def check_frames(engine, report: dict, expected: list[int]) -> None:
-    """The output holds exactly the expected frames, each segmented like the original."""
+    """Check that the output holds exactly the expected frames, each segmented as before."""
     labels = read_bag(Path(report["output_bag"]))[LABELS]
     assert [frame_index(m) for _, m in labels] == expected
     for _, msg in labels:
@@ -70,8 +70,11 @@ def check_frames(engine, report: dict, expected: list[int]) -> None:
 
 # -- sqlite3 -------------------------------------------------------------------------------
 def row_pages(db: Path) -> tuple[dict[int, list[int]], int]:
-    """Pages each row of ``messages`` needs (its leaf, the leaf's ancestors, its overflow
-    pages), from SQLite's dbstat table of the intact file; and the page size."""
+    """Return the pages each row of ``messages`` needs, and the page size.
+
+    A row needs its leaf, the leaf's ancestors and its overflow pages, as SQLite's dbstat
+    table of the intact file lists them.
+    """
     con = sqlite3.connect(f"file:{db}?immutable=1", uri=True)
     page = con.execute("PRAGMA page_size").fetchone()[0]
     pages = con.execute("SELECT path, pageno, pagetype, ncell FROM dbstat "

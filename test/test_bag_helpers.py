@@ -39,7 +39,7 @@ BASE_NS = 1_700_000_000 * 1_000_000_000
 
 
 def make_checkpoint(folder: Path, size: tuple[int, int] = SIZE) -> Path:
-    """A seeded untrained model whose labels vary across the frame.
+    """Return a seeded untrained model whose labels vary across the frame.
 
     Untrained logits nearly tie and the argmax is one class everywhere, which would hide
     decode, channel-order and pairing bugs; a classifier with large weights (as in

@@ -50,7 +50,7 @@ def engine():
 
 
 def expected_labels(engine, source: Path, i: int) -> np.ndarray:
-    """The engine's labels for frame i of the input bag, decoded here with OpenCV."""
+    """Return the engine's labels for frame i of the input bag, decoded here with OpenCV."""
     _, msg = read_bag(source)[CAM][i]
     bgr = cv2.imdecode(np.asarray(msg.data, np.uint8), cv2.IMREAD_COLOR)
     return engine.infer(bgr, "bgr").labels

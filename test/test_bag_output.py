@@ -12,8 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""What segment-bag writes: compressed MCAP read back by rosbags and by Foxglove's ``mcap``,
-metadata.yaml in the version ROS 2 Humble reads, the overlay video, the IoU chart.
+"""What segment-bag writes, read back.
+
+Compressed MCAP read back by rosbags and by Foxglove's ``mcap``, metadata.yaml in the
+version ROS 2 Humble reads, the overlay video, the IoU chart.
 """
 from __future__ import annotations
 
@@ -146,7 +148,7 @@ def test_mcap_output_reads_back_with_both_readers(engine, source, tmp_path, comp
     assert all(c.uncompressed_crc != 0 for c in chunks)  # damage stays detectable
     on_disk = sum(p.stat().st_size for p in bag.iterdir())
     assert report["output_size_bytes"] == on_disk
-    check_humble_metadata(bag, {**{t: 4 for t in OUT_TOPICS}, LABEL_INFO: 1}, "mcap")
+    check_humble_metadata(bag, {**dict.fromkeys(OUT_TOPICS, 4), LABEL_INFO: 1}, "mcap")
 
 
 def test_compression_shrinks_the_bag(engine, source, tmp_path):
@@ -160,7 +162,7 @@ def test_sqlite3_output_metadata_and_refused_compression(engine, source, tmp_pat
                                                 copy_input=True))
     bag = Path(report["output_bag"])
     assert report["compression"] == "none" and len(read_bag(bag)[OUT_TOPICS[0]]) == 4
-    check_humble_metadata(bag, {**{t: 4 for t in OUT_TOPICS}, CAM: 4, LABEL_INFO: 1},
+    check_humble_metadata(bag, {**dict.fromkeys(OUT_TOPICS, 4), CAM: 4, LABEL_INFO: 1},
                           "sqlite3")
     with pytest.raises(BagError, match="--compression zstd needs --storage mcap"):
         segment_bag(engine, SegmentOptions(source, tmp_path / "o2", storage="sqlite3",

@@ -108,8 +108,8 @@ def test_complete_rerun_replaces_and_the_report_names_the_final_folder(
     assert len(read_bag(Path(report["output_bag"]))[LABELS]) == 4
 
 
-def test_a_foreign_folder_where_the_new_run_would_go_is_refused(engine, tmp_path, capsys,
-                                                               monkeypatch):
+def test_a_foreign_folder_where_the_new_run_would_go_is_refused(
+        engine, tmp_path, capsys, monkeypatch):
     src = camera_bag(tmp_path / "rec", n=1, topic=CAM)
     assert _cli(tmp_path, capsys, monkeypatch, engine, src)[0] == 0
     (tmp_path / "out.partial").mkdir()

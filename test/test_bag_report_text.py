@@ -12,8 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Outputs that describe themselves: the palette in report.json, a colour legend in report.md,
-a video whose legend hides none of the picture, and the wording of damage lines."""
+"""Outputs that describe themselves.
+
+The palette in report.json, a colour legend in report.md, a video whose legend hides
+none of the picture, and the wording of damage lines.
+"""
 from __future__ import annotations
 
 import json

@@ -44,8 +44,11 @@ def test_sample_bag_contents():
 
 
 def expected_scores(checkpoint: Path, resolution: str) -> tuple[float, dict, list]:
-    """mIoU of the sample worked out here: frames decoded with OpenCV, an engine built as
-    the command builds it, ground truth taken from the bag by header stamp, a plain IoU."""
+    """Work out the sample's mIoU here.
+
+    Frames decoded with OpenCV, an engine built as the command builds it, ground truth
+    taken from the bag by header stamp, a plain IoU.
+    """
     from canet_ros.inference import SegmentationEngine
 
     engine = SegmentationEngine(checkpoint, device="cpu", resolution=resolution,

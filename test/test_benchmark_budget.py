@@ -12,8 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``canet benchmark``'s own clock: rounds that fit the budget, a machine-sized matmul, and
-Ctrl-C printing what was measured so far. Tiny sizes; nothing here asserts a speed."""
+"""``canet benchmark``'s own clock.
+
+Rounds that fit the budget, a machine-sized matmul, and Ctrl-C printing what was
+measured so far. Tiny sizes; nothing here asserts a speed.
+"""
 from __future__ import annotations
 
 import argparse

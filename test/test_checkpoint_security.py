@@ -68,7 +68,7 @@ def valid_blob(tmp_path_factory):
 
 
 def armed_checkpoint(folder: Path, blob: dict, name: str = "evil.pt") -> tuple[Path, Path]:
-    """A valid canet_ros checkpoint plus a payload in its metrics; returns (file, marker)."""
+    """Write a valid canet_ros checkpoint with a payload in its metrics; return (file, marker)."""
     marker = folder / f"{name}.payload-ran"
     evil = dict(blob)
     evil["metrics"] = {"val_miou": 0.5, "note": ArmedPayload(marker)}

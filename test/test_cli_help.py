@@ -62,10 +62,11 @@ def test_the_commands_are_all_there():
                                 "export", "extract-frames", "dataset"}
 
 
-@pytest.mark.parametrize("argv", [["--help"], *([c, "--help"] for c in
-                                                  ("info", "train", "evaluate", "benchmark",
-                                                   "segment-bag", "export", "extract-frames",
-                                                   "dataset"))],
+HELPED = ("info", "train", "evaluate", "benchmark", "segment-bag", "export", "extract-frames",
+          "dataset")
+
+
+@pytest.mark.parametrize("argv", [["--help"], *([c, "--help"] for c in HELPED)],
                          ids=lambda argv: " ".join(argv))
 def test_help_loads_no_heavy_module(argv):
     out, result = _child(*argv)

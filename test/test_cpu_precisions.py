@@ -113,7 +113,7 @@ def test_engine_refuses_before_exporting(monkeypatch):
 
 # -- int8 calibration -----------------------------------------------------------------------
 def tiny_graph(path):
-    """input (1,3,8,8) -> 3x3 conv (4) -> relu -> 1x1 conv (2) -> logits, fixed weights."""
+    """Build input (1,3,8,8) -> 3x3 conv (4) -> relu -> 1x1 conv (2) -> logits, fixed weights."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -278,8 +278,11 @@ def test_auto_falls_back_when_int8_cannot_be_made(tmp_path, monkeypatch):
 
 
 def test_auto_takes_int8_once_its_graph_is_made(seeded, caplog, monkeypatch):
-    """The first start does not calibrate unasked; a start at int8 makes the graph once,
-    in the file the next (cached, torch-free) start looks for."""
+    """Check that the first start does not calibrate unasked.
+
+    A start at int8 makes the graph once, in the file the next (cached, torch-free) start
+    looks for.
+    """
     import logging
 
     from canet_ros.inference import quantize
@@ -304,8 +307,11 @@ def test_auto_takes_int8_once_its_graph_is_made(seeded, caplog, monkeypatch):
 
 
 def test_int8_made_on_the_first_start_is_found_by_the_next(seeded, monkeypatch):
-    """A first start at int8 exports (torch) and calibrates; the next start, from the cached
-    export, finds that int8 graph instead of calibrating again."""
+    """Check that a second start at int8 finds the int8 graph the first one made.
+
+    The first start exports (torch) and calibrates; the next, from the cached export,
+    finds that graph instead of calibrating again.
+    """
     from canet_ros.inference import quantize
 
     if "int8" not in available_precisions():

@@ -53,7 +53,7 @@ def masks(class_set: ClassSet, n: int = 3, size=(20, 16)) -> dict:
 
 
 def extract_folder(root: Path, class_set: ClassSet, labels: dict) -> Path:
-    """What extract-frames leaves: classes.yaml and images/ (no masks/ yet)."""
+    """Return what extract-frames leaves: classes.yaml and images/ (no masks/ yet)."""
     rng = np.random.default_rng(2)
     items = [(s, rng.integers(0, 255, (*m.shape, 3)).astype(np.uint8), m)
              for s, m in labels.items()]

@@ -91,7 +91,7 @@ def test_missing_and_corrupt_files_are_named(tmp_path):
 
 
 def _constant_windows(label: np.ndarray, margin: int) -> np.ndarray:
-    """True where the (2m+1)^2 window around a pixel holds one class and no void."""
+    """Return True where the (2m+1)^2 window around a pixel holds one class and no void."""
     h, w = label.shape
     pad = np.pad(label, margin, mode="constant", constant_values=255)
     same = np.ones((h, w), bool)

@@ -20,7 +20,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_engine import (
+from test_engine import (  # noqa: F401  (two of these are fixtures)
     MEAN,
     RES,
     STD,

@@ -129,7 +129,7 @@ def _tiny_checkpoint(path: Path, input_size=(24, 18), model=None, half=True) -> 
 
 
 def hand_confusion(preds, labels, num_classes: int) -> np.ndarray:
-    """rows = ground truth, columns = prediction; ids >= num_classes (void) are skipped."""
+    """Count a confusion matrix: rows ground truth, columns prediction; void ids skipped."""
     m = np.zeros((num_classes, num_classes), np.int64)
     for pred, gt in zip(preds, labels, strict=True):
         for t, p in zip(gt.ravel().tolist(), pred.ravel().tolist(), strict=True):
@@ -139,7 +139,7 @@ def hand_confusion(preds, labels, num_classes: int) -> np.ndarray:
 
 
 def hand_scores(m: np.ndarray) -> dict:
-    """IoU = TP / (TP + FP + FN) per class present in truth or prediction (paper eq. 1)."""
+    """Compute IoU = TP / (TP + FP + FN) per class in truth or prediction (paper eq. 1)."""
     per_class = {}
     for c in range(len(m)):
         tp, fn, fp = m[c, c], m[c].sum() - m[c, c], m[:, c].sum() - m[c, c]
@@ -271,8 +271,11 @@ def test_default_checkpoint_on_real_camvid(capsys):
 
 
 def test_evaluate_runs_the_engine_that_segment_bag_runs(tmp_path):
-    """At an input size the engine takes, evaluate's labels are the engine's own, frame by
-    frame (segment-bag's and the node's path, at their speed), scored at label size."""
+    """Check that evaluate's labels are the engine's own at an input size it takes.
+
+    Frame by frame (segment-bag's and the node's path, at their speed), scored at label
+    size.
+    """
     from canet_ros.inference import SegmentationEngine
 
     root = _camvid_tree(tmp_path / "camvid", frames=2)

@@ -28,6 +28,9 @@ main_with_errors = pytest.importorskip(
 ).main_with_errors
 
 PACKAGE = Path(__file__).resolve().parents[1]
+# Copies of the sources that builds leave in the package folder (setuptools, colcon run
+# from here), and the test venv: not the package's code.
+GENERATED = [str(PACKAGE / d) for d in ("build", "install", "log", ".venv")]
 # ament's list, plus what ruff's formatting rules own here: Q0xx (quotes), I1xx/I2xx
 # (import order), C812 (trailing commas) and CNL100 (blank line after "class"), where
 # those plugins are installed.
@@ -46,5 +49,6 @@ statistics = true
 def test_flake8(tmp_path):
     config = tmp_path / "flake8.ini"
     config.write_text(CONFIG)
-    rc, errors = main_with_errors(argv=["--config", str(config), str(PACKAGE)])
+    rc, errors = main_with_errors(argv=["--config", str(config), str(PACKAGE),
+                                        "--exclude", *GENERATED])
     assert rc == 0, f"Found {len(errors)} code style errors / warnings:\n" + "\n".join(errors)

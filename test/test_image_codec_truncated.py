@@ -32,7 +32,7 @@ EOI = b"\xff\xd9"
 
 
 def truncated_jpeg_opencv_decodes() -> bytes:
-    """A real JPEG cut short (no end-of-image marker) that cv2.imdecode still decodes."""
+    """Return a real JPEG cut short (no end-of-image marker) that cv2.imdecode still decodes."""
     for h, w in ((48, 64), (96, 128), (120, 160)):
         yy, xx = np.mgrid[0:h, 0:w]
         image = np.dstack([xx * 255 // w, yy * 255 // h, (xx + yy) * 127 // (h + w)])

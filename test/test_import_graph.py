@@ -38,8 +38,10 @@ def _type_checking_nodes(tree: ast.AST) -> set[int]:
 
 
 def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
-    """Module -> the package modules it imports (a name imported from a package counts as
-    the submodule of that name where there is one)."""
+    """Map each module to the package modules it imports.
+
+    A name imported from a package counts as the submodule of that name where there is one.
+    """
     files = {_module_name(p, root): p for p in root.rglob("*.py")}
     graph = {}
     for name, path in files.items():

@@ -75,9 +75,12 @@ def ros2_launch(workspace, env, launch_file, **arguments):
 
 
 def ros2(workspace, env, *argv, tries=5):
-    """Run a ros2 CLI command; retried, as discovery may miss a node (three tries in a row
-    did on a loaded machine, each CLI call discovering the graph afresh with --no-daemon).
-    ``ros2 param`` verbs also wait up to 10 s for the node, not their default 1 s."""
+    """Run a ros2 CLI command, retried, as discovery may miss a node.
+
+    Three tries in a row did on a loaded machine, each CLI call discovering the graph
+    afresh with --no-daemon. ``ros2 param`` verbs also wait up to 10 s for the node, not
+    their default 1 s.
+    """
     if argv[:1] == ("param",):
         argv = (*argv[:2], "--timeout", "10", *argv[2:])
     for attempt in range(tries):

@@ -32,8 +32,10 @@ def forget_auto_engines():
 
 
 def auto_here(seeded):
-    """What auto takes on this machine, from the documented order, once int8's graph is
-    made (made here first where auto would take it)."""
+    """Return what auto takes on this machine, from the documented order.
+
+    That is once int8's graph is made (made here first where auto would take it).
+    """
     from canet_ros.inference import SegmentationEngine
 
     native = cpu_features.cpu_precisions()

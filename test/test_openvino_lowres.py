@@ -117,8 +117,10 @@ def test_sparse_logits_are_the_upsampled_logits_where_asked(low_hw, net_hw, on_l
 
 @pytest.mark.parametrize("frame_hw", [(64, 96), (100, 150), (45, 70), (64, 200)])
 def test_engine_labels_from_lowres_logits_equal_the_upsampled_argmax(seeded, frame_hw):
-    """Labels from the 1/8 logits equal the argmax of the whole logits, upsampled to the
-    frame's size (network size, larger, smaller, and one axis only)."""
+    """Check labels from the 1/8 logits against the upsampled whole logits' argmax.
+
+    Frames of the network's size, larger, smaller, and larger on one axis only.
+    """
     engine = SegmentationEngine(seeded, device="cpu", precision="fp32", resolution=(96, 64))
     whole = engine._runner.forward_numpy  # ONNX Runtime, the graph run whole
     ov = OpenVinoRunner(engine_graph(engine), engine.resolution, engine.num_classes, "fp32",
@@ -155,8 +157,10 @@ def engine_graph(engine):
 
 @pytest.mark.parametrize("classes, dtype", [(7, np.uint8), (128, np.uint8), (300, np.uint16)])
 def test_two_label_steps_equal_two_torch_upsamples_and_argmax(classes, dtype):
-    """Any class count (300: over the 128 channels OpenCV's binding takes, the numpy
-    path) and uint16 labels."""
+    """Check any class count, and uint16 labels.
+
+    300 classes are over the 128 channels OpenCV's binding takes: the numpy path.
+    """
     rng = np.random.default_rng(classes)
     # Blobby 1/8 logits: uniform regions and boundaries, as the network's.
     low = np.stack([cv2.resize(p, (16, 10), interpolation=cv2.INTER_CUBIC) for p in

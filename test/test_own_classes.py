@@ -81,8 +81,8 @@ def finetuned(tmp_path_factory):
 
 
 def _mean_loss(model, root) -> float:
-    ds = FolderDataset(root / "data", "train", EvalTransform([0.485, 0.456, 0.406],
-                                                            [0.229, 0.224, 0.225], SIZE))
+    ds = FolderDataset(root / "data", "train",
+                       EvalTransform([0.485, 0.456, 0.406], [0.229, 0.224, 0.225], SIZE))
     with torch.no_grad():
         losses = [torch.nn.functional.cross_entropy(model(x[None]), y[None].long(),
                                                     ignore_index=255) for x, y in ds]

@@ -64,9 +64,8 @@ def problems(root: Path) -> list:
 # -- layout and splits ---------------------------------------------------------------------
 def test_written_folder_reads_back(tmp_path):
     root = dataset(tmp_path / "d")
-    assert load_classes(root / "classes.yaml") == ClassSet("three", *[getattr(THREE, k) for k in
-                                                                     ("names", "colors",
-                                                                      "ignore_index")])
+    fields = [getattr(THREE, k) for k in ("names", "colors", "ignore_index")]
+    assert load_classes(root / "classes.yaml") == ClassSet("three", *fields)
     ds = FolderDataset(root, "all")
     assert ds.root == root and ds.split == "all" and ds.class_set.names == THREE.names
     for i in range(6):

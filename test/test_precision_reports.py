@@ -13,8 +13,11 @@
 # limitations under the License.
 
 
-"""segment-bag and benchmark say which precision and runtime ran (``auto`` resolved), and
-segment-bag's labels at a reduced precision are the engine's at that precision."""
+"""Reports of the precision that ran.
+
+segment-bag and benchmark say which precision and runtime ran (``auto`` resolved), and
+segment-bag's labels at a reduced precision are the engine's at that precision.
+"""
 from __future__ import annotations
 
 import json
@@ -33,7 +36,7 @@ NONE = frozenset({"sse4_2", "avx2"})
 
 
 def auto_here(checkpoint: Path, resolution: str) -> str:
-    """What auto takes here once int8's graph is made (made here first where it is used)."""
+    """Return what auto takes here once int8's graph is made (made here first where it is used)."""
     native = cpu_features.cpu_precisions()
     precision = next(p for p in cpu_runners.AUTO_ORDER if p == "fp32" or (
         p in native and cpu_runners.runtime_for(p) == "openvino"))

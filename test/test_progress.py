@@ -43,7 +43,7 @@ class Clock:
 
 
 def counts(text):
-    """The done count of every printed line ("desc: 30/100 frame (30%), ...")."""
+    """Return the done count of every printed line ("desc: 30/100 frame (30%), ...")."""
     return [int(m.group(1)) for m in re.finditer(r"^(?:.*: )?(\d+)(?:/\d+)? ", text, re.M)]
 
 

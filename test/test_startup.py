@@ -80,7 +80,7 @@ def test_importing_the_engine_loads_no_torch():
 
 @pytest.fixture(scope="module")
 def cached(tmp_path_factory):
-    """A checkpoint whose export this process caches, a frame and this process's results."""
+    """Return a checkpoint whose export this process caches, a frame and this process's results."""
     folder = tmp_path_factory.mktemp("startup")
     path = seeded_checkpoint(folder / "seeded.pt", seed=3)
     frame = np.random.default_rng(0).integers(0, 256, (150, 200, 3), dtype=np.uint8)

@@ -12,8 +12,9 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""CutMix (``cutmix`` in the training config): boxes of one frame, with their labels,
-pasted into another frame of the batch.
+"""CutMix (``cutmix`` in the training config).
+
+Boxes of one frame, with their labels, pasted into another frame of the batch.
 
 Checked on frames whose every pixel holds the frame's index, so what was pasted, from
 where and with which labels can be read off the result; then in the trainer: the batch

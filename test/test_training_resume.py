@@ -47,7 +47,7 @@ def log_rows(run: Path) -> list:
 
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
-    """cwd and the default dataset folder point into tmp_path.
+    """Point the working directory and the default dataset folder into tmp_path.
 
     A resume that forgot the run's config would otherwise train on the real CamVid copy
     with the default recipe (and write runs/ into the repository) instead of failing.

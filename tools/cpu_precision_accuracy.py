@@ -12,9 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The accuracy rule of the CPU precisions, measured through the engine (what the node
-and segment-bag run): CamVid val mIoU per precision and the share of pixels whose label
-equals fp32's.
+"""The accuracy rule of the CPU precisions, measured through the engine.
+
+That is what the node and segment-bag run: CamVid val mIoU per precision and the share
+of pixels whose label equals fp32's.
 
     python tools/cpu_precision_accuracy.py [--data-root ../shared/data/camvid]
         [--resolution 480x360] [--precisions fp32 bf16 int8] [--json]
@@ -44,7 +45,7 @@ MIOU_MARGIN, AGREEMENT = 0.3, 99.5
 
 def measure(root: Path, resolution: str, precisions: list[str], checkpoint: str = "default"
             ) -> dict[str, dict[str, float]]:
-    """mIoU (%) and agreement with fp32 (% of pixels) per precision on the val split."""
+    """Measure mIoU (%) and agreement with fp32 (% of pixels) per precision on val."""
     engines = {p: SegmentationEngine(checkpoint, device="cpu", precision=p,
                                      resolution=resolution) for p in ["fp32", *precisions]}
     num_classes = engines["fp32"].num_classes

@@ -107,7 +107,7 @@ def _pip_download(name: str, version: str, dest: Path, platforms: tuple[str, ...
 
 
 def fetch_wheel(name: str, dest: Path) -> Path:
-    """The cp312 manylinux wheel of ``name`` at this interpreter's version, in ``dest``."""
+    """Return the cp312 manylinux wheel of ``name`` at this interpreter's version, in ``dest``."""
     version = installed_version(name)
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("*.whl"):  # one version of each: two stop the whole install
@@ -205,7 +205,7 @@ def compact_camvid(src: Path, dst: Path, size: tuple[int, int], quality: int,
 
 # -- the whole step --------------------------------------------------------------------------
 def device_call(payload_rel: str) -> dict[str, Any]:
-    """The device tool's ``run`` arguments that ``gpu_check.py run`` needs."""
+    """Return the device tool's ``run`` arguments that ``gpu_check.py run`` needs."""
     return {"carry": [payload_rel],
             "command": "PYTHONUNBUFFERED=1 python3 tools/gpu_check.py run",
             "timeout_s": 540}
@@ -266,7 +266,7 @@ def prepare(repo: Path, payload: Path, camvid: Path | None, size: tuple[int, int
 
 
 def describe(report: dict[str, Any]) -> str:
-    """What prepare made and the exact device-tool call, for a person to copy."""
+    """Return what prepare made and the exact device-tool call, for a person to copy."""
     mib = report["mib"]
     lines = [f"payload {report['payload']}: wheels {mib['wheels']} MiB, CamVid "
              f"{mib['camvid']} MiB; with the working tree ({mib['tree']} MiB) "

@@ -57,7 +57,7 @@ def out_problems(out: Path) -> list[str]:
 
 
 def target_checks(bench: dict[str, Any]) -> dict[str, Any]:
-    """The issue's H100 targets against the fp16, CUDA-graph, 1024x512 run (None if absent)."""
+    """Return the issue's H100 targets against the fp16, CUDA-graph, 1024x512 run, or None."""
     run = next((r for r in bench.get("runs", []) if r.get("name") == "fp16_graph"), None)
     report = (run or {}).get("report") or {}
     return {key: {"target": target, "measured": report.get(key),
@@ -96,7 +96,6 @@ def _train_lines(train: dict[str, Any]) -> list[str]:
                      f"{score.get('heldout_corrected_0.75', 'n/a')}; val (in training) "
                      f"{score.get('val_seen_in_training', 'n/a')}")
     return lines
-
 
 
 def _head_lines(ctx: Context) -> list[str]:
@@ -162,7 +161,7 @@ def summary_text(ctx: Context, checks: dict[str, Any]) -> str:
 
 
 def _pack_logs(ctx: Context) -> None:
-    wanted = [p for p in sorted(ctx.work.glob("logs/*.log"))]
+    wanted = sorted(ctx.work.glob("logs/*.log"))
     wanted += sorted(ctx.work.glob("*.json")) + sorted(ctx.work.glob("*.xml"))
     wanted += sorted(ctx.work.glob("*.txt"))
     for run in sorted(ctx.work.glob("train_*")):

@@ -161,7 +161,7 @@ def _install_wheels(ctx: Context, wheels: list[Path], log: Path) -> dict[str, An
 
 
 def _card(ctx: Context, log: Path) -> dict[str, Any]:
-    """What the machine is, without importing torch here (the benchmark adds torch's view)."""
+    """Describe the machine without importing torch here (the benchmark adds torch's view)."""
     import platform
     from importlib import metadata
 
@@ -200,7 +200,7 @@ def step_setup(ctx: Context) -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> Any:
-    """The last JSON line a command printed, or None."""
+    """Return the last JSON line a command printed, or None."""
     try:
         lines = [ln for ln in path.read_text().splitlines() if ln.strip().startswith("{")]
         return json.loads(lines[-1]) if lines else None
@@ -341,7 +341,7 @@ def _clean_folders(ctx: Context) -> str | None:
 
 
 def dry_subset(src: Path, dst: Path, per_drive: int = 4) -> Path:
-    """The first few frames of each drive in each split, linked: same files, tiny epochs."""
+    """Return the first few frames of each drive in each split, linked: same files, tiny epochs."""
     for split in ("train", "val"):
         if not (src / split).is_dir():
             continue

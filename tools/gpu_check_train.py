@@ -195,4 +195,3 @@ def _recipe(ctx: Context) -> str:
     size = "64x48" if ctx.dry else "480x360"
     return (f"{CONFIG} from scratch, train+val less {HOLDOUT} (held out, selects best.pt), "
             f"crops {size}, AMP on CUDA; epochs sized from two timed epochs")
-

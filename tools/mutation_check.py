@@ -13,8 +13,9 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Mutation check: put one small deliberate bug at a time into a copy of the package and
-see whether the tests that should notice it fail.
+"""Mutation check: each small deliberate bug must fail the tests that should notice it.
+
+One bug at a time goes into a copy of the package.
 
     python tools/mutation_check.py                 # every mutation
     python tools/mutation_check.py --only iou_formula --only 'node_*'

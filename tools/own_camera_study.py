@@ -75,7 +75,7 @@ def drive_pairs(root: Path, drive: str) -> List[tuple]:
 
 
 def make_dataset(extract: Path, pairs: List[tuple], out: Path) -> List[str]:
-    """The extracted frames with the drive's ground truth as their masks."""
+    """Return the extracted frames with the drive's ground truth as their masks."""
     first = int(re.findall(r"(\d+)$", pairs[0][0].stem)[0])  # as write_bag counts
     by_stamp = {}
     for image, label in pairs:

@@ -276,7 +276,7 @@ class FrameExtractor:
 
 
 def checkpoint_class_set(checkpoint: Any) -> ClassSet:
-    """The classes a checkpoint was trained for, read from its metadata (no model built)."""
+    """Return the classes a checkpoint was trained for, read from its metadata (no model built)."""
     from ..checkpoint import class_set_from_metadata, read_checkpoint
 
     return class_set_from_metadata(read_checkpoint(checkpoint))
@@ -296,4 +296,3 @@ def extract_frames(options: ExtractOptions, engine_factory: Callable[[], Any] | 
         return job.run(engine, engine.class_set)
     finally:
         job.close()
-

@@ -77,7 +77,7 @@ class GroundTruth:
         """Heavy preparation; runs in the reader thread so it overlaps the engine start."""
 
     def lookup(self, position: int | None, stamp: int) -> np.ndarray | None:
-        """The labels for the frame with header ``stamp`` at ``position``, or None."""
+        """Return the labels for the frame with header ``stamp`` at ``position``, or None."""
         raise NotImplementedError
 
     def missing_reason(self, position: int | None) -> str:

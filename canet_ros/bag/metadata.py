@@ -58,7 +58,7 @@ def _span(start: int, end: int, count: int) -> tuple[dict[str, int], dict[str, i
 
 def humble_metadata(storage: str, files: Sequence[FileSpan], topics: Sequence[TopicCount],
                     compression_format: str = "", compression_mode: str = "") -> dict[str, Any]:
-    """The ``rosbag2_bagfile_information`` mapping, keys in the order Humble writes them."""
+    """Return the ``rosbag2_bagfile_information`` mapping, keys in the order Humble writes them."""
     total = sum(f.count for f in files)
     written = [f for f in files if f.count]
     start, duration = _span(min((f.start_ns for f in written), default=0),

@@ -129,7 +129,6 @@ def _remove(folder: Path, quiet: bool = False) -> None:
             raise BagError(f"{folder}: cannot remove it ({exc.strerror or exc})") from None
 
 
-
 def mark_outdir(outdir: Path) -> None:
     """Create OUTDIR if needed and leave the marker that makes it ours."""
     try:

@@ -72,7 +72,7 @@ def output_bag_name(path: Path) -> str:
 
 
 def check_options(options: SegmentOptions) -> None:
-    """What can be checked from the arguments alone, before any bag is opened."""
+    """Check what the arguments alone can show to be wrong, before any bag is opened."""
     if options.gt_topic and options.gt_dir:
         raise BagError("give --gt-topic or --gt-dir, not both")
     if options.gt_dir is not None and not options.gt_dir.is_dir():

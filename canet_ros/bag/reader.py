@@ -43,6 +43,7 @@ _MAGIC = {
 }
 _SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3", ".bag": "ros1"}
 
+
 def _sniff(path: Path) -> str | None:
     try:
         with path.open("rb") as fh:

@@ -52,7 +52,7 @@ def _sentence(text: str) -> str:
 
 
 def damage_lines(damage: dict[str, Any]) -> list[str]:
-    """What a salvaged bag lost: one line per region, then notes."""
+    """Return what a salvaged bag lost: one line per region, then notes."""
     lines = [f"Read by {damage['method']}, because: {_sentence(damage['cause'])}"]
     for region in damage.get("regions", []):
         span = ""
@@ -150,7 +150,7 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def _colour_lines(report: dict[str, Any]) -> list[str]:
-    """The colour legend of the colour mask, the overlay and the video."""
+    """Return the colour legend of the colour mask, the overlay and the video."""
     palette, names = report.get("palette"), report.get("class_names")
     if not palette or not names:
         return []
@@ -165,7 +165,7 @@ def _colour_lines(report: dict[str, Any]) -> list[str]:
 
 
 def written_files(report: dict[str, Any], outdir: Path) -> dict[str, str | None]:
-    """What the run wrote, for the text summary and the short JSON."""
+    """Return what the run wrote, for the text summary and the short JSON."""
     video = report.get("video") or {}
     return {"output_bag": report.get("output_bag"),
             "report_json": str((outdir / "report.json").resolve()),
@@ -182,7 +182,7 @@ _SHORT_KEYS = ("input", "topic", "frames", "frames_in_topic", "frames_lost", "co
 
 
 def short_report(report: dict[str, Any], outdir: Path) -> dict[str, Any]:
-    """The figures worth a glance; the confusion matrix and the lists stay in report.json."""
+    """Return the figures worth a glance; the confusion matrix and the lists stay in report.json."""
     out = {k: report[k] for k in _SHORT_KEYS if k in report}
     out["skipped"] = (report.get("skipped") or {}).get("count", 0)
     gt = report.get("ground_truth")

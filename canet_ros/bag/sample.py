@@ -27,7 +27,7 @@ SAMPLE_FRAMES = "8 CamVid val frames of drive 0016E5"
 
 
 def accuracy_note(source: Path, checkpoint: str | None) -> str | None:
-    """What the sample's score means, for the summary, report.json and report.md.
+    """Return what the sample's score means, for the summary, report.json and report.md.
 
     None for any other bag. The bundled model trained on 0016E5 and was selected on val,
     so its score here is not what a new camera gets: the model card's held-out figures are.

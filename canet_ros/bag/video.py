@@ -55,7 +55,7 @@ FALLBACK_NOTE = ("no browser-playable encoder: PyAV is not installed (pip instal
 
 
 def choose_format() -> tuple[VideoFormat, str | None]:
-    """The best encoder here, and a note for the user when it is the fallback."""
+    """Return the best encoder here, and a note for the user when it is the fallback."""
     try:
         import av
     except ImportError:

@@ -49,7 +49,7 @@ CLASSES_METADATA = "canet_ros.classes"  # the MCAP metadata record's name
 
 
 def check_storage(storage: str, compression: str | None) -> str:
-    """The compression an output bag gets; BagError for combinations that do not exist."""
+    """Return the compression an output bag gets; BagError for combinations that do not exist."""
     if storage not in STORAGES:
         raise BagError(f"unknown output storage {storage!r} (choose mcap or sqlite3)")
     chosen = DEFAULT_COMPRESSION[storage] if compression is None else compression
@@ -94,7 +94,7 @@ def bag_typestore() -> Any:
 
 
 def label_info_message(classes: Any, header: Any) -> Any:
-    """LabelInfo as the node publishes it: id i is ``classes.names[i]``, no threshold."""
+    """Build LabelInfo as the node publishes it: id i is ``classes.names[i]``, no threshold."""
     types = bag_typestore().types
     return types[LABEL_INFO](header=header, threshold=0.0, class_map=[
         types["vision_msgs/msg/VisionClass"](class_id=index, class_name=name)

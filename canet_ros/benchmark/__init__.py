@@ -100,8 +100,8 @@ def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int =
     frame_bgr, source = load_frame(image, frame_size)
     say("building the engine (a checkpoint's first use at a network size exports it to "
         "ONNX, which takes a while)", progress)
-    engine_kw = dict(backbone=backbone, device=device, precision=precision,
-                     resolution=(width, height), runtime=runtime)
+    engine_kw = {"backbone": backbone, "device": device, "precision": precision,
+                 "resolution": (width, height), "runtime": runtime}
     engine = SegmentationEngine(checkpoint, **engine_kw)
     pipe = FramePipeline(engine, make_image_msg(frame_bgr))
     x = engine.prepare_model_input(np.ascontiguousarray(
@@ -161,7 +161,7 @@ def _time_everything(m: _Measured, engine: SegmentationEngine, pipe: FramePipeli
 
 def _assemble(engine: SegmentationEngine, pipe: FramePipeline, m: _Measured, compare: bool,
               tta_scales: Sequence[float] | None) -> dict[str, Any]:
-    """The report from complete rounds only; what was not measured is None."""
+    """Return the report from complete rounds only; what was not measured is None."""
     times = complete_rounds(m.times)
     done = len(times["model"]) if times else 0
     report = _report(engine, times, done, m.warmup, m.frame_size, m.source)
@@ -188,7 +188,7 @@ def _assemble(engine: SegmentationEngine, pipe: FramePipeline, m: _Measured, com
 def _add_optional(report: dict[str, Any], times: dict[str, np.ndarray],
                   skipped: dict[str, None] | None, notes: list[str],
                   tta_scales: Sequence[float] | None) -> None:
-    """The --compare and --tta blocks, from the same interleaved timing run."""
+    """Return the --compare and --tta blocks, from the same interleaved timing run."""
     med = {name: float(np.median(t)) for name, t in times.items()}
     if skipped is not None:
         report["compare"] = {name: ms for name, ms in med.items()
@@ -225,7 +225,7 @@ def _peak_device_mb(engine: SegmentationEngine) -> float | None:
 
 def _report(engine: SegmentationEngine, times: dict[str, np.ndarray], iters: int,
             warmup: int, frame_size: tuple[int, int], source: str) -> dict[str, Any]:
-    """The run's setting and, where ``times`` has rounds, the figures (else None)."""
+    """Return the run's setting and, where ``times`` has rounds, the figures (else None)."""
     import torch
 
     from ..models import build_canet, count_macs
@@ -247,7 +247,7 @@ def _report(engine: SegmentationEngine, times: dict[str, np.ndarray], iters: int
     names = ("model", "pipeline", "pipeline_labels", "pipeline_all")
     if not times:
         report.update({f"{n}_{k}": None for n in names for k in ("ms", "p99_ms")})
-        report.update({k: None for k in ("model_fps", "pipeline_fps", "model_gflops")})
+        report.update(dict.fromkeys(("model_fps", "pipeline_fps", "model_gflops")))
         report.update({f"{n}_over_model": None for n in names[1:]})
         return report
     med = {name: float(np.median(t)) for name, t in times.items()}

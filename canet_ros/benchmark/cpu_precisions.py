@@ -12,8 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``--compare`` on the CPU: the engine at each precision this CPU runs, and OpenVINO's
-own sessions on the same export, all timed in the same interleaved run.
+"""``--compare`` on the CPU: every precision this CPU runs, and OpenVINO's own sessions.
+
+The engine at each precision and OpenVINO's sessions on the same export are all timed in
+the same interleaved run.
 
 Names: ``engine_<precision>_model`` / ``engine_<precision>_pipeline`` (labels, colour
 and overlay, as ``pipeline_ms``), ``openvino_f32_canet``, ``openvino_bf16_canet``.
@@ -41,7 +43,7 @@ def _say(text: str, enabled: bool) -> None:
 
 def cpu_precision_fns(engine: SegmentationEngine, graph: bytes, x_np: np.ndarray, msg: Any,
                       progress: bool = True) -> tuple[dict[str, Callable[[], Any]], list[str]]:
-    """Timed calls for each CPU precision and OpenVINO session, and notes (features, skips)."""
+    """Return timed calls per CPU precision and OpenVINO session, and notes (features, skips)."""
     from .frames import FramePipeline
 
     native = cpu_precisions()

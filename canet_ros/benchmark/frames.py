@@ -54,7 +54,7 @@ def _synthetic_frame(height: int, width: int) -> np.ndarray:
 
 
 def _sample_frame() -> np.ndarray:
-    """The first CamVid frame of the bundled sample bag (480x360, BGR)."""
+    """Return the first CamVid frame of the bundled sample bag (480x360, BGR)."""
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
@@ -69,7 +69,7 @@ def _sample_frame() -> np.ndarray:
 
 
 def load_frame(source: str, size: tuple[int, int]) -> tuple[np.ndarray, str]:
-    """A BGR frame of ``size`` (W, H) and what it is: "sample", "synthetic" or an image file.
+    """Return a BGR frame of ``size`` (W, H) and what it is: "sample", "synthetic" or an image file.
 
     The frame's content sets how many cells have mixed labels, i.e. part of the cost:
     a real street scene (the default) gives representative figures.

@@ -41,7 +41,7 @@ READY_TIMEOUT_S = 300.0
 
 
 def _entry_point(name: str, module: str) -> list[str]:
-    """The installed console script, else ``python -m module``."""
+    """Return the installed console script, else ``python -m module``."""
     script = Path(sys.executable).with_name(name)
     found = str(script) if script.is_file() else shutil.which(name)
     return [found] if found else [sys.executable, "-m", module]
@@ -79,9 +79,11 @@ def _until_ready(argv: list[str], env: dict[str, str]) -> tuple[float | None, st
 
 
 def _cache_export(checkpoint: str) -> None:
-    """Build the engine once here, which caches the checkpoint's export for the node and,
-    where the node's default precision auto aims at int8, its int8 graph (auto takes int8
-    only once that is made)."""
+    """Build the engine once here, which caches what the node's first start needs.
+
+    That is the checkpoint's export and, where the node's default precision auto aims at
+    int8, its int8 graph (auto takes int8 only once that is made).
+    """
     from ..inference import SegmentationEngine
     from ..inference.cpu_runners import choose_precision
 

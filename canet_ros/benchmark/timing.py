@@ -81,13 +81,13 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], iters: int, warmup: int,
 
 
 def complete_rounds(times: dict[str, list[float]]) -> dict[str, np.ndarray]:
-    """The rounds every function finished (an interrupt can stop one mid-round)."""
+    """Return the rounds every function finished (an interrupt can stop one mid-round)."""
     done = min((len(t) for t in times.values()), default=0)
     return {name: np.asarray(t[:done]) for name, t in times.items()} if done else {}
 
 
 def auto_iters(round_s: float, budget_s: float = TIMING_BUDGET_S) -> int:
-    """Timed rounds that fit ``budget_s`` when one round takes ``round_s``."""
+    """Return timed rounds that fit ``budget_s`` when one round takes ``round_s``."""
     fit = int(budget_s / round_s) if round_s > 0 else MAX_ITERS
     return max(MIN_ITERS, min(MAX_ITERS, fit))
 
@@ -108,7 +108,7 @@ def _matmul_ms(device_type: str, size: int, iters: int) -> float:
 
 def matmul_size_for(device_type: str, largest: int = MATMUL_MAX,
                     target_s: float = MATMUL_TARGET_S) -> int:
-    """The smallest power-of-two size from 512 whose multiply takes ``target_s`` here.
+    """Return the smallest power-of-two size from 512 whose multiply takes ``target_s`` here.
 
     Large enough to run at the machine's full matmul rate, small enough that a slow or
     busy CPU does not spend minutes on the reference.

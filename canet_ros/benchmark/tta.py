@@ -36,7 +36,7 @@ __all__ = ["tta_fns", "tta_report"]
 
 def tta_fns(engine: SegmentationEngine, x_model: Any, scales: Sequence[float],
             pipeline_tta: Callable[[], Any]) -> dict[str, Callable[[], Any]]:
-    """Timed calls: evaluate's prediction without TTA, with flip, with flip + ``scales``.
+    """Return timed calls: evaluate's prediction without TTA, with flip, with flip + ``scales``.
 
     ``pipeline_tta`` runs the frame pipeline (labels only) on an engine built with
     ``tta=True``; it is compared with the plain engine's ``pipeline_labels``.
@@ -59,7 +59,7 @@ def tta_fns(engine: SegmentationEngine, x_model: Any, scales: Sequence[float],
 
 
 def tta_report(med: dict[str, float], scales: Sequence[float]) -> dict[str, Any]:
-    """The ``tta`` block of the benchmark report from the medians (ms) of one run."""
+    """Return the ``tta`` block of the benchmark report from the medians (ms) of one run."""
     plain = med["offline_labels"]
     report: dict[str, Any] = {
         "scales": [float(s) for s in scales],

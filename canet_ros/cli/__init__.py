@@ -55,12 +55,12 @@ log = logging.getLogger("canet_ros.cli")
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1 (a usage error otherwise)."""
+    """Parse an integer of at least 1 (argparse type; a usage error otherwise)."""
     return int_at_least(text, 1)
 
 
 def tta_scale(text: str) -> float:
-    """argparse type: a test-time input scale, a finite number in (0, 4]."""
+    """Parse a test-time input scale, a finite number in (0, 4] (argparse type)."""
     try:
         value = float(text)
     except ValueError:
@@ -71,7 +71,7 @@ def tta_scale(text: str) -> float:
 
 
 def prior_strength(text: str) -> float:
-    """argparse type: a prior-correction strength, a finite number in [0, 2]."""
+    """Parse a prior-correction strength, a finite number in [0, 2] (argparse type)."""
     try:
         value = float(text)
     except ValueError:

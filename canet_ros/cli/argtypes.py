@@ -12,8 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""argparse types for values whose form argparse can check: a malformed one is a usage
-error (status 2) with the option named, before any work starts."""
+"""Argparse types for values whose form argparse can check.
+
+A malformed value is a usage error (status 2) with the option named, before any work
+starts.
+"""
 from __future__ import annotations
 
 import argparse
@@ -23,7 +26,7 @@ _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
 def int_at_least(text: str, low: int) -> int:
-    """An integer of at least ``low`` (an argparse usage error otherwise)."""
+    """Return an integer of at least ``low`` (an argparse usage error otherwise)."""
     try:
         value = int(text)
     except ValueError:
@@ -34,12 +37,12 @@ def int_at_least(text: str, low: int) -> int:
 
 
 def non_negative_int(text: str) -> int:
-    """An integer of at least 0."""
+    """Return an integer of at least 0."""
     return int_at_least(text, 0)
 
 
 def width_x_height(text: str) -> tuple[int, int]:
-    """"WIDTHxHEIGHT" -> (width, height), each at least 1."""
+    """Parse "WIDTHxHEIGHT" into (width, height), each at least 1."""
     match = _SIZE.match(text)
     if not match or min(int(match.group(1)), int(match.group(2))) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT (e.g. 1920x1200)")
@@ -50,7 +53,7 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 def device(text: str) -> str:
-    """"auto", "cpu", "cuda" or "cuda:N" (whether that device exists is checked later)."""
+    """Accept "auto", "cpu", "cuda" or "cuda:N" (whether that device exists is checked later)."""
     value = text.strip().lower()
     if not _DEVICE.match(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a device: use auto, cpu, cuda or "
@@ -59,6 +62,6 @@ def device(text: str) -> str:
 
 
 def resolution(text: str) -> str:
-    """A network input size "WIDTHxHEIGHT", as text (the engine checks the limits)."""
+    """Return a network input size "WIDTHxHEIGHT", as text (the engine checks the limits)."""
     width_x_height(text)
     return text.strip()

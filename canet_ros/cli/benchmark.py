@@ -107,7 +107,7 @@ def _timing_lines(r: dict[str, Any]) -> list[str]:
 
 
 def _summary(r: dict[str, Any]) -> str:
-    """The report as text; an interrupted run's has only the lines it measured."""
+    """Return the report as text; an interrupted run's has only the lines it measured."""
     lines = [f"CANet/{r['backbone']} {r['width']}x{r['height']}, {r['precision']}, runtime "
              f"{r['runtime']} on {r['device']} ({r['iters']} iters); frames "
              f"{r['frame_width']}x{r['frame_height']}: {r['frame_source']}"]
@@ -151,7 +151,7 @@ def _tta_lines(t: dict[str, Any] | None) -> list[str]:
 
 
 def subcommand_names() -> list[str]:
-    """The ``canet`` subcommands, as a user types them."""
+    """Return the ``canet`` subcommands, as a user types them."""
     from . import build_parser
 
     action = next(a for a in build_parser()._actions

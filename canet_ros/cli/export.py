@@ -12,8 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``canet export``: a checkpoint as an ONNX file for TensorRT and other runtimes, or as a
-shipping checkpoint (fp16, no training state, optionally prior-corrected)."""
+"""``canet export``: a checkpoint as an ONNX file, or as a shipping checkpoint.
+
+The ONNX file is for TensorRT and other runtimes; the shipping checkpoint is fp16, without
+training state, optionally prior-corrected.
+"""
 from __future__ import annotations
 
 import argparse
@@ -89,8 +92,10 @@ def _run_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _check_before_announcing(args: argparse.Namespace, size: tuple | None) -> None:
-    """What export_onnx_file checks first, checked before "exporting ..." is printed, so a
-    bad request is one error line."""
+    """Check what export_onnx_file checks first, before "exporting ..." is printed.
+
+    A bad request is then one error line.
+    """
     from pathlib import Path
 
     from ..checkpoint import read_checkpoint
@@ -126,10 +131,10 @@ def run(args: argparse.Namespace) -> int:
     image = json.loads(result.metadata["input"])
     outputs = json.loads(result.metadata["outputs"])
     if args.json:
-        print(json.dumps({"path": str(result.path), "bytes": result.bytes, "input": image,
+        print(json.dumps({"path": str(result.path), "bytes": result.nbytes, "input": image,
                           "outputs": outputs}))
         return 0
-    print(f"wrote {result.path} ({result.bytes / 2 ** 20:.1f} MiB, opset "
+    print(f"wrote {result.path} ({result.nbytes / 2 ** 20:.1f} MiB, opset "
           f"{result.metadata['opset']}, {args.precision})")
     for item in (image, *outputs):
         shape = "x".join(str(d) for d in item["shape"])

@@ -70,7 +70,7 @@ def _checkpoint_info(spec: str) -> Dict[str, Any]:
 
 
 def history_note(meta: Dict[str, Any]) -> str:
-    """What ``metrics`` is: the training run's record, not necessarily this file's scores."""
+    """Return what ``metrics`` is: the training run's record, not necessarily this file's scores."""
     recorded = (meta.get("metrics") or {}).get("prior_correction")
     now = meta.get("prior_correction") or 0.0
     note = "recorded by canet train when it chose these weights"

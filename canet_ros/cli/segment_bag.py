@@ -161,7 +161,7 @@ def _print_summary(report: dict[str, Any], outdir: Path) -> None:
 
 
 def _warn_damage(report: dict[str, Any]) -> None:
-    """A salvaged bag says so on stderr, whatever the output format."""
+    """Say on stderr that a bag was salvaged, whatever the output format."""
     damaged = report.get("damaged") or ([{
         "bag": report.get("input"), "cause": report["damage"]["cause"],
         "frames": report.get("frames"), "frames_lost": report.get("frames_lost"),

@@ -48,8 +48,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _check_forms(parser: argparse.ArgumentParser) -> None:
-    """Flag values whose form argparse can judge: a malformed one is a usage error (status
-    2), as in every command; the same values from a --config YAML are checked on merging."""
+    """Give the flags whose form argparse can judge their argparse types.
+
+    A malformed value is a usage error (status 2), as in every command; the same values
+    from a --config YAML are checked on merging.
+    """
     forms = {"device": device, "epochs": positive_int, "batch_size": positive_int,
              "eval_batch_size": positive_int, "val_every": positive_int,
              "workers": non_negative_int, "export_prior_correction": prior_strength}
@@ -75,7 +78,7 @@ def _base_values(args: argparse.Namespace) -> dict:
 
 
 def _check_out_dir(out_dir: str, resuming: bool) -> None:
-    """A new run must not replace an earlier run's checkpoints as it goes."""
+    """Refuse a new run where it would replace an earlier run's checkpoints as it goes."""
     held = [name for name in ("last.pt", "best.pt") if (Path(out_dir) / name).is_file()]
     if held and not resuming:
         raise ValueError(f"{out_dir}: holds an earlier run ({', '.join(held)}), which a new "

@@ -97,7 +97,7 @@ def _check_once(root: Path) -> None:
 
 
 def dataset_class_set(name: str, root: Optional[PathLike] = None) -> ClassSet:
-    """The classes of a named dataset: CamVid's, Cityscapes', or a folder's classes.yaml.
+    """Return the classes of a named dataset: CamVid's, Cityscapes', or a folder's classes.yaml.
 
     For a CVAT export folder without classes.yaml, the classes its labelmap.txt names.
     """

@@ -144,8 +144,9 @@ def camvid_pairs(root: PathLike, split: str, include: Optional[Sequence[str]] = 
     names = sorted(p.name for p in img_dir.iterdir() if p.suffix.lower() in _IMAGE_EXTS)
     names = filter_names(names, include, exclude)
     if not names:
-        raise EmptySplitError(f"{img_dir}: no frames (after include={list(include or [])} "
-                           f"exclude={list(exclude or [])})")
+        raise EmptySplitError(
+            f"{img_dir}: no frames (after include={list(include or [])} "
+            f"exclude={list(exclude or [])})")
     return [(img_dir / n, lab_dir / n) for n in names]
 
 

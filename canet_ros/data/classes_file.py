@@ -151,7 +151,7 @@ def parse_classes(path: Path) -> Tuple[Optional[ClassSet], SplitRule, List[str]]
 
 
 def load_classes(path: Any) -> ClassSet:
-    """The ClassSet a classes.yaml describes; DatasetError naming the file and every problem."""
+    """Return the ClassSet a classes.yaml describes; DatasetError names the file and problems."""
     path = Path(path)
     if path.is_dir():
         path = path / CLASSES_FILE

@@ -118,7 +118,7 @@ def _free_color(taken: Iterable[Color]) -> Color:
 
 
 def package_labels(class_set: ClassSet) -> Tuple[List[Tuple[str, Color]], Color]:
-    """The labelmap for ``class_set`` and the colour its ignored pixels are painted in."""
+    """Return the labelmap for ``class_set`` and the colour its ignored pixels are painted in."""
     entries = list(zip(class_set.names, class_set.colors, strict=True))
     ignore_name = IGNORE_LABEL if BACKGROUND in class_set.names else BACKGROUND
     ignore_color = (0, 0, 0) if (0, 0, 0) not in class_set.colors else \
@@ -274,7 +274,7 @@ class CvatExport:
     subsets: Dict[str, List[str]]  # ImageSets/Segmentation/<subset>.txt -> frame names
 
     @classmethod
-    def open(cls, root: Path) -> CvatExport:
+    def open(cls, root: Path) -> CvatExport:  # noqa: A003 (a constructor, as Image.open)
         labels = read_labelmap(root / LABELMAP)
         subsets: Dict[str, List[str]] = {}
         lists = root / LIST_DIR
@@ -298,7 +298,7 @@ class CvatExport:
 
 
 def find_export_root(folder: Path) -> Path:
-    """The folder holding labelmap.txt: ``folder`` itself or one level down (a zip's top)."""
+    """Return the folder holding labelmap.txt: ``folder`` itself or one level down (a zip's top)."""
     if is_cvat_export(folder):
         return folder
     inner = [p for p in folder.iterdir() if p.is_dir() and is_cvat_export(p)]
@@ -318,7 +318,7 @@ def _unpack(source: Path, tmp: Path) -> Path:
 
 
 def _import_classes(into: Path, export: CvatExport) -> Tuple[ClassSet, bool, List[str]]:
-    """The target's classes.yaml if it has one, else the labelmap's labels (to be written)."""
+    """Return the target's classes.yaml if it has one, else the labelmap's (to be written)."""
     path = into / CLASSES_FILE
     if path.is_file():
         class_set, _, problems = parse_classes(path)

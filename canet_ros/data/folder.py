@@ -207,7 +207,7 @@ def index_folder(root: PathLike) -> FolderIndex:
 
 
 def read_mask(path: Path, decoder: Optional[ColorDecoder] = None) -> np.ndarray:
-    """HxW uint8 class ids of one mask file; DatasetError naming the file if unusable."""
+    """Read the HxW uint8 class ids of one mask file; DatasetError names it if unusable."""
     if decoder is not None:
         ids, unknown = decoder.decode(read_color_mask(path))
         if unknown:

@@ -60,7 +60,7 @@ def _openvino_flags() -> frozenset[str]:
 
 @functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (lower case, as Linux names them)."""
+    """Return the CPU's feature flags (lower case, as Linux names them)."""
     flags = _proc_flags()
     return flags if flags is not None else _openvino_flags()
 
@@ -77,6 +77,6 @@ def cpu_precisions(flags: frozenset[str] | None = None) -> tuple[str, ...]:
 
 
 def relevant_features(flags: frozenset[str] | None = None) -> list[str]:
-    """The flags that matter to CANet's CPU speed, for reports."""
+    """Return the flags that matter to CANet's CPU speed, for reports."""
     flags = cpu_flags() if flags is None else flags
     return [f for f in _SHOWN if f in flags]

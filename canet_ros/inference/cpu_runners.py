@@ -59,7 +59,7 @@ _NEEDS = {"bf16": "AVX-512 BF16 or AMX-BF16", "int8": "AVX-512 VNNI, AVX-VNNI or
 
 
 def runtime_for(precision: str, runtime: str = "auto") -> str | None:
-    """The runtime that runs ``precision`` ("onnxruntime"/"openvino"), None if not installed.
+    """Return the runtime that runs ``precision`` ("onnxruntime"/"openvino"), None if not installed.
 
     ``runtime`` "auto" takes the faster installed one; a named runtime is used or None.
     """
@@ -76,7 +76,7 @@ def runtime_for(precision: str, runtime: str = "auto") -> str | None:
 
 def choose_precision(precision: str, runtime: str = "auto",
                      flags: frozenset[str] | None = None) -> str:
-    """The concrete CPU precision for ``precision`` (``auto`` resolved), or EngineError."""
+    """Return the concrete CPU precision for ``precision`` (``auto`` resolved), or EngineError."""
     if precision not in CPU_CHOICES:
         raise EngineError(f"precision {precision!r} is not a CPU precision; use one of "
                           f"{', '.join(CPU_CHOICES)}")
@@ -96,7 +96,7 @@ def choose_precision(precision: str, runtime: str = "auto",
 
 
 def _auto_candidates(runtime: str, native: tuple[str, ...]) -> list[str]:
-    """What auto may take here, fastest first; fp32 always last."""
+    """Return what auto may take here, fastest first; fp32 always last."""
     return [p for p in AUTO_ORDER if p == "fp32" or (
         p in native and runtime_for(p, runtime) == _AUTO_RUNTIME[p])]
 
@@ -105,7 +105,7 @@ def make_cpu_runner(graph: Path | bytes, size: tuple[int, int], num_classes: int
                     precision: str = "fp32", runtime: str = "auto",
                     preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
                     threads: int | None = None) -> Any:
-    """The runner for ``graph`` (the fp32 export) at ``precision`` on this CPU.
+    """Return the runner for ``graph`` (the fp32 export) at ``precision`` on this CPU.
 
     ``runtime`` "auto" follows the table above; "onnxruntime" or "openvino" insists.
     ``preprocess`` (frame -> network input) is needed only to calibrate int8 the first

@@ -222,7 +222,7 @@ class SegmentationEngine:
 
     @property
     def device(self) -> torch.device:
-        """The torch device (importing torch if the engine was built without it)."""
+        """Return the torch device; torch is imported if the engine was built without it."""
         if self._device is None:
             import torch
 
@@ -231,7 +231,7 @@ class SegmentationEngine:
 
     @property
     def model(self) -> nn.Module:
-        """The torch module; an engine built from the ONNX cache loads it on first use."""
+        """Return the torch module; an engine from the ONNX cache loads it on first use."""
         if self._model is None:
             from .torch_backend import load_model
 
@@ -240,7 +240,7 @@ class SegmentationEngine:
 
     @property
     def precision_label(self) -> str:
-        """What runs, e.g. "int8 on openvino": ``precision`` "auto" as resolved, for logs."""
+        """Say what runs, e.g. "int8 on openvino" (``precision`` "auto" resolved), for logs."""
         return f"{self.precision} on {self.runtime}"
 
     @property
@@ -271,8 +271,10 @@ class SegmentationEngine:
 
     def infer_timed(self, frame: np.ndarray, order: str = "rgb", **flags: Any
                     ) -> tuple[SegmentationResult, dict[str, float]]:
-        """:meth:`infer` plus the time of each stage in ms (``results.STAGES``; on CUDA
-        device time from events, plus ``download``)."""
+        """Run :meth:`infer` and time each stage in ms (``results.STAGES``).
+
+        On CUDA the times are device times from events, plus ``download``.
+        """
         clock = self._pipeline.clock() if self._pipeline is not None else StageClock()
         result = self.infer_async(frame, order, clock=clock, **flags).result()
         return result, clock.result()
@@ -340,8 +342,10 @@ class SegmentationEngine:
         return self._grids[key]
 
     def _helper(self) -> ThreadPoolExecutor | None:
-        """A worker thread for the frame path's independent halves (None on 1 CPU); the
-        runtimes' own threads sit idle (they do not spin) once the model has run."""
+        """Return a worker thread for the frame path's independent halves (None on 1 CPU).
+
+        The runtimes' own threads sit idle (they do not spin) once the model has run.
+        """
         if self._pool is None and (os.cpu_count() or 1) > 1:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="canet_post")
             weakref.finalize(self, self._pool.shutdown, wait=False)
@@ -374,7 +378,7 @@ class SegmentationEngine:
 
     def _frame_post(self, x: np.ndarray, out_hw: tuple[int, int], confidence: bool,
                     mark: Any) -> post.FramePost:
-        """The model, then the labels at ``out_hw`` (marks "model" in between)."""
+        """Run the model, then make the labels at ``out_hw`` (marks "model" in between)."""
         grid, helper = self.grid(out_hw), self._helper()
         if getattr(self._runner, "lowres", False) and not (self.tta or confidence):
             # Logits before the network's final upsample, which is itself a cell grid: the

@@ -106,7 +106,7 @@ def _graph_path(digest: str, size: tuple[int, int]) -> Path:
 
 
 def cached_graph(digest: str, size: tuple[int, int] | None) -> CachedGraph | None:
-    """The cached export for a checkpoint (by :func:`file_digest`), or None.
+    """Return the cached export for a checkpoint (by :func:`file_digest`), or None.
 
     ``size`` None means the checkpoint's training size (else the default, 1024x512).
     """

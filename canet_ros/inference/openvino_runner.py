@@ -58,7 +58,7 @@ def openvino_available() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def core() -> Any:
-    """The process's one ``openvino.Core``, kept until exit (why: the module's docstring)."""
+    """Return the process's one ``openvino.Core``, kept until exit (why: the module's docstring)."""
     import openvino as ov
 
     return ov.Core()
@@ -122,7 +122,7 @@ class OpenVinoRunner:
         return self._logits
 
     def forward_lowres(self, x: np.ndarray) -> np.ndarray:
-        """The graph's own output: logits before the final upsample when :attr:`lowres`."""
+        """Return the graph's own output: logits before the final upsample when :attr:`lowres`."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.shape != self.input_shape:
             raise ValueError(f"ONNX graph expects {self.input_shape}, got {x.shape}")

@@ -112,7 +112,7 @@ class FramePost:
         return cv2.applyColorMap(self.labels, np.ascontiguousarray(channels[:, None]))
 
     def colour_packed(self) -> np.ndarray:
-        """HxW uint32 palette entries (see ``upsample.pack_palette``)."""
+        """Return HxW uint32 palette entries (see ``upsample.pack_palette``)."""
         if self.labels.dtype == np.uint8:
             # One table lookup over the final labels: 2.4x faster than np.take at network
             # size, and at a camera's size faster than that plus the gather and the patch.
@@ -133,7 +133,7 @@ class FramePost:
         return up.confidence_at_size(self.grid, total)
 
     def confidence(self) -> np.ndarray:
-        """HxW uint8 round(255 * max softmax)."""
+        """Return HxW uint8 round(255 * max softmax)."""
         conf = self._conf.result() if self._conf is not None else self._confidence_bulk()
         if self.grid is not None and self.fixed.index.size:
             if not self.fixed.values:

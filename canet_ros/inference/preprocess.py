@@ -153,7 +153,7 @@ class Preprocessor:
             out[0, rgb, rows] += self._bias[rgb]
 
     def small_frame(self) -> np.ndarray:
-        """The last frame at network size as uint8 (overlays at network size blend onto it)."""
+        """Return the last frame at network size as uint8 (network-size overlays blend onto it)."""
         small = self._small
         return small if small.dtype == np.uint8 else cv2.convertScaleAbs(small, alpha=1 / 256)
 

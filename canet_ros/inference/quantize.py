@@ -67,7 +67,7 @@ def int8_path(fp32: Path, source: CalibrationSource) -> Path:
 
 
 def quantize_graph(fp32: Path, inputs: Sequence[np.ndarray]) -> bytes:
-    """The QDQ int8 graph of ``fp32`` calibrated on network ``inputs`` (1,3,H,W float32)."""
+    """Return the QDQ int8 graph of ``fp32`` calibrated on network ``inputs`` (1,3,H,W float32)."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
@@ -108,7 +108,7 @@ def _stored_path(fp32: bytes) -> Path:
 
 
 def cached_int8(fp32: Path | bytes, source: CalibrationSource | None = None) -> Path | None:
-    """The int8 graph made earlier for this export and calibration frames, or None.
+    """Return the int8 graph made earlier for this export and calibration frames, or None.
 
     Never calibrates: this is how ``auto`` tells a start that is ready for int8 from one
     that would first spend ~20 s (minutes on a loaded CPU) calibrating.
@@ -125,7 +125,7 @@ def cached_int8(fp32: Path | bytes, source: CalibrationSource | None = None) -> 
 
 def int8_graph(fp32: Path | bytes, preprocess: Callable[[np.ndarray], np.ndarray],
                source: CalibrationSource | None = None) -> Path | bytes:
-    """The cached int8 graph of an fp32 export, made (and stored beside it) if missing.
+    """Return the cached int8 graph of an fp32 export, made (and stored beside it) if missing.
 
     ``preprocess`` turns an HxWx3 RGB frame into the network input; a graph given as
     bytes (a model without a checkpoint file) is first stored in the cache by its hash.

@@ -134,7 +134,7 @@ _GPU_NODES = ("/dev/nvidia[0-9]*", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu", "/dev/d
 
 
 def no_gpu_present() -> bool:
-    """True when this machine certainly has no GPU torch could use: no device node.
+    """Return True when this machine certainly has no GPU torch could use: no device node.
 
     Lets ``device="auto"`` settle on the CPU without importing torch (seconds). When a
     node exists torch decides, so a driver without a usable GPU is still handled.

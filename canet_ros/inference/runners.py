@@ -229,7 +229,7 @@ class CudaPipeline:
         return self._slots[key][turn]
 
     def clock(self) -> Any:
-        """A stage clock for :meth:`submit` (CUDA events; see ``results.CudaStageClock``)."""
+        """Return a stage clock for :meth:`submit` (CUDA events; see ``results.CudaStageClock``)."""
         from .results import CudaStageClock
 
         return CudaStageClock()

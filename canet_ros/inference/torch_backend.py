@@ -51,17 +51,17 @@ from .results import EngineError, Request, cpu_name, resolve_device
 from .runners import CudaPipeline, TorchRunner
 
 if TYPE_CHECKING:
-    # The one arrow back to engine.py, and for type checking only: at run time the engine
-    # imports this module (lazily, to keep torch out of the start-up path) and hands itself
-    # to build()/compute(), which fill in its torch side; nothing here imports the engine.
     from .engine import SegmentationEngine
+# That is the one arrow back to engine.py, and for type checking only: at run time the
+# engine imports this module (lazily, to keep torch out of the start-up path) and hands
+# itself to build()/compute(), which fill in its torch side; nothing here imports it.
 
 log = logging.getLogger("canet_ros.inference")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
 
 def load_model(checkpoint: PathLike, backbone: str | None) -> nn.Module:
-    """The checkpoint's model in fp32, eval mode, gradients off."""
+    """Return the checkpoint's model in fp32, eval mode, gradients off."""
     try:
         model, _ = load_checkpoint(checkpoint, backbone=backbone)
     except CheckpointError as exc:
@@ -194,11 +194,11 @@ def _setup_cuda(engine: SegmentationEngine, model: nn.Module, device: torch.devi
 
 
 def setup_device_tables(engine: SegmentationEngine) -> None:
-    """The CUDA path's tables on the engine's own device (tests run ``compute`` on the CPU)."""
+    """Put the CUDA path's tables on the engine's device (tests run ``compute`` on the CPU)."""
     device = engine.device
     engine._palette_t = {k: torch.from_numpy(v).to(device) for k, v in engine._palette.items()}
-    engine._affine_t = tuple(t.to(device) for t in dev.normalisation_affine(engine._mean,
-                                                                           engine._std))
+    affine = dev.normalisation_affine(engine._mean, engine._std)
+    engine._affine_t = tuple(t.to(device) for t in affine)
     # torch has no general uint16; int32 travels and becomes uint16 on the host.
     engine._label_dtype_t = torch.uint8 if engine._label_dtype == np.uint8 else torch.int32
 

@@ -277,6 +277,6 @@ def pack_palette(palette: np.ndarray) -> np.ndarray:
 
 
 def unpack_colour(packed: np.ndarray, order: str) -> np.ndarray:
-    """HxW uint32 from :func:`pack_palette` -> HxWx3 uint8 in ``order``."""
+    """Unpack HxW uint32 from :func:`pack_palette` into HxWx3 uint8 in ``order``."""
     quad = packed.view(np.uint8).reshape(*packed.shape, 4)
     return cv2.cvtColor(quad, cv2.COLOR_RGBA2RGB if order == "rgb" else cv2.COLOR_RGBA2BGR)

@@ -54,7 +54,7 @@ def label_info_type() -> Optional[Any]:
 
 def label_info_message(msg_type: Any, class_names: Sequence[str], header: Any,
                        threshold: float = NO_THRESHOLD) -> Any:
-    """LabelInfo with class id i named ``class_names[i]``, as the label images number them."""
+    """Build LabelInfo with id i named ``class_names[i]``, as the label images number them."""
     from vision_msgs.msg import VisionClass
 
     return msg_type(header=header, threshold=float(threshold),

@@ -78,7 +78,7 @@ class StatsReport:
 
     @property
     def healthy(self) -> bool:
-        """False when frames were malformed or inference failed during the window."""
+        """Return False when frames were malformed or inference failed in the window."""
         return self.window["malformed"] == 0 and self.window["failed"] == 0
 
     def summary(self) -> str:

@@ -287,7 +287,7 @@ PATH_FIELDS = ("data_root", "out_dir", "resume", "init_weights", "class_map", "r
 
 
 def portable_train_args(cfg: TrainConfig, run_dir: Union[str, Path]) -> Dict[str, Any]:
-    """The config with its paths relative to the run folder.
+    """Return the config with its paths relative to the run folder.
 
     Checkpoints and config.yaml travel (shipped models, copied run folders), so they must
     not carry the training machine's folder names; ``resolve_train_args`` reverses this.
@@ -302,7 +302,7 @@ def portable_train_args(cfg: TrainConfig, run_dir: Union[str, Path]) -> Dict[str
 
 
 def resolve_train_args(values: Mapping[str, Any], run_dir: Union[str, Path]) -> Dict[str, Any]:
-    """Saved train_args -> usable values: relative paths are taken from ``run_dir``."""
+    """Turn saved train_args into usable values: relative paths are taken from ``run_dir``."""
     out = dict(values)
     for name in PATH_FIELDS:
         value = out.get(name)

@@ -102,7 +102,7 @@ def _fill_statistics(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
 
 
 def val_specs(cfg: TrainConfig) -> List[Dict[str, Any]]:
-    """The configured validation sets plus, with ``holdout``, the held-out drive.
+    """Return the configured validation sets plus, with ``holdout``, the held-out drive.
 
     The held-out set is exactly the frames ``holdout`` removes from the training split(s).
     """
@@ -140,7 +140,7 @@ def with_replay(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
 
 
 def resolve_backbone(cfg: TrainConfig) -> str:
-    """The backbone left open: the starting checkpoint's, else MobileNetV2 (CANet1)."""
+    """Return the backbone left open: the starting checkpoint's, else MobileNetV2 (CANet1)."""
     if cfg.backbone is None:
         source = cfg.resume or cfg.init_weights
         cfg.backbone = str(read_checkpoint(source)["backbone"]) if source else "mobilenetv2"

@@ -34,7 +34,7 @@ AREA_RANGE = (0.1, 0.5)
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
-    """A generator that depends only on (seed, step): resumed runs draw the same boxes."""
+    """Return a generator that depends only on (seed, step): resumed runs draw the same boxes."""
     g = torch.Generator()
     g.manual_seed((int(seed) * 1_000_003 + int(step)) % (2 ** 63))
     return g

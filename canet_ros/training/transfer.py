@@ -50,7 +50,7 @@ def _norm(name: str) -> str:
 
 
 def load_class_map(path: Union[str, Path]) -> Dict[str, List[str]]:
-    """A mapping file: ``new class: old class`` or ``new class: [old, old, ...]``.
+    """Return a mapping file: ``new class: old class`` or ``new class: [old, old, ...]``.
 
     Names not mentioned are matched by name (case and ``_``/space insensitive).
     """
@@ -74,6 +74,7 @@ def load_class_map(path: Union[str, Path]) -> Dict[str, List[str]]:
 @dataclass
 class ClassTransfer:
     """For each new class id, the old class ids it starts from (empty: fresh)."""
+
     sources: List[List[int]]
     old_names: List[str]
     new_names: List[str]
@@ -145,8 +146,10 @@ def label_lut(plan: ClassTransfer, old_ignore: int, new_ignore: int) -> np.ndarr
 
 
 def _keep_eval(module: nn.Module) -> None:
-    """Make ``module`` stay in eval mode (frozen BatchNorm statistics) whatever ``train()``
-    its parents call."""
+    """Keep ``module`` in eval mode (frozen BatchNorm statistics).
+
+    It stays so whatever ``train()`` its parents call.
+    """
     def train(self: nn.Module, mode: bool = True) -> nn.Module:
         return nn.Module.train(self, False)
     module.train = types.MethodType(train, module)  # type: ignore[method-assign]

@@ -39,7 +39,7 @@ def _split_index(path: Path) -> tuple[int, str]:
 
 
 def storage_files(folder: Path) -> tuple[str, list[Path]] | None:
-    """The storage files of a ROS 2 bag folder whose metadata.yaml is missing.
+    """Return the storage files of a ROS 2 bag folder whose metadata.yaml is missing.
 
     rosbag2 names them ``<folder>_<n>.mcap|.db3`` and rosbags ``<folder>.mcap|.db3``; a
     folder that holds anything else that is a bag is a folder of bags, not one bag.
@@ -61,7 +61,7 @@ def storage_files(folder: Path) -> tuple[str, list[Path]] | None:
 
 
 def _metadata(folder: Path) -> dict[str, Any]:
-    """What a damaged bag's metadata.yaml still says (empty where it is missing or broken)."""
+    """Return what a damaged bag's metadata.yaml still says (empty if missing or broken)."""
     try:
         info = yaml.safe_load((folder / "metadata.yaml").read_text(encoding="utf-8"))
         return dict(info["rosbag2_bagfile_information"])
@@ -81,7 +81,7 @@ def _files(path: Path, storage: str) -> tuple[list[Path], dict[str, Any]]:
 
 
 def open_salvage(path: Path, storage: str, cause: str) -> SalvageSource:
-    """A salvage reader for ``path``, or BagError saying why the format cannot be salvaged."""
+    """Return a salvage reader for ``path``; BagError says why a format cannot be salvaged."""
     if storage == "ros1":
         from .ros1 import Ros1Salvage
 

@@ -86,7 +86,7 @@ class SalvageSource(Protocol):
     damage: Damage
 
     def topic_types(self) -> dict[str, tuple[str, int]]:
-        """topic -> (message type, messages recovered)."""
+        """Map each topic to its message type and the messages recovered."""
 
     def messages(self, topic: str) -> Iterator[Recovered]:
         """Recovered messages of ``topic`` in file order."""

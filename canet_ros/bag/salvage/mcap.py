@@ -206,7 +206,7 @@ class McapSalvage(ChunkScan):
         self._bad = region
 
     def _message_index(self, body: bytes) -> None:
-        """A skipped chunk's message index: how many messages of a channel it held, when."""
+        """Return a skipped chunk's message index: how many messages of a channel it held, when."""
         region = self._bad
         if region is None:
             return

@@ -189,7 +189,7 @@ class Ros1Salvage(ChunkScan):
         self._order.append(good)
 
     def _index(self, header: dict[str, bytes], data: bytes) -> None:
-        """A skipped chunk's index data: messages per connection and their times."""
+        """Return a skipped chunk's index data: messages per connection and their times."""
         region = self._bad
         if region is None:
             return

@@ -110,7 +110,7 @@ class SqliteSalvage:
         return times
 
     def _last_id(self, expected: int | None) -> int:
-        """The highest row id worth trying: metadata's count, or what the file shows."""
+        """Return the highest row id worth trying: metadata's count, or what the file shows."""
         last = max([expected or 0, *self._index_times])
         for query in ("SELECT max(id) FROM messages", "SELECT id FROM messages"):
             try:
