@@ -342,10 +342,8 @@ class SegmentationEngine:
         return self._grids[key]
 
     def _helper(self) -> ThreadPoolExecutor | None:
-        """Return a worker thread for the frame path's independent halves (None on 1 CPU).
-
-        The runtimes' own threads sit idle (they do not spin) once the model has run.
-        """
+        """Return a worker thread for the frame path's independent halves (None on 1 CPU)."""
+        # The runtimes' own threads sit idle (they do not spin) once the model has run.
         if self._pool is None and (os.cpu_count() or 1) > 1:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="canet_post")
             weakref.finalize(self, self._pool.shutdown, wait=False)
