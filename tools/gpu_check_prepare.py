@@ -75,8 +75,12 @@ def folder_bytes(path: Path) -> int:
 
 def tree_bytes(repo: Path) -> int:
     """Bytes of what the device tool sends besides carried paths: tracked + untracked, unignored."""
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                         cwd=repo, capture_output=True, check=True).stdout.decode()
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], cwd=repo, capture_output=True)
+    if listed.returncode != 0:
+        raise PrepareError(f"{repo} is not a git checkout: the device tool sends a git working "
+                           "tree, so prepare runs in one")
+    out = listed.stdout.decode()
     total = 0
     for rel in {p for p in out.split("\0") if p}:
         path = repo / rel
