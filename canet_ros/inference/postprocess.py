@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from . import upsample as up
+from .preprocess import by_rows
 
 __all__ = ["FramePost", "blend_cpu", "colorize_cpu", "flip_tta_logits", "label_dtype",
            "labels_cpu"]
@@ -145,16 +146,10 @@ class FramePost:
 def _split_rows(logits: np.ndarray, dtype: np.dtype, helper: Executor | None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Network-size argmax and max; with a helper, its half of the rows on the other core."""
-    height = logits.shape[1]
-    if helper is None or height < 64:
-        return up.argmax_classes(logits, dtype)
     labels = np.empty(logits.shape[1:], dtype)
     best = np.empty(logits.shape[1:], np.float32)
-    half = height // 2
-    other = helper.submit(up.argmax_classes, logits[:, half:], dtype, labels[half:],
-                          best[half:])
-    up.argmax_classes(logits[:, :half], dtype, labels[:half], best[:half])
-    other.result()
+    by_rows(helper, logits.shape[1], lambda rows: up.argmax_classes(
+        logits[:, rows], dtype, labels[rows], best[rows]))
     return labels, best
 
 

@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "DEFAULT_RESOLUTION", "MAX_SIDE", "MIN_SIDE", "Preprocessor", "check_frame",
+    "DEFAULT_RESOLUTION", "MAX_SIDE", "MIN_SIDE", "Preprocessor", "by_rows", "check_frame",
     "normalisation_tables", "parse_resolution", "resize_frame_cpu",
 ]
 
@@ -139,10 +139,10 @@ class Preprocessor:
             self._wide = np.empty(frame.shape, np.uint16)
         # Widened and shifted in one pass (a widening copy, then a shift, read and wrote
         # the 16-bit frame twice: 1 ms more at 1920x1200).
-        _by_rows(helper, frame.shape[0], lambda rows: np.left_shift(
+        by_rows(helper, frame.shape[0], lambda rows: np.left_shift(
             frame[rows], 8, out=self._wide[rows], dtype=np.uint16))
         self._small = cv2.resize(self._wide, self.size, interpolation=cv2.INTER_LINEAR)
-        _by_rows(helper, height, lambda rows: self._planes(order, out, rows))
+        by_rows(helper, height, lambda rows: self._planes(order, out, rows))
         return out
 
     def _planes(self, order: str, out: np.ndarray, rows: slice) -> None:
@@ -158,10 +158,11 @@ class Preprocessor:
         return small if small.dtype == np.uint8 else cv2.convertScaleAbs(small, alpha=1 / 256)
 
 
-def _by_rows(helper: Executor | None, height: int, work: Callable[[slice], Any]) -> None:
-    """``work`` over all rows: the lower half on ``helper`` meanwhile, if there is one.
+def by_rows(helper: Executor | None, height: int, work: Callable[[slice], Any]) -> None:
+    """Run ``work`` over all rows, the lower half on ``helper`` meanwhile if there is one.
 
-    numpy and OpenCV release the GIL in these passes, so the halves run on two cores.
+    For passes in which numpy and OpenCV release the GIL, so the halves run on two cores
+    (this module's resize, ``postprocess``'s network-size argmax).
     """
     if helper is None or height < 64:
         work(slice(0, height))
