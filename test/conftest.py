@@ -167,3 +167,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=["opencv", "numba"])
+def cpu_loops(request, monkeypatch):
+    """Run a test on both CPU frame paths: OpenCV/numpy, and the numba loops (``kernels``)."""
+    from canet_ros.inference import kernels
+
+    if request.param == "opencv":
+        monkeypatch.setenv(kernels.ENV, "0")
+    else:
+        monkeypatch.delenv(kernels.ENV, raising=False)
+        if not kernels.available():
+            pytest.skip("numba is not installed (the optional extra canet_ros[numba])")
+    return request.param

@@ -263,7 +263,8 @@ def big_frames():
 
 
 @pytest.mark.parametrize("resolution", [(480, 360), (1024, 512)])
-def test_agreement_with_the_reference_pipeline_at_1920x1200(big_frames, resolution):
+def test_agreement_with_the_reference_pipeline_at_1920x1200(big_frames, resolution,
+                                                            cpu_loops):
     """The figures of docs/performance.md: the engine against today's reference pipeline.
 
     Reference: float resize of the frame, normalisation, the same ONNX Runtime forward,

@@ -116,7 +116,8 @@ def test_sparse_logits_are_the_upsampled_logits_where_asked(low_hw, net_hw, on_l
 
 
 @pytest.mark.parametrize("frame_hw", [(64, 96), (100, 150), (45, 70), (64, 200)])
-def test_engine_labels_from_lowres_logits_equal_the_upsampled_argmax(seeded, frame_hw):
+def test_engine_labels_from_lowres_logits_equal_the_upsampled_argmax(seeded, frame_hw,
+                                                                     cpu_loops):
     """Check labels from the 1/8 logits against the upsampled whole logits' argmax.
 
     Frames of the network's size, larger, smaller, and larger on one axis only.
@@ -156,7 +157,7 @@ def engine_graph(engine):
 
 
 @pytest.mark.parametrize("classes, dtype", [(7, np.uint8), (128, np.uint8), (300, np.uint16)])
-def test_two_label_steps_equal_two_torch_upsamples_and_argmax(classes, dtype):
+def test_two_label_steps_equal_two_torch_upsamples_and_argmax(classes, dtype, cpu_loops):
     """Check any class count, and uint16 labels.
 
     300 classes are over the 128 channels OpenCV's binding takes: the numpy path.

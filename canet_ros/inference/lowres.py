@@ -38,6 +38,7 @@ from concurrent.futures import Executor
 import cv2
 import numpy as np
 
+from . import kernels
 from . import upsample as up
 from .postprocess import FramePost
 
@@ -67,6 +68,7 @@ class _Samples:
         self.on_lattice = all(np.array_equal(p * _REMAP_STEPS, np.round(p * _REMAP_STEPS))
                               for p in (pos_y, pos_x))
         self.pos_y, self.pos_x = pos_y.astype(np.float32), pos_x.astype(np.float32)
+        self.compiled = (self.y0, self.y1, grid.y.lam, self.x0, self.x1, grid.x.lam)
 
 
 _SAMPLES: weakref.WeakKeyDictionary[up.CellGrid, _Samples] = weakref.WeakKeyDictionary()
@@ -145,6 +147,8 @@ def frame_post_from_lowres(low: np.ndarray, net_grid: up.CellGrid,
     ``net_grid`` goes from the 1/8 logits to the network size, ``frame_grid`` from there
     to the frame's size (None: the frame is of the network's size).
     """
+    if kernels.available():
+        return _compiled(low, net_grid, frame_grid, dtype, packed_palette, helper)
     net = FramePost(low, net_grid, dtype, packed_palette, helper=helper)
     if frame_grid is None:
         return net
@@ -153,3 +157,35 @@ def frame_post_from_lowres(low: np.ndarray, net_grid: up.CellGrid,
                          f"{net_grid.out_hw}")
     return FramePost(SparseLogits(low, net_grid), frame_grid, dtype, packed_palette,
                      helper=helper, labels=net.labels)
+
+
+def _compiled(low: np.ndarray, net_grid: up.CellGrid, frame_grid: up.CellGrid | None,
+              dtype: np.dtype, packed_palette: np.ndarray,
+              helper: Executor | None) -> FramePost:
+    """Run the same two steps with ``kernels``: each mixed cell's pixels in one loop."""
+    small, _ = kernels.argmax(low, dtype)
+    labels = up.gather(net_grid, small)
+    hwc = np.ascontiguousarray(low.transpose(1, 2, 0), np.float32)  # a pixel's classes together
+    _fix(hwc, up.mixed_cells(small), kernels.identity_samples(*low.shape[1:]), net_grid,
+         labels, helper)
+    if frame_grid is not None:
+        if frame_grid.in_hw != net_grid.out_hw:
+            raise ValueError(f"frame grid starts at {frame_grid.in_hw}, the network size is "
+                             f"{net_grid.out_hw}")
+        net, labels = labels, up.gather(frame_grid, labels)
+        _fix(hwc, up.mixed_cells(net), _samples(net_grid).compiled, frame_grid, labels, helper)
+    return FramePost(low, None, dtype, packed_palette, labels=labels)
+
+
+def _fix(hwc: np.ndarray, mixed: np.ndarray, samples: tuple[np.ndarray, ...],
+         grid: up.CellGrid, out: np.ndarray, helper: Executor | None) -> None:
+    """Mixed cells into ``out``; with a helper, half of them on the other core."""
+    cells = np.flatnonzero(mixed)
+    half = len(cells) // 2
+    if helper is None or half < 256:
+        kernels.fix_cells(hwc, cells, samples, grid, out)
+        return
+    # Cells own disjoint pixels, so the halves never write the same one.
+    lower = helper.submit(kernels.fix_cells, hwc, cells[half:], samples, grid, out)
+    kernels.fix_cells(hwc, cells[:half], samples, grid, out)
+    lower.result()

@@ -25,6 +25,9 @@ the network size in float, then computes ``(x / 255 - mean) / std``, NCHW, RGB.
   weights sum to one, so it commutes with the resize). Resizing the bytes themselves
   would be cheaper still, but rounding to whole grey levels moves this network's
   confidence by up to 20/255 (docs/performance.md).
+* With numba installed, one compiled loop (``kernels.resize_normalise``) resizes in
+  float and normalises straight from the uint8 frame: the reference's values within a
+  few float32 ulps, in one pass instead of three.
 
 ``device_ops.preprocess`` is the same on a device.
 """
@@ -37,6 +40,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from . import kernels
 
 __all__ = [
     "DEFAULT_RESOLUTION", "MAX_SIDE", "MIN_SIDE", "Preprocessor", "by_rows", "check_frame",
@@ -118,6 +123,9 @@ class Preprocessor:
         self._bias = (-m / s).astype(np.float32)
         self._wide: np.ndarray | None = None
         self._small: np.ndarray | None = None
+        self._frame: np.ndarray | None = None  # the last frame, when _small is not made
+        self._float_scale = (1.0 / (255.0 * s)).astype(np.float32)
+        self._axes: dict[tuple[int, int], tuple[kernels.AxisTables, kernels.AxisTables]] = {}
 
     def __call__(self, frame: np.ndarray, order: str, out: np.ndarray | None = None,
                  helper: Executor | None = None) -> np.ndarray:
@@ -135,6 +143,10 @@ class Preprocessor:
                 cv2.LUT(planes[rgb if order == "rgb" else 2 - rgb], self._tables[rgb],
                         dst=out[0, rgb])
             return out
+        if kernels.available():
+            self._small, self._frame = None, frame
+            self._resize_compiled(frame, order, out[0])
+            return out
         if self._wide is None or self._wide.shape != frame.shape:
             self._wide = np.empty(frame.shape, np.uint16)
         # Widened and shifted in one pass (a widening copy, then a shift, read and wrote
@@ -145,6 +157,21 @@ class Preprocessor:
         by_rows(helper, height, lambda rows: self._planes(order, out, rows))
         return out
 
+    def _resize_compiled(self, frame: np.ndarray, order: str, out: np.ndarray) -> None:
+        width, height = self.size
+        key = frame.shape[:2]
+        if key not in self._axes:
+            if len(self._axes) > 8:  # a camera's size or two; never grow without bound
+                self._axes.clear()
+            self._axes[key] = (kernels.AxisTables(height, key[0]),
+                               kernels.AxisTables(width, key[1], stride=3))
+        rows, cols = self._axes[key]
+        chan = np.arange(3) if order == "rgb" else np.arange(2, -1, -1)
+        frame = np.ascontiguousarray(frame)
+        # One core: the two halves on the two (hyper)threads of this machine were no faster.
+        kernels.resize_normalise(frame, out, rows, cols, chan, self._float_scale, self._bias,
+                                 0, height)
+
     def _planes(self, order: str, out: np.ndarray, rows: slice) -> None:
         small = self._small[rows]
         for rgb in range(3):
@@ -154,6 +181,8 @@ class Preprocessor:
 
     def small_frame(self) -> np.ndarray:
         """Return the last frame at network size as uint8 (network-size overlays blend onto it)."""
+        if self._small is None:  # the compiled resize made only the network input
+            self._small = resize_frame_cpu(self._frame, self.size)
         small = self._small
         return small if small.dtype == np.uint8 else cv2.convertScaleAbs(small, alpha=1 / 256)
 

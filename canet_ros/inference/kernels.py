@@ -1,0 +1,237 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Fused loops for a camera-size frame on the CPU, compiled by numba when installed.
+
+With OpenCV and numpy alone, a 1920x1200 frame into a 1024x512 network costs ~5 ms of
+passes over whole images before the model (widen to 16 bits, resize, split and scale)
+and ~6-10 ms of small array operations after it (``lowres``). Each loop here does one of
+those jobs in a single pass over what it needs:
+
+* :func:`resize_normalise` -- the reference's float bilinear resize (align_corners=False,
+  no antialiasing) and normalisation from the uint8 frame straight into the NCHW input;
+* :func:`argmax` -- labels and maxima of (C, n) logits, the first maximum winning;
+* :func:`fix_cells` -- every pixel of the given mixed cells, interpolated over all
+  classes from its cell's four corners, straight into the label map.
+
+Without numba (an optional extra: ``pip install numba``) or with ``CANET_ROS_NUMBA=0``
+the callers keep their OpenCV/numpy paths; the functions still run as plain Python,
+which the tests use on tiny inputs. Compiled code is cached by numba (``cache=True``),
+so only a machine's first start pays the compile (docs/performance.md).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["AxisTables", "ENV", "argmax", "available", "fix_cells", "identity_samples",
+           "resize_normalise"]
+
+ENV = "CANET_ROS_NUMBA"
+log = logging.getLogger("canet_ros.inference")
+
+
+def available() -> bool:
+    """Whether the compiled loops are in use (numba imports and ``CANET_ROS_NUMBA`` != 0)."""
+    return os.environ.get(ENV, "1").strip() != "0" and _numba() is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _numba() -> Any:
+    # Imported on first use (0.3 s): a CUDA engine never needs it.
+    try:
+        import numba
+    except ImportError:
+        return None
+    except Exception as exc:  # noqa: BLE001 -- a broken install must not stop the node
+        log.warning("numba does not load (%s); the CPU frame path uses OpenCV/numpy", exc)
+        return None
+    return numba
+
+
+class _Loop:
+    """A loop compiled on its first call when :func:`available`, else run as Python."""
+
+    def __init__(self, fn: Callable[..., Any]):
+        self.python, self._compiled = fn, None
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any) -> Any:
+        if not available():
+            return self.python(*args)
+        if self._compiled is None:
+            # nogil: a helper thread runs part of the work meanwhile. error_model numpy:
+            # no division checks in the loops. cache: compiled once per machine.
+            self._compiled = _numba().njit(nogil=True, cache=True, error_model="numpy",
+                                           boundscheck=False)(self.python)
+        return self._compiled(*args)
+
+
+_jit = _Loop
+
+
+class AxisTables:
+    """Bilinear sampling along one axis as torch computes it: float32, half-pixel centres.
+
+    ``first``/``second`` are the two source indices of each output index (the second
+    clamped to the edge) and ``lam`` the second's weight.
+    """
+
+    def __init__(self, n_out: int, n_in: int, stride: int = 1):
+        scale = np.float32(n_in) / np.float32(n_out)
+        pos = scale * (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5)
+        pos = np.maximum(pos, np.float32(0))
+        first = np.minimum(np.floor(pos).astype(np.int64), n_in - 1)
+        self.lam = (pos - first.astype(np.float32)).astype(np.float32)
+        self.first = first * stride
+        self.second = np.minimum(first + 1, n_in - 1) * stride
+
+
+@_jit
+def _resize_rows(flat, out, y0, y1, ly, x0, x1, lx, chan, scale, bias, start, stop):
+    width = flat.shape[1]
+    row = np.empty(width, np.float32)
+    one = np.float32(1)
+    for i in range(start, stop):
+        top, bottom = flat[y0[i]], flat[y1[i]]
+        w1 = ly[i]
+        w0 = one - w1
+        # Rows first: one contiguous pass over both source rows, all channels at once.
+        for k in range(width):
+            row[k] = w0 * np.float32(top[k]) + w1 * np.float32(bottom[k])
+        for c in range(3):
+            src = row[chan[c]:]
+            plane = out[c, i]
+            a, b = scale[c], bias[c]
+            for j in range(plane.shape[0]):
+                v1 = lx[j]
+                plane[j] = ((one - v1) * src[x0[j]] + v1 * src[x1[j]]) * a + b
+
+
+def resize_normalise(frame: np.ndarray, out: np.ndarray, rows: AxisTables, cols: AxisTables,
+                     chan: np.ndarray, scale: np.ndarray, bias: np.ndarray,
+                     start: int, stop: int) -> None:
+    """Fill rows ``start:stop`` of ``out`` (3, h, w) float32 from an HxWx3 uint8 frame.
+
+    ``cols`` has stride 3 (interleaved channels); output channel c reads frame channel
+    ``chan[c]`` and is ``value * scale[c] + bias[c]``. The result is within a few float32
+    ulps of resizing in float then normalising (rows are blended before columns).
+    """
+    flat = frame.reshape(frame.shape[0], -1)
+    _resize_rows(flat, out, rows.first, rows.second, rows.lam, cols.first, cols.second,
+                 cols.lam, chan, scale, bias, start, stop)
+
+
+@_jit
+def _argmax(planes, labels, best):
+    for k in range(planes.shape[1]):
+        top = planes[0, k]
+        index = 0
+        for c in range(1, planes.shape[0]):
+            if planes[c, k] > top:
+                top = planes[c, k]
+                index = c
+        labels[k] = index
+        best[k] = top
+
+
+def argmax(planes: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (``dtype``) and maxima over axis 0 of (C, ...) float32; the first max wins."""
+    flat = np.ascontiguousarray(planes).reshape(planes.shape[0], -1)
+    labels = np.empty(flat.shape[1], dtype)
+    best = np.empty(flat.shape[1], np.float32)
+    _argmax(flat, labels, best)
+    return labels.reshape(planes.shape[1:]), best.reshape(planes.shape[1:])
+
+
+@_jit
+def _fix_cells(low, ci, cj, samples, cells, out):
+    sy0, sy1, sly, sx0, sx1, slx = samples
+    ylo, yhi, ystart, ycount, ylam, xlo, xhi, xstart, xcount, xlam = cells
+    classes = low.shape[2]
+    slots = 1
+    for j in range(xcount.shape[0]):
+        slots = max(slots, xcount[j])
+    # Neighbouring mixed cells share corners: each is made once and kept per column
+    # for the two rows in use (told apart by parity). Everything is written out in this
+    # one function: numba's calls pass each array with reference counting, 20x slower.
+    cache = np.empty((2, sx0.shape[0], classes), np.float32)
+    tag = np.full((2, sx0.shape[0]), -1, np.int64)
+    top = np.empty((slots, classes), np.float32)
+    step = np.empty((slots, classes), np.float32)
+    for n in range(ci.shape[0]):
+        i, j = ci[n], cj[n]
+        for corner in range(4):
+            r = ylo[i] if corner < 2 else yhi[i]
+            c = xlo[j] if corner % 2 == 0 else xhi[j]
+            slot = r & 1
+            if tag[slot, c] != r:
+                # The input's logits at sample (r, c), bilinear in ``low`` as in
+                # ``lowres.SparseLogits`` (identity tables: ``low``'s own).
+                tag[slot, c] = r
+                wy, wx = sly[r], slx[c]
+                a, b, p, q = sy0[r], sy1[r], sx0[c], sx1[c]
+                for k in range(classes):
+                    t = (low[a, q, k] - low[a, p, k]) * wx + low[a, p, k]
+                    u = (low[b, q, k] - low[b, p, k]) * wx + low[b, p, k]
+                    cache[slot, c, k] = (u - t) * wy + t
+        s0, s1, c0, c1 = ylo[i] & 1, yhi[i] & 1, xlo[j], xhi[j]
+        x0, nx = xstart[j], xcount[j]
+        for q in range(nx):
+            # As upsample._fix_chunk, the same float operations in its order; what
+            # depends on the column only is made once per column.
+            wx = xlam[x0 + q]
+            for k in range(classes):
+                v0, v1 = cache[s0, c0, k], cache[s0, c1, k]
+                v2, v3 = cache[s1, c0, k], cache[s1, c1, k]
+                t = (v1 - v0) * wx + v0
+                top[q, k] = t
+                step[q, k] = (v3 - v2) * wx + v2 - t
+        for y in range(ystart[i], ystart[i] + ycount[i]):
+            wy = ylam[y]
+            for q in range(nx):
+                best = step[q, 0] * wy + top[q, 0]
+                label = 0
+                for k in range(1, classes):
+                    value = step[q, k] * wy + top[q, k]
+                    more = value > best
+                    label = k if more else label
+                    best = value if more else best
+                out[y, x0 + q] = label
+
+
+def fix_cells(low: np.ndarray, cells: np.ndarray, samples: tuple[np.ndarray, ...],
+              grid: Any, out: np.ndarray) -> None:
+    """Interpolate the pixels of mixed ``cells`` (flat (h+1)*(w+1) indices) into ``out``.
+
+    ``grid`` (an ``upsample.CellGrid``) maps the cells to output pixels; its input is the
+    sample grid that ``samples`` -- (y0, y1, ly, x0, x1, lx) tables -- places in ``low``
+    (h0, w0, C) float32 (channels last): :func:`identity_samples` when ``low`` is that
+    input itself.
+    """
+    ci, cj = np.divmod(cells, grid.x.count.shape[0])
+    ay, ax = grid.y, grid.x
+    tables = (ay.lo, ay.hi, ay.start, ay.count, ay.lam, ax.lo, ax.hi, ax.start, ax.count,
+              ax.lam)
+    _fix_cells(low, ci, cj, samples, tables, out)
+
+
+def identity_samples(h: int, w: int) -> tuple[np.ndarray, ...]:
+    """Sample tables that read (C, h, w) logits at their own samples, exactly."""
+    ys, xs = np.arange(h, dtype=np.intp), np.arange(w, dtype=np.intp)
+    return ys, ys, np.zeros(h, np.float32), xs, xs, np.zeros(w, np.float32)

@@ -1,0 +1,149 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The numba loops of ``inference.kernels`` against torch, compiled and as plain Python.
+
+"python" runs the same functions uncompiled (``CANET_ROS_NUMBA=0``), on small inputs: the
+logic is checked on machines without numba, and compiled code against it where numba is.
+"""
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from canet_ros.inference import kernels, lowres
+from canet_ros.inference import upsample as up
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+@pytest.fixture(params=["python", "numba"])
+def mode(request, monkeypatch):
+    if request.param == "python":
+        monkeypatch.setenv(kernels.ENV, "0")
+    else:
+        monkeypatch.delenv(kernels.ENV, raising=False)
+        if not kernels.available():
+            pytest.skip("numba is not installed")
+    return request.param
+
+
+def torch_input(frame, size, order, mean, std):
+    rgb = frame if order == "rgb" else frame[..., ::-1]
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+    x = F.interpolate(x, size=size[::-1], mode="bilinear", align_corners=False)
+    return ((x / 255 - torch.tensor(mean).view(1, 3, 1, 1))
+            / torch.tensor(std).view(1, 3, 1, 1))[0].numpy()
+
+
+@pytest.mark.parametrize("frame_hw, size", [
+    ((37, 50), (20, 16)),     # down, non-integer factors
+    ((24, 30), (61, 45)),     # up
+    ((40, 23), (23, 40)),     # same width, down in height
+    ((1, 9), (5, 3)),         # a one-row frame: both rows clamp to it
+])
+@pytest.mark.parametrize("order", ["rgb", "bgr"])
+def test_resize_normalise_is_torchs_float_resize(mode, frame_hw, size, order):
+    rng = np.random.default_rng(sum(frame_hw))
+    frame = rng.integers(0, 256, (*frame_hw, 3), dtype=np.uint8)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    width, height = size
+    out = np.full((3, height, width), np.nan, np.float32)
+    rows = kernels.AxisTables(height, frame_hw[0])
+    cols = kernels.AxisTables(width, frame_hw[1], stride=3)
+    chan = np.arange(3) if order == "rgb" else np.arange(2, -1, -1)
+    scale = (1 / (255 * np.array(std))).astype(np.float32)
+    bias = (-np.array(mean) / np.array(std)).astype(np.float32)
+    kernels.resize_normalise(frame, out, rows, cols, chan, scale, bias, 0, height)
+    # Same sample positions and weights as torch; rows blended before columns and the
+    # normalisation as one multiply-add: a few float32 ulps of values up to ~2.7
+    # (1e-5 is 0.0006 of a grey level; the 16-bit OpenCV path is allowed 0.003).
+    np.testing.assert_allclose(out, torch_input(frame, size, order, mean, std), rtol=0,
+                               atol=1e-5)
+
+
+def test_resize_normalise_fills_only_the_rows_asked_for(mode):
+    frame = np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    out = np.zeros((3, 12, 16), np.float32)
+    ones = np.ones(3, np.float32)
+    kernels.resize_normalise(frame, out, kernels.AxisTables(12, 30),
+                             kernels.AxisTables(16, 40, stride=3), np.arange(3), ones,
+                             np.zeros(3, np.float32), 4, 9)
+    assert not out[:, :4].any() and not out[:, 9:].any() and out[:, 4:9].all()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_argmax_takes_the_first_of_tied_maxima(mode, dtype):
+    rng = np.random.default_rng(2)
+    logits = rng.integers(-2, 3, (9, 13, 17)).astype(np.float32)  # many exact ties
+    labels, best = kernels.argmax(logits, np.dtype(dtype))
+    assert labels.dtype == dtype and labels.shape == (13, 17)
+    np.testing.assert_array_equal(labels, np.argmax(logits, 0))
+    np.testing.assert_array_equal(best, logits.max(0))
+
+
+@pytest.mark.parametrize("classes, dtype", [(5, np.uint8), (300, np.uint16)])
+def test_mixed_cells_in_both_steps_equal_two_torch_upsamples(mode, classes, dtype):
+    """The whole compiled label path (``lowres._compiled``), uncompiled too."""
+    rng = np.random.default_rng(classes)
+    low = np.stack([cv2.resize(p, (8, 5), interpolation=cv2.INTER_CUBIC) for p in
+                    rng.normal(0, 3, (classes, 3, 3)).astype(np.float32)])
+    net_hw, frame_hw = (40, 64), (57, 101)
+    post = lowres._compiled(low, up.CellGrid(low.shape[1:], net_hw),
+                            up.CellGrid(net_hw, frame_hw), np.dtype(dtype),
+                            np.zeros(classes, np.uint32), None)
+    with torch.no_grad():
+        net = F.interpolate(torch.from_numpy(low)[None], size=net_hw, mode="bilinear",
+                            align_corners=False)
+        whole = F.interpolate(net, size=frame_hw, mode="bilinear", align_corners=False)[0]
+    top2 = whole.topk(2, dim=0).values
+    decided = (top2[0] - top2[1] > 1e-4).numpy()
+    assert decided.mean() > 0.99
+    assert post.labels.dtype == dtype and post.labels.shape == frame_hw
+    assert not ((post.labels != whole.argmax(0).numpy()) & decided).any()
+    # Some cells of both steps were mixed, so the interpolating loop did run.
+    assert len(np.unique(post.labels)) > 2
+
+
+def test_fix_cells_writes_only_the_pixels_of_the_cells_given(mode):
+    low = np.random.default_rng(3).normal(size=(4, 3, 5)).astype(np.float32)
+    grid = up.CellGrid((3, 5), (12, 20))
+    out = np.full((12, 20), 255, np.uint8)
+    cell = 2 * (5 + 1) + 3  # cell (2, 3): between samples rows 1-2, columns 2-3
+    kernels.fix_cells(np.ascontiguousarray(low.transpose(1, 2, 0)), np.array([cell]),
+                      kernels.identity_samples(3, 5), grid, out)
+    rows = slice(grid.y.start[2], grid.y.start[2] + grid.y.count[2])
+    cols = slice(grid.x.start[3], grid.x.start[3] + grid.x.count[3])
+    whole = F.interpolate(torch.from_numpy(low)[None], size=(12, 20), mode="bilinear",
+                          align_corners=False)[0].argmax(0).numpy()
+    np.testing.assert_array_equal(out[rows, cols], whole[rows, cols])
+    out[rows, cols] = 255
+    assert (out == 255).all()
+
+
+def test_switched_off_by_the_environment_or_a_missing_numba(monkeypatch):
+    monkeypatch.setenv(kernels.ENV, "0")
+    assert not kernels.available()
+    monkeypatch.delenv(kernels.ENV)
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
+    kernels._numba.cache_clear()
+    try:
+        assert not kernels.available()
+        # The loops still run, as Python.
+        labels, _ = kernels.argmax(np.eye(3, dtype=np.float32), np.dtype(np.uint8))
+        np.testing.assert_array_equal(labels, [0, 1, 2])
+    finally:
+        kernels._numba.cache_clear()
