@@ -78,12 +78,13 @@ def test_run_benchmark():
     assert "model" in summary and "labels only" in summary and "GFLOP/s" in summary
 
 
-def test_run_benchmark_at_a_camera_size():
+def test_run_benchmark_at_a_camera_size(cpu_loops):
     report = run_benchmark(backbone="mobilenetv2", height=64, width=64, device="cpu",
                            iters=2, warmup=0, matmul_size=256, progress=False,
                            frame_size=(100, 72), image="synthetic")
     check_report(report, "onnxruntime", frame=(100, 72))
     assert report["frame_source"] == "synthetic at 100x72"
+    assert report["cpu_loops"] == cpu_loops  # which frame path was timed
 
 
 def test_frames_have_the_asked_size(tmp_path):

@@ -31,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..inference import SegmentationEngine
+from ..inference import SegmentationEngine, kernels
 from .frames import FramePipeline, load_frame, make_image_msg
 from .timing import (
     auto_iters,
@@ -241,6 +241,9 @@ def _report(engine: SegmentationEngine, times: dict[str, np.ndarray], iters: int
         "precision": engine.precision, "iters": iters, "warmup": warmup,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(), "cv2_threads": cv2.getNumThreads(),
+        # The CPU frame path's loops: numba's compiled ones or OpenCV/numpy's.
+        "cpu_loops": "numba" if engine.device_type == "cpu" and kernels.available()
+        else "opencv",
         # Spinning OpenMP workers collapse torch's CPU speed on oversubscribed cores.
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gmacs": gmacs,
     }
