@@ -147,3 +147,33 @@ def test_switched_off_by_the_environment_or_a_missing_numba(monkeypatch):
         np.testing.assert_array_equal(labels, [0, 1, 2])
     finally:
         kernels._numba.cache_clear()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (23, 31)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_mixed_cells_listed_as_upsample_marks_them(mode, shape, dtype):
+    rng = np.random.default_rng(shape[1])
+    labels = rng.integers(0, 3, shape).astype(dtype)
+    labels[: shape[0] // 2] = 1  # uniform stretches too
+    np.testing.assert_array_equal(kernels.mixed_cells(labels),
+                                  np.flatnonzero(up.mixed_cells(labels)))
+
+
+def test_loops_compile_uncached_where_no_cache_is_writable(monkeypatch, caplog):
+    """Compile uncached where numba refuses ``cache=True`` (read-only install and home)."""
+    calls = []
+
+    class Numba:
+        @staticmethod
+        def njit(cache=False, **options):
+            calls.append(cache)
+            if cache:
+                raise RuntimeError("cannot cache function 'f': no locator available")
+            return lambda fn: fn
+
+    monkeypatch.delenv(kernels.ENV, raising=False)
+    monkeypatch.setattr(kernels, "_numba", lambda: Numba)
+    loop = kernels._Loop(lambda x: x + 1)
+    assert loop(1) == 2 and loop(2) == 3  # compiled once, then reused
+    assert calls == [True, False]
+    assert "cannot cache" in caplog.text

@@ -22,6 +22,7 @@ those jobs in a single pass over what it needs:
 * :func:`resize_normalise` -- the reference's float bilinear resize (align_corners=False,
   no antialiasing) and normalisation from the uint8 frame straight into the NCHW input;
 * :func:`argmax` -- labels and maxima of (C, n) logits, the first maximum winning;
+* :func:`mixed_cells` -- the cells whose four corner labels disagree, listed;
 * :func:`fix_cells` -- every pixel of the given mixed cells, interpolated over all
   classes from its cell's four corners, straight into the label map.
 
@@ -40,7 +41,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["AxisTables", "ENV", "argmax", "available", "fix_cells", "identity_samples",
-           "resize_normalise"]
+           "mixed_cells", "resize_normalise"]
 
 ENV = "CANET_ROS_NUMBA"
 log = logging.getLogger("canet_ros.inference")
@@ -75,11 +76,19 @@ class _Loop:
         if not available():
             return self.python(*args)
         if self._compiled is None:
-            # nogil: a helper thread runs part of the work meanwhile. error_model numpy:
-            # no division checks in the loops. cache: compiled once per machine.
-            self._compiled = _numba().njit(nogil=True, cache=True, error_model="numpy",
-                                           boundscheck=False)(self.python)
+            self._compiled = _compile(self.python)
         return self._compiled(*args)
+
+
+def _compile(fn: Callable[..., Any]) -> Callable[..., Any]:
+    # nogil: a helper thread runs part of the work meanwhile. error_model numpy: no
+    # division checks in the loops. cache: compiled once per machine.
+    options = {"nogil": True, "error_model": "numpy", "boundscheck": False}
+    try:
+        return _numba().njit(cache=True, **options)(fn)
+    except RuntimeError as exc:  # no writable cache (a read-only install and $HOME)
+        log.warning("numba cannot cache its loops (%s); they compile at every start", exc)
+        return _numba().njit(**options)(fn)
 
 
 _jit = _Loop
@@ -135,6 +144,35 @@ def resize_normalise(frame: np.ndarray, out: np.ndarray, rows: AxisTables, cols:
     flat = frame.reshape(frame.shape[0], -1)
     _resize_rows(flat, out, rows.first, rows.second, rows.lam, cols.first, cols.second,
                  cols.lam, chan, scale, bias, start, stop)
+
+
+@_jit
+def _mixed_cells(labels, cells):
+    height, width = labels.shape
+    count = 0
+    mixed = np.empty(width + 1, np.bool_)
+    for i in range(height + 1):
+        # Cell (i, j) lies between label rows i-1 and i, columns j-1 and j, edges
+        # replicated, as upsample.mixed_cells; the row's flags first (no branches),
+        # then the few mixed ones listed.
+        top, bottom = labels[max(i - 1, 0)], labels[min(i, height - 1)]
+        mixed[0] = top[0] != bottom[0]
+        for j in range(1, width):
+            a = top[j - 1]
+            mixed[j] = (a != top[j]) | (a != bottom[j - 1]) | (a != bottom[j])
+        mixed[width] = top[width - 1] != bottom[width - 1]
+        for j in range(width + 1):
+            if mixed[j]:
+                cells[count] = i * (width + 1) + j
+                count += 1
+    return count
+
+
+def mixed_cells(labels: np.ndarray) -> np.ndarray:
+    """Flat indices of the mixed cells of (h, w) labels: ``upsample.mixed_cells``'s, listed."""
+    height, width = labels.shape
+    cells = np.empty((height + 1) * (width + 1), np.int64)
+    return cells[:_mixed_cells(np.ascontiguousarray(labels), cells)]
 
 
 @_jit

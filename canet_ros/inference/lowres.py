@@ -166,21 +166,21 @@ def _compiled(low: np.ndarray, net_grid: up.CellGrid, frame_grid: up.CellGrid | 
     small, _ = kernels.argmax(low, dtype)
     labels = up.gather(net_grid, small)
     hwc = np.ascontiguousarray(low.transpose(1, 2, 0), np.float32)  # a pixel's classes together
-    _fix(hwc, up.mixed_cells(small), kernels.identity_samples(*low.shape[1:]), net_grid,
+    _fix(hwc, kernels.mixed_cells(small), kernels.identity_samples(*low.shape[1:]), net_grid,
          labels, helper)
     if frame_grid is not None:
         if frame_grid.in_hw != net_grid.out_hw:
             raise ValueError(f"frame grid starts at {frame_grid.in_hw}, the network size is "
                              f"{net_grid.out_hw}")
         net, labels = labels, up.gather(frame_grid, labels)
-        _fix(hwc, up.mixed_cells(net), _samples(net_grid).compiled, frame_grid, labels, helper)
+        _fix(hwc, kernels.mixed_cells(net), _samples(net_grid).compiled, frame_grid, labels,
+             helper)
     return FramePost(low, None, dtype, packed_palette, labels=labels)
 
 
-def _fix(hwc: np.ndarray, mixed: np.ndarray, samples: tuple[np.ndarray, ...],
+def _fix(hwc: np.ndarray, cells: np.ndarray, samples: tuple[np.ndarray, ...],
          grid: up.CellGrid, out: np.ndarray, helper: Executor | None) -> None:
-    """Mixed cells into ``out``; with a helper, half of them on the other core."""
-    cells = np.flatnonzero(mixed)
+    """Mixed ``cells`` into ``out``; with a helper, half of them on the other core."""
     half = len(cells) // 2
     if helper is None or half < 256:
         kernels.fix_cells(hwc, cells, samples, grid, out)
