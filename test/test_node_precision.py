@@ -14,6 +14,9 @@
 
 
 """The node says which precision and runtime run (``auto`` resolved), not what was asked."""
+import importlib.util
+import os
+
 import pytest
 from ros_helpers import Rig
 
@@ -48,9 +51,14 @@ def auto_here(seeded):
 
 def check_reports(node, precision, runtime):
     assert node.engine.precision_label == f"{precision} on {runtime}"
-    assert f"({precision} on {runtime}); input " in node._ready_message()
+    # The numba loops run wherever numba is installed and CANET_ROS_NUMBA is not 0.
+    compiled = (importlib.util.find_spec("numba") is not None
+                and os.environ.get("CANET_ROS_NUMBA", "1") != "0")
+    loops = ", numba loops" if compiled else ""
+    assert f"({precision} on {runtime}{loops}); input " in node._ready_message()
     values = node._static_key_values()
     assert (values["precision"], values["runtime"]) == (precision, runtime)
+    assert values["cpu_loops"] == ("numba" if compiled else "opencv")
 
 
 def test_auto_is_reported_as_what_it_chose(rig, seeded):

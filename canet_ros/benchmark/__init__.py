@@ -242,8 +242,7 @@ def _report(engine: SegmentationEngine, times: dict[str, np.ndarray], iters: int
         "torch": torch.__version__,
         "threads": torch.get_num_threads(), "cv2_threads": cv2.getNumThreads(),
         # The CPU frame path's loops: numba's compiled ones or OpenCV/numpy's.
-        "cpu_loops": "numba" if engine.device_type == "cpu" and kernels.available()
-        else "opencv",
+        "cpu_loops": kernels.loops_for(engine.device_type),
         # Spinning OpenMP workers collapse torch's CPU speed on oversubscribed cores.
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gmacs": gmacs,
     }

@@ -41,7 +41,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["AxisTables", "ENV", "argmax", "available", "fix_cells", "identity_samples",
-           "mixed_cells", "resize_normalise"]
+           "loops_for", "mixed_cells", "resize_normalise"]
 
 ENV = "CANET_ROS_NUMBA"
 log = logging.getLogger("canet_ros.inference")
@@ -50,6 +50,13 @@ log = logging.getLogger("canet_ros.inference")
 def available() -> bool:
     """Whether the compiled loops are in use (numba imports and ``CANET_ROS_NUMBA`` != 0)."""
     return os.environ.get(ENV, "1").strip() != "0" and _numba() is not None
+
+
+def loops_for(device_type: str) -> str | None:
+    """Say which loops a frame path on ``device_type`` runs: "numba", "opencv", None (GPU)."""
+    if device_type != "cpu":
+        return None
+    return "numba" if available() else "opencv"
 
 
 @functools.lru_cache(maxsize=1)

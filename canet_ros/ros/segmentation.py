@@ -35,6 +35,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from canet_ros import image_codec
+from canet_ros.inference import kernels
 from canet_ros.ros.label_info import (
     LABEL_INFO_QOS,
     LABEL_INFO_TOPIC,
@@ -221,8 +222,11 @@ class SegmentationNode(Node):
         cfg, engine = self._cfg, self._engine
         width, height = engine.resolution
         outputs = ", ".join(self.resolve_topic_name(f"segmentation/{n}") for n in self._outputs)
+        runs = engine.precision_label
+        if kernels.loops_for(engine.device_type) == "numba":
+            runs += ", numba loops"
         return (f"ready: CANet {engine.backbone} ({engine.num_classes} classes) at "
-                f"{width}x{height} on {engine.device_name} ({engine.precision_label}); input "
+                f"{width}x{height} on {engine.device_name} ({runs}); input "
                 f"{self.resolve_topic_name(cfg.input_topic)} ({cfg.input_transport}, "
                 f"{cfg.qos_reliability}); outputs {outputs}")
 
@@ -324,6 +328,7 @@ class SegmentationNode(Node):
         return {"backbone": str(self._engine.backbone), "resolution": f"{width}x{height}",
                 "device": str(self._engine.device_name),
                 "precision": str(self._engine.precision), "runtime": str(self._engine.runtime),
+                "cpu_loops": str(kernels.loops_for(self._engine.device_type) or "none"),
                 "input_topic": self.resolve_topic_name(self._cfg.input_topic)}
 
     def diagnostics(self, report: StatsReport) -> DiagnosticArray:
