@@ -145,7 +145,7 @@ class Preprocessor:
             return out
         if kernels.available():
             self._small, self._frame = None, frame
-            self._resize_compiled(frame, order, out[0])
+            self._resize_compiled(frame, order, out[0], helper)
             return out
         if self._wide is None or self._wide.shape != frame.shape:
             self._wide = np.empty(frame.shape, np.uint16)
@@ -157,7 +157,8 @@ class Preprocessor:
         by_rows(helper, height, lambda rows: self._planes(order, out, rows))
         return out
 
-    def _resize_compiled(self, frame: np.ndarray, order: str, out: np.ndarray) -> None:
+    def _resize_compiled(self, frame: np.ndarray, order: str, out: np.ndarray,
+                         helper: Executor | None) -> None:
         width, height = self.size
         key = frame.shape[:2]
         if key not in self._axes:
@@ -168,9 +169,11 @@ class Preprocessor:
         rows, cols = self._axes[key]
         chan = np.arange(3) if order == "rgb" else np.arange(2, -1, -1)
         frame = np.ascontiguousarray(frame)
-        # One core: the two halves on the two (hyper)threads of this machine were no faster.
-        kernels.resize_normalise(frame, out, rows, cols, chan, self._float_scale, self._bias,
-                                 0, height)
+        # Half the rows on the helper's core: 2-4 ms less per 1920x1200 frame in the
+        # pipeline (docs/performance.md), though no faster in a loop of its own.
+        by_rows(helper, height, lambda part: kernels.resize_normalise(
+            frame, out, rows, cols, chan, self._float_scale, self._bias, part.start,
+            part.stop))
 
     def _planes(self, order: str, out: np.ndarray, rows: slice) -> None:
         small = self._small[rows]
