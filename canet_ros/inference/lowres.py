@@ -26,9 +26,10 @@ half-pixel centres, so both are cell grids (``upsample``), and the labels come i
    its four 1/8 samples, by :class:`SparseLogits`.
 
 The network-size logits (classes x pixels, 23 MB at 1024x512) are never built, nor
-their argmax: 5 + 6 ms of the 1920x1200 path before (docs/performance.md). Confidence
-needs every pixel's softmax and so takes the whole logits, as does test-time
-augmentation.
+their argmax: 5 + 6 ms of the 1920x1200 path before (docs/performance.md). With numba,
+``kernels`` lists and interpolates the mixed cells of both steps in compiled loops (the
+same arithmetic; another 4 ms less at 1920x1200). Confidence needs every pixel's
+softmax and so takes the whole logits, as does test-time augmentation.
 """
 from __future__ import annotations
 
