@@ -16,14 +16,13 @@
 
 * CPU: the cached ONNX export, run by ONNX Runtime or OpenVINO as ``cpu_runners``
   picks for the precision (torch not imported), else torch channels_last; numpy/OpenCV
-  pre- and post-processing (docs/performance.md).
+  pre- and post-processing, numba's loops (``kernels``) where installed.
 * CUDA: pinned staging buffers per frame shape, double-buffered over three streams
   (upload / compute / download); pre/post-processing on the GPU (``device_ops``);
   completion waited for with CUDA events only. See ``torch_backend``.
 
 Both make outputs at the frame's size without upsampling all the logits (``upsample``;
-OpenVINO: ``lowres``).
-Nothing here imports ROS, and nothing at import time imports torch.
+OpenVINO: ``lowres``). Nothing here imports ROS, nor torch at import time.
 """
 from __future__ import annotations
 
@@ -61,6 +60,7 @@ from .results import (
     Request,
     SegmentationResult,
     StageClock,
+    choose,
     cpu_name,
     no_gpu_present,
 )
@@ -76,13 +76,6 @@ __all__ = ["EngineError", "SegmentationEngine", "SegmentationResult"]
 log = logging.getLogger("canet_ros.inference")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "auto")  # all but fp16: CPU (cpu_runners)
 MAX_GRIDS = 4  # cell tables kept (a camera needs one or two; more cover switching)
-
-
-def _choose(value: str, allowed: tuple[str, ...], what: str) -> str:
-    text = str(value).strip().lower()
-    if text not in allowed:
-        raise EngineError(f"unknown {what} {value!r}; use one of {', '.join(allowed)}")
-    return text
 
 
 class SegmentationEngine:
@@ -103,10 +96,10 @@ class SegmentationEngine:
                  precision: str = "fp32", resolution: tuple[int, int] | str | None = None,
                  output_size: str = "input", overlay_alpha: float = 0.5, warmup: bool = True,
                  runtime: str = "auto", cuda_graph: bool = True, tta: bool = False):
-        self.precision = _choose(precision, PRECISIONS, "precision")
+        self.precision = choose(precision, PRECISIONS, "precision")
         self.tta = bool(tta)
-        self.output_size = _choose(output_size, ("input", "network"), "output_size")
-        runtime = _choose(runtime, ("auto", "torch", "onnxruntime"), "runtime")
+        self.output_size = choose(output_size, ("input", "network"), "output_size")
+        runtime = choose(runtime, ("auto", "torch", "onnxruntime"), "runtime")
         self.overlay_alpha = overlay_alpha
         if resolution is not None:
             resolution = self._parse_resolution(resolution)
@@ -303,7 +296,7 @@ class SegmentationEngine:
             frame = pre.check_frame(frame)
         except ValueError as exc:
             raise EngineError(str(exc)) from None
-        req = Request(_choose(order, ("rgb", "bgr"), "channel order"), bool(color),
+        req = Request(choose(order, ("rgb", "bgr"), "channel order"), bool(color),
                       bool(overlay), bool(confidence),
                       self._alpha if alpha is None else self._check_alpha(alpha))
         with self._lock:

@@ -36,6 +36,14 @@ class EngineError(CanetError, RuntimeError):
     """The engine cannot be built or cannot run what was asked; the message says why."""
 
 
+def choose(value: str, allowed: tuple[str, ...], what: str) -> str:
+    """Return ``value`` normalised if it is one of ``allowed``; EngineError names them if not."""
+    text = str(value).strip().lower()
+    if text not in allowed:
+        raise EngineError(f"unknown {what} {value!r}; use one of {', '.join(allowed)}")
+    return text
+
+
 @dataclass
 class SegmentationResult:
     labels: np.ndarray                      # HxW uint8 (uint16 past 255 classes)
