@@ -17,6 +17,7 @@
 Speeds are never asserted: this machine's cores are shared and timings are noise.
 """
 import argparse
+import importlib.util
 import json
 import math
 
@@ -133,6 +134,8 @@ def test_cli_json_with_compare(capsys):
     if openvino_available():
         expected |= {"openvino_f32_canet"} | ({"openvino_bf16_canet"} if "bf16" in native
                                               else set())
+    if importlib.util.find_spec("numba") is not None:  # the frame path with and without
+        expected |= {"labels_numba_loops", "labels_opencv_loops"}
     assert set(compare) == expected
     for name, value in compare.items():
         assert isinstance(value, float) and value > 0, name

@@ -18,17 +18,20 @@ The engine at each precision and OpenVINO's sessions on the same export are all 
 the same interleaved run.
 
 Names: ``engine_<precision>_model`` / ``engine_<precision>_pipeline`` (labels, colour
-and overlay, as ``pipeline_ms``), ``openvino_f32_canet``, ``openvino_bf16_canet``.
+and overlay, as ``pipeline_ms``), ``openvino_f32_canet``, ``openvino_bf16_canet``, and,
+where numba is installed, ``labels_numba_loops`` / ``labels_opencv_loops`` (the engine's
+labels-only frame path with the compiled loops and without, ``inference.kernels``).
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..inference import SegmentationEngine
+from ..inference import SegmentationEngine, kernels
 from ..inference.cpu_features import cpu_precisions, relevant_features
 from ..inference.cpu_runners import runtime_for
 from ..inference.openvino_runner import OpenVinoRunner, openvino_available
@@ -62,6 +65,7 @@ def cpu_precision_fns(engine: SegmentationEngine, graph: bytes, x_np: np.ndarray
         fns[f"engine_{precision}_model"] = lambda e=other: e.run_model(x_np)
         fns[f"engine_{precision}_pipeline"] = lambda p=pipe: p.run(color=True, overlay=True)
         notes.append(f"engine_{precision}: {other.runtime}")
+    fns.update(_loop_fns(engine, msg, notes))
     if not openvino_available():
         notes.append("openvino_f32_canet, openvino_bf16_canet not timed: openvino is not "
                      "installed")
@@ -75,3 +79,30 @@ def cpu_precision_fns(engine: SegmentationEngine, graph: bytes, x_np: np.ndarray
         runner = OpenVinoRunner(graph, engine.resolution, engine.num_classes, hint)
         fns[name] = lambda r=runner: r.forward_numpy(x_np)
     return fns, notes
+
+
+def _loop_fns(engine: SegmentationEngine, msg: Any, notes: list[str]
+              ) -> dict[str, Callable[[], Any]]:
+    """Return the labels-only frame path with the numba loops and with OpenCV/numpy alone."""
+    from .frames import FramePipeline
+
+    if kernels._numba() is None:
+        notes.append("labels_numba_loops, labels_opencv_loops not timed: numba is not "
+                     "installed")
+        return {}
+    pipe = FramePipeline(engine, msg)
+
+    def labels(flag: str) -> Callable[[], Any]:
+        def call() -> None:
+            saved = os.environ.get(kernels.ENV)
+            os.environ[kernels.ENV] = flag  # read at every call: switches the path here
+            try:
+                pipe.run()
+            finally:
+                if saved is None:
+                    del os.environ[kernels.ENV]
+                else:
+                    os.environ[kernels.ENV] = saved
+        return call
+
+    return {"labels_numba_loops": labels("1"), "labels_opencv_loops": labels("0")}
