@@ -14,8 +14,9 @@
 
 """The numba loops of ``inference.kernels`` against torch, compiled and as plain Python.
 
-"python" runs the same functions uncompiled (``CANET_ROS_NUMBA=0``), on small inputs: the
-logic is checked on machines without numba, and compiled code against it where numba is.
+With the ``cpu_loops`` fixture's "opencv" (``CANET_ROS_NUMBA=0``) the same functions run
+uncompiled, as plain Python, on these small inputs: the logic is checked on machines
+without numba too, and the compiled code where numba is.
 """
 import sys
 
@@ -28,17 +29,6 @@ from canet_ros.inference import upsample as up
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
-
-
-@pytest.fixture(params=["python", "numba"])
-def mode(request, monkeypatch):
-    if request.param == "python":
-        monkeypatch.setenv(kernels.ENV, "0")
-    else:
-        monkeypatch.delenv(kernels.ENV, raising=False)
-        if not kernels.available():
-            pytest.skip("numba is not installed")
-    return request.param
 
 
 def torch_input(frame, size, order, mean, std):
@@ -56,7 +46,7 @@ def torch_input(frame, size, order, mean, std):
     ((1, 9), (5, 3)),         # a one-row frame: both rows clamp to it
 ])
 @pytest.mark.parametrize("order", ["rgb", "bgr"])
-def test_resize_normalise_is_torchs_float_resize(mode, frame_hw, size, order):
+def test_resize_normalise_is_torchs_float_resize(cpu_loops, frame_hw, size, order):
     rng = np.random.default_rng(sum(frame_hw))
     frame = rng.integers(0, 256, (*frame_hw, 3), dtype=np.uint8)
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -75,7 +65,7 @@ def test_resize_normalise_is_torchs_float_resize(mode, frame_hw, size, order):
                                atol=1e-5)
 
 
-def test_resize_normalise_fills_only_the_rows_asked_for(mode):
+def test_resize_normalise_fills_only_the_rows_asked_for(cpu_loops):
     frame = np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)
     out = np.zeros((3, 12, 16), np.float32)
     ones = np.ones(3, np.float32)
@@ -86,7 +76,7 @@ def test_resize_normalise_fills_only_the_rows_asked_for(mode):
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
-def test_argmax_takes_the_first_of_tied_maxima(mode, dtype):
+def test_argmax_takes_the_first_of_tied_maxima(cpu_loops, dtype):
     rng = np.random.default_rng(2)
     logits = rng.integers(-2, 3, (9, 13, 17)).astype(np.float32)  # many exact ties
     labels, best = kernels.argmax(logits, np.dtype(dtype))
@@ -96,7 +86,7 @@ def test_argmax_takes_the_first_of_tied_maxima(mode, dtype):
 
 
 @pytest.mark.parametrize("classes, dtype", [(5, np.uint8), (300, np.uint16)])
-def test_mixed_cells_in_both_steps_equal_two_torch_upsamples(mode, classes, dtype):
+def test_mixed_cells_in_both_steps_equal_two_torch_upsamples(cpu_loops, classes, dtype):
     """The whole compiled label path (``lowres._compiled``), uncompiled too."""
     rng = np.random.default_rng(classes)
     low = np.stack([cv2.resize(p, (8, 5), interpolation=cv2.INTER_CUBIC) for p in
@@ -118,7 +108,7 @@ def test_mixed_cells_in_both_steps_equal_two_torch_upsamples(mode, classes, dtyp
     assert len(np.unique(post.labels)) > 2
 
 
-def test_fix_cells_writes_only_the_pixels_of_the_cells_given(mode):
+def test_fix_cells_writes_only_the_pixels_of_the_cells_given(cpu_loops):
     low = np.random.default_rng(3).normal(size=(4, 3, 5)).astype(np.float32)
     grid = up.CellGrid((3, 5), (12, 20))
     out = np.full((12, 20), 255, np.uint8)
@@ -151,7 +141,7 @@ def test_switched_off_by_the_environment_or_a_missing_numba(monkeypatch):
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (23, 31)])
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
-def test_mixed_cells_listed_as_upsample_marks_them(mode, shape, dtype):
+def test_mixed_cells_listed_as_upsample_marks_them(cpu_loops, shape, dtype):
     rng = np.random.default_rng(shape[1])
     labels = rng.integers(0, 3, shape).astype(dtype)
     labels[: shape[0] // 2] = 1  # uniform stretches too
