@@ -86,7 +86,7 @@ def _loop_fns(engine: SegmentationEngine, msg: Any, notes: list[str]
     """Return the labels-only frame path with the numba loops and with OpenCV/numpy alone."""
     from .frames import FramePipeline
 
-    if kernels._numba() is None:
+    if not kernels.installed():
         notes.append("labels_numba_loops, labels_opencv_loops not timed: numba is not "
                      "installed")
         return {}

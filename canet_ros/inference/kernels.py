@@ -41,7 +41,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["AxisTables", "ENV", "argmax", "available", "fix_cells", "identity_samples",
-           "loops_for", "mixed_cells", "resize_normalise"]
+           "installed", "loops_for", "mixed_cells", "resize_normalise"]
 
 ENV = "CANET_ROS_NUMBA"
 log = logging.getLogger("canet_ros.inference")
@@ -49,7 +49,12 @@ log = logging.getLogger("canet_ros.inference")
 
 def available() -> bool:
     """Whether the compiled loops are in use (numba imports and ``CANET_ROS_NUMBA`` != 0)."""
-    return os.environ.get(ENV, "1").strip() != "0" and _numba() is not None
+    return os.environ.get(ENV, "1").strip() != "0" and installed()
+
+
+def installed() -> bool:
+    """Whether numba imports, whatever ``CANET_ROS_NUMBA`` says."""
+    return _numba() is not None
 
 
 def loops_for(device_type: str) -> str | None:

@@ -169,7 +169,7 @@ class Preprocessor:
         rows, cols = self._axes[key]
         chan = np.arange(3) if order == "rgb" else np.arange(2, -1, -1)
         frame = np.ascontiguousarray(frame)
-        # Half the rows on the helper's core: 2-4 ms less per 1920x1200 frame in the
+        # Half the rows on the helper's core: 1.4-4 ms less per 1920x1200 frame in the
         # pipeline (docs/performance.md), though no faster in a loop of its own.
         by_rows(helper, height, lambda part: kernels.resize_normalise(
             frame, out, rows, cols, chan, self._float_scale, self._bias, part.start,
