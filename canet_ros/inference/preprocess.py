@@ -26,8 +26,8 @@ the network size in float, then computes ``(x / 255 - mean) / std``, NCHW, RGB.
   would be cheaper still, but rounding to whole grey levels moves this network's
   confidence by up to 20/255 (docs/performance.md).
 * With numba installed, one compiled loop (``kernels.resize_normalise``) resizes in
-  float and normalises straight from the uint8 frame: the reference's values within a
-  few float32 ulps, in one pass instead of three.
+  float and normalises straight from the uint8 frame: the reference's values within
+  1e-5, in one pass instead of three.
 
 ``device_ops.preprocess`` is the same on a device.
 """
