@@ -51,14 +51,14 @@ setup(
         # bf16 and int8 on the CPU (docs/performance.md "CPU precisions").
         "openvino": ["openvino>=2024.1"],
         # Compiled loops for camera-size frames on the CPU (inference/kernels.py).
-        "numba": ["numba>=0.57"],
+        "numba": ["numba>=0.55"],
         "train": ["tensorboard>=2.12"],
         # PyAV ships FFmpeg with libx264: segment-bag --video writes browser-playable H.264.
         "video": ["av>=10"],
         "test": [
             "pytest>=7", "ruff>=0.4", "onnx>=1.15", "onnxruntime>=1.17", "openvino>=2024.1",
             "tensorboard>=2.12", "cityscapesscripts>=2.2", "mcap>=1.1", "av>=10",
-            "numba>=0.57",
+            "numba>=0.55",
         ],
     },
     zip_safe=True,
