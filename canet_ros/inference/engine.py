@@ -195,10 +195,11 @@ class SegmentationEngine:
         width, height = self.resolution
         frame = np.zeros((height, width, 3), np.uint8)
         self.infer(frame, color=True, overlay=True, confidence=True)
-        if getattr(self._runner, "lowres", False):  # frames without confidence go that way
-            self.infer(frame, color=True, overlay=True)
         if kernels.available():  # the camera-size loops compile (or load) now, not on frame 1
-            self.infer(np.zeros((height + 8, width + 8, 3), np.uint8))
+            # (frames without confidence: the 1/8 path too, at any size)
+            self.infer(np.zeros((height + 8, width + 8, 3), np.uint8), color=True, overlay=True)
+        elif getattr(self._runner, "lowres", False):  # frames without confidence go that way
+            self.infer(frame, color=True, overlay=True)
 
     # -- properties -------------------------------------------------------------------
     @property

@@ -148,14 +148,14 @@ def frame_post_from_lowres(low: np.ndarray, net_grid: up.CellGrid,
     ``net_grid`` goes from the 1/8 logits to the network size, ``frame_grid`` from there
     to the frame's size (None: the frame is of the network's size).
     """
+    if frame_grid is not None and frame_grid.in_hw != net_grid.out_hw:
+        raise ValueError(f"frame grid starts at {frame_grid.in_hw}, the network size is "
+                         f"{net_grid.out_hw}")
     if kernels.available():
         return _compiled(low, net_grid, frame_grid, dtype, packed_palette, helper)
     net = FramePost(low, net_grid, dtype, packed_palette, helper=helper)
     if frame_grid is None:
         return net
-    if frame_grid.in_hw != net_grid.out_hw:
-        raise ValueError(f"frame grid starts at {frame_grid.in_hw}, the network size is "
-                         f"{net_grid.out_hw}")
     return FramePost(SparseLogits(low, net_grid), frame_grid, dtype, packed_palette,
                      helper=helper, labels=net.labels)
 
@@ -170,9 +170,6 @@ def _compiled(low: np.ndarray, net_grid: up.CellGrid, frame_grid: up.CellGrid | 
     _fix(hwc, kernels.mixed_cells(small), kernels.identity_samples(*low.shape[1:]), net_grid,
          labels, helper)
     if frame_grid is not None:
-        if frame_grid.in_hw != net_grid.out_hw:
-            raise ValueError(f"frame grid starts at {frame_grid.in_hw}, the network size is "
-                             f"{net_grid.out_hw}")
         net, labels = labels, up.gather(frame_grid, labels)
         _fix(hwc, kernels.mixed_cells(net), _samples(net_grid).compiled, frame_grid, labels,
              helper)
