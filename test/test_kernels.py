@@ -94,7 +94,7 @@ def test_mixed_cells_in_both_steps_equal_two_torch_upsamples(cpu_loops, classes,
     net_hw, frame_hw = (40, 64), (57, 101)
     post = lowres._compiled(low, up.CellGrid(low.shape[1:], net_hw),
                             up.CellGrid(net_hw, frame_hw), np.dtype(dtype),
-                            np.zeros(classes, np.uint32), None)
+                            np.zeros(classes, np.uint32), None, False)
     with torch.no_grad():
         net = F.interpolate(torch.from_numpy(low)[None], size=net_hw, mode="bilinear",
                             align_corners=False)
@@ -122,6 +122,28 @@ def test_fix_cells_writes_only_the_pixels_of_the_cells_given(cpu_loops):
     np.testing.assert_array_equal(out[rows, cols], whole[rows, cols])
     out[rows, cols] = 255
     assert (out == 255).all()
+
+
+def test_fix_cells_confidence_is_the_max_softmax_there(cpu_loops):
+    low = np.random.default_rng(5).normal(0, 2, size=(4, 3, 5)).astype(np.float32)
+    grid = up.CellGrid((3, 5), (12, 20))
+    labels, conf = np.zeros((12, 20), np.uint8), np.full((12, 20), 7, np.uint8)
+    cells = np.array([2 * (5 + 1) + 3, 0, 23])  # (2, 3), a corner, the last
+    kernels.fix_cells(np.ascontiguousarray(low.transpose(1, 2, 0)), cells,
+                      kernels.identity_samples(3, 5), grid, labels, conf)
+    whole = F.interpolate(torch.from_numpy(low)[None], size=(12, 20), mode="bilinear",
+                          align_corners=False)[0]
+    expected = np.rint(255 * whole.softmax(0).amax(0).numpy())
+    mask = np.zeros((12, 20), np.uint8)
+    kernels.copy_cells(cells, grid, np.ones((12, 20), np.uint8), mask)
+    assert 0 < mask.sum() < mask.size
+    # By hand: cell (2, 3) spans the rows and columns the grid gives it.
+    rows = slice(grid.y.start[2], grid.y.start[2] + grid.y.count[2])
+    cols = slice(grid.x.start[3], grid.x.start[3] + grid.x.count[3])
+    assert mask[rows, cols].all()
+    done = mask.astype(bool)
+    assert np.abs(conf[done] - expected[done]).max() <= 1
+    assert (conf[~done] == 7).all()
 
 
 def test_switched_off_by_the_environment_or_a_missing_numba(monkeypatch):

@@ -196,8 +196,8 @@ class SegmentationEngine:
         frame = np.zeros((height, width, 3), np.uint8)
         self.infer(frame, color=True, overlay=True, confidence=True)
         if kernels.available():  # the camera-size loops compile (or load) now, not on frame 1
-            # (frames without confidence: the 1/8 path too, at any size)
-            self.infer(np.zeros((height + 8, width + 8, 3), np.uint8), color=True, overlay=True)
+            self.infer(np.zeros((height + 8, width + 8, 3), np.uint8), color=True, overlay=True,
+                       confidence=True)
         elif getattr(self._runner, "lowres", False):  # frames without confidence go that way
             self.infer(frame, color=True, overlay=True)
 
@@ -375,14 +375,16 @@ class SegmentationEngine:
                     mark: Any) -> post.FramePost:
         """Run the model, then make the labels at ``out_hw`` (marks "model" in between)."""
         grid, helper = self.grid(out_hw), self._helper()
-        if getattr(self._runner, "lowres", False) and not (self.tta or confidence):
+        if getattr(self._runner, "lowres", False) and not self.tta and (
+                not confidence or kernels.available()):
             # Logits before the network's final upsample, which is itself a cell grid: the
-            # labels are the upsampled logits' without making them (``lowres``).
+            # labels are the upsampled logits' without making them (``lowres``), and the
+            # compiled loops take the softmax sums from them too.
             low = self._runner.forward_lowres(x)[0]
             mark("model")
             net_grid = self.grid(self.resolution[::-1], in_hw=low.shape[1:])
             return frame_post_from_lowres(low, net_grid, grid, self._label_dtype,
-                                          self._packed, helper)
+                                          self._packed, helper, confidence)
         logits = self._runner.forward_numpy(x)[0]
         if self.tta:  # the runner may reuse its output buffer: copy the first result
             logits = post.flip_tta_logits(

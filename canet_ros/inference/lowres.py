@@ -28,18 +28,23 @@ half-pixel centres, so both are cell grids (``upsample``), and the labels come i
 The network-size logits (classes x pixels, 23 MB at 1024x512) are never built, nor
 their argmax: 5 + 6 ms of the 1920x1200 path before (docs/performance.md). With numba,
 ``kernels`` lists and interpolates the mixed cells of both steps in compiled loops (the
-same arithmetic; another 4 ms less at 1920x1200). Confidence needs every pixel's
-softmax and so takes the whole logits, as does test-time augmentation.
+same arithmetic; another 4 ms less at 1920x1200), and the confidence comes from the 1/8
+logits too: ``softmax_loops`` takes every network pixel's softmax sum from them while
+the labels are made, the mixed frame cells get their exact value from the loop that
+labels them, and the result is what ``FramePost`` makes from the whole logits, up to
+float rounding. Without numba the confidence takes the whole logits, as test-time
+augmentation always does.
 """
 from __future__ import annotations
 
 import weakref
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
+from typing import Union
 
 import cv2
 import numpy as np
 
-from . import kernels
+from . import kernels, softmax_loops
 from . import upsample as up
 from .postprocess import FramePost
 
@@ -70,6 +75,14 @@ class _Samples:
                               for p in (pos_y, pos_x))
         self.pos_y, self.pos_x = pos_y.astype(np.float32), pos_x.astype(np.float32)
         self.compiled = (self.y0, self.y1, grid.y.lam, self.x0, self.x1, grid.x.lam)
+        self._lam_x, self._plan = grid.x.lam, None
+
+    @property
+    def plan(self) -> softmax_loops.ColumnPlan:
+        """Return the columns' plan for ``softmax_loops`` (made on first use)."""
+        if self._plan is None:
+            self._plan = softmax_loops.column_plan(self.x0, self.x1, self._lam_x, self.w_in)
+        return self._plan
 
 
 _SAMPLES: weakref.WeakKeyDictionary[up.CellGrid, _Samples] = weakref.WeakKeyDictionary()
@@ -141,18 +154,22 @@ class SparseLogits:
 
 def frame_post_from_lowres(low: np.ndarray, net_grid: up.CellGrid,
                            frame_grid: up.CellGrid | None, dtype: np.dtype,
-                           packed_palette: np.ndarray,
-                           helper: Executor | None = None) -> FramePost:
-    """Labels (and colour) of (C, h, w) 1/8 logits at the frame's size; see top.
+                           packed_palette: np.ndarray, helper: Executor | None = None,
+                           want_confidence: bool = False) -> FramePost:
+    """Labels (colour; confidence) of (C, h, w) 1/8 logits at the frame's size; see top.
 
     ``net_grid`` goes from the 1/8 logits to the network size, ``frame_grid`` from there
-    to the frame's size (None: the frame is of the network's size).
+    to the frame's size (None: the frame is of the network's size). The confidence needs
+    the compiled loops (:func:`kernels.available`).
     """
     if frame_grid is not None and frame_grid.in_hw != net_grid.out_hw:
         raise ValueError(f"frame grid starts at {frame_grid.in_hw}, the network size is "
                          f"{net_grid.out_hw}")
     if kernels.available():
-        return _compiled(low, net_grid, frame_grid, dtype, packed_palette, helper)
+        return _compiled(low, net_grid, frame_grid, dtype, packed_palette, helper,
+                         want_confidence)
+    if want_confidence:
+        raise ValueError("confidence from the 1/8 logits needs the compiled loops (numba)")
     net = FramePost(low, net_grid, dtype, packed_palette, helper=helper)
     if frame_grid is None:
         return net
@@ -161,29 +178,92 @@ def frame_post_from_lowres(low: np.ndarray, net_grid: up.CellGrid,
 
 
 def _compiled(low: np.ndarray, net_grid: up.CellGrid, frame_grid: up.CellGrid | None,
-              dtype: np.dtype, packed_palette: np.ndarray,
-              helper: Executor | None) -> FramePost:
+              dtype: np.dtype, packed_palette: np.ndarray, helper: Executor | None,
+              want_confidence: bool) -> FramePost:
     """Run the same two steps with ``kernels``: each mixed cell's pixels in one loop."""
+    bulk: Bulk | None = None
+    if want_confidence:
+        bulk = _Deferred(low, net_grid, frame_grid) if helper is None else helper.submit(
+            _confidence_bulk, low, net_grid, frame_grid)
+        helper = None  # that core makes the confidence meanwhile: the labels stay here
     small, _ = kernels.argmax(low, dtype)
     labels = up.gather(net_grid, small)
     hwc = np.ascontiguousarray(low.transpose(1, 2, 0), np.float32)  # a pixel's classes together
     _fix(hwc, kernels.mixed_cells(small), kernels.identity_samples(*low.shape[1:]), net_grid,
          labels, helper)
+    exact = None
     if frame_grid is not None:
         net, labels = labels, up.gather(frame_grid, labels)
-        _fix(hwc, kernels.mixed_cells(net), _samples(net_grid).compiled, frame_grid, labels,
-             helper)
-    return FramePost(low, None, dtype, packed_palette, labels=labels)
+        cells = kernels.mixed_cells(net)
+        values = np.empty(frame_grid.out_hw, np.uint8) if want_confidence else None
+        _fix(hwc, cells, _samples(net_grid).compiled, frame_grid, labels, helper, values)
+        exact = (cells, frame_grid, values)
+    if bulk is None:
+        return FramePost(low, None, dtype, packed_palette, labels=labels)
+    return _WithConfidence(low, dtype, packed_palette, labels, bulk, exact)
 
 
 def _fix(hwc: np.ndarray, cells: np.ndarray, samples: tuple[np.ndarray, ...],
-         grid: up.CellGrid, out: np.ndarray, helper: Executor | None) -> None:
+         grid: up.CellGrid, out: np.ndarray, helper: Executor | None,
+         conf: np.ndarray | None = None) -> None:
     """Mixed ``cells`` into ``out``; with a helper, half of them on the other core."""
     half = len(cells) // 2
     if helper is None or half < 256:
-        kernels.fix_cells(hwc, cells, samples, grid, out)
+        kernels.fix_cells(hwc, cells, samples, grid, out, conf)
         return
     # Cells own disjoint pixels, so the halves never write the same one.
-    lower = helper.submit(kernels.fix_cells, hwc, cells[half:], samples, grid, out)
-    kernels.fix_cells(hwc, cells[:half], samples, grid, out)
+    lower = helper.submit(kernels.fix_cells, hwc, cells[half:], samples, grid, out, conf)
+    kernels.fix_cells(hwc, cells[:half], samples, grid, out, conf)
     lower.result()
+
+
+def _confidence_bulk(low: np.ndarray, net_grid: up.CellGrid,
+                     frame_grid: up.CellGrid | None) -> np.ndarray:
+    """uint8 confidence everywhere, as ``FramePost`` makes it from network-size logits.
+
+    The softmax sums come straight from the 1/8 logits (``softmax_loops``): the
+    network-size logits are not made. Mixed frame cells are patched in afterwards.
+    """
+    tables = _samples(net_grid)
+    total = np.empty(net_grid.out_hw, np.float32)
+    softmax_loops.softmax_sums(low, (tables.y0, tables.y1, net_grid.y.lam), tables.plan,
+                               total)
+    if frame_grid is None:
+        return np.rint(np.float32(255) / total).astype(np.uint8)
+    # upsample.confidence_at_size with its last four passes in one loop
+    total -= 1.0
+    np.maximum(total, np.float32(1e-30), out=total)
+    doubt = np.log(total, out=total)
+    spread = cv2.resize(doubt, frame_grid.out_hw[::-1], interpolation=cv2.INTER_LINEAR)
+    return softmax_loops.confidence_of_doubt(spread, np.empty(frame_grid.out_hw, np.uint8))
+
+
+class _Deferred:
+    """The confidence made when asked for (no helper thread)."""
+
+    def __init__(self, *args: object):
+        self._args = args
+
+    def result(self) -> np.ndarray:
+        return _confidence_bulk(*self._args)
+
+
+Bulk = Union[Future, _Deferred]
+
+
+class _WithConfidence(FramePost):
+    """Labels from the 1/8 logits and a confidence made beside them (see top)."""
+
+    def __init__(self, low: np.ndarray, dtype: np.dtype, packed_palette: np.ndarray,
+                 labels: np.ndarray, bulk: Bulk,
+                 exact: tuple[np.ndarray, up.CellGrid, np.ndarray] | None):
+        super().__init__(low, None, dtype, packed_palette, labels=labels)
+        self._bulk, self._exact = bulk, exact
+
+    def confidence(self) -> np.ndarray:
+        """Return HxW uint8 round(255 * max softmax), exact in the mixed frame cells."""
+        conf = self._bulk.result()
+        if self._exact is not None:
+            cells, grid, values = self._exact
+            kernels.copy_cells(cells, grid, values, conf)
+        return conf

@@ -1,0 +1,137 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Confidence from the 1/8 logits (``softmax_loops``, ``lowres``) against torch.
+
+Each test runs compiled (numba) and as plain Python (the ``cpu_loops`` fixture's
+"opencv"), on inputs small enough for the latter.
+"""
+import cv2
+import numpy as np
+import pytest
+
+from canet_ros.inference import lowres, softmax_loops
+from canet_ros.inference import postprocess as post
+from canet_ros.inference import upsample as up
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def upsampled(low, size):
+    with torch.no_grad():
+        return F.interpolate(torch.from_numpy(low)[None], size=size, mode="bilinear",
+                             align_corners=False)[0]
+
+
+def blobby(classes, hw, seed, scale=3.0):
+    """1/8 logits with uniform regions and boundaries, as the network's."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.normal(0, scale, (classes, 3, 4)).astype(np.float32)
+    return np.stack([cv2.resize(p, hw[::-1], interpolation=cv2.INTER_CUBIC) for p in coarse])
+
+
+def tables(low_hw, net_hw):
+    grid = up.CellGrid(low_hw, net_hw)
+    t = lowres._samples(grid)
+    return grid, (t.y0, t.y1, grid.y.lam), t.plan
+
+
+def test_column_plan_by_hand():
+    """2x: column 2j reads j-1, j at 3/4 on the second; 2j+1 reads j, j+1 at 1/4."""
+    grid = up.CellGrid((3, 4), (6, 8))
+    t = lowres._samples(grid)
+    gx0, _, _, offsets, lams = softmax_loops.column_plan(t.x0, t.x1, grid.x.lam, 4)
+    assert gx0.size == 0  # phases, no gather
+    np.testing.assert_array_equal(offsets, [0, 1])
+    np.testing.assert_array_equal(lams, np.float32([0.75, 0.25]))
+
+
+@pytest.mark.parametrize("n_in, n_out, phases", [(16, 128, True), (10, 30, True),
+                                                 (7, 21, True), (8, 13, False),
+                                                 (12, 20, False), (2, 16, False)])
+def test_column_plan_uses_phases_only_for_whole_factors(n_in, n_out, phases):
+    grid = up.CellGrid((2, n_in), (4, n_out))
+    t = lowres._samples(grid)
+    plan = softmax_loops.column_plan(t.x0, t.x1, grid.x.lam, n_in)
+    assert (plan[0].size == 0) is phases
+    assert len(plan[3]) == (n_out // n_in if phases else 1)
+
+
+@pytest.mark.parametrize("low_hw, net_hw", [((5, 8), (40, 64)), ((4, 6), (15, 23)),
+                                            ((3, 5), (3, 5)), ((6, 9), (12, 9))])
+def test_softmax_sums_equal_torchs_over_the_upsampled_logits(cpu_loops, low_hw, net_hw):
+    low = blobby(5, low_hw, seed=net_hw[1])
+    low[:, 0, 0] = [0, -200, 50, 3, 3]  # exp underflows: the polynomial's floor
+    _, rows, plan = tables(low_hw, net_hw)
+    out = np.full(net_hw, np.nan, np.float32)
+    softmax_loops.softmax_sums(low, rows, plan, out)
+    whole = upsampled(low, net_hw).double()
+    expected = torch.exp(whole - whole.max(0).values).sum(0).numpy()
+    np.testing.assert_allclose(out, expected, rtol=2e-5)
+    # Rows split as the engine's helper splits them fill the same values.
+    halves = np.full(net_hw, np.nan, np.float32)
+    middle = net_hw[0] // 2
+    softmax_loops.softmax_sums(low, rows, plan, halves, 0, middle)
+    assert np.isnan(halves[middle:]).all()
+    softmax_loops.softmax_sums(low, rows, plan, halves, middle, net_hw[0])
+    np.testing.assert_array_equal(halves, out)
+
+
+def test_confidence_of_doubt_is_255_over_one_plus_exp(cpu_loops):
+    doubt = np.array([[-1e30, -69.1, -20, -5.5, -0.7, 0], [1e-3, 0.5, 1.1, 2.3, 40, 1e30]],
+                     np.float32)
+    doubt = np.concatenate([doubt, np.linspace(-8, 3, 12, dtype=np.float32).reshape(2, 6)])
+    out = softmax_loops.confidence_of_doubt(doubt, np.zeros(doubt.shape, np.uint8))
+    with np.errstate(over="ignore"):
+        expected = np.rint(255 / (1 + np.exp(doubt.astype(np.float64))))
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("frame_hw", [(57, 101), (40, 64), (33, 50)])
+def test_confidence_from_lowres_logits_as_from_the_whole_logits(cpu_loops, frame_hw):
+    """The 1/8 route against torch and against ``FramePost`` on the whole logits.
+
+    The confidence is the reference's max softmax where the frame cells are mixed,
+    never above it elsewhere (see ``upsample``), and what the network-size logits'
+    path (its own tests: test_frame_path) gives from torch's upsampled logits.
+    """
+    low = blobby(5, (5, 8), seed=frame_hw[0])
+    net_hw = (40, 64)
+    net_grid = up.CellGrid(low.shape[1:], net_hw)
+    frame_grid = None if frame_hw == net_hw else up.CellGrid(net_hw, frame_hw)
+    palette = np.zeros(5, np.uint32)
+    if cpu_loops == "opencv":
+        with pytest.raises(ValueError, match="compiled loops"):
+            lowres.frame_post_from_lowres(low, net_grid, frame_grid, np.dtype(np.uint8),
+                                          palette, want_confidence=True)
+    # The compiled path's code, run as Python with "opencv".
+    conf = lowres._compiled(low, net_grid, frame_grid, np.dtype(np.uint8), palette, None,
+                            True).confidence()
+    net = upsampled(low, net_hw)
+    whole = upsampled(net.numpy(), frame_hw)
+    exact = np.rint(255 * whole.softmax(0).amax(0).numpy())
+    assert conf.shape == frame_hw and conf.dtype == np.uint8
+    assert (conf <= exact + 1).all()
+    mixed = np.ones(frame_hw, bool)  # at the network's size every pixel is exact
+    if frame_grid is not None:  # the pixels of the cells whose corner labels differ
+        cells = up.mixed_cells(net.argmax(0).numpy())
+        mixed = cells[np.repeat(np.arange(cells.shape[0]), frame_grid.y.count)][
+            :, np.repeat(np.arange(cells.shape[1]), frame_grid.x.count)]
+    assert mixed.any()
+    assert np.abs(conf - exact)[mixed].max() <= 1
+    assert np.mean(np.abs(conf - exact) <= 2) >= 0.99
+    reference = post.FramePost(net.numpy(), frame_grid, np.dtype(np.uint8), palette,
+                               want_confidence=True).confidence()
+    assert np.abs(conf.astype(int) - reference).max() <= 1
