@@ -32,6 +32,7 @@ __all__ = [
     "array_to_image_fields",
     "compressed_to_array",
     "fill_image",
+    "image_buffer",
     "image_to_array",
     "native_order",
     "to_frame",
@@ -368,14 +369,11 @@ def array_to_image_fields(array: np.ndarray, encoding: str, header: Any = None) 
 
 
 def fill_image(msg: Any, array: np.ndarray, encoding: str, header: Any = None) -> None:
-    """Write `array` into an existing Image-like message in place.
+    """Write `array` into an existing Image-like message in place (docs/image_codec.md).
 
-    `header` is assigned as-is (not deep-copied): ROS copies message contents when
-    publishing, so sharing the input message's header object is safe. With header=None
-    the message keeps its current header. A uint8 ndarray already in `data` (rosbags
-    messages) is replaced by an ndarray; anything else gets an array.array('B'), which
-    rclpy's uint8[] setter accepts without the per-element conversion a list or
-    ndarray would trigger.
+    `header` is assigned as-is (publishing copies it); None keeps the message's. `data`
+    becomes an ndarray if it was one (rosbags), else an array.array('B') (rclpy takes it
+    without converting each element); :func:`image_buffer`'s view of `data` stays put.
     """
     height, width, step, flat = _encode(array, encoding)
     if header is not None:
@@ -385,9 +383,34 @@ def fill_image(msg: Any, array: np.ndarray, encoding: str, header: Any = None) -
     msg.encoding = encoding
     msg.is_bigendian = 0
     msg.step = step
-    if isinstance(getattr(msg, "data", None), np.ndarray):
+    data = getattr(msg, "data", None)
+    if isinstance(data, pyarray.array) and data.buffer_info() == (flat.ctypes.data, flat.size):
+        return  # already there: written in place
+    if isinstance(data, np.ndarray):
         msg.data = flat.copy()
     else:
         buffer = pyarray.array("B")
         buffer.frombytes(memoryview(flat))
         msg.data = buffer
+
+
+def image_buffer(msg: Any, shape: tuple[int, ...], dtype: Any = np.uint8) -> np.ndarray:
+    """Return an array of `shape` and `dtype` living in `msg.data`, for in-place output.
+
+    `msg.data` becomes (or stays, at that size) an array.array('B'); what is written into
+    the array is then published without a copy (:func:`fill_image`, then ``publish``,
+    after which it may be written again). It holds the last image, or zeros.
+    """
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    if not _holds_bytes(getattr(msg, "data", None), size):
+        msg.data = pyarray.array("B", bytes(size))
+        # Read back: a generated message may store a copy (Jazzy's setter does unless
+        # check_fields), and only what it holds is published.
+        if not _holds_bytes(msg.data, size):
+            raise ImageCodecError(f"{type(msg).__name__}.data does not keep an array('B')")
+    return np.frombuffer(msg.data, dtype).reshape(shape)
+
+
+def _holds_bytes(data: Any, size: int) -> bool:
+    return isinstance(data, pyarray.array) and data.typecode == "B" and len(data) == size

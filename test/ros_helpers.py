@@ -204,7 +204,9 @@ class Recorder:
         return getattr(self._engine, name)
 
     def infer(self, frame, order="rgb", **flags):
-        self.calls.append(dict(flags, order=order))
+        # The output buffers the node hands in, by name (their contents are the node's).
+        into = {"into": sorted(flags["into"])} if flags.get("into") is not None else {}
+        self.calls.append(dict(flags, order=order, **into))
         self.entered.set()
         if self._gate is not None and len(self.calls) == 1:
             assert self._gate.wait(60), "test never released the gate"

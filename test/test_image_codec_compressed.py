@@ -29,6 +29,7 @@ from canet_ros.image_codec import (
     array_to_image_fields,
     compressed_to_array,
     fill_image,
+    image_buffer,
     to_frame,
 )
 
@@ -174,6 +175,43 @@ def test_fill_image_keeps_ndarray_data_for_rosbags_messages():
     fill_image(msg, pixels, "mono8")
     assert isinstance(msg.data, np.ndarray) and msg.data.tolist() == [7, 8]
     assert not np.shares_memory(msg.data, pixels)
+
+
+def test_image_buffer_lives_in_the_message_and_fill_image_keeps_it():
+    msg = types.SimpleNamespace(header="h", data=[])
+    view = image_buffer(msg, (2, 3, 3))
+    assert isinstance(msg.data, array.array) and msg.data.typecode == "B"
+    assert view.shape == (2, 3, 3) and view.dtype == np.uint8 and not view.any()
+    view[:] = np.arange(18, dtype=np.uint8).reshape(2, 3, 3)
+    buffer = msg.data
+    fill_image(msg, view, "bgr8")
+    assert msg.data is buffer  # nothing copied, nothing replaced
+    assert msg.data.tobytes() == bytes(range(18))
+    assert (msg.height, msg.width, msg.step, msg.encoding) == (2, 3, 9, "bgr8")
+    # The same size again: the same buffer, holding the last image until written.
+    again = image_buffer(msg, (2, 3, 3))
+    assert msg.data is buffer and again[1, 2, 2] == 17
+    # Another array of that size is copied in, as before.
+    other = np.full((2, 3, 3), 5, np.uint8)
+    fill_image(msg, other, "rgb8")
+    assert msg.data.tobytes() == bytes([5] * 18) and not np.shares_memory(other, again)
+    # Another size: a new buffer; 16-bit labels view the same bytes, little-endian.
+    wide = image_buffer(msg, (1, 2), np.uint16)
+    assert msg.data is not buffer and len(msg.data) == 4
+    wide[:] = [[258, 1]]
+    fill_image(msg, wide, "mono16")
+    assert msg.data.tobytes() == bytes([2, 1, 1, 0]) and msg.step == 4
+
+
+def test_image_buffer_in_a_real_sensor_msgs_image():
+    image_type = pytest.importorskip("sensor_msgs.msg").Image
+    msg = image_type()
+    view = image_buffer(msg, (4, 5))
+    view[:] = 7
+    buffer = msg.data
+    fill_image(msg, view, "mono8")
+    assert msg.data is buffer and msg.data.tobytes() == bytes([7] * 20)
+    assert (msg.height, msg.width, msg.step, msg.encoding) == (4, 5, 5, "mono8")
 
 
 def test_bad_compressed_raise():

@@ -131,8 +131,9 @@ def test_confidence_only_when_enabled(rig, reference):
     expected = reference.infer(bgr, "bgr", confidence=True).confidence
     assert len(np.unique(expected)) > 10  # a constant map would prove little
     np.testing.assert_array_equal(as_array(confidence), expected)
+    # Written straight into the wanted output message's buffer (image_codec.image_buffer).
     assert node.engine.calls[-1] == {"color": False, "overlay": False, "confidence": True,
-                                     "alpha": None, "order": "bgr"}
+                                     "alpha": None, "order": "bgr", "into": ["confidence"]}
 
 
 def test_mono16_labels_past_255_classes(rig, tmp_path):
@@ -177,7 +178,7 @@ def test_outputs_nobody_listens_to_are_not_computed(rig):
     rig.deliver(node, image_msg(synthetic_frame()))
     rig.wait_for(got)
     assert node.engine.calls == [{"color": True, "overlay": False, "confidence": False,
-                                  "alpha": None, "order": "bgr"}]
+                                  "alpha": None, "order": "bgr", "into": ["color"]}]
 
 
 def _wait_counter(rig, node, counter, value):

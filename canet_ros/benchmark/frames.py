@@ -105,8 +105,22 @@ def _fill_outputs(result: Any, order: str, outs: dict[str, Any]) -> None:
         fill_image(outs["confidence"], result.confidence, "mono8")
 
 
+def _buffers(engine: SegmentationEngine, frame_hw: tuple[int, int], flags: dict[str, bool],
+             outs: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Return the outputs' arrays in the messages' own buffers, as the node hands them in."""
+    from ..image_codec import image_buffer
+
+    height, width = engine.out_hw(frame_hw)
+    layout = {"labels": ((height, width), engine.label_dtype),
+              "color": ((height, width, 3), np.uint8),
+              "overlay": ((height, width, 3), np.uint8),
+              "confidence": ((height, width), np.uint8)}
+    wanted = ["labels"] + [name for name in OUTPUTS[1:] if flags.get(name)]
+    return {name: image_buffer(outs[name], *layout[name]) for name in wanted}
+
+
 class FramePipeline:
-    """What the ROS node does per message: decode, infer, fill the output Images."""
+    """What the ROS node does per message: decode, infer into the output Images' buffers."""
 
     def __init__(self, engine: SegmentationEngine, msg: Any):
         self.engine, self.msg = engine, msg
@@ -122,7 +136,8 @@ class FramePipeline:
 
     def run(self, **flags: bool) -> None:
         frame, order = self.decode()
-        _fill_outputs(self.engine.infer(frame, order, **flags), order, self.outs)
+        into = _buffers(self.engine, frame.shape[:2], flags, self.outs)
+        _fill_outputs(self.engine.infer(frame, order, into=into, **flags), order, self.outs)
 
     def run_timed(self, labels_only: bool = False) -> None:
         """All four outputs (or the labels alone), recording each stage's time."""
@@ -130,7 +145,8 @@ class FramePipeline:
         start = time.perf_counter()
         frame, order = self.decode()
         decoded = time.perf_counter()
-        result, stages = self.engine.infer_timed(frame, order, **flags)
+        into = _buffers(self.engine, frame.shape[:2], flags, self.outs)
+        result, stages = self.engine.infer_timed(frame, order, into=into, **flags)
         inferred = time.perf_counter()
         _fill_outputs(result, order, self.outs)
         stages["decode"] = (decoded - start) * 1000.0

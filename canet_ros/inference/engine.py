@@ -31,7 +31,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,12 +57,15 @@ from .onnx_runtime import cached_graph, file_digest, onnxruntime_available
 from .results import (
     Done,
     EngineError,
+    Placed,
     Request,
     SegmentationResult,
     StageClock,
+    check_alpha,
     choose,
     cpu_name,
     no_gpu_present,
+    place,
 )
 
 if TYPE_CHECKING:
@@ -173,7 +176,7 @@ class SegmentationEngine:
         self._mean = tuple(meta.get("mean") or IMAGENET_MEAN)
         self._std = tuple(meta.get("std") or IMAGENET_STD)
         try:
-            self._label_dtype = post.label_dtype(self.num_classes)
+            self.label_dtype = post.label_dtype(self.num_classes)
         except ValueError as exc:
             raise EngineError(str(exc)) from None
         self._palette = {"rgb": classes.palette()[: self.num_classes]}
@@ -208,14 +211,7 @@ class SegmentationEngine:
 
     @overlay_alpha.setter
     def overlay_alpha(self, value: float) -> None:
-        self._alpha = self._check_alpha(value)
-
-    @staticmethod
-    def _check_alpha(value: float) -> float:
-        alpha = float(value)
-        if not 0.0 <= alpha <= 1.0:
-            raise EngineError(f"overlay alpha must be in [0, 1], got {value!r}")
-        return alpha
+        self._alpha = check_alpha(value)
 
     @property
     def device(self) -> torch.device:
@@ -239,11 +235,6 @@ class SegmentationEngine:
     def precision_label(self) -> str:
         """Say what runs, e.g. "int8 on openvino" (``precision`` "auto" resolved), for logs."""
         return f"{self.precision} on {self.runtime}"
-
-    @property
-    def model_channels_last(self) -> bool:
-        """Whether the torch model runs in channels_last (False for ONNX Runtime)."""
-        return bool(getattr(self._runner, "channels_last", False))
 
     # -- benchmarking hooks -------------------------------------------------------------
     def prepare_model_input(self, frame: np.ndarray | None = None) -> Any:
@@ -278,16 +269,21 @@ class SegmentationEngine:
 
     # -- inference ----------------------------------------------------------------------
     def infer(self, frame: np.ndarray, order: str = "rgb", *, color: bool = False,
-              overlay: bool = False, confidence: bool = False,
-              alpha: float | None = None) -> SegmentationResult:
-        """Segment one HxWx3 uint8 frame whose channels are in ``order``."""
+              overlay: bool = False, confidence: bool = False, alpha: float | None = None,
+              into: Mapping[str, np.ndarray] | None = None) -> SegmentationResult:
+        """Segment one HxWx3 uint8 frame whose channels are in ``order``.
+
+        ``into``: arrays for outputs by name ("labels", "color", ...), e.g. messages'
+        buffers (``image_codec.image_buffer``); the CPU path writes there in place.
+        """
         return self.infer_async(frame, order, color=color, overlay=overlay,
-                                confidence=confidence, alpha=alpha).result()
+                                confidence=confidence, alpha=alpha, into=into).result()
 
     def infer_async(self, frame: np.ndarray, order: str = "rgb", *, color: bool = False,
                     overlay: bool = False, confidence: bool = False,
-                    alpha: float | None = None, clock: StageClock | None = None
-                    ) -> InferenceHandle | Done:
+                    alpha: float | None = None, clock: StageClock | None = None,
+                    into: Mapping[str, np.ndarray] | None = None
+                    ) -> InferenceHandle | Done | Placed:
         """Submit a frame; on CUDA this returns before the GPU is done (call ``result()``).
 
         Two frames may be in flight per frame shape; submitting a third first collects
@@ -299,11 +295,12 @@ class SegmentationEngine:
             raise EngineError(str(exc)) from None
         req = Request(choose(order, ("rgb", "bgr"), "channel order"), bool(color),
                       bool(overlay), bool(confidence),
-                      self._alpha if alpha is None else self._check_alpha(alpha))
+                      self._alpha if alpha is None else check_alpha(alpha))
         with self._lock:
             if self._pipeline is not None:
-                return self._pipeline.submit(frame, req, self._label_dtype, clock)
-            return Done(self._infer_cpu(frame, req, clock))
+                handle = self._pipeline.submit(frame, req, self.label_dtype, clock)
+                return Placed(handle, into) if into else handle
+            return Done(place(self._infer_cpu(frame, req, clock, into or {}), into))
 
     def infer_many(self, frames: Iterable[np.ndarray], order: str = "rgb",
                    **kwargs: Any) -> Iterator[SegmentationResult]:
@@ -346,25 +343,25 @@ class SegmentationEngine:
             weakref.finalize(self, self._pool.shutdown, wait=False)
         return self._pool
 
-    def _infer_cpu(self, frame: np.ndarray, req: Request,
-                   clock: StageClock | None) -> SegmentationResult:
+    def _infer_cpu(self, frame: np.ndarray, req: Request, clock: StageClock | None,
+                   into: Mapping[str, np.ndarray]) -> SegmentationResult:
         mark = clock.mark if clock is not None else (lambda stage: None)
         if clock is not None:
             clock.restart()
         x = self._pre(frame, req.order, helper=self._helper())
         mark("preprocess")
         out_hw = self.out_hw(frame.shape[:2])
-        frame_post = self._frame_post(x, out_hw, req.confidence, mark)
+        frame_post = self._frame_post(x, out_hw, req.confidence, mark, into)
         mark("upsample_argmax")
         color = overlay = conf = None
         if req.color:
-            color = frame_post.colour("rgb")
+            color = frame_post.colour("rgb", into.get("color"))
         mark("colour")
         if req.overlay:
             base = frame if out_hw == frame.shape[:2] else self._pre.small_frame()
             tint = color if req.order == "rgb" and color is not None else frame_post.colour(
                 req.order)
-            overlay = post.blend_cpu(base, tint, req.alpha)
+            overlay = post.blend_cpu(base, tint, req.alpha, into.get("overlay"))
         mark("overlay")
         if req.confidence:
             conf = frame_post.confidence()
@@ -372,7 +369,7 @@ class SegmentationEngine:
         return SegmentationResult(frame_post.labels, color, overlay, conf)
 
     def _frame_post(self, x: np.ndarray, out_hw: tuple[int, int], confidence: bool,
-                    mark: Any) -> post.FramePost:
+                    mark: Any, into: Mapping[str, np.ndarray]) -> post.FramePost:
         """Run the model, then make the labels at ``out_hw`` (marks "model" in between)."""
         grid, helper = self.grid(out_hw), self._helper()
         if getattr(self._runner, "lowres", False) and not self.tta and (
@@ -383,14 +380,14 @@ class SegmentationEngine:
             low = self._runner.forward_lowres(x)[0]
             mark("model")
             net_grid = self.grid(self.resolution[::-1], in_hw=low.shape[1:])
-            return frame_post_from_lowres(low, net_grid, grid, self._label_dtype,
-                                          self._packed, helper, confidence)
+            return frame_post_from_lowres(low, net_grid, grid, self.label_dtype,
+                                          self._packed, helper, confidence, into)
         logits = self._runner.forward_numpy(x)[0]
         if self.tta:  # the runner may reuse its output buffer: copy the first result
             logits = post.flip_tta_logits(
                 logits.copy(), self._runner.forward_numpy(np.ascontiguousarray(x[..., ::-1]))[0])
         mark("model")
-        return post.FramePost(logits, grid, self._label_dtype, self._packed,
+        return post.FramePost(logits, grid, self.label_dtype, self._packed,
                               want_confidence=confidence, helper=helper)
 
     def __repr__(self) -> str:

@@ -101,8 +101,11 @@ class FramePost:
         self.labels = gathered.result() if gathered is not None else up.gather(grid, self.small)
         self.labels.reshape(-1)[self.fixed.index] = self.fixed.labels
 
-    def colour(self, order: str) -> np.ndarray:
-        """HxWx3 uint8 palette colours of the labels, channels in ``order`` ("rgb"/"bgr")."""
+    def colour(self, order: str, out: np.ndarray | None = None) -> np.ndarray:
+        """HxWx3 uint8 palette colours of the labels, channels in ``order`` ("rgb"/"bgr").
+
+        ``out``: where to write them (uint8 labels; else a new array).
+        """
         if self.labels.dtype != np.uint8:
             return up.unpack_colour(self.colour_packed(), order)
         # One pass from the labels to the three channels (OpenCV's colour map with our
@@ -110,7 +113,7 @@ class FramePost:
         table = np.zeros((256, 4), np.uint8)
         table[: len(self._packed)] = self._packed.view(np.uint8).reshape(-1, 4)
         channels = table[:, :3] if order == "rgb" else table[:, 2::-1]
-        return cv2.applyColorMap(self.labels, np.ascontiguousarray(channels[:, None]))
+        return cv2.applyColorMap(self.labels, np.ascontiguousarray(channels[:, None]), out)
 
     def colour_packed(self) -> np.ndarray:
         """Return HxW uint32 palette entries (see ``upsample.pack_palette``)."""
@@ -167,6 +170,7 @@ def colorize_cpu(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return np.take(palette, labels, axis=0)
 
 
-def blend_cpu(frame: np.ndarray, color: np.ndarray, alpha: float) -> np.ndarray:
+def blend_cpu(frame: np.ndarray, color: np.ndarray, alpha: float,
+              out: np.ndarray | None = None) -> np.ndarray:
     """round((1 - alpha) * frame + alpha * color) as uint8, same shape as ``frame``."""
-    return cv2.addWeighted(frame, 1.0 - alpha, color, alpha, 0.0)
+    return cv2.addWeighted(frame, 1.0 - alpha, color, alpha, 0.0, out)

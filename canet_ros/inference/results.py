@@ -19,7 +19,7 @@ import glob
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -59,6 +59,55 @@ class Request:
     overlay: bool
     confidence: bool
     alpha: float
+
+
+OUTPUT_NAMES = ("labels", "color", "overlay", "confidence")
+
+
+def check_alpha(value: float) -> float:
+    """Return the overlay alpha as a float in [0, 1]; EngineError if it is not."""
+    alpha = float(value)
+    if not 0.0 <= alpha <= 1.0:
+        raise EngineError(f"overlay alpha must be in [0, 1], got {value!r}")
+    return alpha
+
+
+def place(result: SegmentationResult, into: Mapping[str, np.ndarray] | None
+          ) -> SegmentationResult:
+    """Return ``result`` with each output asked for in ``into`` living in that array.
+
+    Outputs the engine wrote there in place stay as they are; others are copied in. An
+    array of another shape or dtype than the output is an EngineError (nothing copied).
+    """
+    if not into:
+        return result
+    unknown = sorted(set(into) - set(OUTPUT_NAMES))
+    if unknown:
+        raise EngineError(f"into: unknown output(s) {unknown}; use {', '.join(OUTPUT_NAMES)}")
+    pairs = [(name, getattr(result, name), into[name]) for name in OUTPUT_NAMES
+             if name in into and getattr(result, name) is not None]
+    for name, made, target in pairs:
+        if made.shape != target.shape or made.dtype != target.dtype:
+            raise EngineError(f"into[{name!r}] is {target.shape} {target.dtype}; this frame's "
+                              f"{name} are {made.shape} {made.dtype}")
+    for name, made, target in pairs:
+        if made.ctypes.data != target.ctypes.data or made.strides != target.strides:
+            np.copyto(target, made)
+        setattr(result, name, target)
+    return result
+
+
+class Placed:
+    """A handle whose result lands in ``into`` (see :func:`place`) once it is collected."""
+
+    def __init__(self, handle: Any, into: Mapping[str, np.ndarray]):
+        self._handle, self._into = handle, into
+
+    def done(self) -> bool:
+        return self._handle.done()
+
+    def result(self) -> SegmentationResult:
+        return place(self._handle.result(), self._into)
 
 
 class Done:

@@ -200,7 +200,7 @@ def setup_device_tables(engine: SegmentationEngine) -> None:
     affine = dev.normalisation_affine(engine._mean, engine._std)
     engine._affine_t = tuple(t.to(device) for t in affine)
     # torch has no general uint16; int32 travels and becomes uint16 on the host.
-    engine._label_dtype_t = torch.uint8 if engine._label_dtype == np.uint8 else torch.int32
+    engine._label_dtype_t = torch.uint8 if engine.label_dtype == np.uint8 else torch.int32
 
 
 def compute(engine: SegmentationEngine, frame: torch.Tensor, req: Request,

@@ -89,19 +89,19 @@ class CellGrid:
         self.slots = (int(self.y.count.max()), int(self.x.count.max()))
 
 
-def gather(grid: CellGrid, lowres: np.ndarray) -> np.ndarray:
+def gather(grid: CellGrid, lowres: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Each output pixel takes a corner sample of its cell: right wherever the cell is uniform.
 
     OpenCV's exact nearest-neighbour resize picks the sample nearest to the pixel's
     position, which is always one of its cell's corners (a test checks this); it is
     twice as fast as gathering the top-left corner with numpy. 4-byte values travel as
-    int32, which OpenCV copies bit for bit.
+    int32, which OpenCV copies bit for bit. ``out`` (1- or 2-byte values): where to.
     """
     size = grid.out_hw[::-1]
     if lowres.dtype.itemsize == 4:
         near = cv2.resize(lowres.view(np.int32), size, interpolation=cv2.INTER_NEAREST_EXACT)
         return near.view(lowres.dtype)
-    return cv2.resize(lowres, size, interpolation=cv2.INTER_NEAREST_EXACT)
+    return cv2.resize(lowres, size, dst=out, interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 def argmax_classes(planes: np.ndarray, dtype: np.dtype, labels: np.ndarray | None = None,

@@ -271,9 +271,22 @@ class SegmentationNode(Node):
         alpha = self.get_parameter("overlay_alpha").value if wanted["overlay"] else None
         result = self._engine.infer(frame, order, color=wanted["color"],
                                     overlay=wanted["overlay"],
-                                    confidence=wanted.get("confidence", False), alpha=alpha)
+                                    confidence=wanted.get("confidence", False), alpha=alpha,
+                                    into=self._buffers(frame.shape[:2], wanted))
         self._publish(result, msg.header, order, wanted)
         self._frame_stats.published(time.monotonic() - received, self._stamp_age(msg.header))
+
+    def _buffers(self, frame_hw: Tuple[int, int], wanted: Dict[str, bool]) -> Dict[str, Any]:
+        """Arrays in the output messages' own buffers: the engine writes there, no copies.
+
+        Safe to reuse every frame: publish() has serialised the last one.
+        """
+        height, width = self._engine.out_hw(frame_hw)
+        labels = self._engine.label_dtype
+        layout = {"labels": ((height, width), labels), "color": ((height, width, 3), "u1"),
+                  "overlay": ((height, width, 3), "u1"), "confidence": ((height, width), "u1")}
+        return {name: image_codec.image_buffer(self._templates[name], *layout[name])
+                for name in self._outputs if wanted[name]}
 
     def _publish(self, result: Any, header: Any, order: str, wanted: Dict[str, bool]) -> None:
         arrays: Dict[str, Tuple[Any, str]] = {
