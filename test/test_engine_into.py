@@ -102,3 +102,29 @@ def test_an_array_of_another_shape_or_dtype_is_refused(engine, name, shape, dtyp
 def test_an_unknown_output_name_is_refused(engine):
     with pytest.raises(EngineError, match="unknown output.*'colour'"):
         engine.infer(np.zeros((64, 96, 3), np.uint8), into={"colour": np.zeros((64, 96, 3))})
+
+
+def test_a_cuda_handles_result_is_copied_into_the_arrays_when_collected():
+    """The CUDA path's handles (``results.Placed``): outputs arrive on the host, copied in."""
+    made = results.SegmentationResult(np.arange(6, dtype=np.uint8).reshape(2, 3),
+                                      confidence=np.full((2, 3), 200, np.uint8))
+
+    class Handle:
+        collected = 0
+
+        def done(self):
+            return True
+
+        def result(self):
+            Handle.collected += 1
+            return made
+
+    into = {"labels": np.zeros((2, 3), np.uint8), "confidence": np.zeros((2, 3), np.uint8),
+            "color": np.zeros((2, 3, 3), np.uint8)}  # not made: left alone
+    placed = results.Placed(Handle(), into)
+    assert placed.done() and Handle.collected == 0  # nothing copied before collection
+    result = placed.result()
+    assert result.labels is into["labels"] and result.confidence is into["confidence"]
+    np.testing.assert_array_equal(into["labels"], np.arange(6).reshape(2, 3))
+    assert (into["confidence"] == 200).all() and not into["color"].any()
+    assert result.color is None
