@@ -27,16 +27,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = [
-    "ImageCodecError",
-    "array_to_image_fields",
-    "compressed_to_array",
-    "fill_image",
-    "image_buffer",
-    "image_to_array",
-    "native_order",
-    "to_frame",
-]
+__all__ = ["ImageCodecError", "array_to_image_fields", "compressed_to_array", "fill_image",
+           "image_buffer", "image_to_array", "native_order", "to_frame"]
 
 
 class ImageCodecError(ValueError):
@@ -50,27 +42,16 @@ class _Layout:
     colour: str  # mono | rgb | bgr | rgba | bgra | bayer | yuv
 
 
+# Aliases share a line. OpenCV's default channel order is BGR, and so is cv_bridge's
+# reading of 8UC3.
 _LAYOUTS: dict[str, _Layout] = {
-    "mono8": _Layout(1, 1, "mono"),
-    "8uc1": _Layout(1, 1, "mono"),
-    "mono16": _Layout(1, 2, "mono"),
-    "16uc1": _Layout(1, 2, "mono"),
-    "rgb8": _Layout(3, 1, "rgb"),
-    "bgr8": _Layout(3, 1, "bgr"),
-    # OpenCV's default channel order is BGR, and so is cv_bridge's reading of 8UC3.
-    "8uc3": _Layout(3, 1, "bgr"),
-    "rgba8": _Layout(4, 1, "rgba"),
-    "bgra8": _Layout(4, 1, "bgra"),
-    "rgb16": _Layout(3, 2, "rgb"),
-    "bgr16": _Layout(3, 2, "bgr"),
-    "bayer_rggb8": _Layout(1, 1, "bayer"),
-    "bayer_bggr8": _Layout(1, 1, "bayer"),
-    "bayer_gbrg8": _Layout(1, 1, "bayer"),
-    "bayer_grbg8": _Layout(1, 1, "bayer"),
-    "yuv422": _Layout(2, 1, "yuv"),
-    "uyvy": _Layout(2, 1, "yuv"),
-    "yuv422_yuy2": _Layout(2, 1, "yuv"),
-    "yuyv": _Layout(2, 1, "yuv"),
+    "mono8": _Layout(1, 1, "mono"), "8uc1": _Layout(1, 1, "mono"),
+    "mono16": _Layout(1, 2, "mono"), "16uc1": _Layout(1, 2, "mono"),
+    "rgb8": _Layout(3, 1, "rgb"), "bgr8": _Layout(3, 1, "bgr"), "8uc3": _Layout(3, 1, "bgr"),
+    "rgba8": _Layout(4, 1, "rgba"), "bgra8": _Layout(4, 1, "bgra"),
+    "rgb16": _Layout(3, 2, "rgb"), "bgr16": _Layout(3, 2, "bgr"),
+    **{f"bayer_{p}8": _Layout(1, 1, "bayer") for p in ("rggb", "bggr", "gbrg", "grbg")},
+    **{name: _Layout(2, 1, "yuv") for name in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv")},
 }
 
 # (to RGB, to BGR). OpenCV names Bayer patterns after the second row's 2nd/3rd pixels, so
