@@ -109,12 +109,9 @@ def _buffers(engine: SegmentationEngine, frame_hw: tuple[int, int], flags: dict[
              outs: dict[str, Any]) -> dict[str, np.ndarray]:
     """Return the outputs' arrays in the messages' own buffers, as the node hands them in."""
     from ..image_codec import image_buffer
+    from ..inference.results import output_layout
 
-    height, width = engine.out_hw(frame_hw)
-    layout = {"labels": ((height, width), engine.label_dtype),
-              "color": ((height, width, 3), np.uint8),
-              "overlay": ((height, width, 3), np.uint8),
-              "confidence": ((height, width), np.uint8)}
+    layout = output_layout(engine.out_hw(frame_hw), engine.label_dtype)
     wanted = ["labels"] + [name for name in OUTPUTS[1:] if flags.get(name)]
     return {name: image_buffer(outs[name], *layout[name]) for name in wanted}
 

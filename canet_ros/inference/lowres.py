@@ -242,11 +242,7 @@ def _confidence_bulk(low: np.ndarray, net_grid: up.CellGrid,
         out[...] = np.rint(np.float32(255) / total)
         return out
     # upsample.confidence_at_size with its last four passes in one loop
-    total -= 1.0
-    np.maximum(total, np.float32(1e-30), out=total)
-    doubt = np.log(total, out=total)
-    spread = cv2.resize(doubt, frame_grid.out_hw[::-1], interpolation=cv2.INTER_LINEAR)
-    return softmax_loops.confidence_of_doubt(spread, out)
+    return softmax_loops.confidence_of_doubt(up.spread_doubt(frame_grid, total), out)
 
 
 class _Deferred:

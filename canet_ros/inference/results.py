@@ -64,6 +64,15 @@ class Request:
 OUTPUT_NAMES = ("labels", "color", "overlay", "confidence")
 
 
+def output_layout(out_hw: tuple[int, int], label_dtype: Any
+                  ) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """(shape, dtype) of each output at ``out_hw``: what ``infer(into=...)`` takes."""
+    height, width = out_hw
+    u8 = np.dtype(np.uint8)
+    return {"labels": ((height, width), np.dtype(label_dtype)), "color": ((height, width, 3), u8),
+            "overlay": ((height, width, 3), u8), "confidence": ((height, width), u8)}
+
+
 def check_alpha(value: float) -> float:
     """Return the overlay alpha as a float in [0, 1]; EngineError if it is not."""
     alpha = float(value)

@@ -42,7 +42,8 @@ import cv2
 import numpy as np
 
 __all__ = ["CellGrid", "FixedCells", "LogitSource", "argmax_classes", "confidence_at_size",
-           "gather", "lowres_softmax_sum", "mixed_cells", "pack_palette", "unpack_colour"]
+           "gather", "lowres_softmax_sum", "mixed_cells", "pack_palette", "spread_doubt",
+           "unpack_colour"]
 
 # Upper bound on classes x slots x cells held at once in the mixed-cell pass (floats).
 _CHUNK_ELEMENTS = 1 << 22
@@ -259,10 +260,15 @@ def _fix_chunk(grid: CellGrid, logits: np.ndarray | LogitSource, ci: np.ndarray,
     return pixel.reshape(-1)[keep], labels[keep], picked, best[keep]
 
 
+def spread_doubt(grid: CellGrid, softmax_sum: np.ndarray) -> np.ndarray:
+    """Return ``log(S - 1)`` of the network-size softmax sums, bilinear at the output size."""
+    doubt = np.log(np.maximum(softmax_sum - 1.0, np.float32(1e-30)))
+    return cv2.resize(doubt, grid.out_hw[::-1], interpolation=cv2.INTER_LINEAR)
+
+
 def confidence_at_size(grid: CellGrid, softmax_sum: np.ndarray) -> np.ndarray:
     """uint8 confidence at the output size from the network-size softmax sums (see top)."""
-    doubt = np.log(np.maximum(softmax_sum - 1.0, np.float32(1e-30)))
-    spread = cv2.resize(doubt, grid.out_hw[::-1], interpolation=cv2.INTER_LINEAR)
+    spread = spread_doubt(grid, softmax_sum)
     cv2.exp(spread, dst=spread)
     spread += 1.0
     cv2.divide(255.0, spread, dst=spread)

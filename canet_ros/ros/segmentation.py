@@ -36,6 +36,7 @@ from std_msgs.msg import Header
 
 from canet_ros import image_codec
 from canet_ros.inference import kernels
+from canet_ros.inference.results import output_layout
 from canet_ros.ros.label_info import (
     LABEL_INFO_QOS,
     LABEL_INFO_TOPIC,
@@ -281,10 +282,7 @@ class SegmentationNode(Node):
 
         Safe to reuse every frame: publish() has serialised the last one.
         """
-        height, width = self._engine.out_hw(frame_hw)
-        labels = self._engine.label_dtype
-        layout = {"labels": ((height, width), labels), "color": ((height, width, 3), "u1"),
-                  "overlay": ((height, width, 3), "u1"), "confidence": ((height, width), "u1")}
+        layout = output_layout(self._engine.out_hw(frame_hw), self._engine.label_dtype)
         return {name: image_codec.image_buffer(self._templates[name], *layout[name])
                 for name in self._outputs if wanted[name]}
 
