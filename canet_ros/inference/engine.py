@@ -359,9 +359,7 @@ class SegmentationEngine:
         mark("colour")
         if req.overlay:
             base = frame if out_hw == frame.shape[:2] else self._pre.small_frame()
-            tint = color if req.order == "rgb" and color is not None else frame_post.colour(
-                req.order)
-            overlay = post.blend_cpu(base, tint, req.alpha, into.get("overlay"))
+            overlay = frame_post.overlay(base, req.order, req.alpha, color, into.get("overlay"))
         mark("overlay")
         if req.confidence:
             conf = frame_post.confidence()

@@ -35,6 +35,7 @@ from concurrent.futures import Executor, Future
 import cv2
 import numpy as np
 
+from . import image_loops, kernels
 from . import upsample as up
 from .preprocess import by_rows
 
@@ -114,6 +115,21 @@ class FramePost:
         table[: len(self._packed)] = self._packed.view(np.uint8).reshape(-1, 4)
         channels = table[:, :3] if order == "rgb" else table[:, 2::-1]
         return cv2.applyColorMap(self.labels, np.ascontiguousarray(channels[:, None]), out)
+
+    def overlay(self, frame: np.ndarray, order: str, alpha: float,
+                rgb: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """The colours blended over ``frame`` (channels in ``order``), into ``out`` if given.
+
+        ``rgb``: this frame's RGB colour, when already made. With the compiled loops one
+        colour map serves both: the blend reads it with red and blue swapped for a BGR
+        frame (``image_loops.blend``); else OpenCV's blend of a colour in ``order``.
+        """
+        if kernels.available():
+            rgb = self.colour("rgb") if rgb is None else rgb
+            return image_loops.blend(frame, rgb, alpha, swap=order != "rgb",
+                                     out=image_loops.usable(out, frame.shape, np.uint8))
+        tint = rgb if order == "rgb" and rgb is not None else self.colour(order)
+        return blend_cpu(frame, tint, alpha, out)
 
     def colour_packed(self) -> np.ndarray:
         """Return HxW uint32 palette entries (see ``upsample.pack_palette``)."""

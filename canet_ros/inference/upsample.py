@@ -41,6 +41,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from . import image_loops, kernels
+
 __all__ = ["CellGrid", "FixedCells", "LogitSource", "argmax_classes", "confidence_at_size",
            "gather", "lowres_softmax_sum", "mixed_cells", "pack_palette", "spread_doubt",
            "unpack_colour"]
@@ -93,11 +95,16 @@ class CellGrid:
 def gather(grid: CellGrid, lowres: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Each output pixel takes a corner sample of its cell: right wherever the cell is uniform.
 
-    OpenCV's exact nearest-neighbour resize picks the sample nearest to the pixel's
-    position, which is always one of its cell's corners (a test checks this); it is
-    twice as fast as gathering the top-left corner with numpy. 4-byte values travel as
-    int32, which OpenCV copies bit for bit. ``out`` (1- or 2-byte values): where to.
+    With the compiled loops, 1- and 2-byte values gather each pixel's first source
+    sample (``grid.y.src``, ``grid.x.src``: a corner) in ``image_loops``, copying
+    repeated rows. Otherwise OpenCV's exact nearest-neighbour resize picks the sample
+    nearest to the pixel's position, which is always one of its cell's corners too (a
+    test checks this); it is twice as fast as gathering with numpy. 4-byte values travel
+    as int32, which OpenCV copies bit for bit. ``out`` (1- or 2-byte values): where to.
     """
+    if lowres.dtype.itemsize < 4 and kernels.available():
+        return image_loops.gather_rows(lowres, grid.y.src, grid.x.src,
+                                       image_loops.usable(out, grid.out_hw, lowres.dtype))
     size = grid.out_hw[::-1]
     if lowres.dtype.itemsize == 4:
         near = cv2.resize(lowres.view(np.int32), size, interpolation=cv2.INTER_NEAREST_EXACT)
