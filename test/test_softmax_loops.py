@@ -89,14 +89,49 @@ def test_softmax_sums_equal_torchs_over_the_upsampled_logits(cpu_loops, low_hw, 
     np.testing.assert_array_equal(halves, out)
 
 
-def test_confidence_of_doubt_is_255_over_one_plus_exp(cpu_loops):
+@pytest.mark.parametrize("low_hw, net_hw", [((5, 8), (40, 64)), ((4, 6), (15, 23))])
+def test_softmax_sums_give_the_doubt_log_s_minus_one(cpu_loops, low_hw, net_hw):
+    """``doubt=True``: log(max(S - 1, 1e-30)), within 2e-6 of float64 of the same S."""
+    low = blobby(5, low_hw, seed=3, scale=6.0)  # S - 1 from ~1e-12 to ~4
+    low[:, 0, 0] = [0, -200, -200, -200, -200]  # S - 1 underflows: the 1e-30 floor
+    _, rows, plan = tables(low_hw, net_hw)
+    sums, doubt = np.empty(net_hw, np.float32), np.empty(net_hw, np.float32)
+    softmax_loops.softmax_sums(low, rows, plan, sums)
+    softmax_loops.softmax_sums(low, rows, plan, doubt, doubt=True)
+    expected = np.log(np.maximum(sums.astype(np.float64) - 1, 1e-30))
+    assert doubt[0, 0] == pytest.approx(np.log(1e-30), abs=1e-5)
+    assert expected.min() < -20 and expected.max() > 0  # the range the series must cover
+    np.testing.assert_allclose(doubt, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("in_hw, out_hw", [((2, 6), (4, 11)), ((6, 9), (23, 20)),
+                                           ((8, 8), (8, 8))])
+def test_spread_confidence_is_255_over_one_plus_exp_of_the_upsampled_doubt(
+        cpu_loops, in_hw, out_hw):
     doubt = np.array([[-1e30, -69.1, -20, -5.5, -0.7, 0], [1e-3, 0.5, 1.1, 2.3, 40, 1e30]],
                      np.float32)
-    doubt = np.concatenate([doubt, np.linspace(-8, 3, 12, dtype=np.float32).reshape(2, 6)])
-    out = softmax_loops.confidence_of_doubt(doubt, np.zeros(doubt.shape, np.uint8))
+    rng = np.random.default_rng(in_hw[0])
+    if in_hw != (2, 6):
+        doubt = rng.uniform(-9, 4, in_hw).astype(np.float32)
+    grid = up.CellGrid(in_hw, out_hw)
+    out = softmax_loops.spread_confidence(doubt, grid, np.zeros(out_hw, np.uint8))
+    # Bilinear with half-pixel centres in float64 (torch's rule), then the formula.
+    if np.isfinite(doubt).all() and np.abs(doubt).max() < 100:
+        spread = upsampled(doubt[None].astype(np.float64), out_hw)[0].numpy()
+    else:  # infinities: each output pixel from its corners by hand
+        spread = np.empty(out_hw)
+        y1 = np.minimum(grid.y.src + 1, in_hw[0] - 1)
+        x1 = np.minimum(grid.x.src + 1, in_hw[1] - 1)
+        for i, (a, b, wy) in enumerate(zip(grid.y.src, y1, grid.y.lam)):
+            for j, (c, d, wx) in enumerate(zip(grid.x.src, x1, grid.x.lam)):
+                corners = doubt[[a, a, b, b], [c, d, c, d]].astype(np.float64)
+                weights = np.array([(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx])
+                spread[i, j] = corners[weights > 0] @ weights[weights > 0]
     with np.errstate(over="ignore"):
-        expected = np.rint(255 / (1 + np.exp(doubt.astype(np.float64))))
-    np.testing.assert_array_equal(out, expected)
+        expected = np.rint(255 / (1 + np.exp(spread)))
+    assert out.dtype == np.uint8 and out.shape == out_hw
+    assert np.abs(out.astype(int) - expected).max() <= 1
+    assert np.mean(out == expected) >= 0.95
 
 
 @pytest.mark.parametrize("frame_hw", [(57, 101), (40, 64), (33, 50)])

@@ -234,15 +234,15 @@ def _confidence_bulk(low: np.ndarray, net_grid: up.CellGrid,
     tables = _samples(net_grid)
     total = np.empty(net_grid.out_hw, np.float32)
     softmax_loops.softmax_sums(low, (tables.y0, tables.y1, net_grid.y.lam), tables.plan,
-                               total)
+                               total, doubt=frame_grid is not None)
     out_hw = net_grid.out_hw if frame_grid is None else frame_grid.out_hw
     if out is None or out.shape != out_hw or out.dtype != np.uint8:
         out = np.empty(out_hw, np.uint8)  # (a wrong one: the engine says so)
     if frame_grid is None:
         out[...] = np.rint(np.float32(255) / total)
         return out
-    # upsample.confidence_at_size with its last four passes in one loop
-    return softmax_loops.confidence_of_doubt(up.spread_doubt(frame_grid, total), out)
+    # upsample.confidence_at_size, the log in the sums' loop and the rest in one more
+    return softmax_loops.spread_confidence(total, frame_grid, out)
 
 
 class _Deferred:

@@ -33,16 +33,15 @@ with torch). Run as plain Python without numba (``kernels``), for tests on tiny 
 """
 from __future__ import annotations
 
+from typing import Any
+
+import cv2
 import numpy as np
 
-from .kernels import loop
+from .kernels import EXP2_TAYLOR, loop
 
-__all__ = ["ColumnPlan", "column_plan", "confidence_of_doubt", "softmax_sums"]
+__all__ = ["ColumnPlan", "column_plan", "softmax_sums", "spread_confidence"]
 
-# Taylor coefficients of 2^u = exp(u ln 2): (ln 2)^k / k!, k = 6 .. 0 (Horner order).
-_LN2 = 0.6931471805599453
-_POW2 = np.array([_LN2 ** 6 / 720, _LN2 ** 5 / 120, _LN2 ** 4 / 24, _LN2 ** 3 / 6,
-                  _LN2 ** 2 / 2, _LN2, 1.0], np.float32)
 
 ColumnPlan = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -91,7 +90,7 @@ def _same_weights(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], n_in: in
 
 
 @loop(contract=True)
-def _sums(low, y0, y1, ly, plan, start, stop, out, coef):
+def _sums(low, y0, y1, ly, plan, start, stop, out, coef, doubt):
     gx0, gx1, glx, offset, lam = plan
     classes, _, width = low.shape
     gathered = gx0.shape[0] > 0
@@ -106,6 +105,9 @@ def _sums(low, y0, y1, ly, plan, start, stop, out, coef):
     power = bits.view(np.float32)  # 2^n, made from its exponent bits
     log2e, floor_t = np.float32(1.4426950408889634), np.float32(-125)
     c6, c5, c4, c3, c2, c1, c0 = coef[0], coef[1], coef[2], coef[3], coef[4], coef[5], coef[6]
+    bits_of = total.view(np.int32)
+    tiny, ln2 = np.float32(1e-30), np.float32(0.6931471805599453)
+    l3, l5, l7, l9 = np.float32(1 / 3), np.float32(1 / 5), np.float32(1 / 7), np.float32(1 / 9)
     for i in range(start, stop):
         a, b, wy = y0[i], y1[i], ly[i]
         for k in range(classes):
@@ -141,35 +143,54 @@ def _sums(low, y0, y1, ly, plan, start, stop, out, coef):
                     p = (((((c6 * u + c5) * u + c4) * u + c3) * u + c2) * u + c1) * u + c0
                     bits[j] = (np.int32(whole) + np.int32(127)) << 23
                     total[j] += p * power[j]
+            if doubt:  # log(S - 1): what the confidence interpolates (upsample)
+                for j in range(n):
+                    total[j] = max(total[j] - np.float32(1), tiny)
+                for j in range(n):
+                    # log(m 2^e) = e ln 2 + log m with m in [sqrt(1/2), sqrt(2)), log m
+                    # = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172: five terms of
+                    # its series leave 1e-9; numpy's log was one more pass (0.6 ms).
+                    word = bits_of[j]
+                    big = (word & 0x7FFFFF) > 0x3504F3  # mantissa above sqrt(2)
+                    exponent = ((word >> 23) & 0xFF) - 127 + (1 if big else 0)
+                    bits[j] = (word & 0x7FFFFF) | (0x3F000000 if big else 0x3F800000)
+                    m = power[j]
+                    q = (m - np.float32(1)) / (m + np.float32(1))
+                    q2 = q * q
+                    series = (((q2 * l9 + l7) * q2 + l5) * q2 + l3) * q2 + np.float32(1)
+                    total[j] = np.float32(exponent) * ln2 + np.float32(2) * q * series
             for j in range(n):
                 out[i, j * factor + r] = total[j]
 
 
 def softmax_sums(low: np.ndarray, rows: tuple[np.ndarray, np.ndarray, np.ndarray],
                  plan: ColumnPlan, out: np.ndarray, start: int = 0,
-                 stop: int | None = None) -> None:
+                 stop: int | None = None, doubt: bool = False) -> None:
     """Fill rows ``start:stop`` of ``out`` (H, W) with S of the bilinearly upsampled logits.
 
     ``low`` is (C, h, w) float32; ``rows`` the reference's (y0, y1, ly) tables of the H
-    output rows; ``plan`` from :func:`column_plan` for the W output columns.
+    output rows; ``plan`` from :func:`column_plan` for the W output columns. ``doubt``:
+    write ``log(max(S - 1, 1e-30))`` instead (``upsample.spread_doubt``'s first step).
     """
     low = np.ascontiguousarray(low, np.float32)
     y0, y1, ly = rows
-    _sums(low, y0, y1, ly, plan, start, out.shape[0] if stop is None else stop, out, _POW2)
+    _sums(low, y0, y1, ly, plan, start, out.shape[0] if stop is None else stop, out, EXP2_TAYLOR,
+          bool(doubt))
 
 
 @loop(contract=True)
-def _confidence(doubt, out, coef):
+def _confidence(wide, y0, y1, ly, out, coef):
     c6, c5, c4, c3, c2, c1, c0 = coef[0], coef[1], coef[2], coef[3], coef[4], coef[5], coef[6]
     log2e, low, high = np.float32(1.4426950408889634), np.float32(-125), np.float32(125)
-    width = doubt.shape[1]
+    width = wide.shape[1]
     bits = np.empty(width, np.int32)
     power = bits.view(np.float32)
     scale, one = np.float32(255), np.float32(1)
-    for i in range(doubt.shape[0]):
-        row, target = doubt[i], out[i]
+    for i in range(out.shape[0]):
+        above, below, wy, target = wide[y0[i]], wide[y1[i]], ly[i], out[i]
         for j in range(width):
-            t = min(max(row[j] * log2e, low), high)
+            p = above[j]
+            t = min(max(((below[j] - p) * wy + p) * log2e, low), high)
             whole = np.floor(t + np.float32(0.5))
             u = t - whole
             p = (((((c6 * u + c5) * u + c4) * u + c3) * u + c2) * u + c1) * u + c0
@@ -177,10 +198,18 @@ def _confidence(doubt, out, coef):
             target[j] = np.rint(scale / (one + p * power[j]))
 
 
-def confidence_of_doubt(doubt: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """uint8 ``round(255 / (1 + exp(doubt)))`` of (H, W) float32 into ``out``: one pass.
+def spread_confidence(doubt: np.ndarray, grid: Any, out: np.ndarray) -> np.ndarray:
+    """uint8 ``round(255 / (1 + exp(d)))``, ``d`` the bilinear upsample of ``doubt``.
 
-    OpenCV takes four (exp, add, divide, convert) over the frame-size floats.
+    ``doubt`` is (h, w) float32 at ``grid``'s input size (an ``upsample.CellGrid``),
+    ``out`` (H, W) uint8 at its output size. OpenCV resizes the rows (its horizontal pass
+    is faster than any gather here); one loop then blends each pair of rows and takes
+    the confidence, where before OpenCV's 2-D resize wrote frame-size floats and four
+    passes (exp, add, divide, convert) read them back.
     """
-    _confidence(np.ascontiguousarray(doubt, np.float32), out, _POW2)
+    (h_in, _), (h_out, w_out) = grid.in_hw, grid.out_hw
+    wide = cv2.resize(np.ascontiguousarray(doubt, np.float32), (w_out, h_in),
+                      interpolation=cv2.INTER_LINEAR)
+    src = grid.y.src
+    _confidence(wide, src, np.minimum(src + 1, h_in - 1), grid.y.lam, out, EXP2_TAYLOR)
     return out
