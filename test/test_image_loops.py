@@ -12,11 +12,15 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``inference.image_loops``: the labels' gather and the overlay blend, by hand and numpy.
+"""``inference.image_loops`` (the labels' gather, the overlay blend) and the bands that
+``preprocess.share_rows`` shares between threads, by hand and against numpy.
 
 Run compiled and as plain Python (the ``cpu_loops`` fixture's "opencv" leg runs the
 same functions uncompiled), on small images.
 """
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -24,6 +28,7 @@ from canet_ros.classes import CAMVID
 from canet_ros.inference import image_loops
 from canet_ros.inference import upsample as up
 from canet_ros.inference.postprocess import FramePost
+from canet_ros.inference.preprocess import share_rows
 
 LOOPS = ["opencv", "numba"]
 
@@ -118,3 +123,34 @@ def test_a_bgr_overlay_needs_one_colour_map_with_the_loops(cpu_loops, monkeypatc
                                  0.4)
     assert (np.abs(overlay.astype(int) - expected)[~half] == 0).all()
     assert orders == (["rgb"] if cpu_loops == "numba" else ["rgb", "bgr"])
+
+
+def test_share_rows_covers_every_row_once_with_or_without_a_free_helper():
+    for busy in (False, True):
+        seen, who = np.zeros(100, int), set()
+        gate = threading.Event()
+        with ThreadPoolExecutor(1) as helper:
+            if busy:  # the helper is on other work until this thread has taken all
+                helper.submit(gate.wait)
+
+            def work(rows):
+                seen[rows] += 1
+                who.add(threading.current_thread().name)
+                if not busy:  # give the free helper time to take a band too
+                    threading.Event().wait(0.01)
+
+            share_rows(helper, 100, work, bands=8)
+            assert (seen == 1).all()  # nothing missed, nothing twice, all done on return
+            gate.set()
+        assert (len(who) == 1) is busy  # a busy helper is not waited for
+
+
+def test_share_rows_raises_the_helpers_error():
+    def work(rows):
+        if rows.start >= 50:
+            raise RuntimeError(f"band {rows.start}")
+        threading.Event().wait(0.01)  # the helper takes the bands that fail
+
+    with ThreadPoolExecutor(1) as helper, pytest.raises(RuntimeError, match="band"):
+        share_rows(helper, 100, work, bands=4)
+    share_rows(None, 100, lambda rows: None)  # no helper: one call, no error

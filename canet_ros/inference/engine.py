@@ -359,7 +359,8 @@ class SegmentationEngine:
         mark("colour")
         if req.overlay:
             base = frame if out_hw == frame.shape[:2] else self._pre.small_frame()
-            overlay = frame_post.overlay(base, req.order, req.alpha, color, into.get("overlay"))
+            overlay = frame_post.overlay(base, req.order, req.alpha, color, into.get("overlay"),
+                                         self._helper())
         mark("overlay")
         if req.confidence:
             conf = frame_post.confidence()

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import weakref
 from concurrent.futures import Executor, Future
-from typing import Mapping, Union
+from typing import Callable, Mapping, Union
 
 import cv2
 import numpy as np
@@ -185,28 +185,32 @@ def _compiled(low: np.ndarray, net_grid: up.CellGrid, frame_grid: up.CellGrid | 
               ) -> FramePost:
     """Run the same two steps with ``kernels``: each mixed cell's pixels in one loop."""
     bulk: Bulk | None = None
-    out = out or {}
+    out, pool = out or {}, helper
     if want_confidence:
         # Started first: with the labels split across both cores instead and this after
         # them, the frame path took 1-1.5 ms longer at 1920x1200.
         job = (low, net_grid, frame_grid, out.get("confidence"))
-        bulk = _Deferred(*job) if helper is None else helper.submit(_confidence_bulk, *job)
+        bulk = _Deferred(_confidence_bulk, *job) if pool is None else pool.submit(
+            _confidence_bulk, *job)
         helper = None  # that core makes the confidence meanwhile: the labels stay here
     small, _ = kernels.argmax(low, dtype)
     labels = up.gather(net_grid, small, out.get("labels") if frame_grid is None else None)
     hwc = np.ascontiguousarray(low.transpose(1, 2, 0), np.float32)  # a pixel's classes together
     _fix(hwc, kernels.mixed_cells(small), kernels.identity_samples(*low.shape[1:]), net_grid,
          labels, helper)
-    exact = None
     if frame_grid is not None:
         net, labels = labels, up.gather(frame_grid, labels, out.get("labels"))
         cells = kernels.mixed_cells(net)
         values = np.empty(frame_grid.out_hw, np.uint8) if want_confidence else None
         _fix(hwc, cells, _samples(net_grid).compiled, frame_grid, labels, helper, values)
-        exact = (cells, frame_grid, values)
+        if bulk is not None:
+            # The mixed cells' exact values go in after the bulk, on the thread making it
+            # (it queues behind the bulk: one worker, in order), not on this one.
+            patch = (bulk, cells, frame_grid, values)
+            bulk = _Deferred(_patched, *patch) if pool is None else pool.submit(_patched, *patch)
     if bulk is None:
         return FramePost(low, None, dtype, packed_palette, labels=labels)
-    return _WithConfidence(low, dtype, packed_palette, labels, bulk, exact)
+    return _WithConfidence(low, dtype, packed_palette, labels, bulk)
 
 
 def _fix(hwc: np.ndarray, cells: np.ndarray, samples: tuple[np.ndarray, ...],
@@ -245,14 +249,22 @@ def _confidence_bulk(low: np.ndarray, net_grid: up.CellGrid,
     return softmax_loops.spread_confidence(total, frame_grid, out)
 
 
-class _Deferred:
-    """The confidence made when asked for (no helper thread)."""
+def _patched(bulk: "Bulk", cells: np.ndarray, grid: up.CellGrid, values: np.ndarray
+             ) -> np.ndarray:
+    """The bulk confidence with the mixed frame cells' exact ``values`` copied in."""
+    conf = bulk.result()
+    kernels.copy_cells(cells, grid, values, conf)
+    return conf
 
-    def __init__(self, *args: object):
-        self._args = args
+
+class _Deferred:
+    """A job run when its result is asked for (no helper thread)."""
+
+    def __init__(self, fn: Callable[..., np.ndarray], *args: object):
+        self._fn, self._args = fn, args
 
     def result(self) -> np.ndarray:
-        return _confidence_bulk(*self._args)
+        return self._fn(*self._args)
 
 
 Bulk = Union[Future, _Deferred]
@@ -262,15 +274,10 @@ class _WithConfidence(FramePost):
     """Labels from the 1/8 logits and a confidence made beside them (see top)."""
 
     def __init__(self, low: np.ndarray, dtype: np.dtype, packed_palette: np.ndarray,
-                 labels: np.ndarray, bulk: Bulk,
-                 exact: tuple[np.ndarray, up.CellGrid, np.ndarray] | None):
+                 labels: np.ndarray, bulk: Bulk):
         super().__init__(low, None, dtype, packed_palette, labels=labels)
-        self._bulk, self._exact = bulk, exact
+        self._bulk = bulk
 
     def confidence(self) -> np.ndarray:
         """Return HxW uint8 round(255 * max softmax), exact in the mixed frame cells."""
-        conf = self._bulk.result()
-        if self._exact is not None:
-            cells, grid, values = self._exact
-            kernels.copy_cells(cells, grid, values, conf)
-        return conf
+        return self._bulk.result()

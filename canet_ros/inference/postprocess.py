@@ -37,7 +37,7 @@ import numpy as np
 
 from . import image_loops, kernels
 from . import upsample as up
-from .preprocess import by_rows
+from .preprocess import by_rows, share_rows
 
 __all__ = ["FramePost", "blend_cpu", "colorize_cpu", "flip_tta_logits", "label_dtype",
            "labels_cpu"]
@@ -117,17 +117,24 @@ class FramePost:
         return cv2.applyColorMap(self.labels, np.ascontiguousarray(channels[:, None]), out)
 
     def overlay(self, frame: np.ndarray, order: str, alpha: float,
-                rgb: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+                rgb: np.ndarray | None = None, out: np.ndarray | None = None,
+                helper: Executor | None = None) -> np.ndarray:
         """The colours blended over ``frame`` (channels in ``order``), into ``out`` if given.
 
         ``rgb``: this frame's RGB colour, when already made. With the compiled loops one
         colour map serves both: the blend reads it with red and blue swapped for a BGR
-        frame (``image_loops.blend``); else OpenCV's blend of a colour in ``order``.
+        frame (``image_loops.blend``), in bands shared with ``helper`` once it is free
+        (``preprocess.share_rows``); else OpenCV's blend of a colour in ``order``.
         """
         if kernels.available():
             rgb = self.colour("rgb") if rgb is None else rgb
-            return image_loops.blend(frame, rgb, alpha, swap=order != "rgb",
-                                     out=image_loops.usable(out, frame.shape, np.uint8))
+            if rgb.shape != frame.shape:  # (blend names both shapes)
+                return image_loops.blend(frame, rgb, alpha)
+            out = image_loops.usable(out, frame.shape, np.uint8)
+            out = np.empty(frame.shape, np.uint8) if out is None else out
+            share_rows(helper, frame.shape[0], lambda rows: image_loops.blend(
+                frame[rows], rgb[rows], alpha, order != "rgb", out[rows]))
+            return out
         tint = rgb if order == "rgb" and rgb is not None else self.colour(order)
         return blend_cpu(frame, tint, alpha, out)
 

@@ -34,6 +34,7 @@ the network size in float, then computes ``(x / 255 - mean) / std``, NCHW, RGB.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
@@ -45,7 +46,7 @@ from . import kernels
 
 __all__ = [
     "DEFAULT_RESOLUTION", "MAX_SIDE", "MIN_SIDE", "Preprocessor", "by_rows", "check_frame",
-    "normalisation_tables", "parse_resolution", "resize_frame_cpu",
+    "normalisation_tables", "parse_resolution", "resize_frame_cpu", "share_rows",
 ]
 
 # Used when neither the caller nor the checkpoint names a network input size.
@@ -203,3 +204,43 @@ def by_rows(helper: Executor | None, height: int, work: Callable[[slice], Any]) 
     lower = helper.submit(work, slice(half, height))
     work(slice(0, half))
     lower.result()
+
+
+def share_rows(helper: Executor | None, height: int, work: Callable[[slice], Any],
+               bands: int = 8) -> None:
+    """Run ``work`` over all rows in ``bands`` bands, taken in turn by this thread and
+    by ``helper`` once it is free.
+
+    For work queued behind the helper's own (the frame path's confidence): if the
+    helper is still busy, this thread takes every band and does not wait for it;
+    if it is free, the two share the bands. An error in either is raised here.
+    """
+    if helper is None or height < 2 * bands:
+        work(slice(0, height))
+        return
+    edges = np.linspace(0, height, bands + 1).astype(int)
+    state = {"next": 0, "left": bands, "error": None}
+    lock = threading.Condition()
+
+    def run() -> None:
+        while True:
+            with lock:
+                band = state["next"]
+                if band >= bands:
+                    return
+                state["next"] = band + 1
+            try:
+                work(slice(edges[band], edges[band + 1]))
+            except BaseException as exc:  # noqa: BLE001 -- handed to the caller below
+                state["error"] = exc
+            finally:
+                with lock:
+                    state["left"] -= 1
+                    lock.notify_all()
+
+    helper.submit(run)
+    run()
+    with lock:
+        lock.wait_for(lambda: state["left"] == 0)
+    if state["error"] is not None:
+        raise state["error"]
