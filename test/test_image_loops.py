@@ -50,6 +50,24 @@ def test_gather_rows_is_numpy_fancy_indexing(cpu_loops, dtype):
 
 
 @pytest.mark.parametrize("cpu_loops", LOOPS, indirect=True)
+def test_gather_rows_paints_the_palettes_colours(cpu_loops):
+    rng = np.random.default_rng(4)
+    src = rng.integers(0, 5, (6, 7)).astype(np.uint8)
+    ys, xs = np.array([0, 0, 1, 2, 2, 2, 5]), np.array([0, 1, 1, 6, 3])
+    palette = image_loops.palette_table(up.pack_palette(
+        rng.integers(0, 256, (5, 3)).astype(np.uint8)))
+    assert palette.shape == (256, 3) and not palette[5:].any()
+    colour = np.zeros((7, 5, 3), np.uint8)
+    labels = image_loops.gather_rows(src, ys, xs, None, palette, colour)
+    np.testing.assert_array_equal(labels, src[ys][:, xs])
+    np.testing.assert_array_equal(colour, palette[labels])
+    with pytest.raises(ValueError, match="colour must be contiguous uint8"):
+        image_loops.gather_rows(src, ys, xs, None, palette, np.zeros((7, 5, 4), np.uint8))
+    with pytest.raises(ValueError, match="uint8 labels and a .256, 3. palette"):
+        image_loops.gather_rows(src.astype(np.uint16), ys, xs, None, palette, colour)
+
+
+@pytest.mark.parametrize("cpu_loops", LOOPS, indirect=True)
 @pytest.mark.parametrize("in_hw, out_hw", [((8, 16), (64, 128)), ((5, 7), (12, 30)),
                                            ((64, 128), (120, 200)), ((9, 9), (5, 4))])
 def test_gather_takes_a_corner_of_every_cell(cpu_loops, in_hw, out_hw):

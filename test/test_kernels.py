@@ -144,6 +144,16 @@ def test_fix_cells_confidence_is_the_max_softmax_there(cpu_loops):
     done = mask.astype(bool)
     assert np.abs(conf[done] - expected[done]).max() <= 1
     assert (conf[~done] == 7).all()
+    # With a palette the same pixels get their label's colour, and only they.
+    palette = np.zeros((256, 3), np.uint8)
+    palette[:4] = [[10, 20, 30], [40, 50, 60], [70, 80, 90], [1, 2, 3]]
+    colour = np.full((12, 20, 3), 200, np.uint8)
+    again = np.zeros_like(labels)
+    kernels.fix_cells(np.ascontiguousarray(low.transpose(1, 2, 0)), cells,
+                      kernels.identity_samples(3, 5), grid, again, None, (palette, colour))
+    np.testing.assert_array_equal(again, labels)
+    np.testing.assert_array_equal(colour[done], palette[labels[done]])
+    assert (colour[~done] == 200).all()
 
 
 def test_switched_off_by_the_environment_or_a_missing_numba(monkeypatch):

@@ -161,10 +161,14 @@ def engine_graph(engine):
 
 
 @pytest.mark.parametrize("classes, dtype", [(7, np.uint8), (128, np.uint8), (300, np.uint16)])
-def test_two_label_steps_equal_two_torch_upsamples_and_argmax(classes, dtype, cpu_loops):
+@pytest.mark.parametrize("want_colour", [False, True])
+def test_two_label_steps_equal_two_torch_upsamples_and_argmax(classes, dtype, cpu_loops,
+                                                              want_colour):
     """Check any class count, and uint16 labels.
 
     300 classes are over the 128 channels OpenCV's binding takes: the numpy path.
+    ``want_colour``: with the numba loops, uint8 labels get their colour in the same
+    loops (``post.rgb``); it is the palette's, as OpenCV's colour map gives otherwise.
     """
     rng = np.random.default_rng(classes)
     # Blobby 1/8 logits: uniform regions and boundaries, as the network's.
@@ -174,7 +178,7 @@ def test_two_label_steps_equal_two_torch_upsamples_and_argmax(classes, dtype, cp
     palette = rng.integers(0, 256, (classes, 3), dtype=np.uint8)
     post = lowres.frame_post_from_lowres(low, up.CellGrid(low.shape[1:], net_hw),
                                          up.CellGrid(net_hw, frame_hw), np.dtype(dtype),
-                                         up.pack_palette(palette))
+                                         up.pack_palette(palette), want_colour=want_colour)
     with torch.no_grad():
         net = torch.nn.functional.interpolate(torch.from_numpy(low)[None], size=net_hw,
                                               mode="bilinear", align_corners=False)
@@ -186,3 +190,6 @@ def test_two_label_steps_equal_two_torch_upsamples_and_argmax(classes, dtype, cp
     assert post.labels.dtype == dtype and post.labels.shape == frame_hw
     assert not ((post.labels != whole.argmax(0).numpy()) & decided).any()
     np.testing.assert_array_equal(post.colour("bgr"), palette[post.labels][..., ::-1])
+    fused = want_colour and cpu_loops == "numba" and dtype == np.uint8
+    assert (post.rgb is not None) is fused
+    np.testing.assert_array_equal(post.colour("rgb"), palette[post.labels])

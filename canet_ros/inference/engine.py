@@ -351,7 +351,7 @@ class SegmentationEngine:
         x = self._pre(frame, req.order, helper=self._helper())
         mark("preprocess")
         out_hw = self.out_hw(frame.shape[:2])
-        frame_post = self._frame_post(x, out_hw, req.confidence, mark, into)
+        frame_post = self._frame_post(x, out_hw, req, mark, into)
         mark("upsample_argmax")
         color = overlay = conf = None
         if req.color:
@@ -367,10 +367,10 @@ class SegmentationEngine:
         mark("confidence")
         return SegmentationResult(frame_post.labels, color, overlay, conf)
 
-    def _frame_post(self, x: np.ndarray, out_hw: tuple[int, int], confidence: bool,
+    def _frame_post(self, x: np.ndarray, out_hw: tuple[int, int], req: Request,
                     mark: Any, into: Mapping[str, np.ndarray]) -> post.FramePost:
         """Run the model, then make the labels at ``out_hw`` (marks "model" in between)."""
-        grid, helper = self.grid(out_hw), self._helper()
+        grid, helper, confidence = self.grid(out_hw), self._helper(), req.confidence
         if getattr(self._runner, "lowres", False) and not self.tta and (
                 not confidence or kernels.available()):
             # Logits before the network's final upsample, which is itself a cell grid: the
@@ -380,7 +380,8 @@ class SegmentationEngine:
             mark("model")
             net_grid = self.grid(self.resolution[::-1], in_hw=low.shape[1:])
             return frame_post_from_lowres(low, net_grid, grid, self.label_dtype,
-                                          self._packed, helper, confidence, into)
+                                          self._packed, helper, confidence, into,
+                                          want_colour=req.color or req.overlay)
         logits = self._runner.forward_numpy(x)[0]
         if self.tta:  # the runner may reuse its output buffer: copy the first result
             logits = post.flip_tta_logits(

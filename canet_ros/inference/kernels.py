@@ -234,11 +234,11 @@ def argmax(planes: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]
 
 
 @_jit
-def _fix_cells(low, ci, cj, samples, cells, out, conf, coef):
+def _fix_cells(low, ci, cj, samples, cells, out, conf, coef, palette, colour):
     sy0, sy1, sly, sx0, sx1, slx = samples
     ylo, yhi, ystart, ycount, ylam, xlo, xhi, xstart, xcount, xlam = cells
     classes = low.shape[2]
-    want = conf.shape[0] > 0
+    want, paint = conf.shape[0] > 0, colour.shape[0] > 0
     slots, rows = 1, 1
     for j in range(xcount.shape[0]):
         slots = max(slots, xcount[j])
@@ -312,6 +312,11 @@ def _fix_cells(low, ci, cj, samples, cells, out, conf, coef):
                 best[e] = row[e] if more else best[e]
         for e in range(m):
             out[where_y[e], where_x[e]] = label[e]
+        if paint:
+            for e in range(m):
+                y, x, c = where_y[e], where_x[e], label[e]
+                colour[y, x, 0], colour[y, x, 1] = palette[c, 0], palette[c, 1]
+                colour[y, x, 2] = palette[c, 2]
         if want:  # round(255 * max softmax), as upsample.FixedCells.confidence
             for e in range(m):
                 total[e] = 0
@@ -337,18 +342,23 @@ def _cell_tables(cells: np.ndarray, grid: Any) -> tuple[np.ndarray, ...]:
 
 
 def fix_cells(low: np.ndarray, cells: np.ndarray, samples: tuple[np.ndarray, ...],
-              grid: Any, out: np.ndarray, conf: np.ndarray | None = None) -> None:
+              grid: Any, out: np.ndarray, conf: np.ndarray | None = None,
+              paint: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Interpolate the pixels of mixed ``cells`` (flat (h+1)*(w+1) indices) into ``out``.
 
     ``grid`` (an ``upsample.CellGrid``) maps the cells to output pixels; its input is the
     sample grid that ``samples`` -- (y0, y1, ly, x0, x1, lx) tables -- places in ``low``
     (h0, w0, C) float32 (channels last): :func:`identity_samples` when ``low`` is that
     input itself. With ``conf`` (uint8, ``out``'s shape) those pixels' exact confidence,
-    round(255 * max softmax), goes there too.
+    round(255 * max softmax), goes there too; with ``paint`` ((256, 3) uint8 palette,
+    HxWx3 uint8 colour image) their colours.
     """
     ci, cj, tables = _cell_tables(cells, grid)
+    palette, colour = paint if paint is not None else (
+        np.zeros((0, 3), np.uint8), np.zeros((0, 0, 3), np.uint8))
     _fix_cells(low, ci, cj, samples, tables, out,
-               conf if conf is not None else np.zeros((0, 0), np.uint8), EXP2_TAYLOR)
+               conf if conf is not None else np.zeros((0, 0), np.uint8), EXP2_TAYLOR,
+               palette, colour)
 
 
 @_jit

@@ -44,7 +44,7 @@ from typing import Callable, Mapping, Union
 import cv2
 import numpy as np
 
-from . import kernels, softmax_loops
+from . import image_loops, kernels, softmax_loops
 from . import upsample as up
 from .postprocess import FramePost
 
@@ -156,20 +156,22 @@ def frame_post_from_lowres(low: np.ndarray, net_grid: up.CellGrid,
                            frame_grid: up.CellGrid | None, dtype: np.dtype,
                            packed_palette: np.ndarray, helper: Executor | None = None,
                            want_confidence: bool = False,
-                           out: Mapping[str, np.ndarray] | None = None) -> FramePost:
+                           out: Mapping[str, np.ndarray] | None = None,
+                           want_colour: bool = False) -> FramePost:
     """Labels (colour; confidence) of (C, h, w) 1/8 logits at the frame's size; see top.
 
     ``net_grid`` goes from the 1/8 logits to the network size, ``frame_grid`` from there
     to the frame's size (None: the frame is of the network's size). The confidence needs
-    the compiled loops (:func:`kernels.available`), which write the frame-size labels and
-    confidence into ``out``'s "labels" and "confidence" arrays where given.
+    the compiled loops (:func:`kernels.available`), which write the frame-size labels,
+    colour (``want_colour``) and confidence into ``out``'s "labels", "color" and
+    "confidence" arrays where given.
     """
     if frame_grid is not None and frame_grid.in_hw != net_grid.out_hw:
         raise ValueError(f"frame grid starts at {frame_grid.in_hw}, the network size is "
                          f"{net_grid.out_hw}")
     if kernels.available():
         return _compiled(low, net_grid, frame_grid, dtype, packed_palette, helper,
-                         want_confidence, out or {})
+                         want_confidence, out or {}, want_colour)
     if want_confidence:
         raise ValueError("confidence from the 1/8 logits needs the compiled loops (numba)")
     net = FramePost(low, net_grid, dtype, packed_palette, helper=helper)
@@ -181,9 +183,13 @@ def frame_post_from_lowres(low: np.ndarray, net_grid: up.CellGrid,
 
 def _compiled(low: np.ndarray, net_grid: up.CellGrid, frame_grid: up.CellGrid | None,
               dtype: np.dtype, packed_palette: np.ndarray, helper: Executor | None,
-              want_confidence: bool, out: Mapping[str, np.ndarray] | None = None
-              ) -> FramePost:
-    """Run the same two steps with ``kernels``: each mixed cell's pixels in one loop."""
+              want_confidence: bool, out: Mapping[str, np.ndarray] | None = None,
+              want_colour: bool = False) -> FramePost:
+    """Run the same two steps with ``kernels``: each mixed cell's pixels in one loop.
+
+    ``want_colour``: at a frame's size, make the RGB colour (``out``'s "color" if given)
+    in the same loops as the labels, not in a pass over them afterwards.
+    """
     bulk: Bulk | None = None
     out, pool = out or {}, helper
     if want_confidence:
@@ -198,32 +204,48 @@ def _compiled(low: np.ndarray, net_grid: up.CellGrid, frame_grid: up.CellGrid | 
     hwc = np.ascontiguousarray(low.transpose(1, 2, 0), np.float32)  # a pixel's classes together
     _fix(hwc, kernels.mixed_cells(small), kernels.identity_samples(*low.shape[1:]), net_grid,
          labels, helper)
+    paint = None
     if frame_grid is not None:
-        net, labels = labels, up.gather(frame_grid, labels, out.get("labels"))
+        if want_colour and dtype == np.uint8:
+            colour = image_loops.usable(out.get("color"), (*frame_grid.out_hw, 3), np.uint8)
+            paint = (image_loops.palette_table(packed_palette),
+                     np.empty((*frame_grid.out_hw, 3), np.uint8) if colour is None else colour)
+        net, labels = labels, _gather(frame_grid, labels, out.get("labels"), paint)
         cells = kernels.mixed_cells(net)
         values = np.empty(frame_grid.out_hw, np.uint8) if want_confidence else None
-        _fix(hwc, cells, _samples(net_grid).compiled, frame_grid, labels, helper, values)
+        _fix(hwc, cells, _samples(net_grid).compiled, frame_grid, labels, helper, values, paint)
         if bulk is not None:
             # The mixed cells' exact values go in after the bulk, on the thread making it
             # (it queues behind the bulk: one worker, in order), not on this one.
             patch = (bulk, cells, frame_grid, values)
             bulk = _Deferred(_patched, *patch) if pool is None else pool.submit(_patched, *patch)
-    if bulk is None:
-        return FramePost(low, None, dtype, packed_palette, labels=labels)
-    return _WithConfidence(low, dtype, packed_palette, labels, bulk)
+    post = (FramePost(low, None, dtype, packed_palette, labels=labels) if bulk is None
+            else _WithConfidence(low, dtype, packed_palette, labels, bulk))
+    post.rgb = paint[1] if paint is not None else None
+    return post
+
+
+def _gather(grid: up.CellGrid, labels: np.ndarray, out: np.ndarray | None,
+            paint: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    if paint is None:
+        return up.gather(grid, labels, out)
+    return image_loops.gather_rows(labels, grid.y.src, grid.x.src,
+                                   image_loops.usable(out, grid.out_hw, labels.dtype), *paint)
 
 
 def _fix(hwc: np.ndarray, cells: np.ndarray, samples: tuple[np.ndarray, ...],
          grid: up.CellGrid, out: np.ndarray, helper: Executor | None,
-         conf: np.ndarray | None = None) -> None:
+         conf: np.ndarray | None = None,
+         paint: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Mixed ``cells`` into ``out``; with a helper, half of them on the other core."""
     half = len(cells) // 2
     if helper is None or half < 256:
-        kernels.fix_cells(hwc, cells, samples, grid, out, conf)
+        kernels.fix_cells(hwc, cells, samples, grid, out, conf, paint)
         return
     # Cells own disjoint pixels, so the halves never write the same one.
-    lower = helper.submit(kernels.fix_cells, hwc, cells[half:], samples, grid, out, conf)
-    kernels.fix_cells(hwc, cells[:half], samples, grid, out, conf)
+    lower = helper.submit(kernels.fix_cells, hwc, cells[half:], samples, grid, out, conf,
+                          paint)
+    kernels.fix_cells(hwc, cells[:half], samples, grid, out, conf, paint)
     lower.result()
 
 

@@ -87,6 +87,7 @@ class FramePost:
         else:
             self.small, self.best = _split_rows(logits, dtype, helper)
         self.fixed: up.FixedCells | None = None
+        self.rgb: np.ndarray | None = None  # the colour, when made with the labels (lowres)
         self._packed = packed_palette
         self._conf: Future | None = None
         gathered = None
@@ -107,6 +108,11 @@ class FramePost:
 
         ``out``: where to write them (uint8 labels; else a new array).
         """
+        if self.rgb is not None and order == "rgb":
+            if out is None or out is self.rgb:
+                return self.rgb
+            np.copyto(out, self.rgb)  # (a misfit raises: the engine names it)
+            return out
         if self.labels.dtype != np.uint8:
             return up.unpack_colour(self.colour_packed(), order)
         # One pass from the labels to the three channels (OpenCV's colour map with our
