@@ -12,8 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``inference.image_loops`` (the labels' gather, the overlay blend) and the bands that
-``preprocess.share_rows`` shares between threads, by hand and against numpy.
+"""``image_loops`` (gather, blend) and ``preprocess.share_rows``, by hand and numpy.
 
 Run compiled and as plain Python (the ``cpu_loops`` fixture's "opencv" leg runs the
 same functions uncompiled), on small images.
@@ -143,24 +142,24 @@ def test_a_bgr_overlay_needs_one_colour_map_with_the_loops(cpu_loops, monkeypatc
     assert orders == (["rgb"] if cpu_loops == "numba" else ["rgb", "bgr"])
 
 
-def test_share_rows_covers_every_row_once_with_or_without_a_free_helper():
-    for busy in (False, True):
-        seen, who = np.zeros(100, int), set()
-        gate = threading.Event()
-        with ThreadPoolExecutor(1) as helper:
-            if busy:  # the helper is on other work until this thread has taken all
-                helper.submit(gate.wait)
+@pytest.mark.parametrize("busy", [False, True])
+def test_share_rows_covers_every_row_once_with_or_without_a_free_helper(busy):
+    seen, who = np.zeros(100, int), set()
+    gate = threading.Event()
 
-            def work(rows):
-                seen[rows] += 1
-                who.add(threading.current_thread().name)
-                if not busy:  # give the free helper time to take a band too
-                    threading.Event().wait(0.01)
+    def work(rows):
+        seen[rows] += 1
+        who.add(threading.current_thread().name)
+        if not busy:  # give the free helper time to take a band too
+            threading.Event().wait(0.01)
 
-            share_rows(helper, 100, work, bands=8)
-            assert (seen == 1).all()  # nothing missed, nothing twice, all done on return
-            gate.set()
-        assert (len(who) == 1) is busy  # a busy helper is not waited for
+    with ThreadPoolExecutor(1) as helper:
+        if busy:  # the helper is on other work until this thread has taken all
+            helper.submit(gate.wait)
+        share_rows(helper, 100, work, bands=8)
+        assert (seen == 1).all()  # nothing missed, nothing twice, all done on return
+        gate.set()
+    assert (len(who) == 1) is busy  # a busy helper is not waited for
 
 
 def test_share_rows_raises_the_helpers_error():

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pytest
 
-from canet_ros.inference import kernels, lowres
+from canet_ros.inference import cell_loops, kernels, lowres
 from canet_ros.inference import upsample as up
 
 torch = pytest.importorskip("torch")
@@ -113,8 +113,8 @@ def test_fix_cells_writes_only_the_pixels_of_the_cells_given(cpu_loops):
     grid = up.CellGrid((3, 5), (12, 20))
     out = np.full((12, 20), 255, np.uint8)
     cell = 2 * (5 + 1) + 3  # cell (2, 3): between samples rows 1-2, columns 2-3
-    kernels.fix_cells(np.ascontiguousarray(low.transpose(1, 2, 0)), np.array([cell]),
-                      kernels.identity_samples(3, 5), grid, out)
+    cell_loops.fix_cells(np.ascontiguousarray(low.transpose(1, 2, 0)), np.array([cell]),
+                         cell_loops.identity_samples(3, 5), grid, out)
     rows = slice(grid.y.start[2], grid.y.start[2] + grid.y.count[2])
     cols = slice(grid.x.start[3], grid.x.start[3] + grid.x.count[3])
     whole = F.interpolate(torch.from_numpy(low)[None], size=(12, 20), mode="bilinear",
@@ -124,18 +124,43 @@ def test_fix_cells_writes_only_the_pixels_of_the_cells_given(cpu_loops):
     assert (out == 255).all()
 
 
+def test_labels_alone_keep_every_class_that_can_win_inside_a_cell(cpu_loops):
+    """Class 2 is best at no corner yet wins mid-cell; class 3 can never win (pruned).
+
+    Corners alternate between classes 0 and 1 (10 vs 0) with class 2 at 9 everywhere:
+    halfway, 0 and 1 fall to 5 and class 2 wins. Cells of 64 pixels (the network's 8x)
+    take the path that drops classes first; the labels must be torch's argmax.
+    """
+    low = np.zeros((4, 3, 4), np.float32)
+    checker = (np.add.outer(np.arange(3), np.arange(4)) % 2).astype(np.float32)
+    low[0], low[1], low[2], low[3] = 10 * checker, 10 * (1 - checker), 9, -5
+    grid = up.CellGrid((3, 4), (24, 32))
+    cells = cell_loops.mixed_cells(low.argmax(0).astype(np.uint8))
+    labels = np.full((24, 32), 255, np.uint8)
+    cell_loops.fix_cells(np.ascontiguousarray(low.transpose(1, 2, 0)), cells,
+                         cell_loops.identity_samples(3, 4), grid, labels)
+    whole = F.interpolate(torch.from_numpy(low)[None], size=(24, 32), mode="bilinear",
+                          align_corners=False)[0]
+    top2 = whole.topk(2, dim=0).values
+    decided = (top2[0] - top2[1] > 1e-4).numpy()
+    fixed = labels != 255
+    assert fixed.sum() >= 64 and (labels[fixed] == 2).any()
+    np.testing.assert_array_equal(labels[fixed & decided],
+                                  whole.argmax(0).numpy()[fixed & decided])
+
+
 def test_fix_cells_confidence_is_the_max_softmax_there(cpu_loops):
     low = np.random.default_rng(5).normal(0, 2, size=(4, 3, 5)).astype(np.float32)
     grid = up.CellGrid((3, 5), (12, 20))
     labels, conf = np.zeros((12, 20), np.uint8), np.full((12, 20), 7, np.uint8)
     cells = np.array([2 * (5 + 1) + 3, 0, 23])  # (2, 3), a corner, the last
-    kernels.fix_cells(np.ascontiguousarray(low.transpose(1, 2, 0)), cells,
-                      kernels.identity_samples(3, 5), grid, labels, conf)
+    cell_loops.fix_cells(np.ascontiguousarray(low.transpose(1, 2, 0)), cells,
+                         cell_loops.identity_samples(3, 5), grid, labels, conf)
     whole = F.interpolate(torch.from_numpy(low)[None], size=(12, 20), mode="bilinear",
                           align_corners=False)[0]
     expected = np.rint(255 * whole.softmax(0).amax(0).numpy())
     mask = np.zeros((12, 20), np.uint8)
-    kernels.copy_cells(cells, grid, np.ones((12, 20), np.uint8), mask)
+    cell_loops.copy_cells(cells, grid, np.ones((12, 20), np.uint8), mask)
     assert 0 < mask.sum() < mask.size
     # By hand: cell (2, 3) spans the rows and columns the grid gives it.
     rows = slice(grid.y.start[2], grid.y.start[2] + grid.y.count[2])
@@ -149,8 +174,8 @@ def test_fix_cells_confidence_is_the_max_softmax_there(cpu_loops):
     palette[:4] = [[10, 20, 30], [40, 50, 60], [70, 80, 90], [1, 2, 3]]
     colour = np.full((12, 20, 3), 200, np.uint8)
     again = np.zeros_like(labels)
-    kernels.fix_cells(np.ascontiguousarray(low.transpose(1, 2, 0)), cells,
-                      kernels.identity_samples(3, 5), grid, again, None, (palette, colour))
+    cell_loops.fix_cells(np.ascontiguousarray(low.transpose(1, 2, 0)), cells,
+                         cell_loops.identity_samples(3, 5), grid, again, None, (palette, colour))
     np.testing.assert_array_equal(again, labels)
     np.testing.assert_array_equal(colour[done], palette[labels[done]])
     assert (colour[~done] == 200).all()
@@ -177,7 +202,7 @@ def test_mixed_cells_listed_as_upsample_marks_them(cpu_loops, shape, dtype):
     rng = np.random.default_rng(shape[1])
     labels = rng.integers(0, 3, shape).astype(dtype)
     labels[: shape[0] // 2] = 1  # uniform stretches too
-    np.testing.assert_array_equal(kernels.mixed_cells(labels),
+    np.testing.assert_array_equal(cell_loops.mixed_cells(labels),
                                   np.flatnonzero(up.mixed_cells(labels)))
 
 

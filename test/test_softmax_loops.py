@@ -122,8 +122,8 @@ def test_spread_confidence_is_255_over_one_plus_exp_of_the_upsampled_doubt(
         spread = np.empty(out_hw)
         y1 = np.minimum(grid.y.src + 1, in_hw[0] - 1)
         x1 = np.minimum(grid.x.src + 1, in_hw[1] - 1)
-        for i, (a, b, wy) in enumerate(zip(grid.y.src, y1, grid.y.lam)):
-            for j, (c, d, wx) in enumerate(zip(grid.x.src, x1, grid.x.lam)):
+        for i, (a, b, wy) in enumerate(zip(grid.y.src, y1, grid.y.lam, strict=True)):
+            for j, (c, d, wx) in enumerate(zip(grid.x.src, x1, grid.x.lam, strict=True)):
                 corners = doubt[[a, a, b, b], [c, d, c, d]].astype(np.float64)
                 weights = np.array([(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx])
                 spread[i, j] = corners[weights > 0] @ weights[weights > 0]

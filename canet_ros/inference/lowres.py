@@ -27,7 +27,7 @@ half-pixel centres, so both are cell grids (``upsample``), and the labels come i
 
 The network-size logits (classes x pixels, 23 MB at 1024x512) are never built, nor
 their argmax: 5 + 6 ms of the 1920x1200 path before (docs/performance.md). With numba,
-``kernels`` lists and interpolates the mixed cells of both steps in compiled loops (the
+``cell_loops`` lists and interpolates the mixed cells of both steps in compiled loops (the
 same arithmetic; another 4 ms less at 1920x1200), and the confidence comes from the 1/8
 logits too: ``softmax_loops`` takes every network pixel's softmax sum from them while
 the labels are made, the mixed frame cells get their exact value from the loop that
@@ -44,7 +44,7 @@ from typing import Callable, Mapping, Union
 import cv2
 import numpy as np
 
-from . import image_loops, kernels, softmax_loops
+from . import cell_loops, image_loops, kernels, softmax_loops
 from . import upsample as up
 from .postprocess import FramePost
 
@@ -185,7 +185,7 @@ def _compiled(low: np.ndarray, net_grid: up.CellGrid, frame_grid: up.CellGrid | 
               dtype: np.dtype, packed_palette: np.ndarray, helper: Executor | None,
               want_confidence: bool, out: Mapping[str, np.ndarray] | None = None,
               want_colour: bool = False) -> FramePost:
-    """Run the same two steps with ``kernels``: each mixed cell's pixels in one loop.
+    """Run the same two steps with ``cell_loops``: each mixed cell's pixels in one loop.
 
     ``want_colour``: at a frame's size, make the RGB colour (``out``'s "color" if given)
     in the same loops as the labels, not in a pass over them afterwards.
@@ -202,7 +202,7 @@ def _compiled(low: np.ndarray, net_grid: up.CellGrid, frame_grid: up.CellGrid | 
     small, _ = kernels.argmax(low, dtype)
     labels = up.gather(net_grid, small, out.get("labels") if frame_grid is None else None)
     hwc = np.ascontiguousarray(low.transpose(1, 2, 0), np.float32)  # a pixel's classes together
-    _fix(hwc, kernels.mixed_cells(small), kernels.identity_samples(*low.shape[1:]), net_grid,
+    _fix(hwc, cell_loops.mixed_cells(small), cell_loops.identity_samples(*low.shape[1:]), net_grid,
          labels, helper)
     paint = None
     if frame_grid is not None:
@@ -211,7 +211,7 @@ def _compiled(low: np.ndarray, net_grid: up.CellGrid, frame_grid: up.CellGrid | 
             paint = (image_loops.palette_table(packed_palette),
                      np.empty((*frame_grid.out_hw, 3), np.uint8) if colour is None else colour)
         net, labels = labels, _gather(frame_grid, labels, out.get("labels"), paint)
-        cells = kernels.mixed_cells(net)
+        cells = cell_loops.mixed_cells(net)
         values = np.empty(frame_grid.out_hw, np.uint8) if want_confidence else None
         _fix(hwc, cells, _samples(net_grid).compiled, frame_grid, labels, helper, values, paint)
         if bulk is not None:
@@ -240,12 +240,12 @@ def _fix(hwc: np.ndarray, cells: np.ndarray, samples: tuple[np.ndarray, ...],
     """Mixed ``cells`` into ``out``; with a helper, half of them on the other core."""
     half = len(cells) // 2
     if helper is None or half < 256:
-        kernels.fix_cells(hwc, cells, samples, grid, out, conf, paint)
+        cell_loops.fix_cells(hwc, cells, samples, grid, out, conf, paint)
         return
     # Cells own disjoint pixels, so the halves never write the same one.
-    lower = helper.submit(kernels.fix_cells, hwc, cells[half:], samples, grid, out, conf,
+    lower = helper.submit(cell_loops.fix_cells, hwc, cells[half:], samples, grid, out, conf,
                           paint)
-    kernels.fix_cells(hwc, cells[:half], samples, grid, out, conf, paint)
+    cell_loops.fix_cells(hwc, cells[:half], samples, grid, out, conf, paint)
     lower.result()
 
 
@@ -271,11 +271,11 @@ def _confidence_bulk(low: np.ndarray, net_grid: up.CellGrid,
     return softmax_loops.spread_confidence(total, frame_grid, out)
 
 
-def _patched(bulk: "Bulk", cells: np.ndarray, grid: up.CellGrid, values: np.ndarray
+def _patched(bulk: Bulk, cells: np.ndarray, grid: up.CellGrid, values: np.ndarray
              ) -> np.ndarray:
-    """The bulk confidence with the mixed frame cells' exact ``values`` copied in."""
+    """Return the bulk confidence with the mixed frame cells' exact ``values`` copied in."""
     conf = bulk.result()
-    kernels.copy_cells(cells, grid, values, conf)
+    cell_loops.copy_cells(cells, grid, values, conf)
     return conf
 
 

@@ -125,7 +125,7 @@ class FramePost:
     def overlay(self, frame: np.ndarray, order: str, alpha: float,
                 rgb: np.ndarray | None = None, out: np.ndarray | None = None,
                 helper: Executor | None = None) -> np.ndarray:
-        """The colours blended over ``frame`` (channels in ``order``), into ``out`` if given.
+        """Blend the colours over ``frame`` (channels in ``order``), into ``out`` if given.
 
         ``rgb``: this frame's RGB colour, when already made. With the compiled loops one
         colour map serves both: the blend reads it with red and blue swapped for a BGR

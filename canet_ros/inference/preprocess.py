@@ -208,12 +208,11 @@ def by_rows(helper: Executor | None, height: int, work: Callable[[slice], Any]) 
 
 def share_rows(helper: Executor | None, height: int, work: Callable[[slice], Any],
                bands: int = 8) -> None:
-    """Run ``work`` over all rows in ``bands`` bands, taken in turn by this thread and
-    by ``helper`` once it is free.
+    """Run ``work`` over all rows in bands taken in turn by this thread and a free helper.
 
     For work queued behind the helper's own (the frame path's confidence): if the
-    helper is still busy, this thread takes every band and does not wait for it;
-    if it is free, the two share the bands. An error in either is raised here.
+    helper is still busy, this thread takes all ``bands`` and does not wait for it;
+    if it is free, the two share them. An error in either is raised here.
     """
     if helper is None or height < 2 * bands:
         work(slice(0, height))

@@ -207,7 +207,7 @@ def spread_confidence(doubt: np.ndarray, grid: Any, out: np.ndarray) -> np.ndarr
     the confidence, where before OpenCV's 2-D resize wrote frame-size floats and four
     passes (exp, add, divide, convert) read them back.
     """
-    (h_in, _), (h_out, w_out) = grid.in_hw, grid.out_hw
+    h_in, w_out = grid.in_hw[0], grid.out_hw[1]
     wide = cv2.resize(np.ascontiguousarray(doubt, np.float32), (w_out, h_in),
                       interpolation=cv2.INTER_LINEAR)
     src = grid.y.src
