@@ -47,7 +47,7 @@ from ..checkpoint import (
     resolve_checkpoint,
 )
 from ..classes import ClassSet
-from . import kernels
+from . import image_loops, kernels
 from . import postprocess as post
 from . import preprocess as pre
 from . import upsample as up
@@ -201,6 +201,7 @@ class SegmentationEngine:
         if kernels.available():  # the camera-size loops compile (or load) now, not on frame 1
             self.infer(np.zeros((height + 8, width + 8, 3), np.uint8), color=True, overlay=True,
                        confidence=True)
+            image_loops.warm_up()
         elif getattr(self._runner, "lowres", False):  # frames without confidence go that way
             self.infer(frame, color=True, overlay=True)
 

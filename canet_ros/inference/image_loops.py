@@ -31,7 +31,7 @@ import numpy as np
 
 from .kernels import loop
 
-__all__ = ["blend", "gather_rows", "palette_table", "usable"]
+__all__ = ["blend", "gather_rows", "palette_table", "usable", "warm_up"]
 
 
 def palette_table(packed: np.ndarray) -> np.ndarray:
@@ -176,3 +176,10 @@ def blend(frame: np.ndarray, colour: np.ndarray, alpha: float, swap: bool = Fals
         add = np.float32(alpha)
         _blend(*args, np.float32(1) - add, add, bool(swap))
     return out
+
+
+def warm_up() -> None:
+    """Compile (or load) both blends now: an alpha changed later must not stall a frame."""
+    pixel = np.zeros((1, 1, 3), np.uint8)
+    for alpha in (0.5, 0.3):  # 16-bit weights, float weights
+        blend(pixel, pixel, alpha, swap=True)
