@@ -20,10 +20,12 @@
   their colour, and their exact confidence into another array);
   :func:`copy_cells` moves those pixels.
 
-Labels alone go cell by cell, over the classes that can still win in a cell of 16
-pixels or more (at the network's 8x, 64): 1.3-1.5x faster there. With the confidence,
-pixels go in batches, class by class, so that the argmax and the softmax sums run
-across pixels, vectorised: the exps' one libm call per value took 2-3 ms at 1920x1200.
+The cells' corners (logits at the input's samples, each made once) come first, in one
+loop for both cases; then labels alone go cell by cell, over the classes that can still
+win in a cell of 16 pixels or more (at the network's 8x, 64): 1.3x faster there. With
+the confidence, pixels go in batches, class by class, so that the argmax and the softmax
+sums run across pixels, vectorised: the exps' one libm call per value took 2-3 ms at
+1920x1200.
 
 Built with ``kernels.loop``: compiled by numba when it is installed, plain Python
 otherwise (tests, tiny inputs).
@@ -74,22 +76,48 @@ def mixed_cells(labels: np.ndarray) -> np.ndarray:
 
 
 @loop
-def _fix_cells(low, ci, cj, samples, cells, out, conf, coef, palette, colour):
-    # With the confidence (see _fix_labels for the labels alone).
+def _corners(low, ci, cj, samples, cells, out):
     sy0, sy1, sly, sx0, sx1, slx = samples
-    ylo, yhi, ystart, ycount, ylam, xlo, xhi, xstart, xcount, xlam = cells
+    ylo, yhi, xlo, xhi = cells[0], cells[1], cells[5], cells[6]
     classes = low.shape[2]
+    # Neighbouring mixed cells share corners: each is made once and kept per column
+    # for the two rows in use (told apart by parity), then copied to each cell using it.
+    cache = np.empty((2, sx0.shape[0], classes), np.float32)
+    tag = np.full((2, sx0.shape[0]), -1, np.int64)
+    for n in range(ci.shape[0]):
+        i, j = ci[n], cj[n]
+        for corner in range(4):  # top-left, top-right, bottom-left, bottom-right
+            r = ylo[i] if corner < 2 else yhi[i]
+            c = xlo[j] if corner % 2 == 0 else xhi[j]
+            slot = r & 1
+            if tag[slot, c] != r:
+                # The input's logits at sample (r, c), bilinear in ``low`` as in
+                # ``lowres.SparseLogits`` (identity tables: ``low``'s own).
+                tag[slot, c] = r
+                wy, wx = sly[r], slx[c]
+                a, b, p, q = sy0[r], sy1[r], sx0[c], sx1[c]
+                for k in range(classes):
+                    t = (low[a, q, k] - low[a, p, k]) * wx + low[a, p, k]
+                    u = (low[b, q, k] - low[b, p, k]) * wx + low[b, p, k]
+                    cache[slot, c, k] = (u - t) * wy + t
+            for k in range(classes):
+                out[n, corner, k] = cache[slot, c, k]
+
+
+@loop
+def _fix_cells(corners, ci, cj, cells, out, conf, coef, palette, colour):
+    # With the confidence (see _fix_labels for the labels alone). Everything is written
+    # out in this one function: numba's calls pass each array with reference counting,
+    # 20x slower than the loops themselves at a cell's size.
+    ystart, ycount, ylam = cells[2], cells[3], cells[4]
+    xstart, xcount, xlam = cells[7], cells[8], cells[9]
+    classes = corners.shape[2]
     paint = colour.shape[0] > 0
     slots, rows = 1, 1
     for j in range(xcount.shape[0]):
         slots = max(slots, xcount[j])
     for i in range(ycount.shape[0]):
         rows = max(rows, ycount[i])
-    # Neighbouring mixed cells share corners: each is made once and kept per column
-    # for the two rows in use (told apart by parity). Everything is written out in this
-    # one function: numba's calls pass each array with reference counting, 20x slower.
-    cache = np.empty((2, sx0.shape[0], classes), np.float32)
-    tag = np.full((2, sx0.shape[0]), -1, np.int64)
     top = np.empty((slots, classes), np.float32)
     step = np.empty((slots, classes), np.float32)
     # Pixels go in batches of whole cells, class-major: the argmax (and the softmax
@@ -108,31 +136,16 @@ def _fix_cells(low, ci, cj, samples, cells, out, conf, coef, palette, colour):
     while n < ci.shape[0]:
         m = 0
         while n < ci.shape[0] and m + rows * slots <= batch:
-            i, j = ci[n], cj[n]
+            cell, i, j = n, ci[n], cj[n]
             n += 1
-            for corner in range(4):
-                r = ylo[i] if corner < 2 else yhi[i]
-                c = xlo[j] if corner % 2 == 0 else xhi[j]
-                slot = r & 1
-                if tag[slot, c] != r:
-                    # The input's logits at sample (r, c), bilinear in ``low`` as in
-                    # ``lowres.SparseLogits`` (identity tables: ``low``'s own).
-                    tag[slot, c] = r
-                    wy, wx = sly[r], slx[c]
-                    a, b, p, q = sy0[r], sy1[r], sx0[c], sx1[c]
-                    for k in range(classes):
-                        t = (low[a, q, k] - low[a, p, k]) * wx + low[a, p, k]
-                        u = (low[b, q, k] - low[b, p, k]) * wx + low[b, p, k]
-                        cache[slot, c, k] = (u - t) * wy + t
-            s0, s1, left, right = ylo[i] & 1, yhi[i] & 1, xlo[j], xhi[j]
             x0, nx = xstart[j], xcount[j]
             for q in range(nx):
                 # As upsample._fix_chunk, the same float operations in its order; what
                 # depends on the column only is made once per column.
                 wx = xlam[x0 + q]
                 for k in range(classes):
-                    v0, v1 = cache[s0, left, k], cache[s0, right, k]
-                    v2, v3 = cache[s1, left, k], cache[s1, right, k]
+                    v0, v1 = corners[cell, 0, k], corners[cell, 1, k]
+                    v2, v3 = corners[cell, 2, k], corners[cell, 3, k]
                     t = (v1 - v0) * wx + v0
                     top[q, k] = t
                     step[q, k] = (v3 - v2) * wx + v2 - t
@@ -176,54 +189,39 @@ def _fix_cells(low, ci, cj, samples, cells, out, conf, coef, palette, colour):
 
 
 @loop
-def _fix_labels(low, ci, cj, samples, cells, out, palette, colour):
+def _fix_labels(corners, ci, cj, cells, out, palette, colour):
     # As _fix_cells for the labels alone, over the classes that can win in each cell:
     # at any pixel the best class is at least L = max_c (min of c at the four corners),
     # and class k at most its largest corner, so a k whose largest corner is below L
     # (by more than the float rounding of the interpolation) never wins. Usually two
     # or three classes remain; the others' interpolation is skipped, not their order.
-    sy0, sy1, sly, sx0, sx1, slx = samples
-    ylo, yhi, ystart, ycount, ylam, xlo, xhi, xstart, xcount, xlam = cells
-    classes = low.shape[2]
+    ystart, ycount, ylam = cells[2], cells[3], cells[4]
+    xstart, xcount, xlam = cells[7], cells[8], cells[9]
+    classes = corners.shape[2]
     paint = colour.shape[0] > 0
     slots = 1
     for j in range(xcount.shape[0]):
         slots = max(slots, xcount[j])
-    cache = np.empty((2, sx0.shape[0], classes), np.float32)
-    tag = np.full((2, sx0.shape[0]), -1, np.int64)
     top = np.empty((slots, classes), np.float32)
     step = np.empty((slots, classes), np.float32)
     every, kept = np.arange(classes), np.empty(classes, np.int64)
     for n in range(ci.shape[0]):
         i, j = ci[n], cj[n]
-        for corner in range(4):  # as in _fix_cells
-            r = ylo[i] if corner < 2 else yhi[i]
-            c = xlo[j] if corner % 2 == 0 else xhi[j]
-            slot = r & 1
-            if tag[slot, c] != r:
-                tag[slot, c] = r
-                wy, wx = sly[r], slx[c]
-                a, b, p, q = sy0[r], sy1[r], sx0[c], sx1[c]
-                for k in range(classes):
-                    t = (low[a, q, k] - low[a, p, k]) * wx + low[a, p, k]
-                    u = (low[b, q, k] - low[b, p, k]) * wx + low[b, p, k]
-                    cache[slot, c, k] = (u - t) * wy + t
-        s0, s1, left, right = ylo[i] & 1, yhi[i] & 1, xlo[j], xhi[j]
         count, pick = classes, every
         # A frame's cells (~4 pixels) cost more to prune than their pixels do to label.
         if ycount[i] * xcount[j] >= _PRUNE:
             floor_, size = np.float32(-np.inf), np.float32(1)
             for k in range(classes):
-                v0, v1 = cache[s0, left, k], cache[s0, right, k]
-                v2, v3 = cache[s1, left, k], cache[s1, right, k]
+                v0, v1 = corners[n, 0, k], corners[n, 1, k]
+                v2, v3 = corners[n, 2, k], corners[n, 3, k]
                 floor_ = max(floor_, min(min(v0, v1), min(v2, v3)))
                 size = max(size, max(max(abs(v0), abs(v1)), max(abs(v2), abs(v3))))
             # Rounding moves an interpolated value by a few ulp of the corners' size.
             floor_ -= np.float32(1e-5) * size
             count, pick = 0, kept
             for k in range(classes):
-                v0, v1 = cache[s0, left, k], cache[s0, right, k]
-                v2, v3 = cache[s1, left, k], cache[s1, right, k]
+                v0, v1 = corners[n, 0, k], corners[n, 1, k]
+                v2, v3 = corners[n, 2, k], corners[n, 3, k]
                 if max(max(v0, v1), max(v2, v3)) >= floor_:
                     kept[count] = k
                     count += 1
@@ -232,16 +230,16 @@ def _fix_labels(low, ci, cj, samples, cells, out, palette, colour):
             wx = xlam[x0 + q]
             if count == classes:  # every class: contiguous, so LLVM vectorises it
                 for k in range(classes):
-                    v0, v1 = cache[s0, left, k], cache[s0, right, k]
-                    v2, v3 = cache[s1, left, k], cache[s1, right, k]
+                    v0, v1 = corners[n, 0, k], corners[n, 1, k]
+                    v2, v3 = corners[n, 2, k], corners[n, 3, k]
                     t = (v1 - v0) * wx + v0
                     top[q, k] = t
                     step[q, k] = (v3 - v2) * wx + v2 - t
                 continue
             for h in range(count):
                 k = pick[h]
-                v0, v1 = cache[s0, left, k], cache[s0, right, k]
-                v2, v3 = cache[s1, left, k], cache[s1, right, k]
+                v0, v1 = corners[n, 0, k], corners[n, 1, k]
+                v2, v3 = corners[n, 2, k], corners[n, 3, k]
                 t = (v1 - v0) * wx + v0
                 top[q, h] = t
                 step[q, h] = (v3 - v2) * wx + v2 - t
@@ -284,10 +282,12 @@ def fix_cells(low: np.ndarray, cells: np.ndarray, samples: tuple[np.ndarray, ...
     ci, cj, tables = _cell_tables(cells, grid)
     palette, colour = paint if paint is not None else (
         np.zeros((0, 3), np.uint8), np.zeros((0, 0, 3), np.uint8))
+    corners = np.empty((len(ci), 4, low.shape[2]), np.float32)
+    _corners(low, ci, cj, samples, tables, corners)
     if conf is None:
-        _fix_labels(low, ci, cj, samples, tables, out, palette, colour)
+        _fix_labels(corners, ci, cj, tables, out, palette, colour)
     else:
-        _fix_cells(low, ci, cj, samples, tables, out, conf, EXP2_TAYLOR, palette, colour)
+        _fix_cells(corners, ci, cj, tables, out, conf, EXP2_TAYLOR, palette, colour)
 
 
 @loop
