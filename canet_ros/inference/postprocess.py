@@ -134,8 +134,8 @@ class FramePost:
         """
         if kernels.available():
             rgb = self.colour("rgb") if rgb is None else rgb
-            if rgb.shape != frame.shape:  # (blend names both shapes)
-                return image_loops.blend(frame, rgb, alpha)
+            if rgb.shape != frame.shape:  # (checked whole: the bands would name slices)
+                raise ValueError(f"overlay: colour {rgb.shape} and frame {frame.shape} differ")
             out = image_loops.usable(out, frame.shape, np.uint8)
             out = np.empty(frame.shape, np.uint8) if out is None else out
             share_rows(helper, frame.shape[0], lambda rows: image_loops.blend(
