@@ -13,6 +13,7 @@
 # limitations under the License.
 
 """CPU precisions: the feature probe, the choice, refusals, int8 calibration, agreement."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -125,7 +126,10 @@ def tiny_graph(path):
     graph = helper.make_graph(
         nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2, 8, 8])], [w1, w2])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    # IR 8 (onnx 1.12, where opset 17 began): make_model would write the installed onnx's
+    # own IR, which an older onnxruntime refuses (onnx 1.23 writes 14, onnxruntime 1.30
+    # reads up to 13), and the test would fail on an install the package accepts.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     path.write_bytes(model.SerializeToString())
     return path
 
@@ -236,8 +240,11 @@ def test_auto_reports_what_it_chose(seeded):
     if "int8" in available_precisions():  # auto takes int8 once its graph is made
         SegmentationEngine(path, device="cpu", precision="int8", warmup=False)
     engine = SegmentationEngine(path, device="cpu", precision="auto", warmup=False)
-    expected = next((p for p in cpu_runners.AUTO_ORDER if p in available_precisions()),
-                    "fp32")
+    # auto takes a reduced precision only on OpenVINO, where its accuracy was measured
+    # (docs/performance.md); int8 on ONNX Runtime alone is for those who ask for it.
+    openvino = importlib.util.find_spec("openvino") is not None
+    expected = next((p for p in cpu_runners.AUTO_ORDER
+                     if p in available_precisions() and openvino), "fp32")
     assert engine.precision == expected
     assert engine.runtime == cpu_runners.runtime_for(expected)
 
