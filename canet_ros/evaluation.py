@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .classes import ClassSet
 from .metrics import ConfusionMatrix
 from .progress import progress
 
@@ -262,20 +263,14 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     ``precision`` other than fp32 (and ``auto``, which there means fp32) needs the engine
     path: the same engine, runtime and precision as segment-bag and the node.
     """
-    from .checkpoint import CheckpointError, class_set_from_metadata, load_checkpoint
-    from .data import EvalTransform, build_dataset, dataset_class_set
+    from .checkpoint import load_checkpoint
+    from .data import EvalTransform, build_dataset
     from .prior_correction import current_strength, set_prior_correction
 
     model, meta = load_checkpoint(checkpoint, map_location="cpu")
     if prior_correction is not None:
         set_prior_correction(model, meta, prior_correction, source=str(checkpoint))
-    cs = class_set_from_metadata(meta)
-    expected = dataset_class_set(dataset, data_root)
-    if cs.num_classes != expected.num_classes or (
-            dataset == "folder" and list(cs.names) != list(expected.names)):
-        raise CheckpointError(f"{checkpoint}: model predicts {cs.num_classes} classes "
-                              f"{list(cs.names)} but {data_root or dataset} has "
-                              f"{expected.num_classes}: {list(expected.names)}")
+    expected = _dataset_classes(checkpoint, meta, dataset, data_root)
     size = resolution or (tuple(meta["input_size"]) if meta.get("input_size") else None)
     ds = build_dataset(dataset, data_root, split, EvalTransform(meta["mean"], meta["std"], size),
                        include=include, exclude=exclude)
@@ -309,10 +304,31 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                    "seen_in_training": seen_in_training(meta.get("train_args") or {},
                                                         [p[0] for p in ds.pairs])})
     if save_vis:
-        from .visualize import save_confusion_matrix, save_iou_bar_chart
-
-        title = f"{dataset} {split}: mIoU {100 * float(result['miou']):.1f}%"
-        save_iou_bar_chart(result["per_class"], Path(save_vis) / "per_class_iou.png", title)
-        save_confusion_matrix(cm.matrix, expected.names, Path(save_vis) / "confusion_matrix.png")
+        _save_charts(result, cm, expected.names, Path(save_vis), f"{dataset} {split}")
     result["confusion_matrix"] = cm.matrix.tolist()
     return result
+
+
+def _dataset_classes(checkpoint: str, meta: dict, dataset: str, data_root: Optional[str]
+                     ) -> ClassSet:
+    """Return the dataset's class set, refusing a checkpoint that predicts other classes."""
+    from .checkpoint import CheckpointError, class_set_from_metadata
+    from .data import dataset_class_set
+
+    cs = class_set_from_metadata(meta)
+    expected = dataset_class_set(dataset, data_root)
+    if cs.num_classes != expected.num_classes or (
+            dataset == "folder" and list(cs.names) != list(expected.names)):
+        raise CheckpointError(f"{checkpoint}: model predicts {cs.num_classes} classes "
+                              f"{list(cs.names)} but {data_root or dataset} has "
+                              f"{expected.num_classes}: {list(expected.names)}")
+    return expected
+
+
+def _save_charts(result: dict, cm: ConfusionMatrix, names: Sequence[str], folder: Path,
+                 what: str) -> None:
+    from .visualize import save_confusion_matrix, save_iou_bar_chart
+
+    title = f"{what}: mIoU {100 * float(result['miou']):.1f}%"
+    save_iou_bar_chart(result["per_class"], folder / "per_class_iou.png", title)
+    save_confusion_matrix(cm.matrix, names, folder / "confusion_matrix.png")
