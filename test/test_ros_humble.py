@@ -41,6 +41,10 @@ NODE_VARIABLE = "node"
 RETURNS = {"get_logger": "RcutilsLogger", "create_publisher": "Publisher",
            "create_subscription": "Subscription", "create_timer": "Timer",
            "get_clock": "Clock", "get_parameter": "Parameter"}
+# Variables that hold our own objects, never rclpy's: (file, class). A newer rclpy may
+# name a member as they do (Kilted's has a ``namespace``, as SegmentLaunchPlan has); what
+# is read from them must be a member of that class, which the name-only check asserts.
+OWN_OBJECTS = {"plan": ("launch_config.py", "SegmentLaunchPlan")}
 
 
 class RclpyIndex:
@@ -272,15 +276,28 @@ def test_no_name_only_newer_rclpy_has():
     # Humble takes some as **kwargs (QoSProfile): there they appear as string literals.
     newer_keywords = {k for k in installed.all_keywords() - humble.all_keywords()
                       if f"'{k}'" not in humble.text}
+    own = {name: _members_of(REPO / "canet_ros" / file, cls)
+           for name, (file, cls) in OWN_OBJECTS.items()}
     used, keywords = set(), set()
     for path in OUR_MODULES:
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Attribute):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                    node.value.id in own:
+                assert node.attr in own[node.value.id], (path.name, node.value.id, node.attr)
+            elif isinstance(node, ast.Attribute):
                 used.add(node.attr)
             elif isinstance(node, ast.keyword) and node.arg:
                 keywords.add(node.arg)
     assert not used & newer and not keywords & newer_keywords, (used & newer,
                                                                 keywords & newer_keywords)
+
+
+def _members_of(path, name):
+    """Fields and methods that class ``name`` of ``path`` defines."""
+    cls = next(n for n in ast.parse(path.read_text()).body
+               if isinstance(n, ast.ClassDef) and n.name == name)
+    return {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign)} | {
+        n.name for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
 
 def test_the_check_sees_jazzy_only_usage(humble):
