@@ -125,14 +125,26 @@ def _byte_view(data: Any, context: str) -> np.ndarray:
         try:
             raw = np.frombuffer(data, dtype=np.uint8)
         except (TypeError, ValueError):
-            # Plain sequences of ints (hand-built messages) have no buffer to share.
-            try:
-                raw = np.asarray(data, dtype=np.uint8).reshape(-1)
-            except (TypeError, ValueError, OverflowError) as exc:
-                raise ImageCodecError(f"{context}: data is not a byte sequence ({exc})") from None
+            raw = _ints_as_bytes(data, context)
     if raw.size == 0:
         raise ImageCodecError(f"{context}: data is empty")
     return raw
+
+
+def _ints_as_bytes(data: Any, context: str) -> np.ndarray:
+    """Plain sequences of ints (hand-built messages), which have no buffer to share."""
+    # Checked here, not left to the cast: numpy 1.x wraps 300 to 44 and 1.5 to 1 silently.
+    try:
+        values = np.asarray(data)
+    except (TypeError, ValueError) as exc:
+        raise ImageCodecError(f"{context}: data is not a byte sequence ({exc})") from None
+    if values.dtype.kind not in "iu" and values.size:
+        raise ImageCodecError(f"{context}: data is not a byte sequence (holds "
+                              f"{values.dtype} values, not integers 0-255)")
+    if values.size and (values.min() < 0 or values.max() > 255):
+        raise ImageCodecError(f"{context}: data is not a byte sequence (values "
+                              f"{values.min()}..{values.max()}, not 0-255)")
+    return values.astype(np.uint8).reshape(-1)
 
 
 def _native_view(msg: Any, encoding: str, layout: _Layout) -> np.ndarray:
