@@ -17,7 +17,6 @@
 Speeds are never asserted: this machine's cores are shared and timings are noise.
 """
 import argparse
-import importlib.util
 import json
 import math
 
@@ -25,7 +24,7 @@ import pytest
 
 from canet_ros.benchmark import LABEL_STAGES, STAGES, load_frame, run_benchmark
 from canet_ros.cli import benchmark as cli
-from canet_ros.inference import EngineError
+from canet_ros.inference import EngineError, kernels
 
 NUMBERS = ("model_ms", "model_p99_ms", "pipeline_ms", "pipeline_p99_ms", "model_fps",
            "pipeline_fps", "gmacs", "model_gflops", "reference_gflops", "peak_host_mb",
@@ -134,7 +133,7 @@ def test_cli_json_with_compare(capsys):
     if openvino_available():
         expected |= {"openvino_f32_canet"} | ({"openvino_bf16_canet"} if "bf16" in native
                                               else set())
-    if importlib.util.find_spec("numba") is not None:  # the frame path with and without
+    if kernels.installed():  # numba imports: the frame path with and without its loops
         expected |= {"labels_numba_loops", "labels_opencv_loops"}
     assert set(compare) == expected
     for name, value in compare.items():

@@ -14,13 +14,12 @@
 
 
 """The node says which precision and runtime run (``auto`` resolved), not what was asked."""
-import importlib.util
 import os
 
 import pytest
 from ros_helpers import Rig
 
-from canet_ros.inference import cpu_features, cpu_runners
+from canet_ros.inference import cpu_features, cpu_runners, kernels
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 pytest.importorskip("onnxruntime")
@@ -51,9 +50,9 @@ def auto_here(seeded):
 
 def check_reports(node, precision, runtime):
     assert node.engine.precision_label == f"{precision} on {runtime}"
-    # The numba loops run wherever numba is installed and CANET_ROS_NUMBA is not 0.
-    compiled = (importlib.util.find_spec("numba") is not None
-                and os.environ.get("CANET_ROS_NUMBA", "1") != "0")
+    # The numba loops run wherever numba imports and CANET_ROS_NUMBA is not 0 (a numba
+    # that is found but fails to import, e.g. without pkg_resources, does not count).
+    compiled = kernels.installed() and os.environ.get("CANET_ROS_NUMBA", "1") != "0"
     loops = ", numba loops" if compiled else ""
     assert f"({precision} on {runtime}{loops}); input " in node._ready_message()
     values = node._static_key_values()

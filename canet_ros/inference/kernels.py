@@ -74,7 +74,10 @@ def _numba() -> Any:
     # Imported on first use (0.3 s): a CUDA engine never needs it.
     try:
         import numba
-    except ImportError:
+    except ImportError as exc:
+        if exc.name != "numba":  # installed but broken (no pkg_resources, numpy too new)
+            log.warning("numba is installed but does not import (%s); the CPU frame path "
+                        "uses OpenCV/numpy", exc)
         return None
     except Exception as exc:  # noqa: BLE001 -- a broken install must not stop the node
         log.warning("numba does not load (%s); the CPU frame path uses OpenCV/numpy", exc)
