@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``canet info``: the model's size, measured on the real module."""
+"""``canet info``: the model's size, measured on the real module; ``--system``: the machine's."""
 from __future__ import annotations
 
 import argparse
@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=positive_int, default=1024)
     p.add_argument("--checkpoint", help="describe this checkpoint ('default' = bundled model) "
                    "instead of a fresh model")
+    p.add_argument("--system", action="store_true", help="describe this machine instead: "
+                   "torch and CUDA, the CPU's precisions and runtimes, what precision auto "
+                   "tries, whether the numba loops run and why not; no model is loaded")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -136,6 +139,12 @@ def _print_checkpoint(info: Dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # A bad checkpoint raises CheckpointError: run_command prints it as "error:", status 1.
+    if args.system:
+        from .info_system import report_lines, system_report
+
+        report = system_report()
+        print(json.dumps(report) if args.json else "\n".join(report_lines(report)))
+        return 0
     if args.checkpoint:
         info = _checkpoint_info(args.checkpoint)
         info["metrics_note"] = history_note(info)

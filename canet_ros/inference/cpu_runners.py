@@ -47,8 +47,8 @@ from .onnx_runtime import OnnxRunner, onnxruntime_available
 from .openvino_runner import OpenVinoRunner, openvino_available
 from .results import EngineError, cpu_name
 
-__all__ = ["AUTO_ORDER", "CPU_CHOICES", "INT8_WAITING", "choose_precision", "make_cpu_runner",
-           "runtime_for"]
+__all__ = ["AUTO_ORDER", "CPU_CHOICES", "INT8_WAITING", "auto_candidates", "choose_precision",
+           "make_cpu_runner", "runtime_for"]
 
 log = logging.getLogger("canet_ros.inference")
 CPU_CHOICES = ("fp32", "bf16", "int8", "auto")
@@ -82,7 +82,7 @@ def choose_precision(precision: str, runtime: str = "auto",
                           f"{', '.join(CPU_CHOICES)}")
     native = cpu_features.cpu_precisions(flags)
     if precision == "auto":
-        return _auto_candidates(runtime, native)[0]
+        return auto_candidates(runtime, native)[0]
     if precision not in native:
         raise EngineError(f"precision {precision!r}: this CPU ({cpu_name()}) lacks "
                           f"{_NEEDS[precision]}; it would run emulated, slower than fp32. "
@@ -95,7 +95,7 @@ def choose_precision(precision: str, runtime: str = "auto",
     return precision
 
 
-def _auto_candidates(runtime: str, native: tuple[str, ...]) -> list[str]:
+def auto_candidates(runtime: str, native: tuple[str, ...]) -> list[str]:
     """Return what auto may take here, fastest first; fp32 always last."""
     return [p for p in AUTO_ORDER if p == "fp32" or (
         p in native and runtime_for(p, runtime) == _AUTO_RUNTIME[p])]
@@ -116,7 +116,7 @@ def make_cpu_runner(graph: Path | bytes, size: tuple[int, int], num_classes: int
         return _build(graph, size, num_classes, choose_precision(precision, runtime), runtime,
                       preprocess, threads)
     runner, waiting = None, False
-    for chosen in _auto_candidates(runtime, cpu_features.cpu_precisions())[:-1]:
+    for chosen in auto_candidates(runtime, cpu_features.cpu_precisions())[:-1]:
         if chosen == "int8" and not _int8_ready(graph):
             waiting = True
             continue

@@ -41,9 +41,10 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["AxisTables", "ENV", "EXP2_TAYLOR", "argmax", "available", "installed", "loop",
-           "loops_for", "resize_normalise"]
+           "loops_for", "loops_status", "resize_normalise"]
 
 ENV = "CANET_ROS_NUMBA"
+_ABSENT = "numba is not installed (pip install canet_ros[numba])"
 # Taylor coefficients of 2^u = exp(u ln 2), |u| <= 1/2: (ln 2)^k / k!, k = 6 .. 0 (Horner
 # order), within 2e-7 relative: with 2^n from exponent bits, the loops' vectorised exp.
 _LN2 = 0.6931471805599453
@@ -69,20 +70,36 @@ def loops_for(device_type: str) -> str | None:
     return "numba" if available() else "opencv"
 
 
+def loops_status() -> tuple[bool, str]:
+    """Return (True, "numba X") where the compiled loops run, else (False, why they do not)."""
+    module = _numba()
+    if module is None:
+        return False, _import_numba()[1] or "numba does not import"
+    if not available():
+        return False, f"numba {module.__version__} is switched off by {ENV}=0"
+    return True, f"numba {module.__version__}"
+
+
 @functools.lru_cache(maxsize=1)
 def _numba() -> Any:
     # Imported on first use (0.3 s): a CUDA engine never needs it.
+    module, problem = _import_numba()
+    if module is None and problem != _ABSENT:  # installed but broken: say so, once
+        log.warning("%s; the CPU frame path uses OpenCV/numpy", problem)
+    return module
+
+
+def _import_numba() -> tuple[Any, str | None]:
     try:
         import numba
     except ImportError as exc:
-        if exc.name != "numba":  # installed but broken (no pkg_resources, numpy too new)
-            log.warning("numba is installed but does not import (%s); the CPU frame path "
-                        "uses OpenCV/numpy", exc)
-        return None
+        if exc.name == "numba":
+            return None, _ABSENT
+        # e.g. no pkg_resources (numba < 0.57 on setuptools >= 81), or a numpy it predates
+        return None, f"numba is installed but does not import ({exc})"
     except Exception as exc:  # noqa: BLE001 -- a broken install must not stop the node
-        log.warning("numba does not load (%s); the CPU frame path uses OpenCV/numpy", exc)
-        return None
-    return numba
+        return None, f"numba does not load ({exc})"
+    return numba, None
 
 
 class _Loop:
