@@ -286,3 +286,23 @@ def describe(report: dict[str, Any]) -> str:
               f"  command:   {call['command']}",
               f"  timeout_s: {call['timeout_s']}"]
     return "\n".join(lines)
+
+
+def dry_subset(src: Path, dst: Path, per_drive: int = 4) -> Path:
+    """Return the first few frames of each drive in each split, linked: same files, tiny epochs."""
+    for split in ("train", "val"):
+        if not (src / split).is_dir():
+            continue
+        taken: dict[str, int] = {}
+        for name in sorted(p.name for p in (src / split).iterdir()):
+            drive = name.split("_")[0]
+            if taken.get(drive, 0) >= per_drive:
+                continue
+            taken[drive] = taken.get(drive, 0) + 1
+            for folder in (split, f"{split}annot"):
+                (dst / folder).mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(src / folder / name, dst / folder / name)
+                except OSError:  # another file system
+                    shutil.copy2(src / folder / name, dst / folder / name)
+    return dst

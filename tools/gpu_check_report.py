@@ -105,9 +105,16 @@ def _head_lines(ctx: Context) -> list[str]:
             f", {res.get('wall_s', '...')} s of {ctx.budget_s:.0f}"]
     if not card:
         return head + ["card: not probed (setup not asked)"]
-    return head + [f"card: {card.get('name') or '?'} ({card.get('memory') or 'no GPU'}, "
-                   f"driver {card.get('driver') or '-'}); torch {card.get('torch')} sees "
-                   f"{card.get('torch_device') or '?'}; Python {card.get('python')}"]
+    head.append(f"card: {card.get('name') or '?'} ({card.get('memory') or 'no GPU'}, "
+                f"driver {card.get('driver') or '-'}); torch {card.get('torch')} sees "
+                f"{card.get('torch_device') or '?'}; Python {card.get('python')}")
+    system = res.get("system") or {}
+    if system:  # canet info --system, as the package saw the machine
+        torch_ = system.get("torch") or {}
+        head.append(f"package view: CUDA {torch_.get('cuda_build')} available "
+                    f"{torch_.get('cuda_available')}, devices {torch_.get('cuda_devices')}; "
+                    f"CPU loops: {(system.get('numba') or {}).get('status')}")
+    return head
 
 
 def _tests_line(tests: dict[str, Any]) -> str:

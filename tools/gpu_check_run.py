@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from gpu_check_prepare import dry_subset
 from gpu_check_tests import find_cuda_tests
 
 STEPS = ("setup", "tests", "bench", "train")
@@ -195,6 +196,11 @@ def step_setup(ctx: Context) -> dict[str, Any]:
            "--no-build-isolation", *target, "."]
     res["package"] = run_proc(ctx, cmd, log, ctx.box(120))
     ctx.results["card"] = _card(ctx, log)
+    # canet info --system: torch's CUDA, the libraries' versions, as the package sees them.
+    system = ctx.work / "logs" / "system.json"
+    res["system"] = run_proc(ctx, [*ctx.python(), "-m", "canet_ros.cli", "info", "--system",
+                                   "--json"], log, ctx.box(60), stdout=system)
+    ctx.results["system"] = _read_json(system)
     res["ok"] = all(v.get("rc") in (0, None) for v in res.values() if isinstance(v, dict))
     return res
 
@@ -338,26 +344,6 @@ def _clean_folders(ctx: Context) -> str | None:
             shutil.rmtree(old) if old.is_dir() else old.unlink()
     marker.touch()
     return None
-
-
-def dry_subset(src: Path, dst: Path, per_drive: int = 4) -> Path:
-    """Return the first few frames of each drive in each split, linked: same files, tiny epochs."""
-    for split in ("train", "val"):
-        if not (src / split).is_dir():
-            continue
-        taken: dict[str, int] = {}
-        for name in sorted(p.name for p in (src / split).iterdir()):
-            drive = name.split("_")[0]
-            if taken.get(drive, 0) >= per_drive:
-                continue
-            taken[drive] = taken.get(drive, 0) + 1
-            for folder in (split, f"{split}annot"):
-                (dst / folder).mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(src / folder / name, dst / folder / name)
-                except OSError:  # another file system
-                    shutil.copy2(src / folder / name, dst / folder / name)
-    return dst
 
 
 def run_all(args: argparse.Namespace, repo: Path) -> int:
