@@ -138,12 +138,9 @@ def _ints_as_bytes(data: Any, context: str) -> np.ndarray:
         values = np.asarray(data)
     except (TypeError, ValueError) as exc:
         raise ImageCodecError(f"{context}: data is not a byte sequence ({exc})") from None
-    if values.dtype.kind not in "iu" and values.size:
-        raise ImageCodecError(f"{context}: data is not a byte sequence (holds "
-                              f"{values.dtype} values, not integers 0-255)")
-    if values.size and (values.min() < 0 or values.max() > 255):
-        raise ImageCodecError(f"{context}: data is not a byte sequence (values "
-                              f"{values.min()}..{values.max()}, not 0-255)")
+    if values.size and (values.dtype.kind not in "iu" or values.min() < 0 or values.max() > 255):
+        raise ImageCodecError(f"{context}: data is not a byte sequence of integers 0-255 "
+                              f"(holds {values.dtype})")
     return values.astype(np.uint8).reshape(-1)
 
 
@@ -154,16 +151,14 @@ def _native_view(msg: Any, encoding: str, layout: _Layout) -> np.ndarray:
         raise ImageCodecError(f"{context}: zero-size image (height and width must be > 0)")
     pixel_bytes = layout.channels * layout.itemsize
     if step < width * pixel_bytes:
-        raise ImageCodecError(
-            f"{context}: step {step} is smaller than width*pixel size = {width}*{pixel_bytes}"
-        )
+        raise ImageCodecError(f"{context}: step {step} is smaller than width*pixel size = "
+                              f"{width}*{pixel_bytes}")
     if layout.colour == "yuv" and width % 2:
         raise ImageCodecError(f"{context}: YUV 4:2:2 needs an even width, got {width}")
     raw = _byte_view(_field(msg, "data"), context)
     if raw.size < height * step:
-        raise ImageCodecError(
-            f"{context}: data has {raw.size} bytes, expected at least height*step = {height * step}"
-        )
+        raise ImageCodecError(f"{context}: data has {raw.size} bytes, expected at least "
+                              f"height*step = {height * step}")
     if layout.itemsize == 1:
         dtype = np.dtype(np.uint8)
     else:
@@ -182,9 +177,7 @@ def _native_view(msg: Any, encoding: str, layout: _Layout) -> np.ndarray:
 
 
 def _to_eight_bit(img: np.ndarray) -> np.ndarray:
-    if img.dtype == np.uint8:
-        return img
-    return (img >> 8).astype(np.uint8)
+    return img if img.dtype == np.uint8 else (img >> 8).astype(np.uint8)
 
 
 def _cv_convert(img: np.ndarray, code: int, context: str) -> np.ndarray:
@@ -256,9 +249,8 @@ def _payload(raw: np.ndarray, fmt: _CompressedFormat, context: str) -> np.ndarra
         if fmt.source_encoding not in ("", "16uc1", "mono16"):
             # 32FC1 depth is stored as quantised inverse depth; decoding it as plain
             # uint16 would be a silently wrong image.
-            raise ImageCodecError(
-                f"{context}: compressedDepth for '{fmt.source_encoding}' is not supported"
-            )
+            raise ImageCodecError(f"{context}: compressedDepth for "
+                                  f"'{fmt.source_encoding}' is not supported")
         return raw[_DEPTH_HEADER_BYTES:]
     raise ImageCodecError(f"{context}: data is neither JPEG nor PNG (starts with {head[:8]!r})")
 
@@ -308,9 +300,8 @@ def to_frame(msg: Any, order: str = "rgb") -> np.ndarray:
         return image_to_array(msg, order)
     if hasattr(msg, "format"):
         return compressed_to_array(msg, order)
-    raise ImageCodecError(
-        f"{type(msg).__name__} is neither an Image (encoding) nor a CompressedImage (format)"
-    )
+    raise ImageCodecError(f"{type(msg).__name__} is neither an Image (encoding) nor a "
+                          "CompressedImage (format)")
 
 
 def native_order(msg: Any) -> str:
@@ -326,9 +317,8 @@ def _encode(array_in: np.ndarray, encoding: str) -> tuple[int, int, int, np.ndar
     """Validate `array_in` for `encoding`; return height, width, step and flat bytes."""
     spec = _OUTPUT_ENCODINGS.get(encoding)
     if spec is None:
-        raise ImageCodecError(
-            f"cannot encode to '{encoding}' (supported: {', '.join(_OUTPUT_ENCODINGS)})"
-        )
+        raise ImageCodecError(f"cannot encode to '{encoding}' (supported: "
+                              f"{', '.join(_OUTPUT_ENCODINGS)})")
     dtype, ndim = spec
     if not isinstance(array_in, np.ndarray):
         raise ImageCodecError(f"'{encoding}' needs a numpy array, got {type(array_in).__name__}")

@@ -18,6 +18,7 @@ ROS traffic of a test run stays on this machine and in a domain no other run use
 the same time; ONNX exports go to a per-run folder, never the user's cache;
 torch-heavy modules can ask for one thread.
 """
+import builtins
 import fcntl
 import os
 import signal
@@ -167,6 +168,26 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def numba_import_fails(monkeypatch):
+    """``import numba`` fails as numba < 0.57 does without pkg_resources (setuptools >= 81)."""
+    from canet_ros.inference import kernels
+
+    real_import = builtins.__import__
+
+    def needs_pkg_resources(name, *args, **kwargs):
+        if name == "numba":
+            raise ModuleNotFoundError("No module named 'pkg_resources'", name="pkg_resources")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delenv(kernels.ENV, raising=False)
+    monkeypatch.setattr(builtins, "__import__", needs_pkg_resources)
+    kernels._numba.cache_clear()  # forget what an earlier import found, now and after
+    yield
+    monkeypatch.undo()
+    kernels._numba.cache_clear()
 
 
 @pytest.fixture(params=["opencv", "numba"])
