@@ -17,6 +17,7 @@ import importlib.util
 import json
 import os
 import platform
+import subprocess
 import sys
 
 import cv2
@@ -113,3 +114,14 @@ def test_the_text_report_names_torch_and_the_device(capsys):
     assert f"torch {torch.__version__}: " in out
     if not torch.cuda.is_available():
         assert "device auto runs on the CPU" in out
+
+
+def test_without_torch_the_report_says_so_and_still_describes_the_cpu():
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['torchvision'] = None\n"
+            "from canet_ros.cli import main; sys.exit(main(['info', '--system']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[1] == "torch: not installed (README.md, 'Installing torch')"
+    assert lines[2].startswith("CPU: ") and "  fp32: runs on " in proc.stdout

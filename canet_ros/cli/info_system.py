@@ -55,7 +55,7 @@ def _torch_state() -> Dict[str, Any]:
         import torch
     except ImportError:
         return {"installed": False, "device_auto": None,
-                "why": "torch is not installed (README.md, 'Installing torch')"}
+                "why": "not installed (README.md, 'Installing torch')"}
     cuda = torch.cuda.is_available()
     devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] \
         if cuda else []
@@ -104,7 +104,7 @@ def report_lines(report: Dict[str, Any]) -> List[str]:
                f"the CPU" if torch_["cuda_build"] else "a CPU-only build: device auto runs on "
                "the CPU")
     lines = [f"Python {report['python']}, canet_ros {report['packages']['canet_ros']}",
-             f"torch {torch_.get('version', '-')}: {gpu}",
+             f"torch {torch_['version']}: {gpu}" if torch_["installed"] else f"torch: {gpu}",
              f"CPU: {cpu['name']}, {cpu['threads']} threads for this process; features: "
              f"{', '.join(cpu['features']) or 'none that matter'}"]
     for precision in cpu["native_precisions"]:
