@@ -168,16 +168,15 @@ def test_device_side_compute_matches_cpu_path(make_engine, checkpoint, camvid_fr
     slip in either moves about 2 % of them), the same colours, and overlays and
     confidences within one grey level of each other.
     """
-    from canet_ros.inference import torch_backend
     from canet_ros.inference.results import Request
 
     engine = make_engine(runtime="torch", output_size=output_size, resolution=resolution)
-    torch_backend.setup_device_tables(engine)
+    device_path = engine._make_device_path(engine._runner)
     rgb = camvid_frames[1]
     frame = rgb if order == "rgb" else np.ascontiguousarray(rgb[..., ::-1])
     request = Request(order, color=True, overlay=True, confidence=True, alpha=0.3)
     with torch.inference_mode():
-        outs = torch_backend.compute(engine, torch.from_numpy(frame), request)
+        outs = device_path.compute(torch.from_numpy(frame), request)
     res = engine.infer(frame, order, color=True, overlay=True, confidence=True, alpha=0.3)
     out_hw = rgb.shape[:2] if output_size == "input" else resolution[::-1]
     logits = reference_logits(checkpoint[1], rgb, resolution, out_hw)

@@ -14,9 +14,9 @@
 
 """The package's own imports, read from the source: no loops, and nothing below cli uses it.
 
-Lazy imports inside functions count (they still tie the modules together); imports under
-``if TYPE_CHECKING:`` do not, since they never run (inference/torch_backend.py says why it
-has one).
+Every import counts: lazy ones inside functions and those under ``if TYPE_CHECKING:`` still
+tie the modules together (the engine's torch side takes what it needs as arguments, so it
+names no engine type).
 """
 import ast
 from pathlib import Path
@@ -29,14 +29,6 @@ def _module_name(path: Path, root: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _type_checking_nodes(tree: ast.AST) -> set[int]:
-    skip = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip.update(id(n) for child in node.body for n in ast.walk(child))
-    return skip
-
-
 def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
     """Map each module to the package modules it imports.
 
@@ -46,12 +38,9 @@ def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
     graph = {}
     for name, path in files.items():
         tree = ast.parse(path.read_text(), filename=str(path))
-        skip = _type_checking_nodes(tree)
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         deps = set()
         for node in ast.walk(tree):
-            if id(node) in skip:
-                continue
             if isinstance(node, ast.Import):
                 deps.update(a.name for a in node.names if a.name in files)
                 continue
@@ -103,7 +92,7 @@ def import_loops(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_graph_reader_sees_a_known_loop(tmp_path):
-    # Two modules importing each other, one of them lazily, and a third only for typing.
+    # Two modules importing each other, one of them lazily; two more, one side for typing.
     pkg = tmp_path / "canet_ros"
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
@@ -111,13 +100,15 @@ def test_graph_reader_sees_a_known_loop(tmp_path):
     (pkg / "sub" / "a.py").write_text("def f():\n    from . import b\n")
     (pkg / "sub" / "b.py").write_text("from .a import f\n")
     (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-                              "    from .sub import a\n")
+                              "    from .sub import a\n    from . import e\n")
+    (pkg / "e.py").write_text("from .c import g\n")
     (pkg / "sub" / "d.py").write_text("from ..c import x\nfrom canet_ros.sub.b import y\n")
     graph = import_graph(pkg)
     assert graph["canet_ros.sub.a"] == {"canet_ros.sub.b"}
-    assert graph["canet_ros.c"] == set()
+    assert graph["canet_ros.c"] == {"canet_ros.sub.a", "canet_ros.e"}
     assert graph["canet_ros.sub.d"] == {"canet_ros.c", "canet_ros.sub.b"}
-    assert import_loops(graph) == [["canet_ros.sub.a", "canet_ros.sub.b"]]
+    assert sorted(import_loops(graph)) == [["canet_ros.c", "canet_ros.e"],
+                                           ["canet_ros.sub.a", "canet_ros.sub.b"]]
 
 
 def test_no_import_loops():

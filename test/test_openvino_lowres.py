@@ -135,11 +135,11 @@ def test_engine_labels_from_lowres_logits_equal_the_upsampled_argmax(seeded, fra
                 for f in frames]
     # The network-size logits' confidence (test_frame_path checks it against torch).
     confidence = [engine.infer(f, confidence=True).confidence for f in frames]
-    engine.set_runner(ov)
+    engine._runner = ov
     for frame, labels, conf in zip(frames, expected, confidence, strict=True):
         result = engine.infer(frame, color=True)
         assert np.mean(result.labels == labels) >= 0.999
-        np.testing.assert_array_equal(result.color, engine._palette["rgb"][result.labels])
+        np.testing.assert_array_equal(result.color, engine.class_set.palette()[result.labels])
         # With the numba loops the confidence comes from the 1/8 logits too; without,
         # that frame takes the upsampled logits. The same labels either way.
         both = engine.infer(frame, confidence=True)

@@ -30,7 +30,6 @@ import logging
 import os
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -104,32 +103,25 @@ class SegmentationEngine:
         self.output_size = choose(output_size, ("input", "network"), "output_size")
         runtime = choose(runtime, ("auto", "torch", "onnxruntime"), "runtime")
         self.overlay_alpha = overlay_alpha
-        if resolution is not None:
-            resolution = self._parse_resolution(resolution)
+        try:
+            resolution = None if resolution is None else pre.parse_resolution(resolution)
+        except ValueError as exc:
+            raise EngineError(str(exc)) from None
         self._lock = threading.RLock()
-        self._grids: OrderedDict[tuple, Any] = OrderedDict()
+        self._grids = up.GridCache(MAX_GRIDS)
         self._model: nn.Module | None = None
         self._device: torch.device | None = None
-        self._pipeline: Any = None
+        self._pipeline: Any = None  # the CUDA path's streams and buffers; None on the CPU
+        self._device_path: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self.checkpoint_path: Path | None = None
         if not self._from_cache(checkpoint, backbone, device, runtime, resolution):
-            # Lazy: torch_backend imports torch. It gets this engine to finish and names
-            # SegmentationEngine only for type checking, so the import runs one way.
-            from .torch_backend import build
-
-            build(self, checkpoint, backbone, class_set, device, runtime, resolution, cuda_graph)
+            self._from_torch(checkpoint, backbone, class_set, device, runtime, resolution,
+                             cuda_graph)
         if warmup:
             self._warmup()
 
     # -- construction -------------------------------------------------------------------
-    @staticmethod
-    def _parse_resolution(value: Any) -> tuple[int, int]:
-        try:
-            return pre.parse_resolution(value)
-        except ValueError as exc:
-            raise EngineError(str(exc)) from None
-
     def _from_cache(self, checkpoint: PathLike | None, backbone: str | None, device: str,
                     runtime: str, resolution: tuple[int, int] | None) -> bool:
         """Build a CPU/ONNX Runtime engine from the cached export, without torch, if one is."""
@@ -149,7 +141,7 @@ class SegmentationEngine:
         if backbone is not None and backbone != meta["backbone"]:
             raise EngineError(f"{path}: a checkpoint for the {meta['backbone']} backbone, "
                               f"not for {backbone} as asked")
-        self.describe(meta, class_set_from_metadata(meta), path, entry.size)
+        self._describe(meta, class_set_from_metadata(meta), path, entry.size)
         try:
             runner = make_cpu_runner(entry.path, entry.size, self.num_classes, self.precision,
                                      runtime, lambda frame: self._pre(frame, "rgb"))
@@ -160,13 +152,39 @@ class SegmentationEngine:
             return False
         self.device_type, self.device_name, self.runtime = "cpu", cpu_name(), runner.runtime
         self.precision = runner.precision
-        self.set_runner(runner)
+        self._runner = runner
         log.debug("engine from the cached ONNX export %s (torch not loaded)", entry.path)
         return True
 
-    def describe(self, meta: dict[str, Any], classes: ClassSet, path: Path | None,
-                 resolution: tuple[int, int]) -> None:
-        """Record what the model is; set up the tables every path uses (for builders)."""
+    def _from_torch(self, checkpoint: PathLike | None, backbone: str | None,
+                    class_set: str | ClassSet, device: str, runtime: str,
+                    resolution: tuple[int, int] | None, cuda_graph: bool) -> None:
+        from . import torch_backend as tb  # lazy: torch stays out of cached CPU starts
+
+        loaded = tb.load(checkpoint, backbone, class_set, device, self.precision, runtime,
+                         resolution)
+        self.device_type, self.device_name = loaded.device.type, loaded.device_name
+        self._describe(loaded.meta, loaded.classes, loaded.path, loaded.size)
+        if loaded.device.type == "cuda":
+            runner = tb.cuda_runner(loaded)
+            self._device_path = self._make_device_path(runner, cuda_graph)
+            self._pipeline = self._device_path.pipeline(self._lock)
+        else:
+            runner = tb.cpu_runner(loaded, runtime, lambda frame: self._pre(frame, "rgb"))
+        self.runtime, self.precision = runner.runtime, runner.precision
+        self._runner, self._model, self._device = runner, loaded.model, loaded.device
+
+    def _make_device_path(self, runner: Any, cuda_graph: bool = False) -> Any:
+        """Return the CUDA frame path over this engine's tables (tests run it on the CPU)."""
+        from .torch_backend import DevicePath
+
+        return DevicePath(runner, self.resolution, self._mean, self._std, self._palette,
+                          self.label_dtype, tta=self.tta, out_hw=self.out_hw, grid=self.grid,
+                          cuda_graph=cuda_graph)
+
+    def _describe(self, meta: dict[str, Any], classes: ClassSet, path: Path | None,
+                  resolution: tuple[int, int]) -> None:
+        """Record what the model is; set up the tables every path uses."""
         self.backbone = str(meta["backbone"])
         self.class_set, self.num_classes = classes, classes.num_classes
         if len(classes.colors) != classes.num_classes:
@@ -179,24 +197,18 @@ class SegmentationEngine:
             self.label_dtype = post.label_dtype(self.num_classes)
         except ValueError as exc:
             raise EngineError(str(exc)) from None
-        self._palette = {"rgb": classes.palette()[: self.num_classes]}
-        self._palette["bgr"] = np.ascontiguousarray(self._palette["rgb"][:, ::-1])
-        self._packed = up.pack_palette(self._palette["rgb"])
+        self._palette = classes.palette()[: self.num_classes]
+        self._packed = up.pack_palette(self._palette)
         self._pre = pre.Preprocessor(resolution, self._mean, self._std)
 
-    def set_runner(self, runner: Any, model: nn.Module | None = None,
-                   device: torch.device | None = None) -> None:
-        self._runner, self._model = runner, model if model is not None else self._model
-        self._device = device if device is not None else self._device
-
     def _warmup(self) -> None:
-        if self._pipeline is not None:
-            from .torch_backend import warm_up_cuda
-
-            warm_up_cuda(self)
-            return
         width, height = self.resolution
         frame = np.zeros((height, width, 3), np.uint8)
+        if self._device_path is not None:
+            self._device_path.prepare(self.prepare_model_input)
+            for _ in range(2):  # both of the frame shape's pinned slots
+                self.infer(frame, color=True, overlay=True, confidence=True)
+            return
         self.infer(frame, color=True, overlay=True, confidence=True)
         if kernels.available():  # the camera-size loops compile (or load) now, not on frame 1
             self.infer(np.zeros((height + 8, width + 8, 3), np.uint8), color=True, overlay=True,
@@ -323,18 +335,7 @@ class SegmentationEngine:
     def grid(self, out_hw: tuple[int, int], make: Any = None,
              in_hw: tuple[int, int] | None = None) -> Any:
         """Cell tables from network size (or ``in_hw``) to ``out_hw`` (None if the same)."""
-        width, height = self.resolution
-        in_hw = (height, width) if in_hw is None else tuple(in_hw)
-        if tuple(out_hw) == in_hw:
-            return None
-        key = (in_hw, tuple(out_hw), make is not None)
-        if key not in self._grids:
-            while len(self._grids) >= MAX_GRIDS:
-                self._grids.popitem(last=False)
-            cells = up.CellGrid(in_hw, key[1])
-            self._grids[key] = make(cells) if make is not None else cells
-        self._grids.move_to_end(key)
-        return self._grids[key]
+        return self._grids.get(self.resolution[::-1] if in_hw is None else in_hw, out_hw, make)
 
     def _helper(self) -> ThreadPoolExecutor | None:
         """Return a worker thread for the frame path's independent halves (None on 1 CPU)."""

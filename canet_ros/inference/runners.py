@@ -65,10 +65,13 @@ def _exact_fp32():
 class TorchRunner:
     """The torch model on its device, in its precision, optionally replayed as a CUDA graph."""
 
+    runtime = "torch"
+
     def __init__(self, model: nn.Module, device: torch.device, dtype: torch.dtype,
                  channels_last: bool):
         self.model = model.to(device=device, dtype=dtype).eval()
         self.device, self.dtype = device, dtype
+        self.precision = {torch.float32: "fp32", torch.float16: "fp16"}[dtype]
         self.channels_last = channels_last
         self._exact = dtype == torch.float32 and device.type == "cuda"
         self._graph: Any = None

@@ -15,13 +15,17 @@
 """The engine's torch side: loading the model, the CPU runtimes' setup, the CUDA path.
 
 Imported only when a torch model is needed: no cached ONNX export yet, ``runtime=
-"torch"``, an untrained model, or a GPU.
+"torch"``, an untrained model, or a GPU. Nothing here knows the engine: ``load`` and the
+runner builders return what the engine stores, and ``DevicePath`` is given the tables and
+callables it works with, so the import runs one way (engine -> here).
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,14 +54,22 @@ from .onnx_runtime import (
 from .results import EngineError, Request, cpu_name, resolve_device
 from .runners import CudaPipeline, TorchRunner
 
-if TYPE_CHECKING:
-    from .engine import SegmentationEngine
-# That is the one arrow back to engine.py, and for type checking only: at run time the
-# engine imports this module (lazily, to keep torch out of the start-up path) and hands
-# itself to build()/compute(), which fill in its torch side; nothing here imports it.
-
 log = logging.getLogger("canet_ros.inference")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+
+
+@dataclass
+class TorchModel:
+    """A loaded model and what the engine records about it (``load``'s result)."""
+
+    model: nn.Module
+    meta: dict
+    classes: ClassSet
+    path: Path | None
+    size: tuple[int, int]  # the network input (W, H)
+    device: torch.device
+    device_name: str
+    precision: str  # as asked, with CUDA's "auto" resolved (the CPU's is the runners')
 
 
 def load_model(checkpoint: PathLike, backbone: str | None) -> nn.Module:
@@ -97,72 +109,64 @@ def _load(checkpoint: PathLike | None, backbone: str | None, class_set: str | Cl
     return model.float().eval().requires_grad_(False), meta, classes, path
 
 
-def build(engine: SegmentationEngine, checkpoint: PathLike | None, backbone: str | None,
-          class_set: str | ClassSet, device: str, runtime: str,
-          resolution: tuple[int, int] | None, cuda_graph: bool) -> None:
-    """Finish ``engine`` on the torch side (it has checked its plain arguments)."""
+def load(checkpoint: PathLike | None, backbone: str | None, class_set: str | ClassSet,
+         device: str, precision: str, runtime: str, resolution: tuple[int, int] | None
+         ) -> TorchModel:
+    """Check the device against precision and runtime, then load the model (on the CPU)."""
     device_t = resolve_device(device)
     cuda = device_t.type == "cuda"
-    if engine.precision == "fp16" and not cuda:
+    if precision == "fp16" and not cuda:
         raise EngineError("precision='fp16' needs a CUDA device; the CPU path runs fp32, "
                           "bf16, int8 or auto")
-    if cuda and engine.precision in ("bf16", "int8"):
-        raise EngineError(f"precision={engine.precision!r} is for the CPU; CUDA runs fp32 or "
-                          "fp16")
-    if cuda and engine.precision == "auto":
-        engine.precision = "fp32"  # CUDA's auto keeps fp32 (fp16 is asked for by name)
+    if cuda and precision in ("bf16", "int8"):
+        raise EngineError(f"precision={precision!r} is for the CPU; CUDA runs fp32 or fp16")
     if runtime == "onnxruntime" and cuda:
         raise EngineError("runtime='onnxruntime' is for the CPU; use runtime='torch' "
                           "(or 'auto') with CUDA")
-    engine.device_type = device_t.type
-    engine.device_name = torch.cuda.get_device_name(device_t) if cuda else cpu_name()
+    name = torch.cuda.get_device_name(device_t) if cuda else cpu_name()
     model, meta, classes, path = _load(checkpoint, backbone, class_set)
     if str(device).strip().lower() == "auto":  # after the load: a bad file is one error line
-        log.info("device=auto: running on %s (%s)", device_t, engine.device_name)
+        log.info("device=auto: running on %s (%s)", device_t, name)
     try:
         size = resolution or pre.parse_resolution(meta.get("input_size")
                                                   or pre.DEFAULT_RESOLUTION)
     except ValueError as exc:
         raise EngineError(str(exc)) from None
-    engine.describe(meta, classes, path, size)
-    if cuda:
-        _setup_cuda(engine, model, device_t, cuda_graph)
-    else:
-        _setup_cpu(engine, model, device_t, runtime, meta)
+    if cuda and precision == "auto":
+        precision = "fp32"  # CUDA's auto keeps fp32 (fp16 is asked for by name)
+    return TorchModel(model, meta, classes, path, size, device_t, name, precision)
 
 
-def _setup_cpu(engine: SegmentationEngine, model: nn.Module, device: torch.device,
-               runtime: str, meta: dict) -> None:
+def cpu_runner(loaded: TorchModel, runtime: str,
+               preprocess: Callable[[np.ndarray], np.ndarray]) -> Any:
+    """Return the CPU runner: the export on ONNX Runtime / OpenVINO where it runs, else torch.
+
+    ``preprocess`` turns an RGB frame into the network input (int8 calibration needs it).
+    The runner's ``runtime`` and ``precision`` say what was chosen.
+    """
+    precision = loaded.precision
     if runtime == "onnxruntime" and not onnxruntime_available():
         raise EngineError("runtime='onnxruntime' but the onnxruntime package is not installed")
-    if runtime == "torch" and engine.precision not in ("fp32", "auto"):
-        raise EngineError(f"precision={engine.precision!r} runs on ONNX Runtime or OpenVINO; "
+    if runtime == "torch" and precision not in ("fp32", "auto"):
+        raise EngineError(f"precision={precision!r} runs on ONNX Runtime or OpenVINO; "
                           "runtime='torch' runs fp32")
-    engine.runtime = "torch"
     # A precision this CPU or install cannot run stops here, before any fallback.
-    chosen = choose_precision(engine.precision, runtime) if runtime != "torch" else "fp32"
+    chosen = choose_precision(precision, runtime) if runtime != "torch" else "fp32"
     # auto is resolved by the factory, which knows what is cached and falls back.
-    asked = "auto" if engine.precision == "auto" else chosen
+    asked = "auto" if precision == "auto" else chosen
     if runtime != "torch" and runtime_for(chosen, runtime):
         try:
-            data = _export(model, engine.resolution, engine.checkpoint_path, meta)
-            runner = make_cpu_runner(data, engine.resolution, engine.num_classes, asked,
-                                     runtime,
-                                     lambda frame: engine._pre(frame, "rgb"))
-            engine.runtime, engine.precision = runner.runtime, runner.precision
-            engine.set_runner(runner, model, device)
-            return
+            data = _export(loaded.model, loaded.size, loaded.path, loaded.meta)
+            return make_cpu_runner(data, loaded.size, loaded.classes.num_classes, asked,
+                                   runtime, preprocess)
         except Exception as exc:  # an exporter or runtime problem: torch still runs fp32
             if chosen != "fp32" and asked != "auto":
                 raise EngineError(f"{chosen} setup failed: {exc}") from exc
             if runtime == "onnxruntime":
                 raise EngineError(f"ONNX Runtime setup failed: {exc}") from exc
             log.warning("ONNX Runtime setup failed (%s); using torch on the CPU", exc)
-            engine.runtime = "torch"
-    engine.precision = "fp32"
     # channels_last measured 2x faster than NCHW for this net on x86 (docs/performance.md).
-    engine.set_runner(TorchRunner(model, device, torch.float32, channels_last=True), model,
-                      device)
+    return TorchRunner(loaded.model, loaded.device, torch.float32, channels_last=True)
 
 
 def _export(model: nn.Module, size: tuple[int, int], path: Path | None,
@@ -181,81 +185,84 @@ def _export(model: nn.Module, size: tuple[int, int], path: Path | None,
     return entry.path if entry is not None else data
 
 
-def _setup_cuda(engine: SegmentationEngine, model: nn.Module, device: torch.device,
-                cuda_graph: bool) -> None:
-    engine.runtime = "torch"
+def cuda_runner(loaded: TorchModel) -> TorchRunner:
+    """Return the model on its GPU in the precision asked for."""
     torch.backends.cudnn.benchmark = True  # fixed shapes: autotuned kernels pay off
-    runner = TorchRunner(model, device, _DTYPES[engine.precision], channels_last=True)
-    engine.set_runner(runner, model, device)
-    setup_device_tables(engine)
-    engine._pipeline = CudaPipeline(device, lambda frame, req, clock=None: compute(
-        engine, frame, req, clock), engine._lock)
-    engine._cuda_graph = cuda_graph
+    return TorchRunner(loaded.model, loaded.device, _DTYPES[loaded.precision],
+                       channels_last=True)
 
 
-def setup_device_tables(engine: SegmentationEngine) -> None:
-    """Put the CUDA path's tables on the engine's device (tests run ``compute`` on the CPU)."""
-    device = engine.device
-    engine._palette_t = {k: torch.from_numpy(v).to(device) for k, v in engine._palette.items()}
-    affine = dev.normalisation_affine(engine._mean, engine._std)
-    engine._affine_t = tuple(t.to(device) for t in affine)
-    # torch has no general uint16; int32 travels and becomes uint16 on the host.
-    engine._label_dtype_t = torch.uint8 if engine.label_dtype == np.uint8 else torch.int32
+class DevicePath:
+    """The CUDA frame path: everything between the uploaded frame and the download.
 
+    Given the engine's tables (moved to the runner's device here) and its ``out_hw`` and
+    ``grid``; tests run ``compute`` on CPU tensors.
+    """
 
-def compute(engine: SegmentationEngine, frame: torch.Tensor, req: Request,
-            clock: Any = None) -> dict[str, torch.Tensor]:
-    """Everything between the uploaded frame and the download, on the current stream."""
-    mark = clock.mark if clock is not None else (lambda stage: None)
-    runner = engine._runner
-    out_hw = engine.out_hw(tuple(frame.shape[:2]))
-    x, small = dev.preprocess(frame, engine.resolution, *engine._affine_t, req.order,
-                              runner.dtype, runner.channels_last)
-    mark("preprocess")
-    logits = runner.forward(x)
-    if engine.tta:  # a graph replay reuses its output: take the first before the second
-        logits = dev.flip_tta_logits(logits.float().clone(), runner.forward(x.flip(-1)))
-    mark("model")
-    grid = engine.grid(out_hw, lambda cells: dev.DeviceGrid(cells, frame.device))
-    labels, small_labels, mixed = dev.labels(grid, logits)
-    outs = {"labels": labels.to(engine._label_dtype_t)}
-    mark("upsample_argmax")
-    colours = None
-    if req.color or req.overlay:
-        colours = dev.colour(grid, small_labels, engine._palette_t["rgb"], mixed)
-    if req.color:
-        outs["color"] = colours
-    mark("colour")
-    if req.overlay:
-        base = frame if out_hw == tuple(frame.shape[:2]) else small
-        tint = colours if req.order == "rgb" else colours.flip(-1)
-        outs["overlay"] = dev.blend(base, tint, req.alpha)
-    mark("overlay")
-    if req.confidence:
-        outs["confidence"] = dev.confidence(grid, logits, mixed)
-    mark("confidence")
-    return outs
+    def __init__(self, runner: TorchRunner, resolution: tuple[int, int],
+                 mean: tuple[float, ...], std: tuple[float, ...], palette: np.ndarray,
+                 label_dtype: np.dtype, *, tta: bool, out_hw: Callable[..., tuple[int, int]],
+                 grid: Callable[..., Any], cuda_graph: bool = False):
+        device = runner.device
+        self.runner, self.resolution, self.tta = runner, resolution, tta
+        self.out_hw, self.grid, self.cuda_graph = out_hw, grid, cuda_graph
+        self.palette = torch.from_numpy(palette).to(device)
+        self.affine = tuple(t.to(device) for t in dev.normalisation_affine(mean, std))
+        # torch has no general uint16; int32 travels and becomes uint16 on the host.
+        self.label_dtype = torch.uint8 if label_dtype == np.uint8 else torch.int32
 
+    def pipeline(self, lock: Any) -> CudaPipeline:
+        """Return the streams and pinned buffers that run :meth:`compute` per frame."""
+        return CudaPipeline(self.runner.device, self.compute, lock)
 
-def warm_up_cuda(engine: SegmentationEngine) -> None:
-    width, height = engine.resolution
-    with torch.cuda.device(engine.device):
-        _pick_memory_format(engine)
-        if engine._cuda_graph:
-            x = engine.prepare_model_input()
-            if engine._runner.capture_graph(x):
+    def compute(self, frame: torch.Tensor, req: Request,
+                clock: Any = None) -> dict[str, torch.Tensor]:
+        """Make the outputs ``req`` asks for from one frame on the device (current stream)."""
+        mark = clock.mark if clock is not None else (lambda stage: None)
+        runner = self.runner
+        out_hw = self.out_hw(tuple(frame.shape[:2]))
+        x, small = dev.preprocess(frame, self.resolution, *self.affine, req.order,
+                                  runner.dtype, runner.channels_last)
+        mark("preprocess")
+        logits = runner.forward(x)
+        if self.tta:  # a graph replay reuses its output: take the first before the second
+            logits = dev.flip_tta_logits(logits.float().clone(), runner.forward(x.flip(-1)))
+        mark("model")
+        grid = self.grid(out_hw, lambda cells: dev.DeviceGrid(cells, frame.device))
+        labels, small_labels, mixed = dev.labels(grid, logits)
+        outs = {"labels": labels.to(self.label_dtype)}
+        mark("upsample_argmax")
+        colours = None
+        if req.color or req.overlay:
+            colours = dev.colour(grid, small_labels, self.palette, mixed)
+        if req.color:
+            outs["color"] = colours
+        mark("colour")
+        if req.overlay:
+            base = frame if out_hw == tuple(frame.shape[:2]) else small
+            tint = colours if req.order == "rgb" else colours.flip(-1)
+            outs["overlay"] = dev.blend(base, tint, req.alpha)
+        mark("overlay")
+        if req.confidence:
+            outs["confidence"] = dev.confidence(grid, logits, mixed)
+        mark("confidence")
+        return outs
+
+    def prepare(self, model_input: Callable[[], torch.Tensor]) -> None:
+        """Pick the memory format, then capture the CUDA graph if asked (during warm-up)."""
+        with torch.cuda.device(self.runner.device):
+            _pick_memory_format(self.runner, model_input)
+            if self.cuda_graph and self.runner.capture_graph(model_input()):
                 log.info("CANet forward captured as a CUDA graph")
-    frame = np.zeros((height, width, 3), np.uint8)
-    for _ in range(2):
-        engine.infer(frame, color=True, overlay=True, confidence=True)
 
 
-def _pick_memory_format(engine: SegmentationEngine, iters: int = 10) -> None:
+def _pick_memory_format(runner: TorchRunner, model_input: Callable[[], torch.Tensor],
+                        iters: int = 10) -> None:
     """Time NCHW against channels_last on this GPU and keep the faster."""
-    runner, timings = engine._runner, {}
+    timings = {}
     for channels_last in (False, True):
         runner.set_channels_last(channels_last)
-        x = engine.prepare_model_input()
+        x = model_input()
         for _ in range(3):
             runner.forward(x)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

@@ -35,17 +35,19 @@ Nothing here imports torch; ``device_ops`` is the same design in torch ops.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from . import image_loops, kernels
 
-__all__ = ["CellGrid", "FixedCells", "LogitSource", "argmax_classes", "confidence_at_size",
-           "gather", "lowres_softmax_sum", "mixed_cells", "pack_palette", "spread_doubt",
-           "unpack_colour"]
+__all__ = ["CellGrid", "FixedCells", "GridCache", "LogitSource", "argmax_classes",
+           "confidence_at_size", "gather", "lowres_softmax_sum", "mixed_cells", "pack_palette",
+           "spread_doubt", "unpack_colour"]
 
 # Upper bound on classes x slots x cells held at once in the mixed-cell pass (floats).
 _CHUNK_ELEMENTS = 1 << 22
@@ -90,6 +92,28 @@ class CellGrid:
         self.y = _axis(out_hw[0], in_hw[0])
         self.x = _axis(out_hw[1], in_hw[1])
         self.slots = (int(self.y.count.max()), int(self.x.count.max()))
+
+
+class GridCache:
+    """The cell tables last used, by (in size, out size, kind); the oldest go past ``size``."""
+
+    def __init__(self, size: int):
+        self.size, self._grids = size, OrderedDict()
+
+    def get(self, in_hw: tuple[int, int], out_hw: tuple[int, int],
+            make: Callable[[CellGrid], Any] | None = None) -> Any:
+        """Return the grid (``make`` of it, e.g. the device copy); None if the sizes match."""
+        in_hw, out_hw = tuple(in_hw), tuple(out_hw)
+        if out_hw == in_hw:
+            return None
+        key = (in_hw, out_hw, make is not None)
+        if key not in self._grids:
+            while len(self._grids) >= self.size:
+                self._grids.popitem(last=False)
+            cells = CellGrid(in_hw, out_hw)
+            self._grids[key] = make(cells) if make is not None else cells
+        self._grids.move_to_end(key)
+        return self._grids[key]
 
 
 def gather(grid: CellGrid, lowres: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
