@@ -299,3 +299,24 @@ def test_bundled_model_logits_exact_up_to_ties(big_frames, out_hw):
     ok = decided(ref)
     assert ok.mean() > 0.99
     assert not ((labels != ref.argmax(0).numpy()) & ok).any()
+
+
+def test_grid_cache_keeps_the_last_few_and_makes_each_once():
+    cache, made = up.GridCache(2), []
+
+    def device_copy(cells):
+        made.append(cells.out_hw)
+        return ("device", cells)
+
+    assert cache.get((64, 96), (64, 96)) is None  # same size: nothing to upsample
+    a = cache.get((64, 96), (128, 192))
+    assert isinstance(a, up.CellGrid) and (a.in_hw, a.out_hw) == ((64, 96), (128, 192))
+    assert cache.get([64, 96], [128, 192]) is a  # lists and tuples are one key
+    b = cache.get((64, 96), (128, 192), device_copy)  # a device copy is its own entry
+    assert b[0] == "device" and cache.get((64, 96), (128, 192), device_copy) is b
+    assert made == [(128, 192)]
+    assert cache.get((64, 96), (128, 192)) is a  # a is now the most recent; b the oldest
+    cache.get((64, 96), (50, 70))  # a third grid drops the least recently used: b
+    assert cache.get((64, 96), (128, 192)) is a
+    cache.get((64, 96), (128, 192), device_copy)
+    assert made == [(128, 192), (128, 192)]
