@@ -185,6 +185,12 @@ def test_into_and_the_stage_clock(stubbed_cuda, checkpoint, frames):
     res = engine.infer(frame, color=True, into=into)
     assert res.labels is into["labels"] and res.color is into["color"]
     np.testing.assert_array_equal(into["labels"], engine.infer(frame).labels)
+    # One frame in flight: each result is copied in when it is collected, not before.
+    expected = [engine.infer(f, color=True).color for f in frames]
+    for want, got in zip(expected, engine.infer_many(frames, color=True, into=into),
+                         strict=True):
+        assert got.color is into["color"]
+        np.testing.assert_array_equal(got.color, want)
     _, times = engine.infer_timed(frame, **ALL)
     assert set(times) == set(STAGES) | {"download"}
     assert all(t == 0.5 for t in times.values())  # each stage is one pair of stub events

@@ -128,3 +128,17 @@ def test_a_cuda_handles_result_is_copied_into_the_arrays_when_collected():
     np.testing.assert_array_equal(into["labels"], np.arange(6).reshape(2, 3))
     assert (into["confidence"] == 200).all() and not into["color"].any()
     assert result.color is None
+
+
+def test_infer_many_yields_each_frames_own_outputs_in_the_arrays(engine, cpu_loops):
+    """The next frame is made only after a result is yielded, or it would overwrite it."""
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (64, 96, 3), np.uint8) for _ in range(3)]
+    expected = [engine.infer(f, color=True) for f in frames]
+    assert not np.array_equal(expected[0].labels, expected[1].labels)
+    into = {name: np.zeros(*layout(engine, (64, 96))[name]) for name in ("labels", "color")}
+    for want, got in zip(expected, engine.infer_many(frames, color=True, into=into),
+                         strict=True):
+        assert got.labels is into["labels"] and got.color is into["color"]
+        np.testing.assert_array_equal(got.labels, want.labels)
+        np.testing.assert_array_equal(got.color, want.color)

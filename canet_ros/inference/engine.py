@@ -111,7 +111,7 @@ class SegmentationEngine:
         self._grids = up.GridCache(MAX_GRIDS)
         self._model: nn.Module | None = None
         self._device: torch.device | None = None
-        self._pipeline: Any = None  # the CUDA path's streams and buffers; None on the CPU
+        self._pipeline: Any = None  # CudaPipeline, with _device_path; both None on the CPU
         self._device_path: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self.checkpoint_path: Path | None = None
@@ -317,10 +317,13 @@ class SegmentationEngine:
 
     def infer_many(self, frames: Iterable[np.ndarray], order: str = "rgb",
                    **kwargs: Any) -> Iterator[SegmentationResult]:
-        """Results in order, keeping one frame in flight so transfers overlap compute."""
+        """Yield results in order (CUDA: one frame in flight); ``into`` holds each till the next."""
         pending = None
         for frame in frames:
             handle = self.infer_async(frame, order, **kwargs)
+            if self._pipeline is None:  # finished (and in ``into``): the next must wait
+                yield handle.result()
+                continue
             if pending is not None:
                 yield pending.result()
             pending = handle
