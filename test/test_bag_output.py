@@ -26,12 +26,17 @@ import numpy as np
 import pytest
 import yaml
 from test_bag_helpers import (
+    BASE_NS,
     HUMBLE,
+    Msg,
     camera_bag,
+    compressed_image,
+    label_image,
     read_bag,
     receive_ns,
     run_cli,
     shared_engine,
+    write_bag,
 )
 
 from canet_ros.bag import BagError, SegmentOptions, segment_bag
@@ -183,6 +188,22 @@ def test_video_is_h264_at_the_bag_rate(engine, source, tmp_path):
         assert float(stream.average_rate) == pytest.approx(10.0, rel=1e-3)
         assert sum(1 for _ in container.decode(video=0)) == 4
     assert "[overlay.mp4](overlay.mp4)" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("frames", [3, 12])  # fewer and more than the frames held back
+def test_video_rate_is_the_cameras_not_the_bags(engine, tmp_path, frames):
+    """Another topic running 10 s longer must not slow the video (it did: 0.3 fps)."""
+    av = pytest.importorskip("av", reason="PyAV is the video extra (pip install av)")
+    msgs = [Msg(CAM, receive_ns(i), compressed_image(HUMBLE, i)) for i in range(frames)]
+    msgs += [Msg("/other", BASE_NS + j * 5_000_000_000, label_image(HUMBLE, 0))
+             for j in range(3)]
+    bag = write_bag(tmp_path / "rec", msgs)
+    report = segment_bag(engine, SegmentOptions(bag, tmp_path / "out", topic=CAM, video=True))
+    assert report["video"]["fps"] == pytest.approx(10.0, rel=1e-3)  # frames 100 ms apart
+    assert report["video"]["frames"] == frames and report["video"]["error"] is None
+    with av.open(report["video"]["path"]) as container:
+        assert float(container.streams.video[0].average_rate) == pytest.approx(10.0, rel=1e-3)
+        assert sum(1 for _ in container.decode(video=0)) == frames
 
 
 def test_video_without_pyav_falls_back_and_says_so(engine, source, tmp_path, capsys,

@@ -277,9 +277,7 @@ class BagJob:
             return None
         from .video import OverlayVideo
 
-        fps = self.bag.frame_rate(self.topic) or 10.0
-        return OverlayVideo(self.workdir, fps, engine.class_set.names,
-                            engine.class_set.palette())
+        return OverlayVideo(self.workdir, engine.class_set.names, engine.class_set.palette())
 
     def _report(self, engine: Any, stats: RunStats) -> dict[str, Any]:
         model = engine_fields(engine)

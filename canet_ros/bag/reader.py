@@ -278,19 +278,6 @@ class InputBag:
             raise BagError(f"{self.path}: bag is not open")
         return self._salvaged.deserialize(raw, msgtype)
 
-    def frame_rate(self, topic: TopicSummary) -> float | None:
-        """Mean message rate of ``topic`` over the bag's time span, when it can be told."""
-        if self._reader is not None:
-            span = self.reader.duration / 1e9
-            count = topic.count
-        else:
-            stamps = self._salvaged.times(topic.name) if self._salvaged else []
-            span = (max(stamps) - min(stamps)) / 1e9 if stamps else 0.0
-            count = len(stamps)
-        if count < 2 or span <= 0:
-            return None
-        return (count - 1) / span
-
 
 def stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)

@@ -173,7 +173,7 @@ class WriterThread(threading.Thread):
                 stats.confusion.update(result.labels, item.gt)
                 stats.gt_scored += 1
         if self.video is not None:
-            self.video.write(result.overlay, item.order)
+            self.video.write(result.overlay, item.order, item.timestamp)
         stats.frames += 1
         stats.last_timestamp = item.timestamp
         stats.latency_s.append(perf_counter() - item.t_read)

@@ -135,20 +135,26 @@ class _OpencvWriter:
 class OverlayVideo:
     """Writes overlay frames to OUTDIR/overlay.<suffix>, with the class legend beside them.
 
-    The size is fixed by the first frame; the legend is a strip right of the picture.
+    The size is fixed by the first frame; the legend is a strip right of the picture. The
+    frame rate is the camera's, from the receive times of the first ``PROBE_FRAMES``
+    frames (held back until then): not the bag's, whose other topics may span more time.
 
     A failing encoder never costs the output bag: the error is kept in ``error`` and the
     remaining frames are not encoded.
     """
 
-    def __init__(self, outdir: Path, fps: float, names: Sequence[str], colors_rgb: np.ndarray,
+    PROBE_FRAMES = 8
+    DEFAULT_FPS = 10.0  # one frame, or frames that all carry one time
+
+    def __init__(self, outdir: Path, names: Sequence[str], colors_rgb: np.ndarray,
                  fmt: VideoFormat | None = None):
         self.format, self.note = (fmt, None) if fmt else choose_format()
         self.path = outdir / f"overlay{self.format.suffix}"
-        self.fps = Fraction(max(float(fps), 0.1)).limit_denominator(1001)
+        self.fps = Fraction(self.DEFAULT_FPS)
         self.names = list(names)
         self.colors = np.asarray(colors_rgb, np.uint8).reshape(-1, 3)
         self._writer: Any = None
+        self._probe: list[tuple[np.ndarray, int]] = []
         self._size: tuple[int, int] | None = None
         self._legend: np.ndarray | None = None
         self._canvas: np.ndarray | None = None
@@ -169,18 +175,34 @@ class OverlayVideo:
             self._writer = _PyavWriter(self.path, self.format.codec, self.fps, video_size)
         self._canvas = np.zeros((video_size[1], video_size[0], 3), np.uint8)
 
-    def write(self, overlay: np.ndarray, order: str) -> None:
+    def write(self, overlay: np.ndarray, order: str, receive_ns: int) -> None:
         if self.error is not None:
             return
         try:
-            self._write(overlay, order)
+            frame = overlay if order == "bgr" else cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR)
+            if self._writer is not None:
+                self._encode(frame)
+                return
+            self._probe.append((frame.copy(), int(receive_ns)))
+            if len(self._probe) == self.PROBE_FRAMES:
+                self._begin()
         except Exception as exc:  # a video must never cost the bag
             self.error = f"{self.path.name}: {str(exc).strip() or type(exc).__name__}"
 
-    def _write(self, overlay: np.ndarray, order: str) -> None:
-        frame = overlay if order == "bgr" else cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR)
-        if self._writer is None:
-            self._start(frame.shape[1], frame.shape[0])
+    def _begin(self) -> None:
+        """Set the rate from the held-back frames, open the encoder and write them."""
+        probe, self._probe = self._probe, []
+        times = [t for _, t in probe]
+        span_s = (max(times) - min(times)) / 1e9
+        if len(times) > 1 and span_s > 0:
+            rate = max((len(times) - 1) / span_s, 0.1)
+            self.fps = Fraction(rate).limit_denominator(1001)
+        first = probe[0][0]
+        self._start(first.shape[1], first.shape[0])
+        for frame, _ in probe:
+            self._encode(frame)
+
+    def _encode(self, frame: np.ndarray) -> None:
         assert self._size is not None and self._legend is not None
         if (frame.shape[1], frame.shape[0]) != self._size:
             frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
@@ -193,6 +215,11 @@ class OverlayVideo:
         self.frames += 1
 
     def close(self) -> None:
+        if self._probe and self.error is None:  # a short (or interrupted) run: fewer frames
+            try:
+                self._begin()
+            except Exception as exc:
+                self.error = f"{self.path.name}: {str(exc).strip() or type(exc).__name__}"
         if self._writer is not None:
             writer, self._writer = self._writer, None
             try:
