@@ -34,6 +34,7 @@ from test_bag_helpers import (
     Msg,
     header,
     label_image,
+    labels_for,
     raw_image,
     receive_ns,
     shared_engine,
@@ -151,3 +152,65 @@ def test_ros1_bag_cut_mid_chunk_is_not_complete(engine, tmp_path):
     assert report["frames"] == sum(cams for _, cams, _ in chunks[:k])
     assert report["frames_lost"] is None  # the cut chunk's count went with the index
     assert report["complete"] is False
+
+
+def zero_stamped(msg):
+    msg.header.stamp.sec, msg.header.stamp.nanosec = 0, 0  # a driver that leaves it unset
+    return msg
+
+
+def test_zero_header_stamps_match_extract_frames_names(engine, tmp_path):
+    """extract-frames names such frames by receive time; --gt-dir must find them so."""
+    import cv2
+
+    from canet_ros.bag.extract import stamp_stem
+
+    msgs = [Msg(CAM, receive_ns(i), zero_stamped(raw_image(HUMBLE, i))) for i in range(3)]
+    bag = write_bag(tmp_path / "in", msgs)
+    gt_dir = tmp_path / "gt"
+    gt_dir.mkdir()
+    for i in (0, 2):
+        sec, nsec = divmod(receive_ns(i), 1_000_000_000)  # the name, worked out by hand
+        assert stamp_stem(msgs[i].msg.header, receive_ns(i))[0] == f"{sec}_{nsec:09d}"
+        cv2.imwrite(str(gt_dir / f"{sec}_{nsec:09d}.png"), labels_for(i))
+    gt = segment_bag(engine, SegmentOptions(bag, tmp_path / "out", gt_dir=gt_dir))["ground_truth"]
+    assert (gt["frames_with_gt"], gt["frames_without_gt"], gt["unused"]) == (2, 1, 0)
+    assert [f["stamp_ns"] for f in gt["frames_not_scored"]] == [receive_ns(1)]
+
+
+def test_unreadable_ground_truth_on_a_topic_makes_its_frame_unusable(engine, tmp_path):
+    gt_msgs = [label_image(HUMBLE, i) for i in range(3)]
+    gt_msgs[0] = raw_image(HUMBLE, 0)  # colour where label ids belong
+    bag = write_bag(tmp_path / "in", [Msg(CAM, receive_ns(i), raw_image(HUMBLE, i))
+                                      for i in range(3)]
+                    + [Msg(GT, receive_ns(i, 7), m) for i, m in enumerate(gt_msgs)])
+    report = segment_bag(engine, SegmentOptions(bag, tmp_path / "out", topic=CAM,
+                                                gt_topic=GT))
+    gt = report["ground_truth"]
+    assert (gt["frames_with_gt"], gt["frames_without_gt"]) == (2, 0)
+    assert list(gt["frames_gt_unusable"].values()) == [1]
+    assert "single-channel" in gt["frames_not_scored"][0]["reason"]
+    assert [f["position"] for f in gt["frames_not_scored"]] == [0]
+    assert (gt["available"], gt["unused"]) == (2, 0)
+
+
+def test_an_interrupted_run_counts_ground_truth_only_for_frames_written(engine, tmp_path,
+                                                                         monkeypatch):
+    bag = write_bag(tmp_path / "in", [Msg(CAM, receive_ns(i), raw_image(HUMBLE, i))
+                                      for i in range(8)]
+                    + [Msg(GT, receive_ns(7, 7), label_image(HUMBLE, 7))])
+    real, calls = engine.infer, []
+
+    def infer(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # Ctrl-C during the third frame
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "infer", infer)
+    report = segment_bag(engine, SegmentOptions(bag, tmp_path / "out", topic=CAM,
+                                                gt_topic=GT))
+    assert report["interrupted"] and report["frames"] == 2
+    gt = report["ground_truth"]
+    assert gt["frames_with_gt"] + gt["frames_without_gt"] == 2
+    assert [f["position"] for f in gt["frames_not_scored"]] == [0, 1]

@@ -46,7 +46,7 @@ from ..image_codec import ImageCodecError, to_frame
 from ..progress import progress
 from .errors import BagError
 from .outdir import check_not_around_inputs
-from .reader import InputBag, describe_exception
+from .reader import InputBag, describe_exception, frame_stamp
 
 THUMB_SIZE = (32, 24)  # W, H
 PROBES = 8  # frames examined per slot at most
@@ -124,10 +124,9 @@ class FramePicker:
 
 def stamp_stem(header: Any, receive_ns: int) -> tuple[str, int]:
     """``<sec>_<nanosec:09d>`` of the header stamp (of the receive time if it is zero)."""
-    sec, nsec = int(header.stamp.sec), int(header.stamp.nanosec)
-    if sec == 0 and nsec == 0:
-        sec, nsec = divmod(int(receive_ns), 1_000_000_000)
-    return f"{sec}_{nsec:09d}", sec * 1_000_000_000 + nsec
+    stamp = frame_stamp(header, receive_ns)
+    sec, nsec = divmod(stamp, 1_000_000_000)
+    return f"{sec}_{nsec:09d}", stamp
 
 
 def check_extract_outdir(outdir: Path, overwrite: bool) -> None:

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..image_codec import ImageCodecError, compressed_to_array, image_to_array
 from .errors import BagError
-from .reader import InputBag, describe_exception, stamp_ns
+from .reader import InputBag, describe_exception, frame_stamp
 
 _PAIR = re.compile(r"^(\d+)_(\d+)$")
 _DIGITS = re.compile(r"^\d+$")
@@ -101,27 +101,29 @@ class TopicGroundTruth(GroundTruth):
         self.bag = bag
         self.topic = bag.require_image_topic(topic, "ground-truth topic")
         self.source = f"topic {topic}"
-        self._by_stamp: dict[int, bytes] = {}
+        self._by_stamp: dict[int, bytes | GroundTruthError] = {}
 
     def prepare(self) -> None:
         # PNG keeps memory small: label maps compress ~20x and decode in about a millisecond.
-        for _, raw, _ in self.bag.messages(self.topic.name):
+        for receive_ns, raw, _ in self.bag.messages(self.topic.name):
             try:
                 msg = self.bag.deserialize(raw, self.topic.msgtype)
-                labels = decode_label_message(msg)
-            except GroundTruthError as exc:
-                self.problems[str(exc)] += 1
-                continue
             except Exception as exc:  # a damaged message must not end the run
                 self.problems[f"cannot deserialise: {describe_exception(exc)}"] += 1
                 continue
-            stamp = stamp_ns(msg.header)
+            stamp = frame_stamp(msg.header, receive_ns)
             if stamp in self._by_stamp:
                 self.problems["duplicate header stamp (first one kept)"] += 1
                 continue
-            ok, png = cv2.imencode(".png", np.ascontiguousarray(labels))
-            if not ok:
-                self.problems["cannot re-encode label image"] += 1
+            try:
+                labels = decode_label_message(msg)
+                ok, png = cv2.imencode(".png", np.ascontiguousarray(labels))
+                if not ok:
+                    raise GroundTruthError("cannot re-encode label image")
+            except GroundTruthError as exc:
+                # Kept by stamp, so its frame counts as having unusable ground truth.
+                self.problems[str(exc)] += 1
+                self._by_stamp[stamp] = exc
                 continue
             self._by_stamp[stamp] = png.tobytes()
 
@@ -129,11 +131,13 @@ class TopicGroundTruth(GroundTruth):
         png = self._by_stamp.get(stamp)
         if png is None:
             return None
+        if isinstance(png, GroundTruthError):
+            raise png
         self.used.add(stamp)
         return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
 
     def total(self) -> int:
-        return len(self._by_stamp)
+        return sum(not isinstance(v, GroundTruthError) for v in self._by_stamp.values())
 
 
 class DirGroundTruth(GroundTruth):

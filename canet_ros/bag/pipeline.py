@@ -29,7 +29,7 @@ from ..progress import progress
 from .errors import BagError
 from .groundtruth import DirGroundTruth, GroundTruth, GroundTruthError, TopicGroundTruth
 from .outdir import StagedOutdir, check_not_around_inputs, check_outdir
-from .reader import InputBag, TopicSummary, describe_exception, ros2_header, stamp_ns
+from .reader import InputBag, TopicSummary, describe_exception, frame_stamp, ros2_header
 from .report import RunStats, build_report, engine_fields, write_report
 from .salvage.damage import Recovered
 from .sample import accuracy_note
@@ -164,19 +164,19 @@ class BagJob:
             else:
                 item.raw = raw
         if self.gt is not None:
-            self._attach_gt(item, stamp_ns(msg.header), stats)
+            self._attach_gt(item, frame_stamp(msg.header, timestamp))
         return item
 
-    def _attach_gt(self, item: FrameItem, stamp: int, stats: RunStats) -> None:
+    def _attach_gt(self, item: FrameItem, stamp: int) -> None:
         assert self.gt is not None
         item.gt_stamp = stamp
         try:
             item.gt = self.gt.lookup(item.position, stamp)
         except GroundTruthError as exc:
-            stats.gt_frame_problem(item.position, stamp, str(exc))
+            item.gt_note = ("unusable", str(exc))
             return
         if item.gt is None:
-            stats.gt_frame_missing(item.position, stamp, self.gt.missing_reason(item.position))
+            item.gt_note = ("missing", self.gt.missing_reason(item.position))
 
     def _read_loop(self, feed: Feed, stats: RunStats) -> None:
         index = -1

@@ -283,6 +283,14 @@ def stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
+def frame_stamp(header: Any, receive_ns: int) -> int:
+    """Return what names a frame: its header stamp, or its receive time if a driver left it 0.
+
+    extract-frames names files by it and ground truth is matched by it, so they agree.
+    """
+    return stamp_ns(header) or int(receive_ns)
+
+
 def ros2_header(header: Any) -> Any:
     """Build a Humble std_msgs/Header with the same stamp and frame (ROS 1 adds a seq)."""
     types = humble_typestore().types

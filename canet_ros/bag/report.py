@@ -45,9 +45,9 @@ class RunStats:
     latency_s: list[float] = field(default_factory=list)  # writer: read start -> written
     skipped: Counter[str] = field(default_factory=Counter)  # reader
     skipped_examples: list[dict[str, Any]] = field(default_factory=list)
-    gt_scored: int = 0  # writer
-    gt_missing: int = 0  # reader
-    gt_unusable: Counter[str] = field(default_factory=Counter)  # reader and writer
+    gt_scored: int = 0  # writer: all four, for frames whose outputs are in the bag
+    gt_missing: int = 0
+    gt_unusable: Counter[str] = field(default_factory=Counter)
     gt_frames: list[dict[str, Any]] = field(default_factory=list)  # frames not scored, why
     confusion: ConfusionMatrix | None = None
     wall_s: float = 0.0

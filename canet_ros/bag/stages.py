@@ -53,6 +53,9 @@ class FrameItem:
     copy_msg: Any = None  # ROS 1 input to copy, converted to Humble
     gt: np.ndarray | None = None
     gt_stamp: int = 0
+    # Why the frame has no usable ground truth: ("missing" | "unusable", reason). The writer
+    # counts it, so frames read but never written (an interrupted run) are not counted.
+    gt_note: tuple[str, str] | None = None
 
 
 @dataclass
@@ -164,6 +167,10 @@ class WriterThread(threading.Thread):
         if self.copy_input:
             self.out.write_input(item.timestamp, item.raw, item.copy_msg)
         stats = self.stats
+        if item.gt_note is not None:
+            kind, reason = item.gt_note
+            note = stats.gt_frame_missing if kind == "missing" else stats.gt_frame_problem
+            note(item.position, item.gt_stamp, reason)
         if item.gt is not None and stats.confusion is not None:
             if item.gt.shape != result.labels.shape:
                 stats.gt_frame_problem(item.position, item.gt_stamp,
