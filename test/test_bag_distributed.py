@@ -36,7 +36,7 @@ from test_bag_helpers import (
     shared_engine,
 )
 
-from canet_ros.bag import RankInfo, SegmentOptions, run_folder
+from canet_ros.bag import BagError, RankInfo, SegmentOptions, run_folder
 from canet_ros.bag.distributed import RANKS_DIR, find_bags, output_names
 from canet_ros.classes import CAMVID
 
@@ -164,3 +164,17 @@ def test_one_process_folder_with_a_broken_bag(tmp_path, capsys, monkeypatch):
     rc, _, err = run_cli([str(folder), "--out", str(tmp_path / "out"), "--checkpoint",
                           str(ckpt)], capsys)
     assert rc == 1 and "exists; pass --overwrite" in err
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"gt_dir": Path("no_such_dir")}, "ground-truth folder does not exist"),
+    ({"topic": "/g", "gt_topic": "/g"}, "name the same topic"),
+])
+def test_folder_arguments_are_checked_before_the_model_or_outdir(bag_folder, tmp_path, bad,
+                                                                  message):
+    loads = []
+    template = SegmentOptions(bag_folder, tmp_path / "out", **{
+        k: tmp_path / v if k == "gt_dir" else v for k, v in bad.items()})
+    with pytest.raises(BagError, match=message):
+        run_folder(bag_folder, template, lambda: loads.append(1), RankInfo(0, 1))
+    assert loads == [] and not (tmp_path / "out").exists()

@@ -36,7 +36,7 @@ from typing import Any
 
 from .errors import BagError
 from .outdir import StagedOutdir, check_not_around_inputs, mark_outdir
-from .pipeline import SegmentOptions, finish_staged, segment_bag
+from .pipeline import SegmentOptions, check_options, finish_staged, segment_bag
 from .reader import describe_exception
 from .report import accuracy_fields, clean_json, merge_confusion, write_report
 from .salvage import storage_files
@@ -187,6 +187,7 @@ def run_folder(folder: Path, template: SegmentOptions, engine_factory: Callable[
     """Run this rank's share of ``folder``; rank 0 returns the merged report."""
     info = info or RankInfo.from_env()
     root = template.outdir
+    check_options(template)  # as for one bag: before the model loads or OUTDIR is made
     check_not_around_inputs(root, [folder])
     find_bags(folder)  # no bags: say so before anything is created
     staged = None
