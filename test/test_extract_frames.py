@@ -180,6 +180,19 @@ def test_zero_header_stamp_names_by_receive_time(engine, tmp_path):
     assert [f["stem"] for f in report["frames"]] == names
 
 
+def test_a_repeated_stamp_leaves_its_slot_to_the_next_frame(engine, tmp_path):
+    # 8 frames 0.1 s apart, 4 wanted: slots of two frames each (0-1, 2-3, 4-5, 6-7). Frame 2
+    # repeats frame 0's stamp (a driver glitch), so slot 2-3 must keep frame 3.
+    store = HUMBLE
+    msgs = [Msg(CAM, receive_ns(i), image_msg(store, i, frame(i))) for i in range(8)]
+    msgs[2].msg.header.stamp = msgs[0].msg.header.stamp
+    src = write_bag(tmp_path / "in", msgs)
+    report = run(engine, src, tmp_path / "out", max_frames=4, min_interval=0.0,
+                 duplicate_threshold=0.0)
+    assert [f["position"] for f in report["frames"]] == [0, 3, 4, 6]
+    assert report["repeated_stamps_skipped"] == 1
+
+
 def test_damaged_bag_is_salvaged(engine, tmp_path):
     bag = camera_bag(tmp_path / "rec.bag", n=6, fmt="ros1", kind="rgb8", topic=CAM)
     data = bytearray(bag.read_bytes())

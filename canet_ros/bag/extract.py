@@ -202,12 +202,17 @@ class FrameExtractor:
         self.skipped.append({"position": position, "receive_ns": timestamp, "reason": why})
         return None
 
+    def _repeated(self, msg: Any, timestamp: int) -> bool:
+        """Say whether a kept frame has this stamp: the same frame twice, not to be offered."""
+        stem, _ = stamp_stem(msg.header, timestamp)
+        if any(f["stem"] == stem for f in self.frames):
+            self.duplicate_stems += 1
+            return True
+        return False
+
     def _keep(self, msg: Any, frame: np.ndarray, timestamp: int, position: int,
               engine: Any, writer: PackageWriter | None) -> None:
         stem, stamp = stamp_stem(msg.header, timestamp)
-        if any(f["stem"] == stem for f in self.frames):
-            self.duplicate_stems += 1  # a repeated header stamp: the same frame twice
-            return
         out = self.options.outdir
         _write_png(out / "images" / f"{stem}.png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         if engine is not None and writer is not None:
@@ -239,7 +244,9 @@ class FrameExtractor:
                 if not picker.wants(timestamp):
                     continue
                 decoded = self._decode(raw, timestamp, where)
-                if decoded is not None and picker.offer(timestamp, thumbnail(decoded[1])):
+                # A repeated stamp is checked before the offer, so it leaves its slot open.
+                if (decoded is not None and not self._repeated(decoded[0], timestamp)
+                        and picker.offer(timestamp, thumbnail(decoded[1]))):
                     self._keep(*decoded, timestamp, where, engine, writer)
         except KeyboardInterrupt:
             interrupted = True
