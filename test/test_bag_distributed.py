@@ -26,14 +26,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_bag_helpers import (
+    HUMBLE,
+    Msg,
     camera_bag,
+    compressed_image,
     hand_iou,
     image_array,
+    label_image,
     labels_for,
     make_checkpoint,
+    raw_image,
     read_bag,
+    receive_ns,
     run_cli,
     shared_engine,
+    write_bag,
 )
 
 from canet_ros.bag import BagError, RankInfo, SegmentOptions, run_folder
@@ -178,3 +185,21 @@ def test_folder_arguments_are_checked_before_the_model_or_outdir(bag_folder, tmp
     with pytest.raises(BagError, match=message):
         run_folder(bag_folder, template, lambda: loads.append(1), RankInfo(0, 1))
     assert loads == [] and not (tmp_path / "out").exists()
+
+
+def test_the_merged_report_counts_unusable_ground_truth(tmp_path):
+    folder = tmp_path / "bags"
+    folder.mkdir()
+    camera_bag(folder / "a", n=2, topic=CAM, gt_topic=GT)
+    msgs = [Msg(CAM, receive_ns(i), compressed_image(HUMBLE, i)) for i in range(3)]
+    msgs += [Msg(GT, receive_ns(i, 7), raw_image(HUMBLE, i) if i == 1 else
+                 label_image(HUMBLE, i)) for i in range(3)]  # frame 1's is in colour
+    write_bag(folder / "b", msgs)
+    engine = shared_engine()
+    merged = run_folder(folder, SegmentOptions(folder, tmp_path / "out", topic=CAM,
+                                               gt_topic=GT), lambda: engine, RankInfo(0, 1))
+    per_bag = json.loads((tmp_path / "out" / "b" / "report.json").read_text())
+    unusable = per_bag["ground_truth"]["frames_gt_unusable"]
+    assert sum(unusable.values()) == 1
+    assert merged["ground_truth"]["frames_gt_unusable"] == unusable
+    assert merged["ground_truth"]["frames_with_gt"] == 2 + 2

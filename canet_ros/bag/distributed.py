@@ -294,11 +294,16 @@ def merge_reports(root: Path, entries: Sequence[dict[str, Any]],
     }
     cm = merge_confusion(reports)
     if cm is not None:
-        merged["ground_truth"] = {
-            "frames_with_gt": sum(r["ground_truth"]["frames_with_gt"] for r in reports
-                                  if r.get("ground_truth")),
-            "frames_without_gt": sum(r["ground_truth"]["frames_without_gt"] for r in reports
-                                     if r.get("ground_truth")),
-            "source": "per-bag ground truth"}
+        merged["ground_truth"] = _merged_ground_truth(reports)
         merged.update(accuracy_fields(cm, first.get("class_names") or []))
     return clean_json(merged)
+
+
+def _merged_ground_truth(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    gts = [r["ground_truth"] for r in reports if r.get("ground_truth")]
+    unusable: Counter[str] = Counter()
+    for gt in gts:
+        unusable.update(gt.get("frames_gt_unusable") or {})
+    return {"frames_with_gt": sum(gt["frames_with_gt"] for gt in gts),
+            "frames_without_gt": sum(gt["frames_without_gt"] for gt in gts),
+            "frames_gt_unusable": dict(unusable), "source": "per-bag ground truth"}
