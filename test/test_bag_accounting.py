@@ -194,8 +194,8 @@ def test_unreadable_ground_truth_on_a_topic_makes_its_frame_unusable(engine, tmp
     assert (gt["available"], gt["unused"]) == (2, 0)
 
 
-def test_an_interrupted_run_counts_ground_truth_only_for_frames_written(engine, tmp_path,
-                                                                         monkeypatch):
+def test_an_interrupted_run_counts_ground_truth_only_for_written_frames(
+        engine, tmp_path, monkeypatch):
     bag = write_bag(tmp_path / "in", [Msg(CAM, receive_ns(i), raw_image(HUMBLE, i))
                                       for i in range(8)]
                     + [Msg(GT, receive_ns(7, 7), label_image(HUMBLE, 7))])

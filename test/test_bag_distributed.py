@@ -177,8 +177,8 @@ def test_one_process_folder_with_a_broken_bag(tmp_path, capsys, monkeypatch):
     ({"gt_dir": Path("no_such_dir")}, "ground-truth folder does not exist"),
     ({"topic": "/g", "gt_topic": "/g"}, "name the same topic"),
 ])
-def test_folder_arguments_are_checked_before_the_model_or_outdir(bag_folder, tmp_path, bad,
-                                                                  message):
+def test_folder_arguments_are_checked_before_the_model_or_outdir(
+        bag_folder, tmp_path, bad, message):
     loads = []
     template = SegmentOptions(bag_folder, tmp_path / "out", **{
         k: tmp_path / v if k == "gt_dir" else v for k, v in bad.items()})
