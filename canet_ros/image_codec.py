@@ -77,7 +77,7 @@ _OUTPUT_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
 }
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
-_JPEG_EOI = b"\xff\xd9"
+_JPEG_EOI = b"\xff\xd9"  # ends the data (not just in an EXIF thumbnail); 00/FF padding may follow
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # compressed_depth_image_transport prefixes the PNG with a 12-byte config header
 # (int32 format + two float32 quantisation parameters).
@@ -242,7 +242,7 @@ def _payload(raw: np.ndarray, fmt: _CompressedFormat, context: str) -> np.ndarra
     if head.startswith(_PNG_MAGIC):
         return raw
     if head.startswith(_JPEG_MAGIC):
-        if raw.tobytes().rfind(_JPEG_EOI) < len(_JPEG_MAGIC):
+        if not raw.tobytes().rstrip(b"\x00\xff").endswith(_JPEG_EOI):
             raise ImageCodecError(f"{context}: truncated JPEG (no end-of-image marker)")
         return raw
     if fmt.depth_transport and raw[_DEPTH_HEADER_BYTES:].tobytes().startswith(_PNG_MAGIC):

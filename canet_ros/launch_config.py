@@ -198,13 +198,22 @@ def check_given_arguments(given: Iterable[str], allowed: Sequence[str], launch_f
             f"{', '.join(allowed)}")
 
 
-def started_by_ros2_launch(argv: Iterable[str], configurations: Iterable[str]) -> bool:
-    """Tell whether a file's launch configurations, before its own, are the command line's.
+def started_by_ros2_launch(argv: Iterable[str], configurations: Iterable[str],
+                           started_file: Optional[str], this_file: Optional[str]) -> bool:
+    """Tell whether ``this_file`` is the file ``ros2 launch`` was asked to run, not an include.
 
-    ``ros2 launch PKG FILE a:=b`` sets exactly the command-line names before FILE's
-    actions run. A file included by another one also sees the includer's arguments and
-    launch_arguments: those are the includer's business, so only the top file checks.
+    ``started_file`` is the file ros2 launch's own top launch description includes, and
+    ``this_file`` the file whose actions run now; either unknown (``None``) means included.
+    A wrapper whose arguments all come from the command line leaves exactly the command
+    line's names as launch configurations too, so the names alone cannot tell: only the
+    top file checks names, an included one's names are its includer's business. Both
+    signals must agree, so a doubtful case checks values only and never refuses a launch.
     """
+    if not started_file or not this_file:
+        return False
+    # launch keeps current_launch_file_path as os.path.abspath(location): compare alike.
+    if os.path.abspath(started_file) != os.path.abspath(this_file):
+        return False
     return set(configurations) == set(given_argument_names(argv))
 
 

@@ -168,12 +168,19 @@ def test_given_arguments_are_checked_when_the_file_is_the_one_started():
     assert message.endswith(", ".join(lc.SEGMENT_ARGUMENT_NAMES))
     lc.check_given_arguments(["backbone", "launch-prefix"], lc.SEGMENT_ARGUMENT_NAMES, "x")
     # ros2 launch FILE a:=b sets exactly the command line's names before FILE runs ...
-    assert lc.started_by_ros2_launch(argv, {"backbone", "bakbone", "launch-prefix"})
-    assert lc.started_by_ros2_launch([], {})
+    started = lc.started_by_ros2_launch
+    segment = str(REPO / "launch" / "segment.launch.py")
+    assert started(argv, {"backbone", "bakbone", "launch-prefix"}, segment, segment)
+    assert started([], {}, os.path.relpath(segment), segment)
     # ... an including file's arguments (its own and those it passes) are there too.
-    assert not lc.started_by_ros2_launch(["robot:=r1"], {"robot", "use_sim_time",
-                                                         "image_topic"})
-    assert not lc.started_by_ros2_launch([], {"image_topic"})
+    assert not started(["robot:=r1"], {"robot", "use_sim_time", "image_topic"}, segment, segment)
+    assert not started([], {"image_topic"}, segment, segment)
+    # A wrapper given all its arguments leaves exactly the command line's names: only the
+    # file ros2 launch was asked to run tells it apart; unknown files mean included.
+    wrapper = "/home/user/ws/robot.launch.py"
+    assert not started(["robot:=r1"], {"robot"}, wrapper, segment)
+    assert not started(["robot:=r1"], {"robot"}, None, segment)
+    assert not started([], {}, segment, None)
 
 
 # -- config YAMLs ---------------------------------------------------------------------------

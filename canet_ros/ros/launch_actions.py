@@ -20,9 +20,10 @@ rest of the package never imports this module.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_context import LaunchContext
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -48,13 +49,30 @@ def declare(arguments: Sequence[LaunchArgument], launch_file: str) -> List[Any]:
     allowed = [arg.name for arg in arguments]
 
     def check(context: LaunchContext) -> List[Any]:
-        if started_by_ros2_launch(context.argv, context.launch_configurations):
+        here = context.get_locals_as_dict().get("current_launch_file_path")
+        if started_by_ros2_launch(context.argv, context.launch_configurations,
+                                  started_file(context), here):
             check_given_arguments(given_argument_names(context.argv), allowed, launch_file)
         return []
 
     return [OpaqueFunction(function=check)] + [
         DeclareLaunchArgument(arg.name, default_value=arg.default, description=arg.description)
         for arg in arguments]
+
+
+def started_file(context: LaunchContext) -> Optional[str]:
+    """Return the launch file ``ros2 launch`` was asked to run, or None where that is unclear.
+
+    ros2launch (Humble on) runs a launch description holding one IncludeLaunchDescription
+    of that file; while it is processed, the event that brought it is ``context.locals.event``.
+    A file included from an event handler (OnProcessExit, ...) sees that event instead:
+    None, so it counts as included and only its values are checked.
+    """
+    root = getattr(context.get_locals_as_dict().get("event"), "launch_description", None)
+    if not isinstance(root, LaunchDescription):
+        return None
+    includes = [e for e in root.entities if isinstance(e, IncludeLaunchDescription)]
+    return includes[0].launch_description_source.location if len(includes) == 1 else None
 
 
 def values_of(context: LaunchContext, arguments: Sequence[LaunchArgument]) -> Dict[str, str]:
