@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from .classes import ClassSet
 from .metrics import ConfusionMatrix
@@ -93,6 +93,40 @@ def predict_labels(model: nn.Module, images: torch.Tensor, out_size: Tuple[int, 
     return _upsample(_forward(model, images, channels_last), out_size).argmax(1)
 
 
+Batch = Tuple[torch.Tensor, torch.Tensor]
+
+
+def collate_same_size(samples: Sequence[Batch]) -> List[Batch]:
+    """Collate (image, label) samples into runs of consecutive same-sized frames, in order.
+
+    Labels stay at their own size (``EvalTransform``), so frames of different sizes
+    cannot share a tensor; each run is stacked on its own and scored as if alone.
+    """
+    runs: List[List[Batch]] = []
+    for image, label in samples:
+        if runs and (runs[-1][0][0].shape, runs[-1][0][1].shape) == (image.shape, label.shape):
+            runs[-1].append((image, label))
+        else:
+            runs.append([(image, label)])
+    return [(torch.stack([s[0] for s in run]), torch.stack([s[1] for s in run]))
+            for run in runs]
+
+
+def eval_loader(dataset: Dataset, batch_size: int, workers: int = 0, pin_memory: bool = False
+                ) -> DataLoader:
+    """In-order DataLoader for ``evaluate_loader`` that copes with frames of mixed sizes."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                      pin_memory=pin_memory, collate_fn=collate_same_size)
+
+
+def _runs(batch) -> List[Batch]:
+    """Split a loader's batch into same-size runs (``collate_same_size``'s, or one pair)."""
+    if isinstance(batch, list) and batch and isinstance(batch[0], tuple):
+        return batch
+    images, labels = batch
+    return [(images, labels)]
+
+
 @torch.no_grad()
 def evaluate_loader(model: nn.Module, loader: DataLoader, num_classes: int,
                     ignore_index: Optional[int], device: torch.device, *,
@@ -100,6 +134,8 @@ def evaluate_loader(model: nn.Module, loader: DataLoader, num_classes: int,
                     tta: Optional[TTA] = None, show_progress: bool = False
                     ) -> ConfusionMatrix:
     """Accumulate predictions vs. labels over ``loader`` (image, label) batches.
+
+    A batch may also be ``collate_same_size``'s list of same-size runs (``eval_loader``).
 
     ``on_batch(first_index, images, labels, preds)`` lets callers save visualisations
     without a second pass.
@@ -111,15 +147,16 @@ def evaluate_loader(model: nn.Module, loader: DataLoader, num_classes: int,
     bar = progress(total=len(loader.dataset), desc="evaluate", unit="frame",
                    disable=not show_progress)
     try:
-        for images, labels in loader:
-            images = images.to(device, non_blocking=True)
-            preds = predict_labels(model, images, tuple(labels.shape[-2:]),
-                                   channels_last=channels_last, tta=tta).cpu()
-            cm.update(preds.numpy(), labels.numpy())
-            if on_batch is not None:
-                on_batch(seen, images.cpu(), labels, preds)
-            seen += images.shape[0]
-            bar.update(images.shape[0])
+        for batch in loader:
+            for images, labels in _runs(batch):
+                images = images.to(device, non_blocking=True)
+                preds = predict_labels(model, images, tuple(labels.shape[-2:]),
+                                       channels_last=channels_last, tta=tta).cpu()
+                cm.update(preds.numpy(), labels.numpy())
+                if on_batch is not None:
+                    on_batch(seen, images.cpu(), labels, preds)
+                seen += images.shape[0]
+                bar.update(images.shape[0])
     finally:
         bar.close()
         model.train(was_training)
@@ -155,31 +192,17 @@ def confusion_fractions(cm: ConfusionMatrix) -> np.ndarray:
     return np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
 
 
-def seen_in_training(train_args: Dict[str, object], frames: Sequence[Path]) -> Optional[int]:
+def seen_in_training(train_args: Dict[str, object], frames: Sequence[Path],
+                     run_dir: Optional[Path] = None) -> Optional[int]:
     """How many of these frame files the checkpoint's run trained on (None: not recorded).
 
-    Judged from the run's saved split(s) and name filters, which tells a held-out score
-    from a training-set one. A frame's split is the folder of its path named like one
-    (CamVid ``val/x.png``, Cityscapes ``leftImg8bit/val/city/x.png``).
+    Judged from the run's saved data set, split(s), name filters and replay source, which
+    tells a held-out score from a training-set one (``canet_ros.data.seen``). ``run_dir``
+    is where the checkpoint's relative paths start: its run folder.
     """
-    from .data.camvid import filter_names
+    from .data.seen import count_seen
 
-    if "train_split" not in train_args:
-        return None
-    splits = set(str(train_args.get("train_split") or "train").split("+"))
-    exclude = list(train_args.get("train_exclude") or [])  # type: ignore[call-overload]
-    if train_args.get("holdout"):
-        exclude.append(str(train_args["holdout"]))
-    include = list(train_args.get("train_include") or [])  # type: ignore[call-overload]
-    in_split = [Path(f).name for f in frames if _split_of(Path(f)) in splits]
-    return len(filter_names(in_split, include, exclude))
-
-
-def _split_of(frame: Path) -> Optional[str]:
-    for part in reversed(frame.parts[:-1]):
-        if part in ("train", "val", "test"):
-            return part
-    return None
+    return count_seen(train_args, frames, run_dir)
 
 
 def parse_resolution(text: Optional[str]) -> Optional[Tuple[int, int]]:
@@ -289,8 +312,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     else:  # multi-scale TTA, a changed prior correction, or frames at their own size
         dev = torch.device(device)
         model = model.to(dev).eval()
-        loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
-                            pin_memory=dev.type == "cuda")
+        loader = eval_loader(ds, batch_size, workers, pin_memory=dev.type == "cuda")
         cm = evaluate_loader(model, loader, expected.num_classes, expected.ignore_index, dev,
                              on_batch=hook, tta=tta, show_progress=show_progress)
         runtime, precision = "torch", "fp32"
@@ -302,11 +324,22 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                    "tta": {"flip": tta.flip, "scales": list(tta.scales)} if tta else None,
                    "prior_correction": current_strength(meta),
                    "seen_in_training": seen_in_training(meta.get("train_args") or {},
-                                                        [p[0] for p in ds.pairs])})
+                                                        [p[0] for p in ds.pairs],
+                                                        _run_dir(checkpoint))})
     if save_vis:
         _save_charts(result, cm, expected.names, Path(save_vis), f"{dataset} {split}")
     result["confusion_matrix"] = cm.matrix.tolist()
     return result
+
+
+def _run_dir(checkpoint: str) -> Optional[Path]:
+    """Return the folder a checkpoint's train_args paths start from: the one it lies in."""
+    from .checkpoint import CheckpointError, resolve_checkpoint
+
+    try:
+        return resolve_checkpoint(checkpoint).resolve().parent
+    except CheckpointError:
+        return None
 
 
 def _dataset_classes(checkpoint: str, meta: dict, dataset: str, data_root: Optional[str]

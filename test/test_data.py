@@ -29,6 +29,7 @@ from canet_ros.data import (
     CamVid,
     Cityscapes,
     DatasetError,
+    EmptySplitError,
     EvalTransform,
     TrainTransform,
     build_dataset,
@@ -207,6 +208,23 @@ def test_cityscapes_layout_and_mapping_match_cityscapesscripts(tmp_path):
     assert len(CITYSCAPES_LABEL_TO_TRAIN) == 19
     with pytest.raises(DatasetError, match="gtFine"):
         Cityscapes(tmp_path, "train")
+
+
+def test_cityscapes_city_filters_and_a_split_they_empty(tmp_path):
+    _cityscapes_tree(tmp_path)  # val: aachen, bonn; add a train split holding aachen only
+    for kind, name in (("leftImg8bit", "leftImg8bit.png"), ("gtFine", "gtFine_labelIds.png")):
+        (tmp_path / kind / "train" / "aachen").mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / kind / "train" / "aachen" / f"aachen_000001_000019_{name}"),
+                    np.zeros((8, 16), np.uint8))
+    kept = build_dataset("cityscapes", tmp_path, "val", exclude=["aachen"])  # --holdout aachen
+    assert [p[0].name for p in kept.pairs] == ["bonn_000000_000019_leftImg8bit.png"]
+    with pytest.raises(EmptySplitError, match=r"include=\['bonn'\]"):
+        Cityscapes(tmp_path, "train", cities=["bonn"])
+    # canet evaluate --holdout bonn: train+val of bonn; train has none of it and is skipped.
+    joined = build_dataset("cityscapes", tmp_path, "train+val", include=["bonn"])
+    assert [p[0].name for p in joined.pairs] == ["bonn_000000_000019_leftImg8bit.png"]
+    both = build_dataset("cityscapes", tmp_path, "train+val", include=["aachen"])
+    assert [p[0].parent.parent.name for p in both.pairs] == ["train", "val"]
 
 
 def test_real_camvid_copy():

@@ -168,3 +168,22 @@ def test_first_step_after_a_longer_resume_uses_the_re_aimed_lr(tmp_path):
     trainer.fit()
     # Steps 2..6 of 6: 1e-3 * (1 - s / 6) ** 0.9 for s = 1..5 steps already done.
     assert used == pytest.approx([1e-3 * (1 - s / 6) ** 0.9 for s in range(1, 6)], rel=1e-6)
+
+
+def test_steps_runs_exactly_that_many_steps_and_resumes_exactly(tmp_path):
+    root = make_camvid_tree(tmp_path / "camvid")  # 4 frames, batch 2: 2 steps an epoch
+    straight = Trainer(tiny_config(root, tmp_path / "a", steps=5, val_sets=[]))
+    assert straight.scheduler.total_steps == 5
+    straight.fit()
+    rows = log_rows(tmp_path / "a")
+    # Epochs of 2, 2 and 1 steps; lr after step s of 5: 1e-3 * (1 - s / 5) ** 0.9.
+    assert [int(r["step"]) for r in rows] == [2, 4, 5]
+    expected = [1e-3 * 0.6 ** 0.9, 1e-3 * 0.2 ** 0.9, 0.0]
+    assert [float(r["lr"]) for r in rows] == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    Trainer(tiny_config(root, tmp_path / "b", steps=5, val_sets=[], max_steps_this_run=3)).fit()
+    Trainer(tiny_config(root, tmp_path / "b", steps=5, val_sets=[],
+                        resume=str(tmp_path / "b" / "last.pt"))).fit()
+    a, b = (read_checkpoint(tmp_path / run / "last.pt") for run in ("a", "b"))
+    assert a["train_state"]["global_step"] == b["train_state"]["global_step"] == 5
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key

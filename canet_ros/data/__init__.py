@@ -71,9 +71,7 @@ def build_dataset(name: str, root: Optional[PathLike], split: str,
     if name == "camvid":
         return CamVid(root, split, transform, include=include, exclude=exclude, cache=cache)
     if name == "cityscapes":
-        if exclude:
-            raise DatasetError("cityscapes: exclude filters are not supported; use include")
-        return Cityscapes(root, split, transform, cities=include, cache=cache)
+        return Cityscapes(root, split, transform, cities=include, exclude=exclude, cache=cache)
     if name == "folder":
         _check_once(root)
         return FolderDataset(root, split, transform, include=include, exclude=exclude,

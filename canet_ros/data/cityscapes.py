@@ -26,7 +26,15 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..classes import CITYSCAPES, CITYSCAPES_LABEL_TO_TRAIN
-from .camvid import DatasetError, Pair, PathLike, SegmentationDataset, Transform, filter_names
+from .camvid import (
+    DatasetError,
+    EmptySplitError,
+    Pair,
+    PathLike,
+    SegmentationDataset,
+    Transform,
+    filter_names,
+)
 
 IMG_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIX = "_gtFine_labelIds.png"
@@ -48,8 +56,9 @@ def train_to_label_ids() -> np.ndarray:
     return inv
 
 
-def cityscapes_pairs(root: PathLike, split: str, cities: Optional[Sequence[str]] = None
-                     ) -> List[Pair]:
+def cityscapes_pairs(root: PathLike, split: str, cities: Optional[Sequence[str]] = None,
+                     exclude: Optional[Sequence[str]] = None) -> List[Pair]:
+    """Sorted (frame, label) pairs of one split; ``cities``/``exclude`` are city prefixes."""
     root = Path(root)
     img_root, gt_root = root / "leftImg8bit" / split, root / "gtFine" / split
     for d in (img_root, gt_root):
@@ -57,24 +66,31 @@ def cityscapes_pairs(root: PathLike, split: str, cities: Optional[Sequence[str]]
             raise DatasetError(f"{d}: Cityscapes folder not found (expected "
                                "leftImg8bit/<split>/<city>/ and gtFine/<split>/<city>/)")
     frames = sorted(img_root.glob(f"*/*{IMG_SUFFIX}"))
-    keep = set(filter_names([f.parent.name for f in frames], cities))
+    keep = set(filter_names([f.parent.name for f in frames], cities, exclude))
     pairs = []
     for f in frames:
         if f.parent.name not in keep:
             continue
         stem = f.name[: -len(IMG_SUFFIX)]
         pairs.append((f, gt_root / f.parent.name / f"{stem}{LABEL_SUFFIX}"))
-    if not pairs:
+    if not frames:
         raise DatasetError(f"{img_root}: no *{IMG_SUFFIX} frames found")
+    if not pairs:  # the filters took them all: a joined split skips this one
+        raise EmptySplitError(f"{img_root}: no frames (after include={list(cities or [])} "
+                              f"exclude={list(exclude or [])})")
     return pairs
 
 
 class Cityscapes(SegmentationDataset):
-    """Cityscapes fine annotations as trainIds; ``cities`` filters by city-name prefix."""
+    """Cityscapes fine annotations as trainIds.
+
+    ``cities`` keeps and ``exclude`` drops cities by name prefix (``--holdout aachen``).
+    """
 
     def __init__(self, root: PathLike, split: str = "train",
                  transform: Optional[Transform] = None, *,
-                 cities: Optional[Sequence[str]] = None, cache: bool = False):
-        super().__init__(cityscapes_pairs(root, split, cities), transform,
+                 cities: Optional[Sequence[str]] = None,
+                 exclude: Optional[Sequence[str]] = None, cache: bool = False):
+        super().__init__(cityscapes_pairs(root, split, cities, exclude), transform,
                          label_map=label_to_train_lut(), cache=cache)
         self.root, self.split = Path(root), split

@@ -270,6 +270,7 @@ class FolderDataset(SegmentationDataset):
             raise DatasetError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its "
                                f"image {img_path} is {image.shape[1]}x{image.shape[0]}")
         check_ids(mask, self.class_set, mask_path)
+        mask = mask if self.label_map is None else self.label_map[mask]  # replay: -> run's ids
         if self.cache:
             self._cache[index] = (image, mask)
         return image, mask

@@ -104,12 +104,13 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise ValueError(f"training set has {len(self.data.train)} frames, fewer than one "
                              f"batch of {cfg.batch_size} per process")
-        if cfg.steps:
-            cfg.epochs = steps_to_epochs(cfg.steps, self.steps_per_epoch)
+        cfg.epochs = steps_to_epochs(cfg.steps, self.steps_per_epoch) if cfg.steps else cfg.epochs
+        # --steps N is exactly N steps: the last epoch stops short, the decay ends at N.
+        self.total_steps = cfg.steps or cfg.epochs * self.steps_per_epoch
         self.model = self._build_model()
         self.ema = ModelEMA(self.bare_model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.optimizer = self._build_optimizer()
-        self.scheduler = PolyLR(self.optimizer, cfg.epochs * self.steps_per_epoch, cfg.poly_power)
+        self.scheduler = PolyLR(self.optimizer, self.total_steps, cfg.poly_power)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.criterion = nn.CrossEntropyLoss(
             weight=torch.tensor(self.data.class_weights, dtype=torch.float32,
@@ -206,9 +207,9 @@ class Trainer:
         self.bare_model.load_state_dict(blob["state_dict"])
         self.optimizer.load_state_dict(st["optimizer"])
         self.scheduler.load_state_dict(st["scheduler"])
-        # A resume may shorten or extend the run (--epochs): re-aim the poly decay at the
-        # new end from the current step instead of following the old length.
-        self.scheduler.total_steps = self.cfg.epochs * self.steps_per_epoch
+        # A resume may shorten or extend the run (--epochs, --steps): re-aim the poly decay
+        # at the new end from the current step instead of following the old length.
+        self.scheduler.total_steps = self.total_steps
         # The optimiser's lr is still the old schedule's; the next step must use the new one.
         factor = poly_factor(self.scheduler.last_epoch, self.scheduler.total_steps,
                              self.scheduler.power)
@@ -237,6 +238,10 @@ class Trainer:
             return list(cfg.late_crop_size)
         return list(cfg.crop_size)
 
+    def _epoch_steps(self, epoch: int) -> int:
+        """Return the steps of ``epoch``: a whole epoch, or what is left of ``total_steps``."""
+        return max(0, min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch))
+
     def fit(self) -> Dict[str, Any]:
         """Train to ``epochs`` (or until stopped); returns the best validation metrics."""
         cfg = self.cfg
@@ -249,7 +254,7 @@ class Trainer:
         if cfg.resume:
             self.resume(cfg.resume)
             self._print(f"resumed from {cfg.resume} in epoch {self.epoch + 1}/{cfg.epochs} "
-                        f"after step {self.step_in_epoch}/{self.steps_per_epoch}")
+                        f"after step {self.step_in_epoch}/{self._epoch_steps(self.epoch)}")
         steps_this_run = 0
         try:
             with _StopFlag() as stop:
@@ -258,7 +263,7 @@ class Trainer:
                     if not done:
                         self.save_last()
                         self._print(f"stopped in epoch {self.epoch + 1}/{cfg.epochs} after step "
-                                    f"{self.step_in_epoch}/{self.steps_per_epoch}; resume "
+                                    f"{self.step_in_epoch}/{self._epoch_steps(self.epoch)}; resume "
                                     f"with --resume {self.run_dir / 'last.pt'}")
                         break
                     self._end_epoch(log)
@@ -287,12 +292,13 @@ class Trainer:
         it = iter(self.loader)
         for _ in range(self.step_in_epoch):  # replay finished batches' RNG draws
             next(it)
-        bar = progress(total=self.steps_per_epoch, initial=self.step_in_epoch,
+        steps = self._epoch_steps(self.epoch)
+        bar = progress(total=steps, initial=self.step_in_epoch,
                        desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="step",
                        disable=not (self.cfg.progress and self.dist.is_main), mininterval=1.0)
         self._epoch_stats = self._epoch_stats or [0.0, 0, time.time()]
         try:
-            while self.step_in_epoch < self.steps_per_epoch:
+            while self.step_in_epoch < steps:
                 if self._should_stop(stop, steps_this_run):
                     return False, steps_this_run
                 try:

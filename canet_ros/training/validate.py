@@ -19,9 +19,8 @@ from typing import Any, Dict, Tuple
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
-from ..evaluation import evaluate_loader, summarize
+from ..evaluation import eval_loader, evaluate_loader, summarize
 from .config import TrainConfig, holdout_set_name
 
 
@@ -32,7 +31,7 @@ def run_validation(model: nn.Module, data: Any, device: torch.device, channels_l
     cs = data.class_set
     for spec, ds in zip(data.val_specs, data.val, strict=True):
         # Workers would copy the frame cache per set; in-process loading is cheap enough.
-        loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+        loader = eval_loader(ds, batch_size)
         cm = evaluate_loader(model, loader, cs.num_classes, cs.ignore_index, device,
                              channels_last=channels_last)
         out[spec["name"]] = summarize(cm, cs.names, len(ds))
