@@ -55,6 +55,19 @@ def test_weights_from_file(tmp_path):
     assert torch.equal(model.context["0"][1].running_var, ref["features.0.1.running_var"])
 
 
+def test_weights_file_from_before_num_batches_tracked(tmp_path):
+    """Old files (torch < 0.4.1) lack the BatchNorm counters; torchvision loads them, so do we."""
+    torch.manual_seed(8)
+    ref = {k: v for k, v in torchvision.models.resnet18().state_dict().items()
+           if not k.endswith("num_batches_tracked")}
+    torchvision.models.resnet18().load_state_dict(ref)  # the peer library accepts it
+    path = tmp_path / "old_resnet18.pth"
+    torch.save(ref, path)
+    model = build_canet("resnet18", 11, pretrained_backbone=str(path))
+    assert torch.equal(model.context.layer4[1].conv2.weight, ref["layer4.1.conv2.weight"])
+    assert torch.equal(model.context.bn1.running_mean, ref["bn1.running_mean"])
+
+
 def test_weights_file_problems_name_the_file(tmp_path):
     missing = tmp_path / "nope.pth"
     with pytest.raises(BackboneWeightsError, match="nope.pth.*not found"):

@@ -114,9 +114,12 @@ def _load_file_weights(spec: BackboneSpec, model: nn.Module, path: str) -> None:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise BackboneWeightsError(f"{path}: expected a state_dict, found {type(state).__name__}")
-    # Heads (classifier / fc) may be absent or differ: only the body must match.
+    # Heads (classifier / fc) may be absent or differ: only the body must match. Files from
+    # before torch 0.4.1 lack BatchNorm's num_batches_tracked, which is not a learnt tensor
+    # (torchvision's own loader fills it in too).
     body_keys = {k for k in model.state_dict() if not k.startswith(("classifier.", "fc."))}
-    missing = sorted(body_keys - set(state))
+    missing = sorted(k for k in body_keys - set(state)
+                     if not k.endswith("num_batches_tracked"))
     if missing:
         raise BackboneWeightsError(
             f"{path}: not {spec.name} weights; {len(missing)} backbone tensors missing, "
