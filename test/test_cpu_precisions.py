@@ -333,6 +333,26 @@ def test_int8_made_on_the_first_start_is_found_by_the_next(seeded, monkeypatch):
     assert made == [1]
 
 
+def test_a_damaged_int8_graph_is_made_again(seeded, caplog):
+    from canet_ros.inference import quantize
+    from canet_ros.inference.onnx_runtime import cached_graph, file_digest
+
+    if "int8" not in available_precisions():
+        pytest.skip("this CPU or install does not run int8")
+    path, _, frame = seeded
+    size = (80, 56)  # its own cache entries
+    expected = SegmentationEngine(path, device="cpu", precision="int8", resolution=size,
+                                  warmup=False).infer(frame).labels
+    int8 = quantize.cached_int8(cached_graph(file_digest(path), size).path)
+    whole = int8.read_bytes()
+    int8.write_bytes(whole[: len(whole) // 2])  # a copy or a disk that gave out half-way
+    engine = SegmentationEngine(path, device="cpu", precision="int8", resolution=size,
+                                warmup=False)
+    assert engine.precision == "int8" and "unusable" in caplog.text
+    np.testing.assert_array_equal(engine.infer(frame).labels, expected)
+    assert int8.read_bytes() == whole  # calibration is deterministic: the same graph
+
+
 def test_auto_on_int8_without_bf16_waits_at_fp32(tmp_path, monkeypatch, caplog):
     """A CPU with VNNI but no bf16: auto is fp32 until the int8 graph is made, then int8."""
     import logging

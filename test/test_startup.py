@@ -136,6 +136,27 @@ def test_a_damaged_cache_entry_is_exported_again(tmp_path, monkeypatch, caplog):
     assert graphs[0].read_bytes() != b"not an onnx graph"
 
 
+def test_a_damaged_export_of_a_model_without_a_file_is_exported_again(tmp_path, monkeypatch,
+                                                                       caplog):
+    """Such a model's export is cached by its weights' fingerprint, not by a file's hash."""
+    monkeypatch.setenv("CANET_ROS_CACHE", str(tmp_path / "cache"))
+    frame = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+
+    def untrained():
+        torch.manual_seed(3)
+        return SegmentationEngine(None, backbone="mobilenetv2", device="cpu",
+                                  resolution=(96, 64), warmup=False)
+
+    expected = untrained().infer(frame).labels
+    graphs = list((tmp_path / "cache" / "onnx").glob("canet_*.onnx"))
+    assert len(graphs) == 1
+    graphs[0].write_bytes(b"not an onnx graph")
+    engine = untrained()  # warns, exports again, rewrites
+    assert engine.runtime == "onnxruntime" and "unusable" in caplog.text
+    np.testing.assert_array_equal(engine.infer(frame).labels, expected)
+    assert graphs[0].read_bytes() != b"not an onnx graph"
+
+
 # -- canet benchmark --startup ----------------------------------------------------------
 def test_until_ready_times_the_ready_line_and_stops_the_process(tmp_path):
     script = tmp_path / "node.py"

@@ -147,13 +147,28 @@ def _int8_ready(graph: Path | bytes) -> bool:
 def _build(graph: Path | bytes, size: tuple[int, int], num_classes: int, chosen: str,
            runtime: str, preprocess: Callable[[np.ndarray], np.ndarray] | None,
            threads: int | None) -> Any:
-    use_ov = runtime_for(chosen, runtime) == "openvino"
     if chosen == "int8":
         from .quantize import int8_graph
 
         if preprocess is None:
             raise EngineError("precision 'int8' needs a preprocess function to calibrate")
-        graph = int8_graph(graph, preprocess)
+        cached = _int8_ready(graph)
+        int8 = int8_graph(graph, preprocess)
+        try:
+            return _runner(int8, size, num_classes, chosen, runtime, threads)
+        except Exception as exc:
+            if not cached or not isinstance(int8, Path):
+                raise
+            # A damaged cache file would fail every start: make the graph again, once.
+            log.warning("cached int8 graph %s unusable (%s); making it again", int8, exc)
+            int8.unlink(missing_ok=True)
+            graph = int8_graph(graph, preprocess)
+    return _runner(graph, size, num_classes, chosen, runtime, threads)
+
+
+def _runner(graph: Path | bytes, size: tuple[int, int], num_classes: int, chosen: str,
+            runtime: str, threads: int | None) -> Any:
+    use_ov = runtime_for(chosen, runtime) == "openvino"
     if use_ov:
         # int8 leaves a few small layers in float: bf16 where the CPU has it (measured).
         rest = "bf16" if "bf16" in cpu_features.cpu_precisions() else "fp32"

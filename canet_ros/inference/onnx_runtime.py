@@ -163,10 +163,14 @@ def _export_bytes(model: nn.Module, size: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def export_onnx(model: nn.Module, size: tuple[int, int], use_cache: bool = True) -> bytes:
-    """ONNX bytes of ``model`` (fp32, CPU, eval) at network ``size`` (W, H), cached on disk."""
+def export_onnx(model: nn.Module, size: tuple[int, int], use_cache: bool = True,
+                refresh: bool = False) -> bytes:
+    """ONNX bytes of ``model`` (fp32, CPU, eval) at network ``size`` (W, H), cached on disk.
+
+    ``refresh`` exports again and replaces the cached file (one found unusable).
+    """
     path = cache_dir() / "onnx" / f"canet_{model_fingerprint(model, size)}.onnx"
-    if use_cache and path.is_file():
+    if use_cache and not refresh and path.is_file():
         log.debug("ONNX graph from cache %s", path)
         return path.read_bytes()
     data = _export_bytes(model, size)

@@ -156,9 +156,7 @@ def cpu_runner(loaded: TorchModel, runtime: str,
     asked = "auto" if precision == "auto" else chosen
     if runtime != "torch" and runtime_for(chosen, runtime):
         try:
-            data = _export(loaded.model, loaded.size, loaded.path, loaded.meta)
-            return make_cpu_runner(data, loaded.size, loaded.classes.num_classes, asked,
-                                   runtime, preprocess)
+            return _export_runner(loaded, asked, runtime, preprocess)
         except Exception as exc:  # an exporter or runtime problem: torch still runs fp32
             if chosen != "fp32" and asked != "auto":
                 raise EngineError(f"{chosen} setup failed: {exc}") from exc
@@ -167,6 +165,25 @@ def cpu_runner(loaded: TorchModel, runtime: str,
             log.warning("ONNX Runtime setup failed (%s); using torch on the CPU", exc)
     # channels_last measured 2x faster than NCHW for this net on x86 (docs/performance.md).
     return TorchRunner(loaded.model, loaded.device, torch.float32, channels_last=True)
+
+
+def _export_runner(loaded: TorchModel, asked: str, runtime: str,
+                   preprocess: Callable[[np.ndarray], np.ndarray]) -> Any:
+    data = _export(loaded.model, loaded.size, loaded.path, loaded.meta)
+    try:
+        return make_cpu_runner(data, loaded.size, loaded.classes.num_classes, asked, runtime,
+                               preprocess)
+    except EngineError:
+        raise
+    except Exception as exc:
+        if loaded.path is not None:  # exported just now, not read from the cache
+            raise
+        # A model without a checkpoint file reads its export from the cache by fingerprint;
+        # a damaged file there would fail every start: export again, once.
+        log.warning("cached ONNX export unusable (%s); exporting again", exc)
+        data = export_onnx(loaded.model, loaded.size, refresh=True)
+        return make_cpu_runner(data, loaded.size, loaded.classes.num_classes, asked, runtime,
+                               preprocess)
 
 
 def _export(model: nn.Module, size: tuple[int, int], path: Path | None,
