@@ -113,6 +113,8 @@ def test_every_subcommand_reports_bad_input_the_same_way(capsys, tmp_path, case)
     ("segment-bag", ["sample", "--out", "o", "--resolution", "abc"], "--resolution"),
     ("segment-bag", ["sample", "--out", "o", "--device", "tpu"], "--device"),
     ("export", ["--out", "x.onnx", "--device", "tpu"], "--device"),
+    ("extract-frames", ["sample", "--out", "o", "--device", "tpu"], "--device"),
+    ("extract-frames", ["sample", "--out", "o", "--resolution", "abc"], "--resolution"),
 ])
 def test_a_malformed_value_is_a_usage_error_in_every_command(capsys, command, argv, option):
     with pytest.raises(SystemExit) as exc:
@@ -145,3 +147,11 @@ def test_no_log_line_before_an_error(tmp_path):
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.splitlines() == [f"canet segment-bag: error: {notes}: not a torch "
                                         f"file, so not a canet_ros checkpoint"]
+
+
+def test_a_crop_of_no_pixels_is_refused_before_training_starts(capsys, tmp_path):
+    rc = main(["train", "--crop-size", "0", "0", "--out-dir", str(tmp_path / "run")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and lines == ["canet train: error: crop_size must be two positive integers "
+                                 "WIDTH HEIGHT, got [0, 0]"]
+    assert not (tmp_path / "run").exists()

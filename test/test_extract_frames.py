@@ -229,6 +229,15 @@ def test_output_folder_rules(engine, tmp_path):
     with pytest.raises(BagError, match="labelled masks"):
         run(engine, src, out, overwrite=True)
     assert (out / "masks" / "a.png").read_bytes() == b"labelled work"
+    (out / "masks" / "a.png").unlink()  # an empty masks/ is still ours to replace
+    (out / "export").mkdir()  # a CVAT export unpacked where docs/own_data.md suggests
+    (out / "train.txt").write_text("a\n")
+    with pytest.raises(BagError, match="holds export, train.txt, which extract-frames did"):
+        run(engine, src, out, overwrite=True)
+    assert (out / "export").is_dir() and (out / "train.txt").is_file()
+    (out / "export").rmdir()
+    (out / "train.txt").unlink()
+    run(engine, src, out, overwrite=True)
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")

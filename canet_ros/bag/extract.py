@@ -51,6 +51,8 @@ from .reader import InputBag, describe_exception, frame_stamp
 THUMB_SIZE = (32, 24)  # W, H
 PROBES = 8  # frames examined per slot at most
 REPORT = "extract.json"
+# What a run writes (masks/ is the labeller's, allowed here while empty).
+_OURS = frozenset({REPORT, "images", "prelabels", "cvat", "cvat.zip", "classes.yaml", "masks"})
 
 
 @dataclass
@@ -146,6 +148,12 @@ def check_extract_outdir(outdir: Path, overwrite: bool) -> None:
     if masks.is_dir() and any(masks.iterdir()):
         raise BagError(f"{outdir}: holds labelled masks ({masks}); --overwrite would delete "
                        f"them: move them away or extract into another folder")
+    # A labeller's work lands beside ours (an unpacked CVAT export, train.txt): never delete it.
+    theirs = sorted(p.name for p in outdir.iterdir() if p.name not in _OURS)
+    if theirs:
+        raise BagError(f"{outdir}: holds {', '.join(theirs)}, which extract-frames did not "
+                       f"write; --overwrite would delete them: move them away or extract "
+                       f"into another folder")
 
 
 def _prepare(outdir: Path, prelabels: bool) -> None:

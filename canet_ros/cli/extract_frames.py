@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .argtypes import device, resolution
+
 PROG = "canet extract-frames"
 
 
@@ -61,14 +63,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="model for the pre-labels and the class list ('default' = the bundled "
                         "CamVid model)")
     p.add_argument("--backbone", choices=BACKBONES, help="must match the checkpoint when given")
-    p.add_argument("--resolution", metavar="WxH",
+    p.add_argument("--resolution", type=resolution, metavar="WxH",
                    help="network input size (default: the checkpoint's)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--no-prelabels", action="store_true",
                    help="frames only, no model run (the classes still come from --checkpoint)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace DIR if an earlier extract-frames wrote it (never one holding "
-                        "labelled masks/)")
+                        "labelled masks/ or anything else it did not write)")
     p.add_argument("--no-salvage", action="store_true",
                    help="refuse a damaged bag instead of reading what is still readable")
     p.add_argument("--json", action="store_true", help="print extract.json's summary as JSON")

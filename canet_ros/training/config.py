@@ -237,8 +237,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"class_weighting must be enet or none, not {cfg.class_weighting!r}")
     for name in ("crop_size", "late_crop_size", "base_size", "input_size"):
         v = getattr(cfg, name)
-        if v is not None and len(v) != 2:
-            raise ValueError(f"{name} must be two integers WIDTH HEIGHT, got {v}")
+        if v is not None and (len(v) != 2 or min(v) < 1):
+            raise ValueError(f"{name} must be two positive integers WIDTH HEIGHT, got {v}")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError("epochs and batch_size must be positive")
     if not (0 < cfg.scale_min <= cfg.scale_max):
