@@ -136,8 +136,8 @@ def test_a_damaged_cache_entry_is_exported_again(tmp_path, monkeypatch, caplog):
     assert graphs[0].read_bytes() != b"not an onnx graph"
 
 
-def test_a_damaged_export_of_a_model_without_a_file_is_exported_again(tmp_path, monkeypatch,
-                                                                       caplog):
+def test_a_damaged_export_of_a_model_without_a_file_is_exported_again(
+        tmp_path, monkeypatch, caplog):
     """Such a model's export is cached by its weights' fingerprint, not by a file's hash."""
     monkeypatch.setenv("CANET_ROS_CACHE", str(tmp_path / "cache"))
     frame = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)

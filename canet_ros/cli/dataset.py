@@ -65,7 +65,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from ..data.cvat import import_cvat
+    from ..data.cvat_import import import_cvat
 
     result = import_cvat(args.export, args.into, overwrite=args.overwrite)
     if args.json:

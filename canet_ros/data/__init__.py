@@ -34,7 +34,8 @@ from .camvid import (
 )
 from .cityscapes import Cityscapes, label_to_train_lut, train_to_label_ids
 from .classes_file import SplitRule, load_classes, save_classes
-from .cvat import import_cvat, write_cvat_package
+from .cvat import write_cvat_package
+from .cvat_import import import_cvat
 from .folder import DatasetSummary, FolderDataset, check_dataset, index_folder, write_dataset
 from .problems import DatasetProblems
 from .transforms import EvalTransform, TrainTransform, denormalize, normalize

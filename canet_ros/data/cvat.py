@@ -24,11 +24,10 @@ The package (a zip, or the folder unpacked) is Pascal VOC's segmentation layout:
 Labels match classes by name (a label's colour only paints this package). ``background``
 pixels (CVAT's where nothing is annotated) are the ignore id, unless a class is named
 ``background``: then they are that class, and ignored pixels get label ``ignore``.
+Importing an export into a dataset folder is ``cvat_import``.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +38,9 @@ import numpy as np
 
 from ..classes import ClassSet
 from ..errors import DatasetError
-from .classes_file import CLASSES_FILE, parse_classes, save_classes
-from .problems import DatasetProblems, capped
+from .classes_file import CLASSES_FILE
+from .files import read_list_text
+from .problems import DatasetProblems
 
 Color = Tuple[int, int, int]
 LABELMAP = "labelmap.txt"
@@ -120,7 +120,15 @@ def _free_color(taken: Iterable[Color]) -> Color:
 def package_labels(class_set: ClassSet) -> Tuple[List[Tuple[str, Color]], Color]:
     """Return the labelmap for ``class_set`` and the colour its ignored pixels are painted in."""
     entries = list(zip(class_set.names, class_set.colors, strict=True))
-    ignore_name = IGNORE_LABEL if BACKGROUND in class_set.names else BACKGROUND
+    # Import matches labels to classes case-insensitively, so a class "Background" would
+    # take in a "background" label's pixels: the ignored pixels' label must not clash.
+    taken = {n.lower() for n in class_set.names}
+    free = [n for n in (BACKGROUND, IGNORE_LABEL) if n not in taken]
+    if not free:
+        raise DatasetError(f"{class_set.name}: classes named {BACKGROUND!r} and "
+                           f"{IGNORE_LABEL!r} (in any case) leave no CVAT label for the "
+                           f"ignored pixels; rename one of them")
+    ignore_name = free[0]
     ignore_color = (0, 0, 0) if (0, 0, 0) not in class_set.colors else \
         _free_color(class_set.colors)
     return [(ignore_name, ignore_color)] + entries, ignore_color
@@ -132,8 +140,8 @@ def class_set_from_labelmap(entries: Sequence[Tuple[str, Color]], name: str) -> 
     That label is ``ignore`` where there is one (``background`` is then a class, as
     ``package_labels`` writes it), else ``background``.
     """
-    names = {n.lower() for n, _ in entries}
-    skip = IGNORE_LABEL if IGNORE_LABEL in names else BACKGROUND
+    # Exactly "ignore", as package_labels writes it: a class "IGNORE" stays a class.
+    skip = IGNORE_LABEL if any(n == IGNORE_LABEL for n, _ in entries) else BACKGROUND
     kept = [(n, c) for n, c in entries if n.lower() != skip]
     if not kept:
         raise DatasetError(f"{name}: labelmap.txt has no labels besides {skip!r}")
@@ -279,7 +287,7 @@ class CvatExport:
         subsets: Dict[str, List[str]] = {}
         lists = root / LIST_DIR
         for path in sorted(lists.glob("*.txt")) if lists.is_dir() else []:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = read_list_text(path).splitlines()
             subsets[path.stem] = [s.strip() for s in lines if s.strip()]
         if not subsets:  # no lists: every mask present
             masks = root / CLASS_DIR
@@ -295,106 +303,3 @@ class CvatExport:
 
     def mask_path(self, stem: str) -> Path:
         return self.root / CLASS_DIR / f"{stem}.png"
-
-
-def find_export_root(folder: Path) -> Path:
-    """Return the folder holding labelmap.txt: ``folder`` itself or one level down (a zip's top)."""
-    if is_cvat_export(folder):
-        return folder
-    inner = [p for p in folder.iterdir() if p.is_dir() and is_cvat_export(p)]
-    if len(inner) == 1:
-        return inner[0]
-    raise DatasetError(f"{folder}: not a CVAT 'Segmentation mask 1.1' export (no {LABELMAP} "
-                       f"or {CLASS_DIR}/)")
-
-
-def _unpack(source: Path, tmp: Path) -> Path:
-    try:
-        with zipfile.ZipFile(source) as zf:
-            zf.extractall(tmp)  # zipfile drops absolute paths and '..' parts
-    except zipfile.BadZipFile as exc:
-        raise DatasetError(f"{source}: not a readable zip file ({exc})") from None
-    return tmp
-
-
-def _import_classes(into: Path, export: CvatExport) -> Tuple[ClassSet, bool, List[str]]:
-    """Return the target's classes.yaml if it has one, else the labelmap's (to be written)."""
-    path = into / CLASSES_FILE
-    if path.is_file():
-        class_set, _, problems = parse_classes(path)
-        if class_set is None:
-            return ClassSet("invalid", (), (), 255), False, problems
-        return class_set, False, []
-    return class_set_from_labelmap(export.labels, into.name or "custom"), True, []
-
-
-def _convert_all(export: CvatExport, into: Path, class_set: ClassSet, staging: Path,
-                 overwrite: bool) -> Tuple[List[str], Dict[str, int]]:
-    decoder, problems = ColorDecoder.build(export.labels, class_set, export.root / LABELMAP)
-    missing, unknown, no_image, sizes, existing = [], [], [], [], []
-    counts = {"frames": 0, "unlabelled_frames": 0}
-    for stem in export.stems():
-        name = Path(stem).name
-        path = export.mask_path(stem)
-        image = next((p for p in sorted((into / "images").glob(f"{name}.*"))), None)
-        if not path.is_file():
-            missing.append(f"{path}: missing (frame {stem!r} is listed in {LIST_DIR})")
-            continue
-        if image is None:
-            no_image.append(f"{path}: no image {into / 'images'}/{name}.* for this mask")
-        if (into / "masks" / f"{name}.png").exists() and not overwrite:
-            existing.append(f"{into / 'masks' / name}.png")
-        if problems:
-            continue  # no decoding without a valid label mapping
-        ids, bad = decoder.decode(read_color_mask(path))
-        if bad:
-            unknown.append(unknown_colors_text(path, bad))
-            continue
-        if image is not None:
-            shape = cv2.imread(str(image), cv2.IMREAD_UNCHANGED).shape[:2]
-            if shape != ids.shape:
-                sizes.append(f"{path}: mask is {ids.shape[1]}x{ids.shape[0]} but its image "
-                             f"{image} is {shape[1]}x{shape[0]}")
-        counts["frames"] += 1
-        counts["unlabelled_frames"] += int((ids == class_set.ignore_index).all())
-        cv2.imwrite(str(staging / f"{name}.png"), ids)
-    if existing:
-        problems.append(f"{into / 'masks'}: {len(existing)} masks would be replaced (e.g. "
-                        f"{existing[0]}); pass --overwrite to replace them")
-    problems += capped(missing, "missing masks") + capped(no_image, "masks without images")
-    problems += capped(unknown, "masks with unknown colours") + capped(sizes, "size mismatches")
-    return problems, counts
-
-
-def import_cvat(source: Path, into: Path, overwrite: bool = False) -> Dict[str, object]:
-    """Turn a CVAT export (zip or folder) into ``into/masks/<stem>.png`` index masks.
-
-    Every mask is checked before anything is written; DatasetProblems lists all that is
-    wrong (a colour not in labelmap.txt names the file and the colour).
-    """
-    source, into = Path(source), Path(into)
-    if not source.exists():
-        raise DatasetError(f"{source}: no such file or folder")
-    if not into.is_dir():
-        raise DatasetError(f"{into}: no such folder (the extract-frames output to label)")
-    with tempfile.TemporaryDirectory(prefix="canet_cvat_") as tmp:
-        folder = source if source.is_dir() else _unpack(source, Path(tmp) / "export")
-        export = CvatExport.open(find_export_root(folder))
-        class_set, write_classes, problems = _import_classes(into, export)
-        staging = Path(tmp) / "masks"
-        staging.mkdir()
-        if not problems:
-            more, counts = _convert_all(export, into, class_set, staging, overwrite)
-            problems += more
-        if not problems and not export.stems():
-            problems.append(f"{export.root}: the export lists no frames")
-        if problems:
-            raise DatasetProblems(f"{source}: nothing imported", problems)
-        (into / "masks").mkdir(exist_ok=True)
-        for path in sorted(staging.iterdir()):
-            shutil.move(str(path), str(into / "masks" / path.name))
-    if write_classes:
-        save_classes(into, class_set)
-    return {"source": str(source), "into": str(into), "masks": counts["frames"],
-            "unlabelled_frames": counts["unlabelled_frames"],
-            "classes": list(class_set.names), "wrote_classes_yaml": write_classes}

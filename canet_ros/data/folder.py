@@ -58,6 +58,7 @@ from .cvat import (
     read_color_mask,
     unknown_colors_text,
 )
+from .files import flat_names, read_list_text, unscale_low_bit
 from .problems import DatasetProblems, capped
 
 SPLITS = ("train", "val", "all")
@@ -120,7 +121,7 @@ def _read_lists(root: Path, known: Iterable[str], problems: List[str]) -> Dict[s
         if not path.is_file():
             continue
         stems = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for number, line in enumerate(read_list_text(path).splitlines(), 1):
             stem = line.split("#", 1)[0].strip()
             if not stem:
                 continue
@@ -181,8 +182,9 @@ def _index_cvat(root: Path) -> FolderIndex:
                               f"images') nor {root.parent / IMAGES}/ exists")
     else:
         index.images = _files(image_dir, _IMAGE_EXTS, index.problems, "the frames")
-    stems = export.stems()
-    index.masks = {Path(s).name: export.mask_path(s) for s in stems}
+    names, clashes = flat_names(export.stems(), root / "ImageSets" / "Segmentation")
+    index.problems += capped(clashes, "frame name clashes")
+    index.masks = {name: export.mask_path(s) for name, s in names.items()}
     index.problems += capped([f"{p}: missing (frame listed in ImageSets/Segmentation)"
                               for p in index.masks.values() if not p.is_file()],
                              "missing masks")
@@ -218,6 +220,7 @@ def read_mask(path: Path, decoder: Optional[ColorDecoder] = None) -> np.ndarray:
         raise DatasetError(f"{path}: cannot decode (corrupt or not an image)")
     if mask.dtype != np.uint8:
         raise DatasetError(f"{path}: {mask.dtype} pixels; masks are 8-bit class ids")
+    mask = unscale_low_bit(path, mask)  # 1-bit 0/1 masks read as 0/255 otherwise
     if mask.ndim == 3:
         if not (mask[..., :1] == mask[..., : min(3, mask.shape[2])]).all():
             raise DatasetError(f"{path}: a colour image; {MASKS}/ holds single-channel class "

@@ -1,0 +1,94 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Shared by dataset folders and CVAT exports: frame lists, frame names, index-mask PNGs."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import DatasetError
+from .camvid import _IMAGE_EXTS
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_GREY = 0  # PNG colour type of greyscale without alpha
+
+
+def read_list_text(path: Path) -> str:
+    """Return the text of a frame list (train.txt, an ImageSets list); DatasetError if unreadable.
+
+    A leading UTF-8 BOM is dropped: Windows editors write one, and it would otherwise
+    become part of the first frame's name.
+    """
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save "
+                           f"it as UTF-8") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc})") from None
+
+
+def png_grey_bits(path: Path) -> Optional[int]:
+    """Return the bit depth of a greyscale PNG below 8 bits (1, 2 or 4), else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return None  # the decoder that follows names the file
+    # IHDR is always the first chunk: bit depth at byte 24, colour type at byte 25.
+    if len(head) < 26 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    return head[24] if head[25] == _GREY and head[24] in (1, 2, 4) else None
+
+
+def unscale_low_bit(path: Path, mask: np.ndarray) -> np.ndarray:
+    """Return the stored values of a 1, 2 or 4-bit greyscale PNG that OpenCV read as ``mask``.
+
+    OpenCV scales such pixels to 0-255 (1-bit 0/1 to 0/255, 2-bit by 85, 4-bit by 17); a
+    mask's values are class ids, so the file's own numbers are wanted. Other masks pass.
+    """
+    bits = png_grey_bits(path) if mask.ndim == 2 else None
+    if bits is None:
+        return mask
+    return (mask // (255 // ((1 << bits) - 1))).astype(np.uint8)
+
+
+def flat_names(stems: Iterable[str], where: Path) -> Tuple[Dict[str, str], List[str]]:
+    """Map each frame's file name (its folders dropped) to its CVAT name; clashes as problems.
+
+    Dataset folders are flat (images/<stem>.png), so ``left/f0`` and ``right/f0`` would
+    both become f0: that is refused rather than one silently replacing the other.
+    """
+    names: Dict[str, str] = {}
+    problems: List[str] = []
+    for stem in stems:
+        name = Path(stem).name
+        if name in names:
+            problems.append(f"{where}: frames {names[name]!r} and {stem!r} both become "
+                            f"{name!r}; a dataset folder is flat, rename one in CVAT")
+            continue
+        names[name] = stem
+    return names, problems
+
+
+def frame_images(folder: Path) -> Dict[str, Path]:
+    """Map stem -> frame file in ``folder`` (exact stems: no glob, no prefix match)."""
+    found: Dict[str, Path] = {}
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.is_file() and path.suffix.lower() in _IMAGE_EXTS:
+            found.setdefault(path.stem, path)  # f.jpg and f.png: dataset check names both
+    return found
