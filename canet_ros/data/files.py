@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
+import cv2
 import numpy as np
 
 from ..errors import DatasetError
@@ -65,6 +66,22 @@ def unscale_low_bit(path: Path, mask: np.ndarray) -> np.ndarray:
     if bits is None:
         return mask
     return (mask // (255 // ((1 << bits) - 1))).astype(np.uint8)
+
+
+def read_index_mask(path: Path) -> np.ndarray:
+    """Read a single-channel PNG of uint8 class ids (masks/<stem>.png); DatasetError names it."""
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise DatasetError(f"{path}: cannot decode (corrupt or not an image)")
+    if mask.dtype != np.uint8:
+        raise DatasetError(f"{path}: {mask.dtype} pixels; masks are 8-bit class ids")
+    mask = unscale_low_bit(path, mask)  # 1-bit 0/1 masks read as 0/255 otherwise
+    if mask.ndim == 3:
+        if not (mask[..., :1] == mask[..., : min(3, mask.shape[2])]).all():
+            raise DatasetError(f"{path}: a colour image; masks/ holds single-channel class "
+                               f"ids (canet dataset import-cvat converts CVAT colour masks)")
+        mask = mask[..., 0]
+    return mask
 
 
 def flat_names(stems: Iterable[str], where: Path) -> Tuple[Dict[str, str], List[str]]:

@@ -58,7 +58,7 @@ from .cvat import (
     read_color_mask,
     unknown_colors_text,
 )
-from .files import flat_names, read_list_text, unscale_low_bit
+from .files import flat_names, read_index_mask, read_list_text
 from .problems import DatasetProblems, capped
 
 SPLITS = ("train", "val", "all")
@@ -215,18 +215,7 @@ def read_mask(path: Path, decoder: Optional[ColorDecoder] = None) -> np.ndarray:
         if unknown:
             raise DatasetError(unknown_colors_text(path, unknown))
         return ids
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise DatasetError(f"{path}: cannot decode (corrupt or not an image)")
-    if mask.dtype != np.uint8:
-        raise DatasetError(f"{path}: {mask.dtype} pixels; masks are 8-bit class ids")
-    mask = unscale_low_bit(path, mask)  # 1-bit 0/1 masks read as 0/255 otherwise
-    if mask.ndim == 3:
-        if not (mask[..., :1] == mask[..., : min(3, mask.shape[2])]).all():
-            raise DatasetError(f"{path}: a colour image; {MASKS}/ holds single-channel class "
-                               f"ids (canet dataset import-cvat converts CVAT colour masks)")
-        mask = mask[..., 0]
-    return mask
+    return read_index_mask(path)
 
 
 def check_ids(mask: np.ndarray, class_set: ClassSet, path: Path) -> None:

@@ -17,9 +17,8 @@
 * CPU: the cached ONNX export, run by ONNX Runtime or OpenVINO as ``cpu_runners``
   picks for the precision (torch not imported), else torch channels_last; numpy/OpenCV
   pre- and post-processing, numba's loops (``kernels``) where installed.
-* CUDA: pinned staging buffers per frame shape, double-buffered over three streams
-  (upload / compute / download); pre/post-processing on the GPU (``device_ops``);
-  completion waited for with CUDA events only. See ``torch_backend``.
+* CUDA (``torch_backend.DevicePath``): pinned staging buffers per frame shape, two in turn
+  over upload / compute / download streams, the frame path on the GPU, CUDA events only.
 
 Both make outputs at the frame's size without upsampling all the logits (``upsample``;
 OpenVINO: ``lowres``). Nothing here imports ROS, nor torch at import time.
