@@ -230,6 +230,19 @@ def _check_metadata(path: Path, blob: Any) -> None:
     if blob["backbone"] not in BACKBONES:
         raise CheckpointError(f"{path}: a checkpoint for backbone {blob['backbone']!r}, which "
                               f"this canet_ros does not have ({', '.join(BACKBONES)})")
+    _check_classes(path, blob)
+
+
+def _check_classes(path: Path, blob: Mapping[str, Any]) -> None:
+    """Check what the model and every tool build from: a class count the names agree with."""
+    count = blob["num_classes"]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise CheckpointError(f"{path}: num_classes {count!r} is not a positive integer")
+    for key in ("class_names", "palette"):
+        value = blob.get(key)
+        if value is not None and (not isinstance(value, (list, tuple)) or len(value) != count):
+            have = len(value) if isinstance(value, (list, tuple)) else type(value).__name__
+            raise CheckpointError(f"{path}: {key} has {have} entries for {count} classes")
 
 
 def read_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu"

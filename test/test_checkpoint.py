@@ -126,6 +126,9 @@ def test_wrong_architecture(tmp_path, saved):
     with pytest.raises(CheckpointError, match="forged.pt.*do not fit"):
         load_checkpoint(forged)
     blob["backbone"], blob["num_classes"] = "mobilenetv2", CITYSCAPES.num_classes
+    # Class metadata that agrees with the forged count, so the weights are what disagree.
+    blob["class_names"] = list(CITYSCAPES.names)
+    blob["palette"] = [list(c) for c in CITYSCAPES.colors]
     torch.save(blob, forged)
     with pytest.raises(CheckpointError, match="forged.pt.*do not fit"):
         load_checkpoint(forged)

@@ -132,6 +132,21 @@ def test_checkpoint_for_another_backbone(tmp_path, good):
                               f"canet_ros does not have (mobilenetv2, resnet18, resnet101)")
 
 
+@pytest.mark.parametrize("change, expected", [
+    ({"num_classes": 0}, "num_classes 0 is not a positive integer"),
+    ({"num_classes": "eleven"}, "num_classes 'eleven' is not a positive integer"),
+    ({"class_names": list(CAMVID.names[:5])}, "class_names has 5 entries for 11 classes"),
+    ({"palette": "red"}, "palette has str entries for 11 classes"),
+])
+def test_class_metadata_that_does_not_add_up(tmp_path, good, change, expected):
+    """Hand-edited metadata: one line naming the file, before any model is built."""
+    blob = read_checkpoint(good)
+    blob.update(change)
+    bad = tmp_path / "edited.pt"
+    torch.save(blob, bad)
+    assert message(bad) == f"{bad}: {expected}"
+
+
 def test_newer_format_and_folder(tmp_path, good):
     blob = read_checkpoint(good)
     blob["format_version"] = FORMAT_VERSION + 1

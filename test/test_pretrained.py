@@ -45,6 +45,17 @@ def test_torchvision_weights_from_hub_cache(monkeypatch, tmp_path):
     assert torch.equal(model.context.layer4[1].conv2.weight, ref["layer4.1.conv2.weight"])
 
 
+def test_another_models_file_in_the_hub_cache_is_named(tmp_path, monkeypatch):
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    # mobilenet_v2's weights under resnet18's file name: keys and shapes do not fit.
+    torch.save(torchvision.models.mobilenet_v2().state_dict(), cache / "resnet18-f37072fd.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(BackboneWeightsError, match="resnet18-f37072fd.pth: not torchvision's "
+                                                   "resnet18 weights"):
+        build_canet("resnet18", 11, pretrained_backbone=True)
+
+
 def test_weights_from_file(tmp_path):
     torch.manual_seed(7)
     ref = torchvision.models.mobilenet_v2().state_dict()

@@ -100,7 +100,13 @@ def _load_torchvision_weights(spec: BackboneSpec, model: nn.Module) -> None:
             f"ImageNet weights for {spec.name} ({weights.url.rsplit('/', 1)[-1]}) are not in "
             f"the torch hub cache ({cache}) and could not be downloaded ({exc}). Copy the file "
             f"there, or pass pretrained_backbone=<path to a .pth state_dict>.") from exc
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # another model's file under this file's name
+        path = os.path.join(torch.hub.get_dir(), "checkpoints", weights.url.rsplit("/", 1)[-1])
+        first = " ".join(str(exc).strip().splitlines()[:2])[:300]
+        raise BackboneWeightsError(f"{path}: not torchvision's {spec.name} weights ({first}); "
+                                   f"replace it with the original file") from None
 
 
 def _load_file_weights(spec: BackboneSpec, model: nn.Module, path: str) -> None:
