@@ -28,6 +28,7 @@ import cv2
 
 from ..classes import ClassSet
 from ..errors import DatasetError
+from .camvid import _IMAGE_EXTS
 from .classes_file import CLASSES_FILE, parse_classes, save_classes
 from .cvat import (
     CLASS_DIR,
@@ -40,7 +41,7 @@ from .cvat import (
     read_color_mask,
     unknown_colors_text,
 )
-from .files import flat_names, frame_images
+from .files import files_by_stem, flat_names
 from .problems import DatasetProblems, capped
 
 
@@ -89,7 +90,8 @@ def _convert_all(export: CvatExport, into: Path, class_set: ClassSet, staging: P
     counts = {"frames": 0, "unlabelled_frames": 0}
     names, clashes = flat_names(export.stems(), export.root / LIST_DIR)
     problems += capped(clashes, "frame name clashes")
-    images = frame_images(into / "images")
+    # Duplicate stems and a missing images/ show up below, as masks without their frame.
+    images = files_by_stem(into / "images", _IMAGE_EXTS, [], "the frames")
     for name, stem in names.items():
         path = export.mask_path(stem)
         image = images.get(name)

@@ -16,13 +16,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from ..errors import DatasetError
-from .camvid import _IMAGE_EXTS
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _GREY = 0  # PNG colour type of greyscale without alpha
@@ -102,10 +101,21 @@ def flat_names(stems: Iterable[str], where: Path) -> Tuple[Dict[str, str], List[
     return names, problems
 
 
-def frame_images(folder: Path) -> Dict[str, Path]:
-    """Map stem -> frame file in ``folder`` (exact stems: no glob, no prefix match)."""
+def files_by_stem(folder: Path, exts: Sequence[str], problems: List[str],
+                  what: str) -> Dict[str, Path]:
+    """Map stem -> file in ``folder`` (exact stems, no glob); a second file of a stem is a problem.
+
+    A missing folder is a problem too (``what`` says what it should hold).
+    """
+    if not folder.is_dir():
+        problems.append(f"{folder}: missing ({what})")
+        return {}
     found: Dict[str, Path] = {}
-    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if path.is_file() and path.suffix.lower() in _IMAGE_EXTS:
-            found.setdefault(path.stem, path)  # f.jpg and f.png: dataset check names both
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in exts:
+            if path.stem in found:
+                problems.append(f"{path}: same name as {found[path.stem].name}; one file "
+                                f"per frame")
+                continue
+            found[path.stem] = path
     return found

@@ -58,7 +58,7 @@ from .cvat import (
     read_color_mask,
     unknown_colors_text,
 )
-from .files import flat_names, read_index_mask, read_list_text
+from .files import files_by_stem, flat_names, read_index_mask, read_list_text
 from .problems import DatasetProblems, capped
 
 SPLITS = ("train", "val", "all")
@@ -98,21 +98,6 @@ class FolderIndex:
         return [s for i, s in enumerate(paired) if self.rule.is_val(i) == want_val]
 
 
-def _files(folder: Path, exts: Sequence[str], problems: List[str], what: str) -> Dict[str, Path]:
-    if not folder.is_dir():
-        problems.append(f"{folder}: missing ({what})")
-        return {}
-    found: Dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in exts:
-            if path.stem in found:
-                problems.append(f"{path}: same name as {found[path.stem].name}; one file "
-                                f"per frame")
-                continue
-            found[path.stem] = path
-    return found
-
-
 def _read_lists(root: Path, known: Iterable[str], problems: List[str]) -> Dict[str, List[str]]:
     lists: Dict[str, List[str]] = {}
     known = set(known)
@@ -149,9 +134,9 @@ def _pairing(index: FolderIndex, mask_dir: Path) -> None:
 def _index_own(root: Path) -> FolderIndex:
     class_set, rule, problems = parse_classes(root / CLASSES_FILE)
     index = FolderIndex(root, "folder", class_set, rule, problems=problems)
-    index.images = _files(root / IMAGES, _IMAGE_EXTS, index.problems, "the frames")
-    index.masks = _files(root / MASKS, (".png",), index.problems,
-                         "the index masks; label the frames first (docs/own_data.md)")
+    index.images = files_by_stem(root / IMAGES, _IMAGE_EXTS, index.problems, "the frames")
+    index.masks = files_by_stem(root / MASKS, (".png",), index.problems,
+                                "the index masks; label the frames first (docs/own_data.md)")
     if (root / MASKS).is_dir():  # else one line says so, not one per image
         _pairing(index, root / MASKS)
     index.lists = _read_lists(root, index.images, index.problems)
@@ -181,7 +166,7 @@ def _index_cvat(root: Path) -> FolderIndex:
         index.problems.append(f"{root}: no frames: neither {IMAGE_DIR}/ (export with 'Save "
                               f"images') nor {root.parent / IMAGES}/ exists")
     else:
-        index.images = _files(image_dir, _IMAGE_EXTS, index.problems, "the frames")
+        index.images = files_by_stem(image_dir, _IMAGE_EXTS, index.problems, "the frames")
     names, clashes = flat_names(export.stems(), root / "ImageSets" / "Segmentation")
     index.problems += capped(clashes, "frame name clashes")
     index.masks = {name: export.mask_path(s) for name, s in names.items()}
