@@ -92,9 +92,10 @@ def _interrupt_run_timed(monkeypatch, on_call: int) -> None:
 
 
 def test_ctrl_c_mid_run_prints_the_complete_rounds_as_json(capsys, monkeypatch):
-    # Calls of the all-outputs pipeline: the first warm-up, the sizing round, then one per
-    # timed round; Ctrl-C in the 3rd timed round's last call leaves 2 complete rounds.
-    _interrupt_run_timed(monkeypatch, on_call=5)
+    # Calls of the all-outputs pipeline: the first warm-up, the sizing round, one --warmup
+    # round, then one per timed round; Ctrl-C in the 3rd timed round's last call leaves 2
+    # complete rounds.
+    _interrupt_run_timed(monkeypatch, on_call=6)
     args = parse(*TINY, "--iters", "4", "--warmup", "1", "--matmul-size", "64", "--json")
     assert args.func(args) == 130
     out = capsys.readouterr()
@@ -105,6 +106,24 @@ def test_ctrl_c_mid_run_prints_the_complete_rounds_as_json(capsys, monkeypatch):
     assert set(report["stages_labels_ms"]) == set(benchmark.LABEL_STAGES)
     assert report["pipeline_stream_ms"] is None and report["reference_gflops"] is None
     assert "measured so far" in out.err
+
+
+@pytest.mark.parametrize("warmup", [0, 2])
+def test_warmup_rounds_come_after_the_sizing_round(monkeypatch, warmup):
+    # --help: "untimed iterations first (after the first call and the round that sizes
+    # the run)": the all-outputs pipeline runs 1 + 1 + warmup + iters times.
+    real, calls = FramePipeline.run_timed, {"n": 0}
+
+    def run_timed(self, labels_only=False):
+        calls["n"] += not labels_only
+        return real(self, labels_only)
+
+    monkeypatch.setattr(FramePipeline, "run_timed", run_timed)
+    monkeypatch.setattr(benchmark, "matmul_size_for", lambda device_type: 64)
+    report = benchmark.run_benchmark(height=64, width=64, device="cpu", iters=3,
+                                     warmup=warmup, progress=False)
+    assert report["warmup"] == warmup and report["iters"] == 3
+    assert calls["n"] == 1 + 1 + warmup + 3
 
 
 def test_ctrl_c_before_any_round_still_reports(capsys, monkeypatch):

@@ -134,6 +134,15 @@ def test_spread_confidence_is_255_over_one_plus_exp_of_the_upsampled_doubt(
     assert np.mean(out == expected) >= 0.95
 
 
+@pytest.mark.parametrize("out_hw", [(1, 1), (4, 1), (2, 1), (1, 4), (3, 5)])
+def test_confidence_at_size_is_the_max_softmax_at_tiny_sizes(out_hw):
+    # Softmax sums of 1.25 everywhere: the max softmax is 1 / 1.25 = 0.8 -> 204.
+    sums = np.full((8, 8), 1.25, np.float32)
+    conf = up.confidence_at_size(up.CellGrid((8, 8), out_hw), sums)
+    assert conf.shape == out_hw and conf.dtype == np.uint8
+    assert (conf == 204).all()
+
+
 @pytest.mark.parametrize("frame_hw", [(57, 101), (40, 64), (33, 50)])
 def test_confidence_from_lowres_logits_as_from_the_whole_logits(cpu_loops, frame_hw):
     """The 1/8 route against torch and against ``FramePost`` on the whole logits.

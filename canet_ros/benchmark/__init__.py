@@ -140,19 +140,18 @@ def _time_everything(m: _Measured, engine: SegmentationEngine, pipe: FramePipeli
     """One round sizes the run and says how long it will take; then the timed rounds."""
     start = time.perf_counter()
     call_s = {}
-    for name, fn in fns.items():  # counts as the first warm-up round
+    for name, fn in fns.items():  # untimed too; --warmup rounds follow it
         fn()
         sync(engine.device_type)
         call_s[name] = time.perf_counter() - start - sum(call_s.values())
     round_s = time.perf_counter() - start
     chosen = iters or auto_iters(round_s)
-    warmup = max(m.warmup - 1, 0)
-    estimate = (warmup + chosen) * round_s + chosen * call_s["pipeline"]
+    estimate = (m.warmup + chosen) * round_s + chosen * call_s["pipeline"]
     say(f"timing {chosen} rounds of {len(fns)} calls ({round_s:.2f} s a round"
         f"{', as many as fit about 30 s' if iters is None else ''}), streaming and the "
         f"reference matmul: about {estimate + 3:.0f} s; Ctrl-C prints what was measured "
         f"so far", progress)
-    time_interleaved(fns, chosen, warmup, engine.device_type, progress, into=m.times)
+    time_interleaved(fns, chosen, m.warmup, engine.device_type, progress, into=m.times)
     m.stream_ms = pipe.stream_ms(chosen, progress)
     say("timing the reference matmul", progress)
     m.matmul_size = matmul_size or matmul_size_for(engine.device_type)

@@ -302,7 +302,9 @@ def confidence_at_size(grid: CellGrid, softmax_sum: np.ndarray) -> np.ndarray:
     spread = spread_doubt(grid, softmax_sum)
     cv2.exp(spread, dst=spread)
     spread += 1.0
-    cv2.divide(255.0, spread, dst=spread)
+    # Not cv2.divide(255.0, ...): OpenCV takes a Python scalar for a 4x1 array, and for
+    # 1x1 and 4x1 outputs it then writes a new array instead of ``spread``.
+    np.divide(np.float32(255.0), spread, out=spread)
     return cv2.convertScaleAbs(spread)  # rounds to nearest; values lie in (0, 255]
 
 
