@@ -18,12 +18,15 @@ Runs are the tiny synthetic ones of test_training_resume.py (one step each).
 """
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 from test_training import make_camvid_tree
 from test_training_resume import flags, isolated  # noqa: F401 (a fixture)
 
 from canet_ros.cli import main as canet_main
+from canet_ros.training.trainer import Trainer
 
 
 def _hint(text: str) -> str:
@@ -52,3 +55,22 @@ def test_a_new_run_does_not_replace_an_earlier_runs_checkpoints(isolated, capsys
     assert err.count("\n") == 1 and err.startswith("canet train: error:")
     assert str(run) in err and "earlier run" in err and f"--resume {run / 'last.pt'}" in err
     assert (run / "last.pt").read_bytes() == before
+
+
+def test_ctrl_c_stops_cleanly_with_status_130(isolated, capsys, monkeypatch):  # noqa: F811
+    # The README: "130 interrupted", for every command; a stop at --max-steps-this-run is
+    # a finished run (status 0, above), a Ctrl-C is not.
+    root = make_camvid_tree(isolated / "camvid")
+    real = Trainer._train_step
+
+    def step_then_ctrl_c(self, images, labels):
+        out = real(self, images, labels)
+        os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "_train_step", step_then_ctrl_c)
+    run = isolated / "run"
+    assert canet_main(flags(root, run, "--epochs", "3")) == 130
+    out = capsys.readouterr().out
+    assert "resume with --resume" in out and (run / "last.pt").is_file()
+    assert not (run / "model.pt").exists()

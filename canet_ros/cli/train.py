@@ -28,7 +28,7 @@ from ..training.config import (
     merge_config,
     resolve_train_args,
 )
-from . import positive_int, prior_strength, run_command
+from . import EXIT_INTERRUPTED, positive_int, prior_strength, run_command
 from .argtypes import device, non_negative_int
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if finished and trainer.dist.is_main and (cfg.export or
                                               cfg.export_prior_correction is not None):
         _export(trainer, cfg)
-    return 0
+    return EXIT_INTERRUPTED if trainer.interrupted else 0
 
 
 def _export(trainer: Trainer, cfg: TrainConfig) -> None:

@@ -14,10 +14,9 @@
 
 """The training loop behind ``canet train``.
 
-Resumable at any step: a checkpoint records the epoch, the steps done in it, the RNG
-state at the start of that epoch, and optimiser/scheduler/scaler state. Resuming restores
-the RNG, rebuilds the epoch's loader and skips the finished batches, which replays the
-same shuffle and augmentation draws, so N steps straight equal N/2 + resume + N/2.
+Resumable at any step: a checkpoint holds the epoch, its steps done, its starting RNG state
+and optimiser/scheduler/scaler state; resuming restores the RNG, rebuilds the loader and skips
+the done batches (same shuffle and augmentation draws): N steps = N/2 + resume + N/2.
 """
 from __future__ import annotations
 
@@ -255,12 +254,13 @@ class Trainer:
             self.resume(cfg.resume)
             self._print(f"resumed from {cfg.resume} in epoch {self.epoch + 1}/{cfg.epochs} "
                         f"after step {self.step_in_epoch}/{self._epoch_steps(self.epoch)}")
-        steps_this_run = 0
+        steps_this_run, self.interrupted = 0, False
         try:
             with _StopFlag() as stop:
                 while self.epoch < cfg.epochs:
                     done, steps_this_run = self._run_epoch(log, stop, steps_this_run)
                     if not done:
+                        self.interrupted = stop.requested  # not --max-steps-this-run
                         self.save_last()
                         self._print(f"stopped in epoch {self.epoch + 1}/{cfg.epochs} after step "
                                     f"{self.step_in_epoch}/{self._epoch_steps(self.epoch)}; resume "
