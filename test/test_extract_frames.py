@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -46,6 +47,7 @@ from canet_ros.bag.extract import (
 from canet_ros.classes import CAMVID
 from canet_ros.cli import main
 from canet_ros.data import load_classes
+from canet_ros.data.cvat import PackageWriter
 
 CAM = "/cam/image_raw"
 SEC = 1_000_000_000
@@ -204,6 +206,44 @@ def test_damaged_bag_is_salvaged(engine, tmp_path):
     report = run(engine, bag, tmp_path / "out", min_interval=0.0)
     assert report["damage"] is not None
     assert [f["stem"] for f in report["frames"]] == [stem_of(i) for i in range(6)]
+
+
+def _ctrl_c_on_second_call(inner):
+    """``inner``, interrupted by Ctrl-C at the end of its second call (its work done)."""
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        out = inner(*args, **kwargs)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return out
+
+    return wrapped
+
+
+@pytest.mark.parametrize("where", ["model", "cvat"])
+def test_ctrl_c_leaves_every_file_listing_the_same_frames(engine, tmp_path, monkeypatch,
+                                                          where):
+    # own_data.md: "Ctrl-C stops early and leaves a valid folder with the frames so far".
+    src = camera_bag(tmp_path / "in", n=4, kind="rgb8", topic=CAM)
+    if where == "model":
+        monkeypatch.setattr(engine, "infer", _ctrl_c_on_second_call(engine.infer))
+    else:
+        monkeypatch.setattr(PackageWriter, "add", _ctrl_c_on_second_call(PackageWriter.add))
+    out = tmp_path / "out"
+    report = run(engine, src, out, min_interval=0.0)
+    assert report["interrupted"] is True and [f["stem"] for f in report["frames"]] == [
+        stem_of(0)]
+    with zipfile.ZipFile(out / "cvat.zip") as zf:
+        names = zf.namelist()
+        listed = zf.read("ImageSets/Segmentation/default.txt").decode().split()
+    for folder in ("SegmentationClass", "SegmentationObject"):
+        assert sorted(n for n in names if n.startswith(folder + "/")) == [
+            f"{folder}/{stem_of(0)}.png"]
+    assert listed == [stem_of(0)]
+    for folder in ("images", "prelabels"):
+        assert [p.stem for p in (out / folder).iterdir()] == [stem_of(0)]
 
 
 def test_no_prelabels_still_writes_classes(tmp_path):

@@ -221,14 +221,24 @@ class FrameExtractor:
     def _keep(self, msg: Any, frame: np.ndarray, timestamp: int, position: int,
               engine: Any, writer: PackageWriter | None) -> None:
         stem, stamp = stamp_stem(msg.header, timestamp)
-        out = self.options.outdir
-        _write_png(out / "images" / f"{stem}.png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        if engine is not None and writer is not None:
+        labels = None
+        if engine is not None and writer is not None:  # the slow part, before any file
             labels = np.asarray(engine.infer(frame, "rgb").labels).astype(np.uint8)
-            _write_png(out / "prelabels" / f"{stem}.png", labels)
-            writer.add(stem, labels)
-        self.frames.append({"stem": stem, "stamp_ns": stamp, "receive_ns": timestamp,
-                            "position": position})
+        out = self.options.outdir
+        written = [out / "images" / f"{stem}.png", out / "prelabels" / f"{stem}.png"]
+        try:
+            _write_png(written[0], cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            if labels is not None:
+                _write_png(written[1], labels)
+                writer.add(stem, labels)
+            self.frames.append({"stem": stem, "stamp_ns": stamp, "receive_ns": timestamp,
+                                "position": position})
+        except BaseException:  # Ctrl-C between the files: no part of this frame stays
+            for path in written:
+                path.unlink(missing_ok=True)
+            if writer is not None:
+                writer.discard(stem)
+            raise
 
     def run(self, engine: Any, class_set: ClassSet) -> dict[str, Any]:
         """Pick, write and pre-label the frames; extract.json is written even if interrupted."""

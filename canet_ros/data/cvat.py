@@ -247,6 +247,13 @@ class PackageWriter:
                 raise OSError(f"{path}: cannot write")
         self.stems.append(stem)
 
+    def discard(self, stem: str) -> None:
+        """Forget ``stem`` and delete what :meth:`add` wrote of it (an interrupted frame)."""
+        if stem in self.stems:
+            self.stems.remove(stem)
+        for sub in (CLASS_DIR, OBJECT_DIR):
+            (self.out / sub / f"{stem}.png").unlink(missing_ok=True)
+
     def close(self, zip_path: Optional[Path] = None) -> None:
         (self.out / LIST_DIR / "default.txt").write_text(
             "".join(f"{s}\n" for s in self.stems), encoding="utf-8")
