@@ -40,6 +40,7 @@ from .pipeline import SegmentOptions, check_options, finish_staged, segment_bag
 from .reader import describe_exception
 from .report import accuracy_fields, clean_json, merge_confusion, write_report
 from .salvage import storage_files
+from .stages import sigint_deferred
 
 RANKS_DIR = ".segment_bag_ranks"
 _LOG = logging.getLogger(__name__)
@@ -218,13 +219,14 @@ def run_folder(folder: Path, template: SegmentOptions, engine_factory: Callable[
     if info.rank != 0:
         return {"rank": info.rank, "bags": done}
     entries = _wait_for_ranks(root, info, poll_s)
-    merged = merge_reports(root, entries, info.world_size)
-    for rank in range(info.world_size):
-        _done_path(root, rank).unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # another run may still be using it
-        (root / RANKS_DIR).rmdir()
-    report = write_report(merged, root, f"{folder.name}: per-class IoU, {len(entries)} bags")
-    return finish_staged(staged, report) if staged is not None else report
+    with sigint_deferred("canet segment-bag: writing the merged report"):
+        merged = merge_reports(root, entries, info.world_size)
+        for rank in range(info.world_size):
+            _done_path(root, rank).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # another run may still be using it
+            (root / RANKS_DIR).rmdir()
+        report = write_report(merged, root, f"{folder.name}: per-class IoU, {len(entries)} bags")
+        return finish_staged(staged, report) if staged is not None else report
 
 
 def _bag_reports(root: Path, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ extract.json (source, topic, stamps, model, settings).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -47,6 +48,7 @@ from ..progress import progress
 from .errors import BagError
 from .outdir import check_not_around_inputs
 from .reader import InputBag, describe_exception, frame_stamp
+from .stages import sigint_deferred
 
 THUMB_SIZE = (32, 24)  # W, H
 PROBES = 8  # frames examined per slot at most
@@ -254,25 +256,31 @@ class FrameExtractor:
         bar = progress(total=len(times), unit="msg", desc=o.source.name,
                        disable=not o.progress, file=sys.stderr)
         interrupted = False
-        try:
-            for number, (timestamp, raw, position) in enumerate(
-                    self.bag.messages(self.topic.name)):
-                where = position if position is not None else number
-                bar.update(1)
-                if not picker.wants(timestamp):
-                    continue
-                decoded = self._decode(raw, timestamp, where)
-                # A repeated stamp is checked before the offer, so it leaves its slot open.
-                if (decoded is not None and not self._repeated(decoded[0], timestamp)
-                        and picker.offer(timestamp, thumbnail(decoded[1]))):
-                    self._keep(*decoded, timestamp, where, engine, writer)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            bar.close()
-            if writer is not None:
-                writer.close(o.outdir / "cvat.zip")
-        return self._report(engine, class_set, picker, times, interrupted)
+        with contextlib.ExitStack() as ending:
+            try:
+                self._pick(picker, engine, writer, bar)
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:  # from here to extract.json, a second Ctrl-C waits
+                ending.enter_context(sigint_deferred("canet extract-frames: finishing "
+                                                     f"{o.outdir}"))
+                bar.close()
+                if writer is not None:
+                    writer.close(o.outdir / "cvat.zip")
+            return self._report(engine, class_set, picker, times, interrupted)
+
+    def _pick(self, picker: FramePicker, engine: Any, writer: PackageWriter | None,
+              bar: Any) -> None:
+        for number, (timestamp, raw, position) in enumerate(self.bag.messages(self.topic.name)):
+            where = position if position is not None else number
+            bar.update(1)
+            if not picker.wants(timestamp):
+                continue
+            decoded = self._decode(raw, timestamp, where)
+            # A repeated stamp is checked before the offer, so it leaves its slot open.
+            if (decoded is not None and not self._repeated(decoded[0], timestamp)
+                    and picker.offer(timestamp, thumbnail(decoded[1]))):
+                self._keep(*decoded, timestamp, where, engine, writer)
 
     def _report(self, engine: Any, class_set: ClassSet, picker: FramePicker,
                 times: list[int], interrupted: bool) -> dict[str, Any]:

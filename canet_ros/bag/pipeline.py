@@ -15,6 +15,7 @@
 """Segment one bag: check it, open it, run the three stages (stages.py), report."""
 from __future__ import annotations
 
+import contextlib
 import queue
 import sys
 import threading
@@ -246,19 +247,20 @@ class BagJob:
         bar = progress(total=self.topic.count, unit="frame", desc=o.source.name,
                        disable=not o.progress, file=sys.stderr)
         start = perf_counter()
-        try:
-            writer.start()
-            writer.ready.wait()
-            if not writer.alive.is_set():
-                raise BagError(writer.error or "the writer stopped")
-            reader.start()
-            self._infer_loop(engine, feed, writer, stats, bar)
-        except KeyboardInterrupt:
-            stats.interrupted = True
-        except BagError as exc:
-            stats.error = str(exc)
-        finally:
-            with sigint_deferred():
+        with contextlib.ExitStack() as ending:
+            try:
+                writer.start()
+                writer.ready.wait()
+                if not writer.alive.is_set():
+                    raise BagError(writer.error or "the writer stopped")
+                reader.start()
+                self._infer_loop(engine, feed, writer, stats, bar)
+            except KeyboardInterrupt:
+                stats.interrupted = True
+            except BagError as exc:
+                stats.error = str(exc)
+            finally:  # from here to the report in place, a second Ctrl-C waits
+                ending.enter_context(sigint_deferred())
                 feed.alive.clear()
                 put_until(writer.q_out, END, writer.alive)
                 if writer.is_alive():
@@ -266,11 +268,10 @@ class BagJob:
                 if reader.is_alive():
                     reader.join(timeout=10)
                 bar.close()
-        stats.wall_s = perf_counter() - start
-        if writer.error and not stats.error:
-            stats.error = writer.error
-        report = self._report(engine, stats)
-        return finish_staged(staged, report)
+            stats.wall_s = perf_counter() - start
+            if writer.error and not stats.error:
+                stats.error = writer.error
+            return finish_staged(staged, self._report(engine, stats))
 
     def _video(self, engine: Any) -> Any:
         if not self.options.video:

@@ -110,14 +110,15 @@ class Feed:
 
 
 @contextlib.contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """While the output bag is being finished, a second Ctrl-C must not leave it broken."""
+def sigint_deferred(what: str = "canet segment-bag: finishing the output bag"
+                    ) -> Iterator[None]:
+    """While outputs are being finished, a second Ctrl-C must not leave them broken."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def note(*_: object) -> None:
-        print("canet segment-bag: finishing the output bag, please wait", file=sys.stderr)
+        print(f"{what}, please wait", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, note)
     try:
