@@ -23,6 +23,7 @@ stay fast.
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import warnings
@@ -138,8 +139,9 @@ def resolve_checkpoint(spec: Optional[PathLike]) -> Path:
 def _file_kind(path: Path) -> str:
     """Return what a file is, judged from its bytes before torch sees it.
 
-    One of ``"torch"``, ``"empty"``, ``"damaged"`` (a zip archive cut short), ``"zip"``
-    (a zip archive that torch.save did not write) or ``"other"``.
+    One of ``"torch"``, ``"empty"``, ``"damaged"`` (a zip archive cut short), ``"corrupt"``
+    (a record whose bytes fail its CRC), ``"zip"`` (a zip archive that torch.save did not
+    write) or ``"other"``.
     """
     with open(path, "rb") as fh:
         head = fh.read(32)
@@ -150,8 +152,11 @@ def _file_kind(path: Path) -> str:
             return "damaged"
         with zipfile.ZipFile(path) as archive:
             # torch.save writes <archive name>/data.pkl next to the tensor records.
-            names = archive.namelist()
-        return "torch" if any(n.endswith("/data.pkl") for n in names) else "zip"
+            if not any(n.endswith("/data.pkl") for n in archive.namelist()):
+                return "zip"
+            # torch.load does not check the records' CRCs: flipped bytes would load as
+            # garbage weights without a word.
+            return "corrupt" if archive.testzip() is not None else "torch"
     if head[:1] == b"\x80" and _LEGACY_MAGIC in head:
         return "torch"
     return "other"
@@ -160,6 +165,7 @@ def _file_kind(path: Path) -> str:
 _NOT_TORCH = {
     "empty": "an empty file, not a canet_ros checkpoint",
     "damaged": "a damaged or truncated torch file (its zip archive is incomplete), unreadable",
+    "corrupt": "a damaged torch file (a record fails its checksum), unreadable",
     "zip": "a zip archive but not a torch file, so not a canet_ros checkpoint",
     "other": "not a torch file, so not a canet_ros checkpoint",
 }
@@ -240,9 +246,41 @@ def _check_classes(path: Path, blob: Mapping[str, Any]) -> None:
         raise CheckpointError(f"{path}: num_classes {count!r} is not a positive integer")
     for key in ("class_names", "palette"):
         value = blob.get(key)
-        if value is not None and (not isinstance(value, (list, tuple)) or len(value) != count):
+        if not isinstance(value, (list, tuple)) or len(value) != count:
             have = len(value) if isinstance(value, (list, tuple)) else type(value).__name__
             raise CheckpointError(f"{path}: {key} has {have} entries for {count} classes")
+    if not all(isinstance(name, str) for name in blob["class_names"]):
+        raise CheckpointError(f"{path}: class_names must all be strings")
+    for colour in blob["palette"]:
+        if not _ints(colour, 3, 0, 255):
+            raise CheckpointError(f"{path}: palette entry {colour!r} is not three integers "
+                                  f"0-255 (R, G, B)")
+    if not _ints([blob["ignore_index"]], 1, 0, None):
+        raise CheckpointError(f"{path}: ignore_index {blob['ignore_index']!r} is not an "
+                              f"integer >= 0")
+    _check_normalisation(path, blob)
+
+
+def _ints(values: Any, length: int, low: int, high: Optional[int]) -> bool:
+    """Whether ``values`` is ``length`` integers (not bools) in ``[low, high]``."""
+    return (isinstance(values, (list, tuple)) and len(values) == length
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= low
+                    and (high is None or v <= high) for v in values))
+
+
+def _check_normalisation(path: Path, blob: Mapping[str, Any]) -> None:
+    """mean/std per RGB channel (std > 0) and the training input size every tool reads."""
+    for key in ("mean", "std"):
+        value = blob[key]
+        numbers = isinstance(value, (list, tuple)) and len(value) == 3 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value)
+        if not numbers or (key == "std" and min(value) <= 0):
+            raise CheckpointError(f"{path}: {key} {value!r} is not three finite numbers"
+                                  f"{' > 0' if key == 'std' else ''} (one per RGB channel)")
+    size = blob.get("input_size")
+    if size is not None and not _ints(size, 2, 1, None):
+        raise CheckpointError(f"{path}: input_size {size!r} is not [width, height] in pixels")
 
 
 def read_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu"

@@ -97,6 +97,22 @@ def test_truncated_torch_files(tmp_path, good):
     assert "damaged or truncated torch file" in message(cut_legacy)
 
 
+def test_flipped_bytes_inside_a_weight_record(tmp_path, good):
+    # torch.load itself does not check the records' CRC-32: these bytes would load as
+    # garbage weights. The biggest record is a weight tensor.
+    data = bytearray(good.read_bytes())
+    with zipfile.ZipFile(good) as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)
+    at = info.header_offset
+    start = at + 30 + int.from_bytes(data[at + 26: at + 28], "little") + int.from_bytes(
+        data[at + 28: at + 30], "little")
+    middle = start + info.file_size // 2
+    data[middle: middle + 64] = bytes(b ^ 0xFF for b in data[middle: middle + 64])
+    flipped = write(tmp_path / "flipped.pt", bytes(data))
+    assert message(flipped) == (f"{flipped}: a damaged torch file (a record fails its "
+                                f"checksum), unreadable")
+
+
 def test_torch_files_without_canet_ros_metadata(tmp_path):
     state = tmp_path / "state.pt"
     torch.save(build_canet("mobilenetv2", 11).state_dict(), state)
@@ -137,6 +153,18 @@ def test_checkpoint_for_another_backbone(tmp_path, good):
     ({"num_classes": "eleven"}, "num_classes 'eleven' is not a positive integer"),
     ({"class_names": list(CAMVID.names[:5])}, "class_names has 5 entries for 11 classes"),
     ({"palette": "red"}, "palette has str entries for 11 classes"),
+    ({"palette": None}, "palette has NoneType entries for 11 classes"),
+    ({"palette": [[300, 0, 0]] * 11}, "palette entry [300, 0, 0] is not three integers 0-255 "
+                                      "(R, G, B)"),
+    ({"palette": [[0, 0]] * 11}, "palette entry [0, 0] is not three integers 0-255 (R, G, B)"),
+    ({"class_names": [1] * 11}, "class_names must all be strings"),
+    ({"ignore_index": "x"}, "ignore_index 'x' is not an integer >= 0"),
+    ({"mean": [0.5, 0.5]}, "mean [0.5, 0.5] is not three finite numbers (one per RGB channel)"),
+    ({"std": [0.0, 0.0, 0.0]}, "std [0.0, 0.0, 0.0] is not three finite numbers > 0 (one per "
+                               "RGB channel)"),
+    ({"std": [0.2, float("nan"), 0.2]}, "std [0.2, nan, 0.2] is not three finite numbers > 0 "
+                                        "(one per RGB channel)"),
+    ({"input_size": [480]}, "input_size [480] is not [width, height] in pixels"),
 ])
 def test_class_metadata_that_does_not_add_up(tmp_path, good, change, expected):
     """Hand-edited metadata: one line naming the file, before any model is built."""
@@ -173,3 +201,16 @@ def test_checkpoint_module_loads_without_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert proc.stdout.strip() == "False", proc.stderr
+
+
+def test_an_input_size_the_engine_cannot_run_names_the_checkpoint(tmp_path, good):
+    from canet_ros.inference import EngineError, SegmentationEngine
+
+    blob = read_checkpoint(good)
+    blob["input_size"] = [7, 5]
+    tiny = tmp_path / "tiny.pt"
+    torch.save(blob, tiny)
+    with pytest.raises(EngineError) as exc:
+        SegmentationEngine(tiny, device="cpu", runtime="torch", warmup=False)
+    assert str(exc.value).startswith(f"{tiny}: its input_size cannot be the resolution")
+    assert "7x5" in str(exc.value) and str(exc.value).endswith("give a resolution")

@@ -130,8 +130,9 @@ def load(checkpoint: PathLike | None, backbone: str | None, class_set: str | Cla
     try:
         size = resolution or pre.parse_resolution(meta.get("input_size")
                                                   or pre.DEFAULT_RESOLUTION)
-    except ValueError as exc:
-        raise EngineError(str(exc)) from None
+    except ValueError as exc:  # only the checkpoint's own size is parsed here
+        raise EngineError(f"{path}: its input_size cannot be the resolution ({exc}); give "
+                          f"a resolution") from None
     if cuda and precision == "auto":
         precision = "fp32"  # CUDA's auto keeps fp32 (fp16 is asked for by name)
     return TorchModel(model, meta, classes, path, size, device_t, name, precision)
