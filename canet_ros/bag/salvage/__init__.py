@@ -29,6 +29,7 @@ import yaml
 
 from ..errors import BagError
 from .damage import Damage, Recovered, SalvageSource
+from .missing import MissingFile, attribute_losses
 
 STORAGE_SUFFIX = {"mcap": ".mcap", "sqlite3": ".db3"}
 
@@ -70,12 +71,18 @@ def _metadata(folder: Path) -> dict[str, Any]:
 
 
 def _files(path: Path, storage: str) -> tuple[list[Path], dict[str, Any]]:
+    """Return the storage files of ``path`` in order, and what metadata.yaml says.
+
+    Listed files that are not on disk stay in the list (open_salvage counts them as lost,
+    so the files after them keep their positions); when none of them is on disk, the
+    folder's own storage files are read instead.
+    """
     if path.is_file():
         return [path], {}
     meta = _metadata(path)
     names = meta.get("relative_file_paths") or []
-    files = [path / Path(str(n)).name for n in names if (path / Path(str(n)).name).is_file()]
-    if not files:
+    files = [path / Path(str(n)).name for n in names]
+    if not any(file.is_file() for file in files):
         files = (storage_files(path) or (storage, []))[1]
     return files, meta
 
@@ -93,16 +100,32 @@ def open_salvage(path: Path, storage: str, cause: str) -> SalvageSource:
     if not files:
         raise BagError(f"{path}: corrupt or truncated bag ({cause}); cannot salvage: no "
                        f"{STORAGE_SUFFIX[storage]} file found")
+    sources = _open_files(files, storage, cause, meta)
+    chained = sources[0] if len(sources) == 1 else ChainedSalvage(sources, storage, cause)
+    return _nonempty(path, chained)
+
+
+def _open_files(files: Sequence[Path], storage: str, cause: str,
+                meta: dict[str, Any]) -> list[SalvageSource]:
+    """Open each listed file; one that is not on disk stands in as lost (MissingFile)."""
     sources: list[SalvageSource] = []
+    missing: list[MissingFile] = []
+    entries = meta.get("files") if isinstance(meta.get("files"), list) else []
     try:
         for i, file in enumerate(files):
-            sources.append(_open_file(file, storage, cause, meta, i))
+            if file.is_file():
+                # i is the file's place in metadata.yaml, so sqlite3 gets its own count
+                sources.append(_open_file(file, storage, cause, meta, i))
+                continue
+            entry = entries[i] if i < len(entries) and isinstance(entries[i], dict) else {}
+            missing.append(MissingFile(file, storage, cause, entry, meta))
+            sources.append(missing[-1])
     except BaseException:
         for source in sources:
             source.close()
         raise
-    chained = sources[0] if len(sources) == 1 else ChainedSalvage(sources, storage, cause)
-    return _nonempty(path, chained)
+    attribute_losses(missing, [s for s in sources if not isinstance(s, MissingFile)], meta)
+    return sources
 
 
 def _open_file(file: Path, storage: str, cause: str, meta: dict[str, Any],
@@ -137,8 +160,9 @@ class ChainedSalvage:
 
     def __init__(self, sources: Sequence[SalvageSource], storage: str, cause: str):
         self.sources = list(sources)
-        first = self.sources[0].damage
-        self.damage = Damage(storage, cause, first.method)
+        # a missing file reads nothing: method and decoding come from a file on disk
+        self._read = next(s for s in self.sources if not isinstance(s, MissingFile))
+        self.damage = Damage(storage, cause, self._read.damage.method)
         for source in self.sources:
             self.damage.regions += source.damage.regions
             self.damage.notes += source.damage.notes
@@ -147,6 +171,8 @@ class ChainedSalvage:
         out: dict[str, tuple[str, int]] = {}
         for source in self.sources:
             for topic, (msgtype, count) in source.topic_types().items():
+                if isinstance(source, MissingFile) and topic in out:
+                    msgtype = out[topic][0]  # a file's own schema beats metadata.yaml's
                 out[topic] = (msgtype, out.get(topic, (msgtype, 0))[1] + count)
         return out
 
@@ -164,7 +190,7 @@ class ChainedSalvage:
         return [t for source in self.sources for t in source.times(topic)]
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
-        return self.sources[0].deserialize(raw, msgtype)
+        return self._read.deserialize(raw, msgtype)
 
     def close(self) -> None:
         for source in self.sources:
