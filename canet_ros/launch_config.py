@@ -73,12 +73,27 @@ class LaunchArgument:
 _NOTES = {"backbone": "; picks config/canet_<backbone>.yaml unless params_file is set"}
 
 
+# Values the shipped config/canet_<backbone>.yaml files set per backbone (a test reads the
+# files); every other parameter ships with the node's own default.
+SHIPPED_PER_BACKBONE = {
+    "checkpoint": {"mobilenetv2": "default", "resnet18": "", "resnet101": ""},
+    "resolution": {"mobilenetv2": "480x360", "resnet18": "", "resnet101": ""},
+}
+
+
+def _shipped(name: str) -> str:
+    per_backbone = SHIPPED_PER_BACKBONE.get(name)
+    if per_backbone is None:
+        default = SPEC_BY_NAME[name].default
+        return repr(str(default).lower() if isinstance(default, bool) else default)
+    return ", ".join(f"{value!r} for {backbone}" for backbone, value in per_backbone.items())
+
+
 def _parameter_argument(name: str) -> LaunchArgument:
     spec = SPEC_BY_NAME[name]
     extra = (f" ({spec.constraints})" if spec.constraints else "") + _NOTES.get(name, "")
-    default = str(spec.default).lower() if isinstance(spec.default, bool) else spec.default
     return LaunchArgument(name, f"{spec.description}{extra}; empty: the params file's value "
-                          f"(shipped: {default!r})")
+                          f"(shipped: {_shipped(name)})")
 
 
 # Every node parameter (canet_ros.ros.params.SPECS), then the launch file's own arguments.

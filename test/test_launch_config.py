@@ -209,6 +209,24 @@ def test_config_yaml_matches_the_declared_parameters(backbone):
         assert params.validate_config(values).resolution is None
 
 
+def test_show_args_says_what_the_shipped_files_set():
+    # --show-args: "empty: the params file's value (shipped: ...)" must be the files' value.
+    described = {a.name: a.description for a in lc.SEGMENT_ARGUMENTS}
+    assert "(shipped: '480x360' for mobilenetv2, '' for resnet18, '' for resnet101)" in (
+        described["resolution"])
+    for name, spec in params.SPEC_BY_NAME.items():
+        if name == "backbone":  # the argument picks the file
+            continue
+        shipped = {backbone: load_config(backbone)[name]
+                   for backbone in params.BACKBONE_CHOICES}
+        if len(set(map(str, shipped.values()))) > 1 or name in lc.SHIPPED_PER_BACKBONE:
+            assert lc.SHIPPED_PER_BACKBONE[name] == shipped, name
+        else:
+            value = next(iter(shipped.values()))
+            value = str(value).lower() if isinstance(value, bool) else value
+            assert f"(shipped: {value!r})" in described[name], name
+
+
 # -- parameter rules (shared by the node and the launch helper) ----------------------------
 def test_parameter_rules():
     assert params.BACKBONE_CHOICES == pytest.importorskip("canet_ros.models").BACKBONES
