@@ -208,3 +208,16 @@ def test_extract_frames_writes_intact_bag_positions(engine, tmp_path):
                             lambda: engine)
     assert [f["position"] for f in report["frames"]] == [0, 1, 2, 7, 8, 9]
     assert report["damage"]["topic_messages_lost"][CAM] == 4
+
+
+def test_extract_frames_leaves_unknown_positions_null(engine, tmp_path):
+    """extract.json's position is the intact bag's; unknown after a loss of unknown size."""
+    bag_dir = split_bag(tmp_path / "rec")
+    meta = yaml.safe_load((bag_dir / "metadata.yaml").read_text())
+    del meta["rosbag2_bagfile_information"]["files"][1]["message_count"]
+    (bag_dir / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    drop(bag_dir, 1)
+    report = extract_frames(ExtractOptions(bag_dir, tmp_path / "out", topic=CAM,
+                                           min_interval=0.0, duplicate_threshold=0.0),
+                            lambda: engine)
+    assert [f["position"] for f in report["frames"]] == [0, 1, 2, None, None, None]
