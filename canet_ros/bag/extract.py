@@ -201,7 +201,8 @@ class FrameExtractor:
         """Receive times of every message on the topic (no decoding)."""
         return [m.timestamp for m in self.bag.messages(self.topic.name)]
 
-    def _decode(self, raw: bytes, timestamp: int, position: int) -> tuple[Any, Any] | None:
+    def _decode(self, raw: bytes, timestamp: int, position: int | None
+                ) -> tuple[Any, Any] | None:
         try:
             msg = self.bag.deserialize(raw, self.topic.msgtype)
             return msg, to_frame(msg, "rgb")
@@ -220,7 +221,7 @@ class FrameExtractor:
             return True
         return False
 
-    def _keep(self, msg: Any, frame: np.ndarray, timestamp: int, position: int,
+    def _keep(self, msg: Any, frame: np.ndarray, timestamp: int, position: int | None,
               engine: Any, writer: PackageWriter | None) -> None:
         stem, stamp = stamp_stem(msg.header, timestamp)
         labels = None
@@ -271,16 +272,17 @@ class FrameExtractor:
 
     def _pick(self, picker: FramePicker, engine: Any, writer: PackageWriter | None,
               bar: Any) -> None:
-        for number, (timestamp, raw, position) in enumerate(self.bag.messages(self.topic.name)):
-            where = position if position is not None else number
+        # position: on the topic in the intact bag; None after a loss of unknown size in a
+        # damaged one (the read order would name another message).
+        for timestamp, raw, position in self.bag.messages(self.topic.name):
             bar.update(1)
             if not picker.wants(timestamp):
                 continue
-            decoded = self._decode(raw, timestamp, where)
+            decoded = self._decode(raw, timestamp, position)
             # A repeated stamp is checked before the offer, so it leaves its slot open.
             if (decoded is not None and not self._repeated(decoded[0], timestamp)
                     and picker.offer(timestamp, thumbnail(decoded[1]))):
-                self._keep(*decoded, timestamp, where, engine, writer)
+                self._keep(*decoded, timestamp, position, engine, writer)
 
     def _report(self, engine: Any, class_set: ClassSet, picker: FramePicker,
                 times: list[int], interrupted: bool) -> dict[str, Any]:
