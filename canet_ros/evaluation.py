@@ -290,6 +290,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     from .data import EvalTransform, build_dataset
     from .prior_correction import current_strength, set_prior_correction
 
+    if save_vis:  # before minutes of scoring, not after them
+        _check_vis_folder(Path(save_vis))
     model, meta = load_checkpoint(checkpoint, map_location="cpu")
     if prior_correction is not None:
         set_prior_correction(model, meta, prior_correction, source=str(checkpoint))
@@ -356,6 +358,18 @@ def _dataset_classes(checkpoint: str, meta: dict, dataset: str, data_root: Optio
                               f"{list(cs.names)} but {data_root or dataset} has "
                               f"{expected.num_classes}: {list(expected.names)}")
     return expected
+
+
+def _check_vis_folder(folder: Path) -> None:
+    """Create the --save-vis folder and write a file there, or say why that cannot be done."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".canet_write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"--save-vis {folder}: cannot write there "
+                         f"({exc.strerror or exc})") from None
 
 
 def _save_charts(result: dict, cm: ConfusionMatrix, names: Sequence[str], folder: Path,

@@ -176,6 +176,20 @@ def read_tree(root: Path, split: str = "val"):
     return frames, labels
 
 
+def test_an_unwritable_save_vis_folder_fails_before_scoring(tmp_path, monkeypatch):
+    import canet_ros.checkpoint
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before --save-vis was checked")
+
+    monkeypatch.setattr(canet_ros.checkpoint, "load_checkpoint", no_model)
+    blocker = tmp_path / "afile"
+    blocker.write_text("a file where a folder is asked for")
+    with pytest.raises(ValueError, match=r"--save-vis .*afile/sub: cannot write there \("):
+        evaluate_checkpoint("default", "camvid", str(tmp_path), "val",
+                            save_vis=str(blocker / "sub"))
+
+
 def test_evaluate_checkpoint_scores_at_label_size_and_saves_vis(tmp_path):
     root = _camvid_tree(tmp_path / "camvid")
     model = seeded_model()
