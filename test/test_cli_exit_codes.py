@@ -155,3 +155,17 @@ def test_a_crop_of_no_pixels_is_refused_before_training_starts(capsys, tmp_path)
     assert rc == 1 and lines == ["canet train: error: crop_size must be two positive integers "
                                  "WIDTH HEIGHT, got [0, 0]"]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command,argv,expected", [
+    ("export", ["--format", "checkpoint", "--out", "{dir}"],
+     "{dir}: a folder; --out needs a file name such as model.pt"),
+    ("benchmark", ["--image", "{dir}/nope.png", "--height", "64", "--width", "64",
+                   "--no-progress"], "--image {dir}/nope.png: no such file"),
+])
+def test_an_output_folder_or_missing_image_is_named_plainly(capsys, tmp_path, command, argv,
+                                                            expected):
+    argv = [a.replace("{dir}", str(tmp_path)) for a in argv]
+    assert main([command, *argv]) == 1
+    err = capsys.readouterr().err
+    assert err == f"canet {command}: error: {expected.replace('{dir}', str(tmp_path))}\n"

@@ -80,7 +80,10 @@ def load_frame(source: str, size: tuple[int, int]) -> tuple[np.ndarray, str]:
         frame = _sample_frame()
         name = "sample (CamVid 0016E5, bundled bag)"
     else:
-        frame = cv2.imread(str(Path(source).expanduser()), cv2.IMREAD_COLOR)
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise ValueError(f"--image {source}: no such file")
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if frame is None:
             raise ValueError(f"--image {source}: not an image file OpenCV can read")
         name = str(source)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import positive_int, prior_strength
 from .argtypes import device
@@ -74,6 +75,8 @@ def _run_checkpoint(args: argparse.Namespace) -> int:
                  if given]
     if onnx_only:
         raise ExportError(f"{', '.join(onnx_only)}: ONNX options, not for --format checkpoint")
+    if Path(args.out).is_dir():
+        raise ExportError(f"{args.out}: a folder; --out needs a file name such as model.pt")
     precision = args.precision or "fp16"
     # No class weights to correct for raises PriorCorrectionError, a CanetError: exit 1.
     path = export_checkpoint(args.checkpoint, args.out, half=precision == "fp16",
@@ -96,8 +99,6 @@ def _check_before_announcing(args: argparse.Namespace, size: tuple | None) -> No
 
     A bad request is then one error line.
     """
-    from pathlib import Path
-
     from ..checkpoint import read_checkpoint
     from ..export_onnx import DEFAULT_OPSET, ExportError, _check_request
 
