@@ -144,6 +144,26 @@ def test_output_folder_rules(tmp_path, capsys, ckpt):
     assert rc == 0 and json.loads(stdout)["frames"] == 1
 
 
+@pytest.mark.parametrize("command", ["segment-bag", "extract-frames"])
+def test_an_output_folder_that_cannot_be_made_is_refused_before_the_model(
+        tmp_path, capsys, monkeypatch, command):
+    import canet_ros.checkpoint
+    from canet_ros.cli import main
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before OUTDIR was checked")
+
+    monkeypatch.setattr(canet_ros.checkpoint, "load_checkpoint", no_model)
+    monkeypatch.setattr(canet_ros.checkpoint, "read_checkpoint", no_model)
+    src = camera_bag(tmp_path / "rec", n=1, topic=CAM)
+    blocker = tmp_path / "afile"
+    blocker.write_text("a file where a folder is asked for")
+    assert main([command, str(src), "--out", str(blocker / "sub"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"canet {command}: error: {blocker / 'sub'}: cannot create output folder "
+                   f"({blocker} is not a folder)\n")
+
+
 def test_missing_checkpoint_is_a_clean_error(tmp_path, capsys):
     src = camera_bag(tmp_path / "rec", n=1, topic=CAM)
     fails(capsys, [str(src), "--out", str(tmp_path / "o"), "--checkpoint",

@@ -46,7 +46,7 @@ from ..data.cvat import PackageWriter
 from ..image_codec import ImageCodecError, to_frame
 from ..progress import progress
 from .errors import BagError
-from .outdir import check_not_around_inputs
+from .outdir import check_creatable, check_not_around_inputs
 from .reader import InputBag, describe_exception, frame_stamp
 from .stages import sigint_deferred
 
@@ -136,6 +136,7 @@ def stamp_stem(header: Any, receive_ns: int) -> tuple[str, int]:
 def check_extract_outdir(outdir: Path, overwrite: bool) -> None:
     """Refuse an existing OUTDIR unless --overwrite, it is ours and holds no labels yet."""
     if not outdir.exists() and not outdir.is_symlink():
+        check_creatable(outdir)
         return
     if not outdir.is_dir():
         raise BagError(f"{outdir}: exists and is not a folder")

@@ -15,6 +15,7 @@
 """Output folder rules: never into or around the input, never over someone else's files."""
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,6 +69,7 @@ def _old_path(outdir: Path) -> Path:
 def check_outdir(outdir: Path, overwrite: bool) -> None:
     """Refuse an existing OUTDIR unless --overwrite and it is ours (or empty)."""
     if not outdir.exists() and not outdir.is_symlink():
+        check_creatable(outdir)
         return
     if not outdir.is_dir():
         raise BagError(f"{outdir}: exists and is not a folder")
@@ -80,6 +82,17 @@ def check_outdir(outdir: Path, overwrite: bool) -> None:
                 raise BagError(f"{beside}: exists and is not a folder (needed while the new "
                                f"output replaces {outdir.name})")
             _check_ours(beside)
+
+
+def check_creatable(outdir: Path) -> None:
+    """Say now, not after the model has loaded, that a new OUTDIR cannot be made."""
+    parent = outdir.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BagError(f"{outdir}: cannot create output folder ({parent} is not a folder)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BagError(f"{outdir}: cannot create output folder ({parent} is not writable)")
 
 
 class StagedOutdir:
