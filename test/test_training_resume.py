@@ -187,3 +187,44 @@ def test_steps_runs_exactly_that_many_steps_and_resumes_exactly(tmp_path):
     assert a["train_state"]["global_step"] == b["train_state"]["global_step"] == 5
     for key in a["state_dict"]:
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+
+
+def _stop_and_resume(root: Path, run: Path, stop_after: int, edit_state=None, **cfg) -> None:
+    Trainer(tiny_config(root, run, max_steps_this_run=stop_after, **cfg)).fit()
+    if edit_state is not None:
+        blob = torch.load(run / "last.pt", weights_only=True)
+        edit_state(blob["train_state"])
+        torch.save(blob, run / "last.pt")
+    Trainer(tiny_config(root, run, resume=str(run / "last.pt"), **cfg)).fit()
+
+
+def _comparable(rows: list) -> list:
+    """Log rows without the wall-clock columns."""
+    return [{k: v for k, v in r.items() if k not in ("images_per_s", "epoch_s")} for r in rows]
+
+
+def test_log_rows_of_a_stopped_and_resumed_run_equal_the_straight_runs(tmp_path):
+    root = make_camvid_tree(tmp_path / "camvid", frames=6)  # batch 2: 3 steps an epoch
+    cfg = {"steps": 7, "val_every": 2}  # epochs of 3, 3 and 1 steps
+    Trainer(tiny_config(root, tmp_path / "a", **cfg)).fit()
+    _stop_and_resume(root, tmp_path / "b", 4, **cfg)  # stops after step 1 of epoch 2
+    straight, split = log_rows(tmp_path / "a"), log_rows(tmp_path / "b")
+    assert [int(r["step"]) for r in split] == [3, 6, 7]
+    # train_loss of epoch 2 averages its 3 steps, not the 2 after the resume.
+    assert _comparable(split) == _comparable(straight)
+    # Its image rate counts the 6 frames of the epoch against the time spent on them.
+    row = split[1]
+    assert float(row["images_per_s"]) * float(row["epoch_s"]) == pytest.approx(6, rel=1e-6)
+
+
+def test_a_checkpoint_without_epoch_stats_still_resumes(tmp_path):
+    root = make_camvid_tree(tmp_path / "camvid", frames=6)
+    cfg = {"steps": 7, "val_sets": []}
+    # Checkpoints written before the epoch's running loss was saved lack the key.
+    _stop_and_resume(root, tmp_path / "b", 4, lambda st: st.pop("epoch_stats"), **cfg)
+    state = read_checkpoint(tmp_path / "b" / "last.pt")["train_state"]
+    assert state["global_step"] == 7
+    rows = log_rows(tmp_path / "b")
+    assert [int(r["step"]) for r in rows] == [3, 6, 7]
+    # Only the steps after the resume are known for that epoch: 2 steps of 2 frames.
+    assert float(rows[1]["images_per_s"]) * float(rows[1]["epoch_s"]) == pytest.approx(4)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..classes import CAMVID
 from ..errors import DatasetError
 
 PathLike = Union[str, os.PathLike]
@@ -62,10 +63,60 @@ def read_label(path: PathLike) -> np.ndarray:
     lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if lab is None:
         raise DatasetError(f"{path}: cannot decode label image (corrupt or not an image)")
+    if lab.dtype != np.uint8:
+        raise DatasetError(f"{path}: {lab.dtype} pixels; labels are 8-bit class ids")
     if lab.ndim == 3:
-        # Label ids live in every channel of a grey PNG saved as RGB; take one.
+        # A grey PNG saved as RGB holds the ids in every channel; differing channels are a
+        # colour-coded label, whose first channel would pass for (wrong) ids.
+        if not (lab[..., :1] == lab[..., :3]).all():
+            raise DatasetError(f"{path}: a {lab.shape[2]}-channel colour image, not a "
+                               f"single-channel index mask of class ids")
         lab = lab[..., 0]
     return lab
+
+
+def id_table(num_classes: int, ignore_index: int) -> np.ndarray:
+    """Return a ``label_map`` that keeps the class ids and the ignore id and refuses the rest.
+
+    Refused ids are -1 in the table; ``map_label`` raises on them. An unknown id would
+    otherwise crash the loss mid-run (index out of bounds) and be dropped from scores.
+    """
+    table = np.full(256, -1, dtype=np.int16)
+    table[:num_classes] = np.arange(num_classes)
+    table[ignore_index] = ignore_index
+    return table
+
+
+def _id_ranges(ids: np.ndarray) -> str:
+    """``[0 1 2 3 11]`` -> ``0-3, 11``."""
+    runs: List[List[int]] = []
+    for i in ids.tolist():
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs)
+
+
+def map_label(table: np.ndarray, label: np.ndarray, path: PathLike) -> np.ndarray:
+    """Look ``label`` up in a ``label_map``; ids the table marks -1 raise DatasetError."""
+    out = table[label]
+    if table.dtype.kind == "i":
+        refused = out < 0
+        if refused.any():
+            bad = np.unique(label[refused]).tolist()
+            raise DatasetError(f"{path}: label ids {bad} are not ids of this dataset (allowed: "
+                               f"{_id_ranges(np.flatnonzero(table >= 0))}, the classes and "
+                               f"the ignore id)")
+        out = out.astype(np.uint8)
+    return out
+
+
+def compose_label_maps(first: np.ndarray, then: np.ndarray) -> np.ndarray:
+    """Return the table of ``first`` followed by ``then``; ids ``first`` refuses stay refused."""
+    if first.dtype.kind != "i":
+        return then[first]
+    return np.where(first < 0, -1, then[np.maximum(first, 0)].astype(np.int16))
 
 
 def filter_names(names: Sequence[str], include: Optional[Sequence[str]] = None,
@@ -78,9 +129,11 @@ def filter_names(names: Sequence[str], include: Optional[Sequence[str]] = None,
 class SegmentationDataset(Dataset):
     """(image, label) file pairs -> transformed tensors.
 
-    ``label_map`` (a 256-entry uint8 lookup table) remaps raw label ids, e.g. Cityscapes
-    labelIds -> trainIds. ``cache`` keeps decoded arrays in memory: decoding PNGs dominates
-    an epoch on a small CPU, and CamVid's 367 frames fit in ~200 MB.
+    ``label_map`` (a 256-entry lookup table) remaps raw label ids, e.g. Cityscapes
+    labelIds -> trainIds; in a signed table -1 marks ids the dataset does not have, and a
+    label holding one raises DatasetError when read (``id_table``). ``cache`` keeps decoded
+    arrays in memory: decoding PNGs dominates an epoch on a small CPU, and CamVid's 367
+    frames fit in ~200 MB.
     """
 
     def __init__(self, pairs: Sequence[Pair], transform: Optional[Transform] = None, *,
@@ -105,7 +158,7 @@ class SegmentationDataset(Dataset):
                                f"differs from image {img_path} "
                                f"({image.shape[1]}x{image.shape[0]})")
         if self.label_map is not None:
-            label = self.label_map[label]
+            label = map_label(self.label_map, label, lab_path)
         if self.cache:
             self._cache[index] = (image, label)
         return image, label
@@ -157,5 +210,8 @@ class CamVid(SegmentationDataset):
                  transform: Optional[Transform] = None, *,
                  include: Optional[Sequence[str]] = None,
                  exclude: Optional[Sequence[str]] = None, cache: bool = False):
-        super().__init__(camvid_pairs(root, split, include, exclude), transform, cache=cache)
+        # The table travels with the pairs into joined splits (train+val) and replay.
+        super().__init__(camvid_pairs(root, split, include, exclude), transform,
+                         label_map=id_table(CAMVID.num_classes, CAMVID.ignore_index),
+                         cache=cache)
         self.root, self.split = Path(root), split

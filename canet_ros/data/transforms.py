@@ -108,6 +108,8 @@ def random_rotate(image: np.ndarray, label: np.ndarray, max_degrees: float, igno
     m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
     image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    # warpAffine rounds to the nearest source pixel on the frame's grid (unlike resize's
+    # INTER_NEAREST), so the label stays aligned; it does not take INTER_NEAREST_EXACT.
     label = cv2.warpAffine(label, m, (w, h), flags=cv2.INTER_NEAREST,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=int(ignore_index))
     return image, label
@@ -153,7 +155,9 @@ class TrainTransform:
         if (nw, nh) != (w, h):
             image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
             # Nearest keeps labels as valid ids; interpolating ids would invent classes.
-            label = cv2.resize(label, (nw, nh), interpolation=cv2.INTER_NEAREST)
+            # NEAREST_EXACT samples at pixel centres, the grid INTER_LINEAR uses for the
+            # frame; plain INTER_NEAREST is half a pixel off it and shifts labels at edges.
+            label = cv2.resize(label, (nw, nh), interpolation=cv2.INTER_NEAREST_EXACT)
         if self.flip and float(torch.rand(())) < 0.5:
             image, label = image[:, ::-1], label[:, ::-1]
         if self.rotate > 0:

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import yaml
+
+from ..classes import CLASS_SETS
 
 TRAIN_LAYERS = ("all", "decoder", "head", "classifier")
 
@@ -261,6 +264,7 @@ def validate(cfg: TrainConfig) -> None:
                                                   cfg.replay_dataset):
         raise ValueError("replay_ratio must be in [0, 100] (0 = no replay) and needs a "
                          "replay_dataset")
+    _validate_loss_and_schedule(cfg)
     strength = cfg.export_prior_correction
     if strength is not None and not 0.0 <= strength <= 2.0:  # also rejects nan
         raise ValueError(f"export_prior_correction must be between 0 and 2, got {strength}")
@@ -274,6 +278,32 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.select_on and cfg.select_on not in names:
         raise ValueError(f"select_on {cfg.select_on!r} is not a validation set "
                          f"(have {', '.join(map(str, names)) or 'none'})")
+
+
+def _validate_loss_and_schedule(cfg: TrainConfig) -> None:
+    # Each of these would otherwise fail mid-run (a traceback at the first or the last
+    # step) or, worse, train silently with negative weights.
+    if not (math.isfinite(cfg.poly_power) and cfg.poly_power > 0):
+        raise ValueError(f"poly_power must be positive, got {cfg.poly_power}")
+    if not (math.isfinite(cfg.enet_c) and cfg.enet_c > 1):
+        # c <= 1 makes ln(c + p) zero or negative for some share p: weights blow up or
+        # turn negative.
+        raise ValueError(f"enet_c must be greater than 1, got {cfg.enet_c}")
+    if cfg.class_weights is not None:
+        known = CLASS_SETS.get(cfg.dataset)  # a folder's classes are known once it is read
+        check_class_weights(cfg.class_weights, known.num_classes if known else None)
+
+
+def check_class_weights(weights: Sequence[float], num_classes: Optional[int]) -> None:
+    """Refuse class weights that are not one positive finite number per class.
+
+    ``num_classes`` None checks the values only (the class count is not known yet).
+    """
+    if not weights or not all(math.isfinite(w) and w > 0 for w in weights):
+        raise ValueError(f"class_weights must be positive numbers, got {list(weights)}")
+    if num_classes is not None and len(weights) != num_classes:
+        raise ValueError(f"class_weights has {len(weights)} values for {num_classes} classes; "
+                         f"give one per class")
 
 
 def holdout_set_name(drive: str) -> str:

@@ -35,8 +35,9 @@ from ..data import (
     dataset_class_set,
 )
 from ..data import compute_mean_std as _mean_std
+from ..data.camvid import compose_label_maps
 from ..errors import DatasetError
-from .config import TrainConfig, holdout_set_name
+from .config import TrainConfig, check_class_weights, holdout_set_name
 from .losses import class_pixel_counts, enet_class_weights
 from .replay import MixedDataset, replay_per_epoch
 from .transfer import label_lut, load_class_map, plan_transfer
@@ -129,7 +130,9 @@ def with_replay(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
         raise DatasetError(f"replay data ({cfg.replay_dataset}): {exc}; point --replay-root "
                            f"at it, or pass --replay-ratio 0 to train without replay") from exc
     lut = label_lut(plan, old_cs.ignore_index, cs.ignore_index)
-    replay.label_map = lut if replay.label_map is None else lut[replay.label_map]
+    # Composed, not replaced: ids the replay data set refuses (CamVid's) stay refused.
+    replay.label_map = (lut if replay.label_map is None
+                        else compose_label_maps(replay.label_map, lut))
     mixed = MixedDataset([train, replay], [None, None], cache=cfg.cache)
     mixed.per_epoch = replay_per_epoch(len(train), len(replay), cfg.replay_ratio)
     if verbose:
@@ -150,6 +153,8 @@ def resolve_backbone(cfg: TrainConfig) -> str:
 def build_data(cfg: TrainConfig, verbose: bool = True) -> DataBundle:
     resolve_backbone(cfg)
     cs = dataset_class_set(cfg.dataset, cfg.data_root)
+    if cfg.class_weights is not None:  # a folder's class count is known only now
+        check_class_weights(cfg.class_weights, cs.num_classes)
     exclude = list(cfg.train_exclude) + ([cfg.holdout] if cfg.holdout else [])
     train = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split,
                           include=cfg.train_include, exclude=exclude, cache=cfg.cache)

@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
-import sys
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -39,11 +36,13 @@ from . import distributed as D
 from .config import TrainConfig, portable_train_args, save_config
 from .data_setup import DataBundle, build_data
 from .ema import ModelEMA
+from .epoch_stats import EpochStats
 from .mixing import cutmix, step_generator
 from .replay import MixedDataset, ReplaySampler
 from .runlog import RunLog
 from .schedule import PolyLR, poly_factor
 from .state import get_rng_state, seed_everything, set_rng_state
+from .stop import StopFlag
 from .transfer import freeze_layers, initial_model, steps_to_epochs
 from .validate import run_validation, selection_score
 
@@ -54,32 +53,6 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
     if spec == "cuda" and D.launched_by_torchrun():
         spec = f"cuda:{local_rank}"
     return torch.device(spec)
-
-
-class _StopFlag:
-    """First SIGINT asks for a clean stop after the current step; a second one aborts."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\ninterrupt: finishing this step and saving a resumable checkpoint "
-              "(Ctrl-C again to abort)", file=sys.stderr, flush=True)
-
-    def __enter__(self) -> _StopFlag:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:  # not the main thread (e.g. called from a test runner thread)
-            self._previous = None
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 class Trainer:
@@ -119,8 +92,7 @@ class Trainer:
         self.best_score = -math.inf
         self.best_metrics: Dict[str, Any] = {}
         self.epoch_rng: Optional[Dict[str, Any]] = None
-        # [loss sum, images, start time] of the current epoch in this invocation.
-        self._epoch_stats: Optional[List[float]] = None
+        self._epoch_stats: Optional[EpochStats] = None  # None between epochs
 
     # -- construction -------------------------------------------------------------------
     def _train_loader(self) -> DataLoader:
@@ -182,8 +154,9 @@ class Trainer:
                               train_args=portable_train_args(self.cfg, self.run_dir),
                               metrics=metrics or {})
 
-    def _train_state(self) -> Dict[str, Any]:
+    def _train_state(self, epoch_stats: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                "epoch_stats": epoch_stats,
                 "global_step": self.global_step, "epoch_rng": self.epoch_rng,
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
@@ -192,11 +165,14 @@ class Trainer:
                 "ema": self.ema.state_dict() if self.ema else None}
 
     def save_last(self) -> Optional[Path]:
+        stats = self._epoch_stats.state_dict() if self._epoch_stats is not None else None
+        if stats is not None:  # every rank gets the ranks' mean back, so the row stays exact
+            stats["loss_sum"] = D.all_reduce_mean(stats["loss_sum"], self.dist, self.device)
         if not self.dist.is_main:
             return None
         return save_checkpoint(self.run_dir / "last.pt", self.bare_model,
                                self._metadata(self.best_metrics),
-                               extra={"train_state": self._train_state()})
+                               extra={"train_state": self._train_state(stats)})
 
     def resume(self, path: str) -> None:
         blob = read_checkpoint(path, map_location=self.device)
@@ -221,6 +197,7 @@ class Trainer:
         self.global_step = int(st["global_step"])
         self.best_score = float(st["best_score"])
         self.best_metrics = dict(st["best_metrics"])
+        self._epoch_stats = EpochStats.from_state(st.get("epoch_stats"))
         self.epoch_rng = st["epoch_rng"]
         if self.epoch_rng is not None:
             set_rng_state(self.epoch_rng)
@@ -256,7 +233,7 @@ class Trainer:
                         f"after step {self.step_in_epoch}/{self._epoch_steps(self.epoch)}")
         steps_this_run, self.interrupted = 0, False
         try:
-            with _StopFlag() as stop:
+            with StopFlag() as stop:
                 while self.epoch < cfg.epochs:
                     done, steps_this_run = self._run_epoch(log, stop, steps_this_run)
                     if not done:
@@ -272,7 +249,7 @@ class Trainer:
             D.cleanup(self.dist)
         return self.best_metrics
 
-    def _should_stop(self, stop: _StopFlag, steps_this_run: int) -> bool:
+    def _should_stop(self, stop: StopFlag, steps_this_run: int) -> bool:
         limit = self.cfg.max_steps_this_run
         flag = stop.requested or (limit is not None and steps_this_run >= limit)
         return D.broadcast_flag(flag, self.dist, self.device)
@@ -281,7 +258,7 @@ class Trainer:
         if self.dist.is_main:
             print(msg, flush=True)
 
-    def _run_epoch(self, log: RunLog, stop: _StopFlag, steps_this_run: int
+    def _run_epoch(self, log: RunLog, stop: StopFlag, steps_this_run: int
                    ) -> Tuple[bool, int]:
         """One epoch from ``step_in_epoch``; returns (finished, steps_this_run)."""
         if self.step_in_epoch == 0:
@@ -296,7 +273,8 @@ class Trainer:
         bar = progress(total=steps, initial=self.step_in_epoch,
                        desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="step",
                        disable=not (self.cfg.progress and self.dist.is_main), mininterval=1.0)
-        self._epoch_stats = self._epoch_stats or [0.0, 0, time.time()]
+        if self._epoch_stats is None:  # else resumed mid-epoch: keep counting from there
+            self._epoch_stats = EpochStats()
         try:
             while self.step_in_epoch < steps:
                 if self._should_stop(stop, steps_this_run):
@@ -338,9 +316,8 @@ class Trainer:
         self.step_in_epoch += 1
         self.global_step += 1
         s = self._epoch_stats
-        s[0] += loss * n
-        s[1] += n
-        rate = s[1] * self.dist.world_size / max(time.time() - s[2], 1e-9)
+        s.add(loss, n)
+        rate = s.images * self.dist.world_size / max(s.seconds, 1e-9)
         lr = self.optimizer.param_groups[0]["lr"]
         bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}", lr=f"{lr:.2e}", refresh=False)
         bar.update(1)
@@ -349,10 +326,9 @@ class Trainer:
 
     def _end_epoch(self, log: RunLog) -> None:
         cfg = self.cfg
-        total, count, t0 = self._epoch_stats
-        self._epoch_stats = None
-        elapsed = time.time() - t0
-        loss = D.all_reduce_mean(total / max(count, 1), self.dist, self.device)
+        stats, self._epoch_stats = self._epoch_stats, None
+        count, elapsed = stats.images, stats.seconds
+        loss = D.all_reduce_mean(stats.mean_loss, self.dist, self.device)
         self.epoch += 1
         self.step_in_epoch = 0
         row: Dict[str, Any] = {"epoch": self.epoch, "step": self.global_step, "train_loss": loss,

@@ -1,0 +1,79 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Loss and schedule options are checked before training, in one `canet train: error:` line.
+
+Unchecked, a wrong count of class weights failed at step 1 with a RuntimeError traceback,
+negative weights (given, or from enet_c <= 1) trained silently, and a negative poly power
+divided by zero at the last step.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from canet_ros.classes import ClassSet
+from canet_ros.cli import main as canet_main
+from canet_ros.data import write_dataset
+from canet_ros.training import merge_config
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"class_weights": [1.0, 2.0]}, "2 values for 11 classes"),  # CamVid: 11 classes
+    ({"dataset": "cityscapes", "class_weights": [1.0] * 11}, "11 values for 19 classes"),
+    ({"dataset": "folder", "class_weights": [1.0, -2.0, 3.0]}, "positive"),
+    ({"class_weights": [1.0] * 10 + [0.0]}, "positive"),
+    ({"class_weights": [1.0] * 10 + [float("inf")]}, "positive"),
+    ({"class_weights": [1.0] * 10 + [float("nan")]}, "positive"),
+    ({"enet_c": 0.5}, "enet_c must be greater than 1"),
+    ({"enet_c": 1.0}, "enet_c must be greater than 1"),
+    ({"poly_power": -1.0}, "poly_power must be positive"),
+    ({"poly_power": 0.0}, "poly_power must be positive"),
+    ({"poly_power": float("nan")}, "poly_power must be positive"),
+])
+def test_bad_loss_and_schedule_options_are_refused(values, message):
+    with pytest.raises(ValueError, match=message):
+        merge_config({}, values)
+
+
+def test_sound_values_pass():
+    cfg = merge_config({}, {"class_weights": [0.5] * 11, "enet_c": 1.5, "poly_power": 2.0})
+    assert cfg.class_weights == [0.5] * 11
+    # A folder's class count is unknown until it is read: only the values are checked here.
+    assert merge_config({}, {"dataset": "folder", "class_weights": [1.0, 2.0]})
+
+
+def _three_class_folder(root):
+    cs = ClassSet("toy", ("red", "green", "blue"), ((200, 30, 30), (30, 200, 30), (30, 30, 200)),
+                  255)
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(4):
+        mask = rng.integers(0, 3, (48, 64)).astype(np.uint8)
+        items.append((f"f{i}", np.array(cs.colors, np.uint8)[mask], mask))
+    return write_dataset(root, cs, items, {"train": ["f0", "f1", "f2"], "val": ["f3"]})
+
+
+def test_a_folders_class_weight_count_is_checked_before_training(tmp_path, capsys):
+    root = _three_class_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    code = canet_main(["train", "--dataset", "folder", "--data-root", str(root), "--out-dir",
+                       str(out), "--steps", "2", "--batch-size", "2", "--crop-size", "48", "32",
+                       "--workers", "0", "--threads", "1", "--device", "cpu", "--no-progress",
+                       "--val-sets", "--class-weights", "1", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert err[0] == ("canet train: error: class_weights has 2 values for 3 classes; "
+                      "give one per class")
+    assert not (out / "last.pt").exists()
