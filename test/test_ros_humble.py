@@ -25,6 +25,7 @@ rclpy but nowhere in Humble's are reported too.
 """
 import ast
 import importlib.util
+import logging
 import sys
 import zipfile
 from pathlib import Path
@@ -45,6 +46,9 @@ RETURNS = {"get_logger": "RcutilsLogger", "create_publisher": "Publisher",
 # name a member as they do (Kilted's has a ``namespace``, as SegmentLaunchPlan has); what
 # is read from them must be a member of that class, which the name-only check asserts.
 OWN_OBJECTS = {"plan": ("launch_config.py", "SegmentLaunchPlan")}
+# Variables that hold a Python logging.Logger (log_forwarding.py): what is read from them
+# is logging's (``level``, a name Jazzy's rclpy has and Humble's lacks), never rclpy's.
+PYTHON_LOGGERS = {"python_logger"}
 
 
 class RclpyIndex:
@@ -284,6 +288,9 @@ def test_no_name_only_newer_rclpy_has():
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
                     node.value.id in own:
                 assert node.attr in own[node.value.id], (path.name, node.value.id, node.attr)
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                    node.value.id in PYTHON_LOGGERS:
+                assert hasattr(logging.getLogger("canet_ros"), node.attr), (path.name, node.attr)
             elif isinstance(node, ast.Attribute):
                 used.add(node.attr)
             elif isinstance(node, ast.keyword) and node.arg:

@@ -15,7 +15,8 @@
 """ROS 2 side of canet_ros: the segmentation node, its parameters, statistics and launch actions.
 
 Only this subpackage imports rclpy, ROS message packages and launch. At import time
-``segmentation`` and ``label_info`` import rclpy and messages (vision_msgs only when
+``segmentation``, ``label_info`` and ``log_forwarding`` (the package's Python log
+records into the node's ROS log) import rclpy and messages (vision_msgs only when
 called, as it is optional), ``launch_actions`` imports launch and launch_ros (only the
 launch files import it). ``node`` (the console script) imports rclpy when it runs;
 ``params`` and ``stats`` stay plain Python so the launch helper and tests can use them

@@ -192,9 +192,12 @@ def check_checkpoint_file(checkpoint: str) -> str:
     if checkpoint == "default":
         return checkpoint
     path = Path(checkpoint).expanduser()
+    expanded = f" ({path})" if str(path) != checkpoint else ""
+    # Worded as canet_ros.checkpoint's loader words it; "no such file" misleads for a folder.
+    if path.is_dir():
+        raise ParamError(f"checkpoint {checkpoint!r}{expanded}: a folder, not a checkpoint file")
     if not path.is_file():
-        raise ParamError(f"checkpoint {checkpoint!r}: no such file"
-                         + (f" ({path})" if str(path) != checkpoint else ""))
+        raise ParamError(f"checkpoint {checkpoint!r}: no such file{expanded}")
     return checkpoint
 
 

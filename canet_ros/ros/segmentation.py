@@ -45,6 +45,7 @@ from canet_ros.ros.label_info import (
     label_info_message,
     label_info_type,
 )
+from canet_ros.ros.log_forwarding import FORWARDING
 from canet_ros.ros.params import (
     NodeConfig,
     ParamError,
@@ -138,6 +139,8 @@ class SegmentationNode(Node):
         self._engine: Any = None
         self._mailbox = LatestFrameMailbox()
         self._frame_stats = FrameStats()  # restarted when frames can arrive
+        # Before the engine loads: it logs (precision auto's choice, warnings) through Python.
+        FORWARDING.attach(self.get_logger())
         try:
             self._cfg = self._read_parameters()
             self._engine = self._load_engine(engine_factory or default_engine_factory)
@@ -372,4 +375,5 @@ class SegmentationNode(Node):
             if worker.is_alive():
                 self.get_logger().warning("inference worker still busy at shutdown; leaving it")
         self._engine = None
+        FORWARDING.detach(self.get_logger())
         return super().destroy_node()
