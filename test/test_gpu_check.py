@@ -172,6 +172,49 @@ def test_out_problems_follow_the_device_tools_limits(tmp_path):
     assert "big.bin" in problems and "bad name.txt" in problems
 
 
+def _ctx(tmp_path: Path, **kw) -> Context:
+    values = dict(repo=tmp_path, out=tmp_path / "out", work=tmp_path / "work",
+                  payload=tmp_path / "payload", data=tmp_path, dry=True, budget_s=1000.0,
+                  train_s=100.0, bench_limit=None)
+    return Context(**{**values, **kw})
+
+
+def test_time_is_held_back_only_for_later_steps_that_were_asked_for(tmp_path):
+    # docs/gpu_check.md's rerun "--steps setup,bench with a shorter --budget-s" must bench.
+    import gpu_check_run
+
+    needs = gpu_check_run.NEED_S["dry"]
+    ctx = _ctx(tmp_path, budget_s=300.0)
+    spare = ctx.left() - gpu_check_run.SUMMARY_S
+    assert ctx.box(1e9, ("train",)) == pytest.approx(spare - needs["train"], abs=1.0)
+    ctx.steps = frozenset({"setup", "bench"})
+    assert ctx.box(1e9, ("train",)) == pytest.approx(spare, abs=1.0)
+    assert ctx.box(1e9, ("bench", "train")) == pytest.approx(spare - needs["bench"], abs=1.0)
+
+
+@pytest.mark.parametrize("models, ok", [(("canet2",), True), (("canet1", "canet2"), True),
+                                        (("canet1",), True)])
+def test_train_step_judges_the_models_asked_for(tmp_path, monkeypatch, models, ok):
+    # docs/gpu_check.md's rerun "--models canet2" trains CANet2 alone: that is a success.
+    import gpu_check_train
+
+    monkeypatch.setattr(gpu_check_train, "train_one",
+                        lambda ctx, tag, backbone, seconds: {"backbone": backbone, "ok": True})
+    monkeypatch.setattr(gpu_check_train, "evaluate_and_export", lambda ctx, tag, res: None)
+    res = gpu_check_train.step_train(_ctx(tmp_path, models=models))
+    assert res["ok"] is ok
+    assert sorted(t for t, m in res["models"].items() if m.get("ok")) == sorted(models)
+
+
+def test_train_step_fails_when_the_first_model_asked_for_fails(tmp_path, monkeypatch):
+    import gpu_check_train
+
+    monkeypatch.setattr(gpu_check_train, "train_one", lambda ctx, tag, backbone, seconds: {
+        "backbone": backbone, "ok": tag != "canet2"})
+    monkeypatch.setattr(gpu_check_train, "evaluate_and_export", lambda ctx, tag, res: None)
+    assert gpu_check_train.step_train(_ctx(tmp_path, models=("canet2",)))["ok"] is False
+
+
 def test_epoch_plan_by_hand():
     # 20 s timing run with epochs of 5 s and 3 s: start-up 12 s, steady 3 s per epoch.
     # 100 s more: floor((90 - 12) / (3 * 1.25)) = floor(20.8) = 20 epochs after the 2 done.

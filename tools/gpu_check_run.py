@@ -69,6 +69,7 @@ class Context:
     train_s: float
     bench_limit: int | None
     models: tuple[str, ...] = ("canet1", "canet2")
+    steps: frozenset[str] = frozenset(STEPS)  # the steps asked for (--steps)
     t0: float = field(default_factory=time.monotonic)
     env: dict[str, str] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
@@ -81,9 +82,9 @@ class Context:
         return self.budget_s - (time.monotonic() - self.t0)
 
     def box(self, cap: float, after: tuple[str, ...] = ()) -> float:
-        """Seconds a step may take: its cap, less what the later steps need."""
+        """Seconds a step may take: its cap, less what the later steps asked for need."""
         needs = NEED_S["dry" if self.dry else "real"]
-        spare = self.left() - SUMMARY_S - sum(needs[s] for s in after)
+        spare = self.left() - SUMMARY_S - sum(needs[s] for s in after if s in self.steps)
         return max(5.0, min(cap, spare))
 
     def python(self) -> list[str]:
@@ -367,6 +368,7 @@ def run_all(args: argparse.Namespace, repo: Path) -> int:
         return 2
     funcs: dict[str, Callable[[Context], dict[str, Any]]] = {
         "setup": step_setup, "tests": step_tests, "bench": step_bench, "train": step_train}
+    ctx.steps = frozenset(wanted)
     ctx.results.update(steps={}, dry_run=ctx.dry, started_utc=time.strftime(
         "%Y-%m-%d %H:%M:%S UTC", time.gmtime()), budget_s=ctx.budget_s)
     for sig in (signal.SIGTERM, signal.SIGINT):  # stop the children, keep what was done
