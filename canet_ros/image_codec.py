@@ -118,12 +118,15 @@ def _byte_view(data: Any, context: str) -> np.ndarray:
     """Flat uint8 view of a message's data field, sharing memory whenever possible."""
     if data is None:
         raise ImageCodecError(f"{context}: data is empty (None)")
+    # Wider items are numbers, not bytes: range-checked, never reinterpreted as bytes.
     if isinstance(data, np.ndarray):
         flat = np.ascontiguousarray(data).reshape(-1)
-        raw = flat if flat.dtype == np.uint8 else flat.view(np.uint8)
+        raw = flat if flat.dtype == np.uint8 else _ints_as_bytes(flat, context)
     else:
         try:
-            raw = np.frombuffer(data, dtype=np.uint8)
+            view = memoryview(data)
+            raw = (np.frombuffer(view, dtype=np.uint8) if view.itemsize == 1
+                   else _ints_as_bytes(view.tolist(), context))
         except (TypeError, ValueError):
             raw = _ints_as_bytes(data, context)
     if raw.size == 0:
@@ -203,9 +206,8 @@ def _reorder(img: np.ndarray, colour: str, order: str) -> np.ndarray:
 def image_to_array(msg: Any, order: str | None = None) -> np.ndarray:
     """Decode a sensor_msgs/Image.
 
-    order=None returns the stored layout (HxW for mono, HxWxC otherwise, uint16 for
-    16-bit) as a view of the message buffer when byte order and alignment allow;
-    such views are read-only when the buffer is. order="rgb"/"bgr" returns HxWx3 uint8.
+    order=None: the stored layout (HxW mono, HxWxC, uint16 for 16-bit), a view of the buffer
+    where byte order and alignment allow (read-only if it is); "rgb"/"bgr": HxWx3 uint8.
     """
     encoding, layout = _lookup(_field(msg, "encoding"))
     native = _native_view(msg, encoding, layout)
@@ -292,8 +294,7 @@ def compressed_to_array(msg: Any, order: str | None = "bgr") -> np.ndarray:
 def to_frame(msg: Any, order: str = "rgb") -> np.ndarray:
     """HxWx3 uint8 frame in `order` from either an Image or a CompressedImage.
 
-    The result may be a read-only view of the message buffer (8-bit three-channel input
-    already in `order`); copy it before drawing on it.
+    It may be a read-only view of the message buffer: copy it before drawing on it.
     """
     order = _check_order(order, ("rgb", "bgr"))
     if hasattr(msg, "encoding"):

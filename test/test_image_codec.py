@@ -144,6 +144,28 @@ def test_plain_list_data_is_accepted():
     np.testing.assert_array_equal(image_to_array(msg), rows)
 
 
+@pytest.mark.parametrize("wrap", [lambda v: np.array(v, np.int64), lambda v: np.array(v, np.uint16),
+                                  lambda v: array.array("H", v), lambda v: array.array("i", v)],
+                         ids=["int64 array", "uint16 array", "array H", "array i"])
+def test_wider_numbers_are_values_not_bytes(wrap):
+    # A hand-built message with numbers in a wider type: the numbers are the pixels, as
+    # with a plain list; their bytes read as pixels would be a wrong image.
+    rows = np.arange(10, 10 + H * W, dtype=np.uint8).reshape(H, W)
+    msg = image_msg("mono8", rows)
+    msg.data = wrap(list(msg.data))
+    np.testing.assert_array_equal(image_to_array(msg), rows)
+    msg.data = wrap([300] * (H * W))
+    with pytest.raises(ImageCodecError, match="not a byte sequence"):
+        image_to_array(msg)
+
+
+def test_float_data_is_refused():
+    msg = image_msg("mono8", np.zeros((H, W), np.uint8))
+    msg.data = np.zeros(H * W, np.float64)
+    with pytest.raises(ImageCodecError, match="not a byte sequence"):
+        image_to_array(msg)
+
+
 def bt601(y, u, v):
     """Limited-range BT.601 YUV -> RGB, the formula OpenCV uses for 4:2:2."""
     c, d, e = 1.164 * (y - 16.0), u - 128.0, v - 128.0
