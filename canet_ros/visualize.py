@@ -22,6 +22,8 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import cv2
 import numpy as np
 
+from .image_files import write_image
+
 PathLike = Union[str, os.PathLike]
 
 
@@ -63,7 +65,7 @@ def side_by_side(frame: np.ndarray, gt: np.ndarray, pred: np.ndarray, palette: n
 def save_rgb(image: np.ndarray, path: PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+    if not write_image(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
         raise OSError(f"{path}: could not write image")
     return path
 

@@ -44,6 +44,7 @@ from ..classes import ClassSet
 from ..data.classes_file import save_classes
 from ..data.cvat import PackageWriter
 from ..image_codec import ImageCodecError, to_frame
+from ..image_files import write_image
 from ..progress import progress
 from .errors import BagError
 from .outdir import check_creatable, check_not_around_inputs
@@ -170,7 +171,7 @@ def _prepare(outdir: Path, prelabels: bool) -> None:
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), array):
+    if not write_image(path, array):
         raise OSError(f"{path}: cannot write")
 
 

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from ..image_codec import ImageCodecError, compressed_to_array, image_to_array
+from ..image_files import read_image
 from .errors import BagError
 from .reader import InputBag, describe_exception, frame_stamp
 
@@ -178,7 +179,7 @@ class DirGroundTruth(GroundTruth):
         if path is None:
             return None
         self.used.add(key)
-        labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        labels = read_image(path, cv2.IMREAD_UNCHANGED)
         if labels is None:
             raise GroundTruthError(f"{path}: cannot read PNG")
         if labels.ndim == 3:

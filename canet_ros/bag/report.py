@@ -183,7 +183,9 @@ def write_report(report: dict[str, Any], outdir: Path, title: str) -> dict[str, 
     report = clean_json(report)
     try:
         (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")
-        (outdir / "report.md").write_text(render_markdown(report), "utf-8")
+        # A file name may hold bytes that are not UTF-8 (lone surrogates in Python): written
+        # as \udcff escapes, as report.json has them, so report.md stays valid UTF-8.
+        (outdir / "report.md").write_text(render_markdown(report), "utf-8", "backslashreplace")
     except OSError as exc:
         raise BagError(f"{outdir}: cannot write the report ({exc.strerror or exc})") from None
     return report
@@ -193,14 +195,13 @@ def _write_legend(report: dict[str, Any], outdir: Path) -> str | None:
     """legend.png: each class's colour swatch and name, as report.md shows it."""
     if not report.get("palette") or not report.get("class_names"):
         return None
-    import cv2
-
+    from ..image_files import write_image
     from .video import render_legend
 
     try:
         image = render_legend(report["class_names"], np.asarray(report["palette"], np.uint8),
                               480)
-        return LEGEND if cv2.imwrite(str(outdir / LEGEND), image) else None
+        return LEGEND if write_image(outdir / LEGEND, image) else None
     except Exception:  # a picture must never cost the numbers; report.md lists the colours
         return None
 

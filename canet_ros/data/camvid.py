@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from ..classes import CAMVID
 from ..errors import DatasetError
+from ..image_files import read_image as read_image_file  # read_image below is the RGB one
 
 PathLike = Union[str, os.PathLike]
 Pair = Tuple[Path, Path]
@@ -49,7 +50,7 @@ def read_image(path: PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: image file not found")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    img = read_image_file(path, cv2.IMREAD_COLOR)
     if img is None:
         raise DatasetError(f"{path}: cannot decode image (corrupt or not an image)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -60,7 +61,7 @@ def read_label(path: PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: label file not found")
-    lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    lab = read_image_file(path, cv2.IMREAD_UNCHANGED)
     if lab is None:
         raise DatasetError(f"{path}: cannot decode label image (corrupt or not an image)")
     if lab.dtype != np.uint8:

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..classes import ClassSet
 from ..errors import DatasetError
+from ..image_files import read_image, write_image
 from .classes_file import CLASSES_FILE
 from .files import read_list_text
 from .problems import DatasetProblems
@@ -198,7 +199,7 @@ class ColorDecoder:
 
 def read_color_mask(path: Path) -> np.ndarray:
     """HxWx3 uint8 RGB of a colour mask (palette PNGs expand to their colours)."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    bgr = read_image(path, cv2.IMREAD_COLOR)
     if bgr is None:
         raise DatasetError(f"{path}: cannot decode (corrupt or not an image)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -243,7 +244,7 @@ class PackageWriter:
         instance = inst_colors[inst_lut[mask]]
         for sub, rgb in ((CLASS_DIR, color), (OBJECT_DIR, instance)):
             path = self.out / sub / f"{stem}.png"
-            if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            if not write_image(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
                 raise OSError(f"{path}: cannot write")
         self.stems.append(stem)
 

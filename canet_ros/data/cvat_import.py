@@ -28,6 +28,7 @@ import cv2
 
 from ..classes import ClassSet
 from ..errors import DatasetError
+from ..image_files import read_image, write_image
 from .camvid import _IMAGE_EXTS
 from .classes_file import CLASSES_FILE, parse_classes, save_classes
 from .cvat import (
@@ -77,7 +78,7 @@ def _import_classes(into: Path, export: CvatExport) -> Tuple[ClassSet, bool, Lis
 
 
 def _image_shape(image: Path) -> Tuple[int, int]:
-    frame = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
+    frame = read_image(image, cv2.IMREAD_UNCHANGED)
     if frame is None:
         raise DatasetError(f"{image}: cannot decode (corrupt or not an image); nothing imported")
     return frame.shape[0], frame.shape[1]
@@ -115,7 +116,9 @@ def _convert_all(export: CvatExport, into: Path, class_set: ClassSet, staging: P
                              f"{image} is {shape[1]}x{shape[0]}")
         counts["frames"] += 1
         counts["unlabelled_frames"] += int((ids == class_set.ignore_index).all())
-        cv2.imwrite(str(staging / f"{name}.png"), ids)
+        staged = staging / f"{name}.png"
+        if not write_image(staged, ids):  # a lost mask would go unnoticed until training
+            raise OSError(f"{staged}: cannot write")
     if existing:
         problems.append(f"{into / 'masks'}: {len(existing)} masks would be replaced (e.g. "
                         f"{existing[0]}); pass --overwrite to replace them")

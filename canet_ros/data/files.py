@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from ..errors import DatasetError
+from ..image_files import read_image
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _GREY = 0  # PNG colour type of greyscale without alpha
@@ -69,7 +70,7 @@ def unscale_low_bit(path: Path, mask: np.ndarray) -> np.ndarray:
 
 def read_index_mask(path: Path) -> np.ndarray:
     """Read a single-channel PNG of uint8 class ids (masks/<stem>.png); DatasetError names it."""
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    mask = read_image(path, cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise DatasetError(f"{path}: cannot decode (corrupt or not an image)")
     if mask.dtype != np.uint8:

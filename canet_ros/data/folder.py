@@ -37,6 +37,8 @@ import numpy as np
 
 from ..classes import ClassSet
 from ..errors import DatasetError
+from ..image_files import read_image as read_image_file  # .camvid's read_image is RGB
+from ..image_files import write_image
 from .camvid import (
     _IMAGE_EXTS,
     EmptySplitError,
@@ -279,7 +281,7 @@ def write_dataset(root: PathLike, class_set: ClassSet,
         check_ids(np.asarray(mask), class_set, Path(stem))
         for path, array in ((root / IMAGES / f"{stem}.png", image[..., ::-1]),
                             (root / MASKS / f"{stem}.png", np.asarray(mask, np.uint8))):
-            if not cv2.imwrite(str(path), np.ascontiguousarray(array)):
+            if not write_image(path, np.ascontiguousarray(array)):
                 raise OSError(f"{path}: cannot write")
     for split, stems in (split_lists or {}).items():
         if split not in ("train", "val"):
@@ -325,7 +327,7 @@ def _check_pair(index: FolderIndex, stem: str, counts: np.ndarray,
     assert index.class_set is not None
     image_path, mask_path = index.images[stem], index.masks[stem]
     try:
-        image = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
+        image = read_image_file(image_path, cv2.IMREAD_UNCHANGED)
         if image is None:
             return f"{image_path}: cannot decode (corrupt or not an image)"
         mask = read_mask(mask_path, index.decoder)

@@ -72,7 +72,9 @@ class CalibrationSource:
     def _read(path: Path) -> np.ndarray:
         import cv2
 
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        from ..image_files import read_image
+
+        image = read_image(path, cv2.IMREAD_COLOR)
         if image is None:
             raise EngineError(f"{path}: calibration image cannot be decoded")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
