@@ -98,8 +98,11 @@ def test_frames_have_the_asked_size(tmp_path):
     cv2.imwrite(str(path), np.full((5, 6, 3), (10, 20, 30), np.uint8))
     frame, _ = load_frame(str(path), (6, 5))
     assert (frame == (10, 20, 30)).all()  # read as BGR, as OpenCV writes it
-    with pytest.raises(ValueError, match="not an image"):
+    with pytest.raises(ValueError, match="missing.png: no such file"):
         load_frame(str(tmp_path / "missing.png"), (6, 5))
+    (tmp_path / "notes.png").write_text("not a picture")
+    with pytest.raises(ValueError, match="not an image"):
+        load_frame(str(tmp_path / "notes.png"), (6, 5))
 
 
 def parse(*argv):

@@ -214,7 +214,7 @@ def test_show_args_says_what_the_shipped_files_set():
     described = {a.name: a.description for a in lc.SEGMENT_ARGUMENTS}
     assert "(shipped: '480x360' for mobilenetv2, '' for resnet18, '' for resnet101)" in (
         described["resolution"])
-    for name, spec in params.SPEC_BY_NAME.items():
+    for name in params.SPEC_BY_NAME:
         if name == "backbone":  # the argument picks the file
             continue
         shipped = {backbone: load_config(backbone)[name]
