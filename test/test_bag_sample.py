@@ -98,6 +98,34 @@ def test_sample_shortcut_selects_ground_truth(tmp_path, capsys):
     assert "includes queueing" in md and f"]({Path(report['video']['path']).name})" in md
 
 
+@pytest.mark.parametrize("change", [
+    {"names": ("road", "sidewalk", "car", "person", "background")},  # a fine-tuned camera
+    {"names": ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence",
+               "Car", "Pedestrian", "Bicyclist", "Animal"), "ignore_index": 255},  # one more
+])
+def test_the_sample_does_not_score_a_model_of_other_classes(tmp_path, capsys, change):
+    # The sample's label images hold CamVid ids; another model's id 0 is not Sky.
+    from canet_ros.checkpoint import build_metadata, save_checkpoint
+    from canet_ros.classes import CAMVID, ClassSet
+    from canet_ros.models import build_canet
+
+    names = change["names"]
+    colours = tuple((9 * i, 50, 200 - 9 * i) for i in range(len(names)))
+    classes = ClassSet("mine", names, colours, change.get("ignore_index", CAMVID.ignore_index))
+    ckpt = save_checkpoint(tmp_path / "mine.pt", build_canet("mobilenetv2", len(names)),
+                           build_metadata("mobilenetv2", classes, input_size=(96, 72)))
+    out = tmp_path / "out"
+    rc, stdout, err = run_cli(["sample", "--out", str(out), "--checkpoint", str(ckpt),
+                               "--precision", "fp32", "--json"], capsys)
+    assert rc == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert "miou" not in report and report["ground_truth"] is None
+    assert report["ground_truth_note"].startswith("the sample's ground truth was not scored")
+    assert json.loads(stdout)["ground_truth_note"] == report["ground_truth_note"]
+    assert f"warning: {report['ground_truth_note']}" in err
+    assert "was not scored" in (out / "report.md").read_text()
+
+
 def test_text_summary_names_what_was_written(tmp_path, capsys):
     ckpt = make_checkpoint(tmp_path)
     out = tmp_path / "out"

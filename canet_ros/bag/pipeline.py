@@ -33,7 +33,7 @@ from .outdir import StagedOutdir, check_not_around_inputs, check_outdir
 from .reader import InputBag, TopicSummary, describe_exception, frame_stamp, ros2_header
 from .report import RunStats, build_report, engine_fields, write_report
 from .salvage.damage import Recovered
-from .sample import accuracy_note
+from .sample import accuracy_note, sample_gt_mismatch
 from .stages import (
     END,
     Failure,
@@ -234,6 +234,9 @@ class BagJob:
         staged = StagedOutdir(o.outdir, o.overwrite)
         self.workdir = staged.path
         stats = RunStats(frames_total=self.topic.count)
+        self.gt_note = sample_gt_mismatch(engine.class_set) if o.gt_topic_implied else None
+        if self.gt_note:
+            self.gt = None
         if self.gt is not None:
             stats.confusion = ConfusionMatrix(engine.num_classes, engine.class_set.ignore_index)
         self.out = self.output_bag()
@@ -286,6 +289,8 @@ class BagJob:
                               engine.class_set.ignore_index, engine.class_set.palette())
         if "miou" in report:
             report["accuracy_note"] = accuracy_note(self.options.source, model["checkpoint"])
+        if self.gt_note:
+            report["ground_truth_note"] = self.gt_note
         return write_report(report, self.workdir, f"{self.options.source.name}: per-class IoU")
 
 

@@ -145,6 +145,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Damaged input", "", *damage_lines(report["damage"])]
     if report.get("ground_truth") and "miou" in report:
         lines += _gt_lines(report)
+    elif report.get("ground_truth_note"):
+        lines += ["", "## Accuracy", "", _sentence(report["ground_truth_note"])]
     lines += _colour_lines(report)
     return "\n".join(lines) + "\n"
 
@@ -177,8 +179,8 @@ def written_files(report: dict[str, Any], outdir: Path) -> dict[str, str | None]
 
 _SHORT_KEYS = ("input", "topic", "frames", "frames_in_topic", "frames_lost", "complete",
                "interrupted", "error", "fps", "model_fps", "fps_ratio", "latency_ms",
-               "miou", "global_acc", "accuracy_note", "per_class", "storage", "compression",
-               "output_size_bytes", "world_size", "failed")
+               "miou", "global_acc", "accuracy_note", "ground_truth_note", "per_class",
+               "storage", "compression", "output_size_bytes", "world_size", "failed")
 
 
 def short_report(report: dict[str, Any], outdir: Path) -> dict[str, Any]:

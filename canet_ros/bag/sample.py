@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 SAMPLE_NAME = "sample"  # the literal INPUT that means this bag on the command line
 SAMPLE_BAG = Path(__file__).resolve().parents[1] / "samples" / "camvid_sample"
@@ -43,3 +44,20 @@ def accuracy_note(source: Path, checkpoint: str | None) -> str | None:
             f"and was selected on (val), so this flatters it: on a new camera expect 40-55 "
             f"mIoU (41.2 on a CamVid drive kept out of training; "
             f"canet_ros/weights/MODEL_CARD.md)")
+
+
+def sample_gt_mismatch(class_set: Any) -> str | None:
+    """Why the sample's CamVid ground truth cannot score a model of ``class_set`` (or None).
+
+    Its label images hold CamVid ids; another model's ids mean other classes, so a score
+    would compare Sky with whatever that model's class 0 is.
+    """
+    from ..classes import CAMVID
+
+    if (tuple(class_set.names) == CAMVID.names
+            and class_set.ignore_index == CAMVID.ignore_index):
+        return None
+    return (f"the sample's ground truth was not scored: it holds CamVid's {CAMVID.num_classes} "
+            f"classes, and the model predicts {class_set.num_classes} others "
+            f"({', '.join(class_set.names[:4])}{', ...' if class_set.num_classes > 4 else ''})"
+            f"; score your own camera with --gt-dir or --gt-topic")

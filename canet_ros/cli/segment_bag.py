@@ -172,9 +172,9 @@ def _warn_damage(report: dict[str, Any]) -> None:
               f"is readable: {bag['frames']} frames, "
               f"{'an unknown number' if lost is None else lost} on {bag['topic']} lost; "
               f"its report.md says which time ranges and why", file=sys.stderr)
-    note = (report.get("video") or {}).get("note")
-    if note:
-        print(f"{PROG}: warning: {note}", file=sys.stderr)
+    for note in ((report.get("video") or {}).get("note"), report.get("ground_truth_note")):
+        if note:
+            print(f"{PROG}: warning: {note}", file=sys.stderr)
 
 
 def _run_single(args: argparse.Namespace, options: Any) -> dict[str, Any]:
