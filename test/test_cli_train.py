@@ -12,20 +12,25 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``canet train`` as a user meets it: the resume hint, and a run folder already in use.
+"""``canet train`` as a user meets it: resume hints, run folders and --resume files.
 
 Runs are the tiny synthetic ones of test_training_resume.py (one step each).
 """
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
+import pytest
 from test_training import make_camvid_tree
 from test_training_resume import flags, isolated  # noqa: F401 (a fixture)
 
+from canet_ros.checkpoint import DEFAULT_CHECKPOINT
 from canet_ros.cli import main as canet_main
+from canet_ros.training import merge_config
+from canet_ros.training.export import export_checkpoint
 from canet_ros.training.trainer import Trainer
 
 
@@ -74,3 +79,47 @@ def test_ctrl_c_stops_cleanly_with_status_130(isolated, capsys, monkeypatch):  #
     out = capsys.readouterr().out
     assert "resume with --resume" in out and (run / "last.pt").is_file()
     assert not (run / "model.pt").exists()
+
+
+def _folder(run: Path) -> dict:
+    return {str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("with_config", [False, True])
+def test_a_checkpoint_without_train_state_is_refused_before_anything_is_written(
+        isolated, capsys, with_config):  # noqa: F811
+    # The run's exported model.pt (like best.pt) holds weights only. The refusal came after
+    # the data set had loaded and config.yaml (now naming model.pt), log.csv and a new tb/
+    # event file had been written into the run folder.
+    root = make_camvid_tree(isolated / "camvid")
+    run = isolated / "run"
+    assert canet_main(flags(root, run, "--max-steps-this-run", "1")) == 0
+    export_checkpoint(run / "last.pt", run / "model.pt")
+    capsys.readouterr()
+    before = _folder(run)
+    config = ["--config", str(run / "config.yaml")] if with_config else []
+    assert canet_main(["train", *config, "--resume", str(run / "model.pt")]) == 1
+    out, err = capsys.readouterr()
+    assert err == (f"canet train: error: {run / 'model.pt'}: has no train_state; only "
+                   f"last.pt/best-with-state resume\n")
+    assert out == ""  # no "train: N frames" line: the data set was not read
+    assert _folder(run) == before
+
+
+def test_the_bundled_model_as_resume_leaves_its_folder_alone(isolated, capsys):  # noqa: F811
+    lone = isolated / "lone"
+    lone.mkdir()
+    shutil.copy(DEFAULT_CHECKPOINT, lone / "model.pt")
+    assert canet_main(["train", "--resume", str(lone / "model.pt")]) == 1
+    assert "has no train_state" in capsys.readouterr().err
+    assert sorted(p.name for p in lone.iterdir()) == ["model.pt"]
+
+
+def test_the_trainer_refuses_such_a_resume_before_reading_data(isolated):  # noqa: F811
+    shutil.copy(DEFAULT_CHECKPOINT, isolated / "model.pt")
+    cfg = merge_config({}, {"data_root": str(isolated / "no-data"), "device": "cpu",
+                            "out_dir": str(isolated / "run"),
+                            "resume": str(isolated / "model.pt")})
+    with pytest.raises(ValueError, match="model.pt: has no train_state"):
+        Trainer(cfg)  # not the DatasetError of the missing data folder
+    assert not (isolated / "run").exists()

@@ -173,9 +173,9 @@ def test_out_problems_follow_the_device_tools_limits(tmp_path):
 
 
 def _ctx(tmp_path: Path, **kw) -> Context:
-    values = dict(repo=tmp_path, out=tmp_path / "out", work=tmp_path / "work",
-                  payload=tmp_path / "payload", data=tmp_path, dry=True, budget_s=1000.0,
-                  train_s=100.0, bench_limit=None)
+    values = {"repo": tmp_path, "out": tmp_path / "out", "work": tmp_path / "work",
+              "payload": tmp_path / "payload", "data": tmp_path, "dry": True,
+              "budget_s": 1000.0, "train_s": 100.0, "bench_limit": None}
     return Context(**{**values, **kw})
 
 

@@ -22,23 +22,13 @@ from __future__ import annotations
 import argparse
 import re
 
+# Shared with the training options (a --config file's values meet the same rules); they
+# live on the training side so that it never imports the CLI.
+from ..training.config_types import device, int_at_least, non_negative_int
+
+__all__ = ["device", "int_at_least", "non_negative_int", "resolution", "width_x_height"]
+
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
-
-
-def int_at_least(text: str, low: int) -> int:
-    """Return an integer of at least ``low`` (an argparse usage error otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least {low}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """Return an integer of at least 0."""
-    return int_at_least(text, 0)
 
 
 def width_x_height(text: str) -> tuple[int, int]:
@@ -47,18 +37,6 @@ def width_x_height(text: str) -> tuple[int, int]:
     if not match or min(int(match.group(1)), int(match.group(2))) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT (e.g. 1920x1200)")
     return int(match.group(1)), int(match.group(2))
-
-
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-def device(text: str) -> str:
-    """Accept "auto", "cpu", "cuda" or "cuda:N" (whether that device exists is checked later)."""
-    value = text.strip().lower()
-    if not _DEVICE.match(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use auto, cpu, cuda or "
-                                         f"cuda:N")
-    return value
 
 
 def resolution(text: str) -> str:

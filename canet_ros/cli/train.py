@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ..checkpoint import CheckpointError, read_checkpoint
 from ..errors import DatasetError
@@ -28,8 +28,7 @@ from ..training.config import (
     merge_config,
     resolve_train_args,
 )
-from . import EXIT_INTERRUPTED, positive_int, prior_strength, run_command
-from .argtypes import device, non_negative_int
+from . import EXIT_INTERRUPTED, prior_strength, run_command
 
 if TYPE_CHECKING:
     from ..training.config import TrainConfig
@@ -50,31 +49,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _check_forms(parser: argparse.ArgumentParser) -> None:
     """Give the flags whose form argparse can judge their argparse types.
 
-    A malformed value is a usage error (status 2), as in every command; the same values
-    from a --config YAML are checked on merging.
+    A malformed value is a usage error (status 2), as in every command. The rest of the
+    forms (device, positive counts) come with add_config_arguments, shared with the
+    --config checks; a YAML export_prior_correction is range-checked on merging.
     """
-    forms = {"device": device, "epochs": positive_int, "batch_size": positive_int,
-             "eval_batch_size": positive_int, "val_every": positive_int,
-             "workers": non_negative_int, "export_prior_correction": prior_strength}
+    forms = {"export_prior_correction": prior_strength}
     for action in parser._actions:
         if action.dest in forms:
             action.type = forms[action.dest]
 
 
-def _base_values(args: argparse.Namespace) -> dict:
-    """YAML values, or on a bare --resume the run's own saved config."""
+def _base_values(args: argparse.Namespace) -> Tuple[Dict[str, Any], str]:
+    """YAML values, or on a bare --resume the run's own saved config; and where they are from."""
     if args.config:
-        return load_yaml(args.config)
+        return load_yaml(args.config), str(args.config)
     if args.resume:
+        from ..training.trainer import train_state
+
+        blob = read_checkpoint(args.resume)
+        # A checkpoint that cannot continue a run (model.pt, best.pt) is refused before its
+        # saved config is merged, the data set loads or the run folder is written to.
+        train_state(blob, args.resume)
         # Saved paths are relative to the run folder, which is where last.pt lives.
-        saved = read_checkpoint(args.resume).get("train_args") or {}
+        saved = blob.get("train_args") or {}
         train_args = resolve_train_args(saved, Path(args.resume).resolve().parent)
         if saved.get("out_dir") in (None, "."):
             # The run folder as the user wrote it (relative stays relative), so the resumed
             # run's messages name it the way the first run's did.
             train_args["out_dir"] = str(Path(args.resume).parent)
-        return {k: v for k, v in train_args.items() if k not in ("resume", "max_steps_this_run")}
-    return {}
+        dropped = ("resume", "max_steps_this_run")
+        return {k: v for k, v in train_args.items() if k not in dropped}, str(args.resume)
+    return {}, "config file"
 
 
 def _check_out_dir(out_dir: str, resuming: bool) -> None:
@@ -91,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         values = {k: v for k, v in vars(args).items() if k not in ("config", "func")}
-        cfg = merge_config(_base_values(args), values)
+        base, origin = _base_values(args)
+        cfg = merge_config(base, values, origin)
         _check_out_dir(cfg.out_dir, bool(cfg.resume))
         trainer = Trainer(cfg)
         best = trainer.fit()

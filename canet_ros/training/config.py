@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import yaml
 
 from ..classes import CLASS_SETS
+from .config_types import FORMS, check_value, parse_val_set
 
 TRAIN_LAYERS = ("all", "decoder", "head", "classifier")
 
@@ -167,15 +168,6 @@ _HELP = {
 }
 
 
-def parse_val_set(text: str) -> Dict[str, Any]:
-    """``heldout=train:0001TP,0006R0`` -> {name, split, include}."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--val-sets {text!r}: expected NAME=SPLIT[:PREFIXES]")
-    name, rest = text.split("=", 1)
-    split, _, inc = rest.partition(":")
-    return {"name": name, "split": split, "include": [p for p in inc.split(",") if p]}
-
-
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per config field, defaulting to None so only given flags override."""
     parser.add_argument("--config", type=Path, default=None, help="YAML config file")
@@ -193,6 +185,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             kw.update(nargs="+", type=float)
         elif "List[str]" in hint:
             kw.update(nargs="*", type=str)
+        elif f.name in FORMS:  # the same rule a config file's value meets (check_values)
+            kw["type"] = FORMS[f.name][0]
         elif "int" in hint:
             kw["type"] = int
         elif "float" in hint:
@@ -213,24 +207,45 @@ def load_yaml(path: Union[str, Path]) -> Dict[str, Any]:
     return data
 
 
+def check_values(values: Mapping[str, Any], origin: str) -> Dict[str, Any]:
+    """Return config-file values converted as their flags convert them; refuse the rest.
+
+    Raises ValueError "ORIGIN: KEY: expected ..., got ..." for the first value of the wrong
+    form, so that it is one line before any data loads (config_types.py).
+    """
+    hints = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise ValueError(f"{origin}: unknown training option(s): {', '.join(unknown)}")
+    out: Dict[str, Any] = {}
+    for key, value in values.items():
+        try:  # None (an empty YAML value) leaves the default
+            out[key] = None if value is None else check_value(key, hints[key], value)
+        except ValueError as exc:
+            raise ValueError(f"{origin}: {exc}") from None
+    return out
+
+
 def merge_config(yaml_values: Optional[Mapping[str, Any]] = None,
-                 cli_values: Optional[Mapping[str, Any]] = None) -> TrainConfig:
-    """Defaults, then YAML, then non-None CLI values; unknown keys are an error."""
+                 cli_values: Optional[Mapping[str, Any]] = None,
+                 origin: str = "config file") -> TrainConfig:
+    """Defaults, then YAML, then non-None CLI values; unknown keys are an error.
+
+    ``yaml_values`` (from ``origin``: a YAML file, a checkpoint's train_args) are checked
+    and converted here; ``cli_values`` come typed from argparse (or from code).
+    """
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    values: Dict[str, Any] = {}
-    for source, label in ((yaml_values or {}, "config file"), (cli_values or {}, "flags")):
-        unknown = set(source) - known
-        if unknown and label == "config file":
-            raise ValueError(f"unknown training option(s) in {label}: {', '.join(sorted(unknown))}")
-        values.update({k: v for k, v in source.items() if k in known and v is not None})
+    values = {k: v for k, v in check_values(yaml_values or {}, origin).items() if v is not None}
+    values.update({k: v for k, v in (cli_values or {}).items() if k in known and v is not None})
     cfg = TrainConfig(**values)
     validate(cfg)
     return cfg
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    yaml_values = load_yaml(args.config) if getattr(args, "config", None) else {}
-    return merge_config(yaml_values, vars(args))
+    config = getattr(args, "config", None)
+    yaml_values = load_yaml(config) if config else {}
+    return merge_config(yaml_values, vars(args), str(config))
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -242,6 +257,9 @@ def validate(cfg: TrainConfig) -> None:
         v = getattr(cfg, name)
         if v is not None and (len(v) != 2 or min(v) < 1):
             raise ValueError(f"{name} must be two positive integers WIDTH HEIGHT, got {v}")
+    for name in ("mean", "std"):  # from flags; a short list failed in torch's reshape
+        if getattr(cfg, name) is not None:
+            check_value(name, "List[float]", getattr(cfg, name))
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError("epochs and batch_size must be positive")
     if not (0 < cfg.scale_min <= cfg.scale_max):

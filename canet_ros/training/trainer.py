@@ -55,6 +55,14 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
     return torch.device(spec)
 
 
+def train_state(blob: Dict[str, Any], path: Any) -> Dict[str, Any]:
+    """Return a checkpoint's train_state; one without (model.pt, best.pt) cannot resume."""
+    st = blob.get("train_state")
+    if not isinstance(st, dict):
+        raise ValueError(f"{path}: has no train_state; only last.pt/best-with-state resume")
+    return st
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -64,6 +72,12 @@ class Trainer:
         self.device = resolve_device(cfg.device, local_rank)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
+        # Read once and refused here, before the data set loads and fit() writes config.yaml
+        # and the logs: a wrong --resume file must leave the run folder as it was.
+        self._resume_blob: Optional[Dict[str, Any]] = None
+        if cfg.resume:
+            self._resume_blob = read_checkpoint(cfg.resume, map_location=self.device)
+            train_state(self._resume_blob, cfg.resume)
         self.dist = D.init_distributed(self.device)
         self.run_dir = Path(cfg.out_dir)
         self.use_amp = bool(cfg.amp) and self.device.type == "cuda"
@@ -175,10 +189,11 @@ class Trainer:
                                extra={"train_state": self._train_state(stats)})
 
     def resume(self, path: str) -> None:
-        blob = read_checkpoint(path, map_location=self.device)
-        st = blob.get("train_state")
-        if not isinstance(st, dict):
-            raise ValueError(f"{path}: has no train_state; only last.pt/best-with-state resume")
+        blob = self._resume_blob if path == self.cfg.resume else None
+        self._resume_blob = None  # optimiser state and all: not kept for the whole run
+        if blob is None:
+            blob = read_checkpoint(path, map_location=self.device)
+        st = train_state(blob, path)
         self.bare_model.load_state_dict(blob["state_dict"])
         self.optimizer.load_state_dict(st["optimizer"])
         self.scheduler.load_state_dict(st["scheduler"])
