@@ -100,8 +100,9 @@ def test_a_checkpoint_without_train_state_is_refused_before_anything_is_written(
     config = ["--config", str(run / "config.yaml")] if with_config else []
     assert canet_main(["train", *config, "--resume", str(run / "model.pt")]) == 1
     out, err = capsys.readouterr()
-    assert err == (f"canet train: error: {run / 'model.pt'}: has no train_state; only "
-                   f"last.pt/best-with-state resume\n")
+    assert err == (f"canet train: error: {run / 'model.pt'}: has no train_state, so it cannot "
+                   f"continue a run; resume from the run's last.pt (best.pt and model.pt hold "
+                   f"weights only)\n")
     assert out == ""  # no "train: N frames" line: the data set was not read
     assert _folder(run) == before
 

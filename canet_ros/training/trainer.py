@@ -59,7 +59,8 @@ def train_state(blob: Dict[str, Any], path: Any) -> Dict[str, Any]:
     """Return a checkpoint's train_state; one without (model.pt, best.pt) cannot resume."""
     st = blob.get("train_state")
     if not isinstance(st, dict):
-        raise ValueError(f"{path}: has no train_state; only last.pt/best-with-state resume")
+        raise ValueError(f"{path}: has no train_state, so it cannot continue a run; resume "
+                         f"from the run's last.pt (best.pt and model.pt hold weights only)")
     return st
 
 
