@@ -48,7 +48,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("--into", required=True, type=Path, metavar="DIR",
                      help="the extract-frames folder (its images/ and classes.yaml)")
     imp.add_argument("--overwrite", action="store_true",
-                     help="replace masks an earlier import wrote")
+                     help="replace the labelling an earlier import wrote: masks of frames "
+                          "this export does not have (deleted in CVAT) are moved to "
+                          "DIR/masks_removed/")
+    imp.add_argument("--keep-other-masks", action="store_true",
+                     help="with --overwrite, keep the masks of frames this export does not "
+                          "have (an export of only some frames, e.g. one of several tasks)")
     imp.add_argument("--json", action="store_true", help="the summary as JSON")
     imp.set_defaults(func=run_import)
 
@@ -67,7 +72,8 @@ def run_check(args: argparse.Namespace) -> int:
 def run_import(args: argparse.Namespace) -> int:
     from ..data.cvat_import import import_cvat
 
-    result = import_cvat(args.export, args.into, overwrite=args.overwrite)
+    result = import_cvat(args.export, args.into, overwrite=args.overwrite,
+                         keep_other_masks=args.keep_other_masks)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -79,5 +85,7 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"{PROG} import-cvat: warning: {result['unlabelled_frames']} frames have no "
               f"labelled pixel (left unannotated in CVAT?); they teach nothing",
               file=sys.stderr)
+    for line in result["warnings"]:
+        print(f"{PROG} import-cvat: warning: {line}", file=sys.stderr)
     print(f"next: canet dataset check {args.into}")
     return 0

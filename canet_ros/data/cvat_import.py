@@ -18,11 +18,12 @@ Checked whole before anything is written (``cvat`` has the format and its decode
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Set, Tuple
 
 import cv2
 
@@ -44,6 +45,9 @@ from .cvat import (
 )
 from .files import files_by_stem, flat_names
 from .problems import DatasetProblems, capped
+
+REMOVED_DIR = "masks_removed"  # where a re-import moves masks of frames the export lacks
+SHOWN_NAMES = 5  # frame names given in a warning; the rest are counted
 
 
 def find_export_root(folder: Path) -> Path:
@@ -127,11 +131,93 @@ def _convert_all(export: CvatExport, into: Path, class_set: ClassSet, staging: P
     return problems, counts
 
 
-def import_cvat(source: Path, into: Path, overwrite: bool = False) -> Dict[str, object]:
+def _check(source: Path, into: Path, tmp: Path,
+           overwrite: bool) -> Tuple[ClassSet, bool, Dict[str, int]]:
+    """Unpack and check the export whole, staging its index masks in ``tmp/masks``.
+
+    Return (classes, whether classes.yaml is to be written, counts); DatasetProblems
+    lists everything wrong.
+    """
+    folder = source if source.is_dir() else _unpack(source, tmp / "export")
+    export = CvatExport.open(find_export_root(folder))
+    class_set, write_classes, problems = _import_classes(into, export)
+    staging = tmp / "masks"
+    staging.mkdir()
+    counts = {"frames": 0, "unlabelled_frames": 0}
+    if not problems:
+        more, counts = _convert_all(export, into, class_set, staging, overwrite)
+        problems += more
+    if not problems and not export.stems():
+        problems.append(f"{export.root}: the export lists no frames")
+    if problems:
+        raise DatasetProblems(f"{source}: nothing imported", problems)
+    return class_set, write_classes, counts
+
+
+def _in_zip(text: str, unpacked: Path, source: Path) -> str:
+    """``text`` with paths under ``unpacked`` written ``<zip>:<member>``.
+
+    The zip is unpacked into a temporary folder that is gone by the time the message is
+    read; the zip and the member's path in it are what the user can find.
+    """
+    return text.replace(f"{unpacked}{os.sep}", f"{source}:").replace(str(unpacked), str(source))
+
+
+def _relocated(exc: DatasetError, unpacked: Path, source: Path) -> DatasetError:
+    if isinstance(exc, DatasetProblems):
+        return DatasetProblems(_in_zip(exc.where, unpacked, source),
+                               [_in_zip(p, unpacked, source) for p in exc.problems])
+    return DatasetError(_in_zip(str(exc), unpacked, source))
+
+
+def _some(names: List[str]) -> str:
+    shown = ", ".join(names[:SHOWN_NAMES])
+    return shown + (f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else "")
+
+
+def _move_unlisted(into: Path, kept: Set[str]) -> List[str]:
+    """Move masks of frames not in ``kept`` to ``into/masks_removed/``; return their stems.
+
+    A re-import replaces the labelling: a frame deleted in CVAT must not go on training
+    with its old mask. Moved, not deleted, as an export of only some frames would
+    otherwise destroy the others' labels.
+    """
+    masks = files_by_stem(into / "masks", (".png",), [], "the index masks")
+    stale = sorted(s for s in masks if s not in kept)
+    if stale:
+        (into / REMOVED_DIR).mkdir(exist_ok=True)
+    for stem in stale:  # an older copy there is replaced: the newest labels are kept
+        os.replace(masks[stem], into / REMOVED_DIR / masks[stem].name)
+    return stale
+
+
+def _warnings(into: Path, removed: List[str]) -> List[str]:
+    lines = []
+    if removed:
+        lines.append(f"{len(removed)} masks of frames not in this export ({_some(removed)}) "
+                     f"moved to {into / REMOVED_DIR}: they no longer train; to keep them, "
+                     f"move them back to {into / 'masks'} (or import with "
+                     f"--keep-other-masks)")
+    images = files_by_stem(into / "images", _IMAGE_EXTS, [], "the frames")
+    masks = files_by_stem(into / "masks", (".png",), [], "the index masks")
+    bare = sorted(s for s in images if s not in masks)
+    if bare:
+        lines.append(f"{len(bare)} frames in {into / 'images'} have no mask, as the export "
+                     f"does not have them ({_some(bare)}); dataset check refuses them: "
+                     f"label them in CVAT and export again, or, if deleted in CVAT on "
+                     f"purpose, delete them from {into / 'images'}")
+    return lines
+
+
+def import_cvat(source: Path, into: Path, overwrite: bool = False,
+                keep_other_masks: bool = False) -> Dict[str, object]:
     """Turn a CVAT export (zip or folder) into ``into/masks/<stem>.png`` index masks.
 
     Every mask is checked before anything is written; DatasetProblems lists all that is
-    wrong (a colour not in labelmap.txt names the file and the colour).
+    wrong (a colour not in labelmap.txt names the file and the colour; a file in a zip
+    as ``<zip>:<member>``). With ``overwrite`` the export replaces the labelling: masks of
+    frames it does not have are moved to ``into/masks_removed/``, unless
+    ``keep_other_masks``. ``warnings`` names frames left without a mask.
     """
     source, into = Path(source), Path(into)
     if not source.exists():
@@ -139,23 +225,24 @@ def import_cvat(source: Path, into: Path, overwrite: bool = False) -> Dict[str, 
     if not into.is_dir():
         raise DatasetError(f"{into}: no such folder (the extract-frames output to label)")
     with tempfile.TemporaryDirectory(prefix="canet_cvat_") as tmp:
-        folder = source if source.is_dir() else _unpack(source, Path(tmp) / "export")
-        export = CvatExport.open(find_export_root(folder))
-        class_set, write_classes, problems = _import_classes(into, export)
-        staging = Path(tmp) / "masks"
-        staging.mkdir()
-        if not problems:
-            more, counts = _convert_all(export, into, class_set, staging, overwrite)
-            problems += more
-        if not problems and not export.stems():
-            problems.append(f"{export.root}: the export lists no frames")
-        if problems:
-            raise DatasetProblems(f"{source}: nothing imported", problems)
+        unpacked = Path(tmp) / "export"
+        try:
+            class_set, write_classes, counts = _check(source, into, Path(tmp), overwrite)
+        except DatasetError as exc:
+            raise (exc if source.is_dir() else _relocated(exc, unpacked, source)) from None
+        staged = sorted((Path(tmp) / "masks").iterdir())
+        removed = []
+        if overwrite and not keep_other_masks:
+            removed = _move_unlisted(into, {p.stem for p in staged})
         (into / "masks").mkdir(exist_ok=True)
-        for path in sorted(staging.iterdir()):
+        for path in staged:
             shutil.move(str(path), str(into / "masks" / path.name))
     if write_classes:
         save_classes(into, class_set)
+    warnings = _warnings(into, removed)
+    if not source.is_dir():
+        warnings = [_in_zip(w, unpacked, source) for w in warnings]
     return {"source": str(source), "into": str(into), "masks": counts["frames"],
-            "unlabelled_frames": counts["unlabelled_frames"],
-            "classes": list(class_set.names), "wrote_classes_yaml": write_classes}
+            "unlabelled_frames": counts["unlabelled_frames"], "removed_masks": removed,
+            "classes": list(class_set.names), "wrote_classes_yaml": write_classes,
+            "warnings": warnings}
