@@ -140,13 +140,19 @@ def test_missing_file_is_lost_and_later_files_keep_their_positions(tmp_path, fmt
     assert region.start_ns == receive_ns(first_of(k))
 
 
-def test_unknown_count_leaves_later_positions_unknown(tmp_path):
-    """Without the file's message count, positions after the gap are None, not guessed."""
-    bag_dir = split_bag(tmp_path / "rec")
+def middle_file_lost_uncounted(folder: Path) -> Path:
+    """A split bag whose middle file is missing and metadata.yaml lacks that file's count."""
+    bag_dir = split_bag(folder)
     meta = yaml.safe_load((bag_dir / "metadata.yaml").read_text())
     del meta["rosbag2_bagfile_information"]["files"][1]["message_count"]
     (bag_dir / "metadata.yaml").write_text(yaml.safe_dump(meta))
     drop(bag_dir, 1)
+    return bag_dir
+
+
+def test_unknown_count_leaves_later_positions_unknown(tmp_path):
+    """Without the file's message count, positions after the gap are None, not guessed."""
+    bag_dir = middle_file_lost_uncounted(tmp_path / "rec")
     bag, read = read_positions(bag_dir)
     assert read == [(0, 0), (1, 1), (2, 2), (7, None), (8, None), (9, None)]
     assert bag.damage is not None and bag.damage.lost_on(CAM) is None
@@ -187,11 +193,7 @@ def test_segment_bag_reports_the_loss_and_pairs_index_named_gt(engine, tmp_path)
 
 
 def test_unknown_positions_are_not_scored_by_index(engine, tmp_path):
-    bag_dir = split_bag(tmp_path / "rec")
-    meta = yaml.safe_load((bag_dir / "metadata.yaml").read_text())
-    del meta["rosbag2_bagfile_information"]["files"][1]["message_count"]
-    (bag_dir / "metadata.yaml").write_text(yaml.safe_dump(meta))
-    drop(bag_dir, 1)
+    bag_dir = middle_file_lost_uncounted(tmp_path / "rec")
     report = segment_bag(engine, SegmentOptions(bag_dir, tmp_path / "a", topic=CAM,
                                                 gt_dir=_index_gt(tmp_path / "gt")))
     assert report["frames_lost"] is None and report["complete"] is False
@@ -200,24 +202,21 @@ def test_unknown_positions_are_not_scored_by_index(engine, tmp_path):
         None, None, None]
 
 
+def extract_all(engine, bag_dir: Path, out: Path) -> dict:
+    return extract_frames(ExtractOptions(bag_dir, out, topic=CAM, min_interval=0.0,
+                                         duplicate_threshold=0.0), lambda: engine)
+
+
 def test_extract_frames_writes_intact_bag_positions(engine, tmp_path):
     bag_dir = split_bag(tmp_path / "rec")
     drop(bag_dir, 1)
-    report = extract_frames(ExtractOptions(bag_dir, tmp_path / "out", topic=CAM,
-                                           min_interval=0.0, duplicate_threshold=0.0),
-                            lambda: engine)
+    report = extract_all(engine, bag_dir, tmp_path / "out")
     assert [f["position"] for f in report["frames"]] == [0, 1, 2, 7, 8, 9]
     assert report["damage"]["topic_messages_lost"][CAM] == 4
 
 
 def test_extract_frames_leaves_unknown_positions_null(engine, tmp_path):
     """extract.json's position is the intact bag's; unknown after a loss of unknown size."""
-    bag_dir = split_bag(tmp_path / "rec")
-    meta = yaml.safe_load((bag_dir / "metadata.yaml").read_text())
-    del meta["rosbag2_bagfile_information"]["files"][1]["message_count"]
-    (bag_dir / "metadata.yaml").write_text(yaml.safe_dump(meta))
-    drop(bag_dir, 1)
-    report = extract_frames(ExtractOptions(bag_dir, tmp_path / "out", topic=CAM,
-                                           min_interval=0.0, duplicate_threshold=0.0),
-                            lambda: engine)
+    bag_dir = middle_file_lost_uncounted(tmp_path / "rec")
+    report = extract_all(engine, bag_dir, tmp_path / "out")
     assert [f["position"] for f in report["frames"]] == [0, 1, 2, None, None, None]
