@@ -112,9 +112,10 @@ def test_two_ranks_from_env_through_the_cli(bag_folder, tmp_path, capsys, monkey
     assert rc == 1 and "--overwrite" in err
 
 
-def _rank0_then_rank1(bag_folder: Path, out: Path, engine) -> dict:
+def _rank0_then_rank1(bag_folder: Path, out: Path, engine, engine1=None,
+                      overwrite: bool = False) -> dict:
     """Start rank 0 in a thread; check it still waits after its own share; run rank 1."""
-    template = SegmentOptions(bag_folder, out, gt_topic=GT)
+    template = SegmentOptions(bag_folder, out, gt_topic=GT, overwrite=overwrite)
     result: dict = {}
     thread = threading.Thread(target=lambda: result.update(merged=run_folder(
         bag_folder, template, lambda: engine, RankInfo(0, 2), poll_s=0.02)))
@@ -124,7 +125,7 @@ def _rank0_then_rank1(bag_folder: Path, out: Path, engine) -> dict:
         time.sleep(0.02)
     time.sleep(0.2)
     assert thread.is_alive(), "rank 0 merged before this run's rank 1 finished"
-    run_folder(bag_folder, template, lambda: engine, RankInfo(1, 2))
+    run_folder(bag_folder, template, lambda: engine1 or engine, RankInfo(1, 2))
     thread.join(60)
     return result["merged"]
 
@@ -151,6 +152,43 @@ def test_bag_discovery_and_names(tmp_path):
     bags = find_bags(tmp_path)
     assert [p.name for p in bags] == ["x", "x.bag"]
     assert sorted(output_names(bags).values()) == ["x_bag", "x_dir"]
+
+
+def test_output_names_never_collide(tmp_path):
+    # cam.mcap's "cam_mcap" is also cam_mcap.db3's own stem: one folder would hold both.
+    for name in ("cam.mcap", "cam.db3", "cam_mcap.db3"):
+        (tmp_path / name).write_bytes(b"")
+    names = output_names(sorted(tmp_path.iterdir()))
+    assert names == {tmp_path / "cam.db3": "cam_db3", tmp_path / "cam.mcap": "cam_mcap",
+                     tmp_path / "cam_mcap.db3": "cam_mcap_2"}
+
+
+class _StoppedAtFirstFrame:
+    """The engine, but Ctrl-C arrives with the first frame (a rank stopped by hand)."""
+
+    def __init__(self, engine):
+        self._engine = engine
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def infer(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+
+def test_an_overwrite_rerun_stopped_in_a_bag_merges_only_this_runs_frames(tmp_path):
+    # Rank 1's bag keeps the earlier run's output (and its report.json): not this run's.
+    folder = tmp_path / "bags"
+    folder.mkdir()
+    camera_bag(folder / "a", n=3, topic=CAM, gt_topic=GT)  # rank 0
+    camera_bag(folder / "c", n=2, topic=CAM, gt_topic=GT)  # rank 1
+    engine, out = shared_engine(), tmp_path / "out"
+    assert _rank0_then_rank1(folder, out, engine)["frames"] == 5
+    merged = _rank0_then_rank1(folder, out, engine, _StoppedAtFirstFrame(engine),
+                               overwrite=True)
+    assert merged["frames"] == 3 and [b["status"] for b in merged["bags"]] == [
+        "ok", "interrupted"]
+    assert json.loads((out / "c" / "report.json").read_text())["frames"] == 2  # kept
 
 
 def test_one_process_folder_with_a_broken_bag(tmp_path, capsys, monkeypatch):

@@ -92,10 +92,16 @@ def find_bags(folder: Path) -> list[Path]:
 def output_names(bags: Sequence[Path]) -> dict[Path, str]:
     """OUTDIR sub-folder per bag: its stem, made unique when two bags share one."""
     stems = Counter(p.stem if p.is_file() else p.name for p in bags)
-    names = {}
+    names: dict[Path, str] = {}
     for p in bags:
         stem = p.stem if p.is_file() else p.name
-        names[p] = stem if stems[stem] == 1 else f"{stem}_{p.suffix.lstrip('.') or 'dir'}"
+        name = stem if stems[stem] == 1 else f"{stem}_{p.suffix.lstrip('.') or 'dir'}"
+        # cam.mcap's "cam_mcap" can be another bag's own stem (cam_mcap.db3): numbered then,
+        # the same way in every rank (the bags come sorted).
+        base, number = name, 2
+        while name in names.values():
+            name, number = f"{base}_{number}", number + 1
+        names[p] = name
     return names
 
 
@@ -142,7 +148,11 @@ def process_share(folder: Path, template: SegmentOptions, engine_factory: Callab
             entry.update(status="failed", error=describe_exception(exc))
             continue
         status = "interrupted" if report["interrupted"] else "failed" if report["error"] else "ok"
-        entry.update(status=status, error=report["error"], reported=True)
+        kept = report.get("previous_output_kept")
+        # A run whose output was discarded (interrupted or failed over an earlier one) left
+        # the earlier run's report.json there: not this run's to merge.
+        entry.update(status=status, error=report["error"], reported=not kept,
+                     frames=report.get("frames"), previous_output_kept=kept)
         if status == "interrupted":
             raise KeyboardInterrupt
 

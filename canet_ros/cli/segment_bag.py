@@ -202,6 +202,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             failed = [b for b in report["bags"] if b["status"] != "ok"]
             report["interrupted"] = any(b["status"] == "interrupted" for b in failed)
             report["error"] = "; ".join(b["error"] for b in failed if b.get("error")) or None
+            report["previous_output_kept"] = "; ".join(
+                b["previous_output_kept"] for b in failed if b.get("previous_output_kept")
+            ) or None
         return report
     info = RankInfo.from_env()
     if info.rank != 0:  # one bag: rank 0 does it, the others have nothing to do
@@ -247,9 +250,12 @@ def run(args: argparse.Namespace) -> int:
     if report.get("error"):
         return 1
     if report.get("interrupted"):
-        if not kept:
-            print(f"{PROG}: interrupted after {report.get('frames')} frames; the output bag "
+        if not kept and "frames" in report:
+            print(f"{PROG}: interrupted after {report['frames']} frames; the output bag "
                   f"is closed and the report says how far it got", file=sys.stderr)
+        elif not kept:  # a rank other than 0: its bags' own reports say how far they got
+            print(f"{PROG}: interrupted (rank {report.get('rank')}); its bags' reports say how "
+                  f"far they got", file=sys.stderr)
         return 130
     return 0
 
