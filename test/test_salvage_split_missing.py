@@ -141,7 +141,7 @@ def test_missing_file_is_lost_and_later_files_keep_their_positions(tmp_path, fmt
 
 
 def middle_file_lost_uncounted(folder: Path) -> Path:
-    """A split bag whose middle file is missing and metadata.yaml lacks that file's count."""
+    """Return a split bag missing its middle file, whose count metadata.yaml lacks."""
     bag_dir = split_bag(folder)
     meta = yaml.safe_load((bag_dir / "metadata.yaml").read_text())
     del meta["rosbag2_bagfile_information"]["files"][1]["message_count"]

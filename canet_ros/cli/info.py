@@ -83,19 +83,34 @@ def history_note(meta: Dict[str, Any]) -> str:
     return note
 
 
-def _figures_lines(meta: Dict[str, Any]) -> List[str]:
-    evaluation = meta.get("evaluation")
-    if not evaluation:
-        card = " (the bundled model's: canet_ros/weights/MODEL_CARD.md)" if meta.get(
-            "path", "").endswith("canet_mobilenetv2_camvid.pt") else ""
-        return [f"this file's figures: none recorded in the file{card}; measure them with "
-                f"canet evaluate --checkpoint FILE"]
-    lines = [f"this file's figures ({evaluation.get('note', 'measured on this file')}):"]
+def _set_lines(evaluation: Dict[str, Any]) -> List[str]:
+    lines = []
     for name, fig in (evaluation.get("sets") or {}).items():
         lines.append(f"  {name}: {100 * fig['miou']:.1f} mIoU, {100 * fig['global_acc']:.1f} % "
                      f"global accuracy")
     if evaluation.get("new_camera"):
         lines.append(f"  on a new camera: {evaluation['new_camera']}")
+    return lines
+
+
+def _figures_lines(meta: Dict[str, Any]) -> List[str]:
+    evaluation = meta.get("evaluation")
+    if evaluation:
+        return ([f"this file's figures ({evaluation.get('note', 'measured on this file')}):"]
+                + _set_lines(evaluation))
+    card = " (the bundled model's: canet_ros/weights/MODEL_CARD.md)" if meta.get(
+        "path", "").endswith("canet_mobilenetv2_camvid.pt") else ""
+    lines = [f"this file's figures: none recorded in the file{card}; measure them with "
+             f"canet evaluate --checkpoint FILE"]
+    source = meta.get("source_evaluation")
+    if source:
+        # canet export changed the correction after these were measured (export.py), so
+        # they are the source's figures: a different bias scores differently.
+        lines.append(f"the source's figures (measured at class-prior correction "
+                     f"{source.get('prior_correction') or 0:g} on the file before canet export "
+                     f"changed it; this file has {meta.get('prior_correction') or 0:g}, so "
+                     f"these are not its figures):")
+        lines += _set_lines(source)
     return lines
 
 
