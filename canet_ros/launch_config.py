@@ -196,7 +196,15 @@ def parameter_override(name: str, text: str) -> Any:
     if name == "resolution":
         width, height = _check(parse_resolution, text)
         return f"{width}x{height}"
+    if name == "checkpoint" and _YAML12_NUMBER.match(text):
+        # launch_ros writes string overrides unquoted to a YAML file; rcl reads "1e3" there
+        # as a double. "./1e3" names the same file and stays a string.
+        return f"./{text}"
     return text
+
+
+# What rcl's YAML reading takes for a number but PyYAML (YAML 1.1) dumps as a bare string.
+_YAML12_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 def given_argument_names(argv: Iterable[str]) -> List[str]:

@@ -227,6 +227,38 @@ def test_show_args_says_what_the_shipped_files_set():
             assert f"(shipped: {value!r})" in described[name], name
 
 
+def _as_the_node_reads(tmp_path: Path, value: str):
+    """The parameter rcl gives a node from launch_ros's params file (yaml.dump, unquoted)."""
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.node import Node
+
+    path = tmp_path / "launch_params.yaml"
+    path.write_text(yaml.dump({"/**": {"ros__parameters": {"checkpoint": value}}},
+                              default_flow_style=False))
+    context = rclpy.Context()
+    rclpy.init(args=["--ros-args", "--params-file", str(path)], context=context)
+    try:
+        node = Node("probe", context=context,
+                    automatically_declare_parameters_from_overrides=True)
+        param = node.get_parameter("checkpoint")
+        node.destroy_node()
+        return param.type_.name, param.value
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_a_checkpoint_named_like_a_number_reaches_the_node_as_a_string(tmp_path):
+    # rcl reads a bare 1e3 as a double (the node then refuses the type); ./1e3 is the
+    # same file, read as a string.
+    assert _as_the_node_reads(tmp_path, "1e3")[0] == "DOUBLE"  # the trap itself
+    for text in ("1e3", "2", "-1.5e-3", ".5"):
+        value = lc.parameter_override("checkpoint", text)
+        assert value == f"./{text}" and _as_the_node_reads(tmp_path, value) == (
+            "STRING", f"./{text}")
+    for text in ("default", "ckpt.pt", "/models/1e3", "1e3.pt"):
+        assert lc.parameter_override("checkpoint", text) == text
+
+
 # -- parameter rules (shared by the node and the launch helper) ----------------------------
 def test_parameter_rules():
     assert params.BACKBONE_CHOICES == pytest.importorskip("canet_ros.models").BACKBONES
