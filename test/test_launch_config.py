@@ -228,7 +228,7 @@ def test_show_args_says_what_the_shipped_files_set():
 
 
 def _as_the_node_reads(tmp_path: Path, value: str):
-    """The parameter rcl gives a node from launch_ros's params file (yaml.dump, unquoted)."""
+    """Return the parameter rcl gives a node from a launch_ros params file (yaml.dump)."""
     rclpy = pytest.importorskip("rclpy")
     from rclpy.node import Node
 

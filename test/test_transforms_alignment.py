@@ -62,3 +62,21 @@ def test_rotated_label_stays_on_its_frame_pixels():
     for _ in range(5):
         wrong, pure = _mislabelled_pure_pixels(1.0, rotate=20.0)
         assert pure > 1000 and wrong == 0
+
+
+def test_evaluation_resizes_the_frame_in_float_as_the_engine_does():
+    # The engine's reference: bilinear in float (align_corners=False, no antialias), then
+    # normalised. Rounding the resized frame to whole grey levels made evaluate's torch
+    # path (multi-scale TTA, --prior-correction) score differently from its engine path.
+    from torch.nn import functional as F
+
+    from canet_ros.data.transforms import EvalTransform
+
+    frame = np.random.default_rng(0).integers(0, 256, (71, 97, 3), dtype=np.uint8)
+    mean, std = (0.4, 0.45, 0.5), (0.2, 0.25, 0.3)
+    x, _ = EvalTransform(mean, std, (40, 30))(frame, np.zeros((71, 97), np.uint8))
+    ref = F.interpolate(torch.from_numpy(frame).permute(2, 0, 1)[None].double(), size=(30, 40),
+                        mode="bilinear", align_corners=False)[0] / 255.0
+    ref = (ref - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    assert x.shape == (3, 30, 40)
+    assert torch.allclose(x.double(), ref, atol=1e-4)

@@ -14,10 +14,11 @@
 
 """``canet benchmark --tta``: what test-time augmentation costs the offline tools.
 
-Times the code that runs: ``canet evaluate``'s ``predict_labels`` (fp32 torch, with and
-without TTA) and ``canet segment-bag --tta``'s engine (flip TTA on the engine's own
-runtime) against the same engine without it, all in one interleaved loop so the ratios
-share the machine's state.
+Times the code that runs: ``predict_labels`` (fp32 torch, with and without TTA), which
+``canet evaluate`` runs for multi-scale TTA and ``--prior-correction``, and the engine's
+flip TTA on its own runtime (``canet segment-bag --tta``, ``canet evaluate --tta``) against
+the same engine without it, all in one interleaved loop so the ratios share the machine's
+state.
 """
 from __future__ import annotations
 

@@ -74,9 +74,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "node's exit on a bad parameter, the node ready with --checkpoint (default "
                    "'default') with its ONNX export cached and not")
     p.add_argument("--tta", action="store_true",
-                   help="also time the offline tools' test-time augmentation: canet evaluate's "
-                   "prediction with flip (and --tta-scales) and the segment-bag --tta frame "
-                   "path, each against the same call without it")
+                   help="also time the offline tools' test-time augmentation: the engine's "
+                   "flip (segment-bag --tta, evaluate --tta) and the torch prediction evaluate "
+                   "runs for --tta-scales, each against the same call without it")
     p.add_argument("--tta-scales", nargs="+", type=tta_scale, default=None, metavar="S",
                    help="with --tta, also time flip + these input scales (e.g. 0.75 1 1.25)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -185,6 +185,9 @@ class EvalTransform:
 
     def __call__(self, image: np.ndarray, label: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
         if self.size and (image.shape[1], image.shape[0]) != self.size:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_LINEAR)
+            # In float, as the engine's reference: rounding the resized frame to whole grey
+            # levels would score the same checkpoint differently on the two evaluate paths.
+            image = cv2.resize(image.astype(np.float32), self.size,
+                               interpolation=cv2.INTER_LINEAR)
         target = torch.from_numpy(np.ascontiguousarray(label).astype(np.int64))
         return normalize(image, self.mean, self.std), target
