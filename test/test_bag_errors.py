@@ -146,19 +146,16 @@ def test_output_folder_rules(tmp_path, capsys, ckpt):
 
 @pytest.mark.parametrize("command", ["segment-bag", "extract-frames"])
 def test_an_output_folder_that_cannot_be_made_is_refused_before_the_model(
-        tmp_path, capsys, monkeypatch, command):
-    import canet_ros.checkpoint
+        tmp_path, capsys, command):
     from canet_ros.cli import main
 
-    def no_model(*args, **kwargs):
-        raise AssertionError("the model was loaded before OUTDIR was checked")
-
-    monkeypatch.setattr(canet_ros.checkpoint, "load_checkpoint", no_model)
-    monkeypatch.setattr(canet_ros.checkpoint, "read_checkpoint", no_model)
     src = camera_bag(tmp_path / "rec", n=1, topic=CAM)
     blocker = tmp_path / "afile"
     blocker.write_text("a file where a folder is asked for")
-    assert main([command, str(src), "--out", str(blocker / "sub"), "--no-progress"]) == 1
+    # A checkpoint that does not exist: had the model been loaded first, that would be
+    # the error.
+    assert main([command, str(src), "--out", str(blocker / "sub"), "--checkpoint",
+                 str(tmp_path / "missing.pt"), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert err == (f"canet {command}: error: {blocker / 'sub'}: cannot create output folder "
                    f"({blocker} is not a folder)\n")

@@ -176,17 +176,13 @@ def read_tree(root: Path, split: str = "val"):
     return frames, labels
 
 
-def test_an_unwritable_save_vis_folder_fails_before_scoring(tmp_path, monkeypatch):
-    import canet_ros.checkpoint
-
-    def no_model(*args, **kwargs):
-        raise AssertionError("the model was loaded before --save-vis was checked")
-
-    monkeypatch.setattr(canet_ros.checkpoint, "load_checkpoint", no_model)
+def test_an_unwritable_save_vis_folder_fails_before_scoring(tmp_path):
     blocker = tmp_path / "afile"
     blocker.write_text("a file where a folder is asked for")
+    # A checkpoint that does not exist: had the model been loaded first, that would be
+    # the error (a CheckpointError, not this ValueError).
     with pytest.raises(ValueError, match=r"--save-vis .*afile/sub: cannot write there \("):
-        evaluate_checkpoint("default", "camvid", str(tmp_path), "val",
+        evaluate_checkpoint(str(tmp_path / "missing.pt"), "camvid", str(tmp_path), "val",
                             save_vis=str(blocker / "sub"))
 
 

@@ -41,10 +41,34 @@ from canet_ros.training import merge_config
     ({"poly_power": -1.0}, "poly_power must be positive"),
     ({"poly_power": 0.0}, "poly_power must be positive"),
     ({"poly_power": float("nan")}, "poly_power must be positive"),
+    ({"lr": -1.0}, "lr must be a positive number"),  # torch's own words came after the data
+    ({"lr": 0.0}, "lr must be a positive number"),
+    ({"lr": float("nan")}, "lr must be a positive number"),
+    ({"weight_decay": -1e-4}, "weight_decay must be at least 0"),
 ])
 def test_bad_loss_and_schedule_options_are_refused(values, message):
     with pytest.raises(ValueError, match=message):
         merge_config({}, values)
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--threads", "-1", "'-1' must be at least 1"),  # was a RuntimeError traceback
+    ("--threads", "0", "'0' must be at least 1"),
+    ("--max-steps-this-run", "-2", "'-2' must be at least 1"),  # stopped before step 1
+    ("--late-crop-epochs", "-3", "'-3' must be at least 0"),  # silently ignored
+])
+def test_counts_are_usage_errors(capsys, tmp_path, flag, value, message):
+    with pytest.raises(SystemExit) as exc:  # before the (missing) data is looked at
+        canet_main(["train", "--data-root", str(tmp_path / "none"), "--out-dir",
+                    str(tmp_path / "run"), flag, value])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key, value", [("threads", -1), ("max_steps_this_run", 0),
+                                        ("late_crop_epochs", -1)])
+def test_counts_in_a_config_file_are_refused(key, value):
+    with pytest.raises(ValueError, match=f"{key}: expected an integer of at least"):
+        merge_config({key: value}, {}, "my.yaml")
 
 
 def test_sound_values_pass():

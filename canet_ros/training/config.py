@@ -301,6 +301,10 @@ def validate(cfg: TrainConfig) -> None:
 def _validate_loss_and_schedule(cfg: TrainConfig) -> None:
     # Each of these would otherwise fail mid-run (a traceback at the first or the last
     # step) or, worse, train silently with negative weights.
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise ValueError(f"lr must be a positive number, got {cfg.lr}")
+    if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
+        raise ValueError(f"weight_decay must be at least 0, got {cfg.weight_decay}")
     if not (math.isfinite(cfg.poly_power) and cfg.poly_power > 0):
         raise ValueError(f"poly_power must be positive, got {cfg.poly_power}")
     if not (math.isfinite(cfg.enet_c) and cfg.enet_c > 1):

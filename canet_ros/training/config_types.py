@@ -80,6 +80,9 @@ FORMS: Dict[str, Tuple[Callable[[str], Any], str]] = {
     "epochs": (positive_int, _AT_LEAST_1), "batch_size": (positive_int, _AT_LEAST_1),
     "eval_batch_size": (positive_int, _AT_LEAST_1), "val_every": (positive_int, _AT_LEAST_1),
     "workers": (non_negative_int, "an integer of at least 0"),
+    "threads": (positive_int, _AT_LEAST_1),
+    "max_steps_this_run": (positive_int, _AT_LEAST_1),
+    "late_crop_epochs": (non_negative_int, "an integer of at least 0"),
 }
 
 _PAIR = (2, "[WIDTH, HEIGHT], two positive integers", lambda v: v >= 1)
