@@ -235,3 +235,19 @@ def test_every_problem_listed_and_exit_1(tmp_path, capsys):
 def test_not_a_folder(tmp_path, capsys):
     assert main(["dataset", "check", str(tmp_path / "none")]) == 1
     assert "dataset folder not found" in capsys.readouterr().err
+
+
+def test_a_zip_given_as_the_dataset_says_to_unzip_it(tmp_path, capsys):
+    # A CVAT export as downloaded: "not found" sent users looking for a missing folder.
+    import zipfile
+
+    export = tmp_path / "export.zip"
+    with zipfile.ZipFile(export, "w") as zf:
+        zf.writestr("labelmap.txt", "# label:color_rgb:parts:actions\n")
+    assert main(["dataset", "check", str(export)]) == 1
+    assert capsys.readouterr().err == (f"canet dataset: error: {export}: a file, not a dataset "
+                                       f"folder; unzip it and give the folder\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a dataset")
+    assert main(["dataset", "check", str(notes)]) == 1
+    assert capsys.readouterr().err.endswith(f"{notes}: a file, not a dataset folder\n")

@@ -28,6 +28,7 @@ frames in JPEGImages/ ("Save images") or in ../images/ (docs/own_data.md).
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -190,6 +191,10 @@ def _index_cvat(root: Path) -> FolderIndex:
 def index_folder(root: PathLike) -> FolderIndex:
     """Index a dataset folder (own layout or CVAT export); problems listed, not raised."""
     root = Path(root)
+    if root.is_file():  # a CVAT export as downloaded, most likely
+        raise DatasetError(f"{root}: a file, not a dataset folder"
+                           + ("; unzip it and give the folder" if zipfile.is_zipfile(root)
+                              else ""))
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found")
     return _index_cvat(root) if is_cvat_export(root) else _index_own(root)
