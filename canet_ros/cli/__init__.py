@@ -28,7 +28,7 @@ from typing import Any, Callable, List, Optional
 
 from .. import __version__
 from ..errors import CanetError
-from .argtypes import int_at_least
+from .argtypes import positive_int  # noqa: F401 (the subcommands import it from here)
 
 # Each module exposes add_parser(subparsers) and run(args) -> int.
 SUBCOMMANDS = ("info", "train", "evaluate", "benchmark", "segment_bag", "export",
@@ -52,11 +52,6 @@ exit status (every subcommand):
 "canet COMMAND --help" describes each command."""
 
 log = logging.getLogger("canet_ros.cli")
-
-
-def positive_int(text: str) -> int:
-    """Parse an integer of at least 1 (argparse type; a usage error otherwise)."""
-    return int_at_least(text, 1)
 
 
 def tta_scale(text: str) -> float:
