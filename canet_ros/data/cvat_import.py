@@ -82,7 +82,8 @@ def _import_classes(into: Path, export: CvatExport) -> Tuple[ClassSet, bool, Lis
 
 
 def _image_shape(image: Path) -> Tuple[int, int]:
-    frame = read_image(image, cv2.IMREAD_UNCHANGED)
+    # IMREAD_COLOR as the loaders: a JPEG turned by its EXIF orientation, as annotators saw it.
+    frame = read_image(image, cv2.IMREAD_COLOR)
     if frame is None:
         raise DatasetError(f"{image}: cannot decode (corrupt or not an image); nothing imported")
     return frame.shape[0], frame.shape[1]

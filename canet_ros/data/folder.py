@@ -332,7 +332,9 @@ def _check_pair(index: FolderIndex, stem: str, counts: np.ndarray,
     assert index.class_set is not None
     image_path, mask_path = index.images[stem], index.masks[stem]
     try:
-        image = read_image_file(image_path, cv2.IMREAD_UNCHANGED)
+        # As the loaders read it (data/camvid.read_image): IMREAD_COLOR turns a JPEG by its
+        # EXIF orientation, so the size checked is the size training sees.
+        image = read_image_file(image_path, cv2.IMREAD_COLOR)
         if image is None:
             return f"{image_path}: cannot decode (corrupt or not an image)"
         mask = read_mask(mask_path, index.decoder)
