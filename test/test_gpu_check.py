@@ -18,7 +18,9 @@ Its parts on their own (which tests count as CUDA tests, the compact CamVid copy
 carry budget, the limits on what comes back, the epoch plan) and its dry run end to end
 on a tiny synthetic CamVid, on the CPU.
 """
+import argparse
 import json
+import signal
 import subprocess
 import sys
 import textwrap
@@ -34,6 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
 import gpu_check_prepare as prep  # noqa: E402
+import gpu_check_report  # noqa: E402
+import gpu_check_run  # noqa: E402
+import gpu_check_train  # noqa: E402
 from gpu_check_report import out_problems  # noqa: E402
 from gpu_check_run import Context, step_tests  # noqa: E402
 from gpu_check_tests import cuda_tests_in, find_cuda_tests  # noqa: E402
@@ -221,6 +226,98 @@ def test_epoch_plan_by_hand():
     rows = [{"epoch_s": "5"}, {"epoch_s": "3"}]
     assert plan_epochs({"wall_s": 20.0}, rows, 100.0, 2) == (22, 3.0, 12.0)
     assert plan_epochs({"wall_s": 20.0}, rows, 10.0, 2)[0] == 2  # nothing more fits
+
+
+# What `canet benchmark --json` printed when the reviewer's run was stopped at its box while
+# timing (dry run, 64x32): the stream figures were never reached, so they are None.
+PARTIAL = {"device": "AMD EPYC", "device_type": "cpu", "interrupted": True,
+           "model_ms": 50.03134800006137, "model_fps": 19.987468656626508,
+           "pipeline_labels_ms": 53.385110000021996, "pipeline_all_ms": 61.95430800005397,
+           "pipeline_stream_ms": None, "pipeline_stream_fps": None}
+# ... and stopped before one full round: every timed figure is None.
+NO_ROUND = {**PARTIAL, **dict.fromkeys(("model_ms", "model_fps", "pipeline_labels_ms",
+                                        "pipeline_all_ms"))}
+
+
+def _partial_run(report=PARTIAL) -> dict:
+    return {"name": "fp16_graph", "rc": 130, "timed_out": True, "report": report,
+            "graph_captured": True}
+
+
+def test_partial_benchmark_lines_show_what_was_measured_and_na_for_the_rest():
+    assert gpu_check_report._bench_line(_partial_run()) == (
+        "  fp16_graph             model  50.031 ms      20 FPS | labels  53.39 ms | "
+        "all four  61.95 ms | stream    n/a FPS | graph, PARTIAL (stopped at its box)")
+    assert gpu_check_report._bench_line(_partial_run(NO_ROUND)) == (
+        "  fp16_graph             model     n/a ms     n/a FPS | labels    n/a ms | "
+        "all four    n/a ms | stream    n/a FPS | graph, PARTIAL (stopped at its box)")
+    # Stopped from outside rather than at its box: still marked as partial.
+    assert gpu_check_report._bench_line({**_partial_run(), "timed_out": False}).endswith(
+        "| graph, PARTIAL (interrupted)")
+    bench = {"runs": [_partial_run()]}
+    checks = gpu_check_report.target_checks(bench)
+    assert gpu_check_report._bench_lines(bench, checks)[-2:] == [
+        "  target model_fps >= 1000: NOT met (20)",
+        "  target pipeline_stream_fps >= 500: not measured"]
+
+
+@pytest.fixture
+def stand_in_steps(monkeypatch):
+    """run_all with a bench step that returns a partial run and a train step that notes its
+    call; the run's own SIGINT/SIGTERM handlers are put back afterwards."""
+    called = []
+    monkeypatch.setattr(gpu_check_run, "step_bench", lambda ctx: {
+        "runs": [_partial_run()], "ok": False})
+    monkeypatch.setattr(gpu_check_train, "step_train", lambda ctx: called.append("train") or {
+        "ok": True, "recipe": "stand-in"})
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield called
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
+def _run_all(tmp_path: Path) -> int:
+    args = argparse.Namespace(dry_run=True, out=tmp_path / "out", work=tmp_path / "work",
+                              payload=str(tmp_path / "none"), data=None, budget_s=900.0,
+                              train_s=None, steps="bench,train", models="canet1",
+                              bench_limit=1)
+    return gpu_check_run.run_all(args, REPO)
+
+
+def test_run_with_a_partial_benchmark_goes_on_to_train_and_writes_the_summary(
+        tmp_path, stand_in_steps):
+    assert _run_all(tmp_path) == 1  # the benchmark did not finish: not ok, not a crash
+    assert stand_in_steps == ["train"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "report_errors" not in summary
+    assert summary["steps"]["train"]["ok"] is True
+    text = (tmp_path / "out" / "summary.txt").read_text()
+    assert "stream    n/a FPS | graph, PARTIAL (stopped at its box)" in text
+    assert "step verdicts: setup not asked, tests not asked, bench FAILED, train ok" in text
+
+
+@pytest.mark.parametrize("text_broken", [False, True])
+def test_a_failing_report_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch,
+                                                          stand_in_steps, text_broken):
+    def boom(*args):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(gpu_check_report, "write_report", boom)
+    if text_broken:  # the plainest summary is left
+        monkeypatch.setattr(gpu_check_report, "summary_text", boom)
+    assert _run_all(tmp_path) == 1
+    assert stand_in_steps == ["train"]  # the next step still ran
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [e["after"] for e in summary["report_errors"]] == ["bench", "train", "the last step"]
+    assert {e["error"] for e in summary["report_errors"]} == {"RuntimeError: disk on fire"}
+    assert summary["steps"]["bench"]["runs"][0]["report"] == PARTIAL
+    assert summary["steps"]["train"]["recipe"] == "stand-in"
+    text = (tmp_path / "out" / "summary.txt").read_text()
+    assert "REPORT ERROR after bench: RuntimeError: disk on fire" in text
+    if text_broken:
+        assert "bench: FAILED\ntrain: ok\n" in text and "plain summary" in text
+    else:
+        assert "train: stand-in" in text and "PARTIAL" in text
 
 
 def test_dry_run_end_to_end_on_a_tiny_camvid(tmp_path):

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import tarfile
+import traceback
 from pathlib import Path
 from typing import Any
 
-from gpu_check_run import Context
+from gpu_check_run import Context, StoppedFromOutside
 
 PART_BYTES = 15 * 2 ** 20
 OUT_LIMITS = {"files": 8, "file_bytes": 16 * 2 ** 20, "total_bytes": 64 * 2 ** 20}
@@ -60,9 +62,23 @@ def target_checks(bench: dict[str, Any]) -> dict[str, Any]:
     """Return the issue's H100 targets against the fp16, CUDA-graph, 1024x512 run, or None."""
     run = next((r for r in bench.get("runs", []) if r.get("name") == "fp16_graph"), None)
     report = (run or {}).get("report") or {}
-    return {key: {"target": target, "measured": report.get(key),
-                  "met": None if report.get(key) is None else report[key] >= target}
-            for key, target in TARGETS.items()}
+    checks = {}
+    for key, target in TARGETS.items():
+        measured = report.get(key) if _is_number(report.get(key)) else None
+        checks[key] = {"target": target, "measured": measured,
+                       "met": None if measured is None else measured >= target}
+    return checks
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _num(value: Any, spec: str) -> str:
+    """``value`` in ``spec``, or 'n/a' as wide: a partial benchmark leaves figures None."""
+    if _is_number(value):
+        return format(value, spec)
+    return "n/a".rjust(int(re.match(r"\d*", spec).group() or 0))
 
 
 def _bench_line(run: dict[str, Any]) -> str:
@@ -71,13 +87,17 @@ def _bench_line(run: dict[str, Any]) -> str:
         why = run.get("skipped") or ("stopped at its box before measuring" if
                                      run.get("timed_out") else
                                      f"failed (rc {run.get('rc')}, see logs)")
-        return f"  {run['name']:<22} {why}"
+        return f"  {run.get('name', '?'):<22} {why}"
     graph = "graph" if run.get("graph_captured") else "no graph"
     if run.get("timed_out"):
         graph += ", PARTIAL (stopped at its box)"
-    return (f"  {run['name']:<22} model {r['model_ms']:7.3f} ms {r['model_fps']:7.0f} FPS | "
-            f"labels {r['pipeline_labels_ms']:6.2f} ms | all four {r['pipeline_all_ms']:6.2f} ms"
-            f" | stream {r['pipeline_stream_fps']:6.0f} FPS | {graph}")
+    elif r.get("interrupted"):
+        graph += ", PARTIAL (interrupted)"
+    return (f"  {run.get('name', '?'):<22} model {_num(r.get('model_ms'), '7.3f')} ms "
+            f"{_num(r.get('model_fps'), '7.0f')} FPS | labels "
+            f"{_num(r.get('pipeline_labels_ms'), '6.2f')} ms | all four "
+            f"{_num(r.get('pipeline_all_ms'), '6.2f')} ms | stream "
+            f"{_num(r.get('pipeline_stream_fps'), '6.0f')} FPS | {graph}")
 
 
 def _train_lines(train: dict[str, Any]) -> list[str]:
@@ -162,6 +182,8 @@ def summary_text(ctx: Context, checks: dict[str, Any]) -> str:
                          "shipped recipe 41.2 (corrected)")
     lines += [f"ERROR in {name}: {step['error']}" for name, step in steps.items()
               if step.get("error")]
+    lines += [f"REPORT ERROR after {e['after']}: {e['error']}"
+              for e in ctx.results.get("report_errors", [])]
     lines.append("step verdicts: " + ", ".join(
         f"{k} {'ok' if v.get('ok') else v.get('status', 'FAILED')}" for k, v in steps.items()))
     return "\n".join(lines) + "\n"
@@ -213,4 +235,52 @@ def write_report(ctx: Context) -> str:
         text += "OUT limits: " + "; ".join(problems) + "\n"
         (ctx.out / "summary.txt").write_text(text)
         (ctx.out / "summary.json").write_text(json.dumps(ctx.results, indent=1, default=str))
+    return text
+
+
+def write_report_safely(ctx: Context, after: str) -> str:
+    """``write_report``, but its failure is recorded in the summary, not raised.
+
+    It runs after every step, outside the steps' own guard: a report bug (a figure a
+    partial benchmark left None) must not end the run before the next step and the summary.
+    """
+    try:
+        return write_report(ctx)
+    except StoppedFromOutside:
+        raise
+    except Exception as exc:
+        ctx.results.setdefault("report_errors", []).append(
+            {"after": after, "error": f"{type(exc).__name__}: {exc}",
+             "traceback": traceback.format_exc()})
+        print(f"gpu_check: writing the report failed after {after}: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return _fallback_report(ctx)
+
+
+def _plain_summary(ctx: Context) -> str:
+    """The least that can be said: each step's verdict and the errors, nothing formatted."""
+    lines = [f"canet_ros GPU check, {ctx.results.get('started_utc')} (plain summary: the "
+             "report code failed; every figure is in summary.json)"]
+    for name, step in (ctx.results.get("steps") or {}).items():
+        verdict = "ok" if step.get("ok") else step.get("status", "FAILED")
+        lines.append(f"{name}: {verdict}" + (f"; ERROR {step['error']}" if step.get("error")
+                                             else ""))
+    lines += [f"REPORT ERROR after {e['after']}: {e['error']}"
+              for e in ctx.results.get("report_errors", [])]
+    return "\n".join(lines) + "\n"
+
+
+def _fallback_report(ctx: Context) -> str:
+    """Write summary.txt and summary.json each on its own, as plainly as needed."""
+    try:
+        text = summary_text(ctx, ctx.results.get("targets") or {})
+    except Exception:
+        text = _plain_summary(ctx)
+    files = {"summary.txt": lambda: text, "summary.json": lambda: json.dumps(
+        ctx.results, indent=1, default=str, skipkeys=True)}
+    for name, content in files.items():
+        try:
+            (ctx.out / name).write_text(content())
+        except Exception as exc:  # nothing plainer is left to try
+            print(f"gpu_check: cannot write {name}: {exc}", file=sys.stderr, flush=True)
     return text

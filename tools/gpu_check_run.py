@@ -16,9 +16,8 @@
 
 Steps: ``setup`` (wheels, package, what the card is), ``tests`` (every test that skips
 without CUDA), ``bench`` (``canet benchmark`` configurations), ``train`` (gpu_check_train).
-A step that fails or overruns is recorded and the next one starts; the summary and the
-logs under ``--out`` are rewritten after every step, so a call killed from outside still
-brings back what was done.
+A step that fails or overruns is recorded and the next one starts; the summary and logs
+under ``--out`` are rewritten after every step (a killed call still brings back the rest).
 """
 from __future__ import annotations
 
@@ -298,7 +297,7 @@ def step_bench(ctx: Context) -> dict[str, Any]:
         if not cfg["graph"] and res["graph_captured"]:
             res["note"] = "graphs were asked off but one was captured: the toggle failed"
         runs.append(res)
-        if res["report"]:
+        if (res["report"] or {}).get("device"):
             ctx.results.setdefault("card", {}).setdefault("torch_device", res["report"]["device"])
     ok = all(r.get("rc") == 0 and r.get("report") for r in runs if "skipped" not in r)
     return {"runs": runs, "ok": ok and any("skipped" not in r for r in runs)}
@@ -348,8 +347,8 @@ def _clean_folders(ctx: Context) -> str | None:
 
 
 def run_all(args: argparse.Namespace, repo: Path) -> int:
-    """Every asked step in order; returns 0 when all of them were fine."""
-    from gpu_check_report import write_report
+    """Every asked step in order; 0 when they and the report were fine, 130 if stopped."""
+    from gpu_check_report import write_report_safely
     from gpu_check_train import step_train
 
     ctx = _context(args, repo)
@@ -391,9 +390,11 @@ def run_all(args: argparse.Namespace, repo: Path) -> int:
                    "traceback": traceback.format_exc()}
         res["step_s"] = round(time.monotonic() - start, 1)
         ctx.results["steps"][name] = res
-        write_report(ctx)
+        try:  # a failing report is recorded in it and the next step still runs
+            write_report_safely(ctx, after=name)
+        except StoppedFromOutside as exc:
+            stopped = stopped or str(exc)
     ctx.results["wall_s"] = round(time.monotonic() - ctx.t0, 1)
-    text = write_report(ctx)
-    print(text)
-    asked = [ctx.results["steps"][s] for s in STEPS if s in wanted]
-    return 130 if stopped else 0 if all(r.get("ok") for r in asked) else 1
+    print(write_report_safely(ctx, after="the last step"))
+    ok = all(ctx.results["steps"][s].get("ok") for s in STEPS if s in wanted)
+    return 130 if stopped else 0 if ok and not ctx.results.get("report_errors") else 1
