@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 HUMBLE_METADATA_VERSION = 5
+_NO_FOLDING = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class TopicCount:
     name: str
     msgtype: str
     count: int
+    # rosbag2's string form (qos.offered_qos_string); '' means the player's default.
+    offered_qos_profiles: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,7 @@ def humble_metadata(storage: str, files: Sequence[FileSpan], topics: Sequence[To
         "topics_with_message_count": [
             {"topic_metadata": {"name": t.name, "type": t.msgtype,
                                 "serialization_format": "cdr",
-                                # Empty: players offer their default QoS (reliable, volatile).
-                                "offered_qos_profiles": ""},
+                                "offered_qos_profiles": t.offered_qos_profiles},
              "message_count": t.count} for t in topics],
         "compression_format": compression_format,
         "compression_mode": compression_mode,
@@ -91,8 +93,9 @@ def write_metadata(folder: Path, info: dict[str, Any]) -> Path:
     """Write ``folder/metadata.yaml`` atomically (a crash leaves the old file or none)."""
     path = folder / "metadata.yaml"
     tmp = folder / "metadata.yaml.tmp"
+    # No line folding: the QoS strings stay one double-quoted line, as yaml-cpp writes them.
     text = yaml.safe_dump({"rosbag2_bagfile_information": info}, sort_keys=False,
-                          default_flow_style=False)
+                          default_flow_style=False, width=_NO_FOLDING)
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path

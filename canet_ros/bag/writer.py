@@ -21,17 +21,20 @@ and colours, so a bag is understandable without the report.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rosbags.interfaces import Qos
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_types_from_msg
 
 from ..image_codec import array_to_image_fields
 from .errors import BagError
 from .metadata import FileSpan, TopicCount, humble_metadata, write_metadata
+from .qos import IMAGE_OUTPUT_OFFER, LABEL_INFO_OFFER, offered_qos_string
 from .reader import COMPRESSED, IMAGE, describe_exception, humble_typestore
 
 STORAGES = ("mcap", "sqlite3")
@@ -46,6 +49,12 @@ _VISION_MSGS = (("vision_msgs/msg/VisionClass", "uint16 class_id\nstring class_n
                 (LABEL_INFO, "std_msgs/Header header\nvision_msgs/VisionClass[] class_map\n"
                              "float32 threshold\n"))
 CLASSES_METADATA = "canet_ros.classes"  # the MCAP metadata record's name
+# The QoS each topic is recorded with (qos.py): the node's offers, so `ros2 bag play`
+# re-offers label_info latched. The copied input ("input") gets none, i.e. the player's
+# default reliable offer: what its driver offered is not known here (ROS 1 bags have no
+# QoS), and a reliable writer is matched by reliable and best-effort subscribers alike.
+_OFFERS = {"labels": IMAGE_OUTPUT_OFFER, "color": IMAGE_OUTPUT_OFFER,
+           "overlay": IMAGE_OUTPUT_OFFER, "label_info": LABEL_INFO_OFFER}
 
 
 def check_storage(storage: str, compression: str | None) -> str:
@@ -139,13 +148,15 @@ class _McapFile:
         self._schemas: dict[str, int] = {}
         self._sequence: dict[int, int] = {}
 
-    def add_topic(self, topic: str, msgtype: str) -> int:
+    def add_topic(self, topic: str, msgtype: str, offers: Sequence[Qos] = ()) -> int:
         if msgtype not in self._schemas:
             msgdef, _ = bag_typestore().generate_msgdef(msgtype, ros_version=2)
             self._schemas[msgtype] = self._writer.register_schema(
                 msgtype, "ros2msg", msgdef.encode("utf-8"))
-        channel = self._writer.register_channel(topic, "cdr", self._schemas[msgtype],
-                                                {"offered_qos_profiles": ""})
+        # The key and string form rosbag2's MCAP plugin writes and reads (as in metadata.yaml).
+        channel = self._writer.register_channel(
+            topic, "cdr", self._schemas[msgtype],
+            {"offered_qos_profiles": offered_qos_string(offers)})
         self._sequence[channel] = 0
         return channel
 
@@ -203,6 +214,10 @@ class OutputBag:
             wanted["label_info"] = (f"{namespace}/label_info", LABEL_INFO)
         return wanted
 
+    @staticmethod
+    def _offers(key: str) -> tuple[Qos, ...]:
+        return (_OFFERS[key],) if key in _OFFERS else ()
+
     def describe_classes(self, classes: Any) -> None:
         """Also write what each label id means (call before create())."""
         self.classes = classes
@@ -218,10 +233,12 @@ class OutputBag:
                 self._file = writer
                 writer.open()
 
-                def add(topic: str, msgtype: str) -> Any:
-                    return writer.add_connection(topic, msgtype, typestore=bag_typestore())
+                def add(topic: str, msgtype: str, offers: Sequence[Qos]) -> Any:
+                    # Version 8: rosbags stores the integer form in the topics table.
+                    return writer.add_connection(topic, msgtype, typestore=bag_typestore(),
+                                                 offered_qos_profiles=offers)
             for key, (topic, msgtype) in self._wanted().items():
-                self._conns[key] = add(topic, msgtype)
+                self._conns[key] = add(topic, msgtype, self._offers(key))
                 self._types[key] = (topic, msgtype)
                 self._counts[key] = 0
             if self.classes is not None and self.storage == "mcap":
@@ -274,7 +291,8 @@ class OutputBag:
             write_metadata(self.path, humble_metadata(
                 self.storage, [FileSpan(self.storage_file.name, self._times[0], self._times[1],
                                         self.messages)],
-                [TopicCount(topic, msgtype, self._counts[key])
+                [TopicCount(topic, msgtype, self._counts[key],
+                            offered_qos_string(self._offers(key)))
                  for key, (topic, msgtype) in self._types.items()]))
         except Exception as exc:
             file.abort()
