@@ -41,7 +41,7 @@ setup(
         "opencv-python-headless>=4.5",
         "pyyaml>=5.4",
         "tqdm>=4.60",
-        "rosbags>=0.10.3",  # rosbags.interfaces.Qos (the QoS recorded in output bags)
+        "rosbags>=0.11",  # 0.10.x lacks StoragePlugin (<0.10.9) or salvage of split bags
         "mcap>=1.1",  # segment-bag writes its MCAP output (chunk compression, CRCs) with it
         "matplotlib>=3.5",
     ],
