@@ -44,6 +44,7 @@ setup(
         "rosbags>=0.11",  # 0.10.x lacks StoragePlugin (<0.10.9) or salvage of split bags
         "mcap>=1.1",  # segment-bag writes its MCAP output (chunk compression, CRCs) with it
         "matplotlib>=3.5",
+        "pillow>=8",  # palette PNG masks are read as their indices (data/files.py)
     ],
     extras_require={
         "torch": ["torch>=2.1", "torchvision>=0.16"],

@@ -41,7 +41,7 @@ from ..errors import DatasetError
 from ..image_files import read_image, write_image
 from .classes_file import CLASSES_FILE
 from .files import read_list_text
-from .problems import DatasetProblems
+from .problems import DatasetProblems, capped
 
 Color = Tuple[int, int, int]
 LABELMAP = "labelmap.txt"
@@ -277,6 +277,32 @@ def write_cvat_package(out: Path, class_set: ClassSet,
 
 
 # -- reading exports -------------------------------------------------------------------
+_NAME_MAX = 255  # bytes in one file name: ext4, XFS, Btrfs, APFS; NTFS counts UTF-16 units
+
+
+def unsafe_frame_name(name: str) -> Optional[str]:
+    """Why the list entry ``name`` cannot be a frame inside the export, else None.
+
+    Its mask is SegmentationClass/<name>.png: an absolute path or a '..' part would read a
+    file outside the export (outside the zip, on import), so neither is followed.
+    """
+    if "\\" in name:  # a folder separator on Windows, a name character elsewhere
+        return "has a backslash; frame names use '/' between folders"
+    if "\0" in name:
+        return "has a NUL character"
+    if name.startswith("/"):
+        return "is an absolute path; frames are named relative to SegmentationClass/"
+    parts = name.split("/")
+    if ".." in parts:
+        return "has a '..' part, which leaves SegmentationClass/"
+    if "." in parts or "" in parts:
+        return "has an empty or '.' part; not a frame name"
+    files = parts[:-1] + [f"{parts[-1]}.png"]
+    if any(len(p.encode("utf-8", "surrogatepass")) > _NAME_MAX for p in files):
+        return f"is longer than a file name may be ({_NAME_MAX} bytes with '.png')"
+    return None
+
+
 def is_cvat_export(root: Path) -> bool:
     return (root / LABELMAP).is_file() or (root / CLASS_DIR).is_dir()
 
@@ -293,10 +319,20 @@ class CvatExport:
     def open(cls, root: Path) -> CvatExport:  # noqa: A003 (a constructor, as Image.open)
         labels = read_labelmap(root / LABELMAP)
         subsets: Dict[str, List[str]] = {}
+        problems: List[str] = []
         lists = root / LIST_DIR
         for path in sorted(lists.glob("*.txt")) if lists.is_dir() else []:
-            lines = read_list_text(path).splitlines()
-            subsets[path.stem] = [s.strip() for s in lines if s.strip()]
+            names = []
+            for number, line in enumerate(read_list_text(path).splitlines(), 1):
+                name = line.strip()
+                why = unsafe_frame_name(name) if name else None
+                if why:
+                    problems.append(f"{path}:{number}: frame {name!r} {why}")
+                if name and not why:
+                    names.append(name)
+            subsets[path.stem] = names
+        if problems:  # a mask read from outside the export would be imported unseen
+            raise DatasetProblems(str(lists), capped(problems, "unusable frame names"))
         if not subsets:  # no lists: every mask present
             masks = root / CLASS_DIR
             subsets["default"] = sorted(p.relative_to(masks).with_suffix("").as_posix()
@@ -310,4 +346,7 @@ class CvatExport:
         return list(seen)
 
     def mask_path(self, stem: str) -> Path:
+        why = unsafe_frame_name(stem)
+        if why:  # open() refuses such list entries; a stem from elsewhere must not escape
+            raise DatasetError(f"{self.root / LIST_DIR}: frame {stem!r} {why}")
         return self.root / CLASS_DIR / f"{stem}.png"

@@ -18,6 +18,7 @@ Checked whole before anything is written (``cvat`` has the format and its decode
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -61,12 +62,44 @@ def find_export_root(folder: Path) -> Path:
                        f"or {CLASS_DIR}/)")
 
 
+_ENCRYPTED = 0x1  # general purpose flag bit 0: encrypted (ZipCrypto or WinZip AES)
+# The two members of a name clash (a file 'a' and a file 'a/b') fail with one of these.
+_CLASH = (errno.EEXIST, errno.ENOTDIR, errno.EISDIR)
+
+
+def _member_error(exc: BaseException, info: zipfile.ZipInfo) -> str:
+    """Why ``info`` cannot be unpacked, without the temporary folder it was going to."""
+    if isinstance(exc, NotImplementedError):
+        return (f"compression method {info.compress_type} is not supported by Python's "
+                f"zipfile; zip the export again with deflate")
+    if isinstance(exc, OSError) and exc.errno in _CLASH:
+        return f"{exc.strerror}: another member has this name as a file and as a folder"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
 def _unpack(source: Path, tmp: Path) -> Path:
+    """Unpack the zip ``source`` into ``tmp``; DatasetError names the zip and the member."""
     try:
-        with zipfile.ZipFile(source) as zf:
-            zf.extractall(tmp)  # zipfile drops absolute paths and '..' parts
+        zf = zipfile.ZipFile(source)
     except zipfile.BadZipFile as exc:
         raise DatasetError(f"{source}: not a readable zip file ({exc})") from None
+    with zf:
+        seen: Set[str] = set()
+        for info in zf.infolist():
+            where = f"{source}:{info.filename}"
+            if info.flag_bits & _ENCRYPTED:  # zipfile would ask for a password
+                raise DatasetError(f"{where}: encrypted; export from CVAT again, or unzip "
+                                   f"it with its password and import the folder")
+            if info.filename in seen:  # the later copy would silently replace the first
+                raise DatasetError(f"{where}: in the zip twice; which one is meant is unclear")
+            seen.add(info.filename)
+            try:
+                zf.extract(info, tmp)  # zipfile drops absolute paths and '..' parts
+            except Exception as exc:  # noqa: BLE001 (each decompressor has its own errors)
+                raise DatasetError(f"{where}: cannot unpack "
+                                   f"({_member_error(exc, info)})") from None
     return tmp
 
 

@@ -26,6 +26,7 @@ from ..image_files import read_image
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _GREY = 0  # PNG colour type of greyscale without alpha
+_PALETTE = 3  # PNG colour type of indexed colour: each pixel an index into PLTE
 
 
 def read_list_text(path: Path) -> str:
@@ -43,8 +44,8 @@ def read_list_text(path: Path) -> str:
         raise DatasetError(f"{path}: cannot read ({exc})") from None
 
 
-def png_grey_bits(path: Path) -> Optional[int]:
-    """Return the bit depth of a greyscale PNG below 8 bits (1, 2 or 4), else None."""
+def _png_header(path: Path) -> Optional[Tuple[int, int]]:
+    """Return a PNG's (bit depth, colour type), or None for anything else."""
     try:
         with open(path, "rb") as f:
             head = f.read(26)
@@ -53,7 +54,26 @@ def png_grey_bits(path: Path) -> Optional[int]:
     # IHDR is always the first chunk: bit depth at byte 24, colour type at byte 25.
     if len(head) < 26 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
         return None
-    return head[24] if head[25] == _GREY and head[24] in (1, 2, 4) else None
+    return head[24], head[25]
+
+
+def png_grey_bits(path: Path) -> Optional[int]:
+    """Return the bit depth of a greyscale PNG below 8 bits (1, 2 or 4), else None."""
+    header = _png_header(path)
+    if header is None or header[1] != _GREY or header[0] not in (1, 2, 4):
+        return None
+    return header[0]
+
+
+def _palette_indices(path: Path) -> np.ndarray:
+    """The pixel indices of a palette PNG (OpenCV gives only the colours they stand for)."""
+    from PIL import Image  # pillow comes with matplotlib; only palette masks need it
+
+    try:
+        with Image.open(path) as image:  # colour type 3 opens as mode "P": the indices
+            return np.asarray(image, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise DatasetError(f"{path}: cannot decode (corrupt or not an image)") from None
 
 
 def unscale_low_bit(path: Path, mask: np.ndarray) -> np.ndarray:
@@ -69,7 +89,14 @@ def unscale_low_bit(path: Path, mask: np.ndarray) -> np.ndarray:
 
 
 def read_index_mask(path: Path) -> np.ndarray:
-    """Read a single-channel PNG of uint8 class ids (masks/<stem>.png); DatasetError names it."""
+    """Read a single-channel PNG of uint8 class ids (masks/<stem>.png); DatasetError names it.
+
+    A palette PNG's indices are the ids, as in Pascal VOC's masks (its colours only show
+    them); a colour (RGB) mask is refused, as its colours are not ids.
+    """
+    header = _png_header(path)
+    if header is not None and header[1] == _PALETTE:
+        return _palette_indices(path)
     mask = read_image(path, cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise DatasetError(f"{path}: cannot decode (corrupt or not an image)")
