@@ -19,6 +19,7 @@ truth's full size before the argmax, so scores are always at label resolution.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -34,6 +35,7 @@ from .metrics import ConfusionMatrix
 from .progress import progress
 
 BatchHook = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
+log = logging.getLogger("canet_ros.evaluation")
 
 
 @dataclass(frozen=True)
@@ -374,8 +376,17 @@ def _check_vis_folder(folder: Path) -> None:
 
 def _save_charts(result: dict, cm: ConfusionMatrix, names: Sequence[str], folder: Path,
                  what: str) -> None:
-    from .visualize import save_confusion_matrix, save_iou_bar_chart
+    """Draw the two charts, or warn once and say why in the result's ``chart_error``.
 
+    matplotlib is optional; as in segment-bag, a chart must never cost the scores.
+    """
     title = f"{what}: mIoU {100 * float(result['miou']):.1f}%"
-    save_iou_bar_chart(result["per_class"], folder / "per_class_iou.png", title)
-    save_confusion_matrix(cm.matrix, names, folder / "confusion_matrix.png")
+    try:
+        from .visualize import save_confusion_matrix, save_iou_bar_chart
+
+        save_iou_bar_chart(result["per_class"], folder / "per_class_iou.png", title)
+        save_confusion_matrix(cm.matrix, names, folder / "confusion_matrix.png")
+    except Exception as exc:
+        result["chart_error"] = f"{type(exc).__name__}: {exc}"
+        log.warning("--save-vis: charts not drawn in %s (%s); the scores are complete",
+                    folder, result["chart_error"])

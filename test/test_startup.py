@@ -174,7 +174,7 @@ def test_measure_startup_reports_every_figure(monkeypatch):
 
     def fake_run(argv, env=None):
         calls.append(argv)
-        return (0.25 if "--help" in argv else 1.5), (0 if "--help" in argv else 1)
+        return (0.25 if "--help" in argv else 1.5), (0 if "--help" in argv else 1), ""
 
     monkeypatch.setattr(startup, "_run", fake_run)
     monkeypatch.setattr(startup, "_cache_export", lambda checkpoint: None)

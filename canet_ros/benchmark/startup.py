@@ -18,6 +18,8 @@ Each figure is the wall time of a fresh process, from its start until it answers
 
 * ``canet --help`` and every ``canet COMMAND --help`` (median of three runs);
 * ``segmentation_node`` given a bad parameter, until it has exited (its status is kept);
+  where the node cannot start at all (ROS 2 not sourced: rclpy not importable) the node
+  figures are null and ``node_not_measured`` says why, rather than timing that failure;
 * ``segmentation_node`` with the checkpoint on the CPU, until it logs "ready", once with
   the checkpoint's ONNX export cached (the usual start) and once with an empty cache
   (the first start after installing or changing the checkpoint).
@@ -31,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +49,13 @@ def _entry_point(name: str, module: str) -> list[str]:
     return [found] if found else [sys.executable, "-m", module]
 
 
-def _run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+def _run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Seconds until ``argv`` exits, its status and its stderr."""
     start = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, env=env, timeout=READY_TIMEOUT_S,
                           check=False)
-    return time.perf_counter() - start, proc.returncode
+    return (time.perf_counter() - start, proc.returncode,
+            proc.stderr.decode("utf-8", "replace"))
 
 
 def _until_ready(argv: list[str], env: dict[str, str]) -> tuple[float | None, str]:
@@ -85,8 +89,10 @@ def _cache_export(checkpoint: str) -> None:
     int8, its int8 graph (auto takes int8 only once that is made).
     """
     from ..inference import SegmentationEngine
-    from ..inference.cpu_runners import choose_precision
+    from ..inference.cpu_runners import choose_precision, runtime_for
 
+    if runtime_for("fp32") is None:
+        return  # no CPU runtime installed: the node runs torch, which has no export to cache
     SegmentationEngine(checkpoint, device="cpu", precision=choose_precision("auto"),
                        warmup=False)
 
@@ -111,10 +117,32 @@ def measure_startup(commands: Sequence[str], checkpoint: str = "default",
         say(f"canet {' '.join(argv)} (3 runs)")
         runs = sorted(_run(canet + argv, env) for _ in range(3))
         helps[" ".join(argv)] = runs[1][0]
-        failed += [" ".join(argv)] if any(status for _, status in runs) else []
+        failed += [" ".join(argv)] if any(status for _, status, _ in runs) else []
+    report = {
+        "device": cpu_name(), "cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0],
+        "python": sys.version.split()[0], "checkpoint": checkpoint,
+        "help_s": helps, "help_max_s": max(helps.values()),
+    }
+    if failed:
+        report["help_failed"] = failed
+    report.update(_node_figures(checkpoint, env, say))
+    return report
+
+
+def _node_figures(checkpoint: str, env: dict[str, str], say: Callable[[str], None]
+                  ) -> dict[str, Any]:
+    """Time the node; all figures null, with the reason, where it cannot start at all."""
+    from ..ros.node import ROS_MISSING
+
     node = _entry_point("segmentation_node", "canet_ros.ros.node") + ["--ros-args"]
     say("segmentation_node with device:=tpu (a bad parameter)")
-    bad_s, bad_status = _run(node + ["-p", "device:=tpu"], env)
+    bad_s, bad_status, stderr = _run(node + ["-p", "device:=tpu"], env)
+    if ROS_MISSING in stderr:  # it never read its parameters: no bad-parameter figure
+        lines = [line for line in stderr.splitlines() if ROS_MISSING in line]
+        say("segmentation_node cannot start here: node figures not measured")
+        return {"node_bad_parameter_exit_s": None, "node_bad_parameter_status": None,
+                "node_ready_cached_s": None, "node_ready_uncached_s": None,
+                "node_not_measured": lines[0].strip()}
     say("caching the checkpoint's ONNX export")
     _cache_export(checkpoint)
     ready = node + ["-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu"]
@@ -123,15 +151,8 @@ def measure_startup(commands: Sequence[str], checkpoint: str = "default",
     say("segmentation_node until ready, empty cache (exports first)")
     with tempfile.TemporaryDirectory(prefix="canet_startup_") as empty:
         fresh_s, fresh_last = _until_ready(ready, dict(env, CANET_ROS_CACHE=empty))
-    report = {
-        "device": cpu_name(), "cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0],
-        "python": sys.version.split()[0], "checkpoint": checkpoint,
-        "help_s": helps, "help_max_s": max(helps.values()),
-        "node_bad_parameter_exit_s": bad_s, "node_bad_parameter_status": bad_status,
-        "node_ready_cached_s": cached_s, "node_ready_uncached_s": fresh_s,
-    }
-    if failed:
-        report["help_failed"] = failed
+    report = {"node_bad_parameter_exit_s": bad_s, "node_bad_parameter_status": bad_status,
+              "node_ready_cached_s": cached_s, "node_ready_uncached_s": fresh_s}
     if cached_s is None or fresh_s is None:
         report["node_last_line"] = cached_last if cached_s is None else fresh_last
     return report
@@ -144,6 +165,8 @@ def summary(r: dict[str, Any]) -> str:
     lines = [f"start-up on {r['device']} ({r['cpus']} CPUs, load {r['load_average_1min']:.1f}),"
              f" Python {r['python']}"]
     lines += [f"  canet {name:24s} {fmt(s)}" for name, s in r["help_s"].items()]
+    if "node_not_measured" in r:
+        return "\n".join(lines + [f"  node: not measured ({r['node_not_measured']})"])
     lines += [
         f"  node, bad parameter, exited  {fmt(r['node_bad_parameter_exit_s'])} "
         f"(status {r['node_bad_parameter_status']})",

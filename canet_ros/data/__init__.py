@@ -37,7 +37,7 @@ from .classes_file import SplitRule, load_classes, save_classes
 from .cvat import write_cvat_package
 from .cvat_import import import_cvat
 from .folder import DatasetSummary, FolderDataset, check_dataset, index_folder, write_dataset
-from .problems import DatasetProblems
+from .problems import DatasetProblems, brief
 from .transforms import EvalTransform, TrainTransform, denormalize, normalize
 
 DATASETS = ("camvid", "cityscapes", "folder")  # "folder": a dataset of your own (folder.py)
@@ -64,9 +64,15 @@ def build_dataset(name: str, root: Optional[PathLike], split: str,
     ``include``/``exclude`` are name prefixes (CamVid sequences such as ``0001TP``,
     Cityscapes cities).
     """
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {brief(name)}; choose one of {', '.join(DATASETS)}")
     if name == "folder" and not root:
         raise DatasetError("dataset 'folder' needs its folder (--data-root DIR)")
-    root = Path(root) if root else default_data_root(name)
+    if not root:
+        root = default_data_root(name)
+        if not root.is_dir():  # an installed package has no ../shared next to it
+            raise DatasetError(_no_default_root(name, root))
+    root = Path(root)
     if "+" in split:
         return _joined_splits(name, root, split, transform, include, exclude, cache)
     if name == "camvid":
@@ -77,7 +83,17 @@ def build_dataset(name: str, root: Optional[PathLike], split: str,
         _check_once(root)
         return FolderDataset(root, split, transform, include=include, exclude=exclude,
                              cache=cache)
-    raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    raise AssertionError(f"dataset {name!r} listed in DATASETS but not built")
+
+
+def _no_default_root(name: str, root: Path) -> str:
+    """Say that no data root was given and how to give one: the default is a checkout's."""
+    env = _ENV_ROOTS[name]
+    origin = (f"${env} names it" if os.environ.get(env) else
+              f"the default, ../shared/data/{name} beside a repository checkout")
+    return (f"{root}: {name} data folder not found (no --data-root was given; {origin}). "
+            f"Give the dataset's folder with --data-root DIR (--replay-root for a replayed "
+            f"data set) or set {env}=DIR")
 
 
 _CHECKED: dict = {}
@@ -111,7 +127,7 @@ def dataset_class_set(name: str, root: Optional[PathLike] = None) -> ClassSet:
         if index.class_set is None:
             raise DatasetProblems(str(root), index.problems)
         return index.class_set
-    raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    raise DatasetError(f"unknown dataset {brief(name)}; choose one of {', '.join(DATASETS)}")
 
 
 def _joined_splits(name: str, root: Path, split: str, transform: Optional[Transform],
@@ -129,7 +145,7 @@ def _joined_splits(name: str, root: Path, split: str, transform: Optional[Transf
         except EmptySplitError as exc:
             errors.append(str(exc))
     if not parts:
-        raise DatasetError("; ".join(errors) or f"{name}: empty split list {split!r}")
+        raise DatasetError("; ".join(errors) or f"{name}: empty split list {brief(split)}")
     pairs = [pair for ds in parts for pair in ds.pairs]
     joined = SegmentationDataset(pairs, transform, label_map=parts[0].label_map, cache=cache)
     joined.root, joined.split = root, split

@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 from ..classes import CAMVID
 from ..errors import DatasetError
 from ..image_files import read_image as read_image_file  # read_image below is the RGB one
+from .problems import brief, brief_items
 
 PathLike = Union[str, os.PathLike]
 Pair = Tuple[Path, Path]
@@ -189,7 +190,7 @@ def camvid_pairs(root: PathLike, split: str, include: Optional[Sequence[str]] = 
     """Sorted (frame, label) pairs of one split, filtered by sequence prefix."""
     root = Path(root)
     if split not in CAMVID_SPLITS:
-        raise DatasetError(f"unknown CamVid split {split!r}; choose one of {CAMVID_SPLITS}")
+        raise DatasetError(f"unknown CamVid split {brief(split)}; choose one of {CAMVID_SPLITS}")
     img_dir, lab_dir = root / split, root / f"{split}annot"
     for d in (img_dir, lab_dir):
         if not d.is_dir():
@@ -199,8 +200,8 @@ def camvid_pairs(root: PathLike, split: str, include: Optional[Sequence[str]] = 
     names = filter_names(names, include, exclude)
     if not names:
         raise EmptySplitError(
-            f"{img_dir}: no frames (after include={list(include or [])} "
-            f"exclude={list(exclude or [])})")
+            f"{img_dir}: no frames (after include=[{brief_items(list(include or []))}] "
+            f"exclude=[{brief_items(list(exclude or []))}])")
     return [(img_dir / n, lab_dir / n) for n in names]
 
 

@@ -35,6 +35,7 @@ from .camvid import (
     Transform,
     filter_names,
 )
+from .problems import brief_items
 
 IMG_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIX = "_gtFine_labelIds.png"
@@ -76,8 +77,9 @@ def cityscapes_pairs(root: PathLike, split: str, cities: Optional[Sequence[str]]
     if not frames:
         raise DatasetError(f"{img_root}: no *{IMG_SUFFIX} frames found")
     if not pairs:  # the filters took them all: a joined split skips this one
-        raise EmptySplitError(f"{img_root}: no frames (after include={list(cities or [])} "
-                              f"exclude={list(exclude or [])})")
+        raise EmptySplitError(f"{img_root}: no frames (after include="
+                              f"[{brief_items(list(cities or []))}] "
+                              f"exclude=[{brief_items(list(exclude or []))}])")
     return pairs
 
 

@@ -26,6 +26,7 @@ Nothing here imports torch or OpenCV.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
@@ -34,8 +35,10 @@ import yaml
 
 from ..classes import ClassSet
 from ..errors import DatasetError
+from .problems import brief, brief_items
 
 CLASSES_FILE = "classes.yaml"
+KEYS = ("name", "names", "colors", "ignore_index", "split")
 DEFAULT_VAL_EVERY = 5
 
 
@@ -72,12 +75,15 @@ def _names(info: dict, problems: List[str]) -> List[str]:
     bad = [n for n in names if not isinstance(n, str) or not n.strip() or ":" in n]
     if bad:
         problems.append(f"'names' holds entries that are not usable class names (text without "
-                        f"':'): {bad}")
-    seen: set = set()
-    twice = sorted({str(n) for n in names if n in seen or seen.add(n)})
+                        f"':'): [{brief_items(bad)}]")
+    # Only text names can repeat a class; a list or mapping among them (refused above)
+    # cannot even be put in a set.
+    counts = Counter(n for n in names if isinstance(n, str))
+    twice = sorted(n for n, k in counts.items() if k > 1)
     if twice:
-        problems.append(f"'names' lists a class more than once: {twice}")
-    return [str(n) for n in names]
+        problems.append(f"'names' lists a class more than once: [{brief_items(twice)}]")
+    # Blanks keep the count for the colour check: str() of a bad entry can be huge.
+    return [n if isinstance(n, str) else "" for n in names]
 
 
 def _colors(info: dict, count: int, problems: List[str]) -> List[Tuple[int, int, int]]:
@@ -89,7 +95,7 @@ def _colors(info: dict, count: int, problems: List[str]) -> List[Tuple[int, int,
     bad = [colors[i] for i, c in enumerate(parsed) if c is None]
     if bad:
         problems.append(f"'colors' holds entries that are not [r, g, b] with 0-255 integers: "
-                        f"{bad}")
+                        f"[{brief_items(bad)}]")
     if count and len(colors) != count:
         problems.append(f"{count} names but {len(colors)} colors; give one colour per class")
     good = [c for c in parsed if c is not None]
@@ -101,7 +107,7 @@ def _colors(info: dict, count: int, problems: List[str]) -> List[Tuple[int, int,
 def _ignore(info: dict, count: int, problems: List[str]) -> int:
     ignore = info.get("ignore_index", 255)
     if not isinstance(ignore, int) or isinstance(ignore, bool) or not 0 <= ignore <= 255:
-        problems.append(f"'ignore_index' must be an integer 0-255, not {ignore!r}")
+        problems.append(f"'ignore_index' must be an integer 0-255, not {brief(ignore)}")
         return 255
     if ignore < count:
         problems.append(f"'ignore_index' {ignore} is the id of class {ignore}; use an id past "
@@ -117,7 +123,7 @@ def _split(info: dict, problems: List[str]) -> SplitRule:
     if (not isinstance(split, dict) or set(split) - {"val_every"} or not isinstance(every, int)
             or isinstance(every, bool) or every < 2):
         problems.append(f"'split' must be {{val_every: K}} with K >= 2 (every K-th frame by "
-                        f"name goes to val), not {split!r}")
+                        f"name goes to val), not {brief(split)}")
         return SplitRule()
     return SplitRule(every)
 
@@ -133,20 +139,28 @@ def parse_classes(path: Path) -> Tuple[Optional[ClassSet], SplitRule, List[str]]
     except yaml.YAMLError as exc:
         why = " ".join(str(exc).split())
         return None, SplitRule(), [f"{path}: not valid YAML ({why})"]
+    except RecursionError:  # PyYAML builds nested lists recursively
+        return None, SplitRule(), [f"{path}: not usable YAML (nested too deeply)"]
+    except ValueError as exc:  # an integer past Python's 4300-digit limit, a 13th month
+        why = " ".join(str(exc).split())[:200]
+        return None, SplitRule(), [f"{path}: not usable YAML ({why})"]
     if not isinstance(info, dict):
         return None, SplitRule(), [f"{path}: must be a mapping with names, colors, ignore_index"]
     problems: List[str] = []
-    unknown = sorted(set(info) - {"name", "names", "colors", "ignore_index", "split"})
+    # By text: keys of several types (1, foo) do not sort among themselves.
+    unknown = sorted(set(info) - set(KEYS), key=str)
     if unknown:
-        problems.append(f"unknown keys {unknown} (expected name, names, colors, ignore_index, "
-                        f"split)")
+        problems.append(f"unknown keys [{brief_items(unknown)}] (expected {', '.join(KEYS)})")
+    name = info.get("name")
+    if isinstance(name, (list, dict, set)):
+        problems.append(f"'name' must be text, not {brief(name)}")
     names = _names(info, problems)
     colors = _colors(info, len(names), problems)
     ignore = _ignore(info, len(names), problems)
     rule = _split(info, problems)
     if problems:
         return None, rule, [f"{path}: {p}" for p in problems]
-    name = str(info.get("name") or path.parent.name or "custom")
+    name = str(name or path.parent.name or "custom")
     return ClassSet(name, tuple(names), tuple(colors), ignore), rule, []
 
 

@@ -19,7 +19,8 @@ Every runner has the ``OnnxRunner`` interface (``forward_numpy``, ``runtime``,
 the network's final upsample (OpenVINO: ``openvino_runner``). Which runtime runs which
 precision was decided by measurement (docs/performance.md, "CPU precisions"):
 
-* fp32: ONNX Runtime (OpenVINO f32 is no faster), OpenVINO when ORT is absent;
+* fp32: ONNX Runtime (OpenVINO f32 is no faster), OpenVINO when ORT is absent, and
+  torch (the engine's own path, not a runner here) when neither is installed;
 * bf16: OpenVINO (ONNX Runtime has no bf16 convolutions on x86);
 * int8: the QDQ graph from ``quantize`` in OpenVINO (1.6x faster than ORT running it),
   its float layers in bf16 where the CPU has bf16.
@@ -87,12 +88,18 @@ def choose_precision(precision: str, runtime: str = "auto",
         raise EngineError(f"precision {precision!r}: this CPU ({cpu_name()}) lacks "
                           f"{_NEEDS[precision]}; it would run emulated, slower than fp32. "
                           f"Use precision 'fp32' or 'auto'")
-    if not runtime_for(precision, runtime):
-        need = ("openvino" if precision == "bf16" or runtime == "openvino" else
-                "onnxruntime onnx" if precision == "int8" else "onnxruntime")
-        where = f" with runtime {runtime!r}" if runtime != "auto" else ""
-        raise EngineError(f"precision {precision!r}{where} needs: pip install {need}")
+    # fp32 needs no CPU runtime: without one the engine runs it on torch (an optional
+    # extra must not stop the default precision); only a runtime named by the caller insists.
+    if not runtime_for(precision, runtime) and not (precision == "fp32" and runtime == "auto"):
+        raise EngineError(_missing_runtime(precision, runtime))
     return precision
+
+
+def _missing_runtime(precision: str, runtime: str) -> str:
+    need = ("openvino" if precision == "bf16" or runtime == "openvino" else
+            "onnxruntime onnx" if precision == "int8" else "onnxruntime")
+    where = f" with runtime {runtime!r}" if runtime != "auto" else ""
+    return f"precision {precision!r}{where} needs: pip install {need}"
 
 
 def auto_candidates(runtime: str, native: tuple[str, ...]) -> list[str]:
@@ -168,7 +175,10 @@ def _build(graph: Path | bytes, size: tuple[int, int], num_classes: int, chosen:
 
 def _runner(graph: Path | bytes, size: tuple[int, int], num_classes: int, chosen: str,
             runtime: str, threads: int | None) -> Any:
-    use_ov = runtime_for(chosen, runtime) == "openvino"
+    found = runtime_for(chosen, runtime)
+    if found is None:  # fp32 with neither runtime: the engine's torch path runs that
+        raise EngineError(_missing_runtime(chosen, runtime))
+    use_ov = found == "openvino"
     if use_ov:
         # int8 leaves a few small layers in float: bf16 where the CPU has it (measured).
         rest = "bf16" if "bf16" in cpu_features.cpu_precisions() else "fp32"

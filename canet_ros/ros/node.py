@@ -35,6 +35,10 @@ NODE_NAME = "segmentation_node"
 # How long one spin_once waits; a stop request is seen within about this long.
 SPIN_POLL_S = 0.1
 _RCL_SOURCE_LOCATION = re.compile(r",? at \S+:\d+")
+# The one line for a start without ROS 2 on the path (a pip install, an unsourced shell);
+# ``canet benchmark --startup`` recognises it.
+ROS_MISSING = ("ROS 2 Python (rclpy) is not importable: source your ROS 2 setup (e.g. "
+               "/opt/ros/jazzy/setup.bash) in this shell and start the node again")
 
 
 class StopSignals:
@@ -94,9 +98,13 @@ def main(args: Optional[List[str]] = None) -> int:
 
 
 def _run(args: Optional[List[str]], signals: StopSignals) -> int:
-    import rclpy
-    from rclpy.logging import get_logger
-    from rclpy.signals import SignalHandlerOptions
+    try:
+        import rclpy
+        from rclpy.logging import get_logger
+        from rclpy.signals import SignalHandlerOptions
+    except ImportError as exc:  # no ROS logging without rclpy: one plain line instead
+        print(f"{NODE_NAME}: cannot start: {ROS_MISSING} ({exc})", file=sys.stderr)
+        return 1
 
     from canet_ros.ros.segmentation import SegmentationNode, StartupError
 

@@ -196,8 +196,39 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, **kw)
 
 
+# Where the docs' repo-relative paths point; the same files ship inside the package.
+_SHIPPED_AT = ("canet_ros", "training", "configs")
+
+
+def shipped_configs() -> Dict[str, Path]:
+    """Return the training configs installed with the package, by file name."""
+    folder = Path(__file__).resolve().parent / "configs"
+    return {p.name: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def resolve_config(path: Union[str, Path]) -> Path:
+    """Return the file ``--config`` names: an existing path, else a shipped config.
+
+    After pip install or colcon build the repo-relative path in the docs does not exist
+    where ``canet train`` runs, so that path, or a shipped config's file name (with or
+    without ``.yaml``), means the package's copy. An existing file always wins.
+    """
+    given = Path(path)
+    if given.exists():
+        return given
+    shipped = shipped_configs()
+    parts = given.parts
+    if parts and not given.is_absolute() and parts[:-1] in ((), _SHIPPED_AT):
+        for name in (parts[-1], f"{parts[-1]}.yaml"):
+            if name in shipped:
+                return shipped[name]
+    raise ValueError(f"{path}: config file not found; the configs shipped with canet_ros, "
+                     f"named by file name alone: {', '.join(shipped) or 'none'}")
+
+
 def load_yaml(path: Union[str, Path]) -> Dict[str, Any]:
-    path = Path(path)
+    """Read a --config file (``resolve_config`` finds it) as option: value."""
+    path = resolve_config(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:

@@ -33,6 +33,7 @@ import torch
 import yaml
 from torch import nn
 
+from ..data.problems import brief, brief_items
 from ..errors import DatasetError
 from .config import TRAIN_LAYERS
 
@@ -56,17 +57,27 @@ def load_class_map(path: Union[str, Path]) -> Dict[str, List[str]]:
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:  # a ValueError too, so ahead of that clause
+        raise DatasetError(f"{path}: class map is not UTF-8 text (byte "
+                           f"0x{exc.object[exc.start]:02x} at position {exc.start}); save it "
+                           f"as UTF-8") from exc
     except (OSError, yaml.YAMLError) as exc:
-        raise DatasetError(f"{path}: cannot read class map ({exc})") from exc
+        why = " ".join(str(exc).split())
+        raise DatasetError(f"{path}: cannot read class map ({why})") from exc
+    except RecursionError as exc:  # PyYAML builds nested lists recursively
+        raise DatasetError(f"{path}: cannot read class map (nested too deeply)") from exc
+    except ValueError as exc:  # an integer past Python's 4300-digit limit, a 13th month
+        why = " ".join(str(exc).split())[:200]
+        raise DatasetError(f"{path}: cannot read class map ({why})") from exc
     if not isinstance(raw, dict):
         raise DatasetError(f"{path}: class map must be a mapping 'new class: old class(es)'")
     out: Dict[str, List[str]] = {}
     for new, old in raw.items():
         olds = [old] if isinstance(old, str) else old
         if not isinstance(olds, list) or not all(isinstance(o, str) for o in olds):
-            raise DatasetError(f"{path}: class map entry {new!r} must name one old class or a "
-                               f"list of them, not {old!r}")
+            raise DatasetError(f"{path}: class map entry {brief(new)} must name one old class "
+                               f"or a list of them, not {brief(old)}")
         out[str(new)] = list(olds)
     return out
 
@@ -99,8 +110,8 @@ def plan_transfer(old_names: Sequence[str], new_names: Sequence[str],
     mapped = {_norm(k): list(v) for k, v in (class_map or {}).items()}
     unknown_new = [k for k in (class_map or {}) if _norm(k) not in {_norm(n) for n in new_names}]
     if unknown_new:
-        raise DatasetError(f"class map names {unknown_new} that are not in the new class list "
-                           f"{list(new_names)}")
+        raise DatasetError(f"class map names [{brief_items(unknown_new)}] that are not in the "
+                           f"new class list [{brief_items(list(new_names), 50)}]")
     sources: List[List[int]] = []
     for new in new_names:
         olds = mapped.get(_norm(new))
@@ -109,8 +120,8 @@ def plan_transfer(old_names: Sequence[str], new_names: Sequence[str],
             continue
         missing = [o for o in olds if _norm(o) not in old_index]
         if missing:
-            raise DatasetError(f"class map: {new!r} <- {missing}: not classes of the starting "
-                               f"model {list(old_names)}")
+            raise DatasetError(f"class map: {brief(new)} <- [{brief_items(missing)}]: not classes "
+                               f"of the starting model [{brief_items(list(old_names), 50)}]")
         sources.append([old_index[_norm(o)] for o in olds])
     return ClassTransfer(sources, list(old_names), list(new_names))
 
@@ -160,7 +171,7 @@ def freeze_layers(model: nn.Module, train_layers: str) -> List[str]:
     """Freeze what ``train_layers`` leaves out; returns the frozen module names."""
     if train_layers not in _FROZEN:
         raise ValueError(f"train_layers must be one of {', '.join(TRAIN_LAYERS)}, "
-                         f"not {train_layers!r}")
+                         f"not {brief(train_layers)}")
     frozen = []
     for name in _FROZEN[train_layers]:
         module = getattr(model, name)
