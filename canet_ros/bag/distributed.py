@@ -35,16 +35,29 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BagError
-from .outdir import StagedOutdir, check_not_around_inputs, mark_outdir
+from .outdir import (
+    MARKER,
+    NAME_MAX,
+    OLD,
+    PARTIAL,
+    StagedOutdir,
+    check_not_around_inputs,
+    fit_name,
+    mark_outdir,
+)
 from .pipeline import SegmentOptions, check_options, finish_staged, segment_bag
 from .reader import describe_exception
-from .report import accuracy_fields, clean_json, merge_confusion, write_report
+from .report import CHART, LEGEND, accuracy_fields, clean_json, merge_confusion, write_report
 from .salvage import storage_files
 from .stages import sigint_deferred
 
 RANKS_DIR = ".segment_bag_ranks"
 _LOG = logging.getLogger(__name__)
 _BAG_SUFFIXES = (".mcap", ".db3", ".bag")
+# What a run itself puts at OUTDIR's top level (report.py, video.py's overlay.<suffix>, the
+# marker, the ranks' done files): a bag folder of one of these names would take its place.
+OUTDIR_OWN = frozenset({"report.json", "report.md", LEGEND, CHART, "overlay.mp4",
+                        "overlay.webm", MARKER, RANKS_DIR})
 
 
 @dataclass(frozen=True)
@@ -89,19 +102,39 @@ def find_bags(folder: Path) -> list[Path]:
     return bags
 
 
+def _stem(bag: Path) -> str:
+    return bag.stem if bag.is_file() else bag.name
+
+
+def _places(name: str) -> tuple[str, ...]:
+    # A bag's folder, and the ones beside it while a torchrun shard replaces an earlier run's.
+    return (name, name + PARTIAL, name + OLD)
+
+
+def _fit(name: str) -> str:
+    return fit_name(name, max_bytes=NAME_MAX - max(len(PARTIAL), len(OLD)))
+
+
 def output_names(bags: Sequence[Path]) -> dict[Path, str]:
-    """OUTDIR sub-folder per bag: its stem, made unique when two bags share one."""
-    stems = Counter(p.stem if p.is_file() else p.name for p in bags)
+    """Name each bag's OUTDIR sub-folder: its stem, unique and clear of OUTDIR's own files.
+
+    Bags sharing a stem, or named like a file OUTDIR holds itself, get their format added;
+    a name still taken is numbered, and one too long is shortened (fit_name).
+    """
+    stems = Counter(_stem(p) for p in bags)
+    used: set[str] = set(OUTDIR_OWN)
     names: dict[Path, str] = {}
     for p in bags:
-        stem = p.stem if p.is_file() else p.name
-        name = stem if stems[stem] == 1 else f"{stem}_{p.suffix.lstrip('.') or 'dir'}"
+        base = _stem(p)
+        if stems[base] > 1 or _fit(base) in OUTDIR_OWN:
+            base = f"{base}_{p.suffix.lstrip('.') or 'dir'}"
         # cam.mcap's "cam_mcap" can be another bag's own stem (cam_mcap.db3): numbered then,
         # the same way in every rank (the bags come sorted).
-        base, number = name, 2
-        while name in names.values():
-            name, number = f"{base}_{number}", number + 1
+        name, number = _fit(base), 2
+        while not used.isdisjoint(_places(name)):
+            name, number = _fit(f"{base}_{number}"), number + 1
         names[p] = name
+        used.update(_places(name))
     return names
 
 

@@ -15,6 +15,7 @@
 """Output folder rules: never into or around the input, never over someone else's files."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ from .errors import BagError
 
 # Written first into every output folder; --overwrite only deletes folders that carry it.
 MARKER = ".canet_segment_bag"
+PARTIAL, OLD = ".partial", ".old"  # beside a folder while a rerun replaces it
+NAME_MAX = 255  # bytes in one file name on Linux file systems (ext4, xfs, btrfs, tmpfs)
 
 
 def _is_within(child: Path, parent: Path) -> bool:
@@ -59,11 +62,30 @@ def _check_ours(folder: Path) -> None:
 
 def staging_path(outdir: Path) -> Path:
     """Where a run that replaces OUTDIR writes until it is complete."""
-    return outdir.with_name(outdir.name + ".partial")
+    return outdir.with_name(outdir.name + PARTIAL)
 
 
 def _old_path(outdir: Path) -> Path:
-    return outdir.with_name(outdir.name + ".old")  # the earlier output, for the swap only
+    return outdir.with_name(outdir.name + OLD)  # the earlier output, for the swap only
+
+
+def fit_name(stem: str, suffix: str = "", max_bytes: int = NAME_MAX) -> str:
+    """Return ``stem + suffix`` if it has at most ``max_bytes`` bytes, else a shortened name.
+
+    The shortened name is the start of ``stem``, ``-``, 8 hex digits of its SHA-256 and
+    ``suffix``: the same stem always gives the same name and two stems differ in their
+    digests, so shortened names stay unique (a bag named with 250 bytes must still get an
+    output).
+    """
+    name = stem + suffix
+    if len(os.fsencode(name)) <= max_bytes:
+        return name
+    digest = hashlib.sha256(os.fsencode(stem)).hexdigest()[:8]
+    budget = max_bytes - len(os.fsencode(f"-{digest}{suffix}"))
+    start = stem
+    while start and len(os.fsencode(start)) > budget:  # whole characters: never half of one
+        start = start[:-1]
+    return f"{start}-{digest}{suffix}"
 
 
 def check_outdir(outdir: Path, overwrite: bool) -> None:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import sys
 import threading
@@ -29,7 +30,14 @@ from ..metrics import ConfusionMatrix
 from ..progress import progress
 from .errors import BagError
 from .groundtruth import DirGroundTruth, GroundTruth, GroundTruthError, TopicGroundTruth
-from .outdir import StagedOutdir, check_not_around_inputs, check_outdir
+from .outdir import (
+    NAME_MAX,
+    StagedOutdir,
+    check_not_around_inputs,
+    check_outdir,
+    fit_name,
+    staging_path,
+)
 from .reader import InputBag, TopicSummary, describe_exception, frame_stamp, ros2_header
 from .report import RunStats, build_report, engine_fields, write_report
 from .salvage.damage import Recovered
@@ -68,8 +76,30 @@ class SegmentOptions:
     final_outdir: Path | None = None
 
 
-def output_bag_name(path: Path) -> str:
-    return f"{path.stem if path.is_file() else path.name}_segmented"
+# The output bag folder holds <its name>.mcap or .db3, and sqlite3's <name>.db3-journal.
+_BAG_FILE_ROOM = len(".db3-journal")
+# SQLite (unix VFS) opens no database whose absolute path plus "-journal" is over 512 bytes.
+_SQLITE_PATH_MAX = 512
+_SUFFIX = "_segmented"
+
+
+def output_bag_name(path: Path, storage: str = "mcap", outdir: Path | None = None) -> str:
+    """<input name>_segmented, shortened (fit_name) where its files' paths would not fit.
+
+    For sqlite3 the database's whole path counts, written in ``outdir`` or beside it (a
+    rerun's OUTDIR.partial); BagError where even a shortened name cannot fit there.
+    """
+    max_bytes = NAME_MAX - _BAG_FILE_ROOM
+    if storage == "sqlite3" and outdir is not None:
+        folder = len(os.fsencode(os.path.abspath(staging_path(outdir))))
+        # folder/<name>/<name>.db3-journal
+        max_bytes = min(max_bytes, (_SQLITE_PATH_MAX - folder - 2 - _BAG_FILE_ROOM) // 2)
+    name = fit_name(path.stem if path.is_file() else path.name, _SUFFIX, max_bytes)
+    if len(os.fsencode(name)) > max_bytes:  # only where OUTDIR's own path is most of 512
+        raise BagError(f"{outdir}: too long a path for a sqlite3 output bag (SQLite opens "
+                       f"paths of up to {_SQLITE_PATH_MAX} bytes); choose a shorter --out "
+                       f"or --storage mcap")
+    return name
 
 
 def check_options(options: SegmentOptions) -> None:
@@ -95,6 +125,7 @@ class BagJob:
         self.bag = InputBag(options.source, options.salvage)  # checks the format only
         check_not_around_inputs(options.outdir, [options.source])
         check_outdir(options.outdir, options.overwrite)
+        self.bag_name = output_bag_name(options.source, options.storage, options.outdir)
         self.bag.open_reader()
         self.video: Any = None
         try:
@@ -110,7 +141,6 @@ class BagJob:
             raise
         self.topics = OutputTopics.for_input(self.topic.name)
         self.workdir = options.outdir  # beside OUTDIR while an earlier run's is replaced
-        self.bag_name = output_bag_name(options.source)
         self.out: OutputBag | None = None
 
     def close(self) -> None:

@@ -18,6 +18,8 @@ No ROS import: rosbags reads the files and owns the message types.
 """
 from __future__ import annotations
 
+import contextlib
+import reprlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,32 @@ _MAGIC = {
     b"#ROSBAG V2.0\n": ".bag",
 }
 _SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3", ".bag": "ros1"}
+_CAUSE_CHARS = 500  # a reader's message quoting a metadata value stays one readable line
+
+
+def _value_repr() -> reprlib.Repr:
+    # A YAML alias bomb is a few hundred bytes whose full repr runs to gigabytes: never more
+    # than a few items a level and a few levels (Repr's keyword arguments need Python 3.12).
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxset = 3, 4, 4, 4
+    short.maxstring, short.maxother = 40, 40
+    return short
+
+
+_REPR = _value_repr()
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """Return the repr of a value read from a bag's metadata, at most ``limit`` characters."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def clip(text: str, limit: int = _CAUSE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def _sniff(path: Path) -> str | None:
@@ -70,9 +98,20 @@ def _check_metadata(path: Path) -> str:
         raise MetadataError(f"{meta}: not a rosbag2 metadata file ({type(exc).__name__}: "
                             f"{why})") from None
     if storage not in ROS2_STORAGES:
-        raise BagError(f"{path}: unknown storage format {storage!r} in metadata.yaml "
+        raise BagError(f"{path}: unknown storage format {short_repr(storage)} in metadata.yaml "
                        f"(supported: {', '.join(ROS2_STORAGES)})")
     return str(storage)
+
+
+def _check_quoted_fields(meta: Path) -> None:
+    """Refuse what rosbags would quote whole when it refuses it (an alias bomb: gigabytes)."""
+    try:
+        info = yaml.safe_load(meta.read_text(encoding="utf-8"))["rosbag2_bagfile_information"]
+        compression = info.get("compression_format")
+    except Exception:  # rosbags reads it next and says what is wrong
+        return
+    if compression is not None and not isinstance(compression, str):
+        raise BagError(f"{meta}: compression_format {short_repr(compression)} is not a string")
 
 
 def detect_format(path: Path) -> str:
@@ -105,6 +144,21 @@ def detect_format(path: Path) -> str:
         raise BagError(f"{path}: corrupt or not a {_SUFFIXES[suffix]} bag (wrong file "
                        f"header){hint}")
     return _SUFFIXES[suffix]
+
+
+def _check_connections(reader: AnyReader, where: Path) -> None:
+    """Refuse topic entries that rosbags took from metadata.yaml without checking them.
+
+    A name, type or count of the wrong kind would otherwise fail later, as a TypeError from
+    ``reader.topics``; as an open failure it is salvaged (or refused) like other bad metadata.
+    """
+    for conn in reader.connections:
+        for what, value, kind in (("topic name", conn.topic, str),
+                                  ("message type", conn.msgtype, str),
+                                  ("message count", conn.msgcount, int)):
+            if not isinstance(value, kind) or isinstance(value, bool):
+                noun = "a string" if kind is str else "an integer"
+                raise BagError(f"{where}: {what} {short_repr(value)} is not {noun}")
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -166,10 +220,16 @@ class InputBag:
                 raise self._refuse(bad_metadata)
             paths = (storage_files(self.path) or ("", []))[1]
         reader = AnyReader(paths, default_typestore=humble_typestore())
+        from_metadata = self.path.is_dir() and paths == [self.path]
         try:
+            if from_metadata:
+                _check_quoted_fields(self.path / "metadata.yaml")
             reader.open()
+            _check_connections(reader, self.path / "metadata.yaml" if from_metadata else self.path)
         except Exception as exc:  # rosbags raises many types for damaged files
-            cause = describe_exception(exc)
+            with contextlib.suppress(Exception):
+                reader.close()
+            cause = clip(describe_exception(exc))
             if bad_metadata:
                 cause = f"{bad_metadata}; {cause}"
             if not self.salvage:
