@@ -98,7 +98,7 @@ def patch_headers(path: Path, field: str, value: int) -> None:
 
 
 def cli_error(capsys, source: Path, into: Path) -> str:
-    """The one line ``canet dataset import-cvat`` prints for a refused import (status 1)."""
+    """Return the one line ``canet dataset import-cvat`` prints for a refused import (status 1)."""
     assert main(["dataset", "import-cvat", str(source), "--into", str(into)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and TEMP_PREFIX not in err
@@ -142,8 +142,8 @@ def test_name_too_long_for_the_file_system_names_zip_and_member(tmp_path):
     assert TEMP_PREFIX not in str(exc.value)
 
 
-@pytest.mark.parametrize("file_first", [True, False], ids=["file-then-folder",
-                                                            "folder-then-file"])
+@pytest.mark.parametrize("file_first", [True, False],
+                         ids=["file-then-folder", "folder-then-file"])
 def test_a_file_and_a_folder_of_one_name_are_named(tmp_path, capsys, file_first):
     folder, members, _ = package(tmp_path)
     entries = sorted(members.items())
@@ -173,7 +173,7 @@ def test_a_member_twice_in_the_zip_is_refused(tmp_path):
 
 # -- frame lists that point outside the export -----------------------------------------
 def outside_mask(tmp_path: Path, members: Dict[str, bytes], folder: Path) -> Path:
-    """A valid colour mask and its frame outside the export: what an escape would import."""
+    """Write a valid colour mask and its frame outside the export: what an escape would import."""
     colour = next(d for n, d in sorted(members.items()) if n.startswith("SegmentationClass/"))
     (tmp_path / "elsewhere").mkdir()
     outside = tmp_path / "elsewhere" / "outside.png"

@@ -40,7 +40,7 @@ CAR, CAR_RGB = 8, (64, 0, 128)  # CamVid's car id and colour
 
 
 def stored_frame() -> tuple:
-    """A 64x48 frame stored with a car strip on its 8 left columns, and that mask."""
+    """Return a 64x48 frame stored with a car strip on its 8 left columns, and that mask."""
     image = np.zeros((48, 64, 3), np.uint8)
     image[:, :8] = CAR_RGB
     mask = np.zeros((48, 64), np.uint8)
@@ -55,7 +55,7 @@ def save_jpeg(path: Path, rgb: np.ndarray, orientation: int) -> None:
 
 
 def shown(mask: np.ndarray, orientation: int) -> np.ndarray:
-    """The mask as a viewer shows the frame: EXIF 6 is turned 90 degrees clockwise, 3 by 180."""
+    """Turn the mask as a viewer shows the frame: EXIF 6 by 90 degrees clockwise, 3 by 180."""
     return np.ascontiguousarray({6: np.rot90(mask, -1), 3: np.rot90(mask, 2)}[orientation])
 
 

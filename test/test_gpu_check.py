@@ -263,8 +263,10 @@ def test_partial_benchmark_lines_show_what_was_measured_and_na_for_the_rest():
 
 @pytest.fixture
 def stand_in_steps(monkeypatch):
-    """run_all with a bench step that returns a partial run and a train step that notes its
-    call; the run's own SIGINT/SIGTERM handlers are put back afterwards."""
+    """Give run_all a bench step returning a partial run and a train step noting its call.
+
+    The run's own SIGINT/SIGTERM handlers are put back afterwards.
+    """
     called = []
     monkeypatch.setattr(gpu_check_run, "step_bench", lambda ctx: {
         "runs": [_partial_run()], "ok": False})

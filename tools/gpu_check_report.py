@@ -258,7 +258,7 @@ def write_report_safely(ctx: Context, after: str) -> str:
 
 
 def _plain_summary(ctx: Context) -> str:
-    """The least that can be said: each step's verdict and the errors, nothing formatted."""
+    """Return the least that can be said: each step's verdict and the errors, unformatted."""
     lines = [f"canet_ros GPU check, {ctx.results.get('started_utc')} (plain summary: the "
              "report code failed; every figure is in summary.json)"]
     for name, step in (ctx.results.get("steps") or {}).items():

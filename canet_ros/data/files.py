@@ -66,7 +66,7 @@ def png_grey_bits(path: Path) -> Optional[int]:
 
 
 def _palette_indices(path: Path) -> np.ndarray:
-    """The pixel indices of a palette PNG (OpenCV gives only the colours they stand for)."""
+    """Return the pixel indices of a palette PNG (OpenCV gives only the colours they stand for)."""
     from PIL import Image  # pillow comes with matplotlib; only palette masks need it
 
     try:
