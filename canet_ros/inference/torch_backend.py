@@ -235,35 +235,52 @@ class DevicePath:
 
     def compute(self, frame: torch.Tensor, req: Request,
                 clock: Any = None) -> dict[str, torch.Tensor]:
-        """Make the outputs ``req`` asks for from one frame on the device (current stream)."""
+        """Make the outputs ``req`` asks for from one frame on the device (current stream).
+
+        Tensors are dropped as soon as they are spent and confidence (a network-size
+        softmax) comes before the frame-sized images: the frame's peak memory stays
+        under half of its upsampled fp32 logits (docs/performance.md). Stage times are
+        kept by name, so the order does not change them.
+        """
         mark = clock.mark if clock is not None else (lambda stage: None)
         runner = self.runner
         out_hw = self.out_hw(tuple(frame.shape[:2]))
         x, small = dev.preprocess(frame, self.resolution, *self.affine, req.order,
                                   runner.dtype, runner.channels_last)
+        base = frame if out_hw == tuple(frame.shape[:2]) else small
+        del small
         mark("preprocess")
         logits = runner.forward(x)
         if self.tta:  # a graph replay reuses its output: take the first before the second
             logits = dev.flip_tta_logits(logits.float().clone(), runner.forward(x.flip(-1)))
+        del x
         mark("model")
         grid = self.grid(out_hw, lambda cells: dev.DeviceGrid(cells, frame.device))
-        labels, small_labels, mixed = dev.labels(grid, logits)
-        outs = {"labels": labels.to(self.label_dtype)}
+        labels, small_labels, mixed = dev.labels(grid, logits, self.label_dtype,
+                                                 confidence=req.confidence)
+        outs = {"labels": labels}
         mark("upsample_argmax")
-        colours = None
+        if req.confidence:
+            outs["confidence"] = dev.confidence(grid, logits, mixed)
+            if mixed is not None:
+                mixed.exact = None  # in the output now
+        mark("confidence")
+        outs.update(self._images(grid, small_labels, mixed, base, req, mark))
+        return outs
+
+    def _images(self, grid: Any, small_labels: torch.Tensor, mixed: Any, base: torch.Tensor,
+                req: Request, mark: Callable[[str], None]) -> dict[str, torch.Tensor]:
+        """Colour and overlay as asked (both stages marked either way)."""
+        outs, colours = {}, None
         if req.color or req.overlay:
             colours = dev.colour(grid, small_labels, self.palette, mixed)
         if req.color:
             outs["color"] = colours
         mark("colour")
         if req.overlay:
-            base = frame if out_hw == tuple(frame.shape[:2]) else small
             tint = colours if req.order == "rgb" else colours.flip(-1)
             outs["overlay"] = dev.blend(base, tint, req.alpha)
         mark("overlay")
-        if req.confidence:
-            outs["confidence"] = dev.confidence(grid, logits, mixed)
-        mark("confidence")
         return outs
 
     def prepare(self, model_input: Callable[[], torch.Tensor]) -> None:
