@@ -211,3 +211,25 @@ def test_unknown_dataset_without_a_root_is_named_not_a_key_error():
     with pytest.raises(DatasetError) as exc:
         build_dataset(LONG, None, "train")  # is_dir() of such a name: file name too long
     assert len(str(exc.value)) < SHORT and "unknown dataset 'xxx" in str(exc.value)
+
+
+# -- canet train --config ------------------------------------------------------------------
+def test_config_with_keys_of_mixed_types_names_them(tmp_path):
+    from canet_ros.training.config import check_values, load_yaml
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text("1: x\nfoo: y\nlr: 0.1\n", encoding="utf-8")
+    with pytest.raises(ValueError) as exc:  # sorting 1 against 'foo' was a TypeError
+        check_values(load_yaml(path), str(path))
+    assert str(exc.value) == f"{path}: unknown training option(s): 1, foo"
+
+
+def test_config_that_is_not_utf8_is_named(tmp_path):
+    from canet_ros.training.config import load_yaml
+
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("optimizer: adam # caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError) as exc:
+        load_yaml(path)
+    assert str(exc.value) == (f"{path}: config is not UTF-8 text (byte 0xe9 at position 21); "
+                              f"save it as UTF-8")

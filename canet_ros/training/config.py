@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import yaml
 
 from ..classes import CLASS_SETS
+from .config_files import load_yaml, resolve_config, shipped_configs  # noqa: F401 (API)
 from .config_types import FORMS, check_value, parse_val_set
 
 TRAIN_LAYERS = ("all", "decoder", "head", "classifier")
@@ -196,48 +197,6 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, **kw)
 
 
-# Where the docs' repo-relative paths point; the same files ship inside the package.
-_SHIPPED_AT = ("canet_ros", "training", "configs")
-
-
-def shipped_configs() -> Dict[str, Path]:
-    """Return the training configs installed with the package, by file name."""
-    folder = Path(__file__).resolve().parent / "configs"
-    return {p.name: p for p in sorted(folder.glob("*.yaml"))}
-
-
-def resolve_config(path: Union[str, Path]) -> Path:
-    """Return the file ``--config`` names: an existing path, else a shipped config.
-
-    After pip install or colcon build the repo-relative path in the docs does not exist
-    where ``canet train`` runs, so that path, or a shipped config's file name (with or
-    without ``.yaml``), means the package's copy. An existing file always wins.
-    """
-    given = Path(path)
-    if given.exists():
-        return given
-    shipped = shipped_configs()
-    parts = given.parts
-    if parts and not given.is_absolute() and parts[:-1] in ((), _SHIPPED_AT):
-        for name in (parts[-1], f"{parts[-1]}.yaml"):
-            if name in shipped:
-                return shipped[name]
-    raise ValueError(f"{path}: config file not found; the configs shipped with canet_ros, "
-                     f"named by file name alone: {', '.join(shipped) or 'none'}")
-
-
-def load_yaml(path: Union[str, Path]) -> Dict[str, Any]:
-    """Read a --config file (``resolve_config`` finds it) as option: value."""
-    path = resolve_config(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read config ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: config must be a mapping of option: value")
-    return data
-
-
 def check_values(values: Mapping[str, Any], origin: str) -> Dict[str, Any]:
     """Return config-file values converted as their flags convert them; refuse the rest.
 
@@ -245,9 +204,10 @@ def check_values(values: Mapping[str, Any], origin: str) -> Dict[str, Any]:
     form, so that it is one line before any data loads (config_types.py).
     """
     hints = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - set(hints))
+    unknown = sorted((str(k) for k in set(values) - set(hints)), key=str)  # YAML keys: any type
     if unknown:
-        raise ValueError(f"{origin}: unknown training option(s): {', '.join(unknown)}")
+        shown = ", ".join(k[:40] for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise ValueError(f"{origin}: unknown training option(s): {shown}")
     out: Dict[str, Any] = {}
     for key, value in values.items():
         try:  # None (an empty YAML value) leaves the default
