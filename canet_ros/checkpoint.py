@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 import warnings
 import zipfile
@@ -192,16 +193,33 @@ def _torch_load(path: Path, map_location: Union[str, torch.device]) -> Any:
             warnings.simplefilter("ignore")  # pickle-protocol notes: noise for a user
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path}: a torch file holding pickled Python objects (such as a "
-                              f"whole model), not a canet_ros checkpoint of tensors and "
-                              f"metadata") from exc
+        if not _truncated(exc):
+            raise CheckpointError(f"{path}: a torch file holding pickled Python objects (such "
+                                  f"as a whole model), not a canet_ros checkpoint of tensors "
+                                  f"and metadata") from exc
+        raise CheckpointError(f"{path}: {_load_failure(path, exc)}") from exc
     except Exception as exc:  # torch reports damage as RuntimeError, EOFError, KeyError ...
         raise CheckpointError(f"{path}: {_load_failure(path, exc)}") from exc
 
 
+def _truncated(exc: BaseException) -> bool:
+    """Whether a failed load ran out of bytes (a file cut short), not a refused object.
+
+    Before torch 2.5 a ``weights_only`` load wraps every RuntimeError, the C++ reader's
+    "unexpected EOF" included, in an UnpicklingError (its text appended after
+    "WeightsUnpickler error:", the original kept as ``__context__``), so the type alone
+    does not tell a truncated file from a pickled model.
+    """
+    for err in (exc, exc.__context__):
+        text = str(err)
+        if isinstance(err, EOFError) or re.search(r"\bEOF", text) or "data was truncated" in text:
+            return True
+    return False
+
+
 def _load_failure(path: Path, exc: Exception) -> str:
     """Describe a torch file that torch.load refused: damaged, or why not."""
-    damaged = isinstance(exc, EOFError) or "EOF" in str(exc)
+    damaged = _truncated(exc)
     if not damaged and zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:

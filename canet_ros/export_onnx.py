@@ -38,6 +38,7 @@ from torch import nn
 from . import __version__
 from .checkpoint import load_checkpoint, resolve_checkpoint
 from .errors import CanetError
+from .inference.onnx_runtime import torchscript_export_options
 
 __all__ = ["DEFAULT_OPSET", "ExportError", "INPUT_NAME", "LABELS_NAME", "LOGITS_NAME",
            "MAX_OPSET", "MIN_OPSET", "OnnxExport", "export_onnx_file", "read_metadata"]
@@ -74,14 +75,28 @@ def _check_request(size: Optional[Tuple[int, int]], dynamic: bool, precision: st
                    opset: int) -> None:
     if precision not in ("fp32", "fp16"):
         raise ExportError(f"--precision {precision!r}: choose fp32 or fp16")
-    if not MIN_OPSET <= opset <= MAX_OPSET:
+    highest = _highest_opset()
+    if not MIN_OPSET <= opset <= highest:
+        with_torch = f" with torch {torch.__version__}" if highest < MAX_OPSET else ""
         raise ExportError(f"--opset {opset}: this exporter writes opsets {MIN_OPSET} to "
-                          f"{MAX_OPSET}")
+                          f"{highest}{with_torch}")
     if dynamic and size is not None:
         raise ExportError("--dynamic exports any input size; give it without --height/--width")
     if size is not None and min(size) < MIN_SIDE:
         raise ExportError(f"--width {size[0]} --height {size[1]}: both must be at least "
                           f"{MIN_SIDE} (the network's coarsest stage is 1/32 of the input)")
+
+
+def _highest_opset() -> int:
+    """MAX_OPSET, or less where the installed torch's TorchScript exporter stops earlier.
+
+    torch 2.1 writes up to 17: asked for more it only warns and emits nodes the ONNX
+    checker rejects.
+    """
+    from torch.onnx import _constants
+
+    return min(MAX_OPSET, int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET",
+                                      MAX_OPSET)))
 
 
 def _trace_size(size: Optional[Tuple[int, int]], dynamic: bool,
@@ -168,8 +183,24 @@ def _to_onnx(net: nn.Module, size: Tuple[int, int], dynamic: bool, opset: int) -
         warnings.simplefilter("ignore")
         torch.onnx.export(net, (example,), buffer, input_names=[INPUT_NAME],
                           output_names=[LOGITS_NAME, LABELS_NAME], opset_version=opset,
-                          dynamic_axes=axes, do_constant_folding=True, dynamo=False)
+                          dynamic_axes=axes, do_constant_folding=True,
+                          **torchscript_export_options())
     return buffer.getvalue()
+
+
+def _explain_missing_half_kernel(exc: RuntimeError, precision: str, device: str) -> None:
+    """Raise ExportError for an fp16 trace on a CPU whose torch lacks a half kernel.
+
+    Tracing runs the network once; older torch (2.1) has no half-precision CPU
+    convolution and says '"slow_conv2d_cpu" not implemented for 'Half''.
+    """
+    text = str(exc)
+    if precision != "fp16" or not device.startswith("cpu") or "for 'Half'" not in text:
+        return
+    kernel = text.split(" not implemented", 1)[0].strip('"')
+    raise ExportError(f"--precision fp16 on the CPU: torch {torch.__version__} has no "
+                      f"half-precision CPU kernel for {kernel}, which tracing runs; export "
+                      f"fp16 with --device cuda, or with a newer torch") from exc
 
 
 def _annotate(data: bytes, metadata: Mapping[str, str]) -> bytes:
@@ -233,7 +264,11 @@ def export_onnx_file(checkpoint: Optional[PathLike], out: PathLike, *,
     model, meta = load_checkpoint(checkpoint)
     trace_size = _trace_size(size, dynamic, meta.get("input_size"))
     net = _Deployable(model, meta["mean"], meta["std"], precision == "fp16").eval().to(device)
-    data = _to_onnx(net, trace_size, dynamic, opset)
+    try:
+        data = _to_onnx(net, trace_size, dynamic, opset)
+    except RuntimeError as exc:
+        _explain_missing_half_kernel(exc, precision, device)
+        raise
     metadata = _metadata(meta, resolve_checkpoint(checkpoint).name, trace_size, dynamic,
                          precision, opset)
     data = _annotate(data, metadata)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from canet_ros.checkpoint import load_checkpoint
 from canet_ros.classes import CAMVID
@@ -155,6 +156,16 @@ def test_dynamic_graph_takes_other_sizes_and_batches(tmp_path_factory, frames, r
         assert_equal_up_to_ties(labels, reference(batch))
 
 
+def _cpu_runs_half_convs() -> bool:
+    try:  # torch before ~2.2 has no fp16 conv on the CPU; export then refuses fp16 there
+        torch.nn.functional.conv2d(torch.zeros(1, 1, 3, 3, dtype=torch.half),
+                                   torch.zeros(1, 1, 1, 1, dtype=torch.half))
+    except RuntimeError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _cpu_runs_half_convs(), reason="this torch has no fp16 conv on the CPU")
 def test_fp16_agrees_with_torch_fp32(tmp_path_factory, frames, reference):
     path, result = export(tmp_path_factory, "--precision", "fp16",
                           "--width", "240", "--height", "180")
@@ -173,7 +184,7 @@ def test_fp16_agrees_with_torch_fp32(tmp_path_factory, frames, reference):
     (["--height", "64"], "--height and --width together"),
     (["--dynamic", "--height", "64", "--width", "64"], "--dynamic"),
     (["--height", "16", "--width", "64"], "at least 32"),
-    (["--opset", "9"], "opsets 11 to 20"),
+    (["--opset", "9"], "opsets 11 to "),  # the ceiling is the installed torch's (17 on 2.1)
     (["--checkpoint", "NOFILE"], "no such checkpoint file"),
 ], ids=["height-alone", "dynamic-and-size", "too-small", "opset", "missing-checkpoint"])
 def test_bad_requests_are_one_line_errors(tmp_path, capsys, args, message):

@@ -28,6 +28,7 @@ Only torch-free code runs at import; exporting imports torch.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 import logging
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = ["CachedGraph", "OnnxRunner", "cache_dir", "cached_graph", "export_onnx",
-           "file_digest", "model_fingerprint", "onnxruntime_available", "store_graph"]
+           "file_digest", "model_fingerprint", "onnxruntime_available", "store_graph",
+           "torchscript_export_options"]
 
 log = logging.getLogger("canet_ros.inference")
 OPSET = 17
@@ -148,6 +150,22 @@ def model_fingerprint(model: nn.Module, size: tuple[int, int]) -> str:
     return digest.hexdigest()[:32]
 
 
+def torchscript_export_options() -> dict[str, Any]:
+    """Keyword arguments that make ``torch.onnx.export`` use its TorchScript exporter.
+
+    torch 2.5 added ``dynamo`` (and from 2.9 it defaults to True); before 2.5 the
+    TorchScript exporter is the only one and the keyword is a TypeError, so it is passed
+    only where the signature has it.
+    """
+    import torch.onnx
+
+    try:
+        names = inspect.signature(torch.onnx.export).parameters
+    except (TypeError, ValueError):  # no signature to read: assume a modern torch
+        return {"dynamo": False}
+    return {"dynamo": False} if "dynamo" in names else {}
+
+
 def _export_bytes(model: nn.Module, size: tuple[int, int]) -> bytes:
     import torch
 
@@ -159,7 +177,8 @@ def _export_bytes(model: nn.Module, size: tuple[int, int]) -> bytes:
         # that needs no extra packages and handles this model.
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (example,), buffer, input_names=["input"],
-                          output_names=["logits"], opset_version=OPSET, dynamo=False)
+                          output_names=["logits"], opset_version=OPSET,
+                          **torchscript_export_options())
     return buffer.getvalue()
 
 
