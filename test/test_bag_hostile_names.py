@@ -121,6 +121,20 @@ def test_an_alias_bomb_as_compression_format_is_salvaged_with_a_short_cause(tmp_
     assert len(str(refused.value)) < 2 * len(str(folder)) + 300
 
 
+@pytest.mark.parametrize("listing", ["bomb", "long"])
+def test_a_file_list_that_cannot_name_files_reads_the_folders_own_files(tmp_path, listing):
+    # An alias bomb made one name of megabytes, a 300-byte name made is_file() raise
+    # ENAMETOOLONG: both escaped as a raw OSError instead of salvaging the bag.
+    folder = camera_bag(tmp_path / "rec", n=3, topic=CAM)
+    long_name = "x" * 300 + ".mcap"
+    _edit_metadata(folder, lambda info: info.update(relative_file_paths=[long_name]))
+    if listing == "bomb":  # one line, so that the rest of the file stays valid YAML
+        _set_raw(folder, "relative_file_paths", _alias_bomb(6))
+    with InputBag(folder) as bag:
+        assert len(list(bag.messages(CAM))) == 3
+        assert bag.damage is not None
+
+
 # -- C: bags named like OUTDIR's own files ----------------------------------------------------
 
 def _bare_mcap(tmp_path: Path, dest: Path, n: int) -> None:

@@ -80,11 +80,26 @@ def _files(path: Path, storage: str) -> tuple[list[Path], dict[str, Any]]:
     if path.is_file():
         return [path], {}
     meta = _metadata(path)
-    names = meta.get("relative_file_paths") or []
-    files = [path / Path(str(n)).name for n in names]
+    files = [path / name for name in _listed_names(meta)]
     if not any(file.is_file() for file in files):
         files = (storage_files(path) or (storage, []))[1]
     return files, meta
+
+
+def _listed_names(meta: dict[str, Any]) -> list[str]:
+    """Return metadata.yaml's storage file names, or none where the list is not one.
+
+    A damaged metadata.yaml may hold anything there (an alias bomb's nested lists made a
+    name of megabytes; a name over 255 bytes made is_file() raise): then the folder's own
+    storage files are read instead, as when the listed files are all absent.
+    """
+    names = meta.get("relative_file_paths")
+    if not isinstance(names, list):
+        return []
+    base = [Path(n).name if isinstance(n, str) else "" for n in names]
+    if not all(0 < len(n.encode("utf-8", "surrogateescape")) <= 255 for n in base):
+        return []
+    return base
 
 
 def open_salvage(path: Path, storage: str, cause: str) -> SalvageSource:
