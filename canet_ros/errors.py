@@ -19,7 +19,7 @@ loading torch. ``canet`` reports any ``CanetError`` as one line and exit status 
 """
 from __future__ import annotations
 
-__all__ = ["CanetError", "DatasetError"]
+__all__ = ["BackboneWeightsError", "CanetError", "DatasetError"]
 
 
 class CanetError(Exception):
@@ -28,3 +28,7 @@ class CanetError(Exception):
 
 class DatasetError(CanetError, RuntimeError):
     """A dataset that cannot be read; the message names the folder or file."""
+
+
+class BackboneWeightsError(CanetError, RuntimeError):
+    """ImageNet backbone weights were asked for but cannot be had; the message says why."""

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ..checkpoint import CheckpointError, read_checkpoint
-from ..errors import DatasetError
+from ..errors import CanetError
 from ..training.config import (
     add_config_arguments,
     load_yaml,
     merge_config,
     resolve_train_args,
 )
+from ..training.config_types import weights_file
 from . import EXIT_INTERRUPTED, prior_strength, run_command
 
 if TYPE_CHECKING:
@@ -36,13 +37,16 @@ if TYPE_CHECKING:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    # "resolve": _pretrained_flags replaces the flags add_config_arguments made for that
+    # option; every other option is named once.
     p = subparsers.add_parser(
-        "train", help="train a CANet model",
+        "train", help="train a CANet model", conflict_handler="resolve",
         description="Train CANet. Defaults follow the paper (Adam, lr 1e-4, wd 1e-4, batch 8, "
                     "poly 0.9, ENet-weighted cross-entropy); a --config YAML overrides the "
                     "defaults and flags override the YAML. Start under torchrun for DDP.")
     add_config_arguments(p)
     _check_forms(p)
+    _pretrained_flags(p)
     p.set_defaults(func=run)
 
 
@@ -57,6 +61,19 @@ def _check_forms(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
         if action.dest in forms:
             action.type = forms[action.dest]
+
+
+def _pretrained_flags(parser: argparse.ArgumentParser) -> None:
+    """Give --pretrained-backbone an optional FILE, as its config key takes true or a path."""
+    parser.add_argument(
+        "--pretrained-backbone", nargs="?", const=True, default=None, type=weights_file,
+        metavar="FILE", dest="pretrained_backbone",
+        help="start the context backbone from ImageNet weights: torchvision's file from the "
+             "torch hub cache ($TORCH_HOME/hub/checkpoints, downloaded if absent and online), "
+             "or FILE, a torchvision-format state_dict (.pth)")
+    parser.add_argument("--no-pretrained-backbone", action="store_const", const=False,
+                        default=None, dest="pretrained_backbone",
+                        help="random backbone initialisation (the default)")
 
 
 def _base_values(args: argparse.Namespace) -> Tuple[Dict[str, Any], str]:
@@ -101,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         _check_out_dir(cfg.out_dir, bool(cfg.resume))
         trainer = Trainer(cfg)
         best = trainer.fit()
-    except (ValueError, DatasetError, CheckpointError) as exc:
+    except (ValueError, CanetError, CheckpointError) as exc:
         print(f"canet train: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

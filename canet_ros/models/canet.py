@@ -15,7 +15,8 @@
 """CANet (Liu & Yin, ICIP 2019): spatial branch + context branch + FCA module."""
 from __future__ import annotations
 
-from typing import Dict
+import operator
+from typing import Any, Dict
 
 import torch
 from torch import nn
@@ -58,9 +59,21 @@ class CANet(nn.Module):
         return upsample_to(logits, tuple(size))
 
 
-def _canet(backbone: str, num_classes: int, pretrained_backbone: PretrainedArg) -> CANet:
-    if not isinstance(num_classes, int) or num_classes < 1:
+def _class_count(num_classes: Any) -> int:
+    """Return ``num_classes`` as an int; any integral number (numpy, torch) is one."""
+    # A bool is an int to Python (and a torch bool tensor has __index__), but no count.
+    try:
+        count = (None if isinstance(num_classes, bool) or "bool" in str(getattr(
+            num_classes, "dtype", "")) else operator.index(num_classes))
+    except TypeError:  # 11.0, "11", a tensor of several values
+        count = None
+    if count is None or count < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    return count
+
+
+def _canet(backbone: str, num_classes: Any, pretrained_backbone: PretrainedArg) -> CANet:
+    num_classes = _class_count(num_classes)
     spec = get_spec(backbone)
     body = build_backbone(backbone, pretrained_backbone)
     return CANet(body, backbone, spec.low_channels, spec.high_channels, num_classes,
@@ -72,7 +85,9 @@ def build_canet(backbone: str, num_classes: int, *,
     """Build CANet with a MobileNetV2, ResNet18 or ResNet101 context branch (CANet1/2/3).
 
     ``pretrained_backbone``: False, True (torchvision ImageNet weights from the torch
-    hub cache or the network) or a path to a torchvision-format backbone state_dict.
+    hub cache or the network), a path to a torchvision-format backbone state_dict, or such
+    a state_dict (``models.backbones.load_backbone_weights`` reads and checks one early).
+    Weights of another model are refused (BackboneWeightsError, one line naming the file).
     """
     return _canet(backbone, num_classes, pretrained_backbone)
 

@@ -14,6 +14,9 @@
 
 """Training configuration: defaults (the paper's recipe) < YAML file < command-line flags.
 
+The paper's ImageNet start of the backbone is not a default (``pretrained_backbone``):
+the file cannot be downloaded on every machine.
+
 Every field is a flag (``lr`` -> ``--lr``, ``train_exclude`` -> ``--train-exclude``), so
 nothing needs code changes to override. The resolved config is written next to the run
 (``config.yaml``) and into every checkpoint (``train_args``).
@@ -56,7 +59,8 @@ class TrainConfig:
     # Validation set whose mIoU picks best.pt; None = the holdout set if any, else the
     # mean over all sets.
     select_on: Optional[str] = None
-    pretrained_backbone: bool = False
+    # true: torchvision's ImageNet file from the torch hub cache; a path: that .pth file.
+    pretrained_backbone: Union[bool, str] = False
     # Fine-tuning: start from this checkpoint's weights ("default" = the bundled model)
     # with a fresh optimiser and schedule. Unlike --resume it does not continue a run.
     init_weights: Optional[str] = None

@@ -63,6 +63,13 @@ def device(text: str) -> str:
     return value
 
 
+def weights_file(text: str) -> str:
+    """Return a weights file's path as given; whether it is one is checked before training."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path is no weights file")
+    return text
+
+
 def parse_val_set(text: str) -> Dict[str, Any]:
     """``heldout=train:0001TP,0006R0`` -> {name, split, include}."""
     if "=" not in text:
@@ -83,7 +90,11 @@ FORMS: Dict[str, Tuple[Callable[[str], Any], str]] = {
     "threads": (positive_int, _AT_LEAST_1),
     "max_steps_this_run": (positive_int, _AT_LEAST_1),
     "late_crop_epochs": (non_negative_int, "an integer of at least 0"),
+    "pretrained_backbone": (weights_file, "true, false or the path of a .pth weights file"),
 }
+# Options that are a switch or a path: true = torchvision's ImageNet weights from the torch
+# hub cache, a path = that file (the flag: --pretrained-backbone [FILE]).
+SWITCH_OR_PATH = ("pretrained_backbone",)
 
 _PAIR = (2, "[WIDTH, HEIGHT], two positive integers", lambda v: v >= 1)
 # Lists of a fixed length (a flag checks them once merged; torch failed on a short mean).
@@ -111,6 +122,8 @@ def check_value(name: str, hint: str, value: Any) -> Any:
     """
     if name == "val_sets":
         return _val_sets(value)
+    if name in SWITCH_OR_PATH:
+        return value if isinstance(value, bool) else _scalar(name, "str", value)
     base = next((b for b in ("bool", "int", "float") if b in hint), "str")
     return _list(name, base, value) if "List[" in hint else _scalar(name, base, value)
 

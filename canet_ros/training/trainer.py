@@ -31,10 +31,11 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from ..checkpoint import build_metadata, read_checkpoint, save_checkpoint
 from ..models import build_canet
+from ..models.backbones import load_backbone_weights
 from ..progress import progress
 from . import distributed as D
 from .config import TrainConfig, portable_train_args, save_config
-from .data_setup import DataBundle, build_data
+from .data_setup import DataBundle, build_data, resolve_backbone
 from .ema import ModelEMA
 from .epoch_stats import EpochStats
 from .mixing import cutmix, step_generator
@@ -79,6 +80,10 @@ class Trainer:
         if cfg.resume:
             self._resume_blob = read_checkpoint(cfg.resume, map_location=self.device)
             train_state(self._resume_blob, cfg.resume)
+        # ImageNet weights are read (and a missing or wrong file refused) before the data
+        # loads; a resume or --init-weights checkpoint brings every weight itself.
+        self._backbone_state = None if cfg.resume or cfg.init_weights else \
+            load_backbone_weights(resolve_backbone(cfg), cfg.pretrained_backbone)
         self.dist = D.init_distributed(self.device)
         self.run_dir = Path(cfg.out_dir)
         self.use_amp = bool(cfg.amp) and self.device.type == "cuda"
@@ -131,9 +136,10 @@ class Trainer:
         cfg = self.cfg
         if cfg.init_weights and not cfg.resume:  # a resume brings its own weights
             model = self._initial_model(cfg.init_weights)
-        else:
+        else:  # the checked ImageNet tensors, once: not kept for the whole run
+            state, self._backbone_state = self._backbone_state, None
             model = build_canet(cfg.backbone, self.data.class_set.num_classes,
-                                pretrained_backbone=cfg.pretrained_backbone)
+                                pretrained_backbone=state)
         freeze_layers(model, cfg.train_layers)
         if self.dist.enabled and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
