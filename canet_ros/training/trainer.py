@@ -34,6 +34,7 @@ from ..models import build_canet
 from ..models.backbones import load_backbone_weights
 from ..progress import progress
 from . import distributed as D
+from .amp import grad_scaler
 from .config import TrainConfig, portable_train_args, save_config
 from .data_setup import DataBundle, build_data, resolve_backbone
 from .ema import ModelEMA
@@ -103,7 +104,7 @@ class Trainer:
         self.ema = ModelEMA(self.bare_model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.optimizer = self._build_optimizer()
         self.scheduler = PolyLR(self.optimizer, self.total_steps, cfg.poly_power)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.scaler = grad_scaler(self.use_amp)
         self.criterion = nn.CrossEntropyLoss(
             weight=torch.tensor(self.data.class_weights, dtype=torch.float32,
                                 device=self.device) if self.data.class_weights else None,
