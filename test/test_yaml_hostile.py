@@ -233,3 +233,13 @@ def test_config_that_is_not_utf8_is_named(tmp_path):
         load_yaml(path)
     assert str(exc.value) == (f"{path}: config is not UTF-8 text (byte 0xe9 at position 21); "
                               f"save it as UTF-8")
+
+
+def test_config_value_of_an_alias_bomb_is_quoted_short(tmp_path):
+    from canet_ros.training.config import check_values, load_yaml
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text("lr: " + inline_bomb() + "\n", encoding="utf-8")
+    with pytest.raises(ValueError) as exc:
+        check_values(load_yaml(path), str(path))
+    assert len(str(exc.value)) < SHORT and str(exc.value).startswith(f"{path}: lr: expected")

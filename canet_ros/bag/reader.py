@@ -19,7 +19,6 @@ No ROS import: rosbags reads the files and owns the message types.
 from __future__ import annotations
 
 import contextlib
-import reprlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import yaml
 from rosbags.highlevel import AnyReader
 
+from ..errors import brief
 from .errors import BagError
 from .salvage import open_salvage, storage_files
 from .salvage.damage import Damage, Recovered, SalvageSource
@@ -47,22 +47,9 @@ _SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3", ".bag": "ros1"}
 _CAUSE_CHARS = 500  # a reader's message quoting a metadata value stays one readable line
 
 
-def _value_repr() -> reprlib.Repr:
-    # A YAML alias bomb is a few hundred bytes whose full repr runs to gigabytes: never more
-    # than a few items a level and a few levels (Repr's keyword arguments need Python 3.12).
-    short = reprlib.Repr()
-    short.maxlevel, short.maxlist, short.maxdict, short.maxset = 3, 4, 4, 4
-    short.maxstring, short.maxother = 40, 40
-    return short
-
-
-_REPR = _value_repr()
-
-
 def short_repr(value: object, limit: int = 80) -> str:
     """Return the repr of a value read from a bag's metadata, at most ``limit`` characters."""
-    text = _REPR.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return brief(value, limit)
 
 
 def clip(text: str, limit: int = _CAUSE_CHARS) -> str:

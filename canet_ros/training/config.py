@@ -34,6 +34,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import yaml
 
 from ..classes import CLASS_SETS
+from ..errors import brief, brief_items
 from .config_files import load_yaml, resolve_config, shipped_configs  # noqa: F401 (API)
 from .config_types import FORMS, check_value, parse_val_set
 
@@ -245,9 +246,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def validate(cfg: TrainConfig) -> None:
     if cfg.optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be adam or sgd, not {cfg.optimizer!r}")
+        raise ValueError(f"optimizer must be adam or sgd, not {brief(cfg.optimizer)}")
     if cfg.class_weighting not in ("enet", "none"):
-        raise ValueError(f"class_weighting must be enet or none, not {cfg.class_weighting!r}")
+        raise ValueError(f"class_weighting must be enet or none, not {brief(cfg.class_weighting)}")
     for name in ("crop_size", "late_crop_size", "base_size", "input_size"):
         v = getattr(cfg, name)
         if v is not None and (len(v) != 2 or min(v) < 1):
@@ -270,7 +271,7 @@ def validate(cfg: TrainConfig) -> None:
                          f"got {cfg.blur} and {cfg.rotate}")
     if cfg.train_layers not in TRAIN_LAYERS:
         raise ValueError(f"train_layers must be one of {', '.join(TRAIN_LAYERS)}, "
-                         f"not {cfg.train_layers!r}")
+                         f"not {brief(cfg.train_layers)}")
     if cfg.steps is not None and cfg.steps < 1:
         raise ValueError(f"steps must be at least 1, got {cfg.steps}")
     if not (0.0 <= cfg.replay_ratio <= 100.0) or (cfg.replay_ratio > 0 and not
@@ -289,7 +290,7 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.holdout:
         names.append(holdout_set_name(cfg.holdout))
     if cfg.select_on and cfg.select_on not in names:
-        raise ValueError(f"select_on {cfg.select_on!r} is not a validation set "
+        raise ValueError(f"select_on {brief(cfg.select_on)} is not a validation set "
                          f"(have {', '.join(map(str, names)) or 'none'})")
 
 
@@ -317,7 +318,8 @@ def check_class_weights(weights: Sequence[float], num_classes: Optional[int]) ->
     ``num_classes`` None checks the values only (the class count is not known yet).
     """
     if not weights or not all(math.isfinite(w) and w > 0 for w in weights):
-        raise ValueError(f"class_weights must be positive numbers, got {list(weights)}")
+        raise ValueError("class_weights must be positive numbers, got "
+                         f"[{brief_items(list(weights))}]")
     if num_classes is not None and len(weights) != num_classes:
         raise ValueError(f"class_weights has {len(weights)} values for {num_classes} classes; "
                          f"give one per class")

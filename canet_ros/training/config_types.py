@@ -19,8 +19,8 @@ in a checkpoint's saved ``train_args``) must be refused by the same rule, in one
 before any data loads, not deep in torch with a traceback. YAML 1.1 reads ``1e-4`` (no dot)
 as text, and 1e-4 is the paper's lr: such numbers are converted as the flag converts them.
 
-Nothing of canet_ros is imported here, so the CLI's argparse types (cli/argtypes.py) are
-these functions and the training side never imports the CLI.
+Only canet_ros.errors (no torch) is imported here, so the CLI's argparse types
+(cli/argtypes.py) are these functions and the training side never imports the CLI.
 """
 from __future__ import annotations
 
@@ -29,15 +29,17 @@ import math
 import re
 from typing import Any, Callable, Dict, List, Tuple
 
+from ..errors import brief
+
 
 def int_at_least(text: str, low: int) -> int:
     """Return an integer of at least ``low`` (an argparse usage error otherwise)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        raise argparse.ArgumentTypeError(f"{brief(text)} is not an integer") from None
     if value < low:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least {low}")
+        raise argparse.ArgumentTypeError(f"{brief(text)} must be at least {low}")
     return value
 
 
@@ -58,7 +60,7 @@ def device(text: str) -> str:
     """Accept "auto", "cpu", "cuda" or "cuda:N" (whether that device exists is checked later)."""
     value = text.strip().lower()
     if not _DEVICE.match(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use auto, cpu, cuda or "
+        raise argparse.ArgumentTypeError(f"{brief(text)} is not a device: use auto, cpu, cuda or "
                                          f"cuda:N")
     return value
 
@@ -73,7 +75,8 @@ def weights_file(text: str) -> str:
 def parse_val_set(text: str) -> Dict[str, Any]:
     """``heldout=train:0001TP,0006R0`` -> {name, split, include}."""
     if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--val-sets {text!r}: expected NAME=SPLIT[:PREFIXES]")
+        raise argparse.ArgumentTypeError(
+            f"--val-sets {brief(text)}: expected NAME=SPLIT[:PREFIXES]")
     name, rest = text.split("=", 1)
     split, _, inc = rest.partition(":")
     return {"name": name, "split": split, "include": [p for p in inc.split(",") if p]}
@@ -112,7 +115,7 @@ _VAL_SETS = "a list of NAME=SPLIT[:PREFIXES] or {name, split, include, exclude}"
 
 def wrong(name: str, what: str, value: Any) -> ValueError:
     """Return the one error for a value of the wrong form."""
-    return ValueError(f"{name}: expected {what}, got {value!r}")
+    return ValueError(f"{name}: expected {what}, got {brief(value)}")
 
 
 def check_value(name: str, hint: str, value: Any) -> Any:
