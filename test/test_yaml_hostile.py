@@ -243,3 +243,16 @@ def test_config_value_of_an_alias_bomb_is_quoted_short(tmp_path):
     with pytest.raises(ValueError) as exc:
         check_values(load_yaml(path), str(path))
     assert len(str(exc.value)) < SHORT and str(exc.value).startswith(f"{path}: lr: expected")
+
+
+def test_a_bad_class_map_is_named_before_the_data_loads(tmp_path, capsys):
+    from canet_ros.cli import main
+
+    cmap = tmp_path / "map.yaml"
+    cmap.write_bytes("road: Stra\xdfe\n".encode("latin-1"))
+    code = main(["train", "--data-root", str(tmp_path / "no-such-dataset"), "--class-map",
+                 str(cmap), "--init-weights", "default", "--out-dir", str(tmp_path / "run"),
+                 "--device", "cpu", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1
+    assert str(cmap) in err[0] and "not UTF-8" in err[0]  # not the missing dataset folder

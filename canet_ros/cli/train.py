@@ -110,12 +110,15 @@ def _check_out_dir(out_dir: str, resuming: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..training.trainer import Trainer
+    from ..training.transfer import load_class_map
 
     try:
         values = {k: v for k, v in vars(args).items() if k not in ("config", "func")}
         base, origin = _base_values(args)
         cfg = merge_config(base, values, origin)
         _check_out_dir(cfg.out_dir, bool(cfg.resume))
+        if cfg.class_map:  # read now: a bad file is one line before the data loads
+            load_class_map(cfg.class_map)
         trainer = Trainer(cfg)
         best = trainer.fit()
     except (ValueError, CanetError, CheckpointError) as exc:
