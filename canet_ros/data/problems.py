@@ -38,4 +38,3 @@ def capped(lines: List[str], what: str) -> List[str]:
     if len(lines) <= MAX_LISTED:
         return lines
     return lines[:MAX_LISTED] + [f"... and {len(lines) - MAX_LISTED} more {what}"]
-
