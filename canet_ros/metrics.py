@@ -15,7 +15,8 @@
 """Segmentation metrics over one confusion matrix (paper eq. 1)."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+import math
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -87,3 +88,16 @@ class ConfusionMatrix:
             "per_class": per_class,
             "pixels": int(self.matrix.sum()),
         }
+
+
+def clean_json(value: Any) -> Any:
+    """NaN/inf -> None and numpy scalars -> Python, so the file is strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_json(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -171,3 +171,28 @@ def test_sample_with_the_bundled_model(tmp_path, capsys):
     assert "CamVid val" in note and "0016E5" in note and "trained on" in note
     assert "40-55 mIoU" in note and "41.2" in note and "MODEL_CARD.md" in note
     assert f"Note: {note}." in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_accuracy_note_follows_what_was_scored():
+    from canet_ros.bag.sample import accuracy_note
+
+    whole = accuracy_note(SAMPLE_BAG, str(DEFAULT_CHECKPOINT), SAMPLE_GT_TOPIC, 8)
+    assert whole.startswith("scored on 8 CamVid val frames of drive 0016E5, which")
+    # A run stopped after 3 frames scored 3, not the 8 the whole sample holds.
+    part = accuracy_note(SAMPLE_BAG, str(DEFAULT_CHECKPOINT), SAMPLE_GT_TOPIC, 3)
+    assert part.startswith("scored on 3 of the 8 CamVid val frames of drive 0016E5, which")
+    # The sample's frames scored against the user's own labels (--gt-dir): not its note.
+    assert accuracy_note(SAMPLE_BAG, str(DEFAULT_CHECKPOINT), None, 8) is None
+
+
+def test_sample_scored_against_other_labels_has_no_sample_note(tmp_path, capsys):
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for i in range(8):  # everything Sky (CamVid id 0): the user's labels, not the sample's
+        cv2.imwrite(str(gt / f"{i:06d}.png"), np.zeros((360, 480), np.uint8))
+    rc, stdout, _ = run_cli(["sample", "--topic", SAMPLE_IMAGE_TOPIC, "--gt-dir", str(gt),
+                             "--out", str(tmp_path / "o"), "--resolution", "96x72",
+                             "--json"], capsys)
+    report = json.loads(stdout)
+    assert rc == 0 and report["ground_truth"]["frames_with_gt"] == 8
+    assert report["accuracy_note"] is None

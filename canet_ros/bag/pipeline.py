@@ -318,7 +318,9 @@ class BagJob:
         report = build_report(stats, self.describe(), model, engine.class_set.names,
                               engine.class_set.ignore_index, engine.class_set.palette())
         if "miou" in report:
-            report["accuracy_note"] = accuracy_note(self.options.source, model["checkpoint"])
+            report["accuracy_note"] = accuracy_note(
+                self.options.source, model["checkpoint"], self.options.gt_topic,
+                report["ground_truth"]["frames_with_gt"])
         if self.gt_note:
             report["ground_truth_note"] = self.gt_note
         return write_report(report, self.workdir, f"{self.options.source.name}: per-class IoU")

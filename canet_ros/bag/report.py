@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics import ConfusionMatrix
+from ..metrics import ConfusionMatrix, clean_json
 from .errors import BagError
 from .report_md import render_markdown
 
@@ -84,19 +83,6 @@ def _quantiles_ms(values: Sequence[float]) -> dict[str, float | None]:
 
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
-
-
-def clean_json(value: Any) -> Any:
-    """NaN/inf -> None and numpy scalars -> Python, so the file is strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean_json(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def accuracy_fields(cm: ConfusionMatrix, class_names: Sequence[str]) -> dict[str, Any]:

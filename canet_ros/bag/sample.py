@@ -24,23 +24,29 @@ SAMPLE_IMAGE_TOPIC = "/camera/image_raw/compressed"
 SAMPLE_GT_TOPIC = "/camera/segmentation/ground_truth"
 
 # Which frames the sample holds (tools/make_sample_bag.py: every 12th frame of CamVid val).
-SAMPLE_FRAMES = "8 CamVid val frames of drive 0016E5"
+SAMPLE_FRAME_COUNT = 8
+SAMPLE_FRAMES = f"{SAMPLE_FRAME_COUNT} CamVid val frames of drive 0016E5"
 
 
-def accuracy_note(source: Path, checkpoint: str | None) -> str | None:
+def accuracy_note(source: Path, checkpoint: str | None, gt_topic: str | None,
+                  frames_scored: int) -> str | None:
     """Return what the sample's score means, for the summary, report.json and report.md.
 
-    None for any other bag. The bundled model trained on 0016E5 and was selected on val,
-    so its score here is not what a new camera gets: the model card's held-out figures are.
+    None for any other bag, or for the sample scored against labels other than its own
+    ground-truth topic (the user's --gt-dir). The bundled model trained on 0016E5 and was
+    selected on val, so its score here is not what a new camera gets: the model card's
+    held-out figures are.
     """
-    if source.resolve() != SAMPLE_BAG:
+    if source.resolve() != SAMPLE_BAG or gt_topic != SAMPLE_GT_TOPIC:
         return None
     from ..checkpoint import DEFAULT_CHECKPOINT
 
+    frames = (SAMPLE_FRAMES if frames_scored == SAMPLE_FRAME_COUNT else
+              f"{frames_scored} of the {SAMPLE_FRAMES}")  # a run stopped early
     if checkpoint is None or Path(checkpoint).resolve() != DEFAULT_CHECKPOINT.resolve():
-        return (f"scored on {SAMPLE_FRAMES}; a model trained on CamVid train has seen this "
+        return (f"scored on {frames}; a model trained on CamVid train has seen this "
                 f"drive, so this is not a held-out score")
-    return (f"scored on {SAMPLE_FRAMES}, which the bundled model trained on (that drive) "
+    return (f"scored on {frames}, which the bundled model trained on (that drive) "
             f"and was selected on (val), so this flatters it: on a new camera expect 40-55 "
             f"mIoU (41.2 on a CamVid drive kept out of training; "
             f"canet_ros/weights/MODEL_CARD.md)")

@@ -22,6 +22,7 @@ from typing import List, Optional
 
 from ..checkpoint import CheckpointError
 from ..errors import DatasetError
+from ..metrics import clean_json
 from . import positive_int, prior_strength, run_command, tta_scale
 from .argtypes import device, non_negative_int, resolution
 from .choices import DATASETS
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     result.pop("confusion_matrix")  # in the PNG with --save-vis; too bulky for the JSON line
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(clean_json(result)))  # no NaN: a split with no pixel scored
     else:
         size = "x".join(map(str, result["resolution"])) if result["resolution"] else "native"
         prior = result["prior_correction"]
