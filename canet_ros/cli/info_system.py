@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib import metadata
 from typing import Any, Dict, List, Optional
+
+from ..versions import module_version
 
 # Distributions whose versions matter to a report, and what each one is for.
 PACKAGES = {
@@ -37,10 +38,7 @@ PACKAGES = {
 
 
 def _version(name: str) -> Optional[str]:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
+    return module_version(name)  # onnxruntime-gpu and the like count as onnxruntime
 
 
 def _numba_state() -> Dict[str, Any]:

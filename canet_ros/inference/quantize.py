@@ -59,10 +59,10 @@ def _digest(*parts: bytes) -> str:
 
 def int8_path(fp32: Path, source: CalibrationSource) -> Path:
     """Where the int8 graph of the export ``fp32`` calibrated on ``source`` is kept."""
-    from importlib.metadata import version  # not importing onnxruntime: start-up time
+    from ..versions import module_version  # not importing onnxruntime: start-up time
 
     key = _digest(fp32.read_bytes(), source.digest().encode(), SETTINGS.encode(),
-                  version("onnxruntime").encode())
+                  (module_version("onnxruntime") or "unknown").encode())
     return fp32.with_name(f"{fp32.stem}_int8_{key}.onnx")
 
 
