@@ -26,12 +26,12 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
+from .atomic_write import WriteError, write_atomic  # noqa: F401 (what it raises)
 from .errors import CanetError
 
 if TYPE_CHECKING:
@@ -100,31 +100,20 @@ def save_checkpoint(path: PathLike, model: nn.Module, metadata: Mapping[str, Any
     """Write atomically (temp file in the same folder, then rename).
 
     ``half`` stores floating tensors as fp16 (for shipping); ``extra`` adds
-    resumable training state (optimiser, scheduler, RNG) under its own keys.
+    resumable training state (optimiser, scheduler, RNG) under its own keys. A failed
+    write (a full disk ...) raises WriteError naming ``path`` and the reason; ``path``
+    stays as it was.
     """
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
              for k, v in model.state_dict().items()}
     blob = dict(metadata)
     blob["state_dict"] = state
     if extra:
         blob.update(extra)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        # mkstemp makes the file owner-only; a checkpoint gets ordinary file permissions.
-        os.chmod(tmp, 0o666 & ~umask)
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    needed = sum(v.numel() * v.element_size() for v in state.values())
+    return write_atomic(path, lambda fh: torch.save(blob, fh), needed)
 
 
 def resolve_checkpoint(spec: Optional[PathLike]) -> Path:

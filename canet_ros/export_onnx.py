@@ -26,7 +26,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from .atomic_write import write_atomic
 from .checkpoint import load_checkpoint, resolve_checkpoint
 from .errors import CanetError
 from .inference.onnx_runtime import torchscript_export_options
@@ -223,21 +223,6 @@ def _annotate(data: bytes, metadata: Mapping[str, str]) -> bytes:
     return model.SerializeToString()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's owner-only mode is not wanted here
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def export_onnx_file(checkpoint: Optional[PathLike], out: PathLike, *,
                      size: Optional[Tuple[int, int]] = None, dynamic: bool = False,
                      precision: str = "fp32", opset: int = DEFAULT_OPSET,
@@ -272,7 +257,7 @@ def export_onnx_file(checkpoint: Optional[PathLike], out: PathLike, *,
     metadata = _metadata(meta, resolve_checkpoint(checkpoint).name, trace_size, dynamic,
                          precision, opset)
     data = _annotate(data, metadata)
-    _write_atomic(out, data)
+    write_atomic(out, lambda fh: fh.write(data))
     return OnnxExport(out, len(data), metadata)
 
 

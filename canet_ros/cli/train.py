@@ -81,7 +81,7 @@ def _base_values(args: argparse.Namespace) -> Tuple[Dict[str, Any], str]:
     if args.config:
         return load_yaml(args.config), str(args.config)
     if args.resume:
-        from ..training.trainer import train_state
+        from ..training.run_folder import train_state
 
         blob = read_checkpoint(args.resume)
         # A checkpoint that cannot continue a run (model.pt, best.pt) is refused before its

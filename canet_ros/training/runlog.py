@@ -16,8 +16,11 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any, Dict, Optional
+
+from ..atomic_write import write_atomic, write_error
 
 FIELDS = ("epoch", "step", "train_loss", "lr", "images_per_s", "epoch_s", "score")
 
@@ -47,13 +50,48 @@ class RunLog:
             self.writer.add_scalar(tag, value, step)
 
     def row(self, values: Dict[str, Any]) -> None:
+        """Append one epoch's row; it is on disk (closed) before this returns.
+
+        The trainer writes it before the checkpoint that marks the epoch done, so a kill
+        between the two leaves a row that ``drop_rows_after`` removes on resuming.
+        """
         if not self.enabled:
             return
-        with self.path.open("a", newline="") as fh:
-            csv.DictWriter(fh, self.fields, extrasaction="ignore").writerow(values)
+        try:
+            with self.path.open("a", newline="") as fh:
+                csv.DictWriter(fh, self.fields, extrasaction="ignore").writerow(values)
+        except OSError as exc:
+            raise write_error(self.path, exc) from exc
         if self.writer is not None:
             self.writer.flush()
+
+    def drop_rows_after(self, epoch: int) -> int:
+        """Remove the rows of epochs after ``epoch`` (a resumed checkpoint's); return how many.
+
+        Those epochs are run again, so their rows would otherwise appear twice.
+        """
+        if not self.enabled or not self.path.is_file():
+            return 0
+        with self.path.open(newline="") as fh:
+            rows = list(csv.reader(fh))
+        if not rows or "epoch" not in rows[0]:
+            return 0
+        col = rows[0].index("epoch")
+        keep = [r for r in rows[1:] if not _epoch_after(r, col, epoch)]
+        dropped = len(rows) - 1 - len(keep)
+        if dropped:
+            text = io.StringIO(newline="")
+            csv.writer(text).writerows([rows[0], *keep])
+            write_atomic(self.path, lambda fh: fh.write(text.getvalue().encode()))
+        return dropped
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _epoch_after(row: list, col: int, epoch: int) -> bool:
+    try:
+        return int(row[col]) > epoch
+    except (IndexError, ValueError):  # not an epoch row: kept as it was
+        return False

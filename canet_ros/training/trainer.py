@@ -35,12 +35,13 @@ from ..models.backbones import load_backbone_weights
 from ..progress import progress
 from . import distributed as D
 from .amp import grad_scaler
-from .config import TrainConfig, portable_train_args, save_config
+from .config import TrainConfig, portable_train_args
 from .data_setup import DataBundle, build_data, resolve_backbone
 from .ema import ModelEMA
 from .epoch_stats import EpochStats
 from .mixing import cutmix, step_generator
 from .replay import MixedDataset, ReplaySampler
+from .run_folder import prepare_run_folder, train_state
 from .runlog import RunLog
 from .schedule import PolyLR, poly_factor
 from .state import get_rng_state, seed_everything, set_rng_state
@@ -55,15 +56,6 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
     if spec == "cuda" and D.launched_by_torchrun():
         spec = f"cuda:{local_rank}"
     return torch.device(spec)
-
-
-def train_state(blob: Dict[str, Any], path: Any) -> Dict[str, Any]:
-    """Return a checkpoint's train_state; one without (model.pt, best.pt) cannot resume."""
-    st = blob.get("train_state")
-    if not isinstance(st, dict):
-        raise ValueError(f"{path}: has no train_state, so it cannot continue a run; resume "
-                         f"from the run's last.pt (best.pt and model.pt hold weights only)")
-    return st
 
 
 class Trainer:
@@ -245,13 +237,13 @@ class Trainer:
         """Train to ``epochs`` (or until stopped); returns the best validation metrics."""
         cfg = self.cfg
         if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.run_dir / "config.yaml")
+            prepare_run_folder(cfg, self.run_dir)
         names = [v["name"] for v in self.data.val_specs]
         names += [f"{n}_raw" for n in names] if self.ema else []
         log = RunLog(self.run_dir, names, self.dist.is_main)
         if cfg.resume:
             self.resume(cfg.resume)
+            log.drop_rows_after(self.epoch)  # written before a kill stopped that epoch's save
             self._print(f"resumed from {cfg.resume} in epoch {self.epoch + 1}/{cfg.epochs} "
                         f"after step {self.step_in_epoch}/{self._epoch_steps(self.epoch)}")
         steps_this_run, self.interrupted = 0, False
@@ -363,8 +355,9 @@ class Trainer:
             self._validate(row, log)
         # RNG state now is the next epoch's start state, so resume needs no replay.
         self.epoch_rng = get_rng_state()
-        self.save_last()
+        # The row first: last.pt marks the epoch done, and a resume never writes its row again.
         log.row(row)
+        self.save_last()
         log.scalar("epoch/train_loss", loss, self.epoch)
         msg = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                        for k, v in row.items())

@@ -1,0 +1,45 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The run folder: what a run writes there first, and the state a resume takes from it."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict
+
+from ..atomic_write import remove_stale_temps, write_error
+from .config import TrainConfig, save_config
+
+# What a run writes atomically into its folder (the trainer, and RunLog on a resume).
+ATOMIC_FILES = ("last.pt", "best.pt", "log.csv")
+
+
+def prepare_run_folder(cfg: TrainConfig, run_dir: Path) -> None:
+    """Create the folder, clear what a killed write left there, and save the config."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # A kill inside a checkpoint save leaves its temp file (55 MB for last.pt) behind.
+    remove_stale_temps(run_dir, ATOMIC_FILES)
+    try:
+        save_config(cfg, run_dir / "config.yaml")
+    except OSError as exc:  # a full disk: name the file, as a failed checkpoint save does
+        raise write_error(run_dir / "config.yaml", exc) from exc
+
+
+def train_state(blob: Dict[str, Any], path: Any) -> Dict[str, Any]:
+    """Return a checkpoint's train_state; one without (model.pt, best.pt) cannot resume."""
+    st = blob.get("train_state")
+    if not isinstance(st, dict):
+        raise ValueError(f"{path}: has no train_state, so it cannot continue a run; resume "
+                         f"from the run's last.pt (best.pt and model.pt hold weights only)")
+    return st
