@@ -52,6 +52,7 @@ from .salvage import storage_files
 from .stages import sigint_deferred
 
 RANKS_DIR = ".segment_bag_ranks"
+STOPPED_WAIT_S = 10.0  # how long a stopped rank 0 waits for the others' done files
 _LOG = logging.getLogger(__name__)
 _BAG_SUFFIXES = (".mcap", ".db3", ".bag")
 # What a run itself puts at OUTDIR's top level (report.py, video.py's overlay.<suffix>, the
@@ -202,16 +203,20 @@ def _write_done(outdir: Path, info: RankInfo, done: list[dict[str, Any]]) -> Non
         raise BagError(f"{done_file}: cannot write ({exc.strerror or exc})") from None
 
 
-def _wait_for_ranks(outdir: Path, info: RankInfo, poll_s: float) -> list[dict[str, Any]]:
-    try:
-        import torch.distributed as dist
+def _wait_for_ranks(outdir: Path, info: RankInfo, poll_s: float, limit_s: float | None = None
+                    ) -> tuple[list[dict[str, Any]], list[int]]:
+    """The ranks' bag entries, and the ranks that left no done file within ``limit_s``."""
+    if limit_s is None:
+        try:
+            import torch.distributed as dist
 
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()
-    except ImportError:
-        pass
+            if dist.is_available() and dist.is_initialized():
+                dist.barrier()
+        except ImportError:
+            pass
+    deadline = None if limit_s is None else time.monotonic() + limit_s
     entries: dict[int, list[dict[str, Any]]] = {}
-    while len(entries) < info.world_size:
+    while len(entries) < info.world_size and (deadline is None or time.monotonic() < deadline):
         for rank in range(info.world_size):
             if rank in entries:
                 continue
@@ -223,7 +228,8 @@ def _wait_for_ranks(outdir: Path, info: RankInfo, poll_s: float) -> list[dict[st
                 entries[rank] = blob["bags"]
         if len(entries) < info.world_size:
             time.sleep(poll_s)
-    return [e for rank in sorted(entries) for e in entries[rank]]
+    missing = [rank for rank in range(info.world_size) if rank not in entries]
+    return [e for rank in sorted(entries) for e in entries[rank]], missing
 
 
 def run_folder(folder: Path, template: SegmentOptions, engine_factory: Callable[[], Any],
@@ -253,22 +259,36 @@ def run_folder(folder: Path, template: SegmentOptions, engine_factory: Callable[
                          "same CANET_RUN_ID", root / RANKS_DIR)
     _done_path(root, info.rank).unlink(missing_ok=True)
     done: list[dict[str, Any]] = []
+    interrupted = False
     try:
         process_share(folder, template, engine_factory, info, done)
     except KeyboardInterrupt:
-        pass  # the bag's entry says so; rank 0 still needs this rank's done file
+        interrupted = True  # the bag's entry says so; rank 0 still needs this rank's done file
     finally:
         _write_done(root, info, done)
     if info.rank != 0:
         return {"rank": info.rank, "bags": done}
-    entries = _wait_for_ranks(root, info, poll_s)
+    # Stopped (Ctrl-C, or torchrun's SIGTERM after another rank died): a dead rank never
+    # leaves its file, and torchrun kills what still runs 30 s after its SIGTERM.
+    entries, missing = _wait_for_ranks(root, info, poll_s,
+                                       STOPPED_WAIT_S if interrupted else None)
     with sigint_deferred("canet segment-bag: writing the merged report"):
         merged = merge_reports(root, entries, info.world_size)
+        if interrupted or missing:
+            merged.update(interrupted=True, ranks_missing=missing)
         for rank in range(info.world_size):
             _done_path(root, rank).unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # another run may still be using it
             (root / RANKS_DIR).rmdir()
-        report = write_report(merged, root, f"{folder.name}: per-class IoU, {len(entries)} bags")
+        title = f"{folder.name}: per-class IoU, {len(entries)} bags"
+        try:
+            report = write_report(merged, root, title)
+        except BagError as exc:
+            if staged is None or not staged.staged:
+                raise
+            # The bags' outputs are in the staged folder: without its report it is no run.
+            return finish_staged(staged, {**merged, "error": "; ".join(
+                e for e in (merged.get("error"), str(exc)) if e)})
         return finish_staged(staged, report) if staged is not None else report
 
 

@@ -304,7 +304,7 @@ class BagJob:
             stats.wall_s = perf_counter() - start
             if writer.error and not stats.error:
                 stats.error = writer.error
-            return finish_staged(staged, self._report(engine, stats))
+            return self._finish(staged, engine, stats)
 
     def _video(self, engine: Any) -> Any:
         if not self.options.video:
@@ -312,6 +312,19 @@ class BagJob:
         from .video import OverlayVideo
 
         return OverlayVideo(self.workdir, engine.class_set.names, engine.class_set.palette())
+
+    def _finish(self, staged: StagedOutdir, engine: Any, stats: RunStats) -> dict[str, Any]:
+        report = self._report(engine, stats)
+        try:
+            report = write_report(report, self.workdir,
+                                  f"{self.options.source.name}: per-class IoU")
+        except BagError as exc:
+            # A full disk usually failed the bag first: that is the cause worth naming.
+            error = f"{stats.error}; {exc}" if stats.error else str(exc)
+            if not staged.staged:
+                raise BagError(error) from None
+            report = {**report, "error": error}  # finish_staged keeps the earlier output
+        return finish_staged(staged, report)
 
     def _report(self, engine: Any, stats: RunStats) -> dict[str, Any]:
         model = engine_fields(engine)
@@ -323,7 +336,7 @@ class BagJob:
                 report["ground_truth"]["frames_with_gt"])
         if self.gt_note:
             report["ground_truth_note"] = self.gt_note
-        return write_report(report, self.workdir, f"{self.options.source.name}: per-class IoU")
+        return report
 
 
 def finish_staged(staged: StagedOutdir, report: dict[str, Any]) -> dict[str, Any]:

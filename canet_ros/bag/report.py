@@ -173,8 +173,17 @@ def write_report(report: dict[str, Any], outdir: Path, title: str) -> dict[str, 
         # as \udcff escapes, as report.json has them, so report.md stays valid UTF-8.
         (outdir / "report.md").write_text(render_markdown(report), "utf-8", "backslashreplace")
     except OSError as exc:
+        _remove_report(outdir)  # cut files (0 bytes on a full disk) must not pass for a report
         raise BagError(f"{outdir}: cannot write the report ({exc.strerror or exc})") from None
     return report
+
+
+def _remove_report(outdir: Path) -> None:
+    for name in ("report.json", "report.md", LEGEND, CHART):
+        try:
+            (outdir / name).unlink(missing_ok=True)
+        except OSError:
+            pass  # nothing better to do: the error about the report is raised next
 
 
 def _write_legend(report: dict[str, Any], outdir: Path) -> str | None:

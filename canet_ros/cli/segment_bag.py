@@ -16,16 +16,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import run_command
+from . import EXIT_INTERRUPTED, run_command
 from .argtypes import device, resolution
 
 PROG = "canet segment-bag"
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -212,7 +217,45 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     return _run_single(args, options)
 
 
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c(received: list[bool]) -> Iterator[None]:
+    """SIGTERM (torchrun, systemd, docker stop) stops the run as Ctrl-C does.
+
+    It goes to whatever handles SIGINT at that moment: KeyboardInterrupt while frames are
+    being segmented, "please wait" while the outputs are being finished (sigint_deferred).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(_signum: int, frame: Any) -> None:
+        received.append(True)
+        handler = signal.getsignal(signal.SIGINT)
+        if not callable(handler):  # SIGINT ignored (a background job): SIGTERM still stops
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, frame)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> int:
+    received: list[bool] = []
+    with _sigterm_as_ctrl_c(received):
+        try:
+            code = _run_and_report(args)
+        except KeyboardInterrupt:
+            if not received:
+                raise  # run_command: "interrupted", 130
+            print(f"{PROG}: terminated", file=sys.stderr)
+            return EXIT_TERMINATED
+    return EXIT_TERMINATED if received and code == EXIT_INTERRUPTED else code
+
+
+def _run_and_report(args: argparse.Namespace) -> int:
     from ..bag import BagError
     from ..checkpoint import CheckpointError
 
@@ -247,6 +290,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: {'interrupted' if report.get('interrupted') else 'failed'}: {kept} "
               f"still holds the earlier run's output, unchanged; this run's was not kept",
               file=sys.stderr)
+    if report.get("error") and "frames" not in report and not report.get("interrupted"):
+        # A rank other than 0 that got through its bags: its failures are in its done file
+        # and rank 0's merged report and exit status. A nonzero exit here would make torchrun
+        # stop rank 0 and the others in the middle of their bags.
+        print(f"{PROG}: rank {report.get('rank')}: its failed bags are listed in the merged "
+              f"report rank 0 writes", file=sys.stderr)
+        return 0
     if report.get("error"):
         return 1
     if report.get("interrupted"):
