@@ -35,19 +35,94 @@ from .calibration import CalibrationSource, calibration_source
 from .onnx_runtime import _write_atomic, cache_dir
 from .results import EngineError
 
-__all__ = ["SETTINGS", "cached_int8", "int8_graph", "int8_path", "quantize_graph"]
+__all__ = ["HEAD_FLOAT", "SETTINGS", "cached_int8", "float_nodes", "int8_graph", "int8_path",
+           "quantize_graph"]
 
 log = logging.getLogger("canet_ros.inference")
-# Part of the file's name: change it whenever the quantization below changes.
-SETTINGS = "qdq-u8s8-perchannel-minmax-v1"
-# Small, accuracy-sensitive layers left in float: the two first convolutions (raw
-# pixels), the classifier (its rounding moves argmax ties) and the FCA attention's pooled
-# vectors; together ~2 % of the MACs. Measured: labels equal to fp32 on 99.47 % of CamVid
-# val pixels with only the last four in float, 99.55 % with all (docs/performance.md).
-KEEP_FLOAT = ("/spatial/spatial.0/spatial.0.0/Conv", "/context/context.0/context.0.0/Conv",
-              "/classifier/Conv", "/fca/spatial_att/conv/Conv",
-              "/fca/channel_att/fc/fc.0/MatMul", "/fca/channel_att/fc/fc.2/MatMul",
-              "/fca/channel_att/fc/fc.0_1/MatMul", "/fca/channel_att/fc/fc.2_1/MatMul")
+# Part of the file's name: change it whenever the quantization below changes (v2: the
+# layers are found in the graph, so ResNet exports keep their pixel convolutions in float
+# too, and every export the FC layer that pre-processing fuses into a Gemm).
+SETTINGS = "qdq-u8s8-perchannel-minmax-v2"
+# Small, accuracy-sensitive layers left in float: the convolutions that read raw pixels
+# (found in the graph: :func:`float_nodes`), the classifier (its rounding moves argmax
+# ties) and the FCA attention's pooled vectors; together ~2 % of the MACs. Measured:
+# labels equal to fp32 on 99.47 % of CamVid val pixels with only the head in float,
+# 99.55 % with the pixel convolutions too (docs/performance.md; MobileNetV2, measured
+# while the fused Gemm below was still quantized by mistake). The head is found by the
+# CANet module that makes it, the same for every backbone, not by node name: the
+# quantizer's pre-processing renames what it fuses (the shared FC stack's second call
+# becomes .../fc.2_1/MatMul/MatMulAddFusion, a Gemm). (scope, op types, count): a CANet
+# graph without exactly that many is an error, never a layer quietly quantized.
+HEAD_FLOAT = (("/classifier/", ("Conv",), 1), ("/fca/spatial_att/", ("Conv",), 1),
+              ("/fca/channel_att/fc/", ("MatMul", "Gemm"), 4))  # 2 Linear x (avg, max)
+# CANet's top-level modules: a graph with none of them is no CANet export (a test graph).
+_CANET_SCOPES = ("/spatial/", "/context/", "/fca/", "/classifier/")
+# What an export may do to the pixels before the first convolutions (normalising with
+# constants) without them ceasing to be raw pixels.
+_PIXEL_OPS = frozenset({"Sub", "Div", "Mul", "Add", "Cast", "Identity"})
+
+
+def _pixel_convs(graph: Any) -> list[str]:
+    """Names of the Conv nodes whose input is the graph input, through _PIXEL_OPS only."""
+    weights = {t.name for t in graph.initializer}
+    constants = weights | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in set(node.input):
+            consumers.setdefault(name, []).append(node)
+    frontier = [t.name for t in graph.input if t.name not in weights]
+    seen, found = set(frontier), []
+    while frontier:
+        tensor = frontier.pop()
+        for node in consumers.get(tensor, ()):
+            if node.op_type == "Conv" and node.input[0] == tensor:
+                found.append(node.name)
+            elif node.op_type in _PIXEL_OPS and all(t == tensor or t in constants
+                                                    for t in node.input):
+                fresh = [o for o in node.output if o not in seen]
+                seen.update(fresh)
+                frontier.extend(fresh)
+    order = {node.name: i for i, node in enumerate(graph.node)}
+    return sorted(set(found), key=order.__getitem__)
+
+
+def float_nodes(graph: Any) -> list[str]:
+    """Names of the nodes of an fp32 ONNX ``graph`` that its int8 graph keeps in float.
+
+    The convolutions reading the pixels are found by structure, whatever the backbone
+    calls them; in a CANet graph both branches must have one and each :data:`HEAD_FLOAT`
+    entry must match its count, else :class:`EngineError`.
+    """
+    pixel = _pixel_convs(graph)
+    if not pixel or not all(pixel):
+        raise EngineError(f"int8: no named convolution reads the network input ({pixel})")
+    names = {node.name for node in graph.node}
+    if not any(name.startswith(_CANET_SCOPES) for name in names):
+        return pixel
+    head, problems = [], []
+    for scope, ops, count in HEAD_FLOAT:
+        found = [n.name for n in graph.node if n.op_type in ops and n.name.startswith(scope)]
+        head += found
+        if len(found) != count:
+            problems.append(f"{len(found)} {'/'.join(ops)} under {scope}, not {count}")
+    problems += [f"no convolution under {scope} reads the input" for scope in ("/spatial/",
+                 "/context/") if not any(name.startswith(scope) for name in pixel)]
+    if problems:
+        raise EngineError("int8: cannot choose the layers kept in float in this CANet graph "
+                          f"({'; '.join(problems)}): an exporter that names nodes differently?")
+    return pixel + [name for name in head if name not in pixel]
+
+
+def _name_nodes(graph: Any) -> None:
+    """Give unnamed nodes unique names: the quantizer excludes nodes by name."""
+    taken = {node.name for node in graph.node}
+    for i, node in enumerate(graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{i}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
 
 
 def _digest(*parts: bytes) -> str:
@@ -88,6 +163,7 @@ def quantize_graph(fp32: Path, inputs: Sequence[np.ndarray]) -> bytes:
 
 
 def _quantize(fp32: Path, reader: Any) -> bytes:
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -95,10 +171,15 @@ def _quantize(fp32: Path, reader: Any) -> bytes:
         prepared, out = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         # Shape inference first, as the quantizer asks; no symbolic shapes (all fixed).
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        # Chosen on the graph the quantizer reads: pre-processing may rewrite nodes.
+        model = onnx.load(str(prepared))
+        _name_nodes(model.graph)
+        keep = float_nodes(model.graph)
+        onnx.save(model, str(prepared))
         quantize_static(str(prepared), str(out), reader, quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                        nodes_to_exclude=list(KEEP_FLOAT))
+                        nodes_to_exclude=keep)
         return out.read_bytes()
 
 
