@@ -33,7 +33,7 @@ from typing import Sequence, Union
 import cv2
 import numpy as np
 
-__all__ = ["read_image", "write_image"]
+__all__ = ["read_image", "save_image", "write_image"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -60,11 +60,27 @@ def write_image(path: PathLike, image: np.ndarray, params: Sequence[int] = ()) -
     is a folder, the disk is full. An unknown suffix or an image the format cannot hold
     raises ``cv2.error``, as ``cv2.imwrite`` does.
     """
-    ok, encoded = cv2.imencode(Path(path).suffix, image, list(params))
-    if not ok:
-        return False
     try:
-        encoded.tofile(os.fspath(path))
+        save_image(path, image, params)
     except OSError:
         return False
     return True
+
+
+def save_image(path: PathLike, image: np.ndarray, params: Sequence[int] = ()) -> None:
+    """``write_image``, raising where it gives False, so that the caller can say why.
+
+    The ``OSError`` carries the errno and the path (a full disk is ``ENOSPC``, not just
+    "cannot write"); a file cut short by it is left for the caller to remove.
+    """
+    ok, encoded = cv2.imencode(Path(path).suffix, image, list(params))
+    if not ok:
+        raise OSError(f"{os.fspath(path)}: OpenCV cannot encode this image")
+    name = os.fspath(path)
+    try:  # Python's file object, not ndarray.tofile, whose errors lose the errno
+        with open(name, "wb") as out:
+            out.write(memoryview(encoded))
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, name) from None  # a write error has no name

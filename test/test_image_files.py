@@ -181,13 +181,16 @@ def test_import_cvat_stops_on_a_mask_it_cannot_stage(tmp_path, monkeypatch):
 
     import canet_ros.data.cvat_import as cvat_import
     from canet_ros.classes import CAMVID
-    from canet_ros.data import import_cvat, write_cvat_package
+    from canet_ros.data import DatasetError, import_cvat, write_cvat_package
 
     labels = masks(CAMVID, n=2)
     folder = extract_folder(tmp_path / NOT_UTF8, CAMVID, labels)
     pkg = write_cvat_package(folder / "cvat", CAMVID, labels.items())
-    monkeypatch.setattr(cvat_import, "write_image", lambda path, image: False)
-    with pytest.raises(OSError, match=rf"{next(iter(labels))}\.png: cannot write"):
+    def refuse(path, image):
+        raise OSError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(cvat_import, "save_image", refuse)
+    with pytest.raises(DatasetError, match=r"cannot write the new masks \(Permission denied\)"):
         import_cvat(pkg, folder)
     assert not (folder / "masks").exists()
     monkeypatch.undo()

@@ -24,18 +24,20 @@ costs a few decodes per slot, not one per message. Frames are named by their hea
 stamps, ``<sec>_<nanosec, 9 digits>`` (the receive time where the stamp is zero).
 
 Output (docs/own_data.md): classes.yaml, images/, prelabels/ (the model's index masks),
-cvat/ and cvat.zip (the pre-labels as a CVAT "Segmentation mask 1.1" package) and
-extract.json (source, topic, stamps, model, settings).
+cvat/ and cvat.zip (the pre-labels as a CVAT "Segmentation mask 1.1" package),
+extract.json (source, topic, stamps, model, settings) and .canet_extract_frames (the mark
+that lets --overwrite replace the folder, even one a kill or a full disk cut short).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -44,7 +46,7 @@ from ..classes import ClassSet
 from ..data.classes_file import save_classes
 from ..data.cvat import PackageWriter
 from ..image_codec import ImageCodecError, to_frame
-from ..image_files import write_image
+from ..image_files import save_image
 from ..progress import progress
 from .errors import BagError
 from .outdir import check_creatable, check_not_around_inputs
@@ -54,8 +56,12 @@ from .stages import sigint_deferred
 THUMB_SIZE = (32, 24)  # W, H
 PROBES = 8  # frames examined per slot at most
 REPORT = "extract.json"
+# Written first, so that --overwrite knows a folder a kill or a full disk cut short, whose
+# extract.json (written last) is missing; a folder of an older version has extract.json.
+MARKER = ".canet_extract_frames"
 # What a run writes (masks/ is the labeller's, allowed here while empty).
-_OURS = frozenset({REPORT, "images", "prelabels", "cvat", "cvat.zip", "classes.yaml", "masks"})
+_OURS = frozenset({MARKER, REPORT, "images", "prelabels", "cvat", "cvat.zip", "classes.yaml",
+                   "masks"})
 
 
 @dataclass
@@ -145,9 +151,9 @@ def check_extract_outdir(outdir: Path, overwrite: bool) -> None:
         return
     if not overwrite:
         raise BagError(f"{outdir}: output folder exists; pass --overwrite to replace it")
-    if not (outdir / REPORT).is_file():
+    if not (outdir / MARKER).is_file() and not (outdir / REPORT).is_file():
         raise BagError(f"{outdir}: exists and was not written by canet extract-frames (no "
-                       f"{REPORT}); refusing to delete it, remove it yourself")
+                       f"{MARKER} or {REPORT}); refusing to delete it, remove it yourself")
     masks = outdir / "masks"
     if masks.is_dir() and any(masks.iterdir()):
         raise BagError(f"{outdir}: holds labelled masks ({masks}); --overwrite would delete "
@@ -164,15 +170,29 @@ def _prepare(outdir: Path, prelabels: bool) -> None:
     try:
         if outdir.exists():
             shutil.rmtree(outdir)
+        outdir.mkdir(parents=True)
+        (outdir / MARKER).write_text("written by canet extract-frames\n", encoding="utf-8")
         for sub in ("images", "prelabels")[: 2 if prelabels else 1]:
-            (outdir / sub).mkdir(parents=True)
+            (outdir / sub).mkdir()
     except OSError as exc:
-        raise BagError(f"{outdir}: cannot create output folder ({exc.strerror or exc})") from None
+        raise BagError(f"{outdir}: cannot create output folder ({_why(exc)})") from None
 
 
-def _write_png(path: Path, array: np.ndarray) -> None:
-    if not write_image(path, array):
-        raise OSError(f"{path}: cannot write")
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:  # the usual cause on a robot's small disk: say it plainly
+        return f"{exc.strerror} (ENOSPC)"
+    return exc.strerror or str(exc)
+
+
+@contextlib.contextmanager
+def _writing(outdir: Path) -> Iterator[None]:
+    """Turn a failed write into one line naming the file and the cause, errno name included."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename or outdir
+        raise BagError(f"{where}: cannot write ({_why(exc)}); {outdir} is incomplete: "
+                       f"rerun with --overwrite once this is fixed") from None
 
 
 class FrameExtractor:
@@ -232,10 +252,11 @@ class FrameExtractor:
         out = self.options.outdir
         written = [out / "images" / f"{stem}.png", out / "prelabels" / f"{stem}.png"]
         try:
-            _write_png(written[0], cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            if labels is not None:
-                _write_png(written[1], labels)
-                writer.add(stem, labels)
+            with _writing(out):
+                save_image(written[0], cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                if labels is not None:
+                    save_image(written[1], labels)
+                    writer.add(stem, labels)
             self.frames.append({"stem": stem, "stamp_ns": stamp, "receive_ns": timestamp,
                                 "position": position})
         except BaseException:  # Ctrl-C between the files: no part of this frame stays
@@ -252,8 +273,9 @@ class FrameExtractor:
         if not times:
             raise BagError(f"{o.source}: topic {self.topic.name} has no messages")
         _prepare(o.outdir, engine is not None)
-        save_classes(o.outdir, class_set)
-        writer = PackageWriter(o.outdir / "cvat", class_set) if engine is not None else None
+        with _writing(o.outdir):
+            save_classes(o.outdir, class_set)
+            writer = PackageWriter(o.outdir / "cvat", class_set) if engine is not None else None
         picker = FramePicker(times[0], times[-1], o.max_frames, int(o.min_interval * 1e9),
                              o.duplicate_threshold)
         bar = progress(total=len(times), unit="msg", desc=o.source.name,
@@ -269,7 +291,8 @@ class FrameExtractor:
                                                      f"{o.outdir}"))
                 bar.close()
                 if writer is not None:
-                    writer.close(o.outdir / "cvat.zip")
+                    with _writing(o.outdir):
+                        writer.close(o.outdir / "cvat.zip")
             return self._report(engine, class_set, picker, times, interrupted)
 
     def _pick(self, picker: FramePicker, engine: Any, writer: PackageWriter | None,
@@ -307,7 +330,9 @@ class FrameExtractor:
             "repeated_stamps_skipped": self.duplicate_stems, "skipped": self.skipped,
             "damage": damage.as_dict([self.topic.name]) if damage else None,
             "interrupted": interrupted}
-        (o.outdir / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        with _writing(o.outdir):
+            (o.outdir / REPORT).write_text(json.dumps(report, indent=2) + "\n",
+                                           encoding="utf-8")
         return report
 
 

@@ -30,7 +30,7 @@ import cv2
 
 from ..classes import ClassSet
 from ..errors import DatasetError
-from ..image_files import read_image, write_image
+from ..image_files import read_image, save_image
 from .camvid import _IMAGE_EXTS
 from .classes_file import CLASSES_FILE, parse_classes, save_classes
 from .cvat import (
@@ -48,6 +48,10 @@ from .files import files_by_stem, flat_names
 from .problems import DatasetProblems, capped
 
 REMOVED_DIR = "masks_removed"  # where a re-import moves masks of frames the export lacks
+# The new masks are written here, beside masks/ on the same file system, so that each one
+# replaces its old mask by a rename: an old mask is then the old file or the new one, never
+# a file cut short by a full disk or a kill (a move from /tmp is a copy over the old file).
+STAGING_DIR = ".canet_import_staging"
 SHOWN_NAMES = 5  # frame names given in a warning; the rest are counted
 
 
@@ -154,9 +158,10 @@ def _convert_all(export: CvatExport, into: Path, class_set: ClassSet, staging: P
                              f"{image} is {shape[1]}x{shape[0]}")
         counts["frames"] += 1
         counts["unlabelled_frames"] += int((ids == class_set.ignore_index).all())
-        staged = staging / f"{name}.png"
-        if not write_image(staged, ids):  # a lost mask would go unnoticed until training
-            raise OSError(f"{staged}: cannot write")
+        try:  # a lost mask would go unnoticed until training
+            save_image(staging / f"{name}.png", ids)
+        except OSError as exc:
+            raise _write_error(into, exc, False) from None
     if existing:
         problems.append(f"{into / 'masks'}: {len(existing)} masks would be replaced (e.g. "
                         f"{existing[0]}); pass --overwrite to replace them")
@@ -165,9 +170,9 @@ def _convert_all(export: CvatExport, into: Path, class_set: ClassSet, staging: P
     return problems, counts
 
 
-def _check(source: Path, into: Path, tmp: Path,
+def _check(source: Path, into: Path, tmp: Path, staging: Path,
            overwrite: bool) -> Tuple[ClassSet, bool, Dict[str, int]]:
-    """Unpack and check the export whole, staging its index masks in ``tmp/masks``.
+    """Unpack and check the export whole, writing its index masks into ``staging``.
 
     Return (classes, whether classes.yaml is to be written, counts); DatasetProblems
     lists everything wrong.
@@ -175,8 +180,6 @@ def _check(source: Path, into: Path, tmp: Path,
     folder = source if source.is_dir() else _unpack(source, tmp / "export")
     export = CvatExport.open(find_export_root(folder))
     class_set, write_classes, problems = _import_classes(into, export)
-    staging = tmp / "masks"
-    staging.mkdir()
     counts = {"frames": 0, "unlabelled_frames": 0}
     if not problems:
         more, counts = _convert_all(export, into, class_set, staging, overwrite)
@@ -225,6 +228,59 @@ def _move_unlisted(into: Path, kept: Set[str]) -> List[str]:
     return stale
 
 
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    return exc.strerror or str(exc)
+
+
+def _write_error(into: Path, exc: OSError, changed: bool) -> DatasetError:
+    """One line naming the dataset and the cause, not the staging folder (removed by then)."""
+    if not changed:
+        return DatasetError(f"{into}: cannot write the new masks ({_why(exc)}); nothing "
+                            f"imported, the masks already in {into / 'masks'} are unchanged")
+    return DatasetError(f"{into}: cannot put the new masks in place ({_why(exc)}); each mask "
+                        f"in {into / 'masks'} is whole, old or new: import again "
+                        f"once this is fixed")
+
+
+def _make_staging(into: Path) -> Path:
+    staging = into / STAGING_DIR
+    try:
+        shutil.rmtree(staging, ignore_errors=True)  # what a killed import left
+        staging.mkdir()
+    except OSError as exc:
+        raise _write_error(into, exc, False) from None
+    return staging
+
+
+def _install(into: Path, staging: Path, overwrite: bool, keep_other_masks: bool) -> List[str]:
+    """Move the staged masks into ``into/masks``: renames within one file system."""
+    staged = sorted(staging.iterdir())
+    removed: List[str] = []
+    replaced = 0
+    try:
+        if overwrite and not keep_other_masks:
+            removed = _move_unlisted(into, {p.stem for p in staged})
+        (into / "masks").mkdir(exist_ok=True)
+        for path in staged:
+            os.replace(path, into / "masks" / path.name)  # atomic: the old mask or the new
+            replaced += 1
+    except OSError as exc:  # _move_unlisted may have moved some before it failed
+        changed = replaced > 0 or (overwrite and not keep_other_masks)
+        raise _write_error(into, exc, changed) from None
+    return removed
+
+
+def _save_classes(into: Path, class_set: ClassSet, masks: int) -> None:
+    try:
+        save_classes(into, class_set)
+    except OSError as exc:
+        raise DatasetError(f"{into / CLASSES_FILE}: cannot write ({_why(exc)}); the {masks} "
+                           f"masks are imported: import again once this is fixed, to write "
+                           f"it") from None
+
+
 def _warnings(into: Path, removed: List[str]) -> List[str]:
     lines = []
     if removed:
@@ -258,21 +314,20 @@ def import_cvat(source: Path, into: Path, overwrite: bool = False,
         raise DatasetError(f"{source}: no such file or folder")
     if not into.is_dir():
         raise DatasetError(f"{into}: no such folder (the extract-frames output to label)")
-    with tempfile.TemporaryDirectory(prefix="canet_cvat_") as tmp:
-        unpacked = Path(tmp) / "export"
-        try:
-            class_set, write_classes, counts = _check(source, into, Path(tmp), overwrite)
-        except DatasetError as exc:
-            raise (exc if source.is_dir() else _relocated(exc, unpacked, source)) from None
-        staged = sorted((Path(tmp) / "masks").iterdir())
-        removed = []
-        if overwrite and not keep_other_masks:
-            removed = _move_unlisted(into, {p.stem for p in staged})
-        (into / "masks").mkdir(exist_ok=True)
-        for path in staged:
-            shutil.move(str(path), str(into / "masks" / path.name))
+    staging = _make_staging(into)
+    try:
+        with tempfile.TemporaryDirectory(prefix="canet_cvat_") as tmp:
+            unpacked = Path(tmp) / "export"
+            try:
+                class_set, write_classes, counts = _check(source, into, Path(tmp), staging,
+                                                          overwrite)
+            except DatasetError as exc:
+                raise (exc if source.is_dir() else _relocated(exc, unpacked, source)) from None
+        removed = _install(into, staging, overwrite, keep_other_masks)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     if write_classes:
-        save_classes(into, class_set)
+        _save_classes(into, class_set, counts["frames"])
     warnings = _warnings(into, removed)
     if not source.is_dir():
         warnings = [_in_zip(w, unpacked, source) for w in warnings]
