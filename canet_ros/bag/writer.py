@@ -21,33 +21,27 @@ and colours, so a bag is understandable without the report.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rosbags.interfaces import Qos
-from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import get_types_from_msg
 
 from ..image_codec import array_to_image_fields
 from .errors import BagError
 from .metadata import FileSpan, TopicCount, humble_metadata, write_metadata
 from .qos import IMAGE_OUTPUT_OFFER, LABEL_INFO_OFFER, offered_qos_string
 from .reader import COMPRESSED, IMAGE, describe_exception, humble_typestore
+from .storage_writers import LABEL_INFO, McapFile, Sqlite3File, bag_typestore
 
 STORAGES = ("mcap", "sqlite3")
 COMPRESSIONS = ("none", "lz4", "zstd")
 # MCAP chunk compression by default; sqlite3 has no chunks, and rosbag2's per-message
 # compression would make the bag unreadable for tools that do not implement it.
 DEFAULT_COMPRESSION = {"mcap": "zstd", "sqlite3": "none"}
-_CHUNK_BYTES = 4 << 20
-LABEL_INFO = "vision_msgs/msg/LabelInfo"
-# vision_msgs 4.x (Humble to Kilted), which the Humble type store lacks; the class first.
-_VISION_MSGS = (("vision_msgs/msg/VisionClass", "uint16 class_id\nstring class_name\n"),
-                (LABEL_INFO, "std_msgs/Header header\nvision_msgs/VisionClass[] class_map\n"
-                             "float32 threshold\n"))
 CLASSES_METADATA = "canet_ros.classes"  # the MCAP metadata record's name
 # The QoS each topic is recorded with (qos.py): the node's offers, so `ros2 bag play`
 # re-offers label_info latched. The copied input ("input") gets none, i.e. the player's
@@ -93,15 +87,6 @@ class OutputTopics:
         return {"labels": self.labels, "color": self.color, "overlay": self.overlay}
 
 
-def bag_typestore() -> Any:
-    """Return the Humble type store with vision_msgs' LabelInfo registered in it."""
-    store = humble_typestore()
-    if LABEL_INFO not in store.types:
-        for name, text in _VISION_MSGS:
-            store.register(get_types_from_msg(text, name))
-    return store
-
-
 def label_info_message(classes: Any, header: Any) -> Any:
     """Build LabelInfo as the node publishes it: id i is ``classes.names[i]``, no threshold."""
     types = bag_typestore().types
@@ -133,51 +118,6 @@ def copy_of_ros1_message(msg: Any, msgtype: str, header: Any) -> Any:
                         data=msg.data)
 
 
-class _McapFile:
-    """An MCAP storage file written with Foxglove's ``mcap`` library (chunk compression)."""
-
-    def __init__(self, path: Path, compression: str):
-        from mcap.writer import CompressionType, Writer
-
-        kind = {"none": CompressionType.NONE, "lz4": CompressionType.LZ4,
-                "zstd": CompressionType.ZSTD}[compression]
-        self.path = path
-        self._fh = path.open("xb")
-        self._writer = Writer(self._fh, chunk_size=_CHUNK_BYTES, compression=kind)
-        self._writer.start(profile="ros2", library="canet_ros")
-        self._schemas: dict[str, int] = {}
-        self._sequence: dict[int, int] = {}
-
-    def add_topic(self, topic: str, msgtype: str, offers: Sequence[Qos] = ()) -> int:
-        if msgtype not in self._schemas:
-            msgdef, _ = bag_typestore().generate_msgdef(msgtype, ros_version=2)
-            self._schemas[msgtype] = self._writer.register_schema(
-                msgtype, "ros2msg", msgdef.encode("utf-8"))
-        # The key and string form rosbag2's MCAP plugin writes and reads (as in metadata.yaml).
-        channel = self._writer.register_channel(
-            topic, "cdr", self._schemas[msgtype],
-            {"offered_qos_profiles": offered_qos_string(offers)})
-        self._sequence[channel] = 0
-        return channel
-
-    def add_metadata(self, name: str, data: dict[str, str]) -> None:
-        self._writer.add_metadata(name, data)
-
-    def write(self, channel: int, timestamp: int, data: bytes | memoryview) -> None:
-        self._sequence[channel] += 1
-        self._writer.add_message(channel, timestamp, bytes(data), timestamp,
-                                 self._sequence[channel])
-
-    def close(self) -> None:
-        try:
-            self._writer.finish()
-        finally:
-            self._fh.close()
-
-    def abort(self) -> None:
-        self._fh.close()
-
-
 class OutputBag:
     """The output ROS 2 bag: MCAP through ``mcap``, sqlite3 through rosbags.
 
@@ -200,6 +140,18 @@ class OutputBag:
         self._counts: dict[str, int] = {}
         self._times = [2**63 - 1, 0]
         self.messages = 0
+        self.frames = 0  # frames whose outputs (and input copy) were all written
+        # At the last commit: frames, messages, counts, times (what the sqlite3 file holds).
+        self._committed: tuple[int, int, dict[str, int], list[int]] = (0, 0, {}, self._times)
+
+    @property
+    def committed_frames(self) -> int | None:
+        """Return the frames committed to the sqlite3 file; None for MCAP.
+
+        It equals ``frames``, also after a failed write (its frame is rolled back); an
+        MCAP file's salvage keeps whole chunks, not frames.
+        """
+        return self._committed[0] if self.storage == "sqlite3" else None
 
     @property
     def storage_file(self) -> Path:
@@ -226,23 +178,18 @@ class OutputBag:
         try:
             if self.storage == "mcap":
                 self.path.mkdir(parents=True)
-                self._file = _McapFile(self.storage_file, self.compression)
+                self._file = McapFile(self.storage_file, self.compression)
                 add = self._file.add_topic
             else:
-                writer = Writer(self.path, version=8, storage_plugin=StoragePlugin.SQLITE3)
-                self._file = writer
-                writer.open()
-
-                def add(topic: str, msgtype: str, offers: Sequence[Qos]) -> Any:
-                    # Version 8: rosbags stores the integer form in the topics table.
-                    return writer.add_connection(topic, msgtype, typestore=bag_typestore(),
-                                                 offered_qos_profiles=offers)
+                self._file = Sqlite3File(self.path)
+                add = self._file.add_topic
             for key, (topic, msgtype) in self._wanted().items():
                 self._conns[key] = add(topic, msgtype, self._offers(key))
                 self._types[key] = (topic, msgtype)
                 self._counts[key] = 0
             if self.classes is not None and self.storage == "mcap":
                 self._file.add_metadata(CLASSES_METADATA, classes_metadata(self.classes))
+            self._commit()  # the topics: a run killed before its first frame names them
         except Exception as exc:
             if self._file is not None:
                 self._file.abort()
@@ -251,20 +198,50 @@ class OutputBag:
 
     def write_frame(self, timestamp: int, header: Any, labels: np.ndarray, color: np.ndarray,
                     overlay: np.ndarray, order: str) -> None:
+        """Write a frame's outputs; with a copied input, the frame ends at write_input."""
         encoding = "mono8" if labels.dtype == np.uint8 else "mono16"
-        if self.classes is not None and self._counts["label_info"] == 0:
-            # Once, at the first frame's time: a replay publishes it before any label image.
-            self._write("label_info", timestamp, label_info_message(self.classes, header))
-        self._write("labels", timestamp, image_message(labels, encoding, header))
-        self._write("color", timestamp, image_message(color, "rgb8", header))
-        self._write("overlay", timestamp, image_message(overlay, f"{order}8", header))
+        with self._frame_part(ends_frame=self.copy_topic is None):
+            if self.classes is not None and self._counts["label_info"] == 0:
+                # Once, at the first frame's time: a replay publishes it before any label.
+                self._write("label_info", timestamp, label_info_message(self.classes, header))
+            self._write("labels", timestamp, image_message(labels, encoding, header))
+            self._write("color", timestamp, image_message(color, "rgb8", header))
+            self._write("overlay", timestamp, image_message(overlay, f"{order}8", header))
 
     def write_input(self, timestamp: int, raw: bytes | None, msg: Any | None) -> None:
         """Copy the input message: its own CDR bytes (ROS 2) or a re-serialised one (ROS 1)."""
-        if raw is not None:
-            self._raw("input", timestamp, raw)
-        elif msg is not None:
-            self._write("input", timestamp, msg)
+        with self._frame_part(ends_frame=True):
+            if raw is not None:
+                self._raw("input", timestamp, raw)
+            elif msg is not None:
+                self._write("input", timestamp, msg)
+
+    @contextmanager
+    def _frame_part(self, ends_frame: bool) -> Iterator[None]:
+        """Commit at a frame's end; a failed write takes the file back to the last commit."""
+        try:
+            yield
+            if ends_frame:
+                self.frames += 1
+                self._commit()
+        except BaseException:
+            if self.storage == "sqlite3" and self._file is not None:
+                self._file.rollback()
+                self._restore_committed()
+            raise
+
+    def _commit(self) -> None:
+        if self.storage == "sqlite3" and self._file.commit():
+            self._mark_committed()
+
+    def _mark_committed(self) -> None:
+        self._committed = (self.frames, self.messages, dict(self._counts), list(self._times))
+
+    def _restore_committed(self) -> None:
+        """Make the counts, which metadata.yaml is written from, say what the file holds."""
+        self.frames, self.messages, counts, times = self._committed
+        self._counts = {key: counts.get(key, 0) for key in self._counts}
+        self._times = list(times)
 
     def _write(self, key: str, timestamp: int, msg: Any) -> None:
         data = bag_typestore().serialize_cdr(msg, msg.__msgtype__)
@@ -288,16 +265,24 @@ class OutputBag:
             return
         try:
             file.close()
-            write_metadata(self.path, humble_metadata(
-                self.storage, [FileSpan(self.storage_file.name, self._times[0], self._times[1],
-                                        self.messages)],
-                [TopicCount(topic, msgtype, self._counts[key],
-                            offered_qos_string(self._offers(key)))
-                 for key, (topic, msgtype) in self._types.items()]))
+            if self.storage == "sqlite3":
+                self._mark_committed()
+            self._write_metadata()
         except Exception as exc:
             file.abort()
+            if self.storage == "sqlite3":  # abort kept the last commit: describe it
+                self._restore_committed()
+                with suppress(Exception):
+                    self._write_metadata()
             raise BagError(f"{self.path}: cannot finish output bag "
                            f"({describe_exception(exc)})") from None
+
+    def _write_metadata(self) -> None:
+        write_metadata(self.path, humble_metadata(
+            self.storage, [FileSpan(self.storage_file.name, self._times[0], self._times[1],
+                                    self.messages)],
+            [TopicCount(topic, msgtype, self._counts[key], offered_qos_string(self._offers(key)))
+             for key, (topic, msgtype) in self._types.items()]))
 
     def size_bytes(self) -> int:
         """Bytes on disk of the bag folder (storage file and metadata.yaml)."""
