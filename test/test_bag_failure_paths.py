@@ -49,7 +49,7 @@ def engine(one_torch_thread):
 
 @pytest.fixture()
 def cli_engine(engine, monkeypatch):
-    """The CLI builds the shared test engine instead of loading a checkpoint per run."""
+    """Make the CLI build the shared test engine instead of loading a checkpoint per run."""
     monkeypatch.setattr(cli, "_engine_factory", lambda args: (lambda: engine))
     return engine
 
@@ -60,7 +60,7 @@ def digests(folder: Path) -> dict[str, str]:
 
 
 def disk_full_on(monkeypatch, path: Path) -> None:
-    """Writing ``path`` fails as on a full disk: the file is created empty, then ENOSPC."""
+    """Make writing ``path`` fail as on a full disk: the file is created empty, then ENOSPC."""
     real = Path.write_text
 
     def write_text(self, *args, **kwargs):

@@ -38,7 +38,7 @@ needs_dev_full = pytest.mark.skipif(not FULL.exists(), reason="needs Linux's /de
 
 
 def labelled(tmp_path: Path, n: int = 5) -> tuple[Path, Path, dict]:
-    """A dataset labelled once and a corrected export of all its frames.
+    """Return a dataset labelled once and a corrected export of all its frames.
 
     Return (dataset, corrected export, {mask name: bytes before the re-import}).
     """

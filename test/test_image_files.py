@@ -186,6 +186,7 @@ def test_import_cvat_stops_on_a_mask_it_cannot_stage(tmp_path, monkeypatch):
     labels = masks(CAMVID, n=2)
     folder = extract_folder(tmp_path / NOT_UTF8, CAMVID, labels)
     pkg = write_cvat_package(folder / "cvat", CAMVID, labels.items())
+
     def refuse(path, image):
         raise OSError(13, "Permission denied", str(path))
 
