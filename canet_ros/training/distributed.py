@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Iterator, List
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import Sampler
 
 
 @dataclass
@@ -76,6 +78,47 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     t = torch.tensor([1 if flag else 0], device=device)
     dist.broadcast(t, 0)
     return bool(t.item())
+
+
+def gather_objects(obj: Any, info: DistInfo) -> List[Any]:
+    """Every rank's ``obj``, in rank order, on every rank (a one-item list in one process)."""
+    if not info.enabled:
+        return [obj]
+    out: List[Any] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+class RankZeroOrder(Sampler[int]):
+    """Run ``inner`` with rank 0's global torch RNG state on every rank.
+
+    ``inner`` (ReplaySampler) draws its order from the global RNG; with rank 0's state every
+    rank draws the same order and keeps its own share of it.
+    Each rank's own RNG differs (augmentation is seeded per rank, rank 0 validates), so without
+    this the ranks would draw different orders and train on overlapping shares. Rank 0 draws
+    exactly as a one-process run; the other ranks' own RNG is left as it was.
+    """
+
+    def __init__(self, inner: Sampler[int], info: DistInfo, device: torch.device):
+        self.inner, self.info, self.device = inner, info, device
+
+    def __len__(self) -> int:
+        return len(self.inner)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[int]:
+        if not self.info.enabled:
+            return iter(self.inner)
+        own = torch.get_rng_state()
+        # A copy: on CPU .to() would return ``own`` itself for the broadcast to overwrite.
+        shared = own.to(self.device, copy=True)  # nccl moves CUDA tensors only
+        dist.broadcast(shared, 0)
+        torch.set_rng_state(shared.cpu())
+        try:
+            order = list(iter(self.inner))
+        finally:
+            if not self.info.is_main:
+                torch.set_rng_state(own)
+        return iter(order)
 
 
 def cleanup(info: DistInfo) -> None:

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 from ..atomic_write import remove_stale_temps, write_error
 from .config import TrainConfig, save_config
@@ -43,3 +43,28 @@ def train_state(blob: Dict[str, Any], path: Any) -> Dict[str, Any]:
         raise ValueError(f"{path}: has no train_state, so it cannot continue a run; resume "
                          f"from the run's last.pt (best.pt and model.pt hold weights only)")
     return st
+
+
+def check_world_size(st: Dict[str, Any], path: Any, world_size: int) -> None:
+    """Refuse to continue a run with another number of processes.
+
+    The shuffle, the per-rank augmentation streams and the poly schedule's length all follow
+    from the process count; with another count the finished batches cannot be replayed (a
+    bare StopIteration) or the global batch silently changes. Checkpoints from before the
+    count was stored are let through.
+    """
+    saved = st.get("world_size")
+    if saved is None or int(saved) == world_size:
+        return
+    how = "as one process, without torchrun" if int(saved) == 1 else \
+        f"under torchrun --nproc_per_node {int(saved)}"
+    raise ValueError(f"{path}: was trained with {int(saved)} process(es), this run has "
+                     f"{world_size}; resume with the same number of processes ({how})")
+
+
+def rank_rng(st: Dict[str, Any], rank: int) -> Optional[Dict[str, Any]]:
+    """Return this rank's saved epoch RNG state (older checkpoints hold rank 0's only)."""
+    states: Optional[List[Any]] = st.get("rank_rngs")
+    if states and rank < len(states):
+        return states[rank]
+    return st.get("epoch_rng")

@@ -41,7 +41,7 @@ from .ema import ModelEMA
 from .epoch_stats import EpochStats
 from .mixing import cutmix, step_generator
 from .replay import MixedDataset, ReplaySampler
-from .run_folder import prepare_run_folder, train_state
+from .run_folder import check_world_size, prepare_run_folder, rank_rng, train_state
 from .runlog import RunLog
 from .schedule import PolyLR, poly_factor
 from .state import get_rng_state, seed_everything, set_rng_state
@@ -78,9 +78,12 @@ class Trainer:
         self._backbone_state = None if cfg.resume or cfg.init_weights else \
             load_backbone_weights(resolve_backbone(cfg), cfg.pretrained_backbone)
         self.dist = D.init_distributed(self.device)
+        if self._resume_blob is not None:
+            check_world_size(self._resume_blob["train_state"], cfg.resume, self.dist.world_size)
         self.run_dir = Path(cfg.out_dir)
         self.use_amp = bool(cfg.amp) and self.device.type == "cuda"
-        seed_everything(cfg.seed)
+        # Per rank, so ranks draw their own augmentation (DDP copies rank 0's weights).
+        seed_everything(cfg.seed + self.dist.rank)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.data: DataBundle = build_data(cfg, self.dist.is_main)
@@ -114,9 +117,10 @@ class Trainer:
         sampler = (DistributedSampler(self.data.train, shuffle=True, seed=cfg.seed,
                                       drop_last=True) if self.dist.enabled else None)
         if isinstance(train, MixedDataset) and train.per_epoch is not None:
-            sampler = ReplaySampler(train.count(0), train.count(1), train.per_epoch,
-                                    cfg.batch_size * self.dist.world_size,
-                                    self.dist.rank, self.dist.world_size)
+            sampler = D.RankZeroOrder(
+                ReplaySampler(train.count(0), train.count(1), train.per_epoch,
+                              cfg.batch_size * self.dist.world_size,
+                              self.dist.rank, self.dist.world_size), self.dist, self.device)
         elif sampler is None and len(self.data.train) < cfg.batch_size:
             # Fewer labelled frames than a batch: one batch an epoch, frames repeated (each
             # with its own random crop), instead of no batch at all.
@@ -168,9 +172,12 @@ class Trainer:
                               train_args=portable_train_args(self.cfg, self.run_dir),
                               metrics=metrics or {})
 
-    def _train_state(self, epoch_stats: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    def _train_state(self, epoch_stats: Optional[Dict[str, Any]], rank_rngs: List[Any]
+                     ) -> Dict[str, Any]:
+        # rank_rngs: every rank's augmentation stream; epoch_rng (rank 0's) for older readers.
         return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-                "epoch_stats": epoch_stats,
+                "epoch_stats": epoch_stats, "world_size": self.dist.world_size,
+                "batch_size": self.cfg.batch_size, "rank_rngs": rank_rngs,
                 "global_step": self.global_step, "epoch_rng": self.epoch_rng,
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
@@ -182,11 +189,12 @@ class Trainer:
         stats = self._epoch_stats.state_dict() if self._epoch_stats is not None else None
         if stats is not None:  # every rank gets the ranks' mean back, so the row stays exact
             stats["loss_sum"] = D.all_reduce_mean(stats["loss_sum"], self.dist, self.device)
+        rngs = D.gather_objects(self.epoch_rng, self.dist)
         if not self.dist.is_main:
             return None
         return save_checkpoint(self.run_dir / "last.pt", self.bare_model,
                                self._metadata(self.best_metrics),
-                               extra={"train_state": self._train_state(stats)})
+                               extra={"train_state": self._train_state(stats, rngs)})
 
     def resume(self, path: str) -> None:
         blob = self._resume_blob if path == self.cfg.resume else None
@@ -213,7 +221,7 @@ class Trainer:
         self.best_score = float(st["best_score"])
         self.best_metrics = dict(st["best_metrics"])
         self._epoch_stats = EpochStats.from_state(st.get("epoch_stats"))
-        self.epoch_rng = st["epoch_rng"]
+        self.epoch_rng = rank_rng(st, self.dist.rank)
         if self.epoch_rng is not None:
             set_rng_state(self.epoch_rng)
         if self.ema is not None:
@@ -311,8 +319,8 @@ class Trainer:
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
         if self.cfg.cutmix > 0:
-            images, labels = cutmix(images, labels, self.cfg.cutmix,
-                                    step_generator(self.cfg.seed, self.global_step))
+            gen = step_generator(self.cfg.seed + self.dist.rank, self.global_step)
+            images, labels = cutmix(images, labels, self.cfg.cutmix, gen)
         if self.cfg.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.use_amp):
