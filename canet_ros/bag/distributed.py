@@ -36,14 +36,16 @@ from typing import Any
 
 from .errors import BagError
 from .outdir import (
+    LOCK,
     MARKER,
     NAME_MAX,
     OLD,
+    OutdirLock,
     PARTIAL,
     StagedOutdir,
     check_not_around_inputs,
+    claim_shared_outdir,
     fit_name,
-    mark_outdir,
 )
 from .pipeline import SegmentOptions, check_options, finish_staged, segment_bag
 from .reader import describe_exception
@@ -109,11 +111,11 @@ def _stem(bag: Path) -> str:
 
 def _places(name: str) -> tuple[str, ...]:
     # A bag's folder, and the ones beside it while a torchrun shard replaces an earlier run's.
-    return (name, name + PARTIAL, name + OLD)
+    return (name, name + PARTIAL, name + OLD, name + LOCK)
 
 
 def _fit(name: str) -> str:
-    return fit_name(name, max_bytes=NAME_MAX - max(len(PARTIAL), len(OLD)))
+    return fit_name(name, max_bytes=NAME_MAX - max(len(PARTIAL), len(OLD), len(LOCK)))
 
 
 def output_names(bags: Sequence[Path]) -> dict[Path, str]:
@@ -205,7 +207,7 @@ def _write_done(outdir: Path, info: RankInfo, done: list[dict[str, Any]]) -> Non
 
 def _wait_for_ranks(outdir: Path, info: RankInfo, poll_s: float, limit_s: float | None = None
                     ) -> tuple[list[dict[str, Any]], list[int]]:
-    """The ranks' bag entries, and the ranks that left no done file within ``limit_s``."""
+    """Return the ranks' bag entries, and the ranks that left no done file by ``limit_s``."""
     if limit_s is None:
         try:
             import torch.distributed as dist
@@ -232,31 +234,42 @@ def _wait_for_ranks(outdir: Path, info: RankInfo, poll_s: float, limit_s: float 
     return [e for rank in sorted(entries) for e in entries[rank]], missing
 
 
+def _open_outdir(root: Path, template: SegmentOptions, info: RankInfo
+                 ) -> tuple[StagedOutdir | None, OutdirLock | None]:
+    if info.world_size == 1:
+        return StagedOutdir(root, template.overwrite), None  # the same rules as for one bag
+    lock = OutdirLock(root)  # shared by this run's ranks, refused to any other run
+    lock.acquire_shared(_run_id(), lambda: claim_shared_outdir(
+        root, template.overwrite, _run_id(), leftovers={RANKS_DIR}))
+    if not _run_id() and info.rank == 0:
+        _LOG.warning("shards started without torchrun and without CANET_RUN_ID: a crashed "
+                     "earlier run's files in %s could be merged; give every shard the "
+                     "same CANET_RUN_ID", root / RANKS_DIR)
+    return None, lock
+
+
 def run_folder(folder: Path, template: SegmentOptions, engine_factory: Callable[[], Any],
                info: RankInfo | None = None, poll_s: float = 0.5) -> dict[str, Any]:
     """Run this rank's share of ``folder``; rank 0 returns the merged report."""
     info = info or RankInfo.from_env()
-    root = template.outdir
     check_options(template)  # as for one bag: before the model loads or OUTDIR is made
-    check_not_around_inputs(root, [folder])
+    check_not_around_inputs(template.outdir, [folder])
     find_bags(folder)  # no bags: say so before anything is created
-    staged = None
-    if info.world_size == 1:
-        staged = StagedOutdir(root, template.overwrite)  # the same rules as for one bag
-        if staged.staged:
-            template = dataclasses.replace(template, outdir=staged.path, final_outdir=root)
-            root = staged.path
-    else:
-        # Ranks start at different times, so none may delete what another already wrote;
-        # only an earlier run's merged report (written last, by rank 0) tells a rerun apart.
-        if (root / "report.json").exists() and not template.overwrite:
-            raise BagError(f"{root}: holds the report of an earlier run; pass --overwrite to "
-                           f"replace it")
-        mark_outdir(root)
-        if not _run_id() and info.rank == 0:
-            _LOG.warning("shards started without torchrun and without CANET_RUN_ID: a crashed "
-                         "earlier run's files in %s could be merged; give every shard the "
-                         "same CANET_RUN_ID", root / RANKS_DIR)
+    staged, lock = _open_outdir(template.outdir, template, info)
+    try:
+        if staged is not None and staged.staged:
+            template = dataclasses.replace(template, outdir=staged.path,
+                                           final_outdir=template.outdir)
+        return _run_share(folder, template, engine_factory, info, poll_s, staged)
+    finally:
+        for held in (staged, lock):
+            if held is not None:
+                held.release()
+
+
+def _run_share(folder: Path, template: SegmentOptions, engine_factory: Callable[[], Any],
+               info: RankInfo, poll_s: float, staged: StagedOutdir | None) -> dict[str, Any]:
+    root = template.outdir
     _done_path(root, info.rank).unlink(missing_ok=True)
     done: list[dict[str, Any]] = []
     interrupted = False

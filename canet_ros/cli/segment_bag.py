@@ -135,8 +135,7 @@ def _print_summary(report: dict[str, Any], outdir: Path) -> None:
         return "n/a" if value is None else format(value, fmt)
 
     if "frames" not in report:  # a rank other than 0: its bags only, rank 0 merges
-        for bag in report.get("bags", []):
-            print(f"rank {report.get('rank')}: {bag['bag']}: {bag['status']}")
+        _print_rank_bags(report)
         return
     skipped = (report.get("skipped") or {}).get("count", 0)
     lost = report.get("frames_lost", 0)
@@ -163,6 +162,12 @@ def _print_summary(report: dict[str, Any], outdir: Path) -> None:
     for key, path in written_files(report, outdir).items():
         if path:
             print(f"{labels[key]}: {path}")
+
+
+def _print_rank_bags(report: dict[str, Any]) -> None:
+    # On stderr: stdout holds rank 0's summary alone (torchrun joins the ranks' streams).
+    for bag in report.get("bags", []):
+        print(f"rank {report.get('rank')}: {bag['bag']}: {bag['status']}", file=sys.stderr)
 
 
 def _warn_damage(report: dict[str, Any]) -> None:
@@ -275,7 +280,9 @@ def _run_and_report(args: argparse.Namespace) -> int:
 
     kept = report.get("previous_output_kept")
     _warn_damage(report)
-    if args.json:
+    if args.json and "frames" not in report and "rank" in report:
+        _print_rank_bags(report)  # only rank 0 prints the (merged) JSON object
+    elif args.json:
         short = short_report(report, args.out) if "frames" in report else report
         if report.get("model"):  # what ran: precision auto as resolved, and its runtime
             short = {**short, "model": report["model"]}
