@@ -105,7 +105,7 @@ def test_two_process_resume_is_exact_and_ranks_draw_their_own_augmentation(tmp_p
     ranks = [(tmp_path / f"aug.rank{r}.txt").read_text().splitlines() for r in (0, 1)]
     assert len(ranks[0]) == len(ranks[1]) == 4
     assert all(len(line.split()) == 3 for line in ranks[0] + ranks[1])
-    assert all(x != y for x, y in zip(ranks[0], ranks[1])), ranks
+    assert all(x != y for x, y in zip(ranks[0], ranks[1], strict=True)), ranks
 
 
 def test_resume_with_another_process_count_is_refused_before_the_data_loads(
