@@ -18,7 +18,6 @@
 Each absent package is simulated in this process by a ``None`` entry in ``sys.modules``,
 which makes its import fail as a missing package's does.
 """
-import argparse
 import ast
 import json
 import re
@@ -30,6 +29,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from test_evaluate import _cli_args as cli_args  # evaluate's flags as the CLI parses them
 
 from canet_ros import data as data_module
 from canet_ros.checkpoint import build_metadata, save_checkpoint
@@ -91,16 +91,6 @@ def hand_miou(model, root: Path) -> float:
     tp = np.diag(m)
     union = m.sum(0) + m.sum(1) - tp
     return float(np.mean(tp[union > 0] / union[union > 0]))
-
-
-def cli_args(**kw) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    evaluate_cli.add_parser(parser.add_subparsers())
-    argv = ["evaluate"]
-    for key, value in kw.items():
-        flag = "--" + key.replace("_", "-")
-        argv += [flag] if value is True else [flag, str(value)]
-    return parser.parse_args(argv)
 
 
 # -- 1. fp32 without ONNX Runtime (an optional extra) runs on torch ------------------------
