@@ -57,14 +57,6 @@ def _png_header(path: Path) -> Optional[Tuple[int, int]]:
     return head[24], head[25]
 
 
-def png_grey_bits(path: Path) -> Optional[int]:
-    """Return the bit depth of a greyscale PNG below 8 bits (1, 2 or 4), else None."""
-    header = _png_header(path)
-    if header is None or header[1] != _GREY or header[0] not in (1, 2, 4):
-        return None
-    return header[0]
-
-
 def _palette_indices(path: Path) -> np.ndarray:
     """Return the pixel indices of a palette PNG (OpenCV gives only the colours they stand for)."""
     from PIL import Image  # pillow comes with matplotlib; only palette masks need it
@@ -76,16 +68,15 @@ def _palette_indices(path: Path) -> np.ndarray:
         raise DatasetError(f"{path}: cannot decode (corrupt or not an image)") from None
 
 
-def unscale_low_bit(path: Path, mask: np.ndarray) -> np.ndarray:
+def _unscale_low_bit(header: Optional[Tuple[int, int]], mask: np.ndarray) -> np.ndarray:
     """Return the stored values of a 1, 2 or 4-bit greyscale PNG that OpenCV read as ``mask``.
 
     OpenCV scales such pixels to 0-255 (1-bit 0/1 to 0/255, 2-bit by 85, 4-bit by 17); a
     mask's values are class ids, so the file's own numbers are wanted. Other masks pass.
     """
-    bits = png_grey_bits(path) if mask.ndim == 2 else None
-    if bits is None:
+    if mask.ndim != 2 or header is None or header[1] != _GREY or header[0] not in (1, 2, 4):
         return mask
-    return (mask // (255 // ((1 << bits) - 1))).astype(np.uint8)
+    return (mask // (255 // ((1 << header[0]) - 1))).astype(np.uint8)
 
 
 def read_index_mask(path: Path) -> np.ndarray:
@@ -102,7 +93,7 @@ def read_index_mask(path: Path) -> np.ndarray:
         raise DatasetError(f"{path}: cannot decode (corrupt or not an image)")
     if mask.dtype != np.uint8:
         raise DatasetError(f"{path}: {mask.dtype} pixels; masks are 8-bit class ids")
-    mask = unscale_low_bit(path, mask)  # 1-bit 0/1 masks read as 0/255 otherwise
+    mask = _unscale_low_bit(header, mask)  # 1-bit 0/1 masks read as 0/255 otherwise
     if mask.ndim == 3:
         if not (mask[..., :1] == mask[..., : min(3, mask.shape[2])]).all():
             raise DatasetError(f"{path}: a colour image; masks/ holds single-channel class "
