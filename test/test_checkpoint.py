@@ -63,14 +63,21 @@ def test_loads_with_weights_only(saved):
 
 
 def test_half_storage_is_smaller_and_close(tmp_path, saved):
-    model, _ = saved
+    model, full = saved
     path = save_checkpoint(tmp_path / "h.pt", model, build_metadata("mobilenetv2", CAMVID),
                            half=True)
-    blob = read_checkpoint(path)
-    assert blob["state_dict"]["classifier.weight"].dtype == torch.float16
+    stored = read_checkpoint(path)["state_dict"]
+    reference = model.state_dict()
+    for name, value in stored.items():
+        # Floating tensors halve; integer buffers (BatchNorm's step count) keep their type.
+        wanted = torch.float16 if reference[name].is_floating_point() else reference[name].dtype
+        assert value.dtype == wanted, name
+    # Nearly every byte is a weight, so fp16 storage is about half the fp32 file.
+    assert path.stat().st_size < 0.55 * full.stat().st_size
     loaded, _ = load_checkpoint(path)
-    assert loaded.classifier.weight.dtype == torch.float32
-    assert torch.allclose(loaded.classifier.weight, model.classifier.weight, atol=1e-3)
+    for name, value in loaded.state_dict().items():
+        assert value.dtype == reference[name].dtype, name
+        assert torch.allclose(value, reference[name], rtol=1e-3, atol=1e-4), name
 
 
 def test_atomic_save_leaves_no_temp_and_keeps_old_file_on_failure(tmp_path, saved, monkeypatch):
