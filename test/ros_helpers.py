@@ -236,7 +236,7 @@ class Rig:
             self._engines[key] = SegmentationEngine(*args, **kwargs)
         return self._engines[key]
 
-    def node(self, gate=None, fail: int = 0, **params):
+    def node(self, gate=None, fail: int = 0, cli_args=None, **params):
         from rclpy.parameter import Parameter
 
         from canet_ros.ros.segmentation import SegmentationNode
@@ -245,6 +245,7 @@ class Rig:
                   "stats_period": 60.0, **params}
         node = SegmentationNode(
             parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
+            cli_args=cli_args,
             engine_factory=lambda *a, **k: Recorder(self.engine(*a, **k), gate, fail))
         self.nodes.append(node)
         self.executor.add_node(node)

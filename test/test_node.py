@@ -101,6 +101,23 @@ def test_compressed_input(rig, reference):
     check_outputs(rig.wait_for(got), msg, decode_jpeg(msg), reference, "bgr")
 
 
+@pytest.mark.parametrize("rule, topic", [
+    # The base topic remapped, as for a raw camera: image_transport's users expect
+    # <remapped base>/compressed (image_pipeline PR 851, apriltag_ros issue 29).
+    (f"{TOPIC}:=/robot/front/image_raw", "/robot/front/image_raw/compressed"),
+    # The full transport name remapped still works.
+    (f"{TOPIC}/compressed:=/robot/jpeg", "/robot/jpeg")])
+def test_compressed_input_follows_remaps(rig, reference, rule, topic):
+    node = rig.node(input_transport="compressed", cli_args=["--ros-args", "-r", rule])
+    subscription, = node.subscriptions
+    assert subscription.topic_name == topic
+    assert f"input {topic} (compressed" in node._ready_message()
+    got = rig.listen(node, *OUTPUTS)
+    msg = jpeg_msg(synthetic_frame(seed=5))
+    rig.send(node, msg, topic)
+    check_outputs(rig.wait_for(got), msg, decode_jpeg(msg), reference, "bgr")
+
+
 @pytest.mark.parametrize("transport", ["raw", "compressed"])
 def test_camvid_frames(rig, reference, transport):
     pairs = camvid_pairs(2)

@@ -200,7 +200,7 @@ class SegmentationNode(Node):
         # The first report's window then starts here, not before the model was loaded.
         self._frame_stats = FrameStats()
         self._input_sub = self.create_subscription(
-            msg_type, cfg.input_topic, self._on_image, input_qos(cfg.qos_reliability))
+            msg_type, self._input_topic(), self._on_image, input_qos(cfg.qos_reliability))
         names = OUTPUTS if cfg.publish_confidence else OUTPUTS[:3]
         # Relative names: they land under the node's namespace (cam_front/segmentation/...).
         self._outputs = {name: self.create_publisher(Image, f"segmentation/{name}", OUTPUT_QOS)
@@ -210,6 +210,15 @@ class SegmentationNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._label_info_pub = self._publish_label_info()
         self._stats_timer = self.create_timer(cfg.stats_period, self._on_stats_timer)
+
+    def _input_topic(self) -> str:
+        cfg = self._cfg
+        if cfg.input_transport != "compressed":
+            return cfg.image_topic
+        # A remap names the base topic (-r image_raw:=front/image_raw) whatever the
+        # transport, as image_pipeline's nodes take it; rcl alone would remap only the full
+        # ".../compressed" name, and the node would wait on the old topic.
+        return f"{self.resolve_topic_name(cfg.image_topic)}/compressed"
 
     def _publish_label_info(self) -> Any:
         """Publish what each label id means, once: transient local keeps it for late readers."""
@@ -231,7 +240,7 @@ class SegmentationNode(Node):
             runs += ", numba loops"
         return (f"ready: CANet {engine.backbone} ({engine.num_classes} classes) at "
                 f"{width}x{height} on {engine.device_name} ({runs}); input "
-                f"{self.resolve_topic_name(cfg.input_topic)} ({cfg.input_transport}, "
+                f"{self._input_sub.topic_name} ({cfg.input_transport}, "
                 f"{cfg.qos_reliability}); outputs {outputs}")
 
     # -- frames -----------------------------------------------------------------------
@@ -343,7 +352,7 @@ class SegmentationNode(Node):
                 "device": str(self._engine.device_name),
                 "precision": str(self._engine.precision), "runtime": str(self._engine.runtime),
                 "cpu_loops": str(kernels.loops_for(self._engine.device_type) or "none"),
-                "input_topic": self.resolve_topic_name(self._cfg.input_topic)}
+                "input_topic": self._input_sub.topic_name}
 
     def diagnostics(self, report: StatsReport) -> DiagnosticArray:
         """One DiagnosticStatus for this node; every KeyValue value is a string."""
