@@ -238,8 +238,9 @@ def _vis_hook(dataset, palette: np.ndarray, ignore_index: int, out_dir, count: i
     return hook
 
 
-def engine_confusion(checkpoint: str, ds, size: Tuple[int, int], device: str, flip: bool,
-                     classes, hook: Optional[BatchHook], show_progress: bool,
+def engine_confusion(checkpoint: str, ds: Dataset, size: Tuple[int, int], device: str,
+                     flip: bool, classes: ClassSet, hook: Optional[BatchHook],
+                     show_progress: bool,
                      precision: str = "fp32") -> Tuple[ConfusionMatrix, str, str]:
     """Score ``ds`` through SegmentationEngine, reading the next frame meanwhile.
 
