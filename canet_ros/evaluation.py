@@ -19,10 +19,9 @@ truth's full size before the argmax, so scores are always at label resolution.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -31,11 +30,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .classes import ClassSet
+from .evaluation_vis import BatchHook, check_vis_folder, save_charts, vis_hook
 from .metrics import ConfusionMatrix
 from .progress import progress
-
-BatchHook = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
-log = logging.getLogger("canet_ros.evaluation")
 
 
 @dataclass(frozen=True)
@@ -187,6 +184,13 @@ def format_table(result: Dict[str, object], class_names: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def scored_set(dataset: str, split: str, include: Optional[Sequence[str]] = None,
+               exclude: Optional[Sequence[str]] = None) -> str:
+    """Name what was scored, name filters included (text output and chart titles alike)."""
+    words = [dataset, split] + ([",".join(include)] if include else [])
+    return " ".join(words + (["without " + ",".join(exclude)] if exclude else []))
+
+
 def confusion_fractions(cm: ConfusionMatrix) -> np.ndarray:
     """Row-normalised matrix (each ground-truth class sums to 1; empty rows stay 0)."""
     m = cm.matrix.astype(np.float64)
@@ -218,24 +222,6 @@ def parse_resolution(text: Optional[str]) -> Optional[Tuple[int, int]]:
     if w <= 0 or h <= 0:
         raise ValueError(f"resolution {text!r}: width and height must be positive")
     return w, h
-
-
-def _vis_hook(dataset, palette: np.ndarray, ignore_index: int, out_dir, count: int
-              ) -> BatchHook:
-    from .visualize import save_rgb, side_by_side
-
-    def hook(first: int, images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor
-             ) -> None:
-        for k in range(preds.shape[0]):
-            index = first + k
-            if index >= count:
-                return
-            frame, gt = dataset.load(index)
-            name = Path(dataset.pairs[index][0]).stem
-            save_rgb(side_by_side(frame, gt, preds[k].numpy(), palette, ignore_index),
-                     Path(out_dir) / f"{index:03d}_{name}.png")
-
-    return hook
 
 
 def engine_confusion(checkpoint: str, ds: Dataset, size: Tuple[int, int], device: str,
@@ -289,12 +275,12 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     ``precision`` other than fp32 (and ``auto``, which there means fp32) needs the engine
     path: the same engine, runtime and precision as segment-bag and the node.
     """
-    from .checkpoint import load_checkpoint
+    from .checkpoint import class_set_from_metadata, load_checkpoint
     from .data import EvalTransform, build_dataset
     from .prior_correction import current_strength, set_prior_correction
 
     if save_vis:  # before minutes of scoring, not after them
-        _check_vis_folder(Path(save_vis))
+        check_vis_folder(Path(save_vis))
     model, meta = load_checkpoint(checkpoint, map_location="cpu")
     if prior_correction is not None:
         set_prior_correction(model, meta, prior_correction, source=str(checkpoint))
@@ -302,8 +288,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     size = resolution or (tuple(meta["input_size"]) if meta.get("input_size") else None)
     ds = build_dataset(dataset, data_root, split, EvalTransform(meta["mean"], meta["std"], size),
                        include=include, exclude=exclude)
-    hook = (_vis_hook(ds, expected.palette(), expected.ignore_index, save_vis, vis_count)
-            if save_vis else None)
+    palette = class_set_from_metadata(meta).palette()  # segment-bag's and the node's colours
+    hook = vis_hook(ds, palette, expected.ignore_index, save_vis, vis_count) if save_vis else None
     engine_path = (size is not None and min(size) >= 32  # the engine's smallest input
                    and prior_correction is None and hasattr(ds, "load")
                    and (tta is None or tuple(tta.scales) == (1.0,)))
@@ -332,7 +318,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                                                         [p[0] for p in ds.pairs],
                                                         _run_dir(checkpoint))})
     if save_vis:
-        _save_charts(result, cm, expected.names, Path(save_vis), f"{dataset} {split}")
+        save_charts(result, cm, expected.names, Path(save_vis),
+                    scored_set(dataset, split, include, exclude))
     result["confusion_matrix"] = cm.matrix.tolist()
     return result
 
@@ -361,33 +348,3 @@ def _dataset_classes(checkpoint: str, meta: dict, dataset: str, data_root: Optio
                               f"{list(cs.names)} but {data_root or dataset} has "
                               f"{expected.num_classes}: {list(expected.names)}")
     return expected
-
-
-def _check_vis_folder(folder: Path) -> None:
-    """Create the --save-vis folder and write a file there, or say why that cannot be done."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".canet_write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ValueError(f"--save-vis {folder}: cannot write there "
-                         f"({exc.strerror or exc})") from None
-
-
-def _save_charts(result: dict, cm: ConfusionMatrix, names: Sequence[str], folder: Path,
-                 what: str) -> None:
-    """Draw the two charts, or warn once and say why in the result's ``chart_error``.
-
-    matplotlib is optional; as in segment-bag, a chart must never cost the scores.
-    """
-    title = f"{what}: mIoU {100 * float(result['miou']):.1f}%"
-    try:
-        from .visualize import save_confusion_matrix, save_iou_bar_chart
-
-        save_iou_bar_chart(result["per_class"], folder / "per_class_iou.png", title)
-        save_confusion_matrix(cm.matrix, names, folder / "confusion_matrix.png")
-    except Exception as exc:
-        result["chart_error"] = f"{type(exc).__name__}: {exc}"
-        log.warning("--save-vis: charts not drawn in %s (%s); the scores are complete",
-                    folder, result["chart_error"])

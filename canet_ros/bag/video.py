@@ -30,9 +30,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..draw_text import text_painter
 from .errors import BagError
 
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_ID_GREY = (170, 170, 170)  # the ids a shade dimmer than the names they number
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,11 @@ def choose_format() -> tuple[VideoFormat, str | None]:
 
 
 def render_legend(names: Sequence[str], colors_rgb: np.ndarray, frame_height: int) -> np.ndarray:
-    """Render a BGR swatch + name list at most ``frame_height`` tall (more columns if needed).
+    """Render a BGR swatch + class id + name list at most ``frame_height`` tall.
 
     Rows shrink to fit down to a readable minimum; past that the names go into columns.
+    Names are drawn in a TrueType font (``draw_text``); the id, the value the class has in
+    the label masks, tells classes apart even where the font lacks a name's glyphs.
     """
     scale = max(0.3, min(0.5, frame_height / 900))
     row = max(10, int(round(26 * scale / 0.5)))
@@ -81,17 +84,22 @@ def render_legend(names: Sequence[str], colors_rgb: np.ndarray, frame_height: in
     per_column = max(1, (frame_height - 4) // row)
     columns = -(-len(names) // per_column)
     swatch = row - 4
-    text_w = max(cv2.getTextSize(n, _FONT, scale, 1)[0][0] for n in names)
-    col_w = swatch + 8 + text_w + 6
+    painter = text_painter(scale)
+    ids = [str(i) for i in range(len(names))]
+    id_w = max((painter.width(i) for i in ids), default=0)
+    text_w = max((painter.width(n) for n in names), default=0)
+    col_w = swatch + 8 + id_w + 6 + text_w + 6
     rows = min(len(names), per_column)
     legend = np.zeros((row * rows + 4, col_w * columns, 3), np.uint8)
+    texts = []
     for i, (name, rgb) in enumerate(zip(names, colors_rgb, strict=True)):
         x, y = (i // per_column) * col_w, 2 + (i % per_column) * row
         bgr = tuple(int(v) for v in rgb[::-1])
         cv2.rectangle(legend, (x + 2, y + 2), (x + 2 + swatch, y + 2 + swatch), bgr, -1)
-        cv2.putText(legend, name, (x + swatch + 8, y + row - 5), _FONT, scale,
-                    (255, 255, 255), 1, cv2.LINE_AA)
-    return legend
+        left, baseline = x + swatch + 8, y + row - 5
+        texts.append((ids[i], (left + id_w - painter.width(ids[i]), baseline), _ID_GREY))
+        texts.append((name, (left + id_w + 6, baseline), (255, 255, 255)))
+    return painter.draw(legend, texts)
 
 
 class _PyavWriter:

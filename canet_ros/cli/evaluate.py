@@ -84,7 +84,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..evaluation import TTA, evaluate_checkpoint, format_table, parse_resolution
+    from ..evaluation import TTA, evaluate_checkpoint, format_table, parse_resolution, scored_set
 
     device = args.device
     if device == "auto":
@@ -112,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         size = "x".join(map(str, result["resolution"])) if result["resolution"] else "native"
         prior = result["prior_correction"]
-        print(f"{result['checkpoint']} on {args.dataset} {split}"
-              f"{' ' + ','.join(include) if include else ''}, network input {size}"
+        print(f"{result['checkpoint']} on {scored_set(args.dataset, split, include, args.exclude)}"
+              f", network input {size}"
               f", {result['precision']} on {result['runtime']}"
               f"{', TTA x' + str(tta.passes) if tta else ''}"
               f"{f', prior correction {prior:g}' if prior else ''}")

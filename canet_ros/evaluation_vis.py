@@ -1,0 +1,86 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""canet evaluate --save-vis: frame | truth | prediction pictures and the two charts.
+
+Kept apart from the scoring (``evaluation``) so drawing never sits in its way; nothing
+here imports matplotlib until a chart is drawn.
+"""
+from __future__ import annotations
+
+import logging
+import textwrap
+from pathlib import Path
+from typing import Any, Callable, Dict, Sequence
+
+import numpy as np
+import torch
+
+from .metrics import ConfusionMatrix
+
+BatchHook = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
+log = logging.getLogger("canet_ros.evaluation")
+
+
+def vis_hook(dataset: Any, palette: np.ndarray, ignore_index: int, out_dir: str, count: int
+             ) -> BatchHook:
+    """Return a per-batch hook saving the first ``count`` frames as frame | truth | prediction."""
+    from .visualize import save_rgb, side_by_side
+
+    def hook(first: int, images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor
+             ) -> None:
+        for k in range(preds.shape[0]):
+            index = first + k
+            if index >= count:
+                return
+            frame, gt = dataset.load(index)
+            name = Path(dataset.pairs[index][0]).stem
+            save_rgb(side_by_side(frame, gt, preds[k].numpy(), palette, ignore_index),
+                     Path(out_dir) / f"{index:03d}_{name}.png")
+
+    return hook
+
+
+def check_vis_folder(folder: Path) -> None:
+    """Create the --save-vis folder and write a file there, or say why that cannot be done."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".canet_write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"--save-vis {folder}: cannot write there "
+                         f"({exc.strerror or exc})") from None
+
+
+def save_charts(result: Dict[str, Any], cm: ConfusionMatrix, names: Sequence[str],
+                folder: Path, what: str) -> None:
+    """Draw the two charts, or warn once and say why in the result's ``chart_error``.
+
+    matplotlib is optional; as in segment-bag, a chart must never cost the scores. ``what``
+    names the frames scored, as the text output does: a subset's score is not a split's.
+    """
+    frames = int(result["frames"])
+    what = textwrap.fill(f"{what} ({frames} frame{'' if frames == 1 else 's'})", 70)
+    try:
+        from .visualize import save_confusion_matrix, save_iou_bar_chart
+
+        save_iou_bar_chart(result["per_class"], folder / "per_class_iou.png",
+                           f"{what}: mIoU {100 * float(result['miou']):.1f}%")
+        save_confusion_matrix(cm.matrix, names, folder / "confusion_matrix.png",
+                              f"{what}\nconfusion matrix (rows: ground truth, % of row)")
+    except Exception as exc:
+        result["chart_error"] = f"{type(exc).__name__}: {exc}"
+        log.warning("--save-vis: charts not drawn in %s (%s); the scores are complete",
+                    folder, result["chart_error"])
