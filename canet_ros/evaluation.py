@@ -191,13 +191,6 @@ def scored_set(dataset: str, split: str, include: Optional[Sequence[str]] = None
     return " ".join(words + (["without " + ",".join(exclude)] if exclude else []))
 
 
-def confusion_fractions(cm: ConfusionMatrix) -> np.ndarray:
-    """Row-normalised matrix (each ground-truth class sums to 1; empty rows stay 0)."""
-    m = cm.matrix.astype(np.float64)
-    rows = m.sum(axis=1, keepdims=True)
-    return np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
-
-
 def seen_in_training(train_args: Dict[str, object], frames: Sequence[Path],
                      run_dir: Optional[Path] = None) -> Optional[int]:
     """How many of these frame files the checkpoint's run trained on (None: not recorded).
