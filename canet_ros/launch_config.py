@@ -18,7 +18,9 @@
 listed here and hand their values to :func:`resolve_segment_launch` /
 :func:`resolve_multi_camera_launch`, which pick the per-backbone YAML, check every value
 and build typed parameter overrides. Every node parameter is a launch argument; empty
-values mean "not set": the YAML decides. A ``name:=value`` the file does not declare
+values mean "not set": the YAML decides (``resolution:=checkpoint`` sets the node's empty
+resolution; multi_camera.launch.py gives a camera without params_file or image_topic
+``/<namespace>/image_raw``). A ``name:=value`` the file does not declare
 stops the launch (:func:`check_given_arguments`): ros2 launch itself accepts any. It also
 decides the Fast DDS profile the node runs with (large images, docs/ros.md). Torch is
 never imported, so ``ros2 launch`` stays quick.
@@ -56,6 +58,10 @@ NO_DDS_PROFILE = "none"
 ROS2_LAUNCH_OPTIONS = ("launch-prefix", "launch-prefix-filter")
 _NAMESPACE_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _BOOLEANS = {"true": True, "false": False}
+# resolution:=checkpoint sets the node's "" (the checkpoint's training input size): an
+# empty launch argument keeps the params file's value, ros2 launch refuses resolution:=,
+# and resolution:="''" arrives as two quote characters.
+RESOLUTION_OF_CHECKPOINT = "checkpoint"
 
 
 class LaunchConfigError(ValueError):
@@ -70,14 +76,16 @@ class LaunchArgument:
 
 
 # What a launch argument does beyond setting its parameter.
-_NOTES = {"backbone": "; picks config/canet_<backbone>.yaml unless params_file is set"}
+_NOTES = {"backbone": "; picks config/canet_<backbone>.yaml unless params_file is set",
+          "resolution": f"; as a launch argument '{RESOLUTION_OF_CHECKPOINT}' = the "
+                        "checkpoint's training size, even where the params file sets one"}
 
 
 # Values the shipped config/canet_<backbone>.yaml files set per backbone (a test reads the
-# files); every other parameter ships with the node's own default.
+# files); every other parameter ships with the node's own default. resolution is not
+# here: every file leaves it empty, so each checkpoint runs at its training size.
 SHIPPED_PER_BACKBONE = {
     "checkpoint": {"mobilenetv2": "default", "resnet18": "", "resnet101": ""},
-    "resolution": {"mobilenetv2": "480x360", "resnet18": "", "resnet101": ""},
 }
 
 
@@ -110,10 +118,11 @@ SEGMENT_ARGUMENTS: Tuple[LaunchArgument, ...] = tuple(
 )
 SEGMENT_ARGUMENT_NAMES = tuple(a.name for a in SEGMENT_ARGUMENTS)
 
-# multi_camera.launch.py: (argument prefix, default namespace, default image topic).
-CAMERAS: Tuple[Tuple[str, str, str], ...] = (
-    ("front", "cam_front", "/cam_front/image_raw"),
-    ("rear", "cam_rear", "/cam_rear/image_raw"),
+# multi_camera.launch.py: (argument prefix, default namespace). A camera's image_topic left
+# empty is image_raw in its namespace unless params_file is set (camera_image_topic).
+CAMERAS: Tuple[Tuple[str, str], ...] = (
+    ("front", "cam_front"),
+    ("rear", "cam_rear"),
 )
 # Set per camera (<prefix>_<name>); every other argument applies to both cameras.
 PER_CAMERA = ("namespace", "image_topic", "input_transport")
@@ -194,13 +203,23 @@ def parameter_override(name: str, text: str) -> Any:
     if name == "image_topic":
         return _check(check_topic, name, text)
     if name == "resolution":
-        width, height = _check(parse_resolution, text)
-        return f"{width}x{height}"
+        return _resolution_override(text)
     if name == "checkpoint" and _YAML12_NUMBER.match(text):
         # launch_ros writes string overrides unquoted to a YAML file; rcl reads "1e3" there
         # as a double. "./1e3" names the same file and stays a string.
         return f"./{text}"
     return text
+
+
+def _resolution_override(text: str) -> str:
+    if text.lower() == RESOLUTION_OF_CHECKPOINT:
+        return ""  # the node's "not set": the checkpoint's training input size
+    try:
+        width, height = parse_resolution(text)
+    except ParamError as exc:
+        raise LaunchConfigError(f"{exc}; or '{RESOLUTION_OF_CHECKPOINT}' for the "
+                                "checkpoint's training size") from None
+    return f"{width}x{height}"
 
 
 # What rcl's YAML reading takes for a number but PyYAML (YAML 1.1) dumps as a bare string.
@@ -285,16 +304,33 @@ def dds_environment(dds_profile: str, share_dir: Union[str, Path],
     return dict.fromkeys(FASTDDS_PROFILE_VARIABLES, str(profile.resolve()))
 
 
+def camera_image_topic(namespace: str) -> str:
+    """``/<namespace>/image_raw``: where a camera's input is when nothing else says."""
+    inner = check_namespace(namespace).strip("/")
+    return f"/{inner}/image_raw" if inner else "/image_raw"
+
+
+def _camera_topic_argument(prefix: str, namespace: str) -> LaunchArgument:
+    spec = SPEC_BY_NAME["image_topic"]
+    return LaunchArgument(
+        f"{prefix}_image_topic",
+        f"{prefix} camera: {spec.description}; empty: the params file's image_topic when "
+        f"params_file is set, else /<{prefix}_namespace>/image_raw "
+        f"({camera_image_topic(namespace)} by default)")
+
+
 def multi_camera_arguments() -> Tuple[LaunchArgument, ...]:
     """multi_camera.launch.py's arguments: the per-camera ones, then the shared ones."""
     per_camera: List[LaunchArgument] = []
-    for prefix, namespace, topic in CAMERAS:
-        defaults = {"namespace": namespace, "image_topic": topic}
+    for prefix, namespace in CAMERAS:
         for arg in SEGMENT_ARGUMENTS:
-            if arg.name in PER_CAMERA:
+            if arg.name == "image_topic":
+                per_camera.append(_camera_topic_argument(prefix, namespace))
+            elif arg.name in PER_CAMERA:
+                default = namespace if arg.name == "namespace" else arg.default
                 per_camera.append(LaunchArgument(f"{prefix}_{arg.name}",
                                                  f"{prefix} camera: {arg.description}",
-                                                 defaults.get(arg.name, arg.default)))
+                                                 default))
     return tuple(per_camera) + SHARED_ARGUMENTS
 
 
@@ -304,13 +340,21 @@ MULTI_CAMERA_ARGUMENT_NAMES = tuple(a.name for a in multi_camera_arguments())
 def resolve_multi_camera_launch(arguments: Mapping[str, str], share_dir: Union[str, Path],
                                 environ: Optional[Mapping[str, str]] = None
                                 ) -> List[Tuple[str, SegmentLaunchPlan]]:
-    """One (camera prefix, plan) per camera: its own arguments over the shared ones."""
+    """One (camera prefix, plan) per camera: its own arguments over the shared ones.
+
+    A camera's empty image_topic leaves the topic to params_file when one is given; with
+    the shipped YAML (one /camera/image_raw for every node) it becomes image_raw in the
+    camera's namespace, so the two nodes never read the same camera.
+    """
     check_given_arguments(arguments, MULTI_CAMERA_ARGUMENT_NAMES, "multi_camera.launch.py")
     plans = []
-    for prefix, _, _ in CAMERAS:
-        values = {a.name: arguments.get(a.name, "") for a in SHARED_ARGUMENTS}
-        values.update({name: arguments.get(f"{prefix}_{name}", "") for name in PER_CAMERA})
+    for prefix, _ in CAMERAS:
+        values = {a.name: str(arguments.get(a.name, "") or "") for a in SHARED_ARGUMENTS}
+        values.update({name: str(arguments.get(f"{prefix}_{name}", "") or "")
+                       for name in PER_CAMERA})
         try:
+            if not values["image_topic"].strip() and not values["params_file"].strip():
+                values["image_topic"] = camera_image_topic(values["namespace"])
             plans.append((prefix, resolve_segment_launch(values, share_dir, environ)))
         except LaunchConfigError as exc:
             raise LaunchConfigError(f"{prefix} camera: {exc}") from None

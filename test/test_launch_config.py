@@ -130,12 +130,13 @@ def test_multi_camera_arguments():
     assert tuple(names) == lc.MULTI_CAMERA_ARGUMENT_NAMES and len(names) == len(set(names))
     # The included file's own names would do nothing here: they must not be offered.
     assert not set(lc.PER_CAMERA) & set(names)
-    per_camera = {f"{prefix}_{name}" for prefix, _, _ in lc.CAMERAS for name in lc.PER_CAMERA}
+    per_camera = {f"{prefix}_{name}" for prefix, _ in lc.CAMERAS for name in lc.PER_CAMERA}
     shared = set(lc.SEGMENT_ARGUMENT_NAMES) - set(lc.PER_CAMERA)
     assert set(names) == per_camera | shared
     defaults = {a.name: a.default for a in lc.multi_camera_arguments()}
     assert (defaults["front_namespace"], defaults["rear_namespace"]) == ("cam_front", "cam_rear")
-    assert defaults["front_image_topic"] != defaults["rear_image_topic"]
+    # Empty: a params_file's image_topic decides, else /<namespace>/image_raw (the plans).
+    assert defaults["front_image_topic"] == defaults["rear_image_topic"] == ""
 
 
 def test_multi_camera_plans_per_camera_and_shared_values():
@@ -200,7 +201,9 @@ def test_config_yaml_matches_the_declared_parameters(backbone):
     assert values["backbone"] == backbone
     if backbone == "mobilenetv2":
         config = params.validate_config(values)
-        assert (config.checkpoint, config.resolution) == ("default", (480, 360))
+        # No resolution: every checkpoint runs at its training size (the bundled one's
+        # 480x360 is checked in test_launch_defaults.py).
+        assert (config.checkpoint, config.resolution) == ("default", None)
     else:
         assert values["checkpoint"] == ""
         with pytest.raises(params.ParamError, match=f"checkpoint.*{backbone}"):
@@ -212,8 +215,7 @@ def test_config_yaml_matches_the_declared_parameters(backbone):
 def test_show_args_says_what_the_shipped_files_set():
     # --show-args: "empty: the params file's value (shipped: ...)" must be the files' value.
     described = {a.name: a.description for a in lc.SEGMENT_ARGUMENTS}
-    assert "(shipped: '480x360' for mobilenetv2, '' for resnet18, '' for resnet101)" in (
-        described["resolution"])
+    assert "(shipped: '')" in described["resolution"]
     for name in params.SPEC_BY_NAME:
         if name == "backbone":  # the argument picks the file
             continue
