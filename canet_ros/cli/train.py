@@ -18,16 +18,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ..checkpoint import CheckpointError, read_checkpoint
 from ..errors import CanetError
-from ..training.config import (
-    add_config_arguments,
-    load_yaml,
-    merge_config,
-    resolve_train_args,
-)
+from ..training.config import add_config_arguments, config_from_args
 from ..training.config_types import weights_file
 from . import EXIT_INTERRUPTED, prior_strength, run_command
 
@@ -76,36 +71,37 @@ def _pretrained_flags(parser: argparse.ArgumentParser) -> None:
                         help="random backbone initialisation (the default)")
 
 
-def _base_values(args: argparse.Namespace) -> Tuple[Dict[str, Any], str]:
-    """YAML values, or on a bare --resume the run's own saved config; and where they are from."""
-    if args.config:
-        return load_yaml(args.config), str(args.config)
-    if args.resume:
-        from ..training.run_folder import train_state
+def _resumable(path: str) -> Dict[str, Any]:
+    """Read the --resume checkpoint; one that cannot continue a run is refused here.
 
-        blob = read_checkpoint(args.resume)
-        # A checkpoint that cannot continue a run (model.pt, best.pt) is refused before its
-        # saved config is merged, the data set loads or the run folder is written to.
-        train_state(blob, args.resume)
-        # Saved paths are relative to the run folder, which is where last.pt lives.
-        saved = blob.get("train_args") or {}
-        train_args = resolve_train_args(saved, Path(args.resume).resolve().parent)
-        if saved.get("out_dir") in (None, "."):
-            # The run folder as the user wrote it (relative stays relative), so the resumed
-            # run's messages name it the way the first run's did.
-            train_args["out_dir"] = str(Path(args.resume).parent)
-        dropped = ("resume", "max_steps_this_run")
-        return {k: v for k, v in train_args.items() if k not in dropped}, str(args.resume)
-    return {}, "config file"
+    That is before its saved config is merged, the data set loads or the run folder is
+    written to (model.pt, best.pt).
+    """
+    from ..training.run_folder import train_state
+
+    blob = read_checkpoint(path)
+    train_state(blob, path)
+    return blob
 
 
-def _check_out_dir(out_dir: str, resuming: bool) -> None:
-    """Refuse a new run where it would replace an earlier run's checkpoints as it goes."""
+def _check_out_dir(out_dir: str, resume: Optional[str]) -> None:
+    """Refuse to write where this run would replace another run's checkpoints as it goes.
+
+    A resume goes on in its own folder (last.pt's); another folder holding checkpoints
+    holds another run.
+    """
     held = [name for name in ("last.pt", "best.pt") if (Path(out_dir) / name).is_file()]
-    if held and not resuming:
+    if not held:
+        return
+    if not resume:
         raise ValueError(f"{out_dir}: holds an earlier run ({', '.join(held)}), which a new "
                          f"run would replace; continue it with --resume "
                          f"{Path(out_dir) / 'last.pt'}, or choose another --out-dir")
+    own = Path(resume).parent
+    if Path(out_dir).resolve() != own.resolve():
+        raise ValueError(f"{out_dir}: holds another run ({', '.join(held)}), which continuing "
+                         f"{resume} there would replace; continue it in its own folder "
+                         f"({own}, the default on --resume) or in an empty --out-dir")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,10 +109,8 @@ def run(args: argparse.Namespace) -> int:
     from ..training.transfer import load_class_map
 
     try:
-        values = {k: v for k, v in vars(args).items() if k not in ("config", "func")}
-        base, origin = _base_values(args)
-        cfg = merge_config(base, values, origin)
-        _check_out_dir(cfg.out_dir, bool(cfg.resume))
+        cfg = config_from_args(args, _resumable(args.resume) if args.resume else None)
+        _check_out_dir(cfg.out_dir, cfg.resume)
         if cfg.class_map:  # read now: a bad file is one line before the data loads
             load_class_map(cfg.class_map)
         trainer = Trainer(cfg)

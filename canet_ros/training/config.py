@@ -14,6 +14,9 @@
 
 """Training configuration: defaults (the paper's recipe) < YAML file < command-line flags.
 
+On --resume the run's saved config lies between the defaults and the YAML file
+(``config_from_args``; where each comes from: config_sources.py).
+
 The paper's ImageNet start of the backbone is not a default (``pretrained_backbone``):
 the file cannot be downloaded on every machine.
 
@@ -36,6 +39,12 @@ import yaml
 from ..classes import CLASS_SETS
 from ..errors import brief, brief_items
 from .config_files import load_yaml, resolve_config, shipped_configs  # noqa: F401 (API)
+from .config_sources import (  # noqa: F401 (API: resolve_train_args, PATH_FIELDS)
+    PATH_FIELDS,
+    read_config_file,
+    resolve_train_args,
+    resumed_run_values,
+)
 from .config_types import FORMS, check_value, parse_val_set
 
 TRAIN_LAYERS = ("all", "decoder", "head", "classifier")
@@ -225,23 +234,46 @@ def check_values(values: Mapping[str, Any], origin: str) -> Dict[str, Any]:
 def merge_config(yaml_values: Optional[Mapping[str, Any]] = None,
                  cli_values: Optional[Mapping[str, Any]] = None,
                  origin: str = "config file") -> TrainConfig:
-    """Defaults, then YAML, then non-None CLI values; unknown keys are an error.
+    """Defaults, then YAML, then non-None CLI values (``layer_values``); unknown keys are an error.
 
     ``yaml_values`` (from ``origin``: a YAML file, a checkpoint's train_args) are checked
     and converted here; ``cli_values`` come typed from argparse (or from code).
     """
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {k: v for k, v in check_values(yaml_values or {}, origin).items() if v is not None}
-    values.update({k: v for k, v in (cli_values or {}).items() if k in known and v is not None})
-    cfg = TrainConfig(**values)
+    given = {k: v for k, v in (cli_values or {}).items() if k in known}
+    cfg = TrainConfig(**layer_values(check_values(yaml_values or {}, origin), given))
     validate(cfg)
     return cfg
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    config = getattr(args, "config", None)
-    yaml_values = load_yaml(config) if config else {}
-    return merge_config(yaml_values, vars(args), str(config))
+def layer_values(lower: Mapping[str, Any], upper: Mapping[str, Any]) -> Dict[str, Any]:
+    """Return ``upper``'s values (None: not given) laid over ``lower``'s.
+
+    ``steps`` replaces ``epochs``, so an epoch count given without steps also drops a lower
+    layer's steps: ``--epochs 5`` over a config's ``steps: 300`` trains 5 epochs.
+    """
+    given = {k: v for k, v in upper.items() if v is not None}
+    out = {k: v for k, v in lower.items() if v is not None}
+    if "epochs" in given and "steps" not in given:
+        out.pop("steps", None)
+    out.update(given)
+    return out
+
+
+def config_from_args(args: argparse.Namespace,
+                     resumed: Optional[Mapping[str, Any]] = None) -> TrainConfig:
+    """Return the config of parsed ``canet train`` arguments.
+
+    Defaults < on a resume the run's saved config < the --config file < the flags; each
+    source is checked on its own, so an error names its file. ``resumed``: the --resume
+    checkpoint, where the caller has read it already.
+    """
+    config, resume = getattr(args, "config", None), getattr(args, "resume", None)
+    from_file = check_values(read_config_file(config), str(config)) if config else {}
+    resume = resume or from_file.get("resume")
+    saved = check_values(resumed_run_values(resume, resumed), str(resume)) if resume else {}
+    return merge_config(layer_values(saved, from_file), vars(args),
+                        str(config or resume or "config file"))
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -330,11 +362,6 @@ def holdout_set_name(drive: str) -> str:
     return f"heldout_{drive}"
 
 
-# Fields holding file system paths; "default" (the bundled model) is a name, not a path.
-PATH_FIELDS = ("data_root", "out_dir", "resume", "init_weights", "class_map", "replay_root",
-               "export")
-
-
 def portable_train_args(cfg: TrainConfig, run_dir: Union[str, Path]) -> Dict[str, Any]:
     """Return the config with its paths relative to the run folder.
 
@@ -348,16 +375,6 @@ def portable_train_args(cfg: TrainConfig, run_dir: Union[str, Path]) -> Dict[str
         if value and value != "default":
             values[name] = os.path.relpath(Path(value).resolve(), base)
     return values
-
-
-def resolve_train_args(values: Mapping[str, Any], run_dir: Union[str, Path]) -> Dict[str, Any]:
-    """Turn saved train_args into usable values: relative paths are taken from ``run_dir``."""
-    out = dict(values)
-    for name in PATH_FIELDS:
-        value = out.get(name)
-        if value and value != "default" and not Path(value).is_absolute():
-            out[name] = os.path.normpath(Path(run_dir) / value)
-    return out
 
 
 def save_config(cfg: TrainConfig, path: Union[str, Path]) -> None:

@@ -41,9 +41,10 @@ from .ema import ModelEMA
 from .epoch_stats import EpochStats
 from .mixing import cutmix, step_generator
 from .replay import MixedDataset, ReplaySampler
+from .resume_checks import check_batch_size, restore_schedule
 from .run_folder import check_world_size, prepare_run_folder, rank_rng, train_state
 from .runlog import RunLog
-from .schedule import PolyLR, poly_factor
+from .schedule import PolyLR
 from .state import get_rng_state, seed_everything, set_rng_state
 from .stop import StopFlag
 from .transfer import freeze_layers, initial_model, steps_to_epochs
@@ -80,6 +81,7 @@ class Trainer:
         self.dist = D.init_distributed(self.device)
         if self._resume_blob is not None:
             check_world_size(self._resume_blob["train_state"], cfg.resume, self.dist.world_size)
+            check_batch_size(self._resume_blob["train_state"], cfg.resume, cfg.batch_size)
         self.run_dir = Path(cfg.out_dir)
         self.use_amp = bool(cfg.amp) and self.device.type == "cuda"
         # Per rank, so ranks draw their own augmentation (DDP copies rank 0's weights).
@@ -203,18 +205,8 @@ class Trainer:
             blob = read_checkpoint(path, map_location=self.device)
         st = train_state(blob, path)
         self.bare_model.load_state_dict(blob["state_dict"])
-        self.optimizer.load_state_dict(st["optimizer"])
-        self.scheduler.load_state_dict(st["scheduler"])
-        # A resume may shorten or extend the run (--epochs, --steps): re-aim the poly decay
-        # at the new end from the current step instead of following the old length.
-        self.scheduler.total_steps = self.total_steps
-        # The optimiser's lr is still the old schedule's; the next step must use the new one.
-        factor = poly_factor(self.scheduler.last_epoch, self.scheduler.total_steps,
-                             self.scheduler.power)
-        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
-                               strict=True):
-            group["lr"] = base * factor
-        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        # With this invocation's lr, weight decay, poly power and length (--epochs, --steps).
+        restore_schedule(self.optimizer, self.scheduler, st, self.cfg, self.total_steps)
         self.scaler.load_state_dict(st["scaler"])
         self.epoch, self.step_in_epoch = int(st["epoch"]), int(st["step_in_epoch"])
         self.global_step = int(st["global_step"])

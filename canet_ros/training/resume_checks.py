@@ -1,0 +1,61 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""What a resume takes from last.pt, and what this invocation's config changes in it."""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from torch.optim import Optimizer
+
+from .config import TrainConfig
+from .schedule import PolyLR, poly_factor
+
+
+def check_batch_size(st: Dict[str, Any], path: Any, batch_size: int) -> None:
+    """Refuse to continue a run with another batch size, before the data loads.
+
+    The finished batches of the stopped epoch are drawn again and skipped: with another
+    batch size they are other batches (or more than the epoch has: a bare StopIteration),
+    and the steps an epoch has, hence the schedule's length, change under the run.
+    Checkpoints from before the batch size was stored are let through.
+    """
+    saved = st.get("batch_size")
+    if saved is None or int(saved) == batch_size:
+        return
+    raise ValueError(f"{path}: was trained with batch size {int(saved)}, this run asks for "
+                     f"{batch_size}; resume with --batch-size {int(saved)}")
+
+
+def restore_schedule(optimizer: Optimizer, scheduler: PolyLR, st: Dict[str, Any],
+                     cfg: TrainConfig, total_steps: int) -> None:
+    """Load the saved optimiser and scheduler, then apply this invocation's recipe.
+
+    Their saved state brings back the first invocation's lr, weight decay and poly power;
+    the config (the run's own unless a flag or --config changed it) wins, and the decay
+    goes on from the current step towards ``total_steps`` (a changed --epochs or --steps).
+    """
+    optimizer.load_state_dict(st["optimizer"])
+    scheduler.load_state_dict(st["scheduler"])
+    scheduler.total_steps = int(total_steps)
+    scheduler.power = float(cfg.poly_power)
+    scheduler.base_lrs = [float(cfg.lr)] * len(optimizer.param_groups)
+    factor = poly_factor(scheduler.last_epoch, scheduler.total_steps, scheduler.power)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = float(cfg.lr)
+        group["lr"] = float(cfg.lr) * factor  # the lr the next step uses
+        group["weight_decay"] = float(cfg.weight_decay)
+        if "momentum" in group and cfg.optimizer == "sgd":
+            group["momentum"] = float(cfg.momentum)
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
