@@ -23,6 +23,7 @@ import argparse
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from test_training import make_camvid_tree
 from test_training_resume import flags, isolated, log_rows  # noqa: F401 (a fixture)
@@ -174,3 +175,35 @@ def test_another_batch_size_is_refused_before_the_data_loads(isolated, capsys): 
                    f"this run asks for 2; resume with --batch-size 1\n")
     assert out == ""  # no "train: N frames" line: the data set was not read
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_a_resume_with_other_workers_says_it_will_not_be_exact(isolated, caplog):  # noqa: F811
+    # The augmentation each worker draws depends on how many there are (docs/training.md).
+    root = make_camvid_tree(isolated / "camvid")
+    run = isolated / "run"
+    assert canet_main(flags(root, run, "--max-steps-this-run", "1")) == 0
+    caplog.clear()
+    assert canet_main(["train", "--resume", str(run / "last.pt"), "--workers", "0",
+                       "--max-steps-this-run", "1"]) == 0
+    assert "--workers" not in caplog.text
+    assert canet_main(["train", "--resume", str(run / "last.pt"), "--workers", "1",
+                       "--max-steps-this-run", "1"]) == 0
+    assert ("was trained with --workers 0, this run uses 1" in caplog.text
+            and "resume with --workers 0" in caplog.text)
+    assert _step(run) == 3
+
+
+def test_a_moved_run_with_an_absolute_saved_out_dir_goes_on_where_it_is(isolated):  # noqa: F811
+    # Runs made before saved paths became relative hold their folder as an absolute path.
+    root = make_camvid_tree(isolated / "camvid")
+    old = isolated / "old_place"
+    assert canet_main(flags(root, old, "--max-steps-this-run", "1")) == 0
+    blob = torch.load(old / "last.pt", map_location="cpu", weights_only=True)
+    blob["train_args"]["out_dir"] = str(old.resolve())
+    torch.save(blob, old / "last.pt")
+    moved = isolated / "moved"
+    old.rename(moved)
+    assert canet_main(["train", "--resume", str(moved / "last.pt"),
+                       "--max-steps-this-run", "1"]) == 0
+    assert not old.exists() and _step(moved) == 2
+    assert len(log_rows(moved)) == 1  # epoch 1 (2 steps) ended in the moved folder

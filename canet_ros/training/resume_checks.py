@@ -15,7 +15,7 @@
 """What a resume takes from last.pt, and what this invocation's config changes in it."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from torch.optim import Optimizer
 
@@ -36,6 +36,22 @@ def check_batch_size(st: Dict[str, Any], path: Any, batch_size: int) -> None:
         return
     raise ValueError(f"{path}: was trained with batch size {int(saved)}, this run asks for "
                      f"{batch_size}; resume with --batch-size {int(saved)}")
+
+
+def workers_note(blob: Dict[str, Any], path: Any, workers: int) -> Optional[str]:
+    """Say why a resume with another --workers will not continue exactly (None: same).
+
+    Each data worker draws augmentation from its own generator (the main process's with
+    0 workers), and which worker loads which frame depends on how many there are: the
+    same seed gives another augmentation stream. Allowed, as a new run with it would be.
+    """
+    saved = (blob.get("train_args") or {}).get("workers")
+    if saved is None or int(saved) == int(workers):
+        return None
+    return (f"{path} was trained with --workers {int(saved)}, this run uses {int(workers)}: "
+            f"the augmentation stream depends on the number of data workers, so the run "
+            f"goes on but will not equal an uninterrupted one (resume with --workers "
+            f"{int(saved)} for that)")
 
 
 def restore_schedule(optimizer: Optimizer, scheduler: PolyLR, st: Dict[str, Any],

@@ -20,6 +20,7 @@ the done batches (same shuffle and augmentation draws): N steps = N/2 + resume +
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
@@ -41,7 +42,7 @@ from .ema import ModelEMA
 from .epoch_stats import EpochStats
 from .mixing import cutmix, step_generator
 from .replay import MixedDataset, ReplaySampler
-from .resume_checks import check_batch_size, restore_schedule
+from .resume_checks import check_batch_size, restore_schedule, workers_note
 from .run_folder import check_world_size, prepare_run_folder, rank_rng, train_state
 from .runlog import RunLog
 from .schedule import PolyLR
@@ -82,6 +83,9 @@ class Trainer:
         if self._resume_blob is not None:
             check_world_size(self._resume_blob["train_state"], cfg.resume, self.dist.world_size)
             check_batch_size(self._resume_blob["train_state"], cfg.resume, cfg.batch_size)
+            note = workers_note(self._resume_blob, cfg.resume, cfg.workers)
+            if note and self.dist.is_main:
+                logging.getLogger("canet_ros.training").warning(note)
         self.run_dir = Path(cfg.out_dir)
         self.use_amp = bool(cfg.amp) and self.device.type == "cuda"
         # Per rank, so ranks draw their own augmentation (DDP copies rank 0's weights).
