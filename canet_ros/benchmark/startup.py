@@ -18,11 +18,14 @@ Each figure is the wall time of a fresh process, from its start until it answers
 
 * ``canet --help`` and every ``canet COMMAND --help`` (median of three runs);
 * ``segmentation_node`` given a bad parameter, until it has exited (its status is kept);
-  where the node cannot start at all (ROS 2 not sourced: rclpy not importable) the node
-  figures are null and ``node_not_measured`` says why, rather than timing that failure;
+  where the node cannot start at all (ROS 2 not sourced: rclpy not importable; ROS cannot
+  initialize: no writable log folder) the node figures are null and ``node_not_measured``
+  says why, rather than timing that failure;
 * ``segmentation_node`` with the checkpoint on the CPU, until it logs "ready", once with
   the checkpoint's ONNX export cached (the usual start) and once with an empty cache
-  (the first start after installing or changing the checkpoint).
+  (the first start after installing or changing the checkpoint). Where the export cannot
+  be cached (no writable cache folder) the cached figure is null and
+  ``node_ready_cached_not_measured`` says why: that start would export too.
 """
 from __future__ import annotations
 
@@ -82,19 +85,30 @@ def _until_ready(argv: list[str], env: dict[str, str]) -> tuple[float | None, st
     return seconds, last
 
 
-def _cache_export(checkpoint: str) -> None:
+def _cache_export(checkpoint: str) -> str | None:
     """Build the engine once here, which caches what the node's first start needs.
 
     That is the checkpoint's export and, where the node's default precision auto aims at
-    int8, its int8 graph (auto takes int8 only once that is made).
+    int8, its int8 graph (auto takes int8 only once that is made). Returns why the
+    export is not in the cache afterwards (caching is best-effort), else None.
     """
     from ..inference import SegmentationEngine
     from ..inference.cpu_runners import choose_precision, runtime_for
+    from ..inference.onnx_runtime import cache_dir, cached_graph, file_digest
 
     if runtime_for("fp32") is None:
-        return  # no CPU runtime installed: the node runs torch, which has no export to cache
-    SegmentationEngine(checkpoint, device="cpu", precision=choose_precision("auto"),
-                       warmup=False)
+        return None  # no CPU runtime: the node runs torch, which has no export to cache
+    engine = SegmentationEngine(checkpoint, device="cpu", precision=choose_precision("auto"),
+                                warmup=False)
+    folder = cache_dir()
+    if folder is None:
+        return ("no cache folder (no home directory): set CANET_ROS_CACHE to a writable "
+                "folder")
+    path = engine.checkpoint_path
+    if path is None or cached_graph(file_digest(path), engine.resolution) is None:
+        return (f"the export could not be cached in {folder / 'onnx'} (not writable?): "
+                "set CANET_ROS_CACHE to a writable folder")
+    return None
 
 
 def measure_startup(commands: Sequence[str], checkpoint: str = "default",
@@ -132,29 +146,39 @@ def measure_startup(commands: Sequence[str], checkpoint: str = "default",
 def _node_figures(checkpoint: str, env: dict[str, str], say: Callable[[str], None]
                   ) -> dict[str, Any]:
     """Time the node; all figures null, with the reason, where it cannot start at all."""
-    from ..ros.node import ROS_MISSING
+    from ..ros.node import ROS_INIT_FAILED, ROS_MISSING
 
     node = _entry_point("segmentation_node", "canet_ros.ros.node") + ["--ros-args"]
     say("segmentation_node with device:=tpu (a bad parameter)")
     bad_s, bad_status, stderr = _run(node + ["-p", "device:=tpu"], env)
-    if ROS_MISSING in stderr:  # it never read its parameters: no bad-parameter figure
-        lines = [line for line in stderr.splitlines() if ROS_MISSING in line]
+    # Either way it never read its parameters (no rclpy; ROS itself would not start, e.g.
+    # no writable log folder): no bad-parameter figure, and no start would get ready.
+    lines = [line for line in stderr.splitlines()
+             if ROS_MISSING in line or ROS_INIT_FAILED in line]
+    if lines:
         say("segmentation_node cannot start here: node figures not measured")
         return {"node_bad_parameter_exit_s": None, "node_bad_parameter_status": None,
                 "node_ready_cached_s": None, "node_ready_uncached_s": None,
                 "node_not_measured": lines[0].strip()}
     say("caching the checkpoint's ONNX export")
-    _cache_export(checkpoint)
+    not_cached = _cache_export(checkpoint)
     ready = node + ["-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu"]
-    say("segmentation_node until ready, export cached")
-    cached_s, cached_last = _until_ready(ready, env)
+    cached_s, cached_last = None, ""
+    if not_cached is None:
+        say("segmentation_node until ready, export cached")
+        cached_s, cached_last = _until_ready(ready, env)
+    else:  # that start would export as well: timing it would mislabel an uncached start
+        say(f"export not cached ({not_cached}): no cached-start figure")
     say("segmentation_node until ready, empty cache (exports first)")
     with tempfile.TemporaryDirectory(prefix="canet_startup_") as empty:
         fresh_s, fresh_last = _until_ready(ready, dict(env, CANET_ROS_CACHE=empty))
     report = {"node_bad_parameter_exit_s": bad_s, "node_bad_parameter_status": bad_status,
               "node_ready_cached_s": cached_s, "node_ready_uncached_s": fresh_s}
-    if cached_s is None or fresh_s is None:
-        report["node_last_line"] = cached_last if cached_s is None else fresh_last
+    if not_cached is not None:
+        report["node_ready_cached_not_measured"] = not_cached
+    cached_failed = cached_s is None and not_cached is None
+    if cached_failed or fresh_s is None:
+        report["node_last_line"] = cached_last if cached_failed else fresh_last
     return report
 
 
@@ -167,10 +191,13 @@ def summary(r: dict[str, Any]) -> str:
     lines += [f"  canet {name:24s} {fmt(s)}" for name, s in r["help_s"].items()]
     if "node_not_measured" in r:
         return "\n".join(lines + [f"  node: not measured ({r['node_not_measured']})"])
+    cached = fmt(r["node_ready_cached_s"])
+    if "node_ready_cached_not_measured" in r:
+        cached = f"not measured ({r['node_ready_cached_not_measured']})"
     lines += [
         f"  node, bad parameter, exited  {fmt(r['node_bad_parameter_exit_s'])} "
         f"(status {r['node_bad_parameter_status']})",
-        f"  node ready, export cached    {fmt(r['node_ready_cached_s'])}",
+        f"  node ready, export cached    {cached}",
         f"  node ready, empty cache      {fmt(r['node_ready_uncached_s'])}",
     ]
     if "node_last_line" in r:

@@ -23,17 +23,23 @@ size computation). Exports are cached under ``$CANET_ROS_CACHE`` (default
   torch nor the checkpoint's unpickling, only this module, numpy and ONNX Runtime;
 * for a model in memory (no file), keyed by a hash of its tensors and the size.
 
+Caching is best-effort: where the folder cannot be written, or cannot even be named (no
+home directory and neither variable set: a uid without a passwd entry, ``docker --user``),
+every start exports again and says so once; nothing fails for want of a cache. Files get
+ordinary permissions (the umask's), so users sharing one ``$CANET_ROS_CACHE`` read each
+other's exports.
+
 Only torch-free code runs at import; exporting imports torch.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +47,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..atomic_write import write_atomic
+
 if TYPE_CHECKING:
     from torch import nn
 
 __all__ = ["CachedGraph", "OnnxRunner", "cache_dir", "cached_graph", "export_onnx",
-           "file_digest", "model_fingerprint", "onnxruntime_available", "store_graph",
-           "torchscript_export_options"]
+           "file_digest", "model_fingerprint", "onnxruntime_available", "runtime_imports",
+           "store_graph", "torchscript_export_options"]
 
 log = logging.getLogger("canet_ros.inference")
 OPSET = 17
@@ -57,28 +65,67 @@ _META_KEYS = ("backbone", "num_classes", "class_set", "class_names", "palette",
 
 
 def onnxruntime_available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
+    """Return whether ONNX Runtime imports; installed but broken counts as absent."""
+    return runtime_imports("onnxruntime", "ONNX Runtime")
+
+
+# Why an optional runtime failed to import, once it has: a failed import leaves nothing in
+# sys.modules, so each check would run (and log) the whole failing import again.
+_BROKEN: dict[str, str] = {}
+
+
+def runtime_imports(module: str, label: str) -> bool:
+    """Return whether the optional runtime ``module`` imports; any failure means no.
+
+    Not installed is said nowhere (an optional extra); installed but failing (a missing
+    library, OpenVINO's telemetry raising RuntimeError without a home directory) is
+    logged once, and the CPU path runs on what remains.
+    """
+    if module in _BROKEN:
         return False
-    return True
+    try:
+        __import__(module)  # as an import statement would, hooks included
+    except ImportError as exc:
+        if exc.name == module:
+            return False
+        problem = f"{label} is installed but does not import ({exc})"
+    except Exception as exc:  # noqa: BLE001 -- an optional runtime must not stop the CPU path
+        problem = f"{label} does not load ({type(exc).__name__}: {exc})"
+    else:
+        return True
+    _BROKEN[module] = problem
+    log.warning("%s; running without it", problem)
+    return False
 
 
-def cache_dir() -> Path:
+def cache_dir() -> Path | None:
+    """Return the cache folder, or None where none can be named (no home directory)."""
     root = os.environ.get("CANET_ROS_CACHE")
-    if root:
-        return Path(root).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "canet_ros"
+    try:
+        if root:
+            return Path(root).expanduser()
+        return (Path(xdg) if xdg else Path.home() / ".cache") / "canet_ros"
+    except RuntimeError as exc:  # pathlib's "Could not determine home directory."
+        _say_no_cache(str(exc))
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _say_no_cache(reason: str) -> None:
+    # Once per process: every lookup and store asks, and each would repeat it.
+    log.info("no cache folder (%s); ONNX exports are not cached, so every start exports "
+             "again: set CANET_ROS_CACHE to a writable folder", reason)
+
+
+def _onnx_dir() -> Path | None:
+    root = cache_dir()
+    return None if root is None else root / "onnx"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        write_atomic(path, lambda fh: fh.write(data), needed=len(data))
     except OSError as exc:  # read-only home etc.: the in-memory graph still works
         log.debug("cannot cache %s: %s", path, exc)
 
@@ -103,8 +150,8 @@ class CachedGraph:
     path: Path                # the .onnx file
 
 
-def _graph_path(digest: str, size: tuple[int, int]) -> Path:
-    return cache_dir() / "onnx" / f"{digest}_{size[0]}x{size[1]}_g{GRAPH_VERSION}_op{OPSET}.onnx"
+def _graph_path(folder: Path, digest: str, size: tuple[int, int]) -> Path:
+    return folder / f"{digest}_{size[0]}x{size[1]}_g{GRAPH_VERSION}_op{OPSET}.onnx"
 
 
 def cached_graph(digest: str, size: tuple[int, int] | None) -> CachedGraph | None:
@@ -112,9 +159,11 @@ def cached_graph(digest: str, size: tuple[int, int] | None) -> CachedGraph | Non
 
     ``size`` None means the checkpoint's training size (else the default, 1024x512).
     """
-    meta_path = cache_dir() / "onnx" / f"{digest}.json"
+    folder = _onnx_dir()
+    if folder is None:
+        return None
     try:
-        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+        metadata = json.loads((folder / f"{digest}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(metadata, dict) or any(k not in metadata for k in _META_KEYS):
@@ -123,17 +172,20 @@ def cached_graph(digest: str, size: tuple[int, int] | None) -> CachedGraph | Non
         from .preprocess import DEFAULT_RESOLUTION
 
         size = tuple(metadata["input_size"] or DEFAULT_RESOLUTION)
-    path = _graph_path(digest, size)
+    path = _graph_path(folder, digest, size)
     return CachedGraph(digest, metadata, size, path) if path.is_file() else None
 
 
 def store_graph(digest: str, metadata: dict[str, Any], size: tuple[int, int],
                 data: bytes) -> None:
     """Cache ``data`` (an export of the checkpoint ``digest`` at ``size``) and its metadata."""
-    _write_atomic(_graph_path(digest, size), data)
+    folder = _onnx_dir()
+    if folder is None:
+        return
+    _write_atomic(_graph_path(folder, digest, size), data)
     plain = {k: metadata.get(k) for k in _META_KEYS}
     plain["input_size"] = list(plain["input_size"]) if plain["input_size"] else None
-    _write_atomic(cache_dir() / "onnx" / f"{digest}.json", json.dumps(plain).encode())
+    _write_atomic(folder / f"{digest}.json", json.dumps(plain).encode())
 
 
 # -- models in memory ---------------------------------------------------------------------
@@ -188,12 +240,18 @@ def export_onnx(model: nn.Module, size: tuple[int, int], use_cache: bool = True,
 
     ``refresh`` exports again and replaces the cached file (one found unusable).
     """
-    path = cache_dir() / "onnx" / f"canet_{model_fingerprint(model, size)}.onnx"
-    if use_cache and not refresh and path.is_file():
-        log.debug("ONNX graph from cache %s", path)
-        return path.read_bytes()
+    folder = _onnx_dir() if use_cache else None
+    path = None if folder is None else folder / f"canet_{model_fingerprint(model, size)}.onnx"
+    if path is not None and not refresh and path.is_file():
+        try:
+            data = path.read_bytes()
+        except OSError as exc:  # another user's file we may not read: export again
+            log.debug("cannot read the cached %s: %s", path, exc)
+        else:
+            log.debug("ONNX graph from cache %s", path)
+            return data
     data = _export_bytes(model, size)
-    if use_cache:
+    if path is not None:
         _write_atomic(path, data)
     return data
 

@@ -35,7 +35,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .onnx_runtime import cache_dir
+from .onnx_runtime import cache_dir, runtime_imports
 
 __all__ = ["OpenVinoRunner", "core", "openvino_available", "without_final_upsample"]
 
@@ -49,11 +49,8 @@ _HALF_PIXEL = {"half_pixel", "pytorch_half_pixel"}
 
 
 def openvino_available() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Return whether OpenVINO imports; installed but broken counts as absent (said once)."""
+    return runtime_imports("openvino", "OpenVINO")
 
 
 @functools.lru_cache(maxsize=1)
@@ -84,7 +81,9 @@ class OpenVinoRunner:
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if isinstance(onnx_model, Path):
-            config["CACHE_DIR"] = str(cache_dir() / "openvino")
+            folder = cache_dir()
+            if folder is not None:  # else no cache: OpenVINO compiles at every start
+                config["CACHE_DIR"] = str(folder / "openvino")
             model = core().read_model(str(onnx_model))
         else:
             model = core().read_model(onnx_model, ov.Tensor(np.empty(0, np.uint8)))

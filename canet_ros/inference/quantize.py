@@ -183,9 +183,10 @@ def _quantize(fp32: Path, reader: Any) -> bytes:
         return out.read_bytes()
 
 
-def _stored_path(fp32: bytes) -> Path:
-    """Where :func:`int8_graph` keeps a graph given as bytes, named by its hash."""
-    return cache_dir() / "onnx" / f"canet_{_digest(fp32)}.onnx"
+def _stored_path(fp32: bytes) -> Path | None:
+    """Where :func:`int8_graph` keeps a graph given as bytes, named by its hash (None: no cache)."""
+    root = cache_dir()
+    return None if root is None else root / "onnx" / f"canet_{_digest(fp32)}.onnx"
 
 
 def cached_int8(fp32: Path | bytes, source: CalibrationSource | None = None) -> Path | None:
@@ -198,7 +199,7 @@ def cached_int8(fp32: Path | bytes, source: CalibrationSource | None = None) -> 
         source = source or calibration_source()
         if isinstance(fp32, bytes):
             fp32 = _stored_path(fp32)
-        target = int8_path(fp32, source) if fp32.is_file() else None
+        target = int8_path(fp32, source) if fp32 is not None and fp32.is_file() else None
     except (EngineError, OSError):  # frames or export unreadable: nothing is ready
         return None
     return target if target is not None and target.is_file() else None
@@ -215,9 +216,9 @@ def int8_graph(fp32: Path | bytes, preprocess: Callable[[np.ndarray], np.ndarray
     source = source or calibration_source()
     if isinstance(fp32, bytes):
         path = _stored_path(fp32)
-        if not path.is_file():
+        if path is not None and not path.is_file():
             _write_atomic(path, fp32)
-        if not path.is_file():  # a read-only cache: quantize from a temporary copy
+        if path is None or not path.is_file():  # no cache: quantize from a temporary copy
             with tempfile.TemporaryDirectory(prefix="canet_int8_") as tmp:
                 (Path(tmp) / "fp32.onnx").write_bytes(fp32)
                 return _make(Path(tmp) / "fp32.onnx", preprocess, source)

@@ -39,6 +39,12 @@ _RCL_SOURCE_LOCATION = re.compile(r",? at \S+:\d+")
 # ``canet benchmark --startup`` recognises it.
 ROS_MISSING = ("ROS 2 Python (rclpy) is not importable: source your ROS 2 setup (e.g. "
                "/opt/ros/jazzy/setup.bash) in this shell and start the node again")
+# Begins the description of an rclpy.init failure that is no fault of the arguments (the
+# log folder, the middleware); ``canet benchmark --startup`` recognises it.
+ROS_INIT_FAILED = "cannot initialize ROS"
+# rcl's own wording for its argument errors (rcl/arguments.c), Humble to Jazzy.
+_ARGUMENT_ERROR = "Couldn't parse "
+_LOG_DIR_FAILED = re.compile(r"Failed to create log directory '(?P<path>.*)': (?P<errno>\d+)")
 
 
 class StopSignals:
@@ -69,12 +75,31 @@ class StopSignals:
 
 
 def describe_init_error(exc: BaseException) -> str:
-    """Describe an error of rcl's argument parsing, without its C source locations."""
+    """Say what made rclpy.init fail, without rcl's C source locations.
+
+    Only rcl's argument errors are "bad ROS arguments"; logging that cannot start (an
+    unwritable or unnamable log folder: another user's HOME, ``docker --user``) and any
+    other failure say what failed, after :data:`ROS_INIT_FAILED`.
+    """
     text = _RCL_SOURCE_LOCATION.sub("", str(exc)).replace("failed to initialize rcl: ", "")
     text = text.replace(". Error: error not set", "")
-    if "parameter override rule" in text:
-        text += " (write -p name:=value; an empty string is -p \"name:=''\")"
-    return f"bad ROS arguments: {text}"
+    if _ARGUMENT_ERROR in text:
+        if "parameter override rule" in text:
+            text += " (write -p name:=value; an empty string is -p \"name:=''\")"
+        return f"bad ROS arguments: {text}"
+    if text.startswith("failed to initialize logging"):
+        return f"{ROS_INIT_FAILED}: {_describe_logging_error(text)}"
+    return f"{ROS_INIT_FAILED}: {text}"
+
+
+def _describe_logging_error(text: str) -> str:
+    found = _LOG_DIR_FAILED.search(text)
+    if found:  # rcl gives the errno as a number: name it
+        reason = os.strerror(int(found["errno"]))
+        return (f"cannot create the ROS log folder '{found['path']}' ({reason}): set "
+                "ROS_LOG_DIR to a writable folder")
+    detail = text.replace("failed to initialize logging: ", "")
+    return (f"cannot set up ROS logging ({detail}): set ROS_LOG_DIR to a writable folder")
 
 
 def main(args: Optional[List[str]] = None) -> int:
