@@ -30,6 +30,7 @@ that lets --overwrite replace the folder, even one a kill or a full disk cut sho
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import json
@@ -91,9 +92,14 @@ def difference(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass
 class FramePicker:
-    """Decides, message by message, which frames to examine and which to keep."""
+    """Decides, message by message, which frames to examine and which to keep.
 
-    t0: int  # ns, first and last receive time on the topic
+    The messages may come in any time order (a split bag whose files overlap in time is
+    read file by file): slots come from the earliest and latest time, and a frame is
+    compared with every kept frame, not only the last one.
+    """
+
+    t0: int  # ns, earliest and latest receive time on the topic
     t1: int
     max_frames: int
     min_interval_ns: int
@@ -106,6 +112,7 @@ class FramePicker:
         span = max(self.t1 - self.t0, 0)
         self.slot_ns = max(span / self.max_frames, float(self.min_interval_ns), 1.0)
         self._filled: set = set()
+        self._times: list = []  # kept times, sorted
         self._probe: tuple = (-1, 0)  # slot and time of the last frame examined
 
     def _slot(self, t: int) -> int:
@@ -116,10 +123,12 @@ class FramePicker:
         slot = self._slot(t)
         if len(self.kept) >= self.max_frames or slot in self._filled:
             return False
-        if self.kept and t - self.kept[-1][0] < self.min_interval_ns:
+        at = bisect.bisect_left(self._times, t)
+        near = self._times[max(at - 1, 0): at + 1]  # the kept times either side of t
+        if any(abs(t - k) < self.min_interval_ns for k in near):
             return False
         last_slot, last_t = self._probe
-        return not (slot == last_slot and t - last_t < self.slot_ns / PROBES)
+        return not (slot == last_slot and abs(t - last_t) < self.slot_ns / PROBES)
 
     def offer(self, t: int, thumb: np.ndarray) -> bool:
         """Keep the decoded frame at ``t`` unless it repeats one already kept."""
@@ -130,6 +139,7 @@ class FramePicker:
             return False
         self._filled.add(self._slot(t))
         self.kept.append((t, thumb))
+        bisect.insort(self._times, t)
         return True
 
 
@@ -276,7 +286,7 @@ class FrameExtractor:
         with _writing(o.outdir):
             save_classes(o.outdir, class_set)
             writer = PackageWriter(o.outdir / "cvat", class_set) if engine is not None else None
-        picker = FramePicker(times[0], times[-1], o.max_frames, int(o.min_interval * 1e9),
+        picker = FramePicker(min(times), max(times), o.max_frames, int(o.min_interval * 1e9),
                              o.duplicate_threshold)
         bar = progress(total=len(times), unit="msg", desc=o.source.name,
                        disable=not o.progress, file=sys.stderr)
@@ -320,7 +330,7 @@ class FrameExtractor:
         report = {
             "source": str(o.source), "storage": self.bag.storage, "topic": self.topic.name,
             "message_type": self.topic.msgtype, "messages": len(times),
-            "span_s": (times[-1] - times[0]) / 1e9, "frames": self.frames,
+            "span_s": (max(times) - min(times)) / 1e9, "frames": self.frames,
             "model": model, "prelabels": engine is not None, "classes": list(class_set.names),
             "settings": {"max_frames": o.max_frames, "min_interval_s": o.min_interval,
                          "duplicate_threshold": o.duplicate_threshold,

@@ -15,7 +15,8 @@
 """Ground-truth label images for bag frames: from a topic in the bag or a folder of PNGs.
 
 A topic's label images are matched to frames by header stamp. A folder's PNGs are matched
-by name: ``<sec>_<nanosec>.png`` and ``<stamp_ns>.png`` (10 digits or more) by stamp,
+by name: ``<sec>_<nanosec>.png`` and ``<stamp_ns>.png`` (10 digits or more; either may
+start with ``-`` for a stamp before 1970, as extract-frames names it) by stamp,
 shorter all-digit names (``000042.png``) by frame index (0-based position of the message
 on the input topic, undecodable messages included). In a damaged bag a frame's position
 is known only where the salvage reader knows how many messages were lost before it; where
@@ -36,9 +37,12 @@ from ..image_files import read_image
 from .errors import BagError
 from .reader import InputBag, describe_exception, frame_stamp
 
-_PAIR = re.compile(r"^(\d+)_(\d+)$")
+# A stamp's seconds may be negative: builtin_interfaces/Time.sec is an int32 valid over its
+# whole range, and rosbags reads a ROS 1 stamp past 2038 (uint32) into it; extract-frames
+# then names the frame "-2094967296_000000000" (divmod keeps the nanoseconds in 0..1e9).
+_PAIR = re.compile(r"^(-?\d+)_(\d+)$")
 _DIGITS = re.compile(r"^\d+$")
-_MIN_STAMP_DIGITS = 10  # below this an all-digit name is a frame index
+_STAMP_NS = re.compile(r"^-?\d{10,}$")  # <stamp_ns>: 10 digits or more, with its sign
 
 
 class GroundTruthError(ValueError):
@@ -164,7 +168,7 @@ class DirGroundTruth(GroundTruth):
         pair = _PAIR.match(stem)
         if pair:
             self._by_stamp[int(pair[1]) * 1_000_000_000 + int(pair[2])] = path
-        elif _DIGITS.match(stem) and len(stem) >= _MIN_STAMP_DIGITS:
+        elif _STAMP_NS.match(stem):
             self._by_stamp[int(stem)] = path
         elif _DIGITS.match(stem):
             self._by_index[int(stem)] = path

@@ -294,7 +294,10 @@ class InputBag:
         """Messages on ``topic`` in time order: receive time, raw bytes, position on topic.
 
         When rosbags fails part-way (a damaged chunk behind an intact index), reading goes
-        on with the salvage reader from the first message after the last one read.
+        on with the salvage reader after the messages already read. Both read in the same
+        order (time, ties as rosbags breaks them), and rosbags stops where the merge reaches
+        the damaged chunk, so what it read is what the salvage reader gives first: all
+        messages before the last time read, and as many at that time.
         """
         if self._salvaged is not None:
             yield from self._salvaged.messages(topic)
@@ -303,10 +306,12 @@ class InputBag:
         if not connections:  # an empty filter would mean "every topic" to rosbags
             return
         last: int | None = None
+        at_last = 0  # messages read at time ``last``
         position = 0
         try:
             for _, timestamp, raw in self.reader.messages(connections=connections):
                 yield Recovered(timestamp, raw, position)
+                at_last = at_last + 1 if timestamp == last else 1
                 last, position = timestamp, position + 1
         except Exception as exc:  # rosbags raises many types for damaged chunks
             if not self.salvage:
@@ -315,8 +320,12 @@ class InputBag:
                                 f"({describe_exception(exc)})")
             assert self._salvaged is not None
             for msg in self._salvaged.messages(topic):
-                if last is None or msg.timestamp > last:
-                    yield msg
+                if last is not None and msg.timestamp < last:
+                    continue
+                if msg.timestamp == last and at_last:
+                    at_last -= 1
+                    continue
+                yield msg
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
         if self._reader is not None:

@@ -16,7 +16,8 @@
 
 Which formats can be salvaged, and how, is in docs/segment_bag.md ("Damaged bags").
 One module per storage format (mcap, sqlite, ros1), the chunk scan the mcap and ros1
-readers share (scan), and what they all report (damage).
+readers share (scan), the read order and positions they share (order), and what they all
+report (damage).
 """
 from __future__ import annotations
 
@@ -171,7 +172,10 @@ def _nonempty(path: Path, source: SalvageSource) -> SalvageSource:
 
 
 class ChainedSalvage:
-    """The files of a split bag, salvaged one by one and read one after another."""
+    """The files of a split bag, salvaged one by one and read one after another.
+
+    rosbags reads a split bag the same way: file after file, each in time order.
+    """
 
     def __init__(self, sources: Sequence[SalvageSource], storage: str, cause: str):
         self.sources = list(sources)

@@ -89,10 +89,11 @@ class SalvageSource(Protocol):
         """Map each topic to its message type and the messages recovered."""
 
     def messages(self, topic: str) -> Iterator[Recovered]:
-        """Recovered messages of ``topic`` in file order."""
+        """Recovered messages of ``topic`` in the order rosbags reads the intact bag in."""
 
     def times(self, topic: str) -> list[int]:
-        """Receive times of the recovered messages of ``topic`` (no data is read)."""
+        """Receive times of the recovered messages of ``topic``, in ``messages``' order
+        (no data is read)."""
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
         """Decode one message of a type this bag defines."""

@@ -308,7 +308,7 @@ class McapSalvage(ChunkScan):
     def _ids(self, topic: str) -> set[int]:
         return {cid for cid, (name, _) in self.channels.items() if name == topic}
 
-    def _chunk_messages(self, entry: Chunk, wanted: set[int]) -> list[tuple[int, bytes]]:
+    def _chunk_messages(self, entry: Chunk, wanted: set[int]) -> list[tuple[int, int, bytes]]:
         op, length = struct.unpack("<BQ", self._read(entry.offset, 9))
         body = self._read(entry.offset + 9, length)
         if op == MESSAGE:
@@ -324,8 +324,7 @@ class McapSalvage(ChunkScan):
             if rop == MESSAGE:
                 channel, _, log_time, _ = _MESSAGE_HEAD.unpack_from(rec, 0)
                 if channel in wanted:
-                    out.append((log_time, rec[_MESSAGE_HEAD.size:]))
-        out.sort(key=lambda m: m[0])  # rosbags reads each chunk in time order too
+                    out.append((log_time, channel, rec[_MESSAGE_HEAD.size:]))
         return out
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:

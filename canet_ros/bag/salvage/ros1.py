@@ -92,6 +92,7 @@ class Ros1Salvage(ChunkScan):
 
     KIND = "ros1"
     METHOD = "linear scan of the ROS 1 chunks (index not needed)"
+    TIES_BY_CHANNEL = True  # rosbags merges one index per connection, in connection order
 
     def __init__(self, path: Path, cause: str):
         self.connections: dict[int, tuple[str, str, str]] = {}  # id -> topic, type, msgdef
@@ -232,16 +233,15 @@ class Ros1Salvage(ChunkScan):
     def _ids(self, topic: str) -> set[int]:
         return {c for c, (name, _, _) in self.connections.items() if name == topic}
 
-    def _chunk_messages(self, entry: Chunk, wanted: set[int]) -> list[tuple[int, bytes]]:
+    def _chunk_messages(self, entry: Chunk, wanted: set[int]) -> list[tuple[int, int, bytes]]:
         at = entry.offset
         (hlen,) = struct.unpack("<I", self._read(at, 4))
         header = parse_header(self._read(at + 4, hlen))
         (dlen,) = struct.unpack("<I", self._read(at + 4 + hlen, 4))
         plain = _decompress(self._read(at + 8 + hlen, dlen), header["compression"].decode())
-        out = [(_time(h["time"]), d) for h, d in _records(plain)
-               if h["op"][0] == OP_MESSAGE and struct.unpack("<I", h["conn"])[0] in wanted]
-        out.sort(key=lambda m: m[0])
-        return out
+        found = [(_time(h["time"]), struct.unpack("<I", h["conn"])[0], d)
+                 for h, d in _records(plain) if h["op"][0] == OP_MESSAGE]
+        return [m for m in found if m[1] in wanted]
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
         if self._typestore is None:

@@ -15,12 +15,17 @@
 """What the MCAP and ROS 1 linear scans share.
 
 Both walk a file's records once, keeping in file order the good chunks (with the
-(id, time) of each message in them) and the regions that were lost, then read the
-messages of one topic back chunk by chunk; a message's position in its topic counts the
-lost messages too, so ground truth by index stays paired (None once a count is unknown).
+(id, time) of each message in them) and the regions that were lost. A topic's messages are
+then read back in the order rosbags reads the intact file (salvage/order.py): a k-way merge
+over the chunks that reads and decompresses a chunk only when the merge reaches its first
+message, so a time-ordered file holds one chunk at a time and a file whose chunks overlap
+in time (a looped recording) holds only the overlapping ones. A message's position in its
+topic counts the lost messages before it too, so ground truth by index stays paired (None
+where the file no longer says how many came before).
 """
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +34,7 @@ from typing import BinaryIO
 
 from ..errors import BagError
 from .damage import Damage, LostRegion, Recovered
+from .order import HIGH, LAST, LOW, Positions, Span, between, in_order
 
 
 @dataclass
@@ -44,10 +50,13 @@ class ChunkScan:
 
     Subclasses set ``KIND``/``METHOD`` (for the damage report), their own tables before
     calling ``super().__init__``, and implement ``_scan``, ``_ids`` and ``_chunk_messages``.
+    ``TIES_BY_CHANNEL``: whether messages at the same time go in channel order first, as
+    rosbags reads ROS 1 (one index per connection, merged); MCAP goes by chunk alone.
     """
 
     KIND = ""
     METHOD = ""
+    TIES_BY_CHANNEL = False
 
     def __init__(self, path: Path, cause: str):
         self.path = path
@@ -73,32 +82,107 @@ class ChunkScan:
         """Channel / connection ids of ``topic``."""
         raise NotImplementedError
 
-    def _chunk_messages(self, entry: Chunk, wanted: set[int]) -> list[tuple[int, bytes]]:
-        """(time, raw message) of the ``wanted`` ids in one good chunk, in time order."""
+    def _chunk_messages(self, entry: Chunk, wanted: set[int]) -> list[tuple[int, int, bytes]]:
+        """(time, channel id, raw message) of the ``wanted`` ids in one chunk, in record order."""
         raise NotImplementedError
 
     def _read(self, at: int, n: int) -> bytes:
         self._fh.seek(at)
         return self._fh.read(n)
 
+    def _rank(self, channel: int) -> int:
+        return channel if self.TIES_BY_CHANNEL else 0
+
+    def _keys(self, index: int, entry: Chunk, wanted: set[int]) -> list[tuple[int, ...]]:
+        """Sort keys of the ``wanted`` messages of the chunk at ``index`` in ``_order``."""
+        return [(t, self._rank(channel), index, i)
+                for i, (channel, t) in enumerate(entry.messages) if channel in wanted]
+
     def times(self, topic: str) -> list[int]:
         wanted = self._ids(topic)
-        return [t for entry in self._order if isinstance(entry, Chunk)
-                for channel, t in entry.messages if channel in wanted]
+        keys = [key for index, entry in enumerate(self._order) if isinstance(entry, Chunk)
+                for key in self._keys(index, entry, wanted)]
+        return [key[0] for key in sorted(keys)]
 
     def messages(self, topic: str) -> Iterator[Recovered]:
-        wanted = self._ids(topic)
-        position: int | None = 0
-        for entry in self._order:
-            if isinstance(entry, LostRegion):
-                lost = entry.lost_on(topic)
-                position = None if position is None or lost is None else position + lost
+        positions = Positions(self._spans(topic))
+        for key, raw in self._merged(self._ids(topic)):
+            yield Recovered(key[0], raw, positions.next(key))
+
+    def _merged(self, wanted: set[int]) -> Iterator[tuple[tuple[int, ...], bytes]]:
+        """The wanted messages of all good chunks in rosbags' order, reading chunks lazily.
+
+        Each chunk waits in the heap as one entry keyed by its first message (known from
+        the scan); only when the merge reaches it is it read again and decompressed, and its
+        messages join the heap. Its record index breaks the remaining ties, as the stable
+        sort of one chunk's messages does in rosbags.
+        """
+        heap: list[tuple] = []
+        for index, entry in enumerate(self._order):
+            if isinstance(entry, Chunk):
+                keys = self._keys(index, entry, wanted)
+                if keys:
+                    heap.append((*min(keys)[:3], -1, b""))
+        heapq.heapify(heap)
+        while heap:
+            t, rank, index, i, raw = heapq.heappop(heap)
+            if i >= 0:
+                yield (t, rank, index, i), raw
                 continue
-            if not any(channel in wanted for channel, _ in entry.messages):
+            found = self._chunk_messages(self._order[index], wanted)  # type: ignore[arg-type]
+            found.sort(key=lambda m: (m[0], self._rank(m[1])))
+            for i, (t, channel, raw) in enumerate(found):
+                heapq.heappush(heap, (t, self._rank(channel), index, i, raw))
+
+    def _spans(self, topic: str) -> list[Span]:
+        """Where the lost messages of ``topic`` sit in the merge order (salvage/order.py)."""
+        top = 1 << 32 if self.TIES_BY_CHANNEL else 0  # the highest rank a lost one may have
+        ranges = [_time_range(entry) for entry in self._order]
+        ordered = in_order((a, b) for a, b in ranges if a is not None and b is not None)
+        spans: list[Span] = []
+        for index, region in enumerate(self._order):
+            if not isinstance(region, LostRegion):
                 continue
-            for stamp, raw in self._chunk_messages(entry, wanted):
-                yield Recovered(stamp, raw, position)
-                position = None if position is None else position + 1
+            count = region.lost_on(topic)
+            if count == 0:
+                continue
+            stamps = region.timestamps.get(topic) if region.topics is not None else None
+            if stamps is not None and len(stamps) == count:
+                spans += [Span((t, 0, index, -1), (t, top, index, LAST), 1) for t in stamps]
+                continue
+            first, last = _time_range(region)
+            if first is None or last is None:
+                first, last = between(_nearest(ranges, index, -1), _nearest(ranges, index, 1),
+                                      ordered)
+            spans.append(Span(LOW if first is None else (first, 0, index, -1),
+                              HIGH if last is None else (last, top, index, LAST), count))
+        return spans
 
     def close(self) -> None:
         self._fh.close()
+
+
+def _nearest(ranges: list[tuple[int | None, int | None]], index: int, step: int) -> int | None:
+    """The nearest known receive time before (step -1) or after (+1) entry ``index``."""
+    index += step
+    while 0 <= index < len(ranges):
+        first, last = ranges[index]
+        if first is not None and last is not None:
+            return last if step < 0 else first
+        index += step
+    return None
+
+
+def _time_range(region: Chunk | LostRegion) -> tuple[int | None, int | None]:
+    """First and last receive time of a chunk, or of a lost region where the file says."""
+    if isinstance(region, Chunk):
+        times = [t for _, t in region.messages]
+        return (min(times), max(times)) if times else (None, None)
+    if region.start_ns is not None and region.end_ns is not None:
+        # a damaged chunk header can hold anything: a range that ends first says nothing
+        ok = region.start_ns <= region.end_ns
+        return (region.start_ns, region.end_ns) if ok else (None, None)
+    stamps = [t for values in region.timestamps.values() for t in values]
+    if not stamps:
+        return None, None
+    return min(stamps), max(stamps)

@@ -19,6 +19,8 @@ read-only and immutable (nothing can be written to it, no journal is touched) wi
 ``PRAGMA writable_schema=ON``, which only makes SQLite accept the short file; then every
 row of ``messages`` is read on its own by id, so a row on a lost page costs that row only.
 A row whose leaf cell survived but whose data did not still gives its topic and time.
+Rows come back as rosbags reads the intact file (``ORDER BY timestamp``, ties by row id,
+the order of the timestamp index); see salvage/order.py for positions on a topic.
 
 SQLite reads the missing part of a page that the cut went through as zeros, without an
 error; a file that does not end on a page boundary is therefore read through a temporary
@@ -26,6 +28,7 @@ copy of its whole pages, so no row is read with zeros in place of its data.
 """
 from __future__ import annotations
 
+import bisect
 import sqlite3
 import tempfile
 from collections import Counter
@@ -36,6 +39,7 @@ from typing import Any
 from ..errors import BagError
 from ..typestore import humble_typestore
 from .damage import Damage, LostRegion, Recovered, merge_regions
+from .order import HIGH, LOW, Positions, Span, between, in_order
 
 # Reading the data walks its overflow pages, so a row that reads here reads again.
 _ROW = "SELECT topic_id, timestamp, data FROM messages WHERE id = ?"
@@ -63,7 +67,6 @@ class SqliteSalvage:
         self.topics = {int(i): (str(name), str(kind)) for i, name, kind in rows}
         self.rows: list[tuple[int, int, int]] = []  # (id, topic id, timestamp) readable
         self._lost: list[tuple[int, LostRegion]] = []  # (id, region of that one row)
-        self._marks: list[tuple[int, LostRegion]] = []  # (first id, region) in row order
         self._index_times = self._times_from_index()
         self._read_rows(self._last_id(expected))
 
@@ -165,7 +168,6 @@ class SqliteSalvage:
                                                             f"({'; '.join(reasons)})")
                 merged.offset = None
                 self.damage.regions.append(merged)
-                self._marks.append((first, merged))
                 run = []
             if rid != -1:
                 run.append((rid, region))
@@ -174,22 +176,18 @@ class SqliteSalvage:
         counts = Counter(tid for _, tid, _ in self.rows)
         return {name: (kind, counts[tid]) for tid, (name, kind) in self.topics.items()}
 
-    def times(self, topic: str) -> list[int]:
+    def _keys(self, topic: str) -> list[tuple[int, int]]:
+        """(time, row id) of the readable rows of ``topic``: the order rosbags reads them in."""
         ids = {tid for tid, (name, _) in self.topics.items() if name == topic}
-        return [stamp for _, tid, stamp in self.rows if tid in ids]
+        return sorted((stamp, rid) for rid, tid, stamp in self.rows if tid in ids)
+
+    def times(self, topic: str) -> list[int]:
+        return [stamp for stamp, _ in self._keys(topic)]
 
     def messages(self, topic: str) -> Iterator[Recovered]:
-        ids = {tid for tid, (name, _) in self.topics.items() if name == topic}
-        marks = iter(self._marks)
-        mark = next(marks, None)
-        position: int | None = 0
-        for rid, tid, stamp in self.rows:
-            while mark is not None and mark[0] < rid:
-                lost = mark[1].lost_on(topic)
-                position = None if position is None or lost is None else position + lost
-                mark = next(marks, None)
-            if tid not in ids:
-                continue
+        positions = Positions(self._spans(topic))
+        for stamp, rid in self._keys(topic):
+            position = positions.next((stamp, rid))  # the row counts even if it fails now
             try:
                 row = self._db.execute(_DATA, (rid,)).fetchone()
             except sqlite3.Error:
@@ -202,7 +200,28 @@ class SqliteSalvage:
 
                 data = zstandard.ZstdDecompressor().decompress(data)
             yield Recovered(stamp, data, position)
-            position = None if position is None else position + 1
+
+    def _spans(self, topic: str) -> list[Span]:
+        """Where each lost row that may be on ``topic`` sits in (time, row id) order."""
+        known = sorted([(rid, stamp) for rid, _, stamp in self.rows]
+                       + [(rid, r.start_ns) for rid, r in self._lost if r.start_ns is not None])
+        rids = [rid for rid, _ in known]
+        ordered = in_order((t, t) for _, t in known)
+        spans = []
+        for rid, region in self._lost:
+            count = region.lost_on(topic)
+            if count == 0:
+                continue
+            if region.start_ns is not None:
+                spans.append(Span((region.start_ns, rid), (region.start_ns, rid), count))
+                continue
+            # Neither time nor topic survived: between the rows written before and after it.
+            at = bisect.bisect_left(rids, rid)
+            first, last = between(known[at - 1][1] if at else None,
+                                  known[at][1] if at < len(known) else None, ordered)
+            spans.append(Span(LOW if first is None else (first, rid),
+                              HIGH if last is None else (last, rid), count))
+        return spans
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
         return humble_typestore().deserialize_cdr(raw, msgtype)
