@@ -262,10 +262,24 @@ def _check_classes(path: Path, blob: Mapping[str, Any]) -> None:
         if not _ints(colour, 3, 0, 255):
             raise CheckpointError(f"{path}: palette entry {colour!r} is not three integers "
                                   f"0-255 (R, G, B)")
-    if not _ints([blob["ignore_index"]], 1, 0, None):
-        raise CheckpointError(f"{path}: ignore_index {blob['ignore_index']!r} is not an "
-                              f"integer >= 0")
+    ignore = blob["ignore_index"]
+    if not _ints([ignore], 1, 0, None):
+        raise CheckpointError(f"{path}: ignore_index {ignore!r} is not an integer >= 0")
+    _check_ignore(path, blob)
     _check_normalisation(path, blob)
+
+
+def _check_ignore(path: Optional[PathLike], meta: Mapping[str, Any]) -> None:
+    """Refuse an ignore id that is also a class id.
+
+    Every score drops the ignore id's pixels, so that class would silently vanish from
+    mIoU and the per-class table (classes.yaml refuses the same).
+    """
+    count, ignore = int(meta["num_classes"]), int(meta["ignore_index"])
+    if ignore < count:
+        raise CheckpointError(f"{path or 'checkpoint'}: ignore_index {ignore} is the id of "
+                              f"class {ignore} ({meta['class_names'][ignore]!r}); the ignore "
+                              f"id must be past the {count} classes")
 
 
 def _ints(values: Any, length: int, low: int, high: Optional[int]) -> bool:
@@ -336,8 +350,16 @@ def load_weights(model: nn.Module, blob: Mapping[str, Any], path: PathLike) -> N
                               f"{' '.join(first[:3])[:400]}") from exc
 
 
-def class_set_from_metadata(meta: Mapping[str, Any]) -> ClassSet:
+def class_set_from_metadata(meta: Mapping[str, Any], path: Optional[PathLike] = None
+                            ) -> ClassSet:
+    """Return the classes of checkpoint metadata; ``path`` names the file in an error.
+
+    Metadata cached with an ONNX export by an older canet_ros was never checked for an
+    ignore id among the classes, so that check is made here as well.
+    """
     from .classes import ClassSet
+
+    _check_ignore(path, meta)
 
     return ClassSet(str(meta.get("class_set", "custom")), tuple(meta["class_names"]),
                     tuple(tuple(int(v) for v in c) for c in meta["palette"]),

@@ -77,7 +77,7 @@ def save_charts(result: Dict[str, Any], cm: ConfusionMatrix, names: Sequence[str
         from .visualize import save_confusion_matrix, save_iou_bar_chart
 
         save_iou_bar_chart(result["per_class"], folder / "per_class_iou.png",
-                           f"{what}: mIoU {100 * float(result['miou']):.1f}%")
+                           f"{what}: mIoU {100 * float(result['miou']):.1f}%", names)
         save_confusion_matrix(cm.matrix, names, folder / "confusion_matrix.png",
                               f"{what}\nconfusion matrix (rows: ground truth, % of row)")
     except Exception as exc:

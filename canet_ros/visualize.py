@@ -15,9 +15,11 @@
 """PNG figures for evaluation reports (matplotlib with the Agg backend, no display needed)."""
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -25,6 +27,19 @@ import numpy as np
 from .image_files import write_image
 
 PathLike = Union[str, os.PathLike]
+
+# Class names come from a user's classes.yaml (ADE20K's run past 100 characters): past
+# this many characters a chart shows a name cut with an ellipsis, so the layout holds.
+BAR_LABEL_CHARS = 36
+MATRIX_LABEL_CHARS = 24
+ELLIPSIS = "\u2026"
+# Confusion matrix: at most this many inches a side (2400 px at the 120 dpi it is saved
+# at), whatever the class count; a cell of 0.55 in where there is room for it.
+MATRIX_MAX_INCHES = 20.0
+MATRIX_CELL_INCHES = 0.55
+MATRIX_NUMBERS_MIN_CELL = 0.3  # inches: below this the per-cell percentages overlap
+MATRIX_LABEL_POINTS = (5.0, 9.0)  # tick label sizes; below the smallest, every k-th class
+SAVE_DPI = 120
 
 
 def _pyplot():
@@ -70,6 +85,25 @@ def save_rgb(image: np.ndarray, path: PathLike) -> Path:
     return path
 
 
+def short_labels(names: Sequence[str], limit: int,
+                 ids: Optional[Sequence[int]] = None) -> List[str]:
+    """Return ``names`` cut to ``limit`` characters with an ellipsis, for chart labels.
+
+    Cut names that then read alike are told apart by their class id (``ids``), or where
+    no ids are known by a number in parentheses in chart order.
+    """
+    labels = [n if len(n) <= limit else n[:limit - 1].rstrip() + ELLIPSIS for n in names]
+    counts = Counter(labels)
+    seen: Counter = Counter()
+    out = []
+    for i, label in enumerate(labels):
+        if counts[label] > 1:
+            seen[label] += 1
+            label = f"{ids[i]}: {label}" if ids is not None else f"{label} ({seen[label]})"
+        out.append(label)
+    return out
+
+
 def _label_bars(ax, bars, values: Sequence[float]) -> None:
     """Write each value at its bar's end: outside to the right, or inside where no room is left.
 
@@ -90,65 +124,149 @@ def _label_bars(ax, bars, values: Sequence[float]) -> None:
             label.set_color("white")
 
 
-def iou_bar_figure(per_class: Mapping[str, float], title: str = "Per-class IoU") -> Any:
-    """Horizontal bars of IoU (fractions in [0, 1], shown as %), mean as a dashed line."""
+def _extent_inches(fig, texts) -> Tuple[float, float]:
+    """Largest width and height, in inches, of ``texts`` as drawn on ``fig``."""
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in texts if t.get_text()]
+    if not boxes:
+        return 0.0, 0.0
+    return (max(b.width for b in boxes) / fig.dpi, max(b.height for b in boxes) / fig.dpi)
+
+
+def iou_bar_figure(per_class: Mapping[str, float], title: str = "Per-class IoU",
+                   class_names: Optional[Sequence[str]] = None) -> Any:
+    """Horizontal bars of IoU (fractions in [0, 1], shown as %), mean as a dashed line.
+
+    ``class_names``, the whole class list, gives the ids shown where cut names collide.
+    """
+    from matplotlib.transforms import ScaledTranslation
+
     plt = _pyplot()
     names = list(per_class)
     values = [100.0 * float(per_class[n]) for n in names]
-    fig, ax = plt.subplots(figsize=(7, 0.35 * max(len(names), 4) + 1.2))
+    index = {n: i for i, n in enumerate(class_names or ())}
+    ids = [index[n] for n in names] if all(n in index for n in names) else None
+    fig, ax = plt.subplots(figsize=(7, 0.35 * max(len(names), 4) + 1.6))
     bars = ax.barh(range(len(names)), values, color="#4477aa")
-    ax.set_yticks(range(len(names)), labels=names)
+    ax.set_yticks(range(len(names)), labels=short_labels(names, BAR_LABEL_CHARS, ids))
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("IoU (%)")
     ax.set_title(title)
+    label_w, _ = _extent_inches(fig, ax.get_yticklabels())
+    title_w, _ = _extent_inches(fig, [ax.title])
+    # Room for the names left of the bars; a long title sets the width on its own.
+    fig.set_size_inches(max(7.0, label_w + 4.5, title_w + 0.5), fig.get_size_inches()[1])
     if values:
         mean = float(np.mean(values))
         ax.axvline(mean, color="#cc3311", linestyle="--", label=f"mean {mean:.1f}")
-        # Below the axis: inside it, the legend would cover the ends of the bottom bars.
-        ax.legend(loc="upper right", bbox_to_anchor=(1.0, -0.14), frameon=False, fontsize=8)
+        # Below the axis, right of its label, a fixed distance away (a fraction of the
+        # axis would put it off the figure for a tall chart); inside the axis it would
+        # cover the ends of the bottom bars.
+        below = ax.transAxes + ScaledTranslation(0, -22 / 72, fig.dpi_scale_trans)
+        ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.0), bbox_transform=below,
+                  frameon=False, fontsize=8, borderaxespad=0)
     fig.tight_layout()
     _label_bars(ax, bars, values)
     return fig
 
 
 def save_iou_bar_chart(per_class: Mapping[str, float], path: PathLike,
-                       title: str = "Per-class IoU") -> Path:
+                       title: str = "Per-class IoU",
+                       class_names: Optional[Sequence[str]] = None) -> Path:
     """``iou_bar_figure`` saved as a PNG."""
     plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig = iou_bar_figure(per_class, title)
-    fig.savefig(path, dpi=120)
+    fig = iou_bar_figure(per_class, title, class_names)
+    fig.savefig(path, dpi=SAVE_DPI)
     plt.close(fig)
     return path
+
+
+def _label_inches(fig, labels: Sequence[str], points: float) -> Tuple[float, float]:
+    """Widest label's width and a 60-degree label's height, in inches, at ``points``.
+
+    Measured with one probe text, not tick labels: matplotlib makes a costly tick object
+    per label, and these sizes are needed before the ticks are made.
+    """
+    probe = fig.text(0, 0, "", fontsize=points)
+    renderer = fig.canvas.get_renderer()
+    width = height = 0.0
+    for label in labels:
+        probe.set_text(label)
+        box = probe.get_window_extent(renderer)
+        width, height = max(width, box.width), max(height, box.height)
+    probe.remove()
+    slant = math.radians(60)
+    return (width / fig.dpi,
+            (width * math.sin(slant) + height * math.cos(slant)) / fig.dpi)
+
+
+def _matrix_layout(fig, labels: Sequence[str], title_w: float, title_h: float
+                   ) -> Tuple[float, float, int, Tuple[float, float]]:
+    """(cell inches, label points, label every k-th class, figure size) for the size cap."""
+    n = max(len(labels), 1)
+    small, large = MATRIX_LABEL_POINTS
+    # Labels scale with their font size: measured once, at the largest.
+    label_w, label_h = _label_inches(fig, labels, large)
+    cell, points = MATRIX_CELL_INCHES, large
+    for _ in range(2):  # smaller cells take smaller labels, which leave more room
+        margin_w = label_w * points / large + 2.0  # + axis label, colour bar, padding
+        margin_h = label_h * points / large + title_h + 1.1
+        cell = min(MATRIX_CELL_INCHES, (MATRIX_MAX_INCHES - max(margin_w, margin_h)) / n)
+        points = max(small, min(large, 0.8 * cell * 72))
+    step = max(1, math.ceil(1.2 * points / (cell * 72)))
+    size = (min(MATRIX_MAX_INCHES, max(n * cell + margin_w, title_w + 0.4)),
+            min(MATRIX_MAX_INCHES, n * cell + margin_h))
+    return cell, points, step, size
+
+
+def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str],
+                            title: str = "Confusion matrix (rows: ground truth, % of row)"
+                            ) -> Any:
+    """Row-normalised heat map of a (C, C) count matrix, rows = ground truth.
+
+    At most ``MATRIX_MAX_INCHES`` a side for any class count; past the count where they
+    could be read, the per-cell percentages are left out and only every k-th class is
+    labelled.
+    """
+    plt = _pyplot()
+    m = np.asarray(matrix, dtype=np.float64)
+    rows = m.sum(axis=1, keepdims=True)
+    frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    n = len(class_names)
+    labels = short_labels(class_names, MATRIX_LABEL_CHARS, list(range(n)))
+    fig, ax = plt.subplots()
+    # Nearest: each cell one flat colour, whatever the pixels per cell.
+    im = ax.imshow(frac * 100, cmap="Blues", vmin=0, vmax=100, interpolation="nearest")
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("ground truth")
+    ax.set_title(title, fontsize=10)
+    title_w, title_h = _extent_inches(fig, [ax.title])
+    cell, points, step, size = _matrix_layout(fig, labels, title_w, title_h)
+    fig.set_size_inches(*size)
+    where = list(range(0, n, step))
+    ax.set_xticks(where, labels=[labels[i] for i in where], rotation=60, ha="right",
+                  rotation_mode="anchor", fontsize=points)
+    ax.set_yticks(where, labels=[labels[i] for i in where], fontsize=points)
+    if cell >= MATRIX_NUMBERS_MIN_CELL:
+        for i, j in zip(*np.nonzero(frac >= 0.005), strict=True):
+            ax.text(j, i, f"{100 * frac[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if frac[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
 
 
 def save_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: PathLike,
                           title: str = "Confusion matrix (rows: ground truth, % of row)"
                           ) -> Path:
-    """Row-normalised heat map of a (C, C) count matrix, rows = ground truth."""
+    """``confusion_matrix_figure`` saved as a PNG."""
     plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    m = np.asarray(matrix, dtype=np.float64)
-    rows = m.sum(axis=1, keepdims=True)
-    frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
-    n = len(class_names)
-    fig, ax = plt.subplots(figsize=(0.55 * n + 3, 0.55 * n + 2))
-    im = ax.imshow(frac * 100, cmap="Blues", vmin=0, vmax=100)
-    ax.set_xticks(range(n), labels=class_names, rotation=60, ha="right")
-    ax.set_yticks(range(n), labels=class_names)
-    ax.set_xlabel("prediction")
-    ax.set_ylabel("ground truth")
-    ax.set_title(title, fontsize=10)
-    for i in range(n):
-        for j in range(n):
-            if frac[i, j] >= 0.005:
-                ax.text(j, i, f"{100 * frac[i, j]:.0f}", ha="center", va="center", fontsize=7,
-                        color="white" if frac[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig = confusion_matrix_figure(matrix, class_names, title)
+    fig.savefig(path, dpi=SAVE_DPI)
     plt.close(fig)
     return path

@@ -136,6 +136,7 @@ def test_wrong_architecture(tmp_path, saved):
     # Class metadata that agrees with the forged count, so the weights are what disagree.
     blob["class_names"] = list(CITYSCAPES.names)
     blob["palette"] = [list(c) for c in CITYSCAPES.colors]
+    blob["ignore_index"] = CITYSCAPES.ignore_index
     torch.save(blob, forged)
     with pytest.raises(CheckpointError, match="forged.pt.*do not fit"):
         load_checkpoint(forged)

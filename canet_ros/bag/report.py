@@ -162,7 +162,8 @@ def write_report(report: dict[str, Any], outdir: Path, title: str) -> dict[str, 
         try:
             from ..visualize import save_iou_bar_chart
 
-            save_iou_bar_chart(report["per_class"], outdir / CHART, title=title)
+            save_iou_bar_chart(report["per_class"], outdir / CHART, title=title,
+                               class_names=report.get("class_names"))
             report["chart"] = CHART
         except Exception as exc:  # a chart must never cost the numbers
             report["chart_error"] = f"{type(exc).__name__}: {exc}"

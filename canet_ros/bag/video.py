@@ -34,6 +34,10 @@ from ..draw_text import text_painter
 from .errors import BagError
 
 _ID_GREY = (170, 170, 170)  # the ids a shade dimmer than the names they number
+# A legend name past this many characters is cut (ADE20K's run past 100): the strip is
+# as wide as its longest name, and libx264 refuses frames tens of thousands wide.
+LEGEND_NAME_CHARS = 24
+LEGEND_MIN_WIDTH = 640
 
 
 @dataclass(frozen=True)
@@ -71,35 +75,63 @@ def choose_format() -> tuple[VideoFormat, str | None]:
                                            "neither libx264 nor libvpx")
 
 
-def render_legend(names: Sequence[str], colors_rgb: np.ndarray, frame_height: int) -> np.ndarray:
+def _legend_name(name: str, truetype: bool) -> str:
+    """``name`` cut to ``LEGEND_NAME_CHARS`` with an ellipsis (the id beside it stays whole)."""
+    if len(name) <= LEGEND_NAME_CHARS:
+        return name
+    mark = "\u2026" if truetype else "..."  # Hershey has no ellipsis glyph
+    return name[:LEGEND_NAME_CHARS - len(mark)].rstrip() + mark
+
+
+def render_legend(names: Sequence[str], colors_rgb: np.ndarray, frame_height: int,
+                  max_width: int | None = None) -> np.ndarray:
     """Render a BGR swatch + class id + name list at most ``frame_height`` tall.
 
     Rows shrink to fit down to a readable minimum; past that the names go into columns.
-    Names are drawn in a TrueType font (``draw_text``); the id, the value the class has in
-    the label masks, tells classes apart even where the font lacks a name's glyphs.
+    Names are drawn in a TrueType font (``draw_text``), cut with an ellipsis past
+    ``LEGEND_NAME_CHARS``; the id, the value the class has in the label masks, tells
+    classes apart even where the font lacks a name's glyphs or names were cut alike.
+    With ``max_width``, the columns that fit in it hold the first classes and the last
+    row says how many more there are.
     """
     scale = max(0.3, min(0.5, frame_height / 900))
     row = max(10, int(round(26 * scale / 0.5)))
     row = max(12, min(row, (frame_height - 4) // max(len(names), 1)))
+    # Text no taller than its row: many classes in a short frame take small rows.
+    scale = min(scale, max(0.3, row * 0.5 / 26))
     per_column = max(1, (frame_height - 4) // row)
-    columns = -(-len(names) // per_column)
     swatch = row - 4
     painter = text_painter(scale)
+    shown = [_legend_name(n, painter.truetype) for n in names]
     ids = [str(i) for i in range(len(names))]
     id_w = max((painter.width(i) for i in ids), default=0)
-    text_w = max((painter.width(n) for n in names), default=0)
+    text_w = max((painter.width(n) for n in shown), default=0)
     col_w = swatch + 8 + id_w + 6 + text_w + 6
+    columns = -(-len(names) // per_column)
+    more = None
+    if max_width is not None and col_w * columns > max_width:
+        # As wide as the longest such note can be (the count has at most these digits).
+        col_w = max(col_w, painter.width(f"+{len(names)} more in legend.png") + 8)
+        columns = max(1, max_width // col_w)
+        keep = max(0, columns * per_column - 1)  # the last row says what is left out
+        more = f"+{len(names) - keep} more in legend.png"
+        shown = shown[:keep]
     rows = min(len(names), per_column)
     legend = np.zeros((row * rows + 4, col_w * columns, 3), np.uint8)
     texts = []
-    for i, (name, rgb) in enumerate(zip(names, colors_rgb, strict=True)):
+    for i, (name, rgb) in enumerate(zip(shown, colors_rgb[:len(shown)], strict=True)):
         x, y = (i // per_column) * col_w, 2 + (i % per_column) * row
         bgr = tuple(int(v) for v in rgb[::-1])
         cv2.rectangle(legend, (x + 2, y + 2), (x + 2 + swatch, y + 2 + swatch), bgr, -1)
         left, baseline = x + swatch + 8, y + row - 5
         texts.append((ids[i], (left + id_w - painter.width(ids[i]), baseline), _ID_GREY))
         texts.append((name, (left + id_w + 6, baseline), (255, 255, 255)))
-    return painter.draw(legend, texts)
+    if more:
+        k = len(shown)
+        texts.append((more, ((k // per_column) * col_w + 4, 2 + (k % per_column) * row + row - 5),
+                      (255, 255, 255)))
+    legend = painter.draw(legend, texts)
+    return legend if max_width is None else legend[:, :max_width]
 
 
 class _PyavWriter:
@@ -173,7 +205,10 @@ class OverlayVideo:
         # 4:2:0 video needs even sizes; odd ones are stretched by one pixel.
         self._size = (width + width % 2, height + height % 2)
         # The legend is a strip right of the picture, so it hides none of the scene.
-        legend = render_legend(self.names, self.colors, self._size[1])
+        # At most twice the picture's width (640 px for a small one): a class count whose
+        # columns need more shows the first classes and how many more legend.png lists.
+        legend = render_legend(self.names, self.colors, self._size[1],
+                               max(2 * self._size[0], LEGEND_MIN_WIDTH))
         self._legend = legend[: self._size[1]]
         strip = self._legend.shape[1] + self._legend.shape[1] % 2
         video_size = (self._size[0] + strip, self._size[1])
@@ -236,6 +271,8 @@ class OverlayVideo:
                 self.error = self.error or f"{self.path.name}: {exc}"
 
     def describe(self) -> dict[str, Any]:
+        # A failed encoder leaves no video (or a cut-off one) that anything could play.
         return {"path": str(self.path.resolve()), "format": self.format.label,
-                "browser_playable": self.format.browser, "fps": float(self.fps),
+                "browser_playable": self.format.browser and self.error is None,
+                "fps": float(self.fps),
                 "frames": self.frames, "note": self.note, "error": self.error}

@@ -106,10 +106,31 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _check_mask_limit(checkpoint: Any) -> None:
+    """Refuse, before anything is written, classes that a dataset's uint8 masks cannot hold."""
+    from ..checkpoint import (
+        CheckpointError,
+        class_set_from_metadata,
+        read_checkpoint,
+        resolve_checkpoint,
+    )
+    from ..data.classes_file import mask_limit_problem
+
+    try:
+        classes = class_set_from_metadata(read_checkpoint(checkpoint))
+    except CheckpointError:
+        return  # said where it always was: after the bag and output folder checks
+    problem = mask_limit_problem(classes.num_classes, classes.ignore_index)
+    if problem:
+        raise CheckpointError(f"{resolve_checkpoint(checkpoint)}: {problem}; extract-frames "
+                              f"needs a checkpoint whose classes fit them")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..bag.extract import extract_frames
 
     options = _options(args)
+    _check_mask_limit(args.checkpoint)
 
     def engine() -> Any:
         from ..inference import SegmentationEngine

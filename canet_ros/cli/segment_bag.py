@@ -129,7 +129,7 @@ def _options(args: argparse.Namespace) -> Any:
 
 
 def _print_summary(report: dict[str, Any], outdir: Path) -> None:
-    from ..bag.report_md import MAX_REGIONS, damage_lines, written_files
+    from ..bag.report_md import MAX_REGIONS, damage_lines
 
     def num(value: Any, fmt: str = ".2f") -> str:
         return "n/a" if value is None else format(value, fmt)
@@ -159,9 +159,19 @@ def _print_summary(report: dict[str, Any], outdir: Path) -> None:
             print("  " + line)
     labels = {"output_bag": "output bag", "report_md": "report", "report_json": "report (JSON)",
               "iou_chart": "IoU chart", "video": "video"}
-    for key, path in written_files(report, outdir).items():
+    for key, path in _written(report, outdir).items():
         if path:
             print(f"{labels[key]}: {path}")
+
+
+def _written(report: dict[str, Any], outdir: Path) -> dict[str, Any]:
+    """Return the files the run wrote; a video whose encoder failed is none (warned about)."""
+    from ..bag.report_md import written_files
+
+    files = written_files(report, outdir)
+    if (report.get("video") or {}).get("error"):
+        files["video"] = None
+    return files
 
 
 def _print_rank_bags(report: dict[str, Any]) -> None:
@@ -171,7 +181,7 @@ def _print_rank_bags(report: dict[str, Any]) -> None:
 
 
 def _warn_damage(report: dict[str, Any]) -> None:
-    """Say on stderr that a bag was salvaged, whatever the output format."""
+    """Say on stderr that a bag was salvaged or the video failed, whatever the output format."""
     damaged = report.get("damaged") or ([{
         "bag": report.get("input"), "cause": report["damage"]["cause"],
         "frames": report.get("frames"), "frames_lost": report.get("frames_lost"),
@@ -185,6 +195,13 @@ def _warn_damage(report: dict[str, Any]) -> None:
     for note in ((report.get("video") or {}).get("note"), report.get("ground_truth_note")):
         if note:
             print(f"{PROG}: warning: {note}", file=sys.stderr)
+    video = report.get("video") or {}
+    if video.get("error"):
+        path = Path(video["path"])
+        what = (f"{path} stops after {video['frames']} frames" if path.is_file()
+                else "no video was written")
+        print(f"{PROG}: warning: the video encoder failed ({video['error']}); {what}",
+              file=sys.stderr)
 
 
 def _run_single(args: argparse.Namespace, options: Any) -> dict[str, Any]:
@@ -284,6 +301,8 @@ def _run_and_report(args: argparse.Namespace) -> int:
         _print_rank_bags(report)  # only rank 0 prints the (merged) JSON object
     elif args.json:
         short = short_report(report, args.out) if "frames" in report else report
+        if "files" in short:
+            short = {**short, "files": _written(report, args.out)}
         if report.get("model"):  # what ran: precision auto as resolved, and its runtime
             short = {**short, "model": report["model"]}
         if kept:  # this run's files are gone: name none of them

@@ -40,6 +40,8 @@ from .problems import brief, brief_items
 CLASSES_FILE = "classes.yaml"
 KEYS = ("name", "names", "colors", "ignore_index", "split")
 DEFAULT_VAL_EVERY = 5
+# Masks are uint8 PNGs: ids 0-254 for classes, so 255 is left for the ignore id.
+MAX_MASK_CLASSES = 255
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,26 @@ def _colors(info: dict, count: int, problems: List[str]) -> List[Tuple[int, int,
     return good
 
 
+def mask_limit_problem(count: int, ignore: Any) -> Optional[str]:
+    """Why ``count`` classes and ``ignore`` cannot be stored in uint8 masks, or None."""
+    if count > MAX_MASK_CLASSES:
+        return (f"{count} classes do not fit a dataset's masks: they are uint8, so at most "
+                f"{MAX_MASK_CLASSES} classes (ids 0-{MAX_MASK_CLASSES - 1}) plus ignore 255")
+    if isinstance(ignore, int) and not isinstance(ignore, bool) and not 0 <= ignore <= 255:
+        room = "255" if count >= 255 else f"{count}-255 (255 is customary)"
+        return (f"ignore id {ignore} does not fit a dataset's masks: they are uint8, so the "
+                f"ignore id must be {room}")
+    return None
+
+
 def _ignore(info: dict, count: int, problems: List[str]) -> int:
     ignore = info.get("ignore_index", 255)
+    limit = mask_limit_problem(count, 255)
+    if limit:
+        # No ignore id can help here: saying "use an id past the classes" would send the
+        # user to a value the 0-255 check then refuses.
+        problems.append(limit)
+        return 255
     if not isinstance(ignore, int) or isinstance(ignore, bool) or not 0 <= ignore <= 255:
         problems.append(f"'ignore_index' must be an integer 0-255, not {brief(ignore)}")
         return 255

@@ -39,7 +39,7 @@ import numpy as np
 from ..classes import ClassSet
 from ..errors import DatasetError
 from ..image_files import read_image, write_image
-from .classes_file import CLASSES_FILE
+from .classes_file import CLASSES_FILE, mask_limit_problem
 from .files import read_list_text
 from .problems import DatasetProblems, capped
 
@@ -215,6 +215,9 @@ class PackageWriter:
     """Write index masks as a CVAT "Segmentation mask 1.1" package, frame by frame."""
 
     def __init__(self, out: Path, class_set: ClassSet):
+        limit = mask_limit_problem(class_set.num_classes, class_set.ignore_index)
+        if limit:  # the colour lookup below is uint8-indexed, like the masks
+            raise DatasetError(f"{class_set.name}: {limit}")
         self.out, self.class_set = out, class_set
         entries, ignore_color = package_labels(class_set)
         self.entries = entries

@@ -140,7 +140,7 @@ class SegmentationEngine:
         if backbone is not None and backbone != meta["backbone"]:
             raise EngineError(f"{path}: a checkpoint for the {meta['backbone']} backbone, "
                               f"not for {backbone} as asked")
-        self._describe(meta, class_set_from_metadata(meta), path, entry.size)
+        self._describe(meta, class_set_from_metadata(meta, path), path, entry.size)
         try:
             runner = make_cpu_runner(entry.path, entry.size, self.num_classes, self.precision,
                                      runtime, lambda frame: self._pre(frame, "rgb"))
