@@ -46,7 +46,7 @@ READ_SEC = WIRE_SEC - 2**32  # what rosbags' int32 field holds: -2094967296
 
 
 def ros1_header(nanosec: int):
-    """A Noetic header whose stamp has WIRE_SEC's 32 bits (rosbags' int32 holds READ_SEC)."""
+    """Make a Noetic header whose stamp has WIRE_SEC's 32 bits (rosbags' int32 holds READ_SEC)."""
     t = NOETIC.types["builtin_interfaces/msg/Time"](sec=READ_SEC, nanosec=nanosec)
     return NOETIC.types["std_msgs/msg/Header"](seq=0, stamp=t, frame_id="cam")
 

@@ -45,7 +45,7 @@ EPS = 1e-3  # logit gap under which a label counts as a tie (float rounding may 
 
 
 def every_byte_rgb(width: int, height: int) -> np.ndarray:
-    """An RGB frame in which each channel takes every byte value, differently per channel."""
+    """Make an RGB frame in which each channel takes every byte value, differently per channel."""
     v = np.arange(width * height, dtype=np.int64).reshape(height, width)
     return np.stack([v % 256, (7 * v + 3) % 256, 255 - v % 256], axis=-1).astype(np.uint8)
 

@@ -77,7 +77,7 @@ def write_mcap(path: Path, units: Sequence[int], chunk_bytes: int = 1) -> Path:
 
 
 def cut_in_summary(source: Path, target: Path) -> Path:
-    """The file cut 10 bytes into its summary: every message is still there."""
+    """Cut the file 10 bytes into its summary: every message is still there."""
     data = source.read_bytes()
     footer = data[-8 - 29:-8]
     assert footer[0] == 0x02
@@ -93,7 +93,7 @@ def frame_of(msg) -> int:
 
 
 def rosbags_order(path: Path, topic: str = CAM) -> list[int]:
-    """The frames in the order rosbags reads the intact bag (its index is the position)."""
+    """List the frames in the order rosbags reads the intact bag (its index is the position)."""
     with AnyReader([path], default_typestore=HUMBLE) as reader:
         conns = [c for c in reader.connections if c.topic == topic]
         return [frame_of(reader.deserialize(raw, c.msgtype))
@@ -147,7 +147,7 @@ def test_ros1_without_index_reads_in_rosbags_order(tmp_path):
 
 
 def test_sqlite_rows_come_in_timestamp_then_row_order(tmp_path):
-    """rosbags reads ORDER BY timestamp; ties in row order, as the timestamp index has them."""
+    """Read as rosbags reads ORDER BY timestamp: ties in row order (the timestamp index's)."""
     folder = tmp_path / "loop"
     with Writer2(folder, version=8, storage_plugin=StoragePlugin.SQLITE3) as writer:
         conn = writer.add_connection(CAM, "sensor_msgs/msg/Image", typestore=HUMBLE)
@@ -183,7 +183,7 @@ def test_a_lost_chunk_keeps_the_intact_positions_of_the_others(tmp_path):
 
 
 def test_switching_to_salvage_mid_read_keeps_rosbags_order(tmp_path):
-    """rosbags reads the intact summary until the damaged chunk; salvage goes on after it."""
+    """Read the intact summary as rosbags does until the damaged chunk; salvage goes on after it."""
     intact = write_mcap(tmp_path / "loop.mcap", LOOP)
     expected = rosbags_order(intact)
     data = bytearray(intact.read_bytes())

@@ -92,8 +92,10 @@ class SalvageSource(Protocol):
         """Recovered messages of ``topic`` in the order rosbags reads the intact bag in."""
 
     def times(self, topic: str) -> list[int]:
-        """Receive times of the recovered messages of ``topic``, in ``messages``' order
-        (no data is read)."""
+        """Return the receive times of ``topic``'s recovered messages, in ``messages``' order.
+
+        No message data is read.
+        """
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
         """Decode one message of a type this bag defines."""

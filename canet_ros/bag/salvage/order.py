@@ -58,8 +58,8 @@ class Positions:
         self._lost: int | None = 0  # lost messages of the topic in the ended spans
         self._recovered = 0
 
-    def next(self, key: tuple) -> int | None:
-        """Position of the next recovered message, sort key ``key`` (keys never decrease)."""
+    def advance(self, key: tuple) -> int | None:
+        """Return the next recovered message's position; ``key`` sorts it (keys never fall)."""
         while self._started < len(self._starts) and self._starts[self._started] < key:
             self._started += 1
         while self._ended < len(self._ends) and self._ends[self._ended][0] < key:

@@ -107,10 +107,10 @@ class ChunkScan:
     def messages(self, topic: str) -> Iterator[Recovered]:
         positions = Positions(self._spans(topic))
         for key, raw in self._merged(self._ids(topic)):
-            yield Recovered(key[0], raw, positions.next(key))
+            yield Recovered(key[0], raw, positions.advance(key))
 
     def _merged(self, wanted: set[int]) -> Iterator[tuple[tuple[int, ...], bytes]]:
-        """The wanted messages of all good chunks in rosbags' order, reading chunks lazily.
+        """Yield the wanted messages of all good chunks in rosbags' order, reading chunks lazily.
 
         Each chunk waits in the heap as one entry keyed by its first message (known from
         the scan); only when the merge reaches it is it read again and decompressed, and its
@@ -163,7 +163,7 @@ class ChunkScan:
 
 
 def _nearest(ranges: list[tuple[int | None, int | None]], index: int, step: int) -> int | None:
-    """The nearest known receive time before (step -1) or after (+1) entry ``index``."""
+    """Return the nearest known receive time before (step -1) or after (+1) entry ``index``."""
     index += step
     while 0 <= index < len(ranges):
         first, last = ranges[index]

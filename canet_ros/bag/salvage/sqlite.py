@@ -187,7 +187,7 @@ class SqliteSalvage:
     def messages(self, topic: str) -> Iterator[Recovered]:
         positions = Positions(self._spans(topic))
         for stamp, rid in self._keys(topic):
-            position = positions.next((stamp, rid))  # the row counts even if it fails now
+            position = positions.advance((stamp, rid))  # the row counts even if it fails now
             try:
                 row = self._db.execute(_DATA, (rid,)).fetchone()
             except sqlite3.Error:
