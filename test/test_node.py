@@ -185,6 +185,26 @@ def test_burst_keeps_only_the_latest_frame(rig):
     assert len(node.engine.calls) == 2
 
 
+def test_a_frame_outlasting_the_shutdown_wait_is_dropped_quietly(rig, monkeypatch, capfd):
+    from canet_ros.ros import segmentation
+    monkeypatch.setattr(segmentation, "WORKER_JOIN_TIMEOUT_S", 0.2)
+    gate = threading.Event()
+    node = rig.node(gate=gate)
+    rig.listen(node, "labels")
+    rig.deliver(node, image_msg(synthetic_frame(), frame_id="f0"))
+    assert node.engine.entered.wait(60)
+    worker = node._worker
+    rig.executor.remove_node(node)
+    rig.nodes.remove(node)
+    node.destroy_node()  # gives up waiting for the frame after 0.2 s
+    gate.set()  # the frame then finishes, with the node's publishers destroyed
+    worker.join(60)
+    assert not worker.is_alive()
+    assert node.frame_stats.totals()["failed"] == 0
+    err = capfd.readouterr().err
+    assert "its frame is dropped" in err and "segmentation failed" not in err
+
+
 def test_outputs_nobody_listens_to_are_not_computed(rig):
     node = rig.node()
     for index in range(3):

@@ -264,6 +264,8 @@ class SegmentationNode(Node):
             try:
                 self._process(*item)
             except Exception as exc:  # one bad frame (or CUDA hiccup) must not end the node
+                if self._torn_down:  # destroy_node stopped waiting: its publishers are gone
+                    return
                 self._frame_stats.count("failed")
                 self.get_logger().error(f"segmentation failed, frame dropped: {exc!r}",
                                         throttle_duration_sec=WARN_THROTTLE_S)
@@ -382,7 +384,8 @@ class SegmentationNode(Node):
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout=WORKER_JOIN_TIMEOUT_S)
             if worker.is_alive():
-                self.get_logger().warning("inference worker still busy at shutdown; leaving it")
+                self.get_logger().warning("inference worker still busy at shutdown; its frame "
+                                          "is dropped")
         self._engine = None
         FORWARDING.detach(self.get_logger())
         return super().destroy_node()
