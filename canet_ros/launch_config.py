@@ -51,8 +51,14 @@ NODE_EXECUTABLE = "segmentation_node"
 NODE_NAME = "segmentation_node"
 # Shipped in share/canet_ros/config: a shared-memory segment large enough for camera frames.
 DDS_PROFILE = "fastdds_large_images.xml"
-# Fast DDS 2.x (Humble, Jazzy) reads the first, 3.x (Kilted) the second.
+# Fast DDS 2.x (Humble, Iron, Jazzy) reads only the first; Fast DDS 3.x (Kilted, Rolling)
+# only the second, while rmw_fastrtps 9.3+ still reads the first itself and logs a
+# deprecation WARN for it in every process. Either one set by the user is the user's choice.
 FASTDDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+# ROS_DISTRO values whose Fast DDS (Fast-RTPS before 2.0) reads only the first; any other
+# name is Kilted or newer.
+FAST_DDS_2_DISTROS = ("ardent", "bouncy", "crystal", "dashing", "eloquent", "foxy",
+                      "galactic", "humble", "iron", "jazzy")
 NO_DDS_PROFILE = "none"
 # `ros2 launch --launch-prefix X` arrives as the launch argument launch-prefix:=X.
 ROS2_LAUNCH_OPTIONS = ("launch-prefix", "launch-prefix-filter")
@@ -290,7 +296,8 @@ def dds_environment(dds_profile: str, share_dir: Union[str, Path],
     """Environment variables that give the node the Fast DDS profile for large images.
 
     Nothing when the user already chose a profile in ``environ``, picked another RMW
-    (Cyclone DDS reads no Fast DDS XML), or said ``dds_profile:=none``.
+    (Cyclone DDS reads no Fast DDS XML), or said ``dds_profile:=none``; otherwise the
+    variable(s) :func:`profile_variables` picks for ``environ``'s ROS distro.
     """
     choice = dds_profile.strip()
     if choice == NO_DDS_PROFILE or any(environ.get(v) for v in FASTDDS_PROFILE_VARIABLES):
@@ -301,7 +308,22 @@ def dds_environment(dds_profile: str, share_dir: Union[str, Path],
         Path(share_dir) / "config" / DDS_PROFILE
     if not profile.is_file():
         raise LaunchConfigError(f"dds_profile {profile} does not exist")
-    return dict.fromkeys(FASTDDS_PROFILE_VARIABLES, str(profile.resolve()))
+    return dict.fromkeys(profile_variables(environ), str(profile.resolve()))
+
+
+def profile_variables(environ: Mapping[str, str]) -> Tuple[str, ...]:
+    """Pick the variable(s) that hand a Fast DDS XML profile to ``environ``'s ROS distro.
+
+    ROS_DISTRO (set by sourcing ROS) tells the Fast DDS major version. Without it both
+    are set: each Fast DDS ignores the other's variable, so the profile applies either
+    way, at the price of Kilted's deprecation WARN.
+    """
+    distro = environ.get("ROS_DISTRO", "").strip().lower()
+    if not distro:
+        return FASTDDS_PROFILE_VARIABLES
+    if distro in FAST_DDS_2_DISTROS:
+        return ("FASTRTPS_DEFAULT_PROFILES_FILE",)
+    return ("FASTDDS_DEFAULT_PROFILES_FILE",)
 
 
 def camera_image_topic(namespace: str) -> str:

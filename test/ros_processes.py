@@ -56,12 +56,13 @@ def node_env(dds: bool = True) -> dict:
 
 
 def camera_env(dds: bool = True) -> dict:
-    from canet_ros.launch_config import DDS_PROFILE, FASTDDS_PROFILE_VARIABLES
+    from canet_ros.launch_config import DDS_PROFILE, FASTDDS_PROFILE_VARIABLES, profile_variables
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     for variable in FASTDDS_PROFILE_VARIABLES:
         env.pop(variable, None)
-        if dds:
-            env[variable] = str(REPO / "config" / DDS_PROFILE)
+    if dds:  # the variable(s) docs/ros.md tells a camera driver on this distro to set
+        env.update(dict.fromkeys(profile_variables(os.environ),
+                                 str(REPO / "config" / DDS_PROFILE)))
     return env
 
 
