@@ -57,9 +57,9 @@ setup(
         # PyAV ships FFmpeg with libx264: segment-bag --video writes browser-playable H.264.
         "video": ["av>=10"],
         "test": [
-            "pytest>=7", "ruff>=0.4", "onnx>=1.15", "onnxruntime>=1.17", "openvino>=2024.1",
-            "tensorboard>=2.12", "cityscapesscripts>=2.2", "mcap>=1.1", "av>=10",
-            "numba>=0.55",
+            "pytest>=7", "pytest-xdist>=3.5", "ruff>=0.4", "onnx>=1.15", "onnxruntime>=1.17",
+            "openvino>=2024.1", "tensorboard>=2.12", "cityscapesscripts>=2.2", "mcap>=1.1",
+            "av>=10", "numba>=0.55",
         ],
     },
     zip_safe=True,

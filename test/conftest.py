@@ -71,20 +71,40 @@ def canet_logs_reach_caplog(monkeypatch):
     yield
 
 
+# Figures from pytest-xdist's workers (`pytest -n auto`, the README's command), gathered
+# here in the controller so the summary shows them as a plain run does.
+_WORKER_FIGURES: list = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """Use one worker per CPU this process may run on, at most 4 (each loads torch and ROS)."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    _WORKER_FIGURES.extend(getattr(node, "workeroutput", {}).get("canet_figures", []))
+
+
 def pytest_terminal_summary(terminalreporter):
     """Figures the ROS system tests measured (start-up, shutdown, delivery): shown, not tested."""
     processes = sys.modules.get("ros_processes")
-    if processes is not None and processes.FIGURES:
+    figures = list(processes.FIGURES if processes is not None else []) + _WORKER_FIGURES
+    if figures:
         terminalreporter.section("canet_ros node figures (measured, not asserted)")
-        for line in processes.FIGURES:
+        for line in figures:
             terminalreporter.write_line(line)
 
 
 def pytest_sessionfinish(session):
-    """Stop node and camera processes a failed test left running."""
+    """Stop node and camera processes a failed test left running; hand figures to xdist."""
     processes = sys.modules.get("ros_processes")
     for process in processes.RosProcess.started if processes is not None else ():
         process.stop()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and processes is not None:
+        workeroutput["canet_figures"] = list(processes.FIGURES)
 
 
 # Linux's ephemeral ports leave DDS domains 0..101 free of clashes; 0 is everybody's default.
