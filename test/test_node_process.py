@@ -94,3 +94,17 @@ def test_signal_while_starting_ends_quietly(signum, delay):
         run.stop()
     assert code == 0, run.output
     assert not run.problems(), run.output
+
+
+def test_a_signal_inside_rclpys_import_is_a_quiet_stop(monkeypatch, capsys):
+    # pybind11 turns the KeyboardInterrupt raised in its module init into
+    # ImportError("initialization failed"): that is the signal, not a missing ROS.
+    from canet_ros.ros import node
+
+    signals = node.StopSignals()
+    signals.received.append("SIGINT")
+    monkeypatch.setitem(sys.modules, "rclpy", None)  # importing it raises ImportError
+    assert node._run([], signals) == 0
+    assert capsys.readouterr().err == ""
+    assert node._run([], node.StopSignals()) == 1  # no signal: ROS is missing, said so
+    assert "source your ROS 2 setup" in capsys.readouterr().err

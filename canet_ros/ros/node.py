@@ -128,6 +128,10 @@ def _run(args: Optional[List[str]], signals: StopSignals) -> int:
         from rclpy.logging import get_logger
         from rclpy.signals import SignalHandlerOptions
     except ImportError as exc:  # no ROS logging without rclpy: one plain line instead
+        # A signal's KeyboardInterrupt inside rclpy's pybind11 module init comes out as
+        # ImportError("initialization failed"): a stop while starting, not a missing ROS.
+        if signals.requested:
+            return 0
         print(f"{NODE_NAME}: cannot start: {ROS_MISSING} ({exc})", file=sys.stderr)
         return 1
 
