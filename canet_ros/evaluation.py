@@ -294,11 +294,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                          f"this evaluation cannot use (multi-scale TTA, --prior-correction, "
                          f"or a network input under 32 px or unset); use precision fp32")
     else:  # multi-scale TTA, a changed prior correction, or frames at their own size
-        dev = torch.device(device)
-        model = model.to(dev).eval()
-        loader = eval_loader(ds, batch_size, workers, pin_memory=dev.type == "cuda")
-        cm = evaluate_loader(model, loader, expected.num_classes, expected.ignore_index, dev,
-                             on_batch=hook, tta=tta, show_progress=show_progress)
+        cm = _torch_confusion(model, ds, expected, torch.device(device), batch_size, workers,
+                              hook, tta, show_progress)
         runtime, precision = "torch", "fp32"
     result = summarize(cm, expected.names, len(ds))
     result.update({"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
@@ -315,6 +312,15 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                     scored_set(dataset, split, include, exclude))
     result["confusion_matrix"] = cm.matrix.tolist()
     return result
+
+
+def _torch_confusion(model: nn.Module, ds: Dataset, classes: ClassSet, device: torch.device,
+                     batch_size: int, workers: int, hook: Optional[BatchHook],
+                     tta: Optional[TTA], show_progress: bool) -> ConfusionMatrix:
+    loader = eval_loader(ds, batch_size, workers, pin_memory=device.type == "cuda")
+    return evaluate_loader(model.to(device).eval(), loader, classes.num_classes,
+                           classes.ignore_index, device, on_batch=hook, tta=tta,
+                           show_progress=show_progress)
 
 
 def _run_dir(checkpoint: str) -> Optional[Path]:
