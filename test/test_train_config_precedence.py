@@ -20,6 +20,7 @@ two steps an epoch), through the command line, as a user meets them.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,44 @@ def test_a_moved_run_with_an_absolute_saved_out_dir_goes_on_where_it_is(isolated
                        "--max-steps-this-run", "1"]) == 0
     assert not old.exists() and _step(moved) == 2
     assert len(log_rows(moved)) == 1  # epoch 1 (2 steps) ended in the moved folder
+
+
+def test_a_job_file_in_a_run_folder_is_not_taken_for_the_runs_config(isolated):  # noqa: F811
+    # Only the config.yaml a run wrote is read as the run's own (its stop count dropped).
+    root = make_camvid_tree(isolated / "camvid")
+    run = isolated / "run"
+    run.mkdir()
+    _recipe(run / "job.yaml", root.resolve(), out_dir=".", max_steps_this_run=1)
+    os.chdir(run)
+    assert canet_main(["train", "--config", "job.yaml"]) == 0
+    assert canet_main(["train", "--config", "job.yaml", "--resume", "last.pt"]) == 0
+    assert _step(run) == 2  # one step each time, as the file says
+
+
+def test_a_run_from_another_runs_config_leaves_its_export_alone(isolated):  # noqa: F811
+    root = make_camvid_tree(isolated / "camvid")
+    assert canet_main(flags(root, Path("runs/a"), "--epochs", "1",
+                            "--export", "runs/a/model.pt")) == 0
+    before = Path("runs/a/model.pt").read_bytes()
+    assert canet_main(["train", "--config", "runs/a/config.yaml", "--out-dir", "runs/b"]) == 0
+    assert Path("runs/a/model.pt").read_bytes() == before
+    assert _step(Path("runs/b")) == 2
+
+
+def test_a_runs_pretrained_backbone_file_is_found_from_another_folder(isolated):  # noqa: F811
+    from torchvision.models import mobilenet_v2
+
+    work, elsewhere = isolated / "work", isolated / "elsewhere"
+    root = make_camvid_tree(work / "camvid")
+    (work / "weights").mkdir()
+    torch.save(mobilenet_v2(weights=None).state_dict(), work / "weights" / "mbv2.pth")
+    elsewhere.mkdir()
+    os.chdir(work)
+    assert canet_main(flags(root, Path("runs/a"), "--pretrained-backbone", "weights/mbv2.pth",
+                            "--max-steps-this-run", "1")) == 0
+    stored = yaml.safe_load(Path("runs/a/config.yaml").read_text())["pretrained_backbone"]
+    assert (work / "runs" / "a" / stored).resolve() == (work / "weights" / "mbv2.pth").resolve()
+    os.chdir(elsewhere)
+    assert canet_main(["train", "--config", "../work/runs/a/config.yaml", "--out-dir", "b",
+                       "--epochs", "1"]) == 0
+    assert _step(elsewhere / "b") == 2

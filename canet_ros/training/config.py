@@ -372,7 +372,7 @@ def portable_train_args(cfg: TrainConfig, run_dir: Union[str, Path]) -> Dict[str
     base = Path(run_dir).resolve()
     for name in PATH_FIELDS:
         value = values.get(name)
-        if value and value != "default":
+        if isinstance(value, str) and value and value != "default":
             values[name] = os.path.relpath(Path(value).resolve(), base)
     return values
 

@@ -29,8 +29,9 @@ from typing import Any, Dict, Mapping, Optional, Union
 from .config_files import load_yaml, resolve_config
 
 # Fields holding file system paths; "default" (the bundled model) is a name, not a path.
+# (pretrained_backbone also holds true/false: only a string is a path.)
 PATH_FIELDS = ("data_root", "out_dir", "resume", "init_weights", "class_map", "replay_root",
-               "export")
+               "export", "pretrained_backbone")
 # How one invocation of a run went, not its recipe: a run's config is never taken to mean
 # "resume that file" or "stop after that many steps" again.
 INVOCATION_ONLY = ("resume", "max_steps_this_run")
@@ -64,10 +65,10 @@ def run_values(saved: Mapping[str, Any], run_dir: Union[str, Path]) -> Dict[str,
 def is_run_config(path: Path, values: Mapping[str, Any]) -> bool:
     """Tell whether ``path`` is the config.yaml a run wrote into its folder.
 
-    Such a file stores ``out_dir: .`` (the folder itself) and lies beside the run's log or
-    checkpoints; a hand-written config hardly ever does both.
+    It is named config.yaml, stores ``out_dir: .`` (the folder itself) and lies beside the
+    run's log or checkpoints; a hand-written job file in a run folder is not taken for it.
     """
-    return values.get("out_dir") == "." and any(
+    return path.name == "config.yaml" and values.get("out_dir") == "." and any(
         (path.parent / name).is_file() for name in _RUN_FILES)
 
 
@@ -76,7 +77,10 @@ def read_config_file(path: Union[str, Path]) -> Dict[str, Any]:
     found = resolve_config(path)
     values = load_yaml(found)
     if is_run_config(found, values):
-        return run_values(values, found.parent)
+        values = run_values(values, found.parent)
+        # That run's exported model is its output: a run started from its recipe must not
+        # overwrite it (a resume of that run keeps it from the checkpoint's own config).
+        values.pop("export", None)
     return values
 
 
