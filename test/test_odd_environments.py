@@ -255,6 +255,18 @@ def test_rcl_argument_errors_still_say_bad_ros_arguments():
     assert "-p name:=value" in text and ".c:" not in text  # no C source locations
 
 
+@pytest.mark.parametrize("args, words", [
+    (["--ros-args", "--param-file", "x.yaml"], "unknown ROS arguments ['--param-file', 'x.yaml']"),
+    (["--ros-args", "-e", "/bad//enclave"], "Enclave name is not valid"),
+])
+def test_unknown_ros_arguments_and_a_bad_enclave_are_bad_ros_arguments(args, words):
+    rclpy = pytest.importorskip("rclpy")
+    with pytest.raises(Exception) as info:
+        rclpy.init(args=["node", *args], context=rclpy.Context())
+    text = describe_init_error(info.value)
+    assert text.startswith("bad ROS arguments: ") and words in text and ".c:" not in text
+
+
 def test_startup_reports_the_node_not_measured_when_ros_cannot_initialize(
         tmp_path, monkeypatch):
     pytest.importorskip("rclpy")

@@ -83,6 +83,10 @@ def describe_init_error(exc: BaseException) -> str:
     """
     text = _RCL_SOURCE_LOCATION.sub("", str(exc)).replace("failed to initialize rcl: ", "")
     text = text.replace(". Error: error not set", "")
+    if type(exc).__name__ == "UnknownROSArgsError":  # rclpy's: its text is the list alone
+        return f"bad ROS arguments: unknown ROS arguments {text}"
+    if text.startswith("Enclave name is not valid"):  # given with -e / --enclave
+        return f"bad ROS arguments: {text}"
     if _ARGUMENT_ERROR in text:
         if "parameter override rule" in text:
             text += " (write -p name:=value; an empty string is -p \"name:=''\")"
