@@ -336,8 +336,8 @@ def _camera_topic_argument(prefix: str, namespace: str) -> LaunchArgument:
     spec = SPEC_BY_NAME["image_topic"]
     return LaunchArgument(
         f"{prefix}_image_topic",
-        f"{prefix} camera: {spec.description}; empty: the params file's image_topic when "
-        f"params_file is set, else /<{prefix}_namespace>/image_raw "
+        f"{prefix} camera: {spec.description}; empty: the params file's image_topic where "
+        f"it sets one for this node, else /<{prefix}_namespace>/image_raw "
         f"({camera_image_topic(namespace)} by default)")
 
 
@@ -359,14 +359,22 @@ def multi_camera_arguments() -> Tuple[LaunchArgument, ...]:
 MULTI_CAMERA_ARGUMENT_NAMES = tuple(a.name for a in multi_camera_arguments())
 
 
+def _file_sets_image_topic(values: Mapping[str, str]) -> bool:
+    from canet_ros.params_file import sets_parameter
+
+    path = values["params_file"].strip()
+    node = f"{check_namespace(values['namespace'])}/{NODE_NAME}"
+    return bool(path) and sets_parameter(Path(path).expanduser(), node, "image_topic")
+
+
 def resolve_multi_camera_launch(arguments: Mapping[str, str], share_dir: Union[str, Path],
                                 environ: Optional[Mapping[str, str]] = None
                                 ) -> List[Tuple[str, SegmentLaunchPlan]]:
     """One (camera prefix, plan) per camera: its own arguments over the shared ones.
 
-    A camera's empty image_topic leaves the topic to params_file when one is given; with
-    the shipped YAML (one /camera/image_raw for every node) it becomes image_raw in the
-    camera's namespace, so the two nodes never read the same camera.
+    A camera's empty image_topic leaves the topic to params_file when that file sets one
+    for the camera's node; otherwise (the shipped YAML has one /camera/image_raw for every
+    node) it becomes image_raw in the camera's namespace, so the nodes read their own.
     """
     check_given_arguments(arguments, MULTI_CAMERA_ARGUMENT_NAMES, "multi_camera.launch.py")
     plans = []
@@ -375,7 +383,7 @@ def resolve_multi_camera_launch(arguments: Mapping[str, str], share_dir: Union[s
         values.update({name: str(arguments.get(f"{prefix}_{name}", "") or "")
                        for name in PER_CAMERA})
         try:
-            if not values["image_topic"].strip() and not values["params_file"].strip():
+            if not values["image_topic"].strip() and not _file_sets_image_topic(values):
                 values["image_topic"] = camera_image_topic(values["namespace"])
             plans.append((prefix, resolve_segment_launch(values, share_dir, environ)))
         except LaunchConfigError as exc:

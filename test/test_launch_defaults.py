@@ -127,13 +127,33 @@ def test_without_a_params_file_each_camera_reads_image_raw_in_its_namespace():
     assert node_config(plans["rear"]).image_topic == "/usb_cam/image_raw"
 
 
+@pytest.mark.parametrize("text, front, rear", [
+    # Sets no image_topic: each camera still reads its own.
+    ("/**:\n  ros__parameters:\n    checkpoint: default\n",
+     "/cam_front/image_raw", "/cam_rear/image_raw"),
+    # One camera's node, nested one namespace token per level: the other reads its own.
+    ("cam_front:\n  segmentation_node:\n    ros__parameters:\n      image_topic: /f\n",
+     "/f", "/cam_rear/image_raw"),
+    # For every node: the file decides, for both.
+    ("/**:\n  ros__parameters:\n    image_topic: /shared\n", "/shared", "/shared"),
+    ("/*/segmentation_node:\n  ros__parameters:\n    image_topic: /any\n", "/any", "/any"),
+])
+def test_a_params_file_decides_only_the_topics_it_sets(tmp_path, text, front, rear):
+    own = tmp_path / "cameras.yaml"
+    own.write_text(text)
+    plans = dict(lc.resolve_multi_camera_launch(launch_defaults(params_file=str(own)), REPO))
+    # What the node reads: rcl's own matching of the file's sections, through rclpy.
+    assert node_config(plans["front"]).image_topic == front
+    assert node_config(plans["rear"]).image_topic == rear
+
+
 def test_camera_topic_arguments_say_what_empty_means():
     arguments = {arg.name: arg for arg in lc.multi_camera_arguments()}
     for prefix, namespace in (("front", "cam_front"), ("rear", "cam_rear")):
         argument = arguments[f"{prefix}_image_topic"]
         # Empty by default: ros2 launch refuses name:= so a default could never be undone.
         assert argument.default == ""
-        assert "params_file is set" in argument.description
+        assert "image_topic where it sets one for this node" in argument.description
         assert f"/{namespace}/image_raw" in argument.description
         assert arguments[f"{prefix}_namespace"].default == namespace
 

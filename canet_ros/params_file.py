@@ -1,0 +1,59 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""What a ros__parameters YAML sets for one node, read as rcl reads it (no ROS import).
+
+Sections are keyed by node name patterns (``/**``, ``/cam_front/segmentation_node``,
+``/**/segmentation_node``, ``*`` for one name token, ``**`` for any number), written flat
+or nested one namespace token per level.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator, List, Tuple, Union
+
+import yaml
+
+
+def sets_parameter(params_file: Union[str, Path], node: str, name: str) -> bool:
+    """Tell whether ``params_file`` gives ``name`` to the node whose full name is ``node``.
+
+    A file that cannot be read counts as setting it: the node reports what is wrong.
+    """
+    try:
+        data = yaml.safe_load(Path(params_file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return True
+    target = [t for t in node.split("/") if t]
+    return any(name in params and _matches([t for t in pattern if t], target)
+               for pattern, params in _sections(data, []))
+
+
+def _sections(data: Any, path: List[str]) -> Iterator[Tuple[List[str], dict]]:
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        if key == "ros__parameters" and isinstance(value, dict):
+            yield path, value
+        elif isinstance(key, str):
+            yield from _sections(value, path + key.split("/"))
+
+
+def _matches(pattern: List[str], name: List[str]) -> bool:
+    if not pattern:
+        return not name
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        return any(_matches(rest, name[i:]) for i in range(len(name) + 1))
+    return bool(name) and head in ("*", name[0]) and _matches(rest, name[1:])
