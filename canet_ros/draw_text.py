@@ -81,6 +81,7 @@ class TextPainter:
 
     def width(self, text: str) -> int:
         """Advance width of ``text`` in pixels."""
+        text = one_line(text)
         if self.font is not None:
             return math.ceil(self.font.getlength(text))
         return cv2.getTextSize(text, HERSHEY, self.scale, 1)[0][0]
@@ -89,7 +90,8 @@ class TextPainter:
         """Return ``image`` (H, W, 3 uint8) with each item's text left of x, on baseline y."""
         if self.font is None:
             for text, origin, color in items:
-                cv2.putText(image, text, origin, HERSHEY, self.scale, color, 1, cv2.LINE_AA)
+                cv2.putText(image, one_line(text), origin, HERSHEY, self.scale, color, 1,
+                            cv2.LINE_AA)
             return image
         from PIL import Image, ImageDraw
 
@@ -97,8 +99,17 @@ class TextPainter:
         canvas = Image.fromarray(np.ascontiguousarray(image), "RGB")
         pen = ImageDraw.Draw(canvas)
         for text, origin, color in items:
-            pen.text(origin, text, fill=tuple(color), font=self.font, anchor="ls")
+            pen.text(origin, one_line(text), fill=tuple(color), font=self.font, anchor="ls")
         return np.asarray(canvas).copy()
+
+
+def one_line(text: str) -> str:
+    """Return ``text`` with its line breaks as spaces: a legend row is one line.
+
+    classes.yaml accepts any name without ':', and Pillow refuses to lay out a single
+    line holding a newline ("raqm_layout() failed"); OpenCV draws it as "?".
+    """
+    return " ".join(text.splitlines())
 
 
 def text_painter(scale: float) -> TextPainter:

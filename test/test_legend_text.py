@@ -113,3 +113,14 @@ def test_many_classes_fit_the_frame_height_in_columns(height):
     names = [f"Fußgänger {i}" for i in range(30)]
     legend = _legend(names, height)
     assert legend.shape[0] <= height and legend.shape[1] > 0
+
+
+@pytest.mark.parametrize("truetype", [True, False])
+def test_a_name_with_a_line_break_is_drawn_on_one_line(truetype, request):
+    # classes.yaml accepts it; Pillow's layout refused it and the legend and video were lost.
+    if not truetype:
+        request.getfixturevalue("no_truetype")
+    broken = _text_rows(_legend(["side\nwalk", "road\r\nway"]))
+    plain = _text_rows(_legend(["side walk", "road way"]))
+    assert len(broken) == len(plain) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(broken, plain, strict=True))
