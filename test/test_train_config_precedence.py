@@ -249,3 +249,17 @@ def test_a_runs_pretrained_backbone_file_is_found_from_another_folder(isolated):
     assert canet_main(["train", "--config", "../work/runs/a/config.yaml", "--out-dir", "b",
                        "--epochs", "1"]) == 0
     assert _step(elsewhere / "b") == 2
+
+
+def test_another_optimizer_is_refused_before_the_data_loads(isolated, capsys):  # noqa: F811
+    # Adam's saved state has no momentum: SGD failed with a KeyError at its first step.
+    root = make_camvid_tree(isolated / "camvid")
+    run = isolated / "run"
+    assert canet_main(flags(root, run, "--max-steps-this-run", "1")) == 0
+    capsys.readouterr()
+    assert canet_main(["train", "--resume", str(run / "last.pt"), "--optimizer", "sgd"]) == 1
+    out, err = capsys.readouterr()
+    assert err == (f"canet train: error: {run / 'last.pt'}: was trained with --optimizer "
+                   f"adam, this run asks for sgd; resume with --optimizer adam\n")
+    assert out == "" and _step(run) == 1
+

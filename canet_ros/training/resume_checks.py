@@ -38,6 +38,15 @@ def check_batch_size(st: Dict[str, Any], path: Any, batch_size: int) -> None:
                      f"{batch_size}; resume with --batch-size {int(saved)}")
 
 
+def check_optimizer(blob: Dict[str, Any], path: Any, optimizer: str) -> None:
+    """Refuse another --optimizer on resume: the saved state fits only the run's own."""
+    saved = (blob.get("train_args") or {}).get("optimizer")
+    if saved is None or saved == optimizer:
+        return
+    raise ValueError(f"{path}: was trained with --optimizer {saved}, this run asks for "
+                     f"{optimizer}; resume with --optimizer {saved}")
+
+
 def workers_note(blob: Dict[str, Any], path: Any, workers: int) -> Optional[str]:
     """Say why a resume with another --workers will not continue exactly (None: same).
 

@@ -42,7 +42,7 @@ from .ema import ModelEMA
 from .epoch_stats import EpochStats
 from .mixing import cutmix, step_generator
 from .replay import MixedDataset, ReplaySampler
-from .resume_checks import check_batch_size, restore_schedule, workers_note
+from .resume_checks import check_batch_size, check_optimizer, restore_schedule, workers_note
 from .run_folder import check_world_size, prepare_run_folder, rank_rng, train_state
 from .runlog import RunLog
 from .schedule import PolyLR
@@ -83,6 +83,7 @@ class Trainer:
         if self._resume_blob is not None:
             check_world_size(self._resume_blob["train_state"], cfg.resume, self.dist.world_size)
             check_batch_size(self._resume_blob["train_state"], cfg.resume, cfg.batch_size)
+            check_optimizer(self._resume_blob, cfg.resume, cfg.optimizer)
             note = workers_note(self._resume_blob, cfg.resume, cfg.workers)
             if note and self.dist.is_main:
                 logging.getLogger("canet_ros.training").warning(note)
