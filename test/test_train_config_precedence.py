@@ -262,4 +262,3 @@ def test_another_optimizer_is_refused_before_the_data_loads(isolated, capsys):  
     assert err == (f"canet train: error: {run / 'last.pt'}: was trained with --optimizer "
                    f"adam, this run asks for sgd; resume with --optimizer adam\n")
     assert out == "" and _step(run) == 1
-
