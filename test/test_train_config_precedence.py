@@ -235,7 +235,7 @@ def test_a_run_from_another_runs_config_leaves_its_export_alone(isolated):  # no
 def test_a_runs_pretrained_backbone_file_is_found_from_another_folder(isolated):  # noqa: F811
     from torchvision.models import mobilenet_v2
 
-    work, elsewhere = isolated / "work", isolated / "elsewhere"
+    work, elsewhere = isolated / "project", isolated / "elsewhere"
     root = make_camvid_tree(work / "camvid")
     (work / "weights").mkdir()
     torch.save(mobilenet_v2(weights=None).state_dict(), work / "weights" / "mbv2.pth")
@@ -246,7 +246,7 @@ def test_a_runs_pretrained_backbone_file_is_found_from_another_folder(isolated):
     stored = yaml.safe_load(Path("runs/a/config.yaml").read_text())["pretrained_backbone"]
     assert (work / "runs" / "a" / stored).resolve() == (work / "weights" / "mbv2.pth").resolve()
     os.chdir(elsewhere)
-    assert canet_main(["train", "--config", "../work/runs/a/config.yaml", "--out-dir", "b",
+    assert canet_main(["train", "--config", "../project/runs/a/config.yaml", "--out-dir", "b",
                        "--epochs", "1"]) == 0
     assert _step(elsewhere / "b") == 2
 
