@@ -12,13 +12,33 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Installed versions of packages, found without importing them (start-up time)."""
+"""Installed versions of packages, found without importing them (start-up time).
+
+And :func:`import_optional`, which does import one: an optional extra that is installed
+but broken must be told apart from one that is absent.
+"""
 from __future__ import annotations
 
 from importlib import metadata
-from typing import Optional
+from typing import Any, Optional, Tuple
 
-__all__ = ["module_version"]
+__all__ = ["import_optional", "module_version"]
+
+
+def import_optional(module: str, label: str) -> Tuple[Any, Optional[str]]:
+    """Import the optional ``module``; return it and, when it cannot be used, why.
+
+    (module, None) when it imports, (None, None) when it is not installed, (None, why) when
+    installed but failing (a missing library, a RuntimeError raised at import).
+    """
+    try:
+        return __import__(module), None  # as an import statement would, hooks included
+    except ImportError as exc:
+        if exc.name == module:
+            return None, None
+        return None, f"{label} is installed but does not import ({exc})"
+    except Exception as exc:  # noqa: BLE001 -- an optional extra must not stop its caller
+        return None, f"{label} does not load ({type(exc).__name__}: {exc})"
 
 
 def module_version(module: str) -> Optional[str]:

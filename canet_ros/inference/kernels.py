@@ -40,6 +40,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..versions import import_optional
+
 __all__ = ["AxisTables", "ENV", "EXP2_TAYLOR", "argmax", "available", "installed", "loop",
            "loops_for", "loops_status", "resize_normalise"]
 
@@ -90,16 +92,12 @@ def _numba() -> Any:
 
 
 def _import_numba() -> tuple[Any, str | None]:
-    try:
-        import numba
-    except ImportError as exc:
-        if exc.name == "numba":
-            return None, _ABSENT
-        # e.g. no pkg_resources (numba < 0.57 on setuptools >= 81), or a numpy it predates
-        return None, f"numba is installed but does not import ({exc})"
-    except Exception as exc:  # noqa: BLE001 -- a broken install must not stop the node
-        return None, f"numba does not load ({exc})"
-    return numba, None
+    # Broken installs (no pkg_resources for numba < 0.57 on setuptools >= 81, a numpy it
+    # predates) come back as the problem: they must not stop the node.
+    numba, problem = import_optional("numba", "numba")
+    if numba is None and problem is None:
+        return None, _ABSENT
+    return numba, problem
 
 
 class _Loop:

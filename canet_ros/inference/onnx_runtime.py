@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..atomic_write import write_atomic
+from ..versions import import_optional
 
 if TYPE_CHECKING:
     from torch import nn
@@ -83,16 +84,9 @@ def runtime_imports(module: str, label: str) -> bool:
     """
     if module in _BROKEN:
         return False
-    try:
-        __import__(module)  # as an import statement would, hooks included
-    except ImportError as exc:
-        if exc.name == module:
-            return False
-        problem = f"{label} is installed but does not import ({exc})"
-    except Exception as exc:  # noqa: BLE001 -- an optional runtime must not stop the CPU path
-        problem = f"{label} does not load ({type(exc).__name__}: {exc})"
-    else:
-        return True
+    found, problem = import_optional(module, label)
+    if problem is None:
+        return found is not None
     _BROKEN[module] = problem
     log.warning("%s; running without it", problem)
     return False
