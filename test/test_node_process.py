@@ -21,6 +21,7 @@ Ctrl-C (or SIGTERM) while the node is still importing or loading must end it qui
 """
 import signal
 import sys
+import time
 
 import pytest
 from ros_helpers import REPO
@@ -108,3 +109,45 @@ def test_a_signal_inside_rclpys_import_is_a_quiet_stop(monkeypatch, capsys):
     assert capsys.readouterr().err == ""
     assert node._run([], node.StopSignals()) == 1  # no signal: ROS is missing, said so
     assert "source your ROS 2 setup" in capsys.readouterr().err
+
+
+# The node's start-up replaced by loading that a signal cannot interrupt the usual way,
+# run as the console script runs main(); it prints how long it loaded if not stopped.
+_STUCK_LOADING = """
+import signal, sys, threading, time
+import canet_ros.ros.segmentation as segmentation
+from canet_ros.ros.node import main
+
+def loading(*args, **kwargs):
+    started = time.monotonic()
+    if sys.argv[1] == "blocked":  # main thread in a wait the signal cannot reach
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    never = threading.Event()
+    while time.monotonic() - started < 40:
+        try:  # from the line the test waits for: a KeyboardInterrupt is always caught
+            print("loading", flush=True)
+            never.wait(40)
+        except BaseException:  # a library's bare except: the KeyboardInterrupt is gone
+            pass
+    print(f"loaded after {time.monotonic() - started:.0f} s", flush=True)
+    raise SystemExit(3)
+
+segmentation.SegmentationNode = loading
+main()
+"""
+
+
+@pytest.mark.parametrize("case", ["swallowed", "blocked"])
+def test_a_signal_stops_a_start_up_that_would_not_let_it(case):
+    # swallowed: a loader catches KeyboardInterrupt and goes on; blocked: the main thread
+    # never runs the Python handler while loading (SIGINT reaches another thread).
+    run = RosProcess([sys.executable, "-c", _STUCK_LOADING, case], node_env(), case)
+    try:
+        assert run.wait_line("loading", timeout=120) is not None, run.output
+        time.sleep(1.0)  # into its wait: a signal before it reaches the Python handler
+        run.send(signal.SIGINT)
+        code = run.wait(20)
+    finally:
+        run.stop()
+    assert code == 0, run.output
+    assert "loaded after" not in run.output and not run.problems(), run.output

@@ -14,13 +14,17 @@
 
 """The ``segmentation_node`` process: start-up, spinning, and a clean stop on a signal.
 
-Only the standard library is imported at module level, so Ctrl-C during the
-seconds of imports and model loading ends the process quietly (exit 0), not with a
-traceback. rclpy's own signal handlers are not installed: they shut the context
-down at once, under a worker still publishing its frame. Here SIGINT and SIGTERM
-only ask the spin loop to stop; the node then lets the worker finish and publish
-its current frame, destroys itself, and only then is the context shut down. A second
-signal changes nothing: the orderly stop already under way is bounded.
+Only the standard library is imported at module level, so Ctrl-C during the seconds
+of imports and model loading ends the process quietly (exit 0), not with a traceback.
+Until the node spins it ends the process at once, wherever the loading is: a
+KeyboardInterrupt raised into an exporter or runtime was once swallowed (the node went on
+loading for over a minute) and once aborted it, while nothing has run yet and what
+loading writes (the export cache) is written atomically. rclpy's own signal handlers are
+not installed: they shut the context down at once, under a worker still publishing its
+frame. Here SIGINT and SIGTERM only ask the spin loop to stop; the node then lets the
+worker finish and publish its current frame, destroys itself, and only then is the
+context shut down. A second signal changes nothing: the orderly stop already under way
+is bounded.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from types import FrameType
 from typing import Any, List, Optional
 
@@ -50,13 +55,16 @@ _LOG_DIR_FAILED = re.compile(r"Failed to create log directory '(?P<path>.*)': (?
 class StopSignals:
     """SIGINT/SIGTERM handling in two phases.
 
-    While starting (``armed`` False) the first signal raises KeyboardInterrupt out
-    of whatever is loading; once armed, a signal only records the request. Either way
-    every later signal is merely counted, so cleanup is never interrupted.
+    While starting (``armed`` False) the first signal stops the start-up: in the node's own
+    process (``exit_while_starting``) by ending it at once, for a caller of ``main(args)``
+    by raising KeyboardInterrupt out of whatever is loading. Once armed, a signal only
+    records the request. Either way every later signal is merely counted, so cleanup is
+    never interrupted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, exit_while_starting: bool = False) -> None:
         self.armed = False
+        self.exit_while_starting = exit_while_starting
         self.received: List[str] = []
 
     @property
@@ -64,14 +72,38 @@ class StopSignals:
         return bool(self.received)
 
     def install(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in _STOP_SIGNALS:
             signal.signal(signum, self._handle)
+        if self.exit_while_starting:
+            self._watch_wakeups()
 
     def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
         first = not self.received
         self.received.append(signal.Signals(signum).name)
         if first and not self.armed:
+            if self.exit_while_starting:
+                _hard_exit(0)
             raise KeyboardInterrupt
+
+    def _watch_wakeups(self) -> None:
+        # Python runs a handler in the main thread only, between bytecodes: while that
+        # thread waits in a C call (a runtime's thread pool, an exporter's pass) and another
+        # thread took the signal, the handler waits too. The C-level handler writes the
+        # signal's number to the wakeup fd at once; this thread reads it.
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        threading.Thread(target=self._read_wakeups, args=(read_fd,), name="stop_signals",
+                         daemon=True).start()
+
+    def _read_wakeups(self, read_fd: int) -> None:
+        while True:
+            numbers = os.read(read_fd, 64)
+            if not self.armed and any(number in _STOP_SIGNALS for number in numbers):
+                _hard_exit(0)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def describe_init_error(exc: BaseException) -> str:
@@ -109,13 +141,14 @@ def _describe_logging_error(text: str) -> str:
 def main(args: Optional[List[str]] = None) -> int:
     """Run the node; the exit status is 0 after a signal, 1 when the node cannot start.
 
-    Called without ``args`` (the console script), it ends the process itself once the
+    Called without ``args`` (the console script), a signal before the node spins ends
+    the process at once (:class:`StopSignals`); later it ends the process itself once the
     node has stopped and rclpy has shut down (which flushes ROS logging): Python's
     teardown of torch and ONNX Runtime has nothing left to release, yet took up to 14 s
     on a loaded machine, and would abort under an inference that never returned (the
     worker is a daemon thread). With ``args`` it returns the status instead.
     """
-    signals = StopSignals()
+    signals = StopSignals(exit_while_starting=args is None)
     signals.install()
     try:
         status = _run(args, signals)
@@ -179,8 +212,11 @@ def _spin(node: Any, signals: StopSignals) -> None:
 
 
 def _hard_exit(status: int) -> None:
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, RuntimeError, ValueError):  # closed, or a write this call cut into
+            pass
     os._exit(status)
 
 
