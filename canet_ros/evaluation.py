@@ -287,7 +287,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                    and prior_correction is None and hasattr(ds, "load")
                    and (tta is None or tuple(tta.scales) == (1.0,)))
     if engine_path:  # what segment-bag and the node run: as fast per frame, same labels
-        cm, runtime, precision = engine_confusion(checkpoint, ds, size, device, tta is not None,
+        flip = tta is not None and tta.flip
+        cm, runtime, precision = engine_confusion(checkpoint, ds, size, device, flip,
                                                   expected, hook, show_progress, precision)
     elif precision not in ("fp32", "auto"):
         raise ValueError(f"precision {precision!r} runs through the inference engine, which "

@@ -100,3 +100,17 @@ def test_a_path_without_the_engine_refuses_reduced_precisions(tree):
     with pytest.raises(ValueError, match="precision 'bf16' runs through the inference engine"):
         evaluate_checkpoint(str(ckpt), "camvid", str(root), "val", resolution=SIZE,
                             tta=TTA(flip=True, scales=(0.75, 1.0)), precision="bf16")
+
+
+def test_tta_without_flip_scores_one_plain_pass(tree):
+    root, ckpt = tree
+    frames, labels = read_tree(root)
+    plain = labels_of(SegmentationEngine(ckpt, device="cpu", resolution=SIZE), frames)
+    mirrored = labels_of(SegmentationEngine(ckpt, device="cpu", resolution=SIZE, tta=True),
+                         frames)
+    assert any(not np.array_equal(p, m) for p, m in zip(plain, mirrored, strict=True))
+    for tta, preds in ((None, plain), (TTA(flip=False), plain), (TTA(flip=True), mirrored)):
+        res = evaluate_checkpoint(str(ckpt), "camvid", str(root), "val", resolution=SIZE,
+                                  tta=tta)
+        assert np.array_equal(np.array(res["confusion_matrix"]),
+                              hand_confusion(preds, labels, 11)), tta
