@@ -73,7 +73,9 @@ class Trainer:
         # and the logs: a wrong --resume file must leave the run folder as it was.
         self._resume_blob: Optional[Dict[str, Any]] = None
         if cfg.resume:
-            self._resume_blob = read_checkpoint(cfg.resume, map_location=self.device)
+            # On the CPU: the saved RNG states must stay CPU tensors (torch.set_rng_state
+            # refuses a CUDA one); load_state_dict copies the rest onto the model's device.
+            self._resume_blob = read_checkpoint(cfg.resume, map_location="cpu")
             train_state(self._resume_blob, cfg.resume)
         # ImageNet weights are read (and a missing or wrong file refused) before the data
         # loads; a resume or --init-weights checkpoint brings every weight itself.
@@ -207,7 +209,7 @@ class Trainer:
         blob = self._resume_blob if path == self.cfg.resume else None
         self._resume_blob = None  # optimiser state and all: not kept for the whole run
         if blob is None:
-            blob = read_checkpoint(path, map_location=self.device)
+            blob = read_checkpoint(path, map_location="cpu")
         st = train_state(blob, path)
         self.bare_model.load_state_dict(blob["state_dict"])
         # With this invocation's lr, weight decay, poly power and length (--epochs, --steps).
