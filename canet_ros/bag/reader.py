@@ -19,6 +19,7 @@ No ROS import: rosbags reads the files and owns the message types.
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,13 +292,14 @@ class InputBag:
                        f"{self._listing()}")
 
     def messages(self, topic: str) -> Iterator[Recovered]:
-        """Messages on ``topic`` in time order: receive time, raw bytes, position on topic.
+        """Messages on ``topic`` in rosbags' order: receive time, raw bytes, position on topic.
 
         When rosbags fails part-way (a damaged chunk behind an intact index), reading goes
-        on with the salvage reader after the messages already read. Both read in the same
-        order (time, ties as rosbags breaks them), and rosbags stops where the merge reaches
-        the damaged chunk, so what it read is what the salvage reader gives first: all
-        messages before the last time read, and as many at that time.
+        on with the salvage reader, which gives every message the messages already read
+        did not. Both read in the same order, but that order is not one time-ordered stream
+        (a split bag is read file after file, whose clocks may go back between files; an
+        unindexed MCAP in file order), so what was read is told apart by message, not by
+        time: each salvaged message that matches one already read uses that one up.
         """
         if self._salvaged is not None:
             yield from self._salvaged.messages(topic)
@@ -305,27 +307,38 @@ class InputBag:
         connections = [c for c in self.reader.connections if c.topic == topic]
         if not connections:  # an empty filter would mean "every topic" to rosbags
             return
-        last: int | None = None
-        at_last = 0  # messages read at time ``last``
+        read: Counter[int] = Counter()  # fingerprints of the messages rosbags gave
         position = 0
         try:
             for _, timestamp, raw in self.reader.messages(connections=connections):
                 yield Recovered(timestamp, raw, position)
-                at_last = at_last + 1 if timestamp == last else 1
-                last, position = timestamp, position + 1
+                read[_fingerprint(timestamp, raw)] += 1
+                position += 1
         except Exception as exc:  # rosbags raises many types for damaged chunks
             if not self.salvage:
                 raise
             self._start_salvage(f"reading failed after {position} messages on {topic} "
                                 f"({describe_exception(exc)})")
             assert self._salvaged is not None
+            self._forgive_file_order()
             for msg in self._salvaged.messages(topic):
-                if last is not None and msg.timestamp < last:
-                    continue
-                if msg.timestamp == last and at_last:
-                    at_last -= 1
+                key = _fingerprint(msg.timestamp, msg.raw)
+                if read[key]:
+                    read[key] -= 1
                     continue
                 yield msg
+
+    def _forgive_file_order(self) -> None:
+        """Report no damage where rosbags only refused an intact MCAP's order.
+
+        rosbags will not read a file without a message index (no chunks: rosbag2's
+        "fastwrite" preset) whose receive times go back; rosbag2 plays it in file order, as
+        the salvage scan reads it. Where the scan found every record intact, nothing is lost.
+        """
+        salvaged, damage = self._salvaged, self.damage
+        if (salvaged is not None and damage is not None and not damage.regions
+                and not damage.notes and getattr(salvaged, "file_order", False)):
+            self.damage = None
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
         if self._reader is not None:
@@ -333,6 +346,15 @@ class InputBag:
         if self._salvaged is None:
             raise BagError(f"{self.path}: bag is not open")
         return self._salvaged.deserialize(raw, msgtype)
+
+
+def _fingerprint(timestamp: int, raw: bytes) -> int:
+    """Return what tells one message from another on a topic without hashing all its bytes.
+
+    The start of a message holds its header (stamp, frame), the end the last of its data;
+    with the receive time and length, two messages that agree on all of it are the same.
+    """
+    return hash((timestamp, len(raw), bytes(raw[:64]), bytes(raw[-64:])))
 
 
 def stamp_ns(header: Any) -> int:

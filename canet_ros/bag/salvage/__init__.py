@@ -140,6 +140,10 @@ def _open_files(files: Sequence[Path], storage: str, cause: str,
         for source in sources:
             source.close()
         raise
+    if storage == "mcap" and not missing:
+        from .lend import lend_definitions
+
+        lend_definitions(sources, meta)
     attribute_losses(missing, [s for s in sources if not isinstance(s, MissingFile)], meta)
     return sources
 
@@ -207,6 +211,11 @@ class ChainedSalvage:
 
     def times(self, topic: str) -> list[int]:
         return [t for source in self.sources for t in source.times(topic)]
+
+    @property
+    def file_order(self) -> bool:
+        """Whether every file is read in file order (salvage/scan.py)."""
+        return all(getattr(source, "file_order", False) for source in self.sources)
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
         return self._read.deserialize(raw, msgtype)

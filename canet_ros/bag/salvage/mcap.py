@@ -32,7 +32,7 @@ from typing import Any
 from ..errors import BagError
 from ..typestore import humble_typestore
 from .damage import LostRegion
-from .scan import Chunk, ChunkScan
+from .scan import Chunk, ChunkScan, by_topic
 
 MAGIC = b"\x89MCAP0\r\n"
 HEADER, FOOTER, SCHEMA, CHANNEL, MESSAGE, CHUNK, MESSAGE_INDEX = 1, 2, 3, 4, 5, 6, 7
@@ -95,6 +95,7 @@ class McapSalvage(ChunkScan):
         self.channels: dict[int, tuple[str, int]] = {}  # id -> (topic, schema id)
         self._stats: dict[int, int] | None = None
         self._in_summary = False
+        self._chunked = False  # a chunk record was seen (an unchunked file reads in file order)
         super().__init__(path, cause)
 
     # -- first pass ------------------------------------------------------------------------
@@ -116,6 +117,7 @@ class McapSalvage(ChunkScan):
                 # apart.
                 resume = None if self._in_summary else self._resync(at)
                 if resume is not None:
+                    self._chunked = True
                     what = (f"unreadable record (opcode {op:#04x})" if bad else
                             f"{_name(op)} record claiming {length} bytes")
                     self._skip(LostRegion(f"{what} at byte {at}; reading resumed at the chunk "
@@ -169,6 +171,7 @@ class McapSalvage(ChunkScan):
             pass  # a damaged definition outside a chunk: its messages count as unknown
 
     def _chunk(self, at: int, body: bytes) -> None:
+        self._chunked = True
         start, end, size, crc = _CHUNK_HEAD.unpack_from(body, 0)
         region = LostRegion(f"chunk at byte {at}", at, start, end)
         try:
@@ -234,6 +237,7 @@ class McapSalvage(ChunkScan):
             return
         region = LostRegion(reason, at)
         if op == CHUNK:
+            self._chunked = True
             head = self._read(at + 9, _CHUNK_HEAD.size)
             if len(head) == _CHUNK_HEAD.size:
                 region.start_ns, region.end_ns = _CHUNK_HEAD.unpack(head)[:2]
@@ -274,13 +278,17 @@ class McapSalvage(ChunkScan):
 
     # -- after the scan ----------------------------------------------------------------------
     def finish(self) -> None:
-        """Name the channels of skipped chunks' counts, and derive counts the index lacks."""
+        """Name the channels of skipped chunks' counts, and derive counts the index lacks.
+
+        Runs again after a split bag's other files lent lost channel definitions (lend.py).
+        """
+        # without a chunk there is no message index: rosbag2 reads the file in file order
+        self.file_order = not self._chunked
         names = {cid: topic for cid, (topic, _) in self.channels.items()}
         for region in self.damage.regions:
             if region.timestamps and all(k[1:].isdigit() and int(k[1:]) in names
                                          for k in region.timestamps):
-                region.timestamps = {names[int(k[1:])]: sorted(v)
-                                     for k, v in region.timestamps.items()}
+                region.timestamps = by_topic(region.timestamps, names)
                 region.topics = {k: len(v) for k, v in region.timestamps.items()}
                 stamps = [t for v in region.timestamps.values() for t in v]
                 region.start_ns, region.end_ns = min(stamps), max(stamps)
@@ -296,6 +304,7 @@ class McapSalvage(ChunkScan):
             if all(cid in names and n >= 0 for cid, n in lost.items()):
                 unknown[0].topics = {names[cid]: n for cid, n in lost.items() if n}
                 unknown[0].messages = sum(unknown[0].topics.values())
+        self.account_undefined()
 
     def topic_types(self) -> dict[str, tuple[str, int]]:
         out: dict[str, tuple[str, int]] = {}
@@ -307,6 +316,9 @@ class McapSalvage(ChunkScan):
 
     def _ids(self, topic: str) -> set[int]:
         return {cid for cid, (name, _) in self.channels.items() if name == topic}
+
+    def defined_ids(self) -> set[int]:
+        return set(self.channels)
 
     def _chunk_messages(self, entry: Chunk, wanted: set[int]) -> list[tuple[int, int, bytes]]:
         op, length = struct.unpack("<BQ", self._read(entry.offset, 9))

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..errors import BagError
 from .damage import LostRegion
-from .scan import Chunk, ChunkScan
+from .scan import Chunk, ChunkScan, by_topic
 
 MAGIC = b"#ROSBAG V2.0\n"
 OP_MESSAGE, OP_BAG_HEADER, OP_INDEX, OP_CHUNK, OP_CHUNK_INFO, OP_CONNECTION = 2, 3, 4, 5, 6, 7
@@ -216,13 +216,14 @@ class Ros1Salvage(ChunkScan):
         for region in self.damage.regions:
             keys = list(region.timestamps)
             if keys and all(int(k[1:]) in self.connections for k in keys):
-                region.timestamps = {self.connections[int(k[1:])][0]: sorted(v)
-                                     for k, v in region.timestamps.items()}
+                names = {conn: topic for conn, (topic, _, _) in self.connections.items()}
+                region.timestamps = by_topic(region.timestamps, names)
                 region.topics = {k: len(v) for k, v in region.timestamps.items()}
                 stamps = [t for v in region.timestamps.values() for t in v]
                 region.start_ns, region.end_ns = min(stamps), max(stamps)
             elif region.messages == 0:
                 region.topics = {}
+        self.account_undefined()
 
     def topic_types(self) -> dict[str, tuple[str, int]]:
         out: dict[str, tuple[str, int]] = {}
@@ -232,6 +233,9 @@ class Ros1Salvage(ChunkScan):
 
     def _ids(self, topic: str) -> set[int]:
         return {c for c, (name, _, _) in self.connections.items() if name == topic}
+
+    def defined_ids(self) -> set[int]:
+        return set(self.connections)
 
     def _chunk_messages(self, entry: Chunk, wanted: set[int]) -> list[tuple[int, int, bytes]]:
         at = entry.offset

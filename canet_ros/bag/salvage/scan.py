@@ -64,6 +64,10 @@ class ChunkScan:
         self.counts: Counter[int] = Counter()
         self._order: list[Chunk | LostRegion] = []  # file order, for positions
         self._bad: LostRegion | None = None  # last skipped chunk, awaiting its index
+        # rosbag2 reads a file without a message index (an MCAP written without chunks,
+        # the "fastwrite" preset) in file order, and rosbags refuses one whose times go back
+        self.file_order = False
+        self._undefined: LostRegion | None = None  # see account_undefined
         try:
             self._fh: BinaryIO = path.open("rb")
         except OSError as exc:
@@ -86,6 +90,30 @@ class ChunkScan:
         """(time, channel id, raw message) of the ``wanted`` ids in one chunk, in record order."""
         raise NotImplementedError
 
+    def defined_ids(self) -> set[int]:
+        """Channel / connection ids whose definition (topic, type) was read."""
+        raise NotImplementedError
+
+    def account_undefined(self) -> None:
+        """Count the messages read on ids whose definition was lost as lost, topic unknown.
+
+        Their chunks are intact but no topic can be given to them, so each topic's loss is
+        unknown, and so are positions after them (``_undefined_spans``). Called again when
+        definitions are found later (lend.py), it replaces its earlier count.
+        """
+        if self._undefined in self.damage.regions:
+            self.damage.regions.remove(self._undefined)
+        defined = self.defined_ids()
+        ids = sorted(c for c, n in self.counts.items() if n and c not in defined)
+        self._undefined = None
+        if ids:
+            count = sum(self.counts[c] for c in ids)
+            self._undefined = LostRegion(
+                f"{count} messages on {self.KIND} channel(s) {', '.join(f'#{c}' for c in ids)}"
+                f" whose definition was lost with the damaged records (topic unknown)",
+                messages=count)
+            self.damage.regions.append(self._undefined)
+
     def _read(self, at: int, n: int) -> bytes:
         self._fh.seek(at)
         return self._fh.read(n)
@@ -93,23 +121,28 @@ class ChunkScan:
     def _rank(self, channel: int) -> int:
         return channel if self.TIES_BY_CHANNEL else 0
 
-    def _keys(self, index: int, entry: Chunk, wanted: set[int]) -> list[tuple[int, ...]]:
-        """Sort keys of the ``wanted`` messages of the chunk at ``index`` in ``_order``."""
-        return [(t, self._rank(channel), index, i)
+    def _at(self, t: int) -> int:
+        """Return the first part of a message's sort key: its time, or 0 to read in file order."""
+        return 0 if self.file_order else t
+
+    def _keys(self, index: int, entry: Chunk,
+              wanted: set[int]) -> list[tuple[tuple[int, ...], int]]:
+        """(sort key, time) of the ``wanted`` messages of the chunk at ``index`` in ``_order``."""
+        return [((self._at(t), self._rank(channel), index, i), t)
                 for i, (channel, t) in enumerate(entry.messages) if channel in wanted]
 
     def times(self, topic: str) -> list[int]:
         wanted = self._ids(topic)
         keys = [key for index, entry in enumerate(self._order) if isinstance(entry, Chunk)
                 for key in self._keys(index, entry, wanted)]
-        return [key[0] for key in sorted(keys)]
+        return [t for _, t in sorted(keys)]
 
     def messages(self, topic: str) -> Iterator[Recovered]:
         positions = Positions(self._spans(topic))
-        for key, raw in self._merged(self._ids(topic)):
-            yield Recovered(key[0], raw, positions.advance(key))
+        for key, t, raw in self._merged(self._ids(topic)):
+            yield Recovered(t, raw, positions.advance(key))
 
-    def _merged(self, wanted: set[int]) -> Iterator[tuple[tuple[int, ...], bytes]]:
+    def _merged(self, wanted: set[int]) -> Iterator[tuple[tuple[int, ...], int, bytes]]:
         """Yield the wanted messages of all good chunks in rosbags' order, reading chunks lazily.
 
         Each chunk waits in the heap as one entry keyed by its first message (known from
@@ -122,29 +155,32 @@ class ChunkScan:
             if isinstance(entry, Chunk):
                 keys = self._keys(index, entry, wanted)
                 if keys:
-                    heap.append((*min(keys)[:3], -1, b""))
+                    heap.append((*min(keys)[0][:3], -1, 0, b""))
         heapq.heapify(heap)
         while heap:
-            t, rank, index, i, raw = heapq.heappop(heap)
+            at, rank, index, i, t, raw = heapq.heappop(heap)
             if i >= 0:
-                yield (t, rank, index, i), raw
+                yield (at, rank, index, i), t, raw
                 continue
             found = self._chunk_messages(self._order[index], wanted)  # type: ignore[arg-type]
-            found.sort(key=lambda m: (m[0], self._rank(m[1])))
+            found.sort(key=lambda m: (self._at(m[0]), self._rank(m[1])))
             for i, (t, channel, raw) in enumerate(found):
-                heapq.heappush(heap, (t, self._rank(channel), index, i, raw))
+                heapq.heappush(heap, (self._at(t), self._rank(channel), index, i, t, raw))
 
     def _spans(self, topic: str) -> list[Span]:
         """Where the lost messages of ``topic`` sit in the merge order (salvage/order.py)."""
         top = 1 << 32 if self.TIES_BY_CHANNEL else 0  # the highest rank a lost one may have
         ranges = [_time_range(entry) for entry in self._order]
         ordered = in_order((a, b) for a, b in ranges if a is not None and b is not None)
-        spans: list[Span] = []
+        spans = self._undefined_spans(top)
         for index, region in enumerate(self._order):
             if not isinstance(region, LostRegion):
                 continue
             count = region.lost_on(topic)
             if count == 0:
+                continue
+            if self.file_order:  # read in file order: its messages sit where it lies
+                spans.append(Span((0, 0, index, -1), (0, top, index, LAST), count))
                 continue
             stamps = region.timestamps.get(topic) if region.topics is not None else None
             if stamps is not None and len(stamps) == count:
@@ -158,8 +194,23 @@ class ChunkScan:
                               HIGH if last is None else (last, top, index, LAST), count))
         return spans
 
+    def _undefined_spans(self, top: int) -> list[Span]:
+        """Each message on an id of unknown topic may be one of the topic's: count unknown."""
+        defined = self.defined_ids()
+        return [Span((self._at(t), 0, index, -1), (self._at(t), top, index, LAST), None)
+                for index, entry in enumerate(self._order) if isinstance(entry, Chunk)
+                for channel, t in entry.messages if channel not in defined]
+
     def close(self) -> None:
         self._fh.close()
+
+
+def by_topic(stamps: dict[str, list[int]], names: dict[int, str]) -> dict[str, list[int]]:
+    """Merge a region's times per ``#id`` into times per topic (two ids may share a topic)."""
+    out: dict[str, list[int]] = {}
+    for key, values in stamps.items():
+        out.setdefault(names[int(key[1:])], []).extend(values)
+    return {topic: sorted(values) for topic, values in out.items()}
 
 
 def _nearest(ranges: list[tuple[int | None, int | None]], index: int, step: int) -> int | None:
