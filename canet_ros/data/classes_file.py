@@ -197,15 +197,33 @@ def load_classes(path: Any) -> ClassSet:
 
 def classes_yaml(class_set: ClassSet, split: Optional[SplitRule] = None) -> str:
     """classes.yaml text for ``class_set``, one class per line (easy to edit by hand)."""
-    lines = [f"name: {yaml.safe_dump(class_set.name, default_style=None).splitlines()[0]}",
-             "names:"]
-    lines += [f"  - {yaml.safe_dump(n).splitlines()[0]}" for n in class_set.names]
+    lines = [f"name: {_one_line_scalar(class_set.name)}", "names:"]
+    lines += [f"  - {_one_line_scalar(n)}" for n in class_set.names]
     lines.append("colors:  # [r, g, b], one per class, in the order of names")
     lines += [f"  - [{r}, {g}, {b}]" for r, g, b in class_set.colors]
     lines.append(f"ignore_index: {class_set.ignore_index}")
     if split is not None:
         lines.append(f"split: {{val_every: {split.val_every}}}")
     return "\n".join(lines) + "\n"
+
+
+def _one_line_scalar(text: str) -> str:
+    """Return ``text`` as a YAML scalar on one line that reads back as ``text``.
+
+    PyYAML folds a long scalar onto a second line (sooner when it escapes non-ASCII), and
+    keeps a line break in a quoted one as a line: either would leave half of it behind.
+    The double-quoted style escapes line breaks; the width keeps it from folding.
+    """
+    for style in (None, '"'):
+        dumped = yaml.safe_dump(text, default_style=style, allow_unicode=True,
+                                width=_NO_FOLDING)
+        lines = [line for line in dumped.splitlines() if line != "..."]
+        if len(lines) == 1:
+            return lines[0]
+    raise AssertionError(f"cannot write {text!r} on one line")  # double-quoted always can
+
+
+_NO_FOLDING = 2 ** 30
 
 
 def save_classes(path: Any, class_set: ClassSet, split: Optional[SplitRule] = None) -> Path:
