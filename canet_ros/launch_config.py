@@ -166,7 +166,8 @@ def config_file_for(backbone: str, share_dir: Union[str, Path]) -> Path:
 def check_namespace(value: str) -> str:
     """'' (none), 'cam_front' or '/robot/cam_front'; returned without a trailing '/'."""
     text = value.strip().rstrip("/")
-    tokens = text.lstrip("/").split("/") if text.lstrip("/") else []
+    body = text[1:] if text.startswith("/") else text  # one '/': '//cam' is an empty token
+    tokens = body.split("/") if body else []
     if not all(_NAMESPACE_TOKEN.match(token) for token in tokens):
         raise LaunchConfigError(
             f"namespace {value!r} is not a valid ROS namespace (tokens of letters, digits and "
