@@ -95,7 +95,7 @@ def _int_field(msg: Any, name: str) -> int:
     value = _field(msg, name)
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
         raise ImageCodecError(f"field '{name}' must be an integer, got {value!r}") from None
 
 

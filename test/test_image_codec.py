@@ -244,6 +244,7 @@ def with_fields(**changes):
         (with_fields(encoding="32FC7"), "unsupported image encoding '32FC7'"),
         (with_fields(height=0), "zero-size"),
         (with_fields(height="six"), "field 'height' must be an integer"),
+        (with_fields(width=float("inf")), "field 'width' must be an integer"),
         (with_fields(width=0), "zero-size"),
         (with_fields(data=b""), "empty"),
         (with_fields(data=None), "empty"),
