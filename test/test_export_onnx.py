@@ -232,3 +232,22 @@ def test_zero_height_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["export", "--out", str(tmp_path / "x.onnx"), "--height", "0", "--width", "64"])
     assert exc.value.code == 2
+
+
+def test_the_docs_onnx_runtime_recipe_gives_the_node_labels(fp32, frames, tmp_path):
+    from canet_ros.inference import SegmentationEngine
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "export.md").read_text()
+    section = text.split("## Running it with ONNX Runtime", 1)[1]
+    recipe = section.split("```python\n", 1)[1].split("```", 1)[0]
+    engine = SegmentationEngine("default", device="cpu", precision="fp32")
+    for size in ((641, 479), (333, 247), (480, 360)):  # resized by the recipe, and not
+        frame = cv2.resize(frames[0][..., ::-1], size, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(tmp_path / "frame.png"), frame)
+        names: dict = {}
+        exec(recipe.replace('"canet.onnx"', repr(str(fp32[0])))  # noqa: S102 -- the docs' code
+             .replace('"frame.png"', repr(str(tmp_path / "frame.png"))), names)
+        node = engine.infer(frame, "bgr").labels
+        assert names["frame_labels"].shape == node.shape
+        # Float rounding may tip a pixel whose two best scores tie.
+        assert int((names["frame_labels"] != node).sum()) <= 2, size
