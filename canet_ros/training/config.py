@@ -46,6 +46,7 @@ from .config_sources import (  # noqa: F401 (API: resolve_train_args, PATH_FIELD
     resumed_run_values,
 )
 from .config_types import FORMS, check_value, parse_val_set
+from .valset_names import holdout_set_name, val_set_names  # noqa: F401 (API: holdout_set_name)
 
 TRAIN_LAYERS = ("all", "decoder", "head", "classifier")
 
@@ -318,9 +319,7 @@ def validate(cfg: TrainConfig) -> None:
         # Fail now, not after hours of training.
         raise ValueError("export_prior_correction: this run trains without class weights, "
                          "so there is no class prior to correct")
-    names = [v.get("name") for v in cfg.val_sets]
-    if cfg.holdout:
-        names.append(holdout_set_name(cfg.holdout))
+    names = val_set_names(cfg)
     if cfg.select_on and cfg.select_on not in names:
         raise ValueError(f"select_on {brief(cfg.select_on)} is not a validation set "
                          f"(have {', '.join(map(str, names)) or 'none'})")
@@ -355,11 +354,6 @@ def check_class_weights(weights: Sequence[float], num_classes: Optional[int]) ->
     if num_classes is not None and len(weights) != num_classes:
         raise ValueError(f"class_weights has {len(weights)} values for {num_classes} classes; "
                          f"give one per class")
-
-
-def holdout_set_name(drive: str) -> str:
-    """Name of the validation set a ``holdout`` drive becomes."""
-    return f"heldout_{drive}"
 
 
 def portable_train_args(cfg: TrainConfig, run_dir: Union[str, Path]) -> Dict[str, Any]:

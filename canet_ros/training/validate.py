@@ -26,7 +26,17 @@ from .config import TrainConfig, holdout_set_name
 
 def run_validation(model: nn.Module, data: Any, device: torch.device, channels_last: bool,
                    batch_size: int) -> Dict[str, Dict[str, Any]]:
-    """{set name: {miou, global_acc, per_class, pixels, frames}} for every validation set."""
+    """{set name: {miou, global_acc, per_class, pixels, frames}} for every validation set.
+
+    Raises ValueError, before scoring any, where two sets share a name: one's results would
+    silently replace the other's. Configs are refused earlier (``valset_names.val_set_names``);
+    this covers specs built past that check.
+    """
+    names = [spec["name"] for spec in data.val_specs]
+    twice = sorted({str(n) for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"validation sets share the name(s) {', '.join(twice)}: one's results "
+                         f"would replace the other's; give each set its own name")
     out: Dict[str, Dict[str, Any]] = {}
     cs = data.class_set
     for spec, ds in zip(data.val_specs, data.val, strict=True):
