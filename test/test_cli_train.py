@@ -62,20 +62,23 @@ def test_a_new_run_does_not_replace_an_earlier_runs_checkpoints(isolated, capsys
     assert (run / "last.pt").read_bytes() == before
 
 
-def test_ctrl_c_stops_cleanly_with_status_130(isolated, capsys, monkeypatch):  # noqa: F811
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_stops_cleanly_with_status_130(isolated, capsys, monkeypatch,  # noqa: F811
+                                              signum, status):
     # The README: "130 interrupted", for every command; a stop at --max-steps-this-run is
-    # a finished run (status 0, above), a Ctrl-C is not.
+    # a finished run (status 0, above), a Ctrl-C is not. SIGTERM (a scheduler's preemption,
+    # docker stop) stops it the same way: a resumable last.pt, status 143.
     root = make_camvid_tree(isolated / "camvid")
     real = Trainer._train_step
 
     def step_then_ctrl_c(self, images, labels):
         out = real(self, images, labels)
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signum)
         return out
 
     monkeypatch.setattr(Trainer, "_train_step", step_then_ctrl_c)
     run = isolated / "run"
-    assert canet_main(flags(root, run, "--epochs", "3")) == 130
+    assert canet_main(flags(root, run, "--epochs", "3")) == status
     out = capsys.readouterr().out
     assert "resume with --resume" in out and (run / "last.pt").is_file()
     assert not (run / "model.pt").exists()

@@ -39,6 +39,7 @@ EXIT_ERROR = 1          # bad input: a file, folder or value; the message says w
 EXIT_USAGE = 2          # what argparse uses for unknown options and malformed values
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
+EXIT_TERMINATED = 143   # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 
 EPILOG = f"""\
 exit status (every subcommand):
@@ -48,6 +49,7 @@ exit status (every subcommand):
   {EXIT_USAGE:<4} usage error: unknown option, missing or malformed argument
   {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C); long jobs leave valid output behind
   {EXIT_BROKEN_PIPE:<4} the output pipe closed early (e.g. "canet ... --json | head")
+  {EXIT_TERMINATED:<4} stopped by SIGTERM (docker stop, systemd, a scheduler): as Ctrl-C
 
 "canet COMMAND --help" describes each command."""
 
@@ -102,13 +104,24 @@ def _quiet_stdout() -> None:
 def run_command(func: Callable[[Any], Optional[int]], args: Any, prog: str = "canet") -> int:
     """Run a subcommand under the exit-status convention in ``EPILOG``.
 
-    Ctrl-C and a closed output pipe end it without a traceback; a ``CanetError`` or
-    ``OSError`` (bad input) becomes one ``PROG: error: ...`` line and status 1.
+    Ctrl-C, SIGTERM (:mod:`.sigterm`) and a closed output pipe end it without a traceback;
+    a ``CanetError`` or ``OSError`` (bad input) becomes one ``PROG: error: ...`` line and
+    status 1.
     """
+    from .sigterm import sigterm_as_ctrl_c
+
+    terminated: List[bool] = []
+    with sigterm_as_ctrl_c(terminated):
+        code = _run_guarded(func, args, prog, terminated)
+    return EXIT_TERMINATED if terminated and code == EXIT_INTERRUPTED else code
+
+
+def _run_guarded(func: Callable[[Any], Optional[int]], args: Any, prog: str,
+                 terminated: List[bool]) -> int:
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        print(f"{prog}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``canet ... --json | head``): stop quietly, as cat does.

@@ -16,21 +16,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import EXIT_INTERRUPTED, run_command
+from . import EXIT_TERMINATED, run_command  # noqa: F401 (EXIT_TERMINATED: API)
 from .argtypes import device, resolution
 
 PROG = "canet segment-bag"
-EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -239,42 +234,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     return _run_single(args, options)
 
 
-@contextlib.contextmanager
-def _sigterm_as_ctrl_c(received: list[bool]) -> Iterator[None]:
-    """SIGTERM (torchrun, systemd, docker stop) stops the run as Ctrl-C does.
-
-    It goes to whatever handles SIGINT at that moment: KeyboardInterrupt while frames are
-    being segmented, "please wait" while the outputs are being finished (sigint_deferred).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_sigterm(_signum: int, frame: Any) -> None:
-        received.append(True)
-        handler = signal.getsignal(signal.SIGINT)
-        if not callable(handler):  # SIGINT ignored (a background job): SIGTERM still stops
-            raise KeyboardInterrupt
-        handler(signal.SIGINT, frame)
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run(args: argparse.Namespace) -> int:
-    received: list[bool] = []
-    with _sigterm_as_ctrl_c(received):
-        try:
-            code = _run_and_report(args)
-        except KeyboardInterrupt:
-            if not received:
-                raise  # run_command: "interrupted", 130
-            print(f"{PROG}: terminated", file=sys.stderr)
-            return EXIT_TERMINATED
-    return EXIT_TERMINATED if received and code == EXIT_INTERRUPTED else code
+    # SIGTERM (torchrun's, when another rank died) stops it as Ctrl-C: run_command, .sigterm.
+    return _run_and_report(args)
 
 
 def _run_and_report(args: argparse.Namespace) -> int:
