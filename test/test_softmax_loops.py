@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
+from canet_ros.inference import device_ops as dev
 from canet_ros.inference import lowres, softmax_loops
 from canet_ros.inference import postprocess as post
 from canet_ros.inference import upsample as up
@@ -40,6 +41,16 @@ def blobby(classes, hw, seed, scale=3.0):
     rng = np.random.default_rng(seed)
     coarse = rng.normal(0, scale, (classes, 3, 4)).astype(np.float32)
     return np.stack([cv2.resize(p, hw[::-1], interpolation=cv2.INTER_CUBIC) for p in coarse])
+
+
+def log_doubt(whole):
+    """Return log(S - 1) of (C, H, W) float64 logits: the other classes' log-sum-exp - max.
+
+    One top class is left out (a tie at the max stays in, adding its 1).
+    """
+    top = whole.argmax(0, keepdim=True)
+    rest = whole.scatter(0, top, -np.inf)
+    return torch.logsumexp(rest, 0) - whole.gather(0, top)[0]
 
 
 def tables(low_hw, net_hw):
@@ -91,17 +102,25 @@ def test_softmax_sums_equal_torchs_over_the_upsampled_logits(cpu_loops, low_hw, 
 
 @pytest.mark.parametrize("low_hw, net_hw", [((5, 8), (40, 64)), ((4, 6), (15, 23))])
 def test_softmax_sums_give_the_doubt_log_s_minus_one(cpu_loops, low_hw, net_hw):
-    """``doubt=True``: log(max(S - 1, 1e-30)), within 2e-6 of float64 of the same S."""
+    """``doubt=True``: log(S - 1) of torch's upsampled logits, however small S - 1 is.
+
+    S - 1 is 0 in float32 once S is within 6e-8 of 1 (every other class ~16.6 below the
+    top); the doubt must still be the other classes' sum, down to float32's smallest
+    normal, 2^-126, where it stops.
+    """
     low = blobby(5, low_hw, seed=3, scale=6.0)  # S - 1 from ~1e-12 to ~4
-    low[:, 0, 0] = [0, -200, -200, -200, -200]  # S - 1 underflows: the 1e-30 floor
+    low[:, 0, 0] = [0, -200, -200, -200, -200]  # below 2^-126: the floor
+    low[:, 0, 1] = [0, -30, -40, -30, -30]  # S is 1 in float32
+    low[:, 1, 0] = [-1, 5, 5, 2, 3]  # two classes tie at the max: S - 1 >= 1
+    low[:, 1, 1] = [-1, 5, 5, 2, 3]
     _, rows, plan = tables(low_hw, net_hw)
-    sums, doubt = np.empty(net_hw, np.float32), np.empty(net_hw, np.float32)
-    softmax_loops.softmax_sums(low, rows, plan, sums)
+    doubt = np.empty(net_hw, np.float32)
     softmax_loops.softmax_sums(low, rows, plan, doubt, doubt=True)
-    expected = np.log(np.maximum(sums.astype(np.float64) - 1, 1e-30))
-    assert doubt[0, 0] == pytest.approx(np.log(1e-30), abs=1e-5)
-    assert expected.min() < -20 and expected.max() > 0  # the range the series must cover
-    np.testing.assert_allclose(doubt, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
+    floor = -126 * np.log(2.0)
+    exact = log_doubt(upsampled(low, net_hw).double()).numpy()
+    assert exact.min() < floor and (exact[exact > floor] < -25).any() and exact.max() > 0
+    expected = np.maximum(exact, floor)
+    np.testing.assert_allclose(doubt, expected, rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("in_hw, out_hw", [((2, 6), (4, 11)), ((6, 9), (23, 20)),
@@ -136,9 +155,9 @@ def test_spread_confidence_is_255_over_one_plus_exp_of_the_upsampled_doubt(
 
 @pytest.mark.parametrize("out_hw", [(1, 1), (4, 1), (2, 1), (1, 4), (3, 5)])
 def test_confidence_at_size_is_the_max_softmax_at_tiny_sizes(out_hw):
-    # Softmax sums of 1.25 everywhere: the max softmax is 1 / 1.25 = 0.8 -> 204.
-    sums = np.full((8, 8), 1.25, np.float32)
-    conf = up.confidence_at_size(up.CellGrid((8, 8), out_hw), sums)
+    # S - 1 of 0.25 everywhere: the max softmax is 1 / 1.25 = 0.8 -> 204.
+    doubt = np.full((8, 8), 0.25, np.float32)
+    conf = up.confidence_at_size(up.CellGrid((8, 8), out_hw), doubt)
     assert conf.shape == out_hw and conf.dtype == np.uint8
     assert (conf == 204).all()
 
@@ -179,3 +198,89 @@ def test_confidence_from_lowres_logits_as_from_the_whole_logits(cpu_loops, frame
     reference = post.FramePost(net.numpy(), frame_grid, np.dtype(np.uint8), palette,
                                want_confidence=True).confidence()
     assert np.abs(conf.astype(int) - reference).max() <= 1
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 1), (4, 1, 4), (3, 4, 1), (5, 3, 7), (2, 40, 64)])
+def test_lowres_doubt_sums_every_class_but_the_top(shape):
+    """S - 1 against float64, gaps up to 80; a tie at the max adds its 1 (FramePost's)."""
+    rng = np.random.default_rng(shape[1] * shape[2])
+    logits = -rng.uniform(0, 80, shape).astype(np.float32)
+    np.put_along_axis(logits, rng.integers(0, shape[0], (1, *shape[1:])), 0.0, 0)  # the top
+    logits[:, 0, 0] = 0.0  # every class at the max: S - 1 = C - 1
+    labels, best = up.argmax_classes(logits, np.dtype(np.uint8))
+    doubt = up.lowres_doubt(logits, best, labels)
+    wide = torch.from_numpy(logits).double()
+    expected = torch.exp(log_doubt(wide)).numpy()
+    assert doubt[0, 0] == shape[0] - 1
+    np.testing.assert_allclose(doubt, expected, rtol=1e-5)
+
+
+def reference_confidence(net, frame_hw):
+    """round(255 * max softmax) of torch's upsample (float64) of network-size logits.
+
+    Also the float64 values before rounding: 255 * max softmax.
+    """
+    exact = 255 * upsampled(net.astype(np.float64), frame_hw).softmax(0).amax(0).numpy()
+    return np.rint(exact), exact
+
+
+def confidences(low, net, frame_hw):
+    """Return the frame-size confidence by FramePost, by the 1/8 path and by ``device_ops``.
+
+    FramePost takes the network-size logits; ``device_ops`` runs on CPU tensors, in
+    float32 as ``DeviceGrid`` does on the CPU.
+    """
+    net_hw, classes = net.shape[1:], net.shape[0]
+    palette = np.zeros(classes, np.uint32)
+    frame_grid = up.CellGrid(net_hw, frame_hw)
+    frame_post = post.FramePost(net, frame_grid, np.dtype(np.uint8), palette,
+                                want_confidence=True).confidence()
+    # The compiled path's code, run as Python with "opencv" (see the test above).
+    one_eighth = lowres._compiled(low, up.CellGrid(low.shape[1:], net_hw), frame_grid,
+                                  np.dtype(np.uint8), palette, None, True).confidence()
+    t = torch.from_numpy(net)[None]
+    grid = dev.DeviceGrid(frame_grid, torch.device("cpu"))
+    device = dev.confidence(grid, t, dev.labels(grid, t)[2]).numpy()
+    return {"FramePost": frame_post, "1/8 logits": one_eighth, "device_ops": device}
+
+
+def test_confidence_of_one_doubting_class_is_exact_past_a_gap_of_17(cpu_loops):
+    """The reviewer's case: class 0 wins by 1 at one sample and by 20 at the other.
+
+    Once every other class is ~16.6 logits below the top, S is 1 in float32; S - 1 read
+    as 0 and floored at 1e-30 put 252 where the reference has 223 (upsample's promise:
+    exact when one other class carries the doubt, never above otherwise).
+    """
+    low = np.array([[[0.0, 0.0]], [[-1.0, -20.0]]], np.float32)
+    expected, _ = reference_confidence(low, (1, 20))
+    # By hand: pixel 5 lies at 0.1 * 5.5 - 0.5 = 0.05 between the samples, so its gap is
+    # 1 * 0.95 + 20 * 0.05 = 1.95 and 255 / (1 + e^-1.95) = 223.2.
+    assert expected[0, 5] == 223
+    for path, conf in confidences(low, low, (1, 20)).items():
+        np.testing.assert_array_equal(conf, expected, err_msg=path)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_confidence_never_above_torchs_with_large_logit_gaps(cpu_loops, seed):
+    """Gaps of 0 to 80 logits from the top class, varying sample to sample.
+
+    The confidence at the frame's size is never above the reference's (up to float32
+    rounding where the true value is within 1e-3 of a half), and with two classes (one
+    doubting) within 1 of it.
+    """
+    rng = np.random.default_rng(seed)
+    classes = 2 + seed % 3
+    low = -rng.uniform(0, 80, (classes, 4, 5)).astype(np.float32)
+    top = np.where(rng.random((4, 5)) < 0.8, 0, rng.integers(0, classes, (4, 5)))
+    np.put_along_axis(low, top[None], 0.0, 0)  # mostly class 0: few mixed cells
+    if seed == 7:
+        low[1] = low[0]  # class 1 ties class 0 everywhere: S - 1 >= 1 where they lead
+    net = upsampled(low, (16, 20)).numpy()  # the network's own upsample, float32
+    expected, exact = reference_confidence(net, (37, 53))
+    ceiling = np.rint(exact + 1e-3)
+    for path, conf in confidences(low, net, (37, 53)).items():
+        assert conf.shape == (37, 53) and conf.dtype == np.uint8, path
+        over = conf > ceiling
+        assert not over.any(), (path, conf[over], exact[over])
+        if classes == 2:
+            assert np.abs(conf.astype(int) - expected).max() <= 1, path

@@ -52,6 +52,8 @@ __all__ = ["DeviceGrid", "Mixed", "blend", "colour", "confidence", "flip_tta_log
 # chunks past the count are padding (a dummy cell whose slots all fall on a dropped
 # pixel): that costs GPU time each frame but no sync, and the result is exact.
 MIXED_CHUNK = 0.1
+# Floor of the doubt S - 1 (see upsample): float32's smallest normal.
+_TINY = float(np.finfo(np.float32).tiny)
 
 
 def flip_tta_logits(logits: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
@@ -273,21 +275,26 @@ def confidence(grid: DeviceGrid | None, logits: torch.Tensor, mixed: Mixed | Non
                ) -> torch.Tensor:
     """round(255 * max softmax) as uint8 (H, W); interpolated as in ``upsample``."""
     planes = logits[0]
+    if grid is not None and mixed is not None and mixed.exact is None:
+        raise ValueError("confidence needs labels(..., confidence=True)")
     if planes.dtype == torch.float32:
-        shifted = planes - planes.amax(0, keepdim=True)
+        best, top = planes.max(0, keepdim=True)
+        shifted = planes - best
     else:  # fp16 logits: one fp32 copy, shifted in place (22 MiB at 1024x512, not 44)
         shifted = planes.float()
-        shifted -= shifted.amax(0, keepdim=True)
-    total = shifted.exp_().sum(0)
-    del shifted
+        best, top = shifted.max(0, keepdim=True)
+        shifted -= best
+    del best
+    terms = shifted.exp_()
     if grid is None or mixed is None:
-        return (255.0 / total).round_().to(torch.uint8)
-    if mixed.exact is None:
-        raise ValueError("confidence needs labels(..., confidence=True)")
-    doubt = total.sub_(1.0).clamp_(min=1e-30).log_()
+        return (255.0 / terms.sum(0)).round_().to(torch.uint8)
+    # S - 1 without the top class's 1 (upsample.lowres_doubt): S - 1 in float32 is 0
+    # past a gap of ~16.6, and its floor raised the spread confidence above the truth.
+    doubt = terms.scatter_(0, top, 0.0).sum(0).clamp_(min=_TINY).log_()
+    del shifted, terms, top
     spread = F.interpolate(doubt[None, None].to(grid.work), size=grid.out_hw, mode="bilinear",
                            align_corners=False)[0, 0]
-    del total, doubt
+    del doubt
     # In place: 255 / (1 + e) is torch's reciprocal times 255, the same bits.
     conf = spread.exp_().add_(1.0).reciprocal_().mul_(255.0).round_().to(torch.uint8)
     del spread

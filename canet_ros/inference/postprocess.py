@@ -160,10 +160,12 @@ class FramePost:
         return packed
 
     def _confidence_bulk(self) -> np.ndarray:
-        total = up.lowres_softmax_sum(self.logits, self.best)
         if self.grid is None:
+            total = up.lowres_softmax_sum(self.logits, self.best)
             return np.rint(np.float32(255) / total).astype(np.uint8)
-        return up.confidence_at_size(self.grid, total)
+        # S - 1 summed over the other classes: taken from S it cancels (upsample)
+        return up.confidence_at_size(self.grid, up.lowres_doubt(self.logits, self.best,
+                                                                self.small))
 
     def confidence(self) -> np.ndarray:
         """Return HxW uint8 round(255 * max softmax)."""

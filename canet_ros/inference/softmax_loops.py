@@ -27,6 +27,11 @@ each network row is made from the 1/8 logits and reduced while it is in cache:
 * ``exp`` is ``2^n * p(t - n)`` with ``t = x * log2(e)``, ``n`` the nearest integer and
   ``p`` the degree-6 Taylor polynomial of ``2^u``: within 2e-7 relative, and vectorised,
   where numba's ``math.exp`` is one libm call per value (6x slower here).
+* the doubt ``S - 1`` (``doubt=True``) is summed relative to the runner-up class
+  ``m2``, with every term capped at 1: ``S - 1 = exp(m2 - max) * (sum - 1)`` and
+  ``sum - 1`` lies in [1, C - 1]. Taken as ``S`` minus 1 it cancelled: once every other
+  class is ~16.6 below the top, ``S`` is 1 in float32, and the floor then put in for
+  the doubt raised the confidence spread around that sample above the true value.
 
 Values equal the sums over the upsampled logits up to float rounding (a test compares
 with torch). Run as plain Python without numba (``kernels``), for tests on tiny inputs.
@@ -100,13 +105,16 @@ def _sums(low, y0, y1, ly, plan, start, stop, out, coef, doubt):
     rows = np.empty((classes, n + 2), np.float32)
     values = np.empty((classes, n), np.float32)
     peak = np.empty(n, np.float32)
+    second = np.empty(n, np.float32)
     total = np.empty(n, np.float32)
     bits = np.empty(n, np.int32)
     power = bits.view(np.float32)  # 2^n, made from its exponent bits
     log2e, floor_t = np.float32(1.4426950408889634), np.float32(-125)
     c6, c5, c4, c3, c2, c1, c0 = coef[0], coef[1], coef[2], coef[3], coef[4], coef[5], coef[6]
     bits_of = total.view(np.int32)
-    tiny, ln2 = np.float32(1e-30), np.float32(0.6931471805599453)
+    ln2 = np.float32(0.6931471805599453)
+    floor_log = np.float32(-126 * 0.6931471805599453)  # log of float32's smallest normal
+    base = second if doubt else peak  # the doubt's terms: relative to the runner-up
     l3, l5, l7, l9 = np.float32(1 / 3), np.float32(1 / 5), np.float32(1 / 7), np.float32(1 / 9)
     for i in range(start, stop):
         a, b, wy = y0[i], y1[i], ly[i]
@@ -126,6 +134,7 @@ def _sums(low, y0, y1, ly, plan, start, stop, out, coef, doubt):
             o, wx = offset[r], lam[r]
             for j in range(n):
                 peak[j] = -np.inf
+                second[j] = -np.inf
                 total[j] = 0
             for k in range(classes):
                 # Slices: indices known non-negative, so no wraparound and no gathers.
@@ -134,10 +143,12 @@ def _sums(low, y0, y1, ly, plan, start, stop, out, coef, doubt):
                     p = left[j]
                     v = (right[j] - p) * wx + p
                     values[k, j] = v
+                    if doubt:  # the runner-up (the max again where two tie)
+                        second[j] = max(second[j], min(peak[j], v))
                     peak[j] = max(peak[j], v)
             for k in range(classes):
                 for j in range(n):
-                    t = max((values[k, j] - peak[j]) * log2e, floor_t)
+                    t = min(max((values[k, j] - base[j]) * log2e, floor_t), np.float32(0))
                     whole = np.floor(t + np.float32(0.5))
                     u = t - whole
                     p = (((((c6 * u + c5) * u + c4) * u + c3) * u + c2) * u + c1) * u + c0
@@ -145,7 +156,7 @@ def _sums(low, y0, y1, ly, plan, start, stop, out, coef, doubt):
                     total[j] += p * power[j]
             if doubt:  # log(S - 1): what the confidence interpolates (upsample)
                 for j in range(n):
-                    total[j] = max(total[j] - np.float32(1), tiny)
+                    total[j] -= np.float32(1)  # 1 to C - 1 (0 for a single class)
                 for j in range(n):
                     # log(m 2^e) = e ln 2 + log m with m in [sqrt(1/2), sqrt(2)), log m
                     # = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172: five terms of
@@ -158,7 +169,8 @@ def _sums(low, y0, y1, ly, plan, start, stop, out, coef, doubt):
                     q = (m - np.float32(1)) / (m + np.float32(1))
                     q2 = q * q
                     series = (((q2 * l9 + l7) * q2 + l5) * q2 + l3) * q2 + np.float32(1)
-                    total[j] = np.float32(exponent) * ln2 + np.float32(2) * q * series
+                    log_rest = np.float32(exponent) * ln2 + np.float32(2) * q * series
+                    total[j] = max(log_rest + (second[j] - peak[j]), floor_log)
             for j in range(n):
                 out[i, j * factor + r] = total[j]
 
@@ -170,7 +182,8 @@ def softmax_sums(low: np.ndarray, rows: tuple[np.ndarray, np.ndarray, np.ndarray
 
     ``low`` is (C, h, w) float32; ``rows`` the reference's (y0, y1, ly) tables of the H
     output rows; ``plan`` from :func:`column_plan` for the W output columns. ``doubt``:
-    write ``log(max(S - 1, 1e-30))`` instead (``upsample.spread_doubt``'s first step).
+    write ``log(S - 1)`` instead, ``S - 1`` summed over the classes but the top one (no
+    cancellation), floored at ``log(2^-126)`` (``upsample.spread_doubt``'s first step).
     """
     low = np.ascontiguousarray(low, np.float32)
     y0, y1, ly = rows

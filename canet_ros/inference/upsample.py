@@ -29,7 +29,9 @@ never built:
 * Confidence (max softmax) is exact in mixed cells. Elsewhere ``log(S - 1)``, with
   ``S = sum(exp(logit - max))``, is interpolated and ``255 / (1 + exp(.))`` taken: exact
   when one other class carries the doubt, and never above the true value otherwise
-  (log-sum-exp is convex). docs/performance.md gives the measured agreement.
+  (log-sum-exp is convex). docs/performance.md gives the measured agreement. ``S - 1``
+  is summed over the other classes, never taken from ``S``: past a gap of ~16.6 ``S``
+  is 1 in float32, and a floor for the lost doubt raised the spread confidence.
 
 Nothing here imports torch; ``device_ops`` is the same design in torch ops.
 """
@@ -46,8 +48,12 @@ import numpy as np
 from . import image_loops, kernels
 
 __all__ = ["CellGrid", "FixedCells", "GridCache", "LogitSource", "argmax_classes",
-           "confidence_at_size", "gather", "lowres_softmax_sum", "mixed_cells", "pack_palette",
-           "spread_doubt", "unpack_colour"]
+           "confidence_at_size", "gather", "lowres_doubt", "lowres_softmax_sum", "mixed_cells",
+           "pack_palette", "spread_doubt", "unpack_colour"]
+# Floor of the doubt S - 1: float32's smallest normal, 2^-126 (log -87.3). A single class
+# has no doubt, and past a gap of 87 exp lands on denormals or 0 (a floor only lowers
+# the confidence).
+_TINY = np.finfo(np.float32).tiny
 
 # Upper bound on classes x slots x cells held at once in the mixed-cell pass (floats).
 _CHUNK_ELEMENTS = 1 << 22
@@ -190,6 +196,35 @@ def lowres_softmax_sum(logits: np.ndarray, best: np.ndarray) -> np.ndarray:
     return total
 
 
+def lowres_doubt(logits: np.ndarray, best: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``S - 1`` per sample, float32: ``exp(logit_c - max)`` summed over ``c != labels``.
+
+    ``labels`` (uint8/uint16) and ``best`` are the logits' argmax and max. Each
+    plane is added where it is not the label's (a tie at the max adds its 1), so the sum
+    keeps its relative precision however small it is.
+    """
+    total = np.zeros(best.shape, np.float32)
+    column = total.reshape(-1, 1)
+    peak, label = best.reshape(-1, 1), labels.reshape(-1, 1)  # (n, 1): see argmax_classes
+    flat = logits.reshape(logits.shape[0], -1, 1)
+    size = flat.shape[1]
+    tmp = np.empty((min(size, _TILE), 1), np.float32)
+    other = np.empty((min(size, _TILE), 1), np.uint8)
+    # The class as an array: OpenCV compares a Scalar wrongly with 1 or 4 labels.
+    fill = np.empty((min(size, _TILE), 1), labels.dtype)
+    for start in range(0, size, _TILE):  # tile by tile: see _TILE
+        end = min(start + _TILE, size)
+        part, part_peak, work, mask = (column[start:end], peak[start:end],
+                                       tmp[:end - start], other[:end - start])
+        for c, plane in enumerate(flat[:, start:end]):
+            cv2.subtract(plane, part_peak, dst=work)
+            cv2.exp(work, dst=work)
+            fill.fill(c)
+            cv2.compare(label[start:end], fill[:end - start], cv2.CMP_NE, dst=mask)
+            cv2.accumulate(work, part, mask=mask)  # one masked pass (cv2.add's is two)
+    return total
+
+
 def mixed_cells(labels: np.ndarray) -> np.ndarray:
     """(h+1, w+1) bool: cells whose four corners (edges replicated) do not all agree."""
     padded = cv2.copyMakeBorder(labels, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
@@ -291,15 +326,15 @@ def _fix_chunk(grid: CellGrid, logits: np.ndarray | LogitSource, ci: np.ndarray,
     return pixel.reshape(-1)[keep], labels[keep], picked, best[keep]
 
 
-def spread_doubt(grid: CellGrid, softmax_sum: np.ndarray) -> np.ndarray:
-    """Return ``log(S - 1)`` of the network-size softmax sums, bilinear at the output size."""
-    doubt = np.log(np.maximum(softmax_sum - 1.0, np.float32(1e-30)))
-    return cv2.resize(doubt, grid.out_hw[::-1], interpolation=cv2.INTER_LINEAR)
+def spread_doubt(grid: CellGrid, doubt: np.ndarray) -> np.ndarray:
+    """Return ``log(S - 1)`` from the network-size ``S - 1`` (``lowres_doubt``), bilinear."""
+    spread = np.log(np.maximum(doubt, _TINY))
+    return cv2.resize(spread, grid.out_hw[::-1], interpolation=cv2.INTER_LINEAR)
 
 
-def confidence_at_size(grid: CellGrid, softmax_sum: np.ndarray) -> np.ndarray:
-    """uint8 confidence at the output size from the network-size softmax sums (see top)."""
-    spread = spread_doubt(grid, softmax_sum)
+def confidence_at_size(grid: CellGrid, doubt: np.ndarray) -> np.ndarray:
+    """uint8 confidence at the output size from the network-size ``S - 1`` (see top)."""
+    spread = spread_doubt(grid, doubt)
     cv2.exp(spread, dst=spread)
     spread += 1.0
     # Not cv2.divide(255.0, ...): OpenCV takes a Python scalar for a 4x1 array, and for
