@@ -170,3 +170,23 @@ def test_cli_reports_engine_errors(capsys):
     assert main(["benchmark", "--device", "cpu", "--precision", "fp16", "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("canet benchmark: error:") and "fp16" in err
+
+
+@pytest.mark.parametrize("backbone", [[], ["--backbone", "resnet18"]])
+def test_a_checkpoint_is_timed_with_its_own_backbone(tmp_path, capsys, backbone):
+    from canet_ros.checkpoint import build_metadata, save_checkpoint
+    from canet_ros.classes import CAMVID
+    from canet_ros.cli import run_command
+    from canet_ros.models import build_canet
+
+    checkpoint = save_checkpoint(
+        tmp_path / "r18.pt", build_canet("resnet18", 11).eval(),
+        build_metadata("resnet18", CAMVID, mean=[0.5] * 3, std=[0.25] * 3, input_size=(64, 64)))
+    args = parse("--checkpoint", str(checkpoint), *backbone, "--height", "64", "--width", "64",
+                 "--device", "cpu", "--precision", "fp32", "--iters", "1", "--warmup", "0",
+                 "--matmul-size", "64", "--json", "--no-progress")
+    assert args.func(args) == 0
+    assert json.loads(capsys.readouterr().out)["backbone"] == "resnet18"
+    mismatch = parse("--checkpoint", str(checkpoint), "--backbone", "mobilenetv2")
+    assert run_command(mismatch.func, mismatch) == 1
+    assert "resnet18 backbone, not for mobilenetv2" in capsys.readouterr().err

@@ -76,7 +76,7 @@ class _Measured:
     interrupted: bool = False
 
 
-def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int = 1024,
+def run_benchmark(backbone: str | None = None, height: int = 512, width: int = 1024,
                   device: str = "auto", precision: str = "fp32", iters: int | None = None,
                   warmup: int = 2, checkpoint: str | None = None, runtime: str = "auto",
                   compare: bool = False, matmul_size: int | None = None, progress: bool = True,
@@ -88,7 +88,8 @@ def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int =
     None: the reference matmul sized to this machine. ``tta_scales`` (e.g. ``(1.0,)`` or
     ``(0.75, 1.0, 1.25)``) adds the ``tta`` block: what the offline tools' test-time
     augmentation costs against the same calls without it. Ctrl-C ends the run with the
-    report of what was measured so far (``interrupted`` true).
+    report of what was measured so far (``interrupted`` true). ``backbone`` None: the
+    checkpoint's, or mobilenetv2 for the untrained model timed without one.
     """
     if (iters is not None and iters < 1) or warmup < 0 or height < 1 or width < 1:
         raise ValueError("iters must be >= 1, warmup >= 0, height and width positive")
@@ -100,6 +101,8 @@ def run_benchmark(backbone: str = "mobilenetv2", height: int = 512, width: int =
     frame_bgr, source = load_frame(image, frame_size)
     say("building the engine (a checkpoint's first use at a network size exports it to "
         "ONNX, which takes a while)", progress)
+    if backbone is None and checkpoint is None:
+        backbone = "mobilenetv2"
     engine_kw = {"backbone": backbone, "device": device, "precision": precision,
                  "resolution": (width, height), "runtime": runtime}
     engine = SegmentationEngine(checkpoint, **engine_kw)

@@ -38,7 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "breakdown; achieved GFLOP/s against this machine's fp32 matmul rate. "
                        "With --startup: how long the commands and the ROS node take to "
                        "start instead. Fields: docs/performance.md.")
-    p.add_argument("--backbone", choices=BACKBONES, default="mobilenetv2")
+    p.add_argument("--backbone", choices=BACKBONES, default=None,
+                   help="backbone of the untrained model timed without --checkpoint (default "
+                        "mobilenetv2); with --checkpoint the checkpoint's, which this must "
+                        "match when given")
     p.add_argument("--height", type=positive_int, default=512, help="network input height")
     p.add_argument("--width", type=positive_int, default=1024, help="network input width")
     p.add_argument("--frame-size", type=frame_size, default=None, metavar="WxH",
