@@ -101,3 +101,14 @@ def test_a_folders_class_weight_count_is_checked_before_training(tmp_path, capsy
     assert err[0] == ("canet train: error: class_weights has 2 values for 3 classes; "
                       "give one per class")
     assert not (out / "last.pt").exists()
+
+
+def test_a_folder_replay_set_without_its_root_names_the_replay_flag(tmp_path, capsys):
+    # It said "--data-root DIR", which is the training set's folder, not the replay set's.
+    assert canet_main(["train", "--data-root", str(tmp_path / "none"), "--out-dir",
+                       str(tmp_path / "run"), "--replay-dataset", "folder",
+                       "--replay-ratio", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("canet train: error: replay_dataset 'folder' needs its folder "
+                   "(--replay-root DIR)\n")
+    assert not (tmp_path / "run").exists()

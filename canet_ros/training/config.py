@@ -311,6 +311,8 @@ def validate(cfg: TrainConfig) -> None:
                                                   cfg.replay_dataset):
         raise ValueError("replay_ratio must be in [0, 100] (0 = no replay) and needs a "
                          "replay_dataset")
+    if cfg.replay_dataset == "folder" and cfg.replay_ratio > 0 and not cfg.replay_root:
+        raise ValueError("replay_dataset 'folder' needs its folder (--replay-root DIR)")
     _validate_loss_and_schedule(cfg)
     strength = cfg.export_prior_correction
     if strength is not None and not 0.0 <= strength <= 2.0:  # also rejects nan
