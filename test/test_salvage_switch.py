@@ -113,23 +113,19 @@ def test_unchunked_mcap_cut_short_reads_in_file_order(tmp_path):
     assert bag.damage is not None and bag.damage.messages_lost() == 1
 
 
-def test_file_losing_its_first_chunk_and_summary_keeps_its_other_frames(tmp_path):
-    """The lost chunk held the channel definition; the bag's other file lends it."""
-    bag_dir = split_bag(tmp_path / "rec")
-    expected = rosbags_order(bag_dir)
-    path = bag_dir / "rec_1.mcap"
-    break_chunk(path, 4)  # file 1's first chunk
-    cut_in_summary(path, path)
-    read, bag = salvaged(bag_dir)
-    assert read == [(f, i) for i, f in enumerate(expected) if f != 4]
-    assert bag.damage.lost_on(CAM) == 1 and bag.damage.messages_lost() == 1
-    assert any("taken from the bag's other files" in note for note in bag.damage.notes)
+@pytest.mark.parametrize("metadata", [True, False])
+def test_frames_whose_channel_definition_was_lost_count_as_lost_of_unknown_topic(
+        tmp_path, metadata):
+    """The lost chunk held the channel definition: the file's other frames have no topic.
 
-
-def test_unlendable_definition_counts_the_frames_as_lost_of_unknown_topic(tmp_path):
-    """Without metadata.yaml's counts to check a lent definition against, nothing is lent."""
+    The bag's other files define their channels too, but a recorder numbers them afresh in
+    each file (rosbag2 re-creates a split's topics in its own map order), and
+    metadata.yaml's counts cannot tell two topics of equal counts apart: taking another
+    file's definition put a stereo pair's frames on each other's topics.
+    """
     bag_dir = split_bag(tmp_path / "rec")
-    (bag_dir / "metadata.yaml").unlink()
+    if not metadata:
+        (bag_dir / "metadata.yaml").unlink()
     path = bag_dir / "rec_1.mcap"
     break_chunk(path, 4)
     cut_in_summary(path, path)

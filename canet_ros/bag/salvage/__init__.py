@@ -140,10 +140,6 @@ def _open_files(files: Sequence[Path], storage: str, cause: str,
         for source in sources:
             source.close()
         raise
-    if storage == "mcap" and not missing:
-        from .lend import lend_definitions
-
-        lend_definitions(sources, meta)
     attribute_losses(missing, [s for s in sources if not isinstance(s, MissingFile)], meta)
     return sources
 

@@ -278,10 +278,7 @@ class McapSalvage(ChunkScan):
 
     # -- after the scan ----------------------------------------------------------------------
     def finish(self) -> None:
-        """Name the channels of skipped chunks' counts, and derive counts the index lacks.
-
-        Runs again after a split bag's other files lent lost channel definitions (lend.py).
-        """
+        """Name the channels of skipped chunks' counts, and derive counts the index lacks."""
         # without a chunk there is no message index: rosbag2 reads the file in file order
         self.file_order = not self._chunked
         names = {cid: topic for cid, (topic, _) in self.channels.items()}

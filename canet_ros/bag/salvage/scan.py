@@ -98,8 +98,8 @@ class ChunkScan:
         """Count the messages read on ids whose definition was lost as lost, topic unknown.
 
         Their chunks are intact but no topic can be given to them, so each topic's loss is
-        unknown, and so are positions after them (``_undefined_spans``). Called again when
-        definitions are found later (lend.py), it replaces its earlier count.
+        unknown, and so are positions after them (``_undefined_spans``). Called again, it
+        replaces its earlier count.
         """
         if self._undefined in self.damage.regions:
             self.damage.regions.remove(self._undefined)
