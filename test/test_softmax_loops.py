@@ -162,6 +162,29 @@ def test_confidence_at_size_is_the_max_softmax_at_tiny_sizes(out_hw):
     assert (conf == 204).all()
 
 
+@pytest.mark.parametrize("poison", ["nan", "inf"])
+def test_a_non_finite_lowres_sample_leaves_its_neighbours_right(cpu_loops, poison):
+    """Keep finite pixels right next to NaN or inf logits (a broken model).
+
+    A NaN doubt at network size reached the row above it through the frame-size resize.
+    """
+    low = blobby(4, (5, 8), seed=6)
+    if poison == "nan":
+        low[:, 2, 3] = np.nan
+    else:
+        low[1:3, 2, 3] = np.inf
+    net_hw, frame_hw = (40, 64), (57, 101)
+    with np.errstate(all="ignore"):
+        conf = lowres._compiled(low, up.CellGrid(low.shape[1:], net_hw),
+                                up.CellGrid(net_hw, frame_hw), np.dtype(np.uint8),
+                                np.zeros(4, np.uint32), None, True).confidence()
+        whole = upsampled(upsampled(low, net_hw).numpy().astype(np.float64), frame_hw)
+        exact = 255 * whole.softmax(0).amax(0).numpy()
+    finite = np.isfinite(exact)
+    assert 0 < (~finite).sum() and finite.sum() > 0.8 * exact.size
+    assert np.abs(conf.astype(float) - np.rint(exact))[finite].max() <= 3
+
+
 @pytest.mark.parametrize("frame_hw", [(57, 101), (40, 64), (33, 50)])
 def test_confidence_from_lowres_logits_as_from_the_whole_logits(cpu_loops, frame_hw):
     """The 1/8 route against torch and against ``FramePost`` on the whole logits.

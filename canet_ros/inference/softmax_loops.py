@@ -170,7 +170,10 @@ def _sums(low, y0, y1, ly, plan, start, stop, out, coef, doubt):
                     q2 = q * q
                     series = (((q2 * l9 + l7) * q2 + l5) * q2 + l3) * q2 + np.float32(1)
                     log_rest = np.float32(exponent) * ln2 + np.float32(2) * q * series
-                    total[j] = max(log_rest + (second[j] - peak[j]), floor_log)
+                    doubt = log_rest + (second[j] - peak[j])
+                    # NaN (NaN or inf logits) to the floor too: a NaN sample spread by the
+                    # resize would poison its neighbours' rows
+                    total[j] = doubt if doubt >= floor_log else floor_log
             for j in range(n):
                 out[i, j * factor + r] = total[j]
 
