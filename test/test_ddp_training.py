@@ -144,3 +144,36 @@ def test_resume_with_another_process_count_is_refused_before_the_data_loads(
     assert "torchrun --nproc_per_node 2" in err[0]
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == before
     assert (tmp_path / "two" / "log.csv").read_text() == log_two
+
+
+# `canet train` whose rank 1 (only) is sent SIGTERM after its first step.
+RANK1_TERM = '''
+import os, signal, sys
+from canet_ros.training.trainer import Trainer
+real = Trainer._train_step
+def step(self, images, labels):
+    out = real(self, images, labels)
+    if os.environ.get("RANK") == "1" and self.global_step == 0:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return out
+Trainer._train_step = step
+from canet_ros.cli.train import main
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_a_stop_asked_of_one_rank_stops_every_rank_with_a_resumable_checkpoint(tmp_path):
+    # A scheduler preempting one node of a multi-node job SIGTERMs that node's ranks only,
+    # none of which need be rank 0; the others' stop request was dropped (rank 0's alone
+    # was shared) and the run trained on to its end.
+    root = make_camvid_tree(tmp_path / "camvid", frames=4)
+    out = tmp_path / "run"
+    args = _train_args(root, out)
+    args[args.index("--epochs") + 1] = "40"  # 80 steps, were the stop lost
+    script = tmp_path / "rank1_term.py"
+    script.write_text(RANK1_TERM)
+    proc = _torchrun([str(script)], args)
+    assert proc.returncode != 0, proc.stderr[-3000:]  # stopped ranks exit 130 and 143
+    assert "interrupt: finishing this step" in proc.stderr + proc.stdout
+    state = read_checkpoint(out / "last.pt")["train_state"]
+    assert 1 <= state["global_step"] <= 3, proc.stderr[-3000:]

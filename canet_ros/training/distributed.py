@@ -71,12 +71,16 @@ def all_reduce_mean(value: float, info: DistInfo, device: torch.device) -> float
     return float(t.item()) / info.world_size
 
 
-def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
-    """Rank 0's flag on every rank (e.g. 'stop now' after Ctrl-C)."""
+def any_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """Whether any rank's flag is set, on every rank (e.g. 'stop now' after Ctrl-C).
+
+    Any rank's: a scheduler preempting one node of a multi-node job SIGTERMs only that
+    node's ranks, none of which may be rank 0.
+    """
     if not info.enabled:
         return flag
     t = torch.tensor([1 if flag else 0], device=device)
-    dist.broadcast(t, 0)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
 
 

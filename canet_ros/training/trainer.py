@@ -274,7 +274,7 @@ class Trainer:
     def _should_stop(self, stop: StopFlag, steps_this_run: int) -> bool:
         limit = self.cfg.max_steps_this_run
         flag = stop.requested or (limit is not None and steps_this_run >= limit)
-        return D.broadcast_flag(flag, self.dist, self.device)
+        return D.any_flag(flag, self.dist, self.device)
 
     def _print(self, msg: str) -> None:
         if self.dist.is_main:
