@@ -25,7 +25,7 @@ import time
 
 import pytest
 from ros_helpers import REPO
-from ros_processes import RosProcess, node_env, start_node
+from ros_processes import RosProcess, node_env, node_executable, start_node
 
 pytestmark = pytest.mark.usefixtures("ros")  # skips where rclpy is missing
 
@@ -151,3 +151,36 @@ def test_a_signal_stops_a_start_up_that_would_not_let_it(case):
         run.stop()
     assert code == 0, run.output
     assert "loaded after" not in run.output and not run.problems(), run.output
+
+
+def test_a_stop_while_exporting_leaves_no_temp_file_and_leaves_the_graph(ros, tmp_path):
+    # The first start exports the model into the (here empty) cache: a signal while it
+    # writes must unwind, so the atomic write removes its temp file and the node is
+    # destroyed (a process that just ended stays in other nodes' graph ~20 s, until DDS's
+    # lease runs out).
+    cache = tmp_path / "cache"
+    env = dict(node_env(), CANET_ROS_CACHE=str(cache))
+    run = RosProcess([node_executable(), "--ros-args", "--params-file",
+                      str(CONFIG / "canet_mobilenetv2.yaml"), "-p", "device:=cpu",
+                      "-r", "__node:=canet_stop_probe"], env, "exporting")
+    observer = ros.create_node("canet_stop_observer")
+
+    def listed():
+        return ("canet_stop_probe", "/") in observer.get_node_names_and_namespaces()
+    try:
+        deadline, temp = time.monotonic() + 180, None
+        while temp is None and run.proc.poll() is None and time.monotonic() < deadline:
+            temp = next(cache.rglob("*.tmp"), None) if cache.is_dir() else None
+        assert temp is not None and listed(), run.output  # writing, and in the graph
+        run.send(signal.SIGINT)
+        code = run.wait(30)
+        exited = time.monotonic()
+        while listed() and time.monotonic() - exited < 10:
+            time.sleep(0.1)
+        gone_after = time.monotonic() - exited
+    finally:
+        run.stop()
+        observer.destroy_node()
+    assert code == 0 and not run.problems(), run.output
+    assert list(cache.rglob("*.tmp")) == []
+    assert gone_after < 5, f"still in the ROS graph {gone_after:.1f} s after the node ended"

@@ -15,12 +15,11 @@
 """The ``segmentation_node`` process: start-up, spinning, and a clean stop on a signal.
 
 Only the standard library is imported at module level, so Ctrl-C during the seconds
-of imports and model loading ends the process quietly (exit 0), not with a traceback.
-Until the node spins it ends the process at once, wherever the loading is: a
-KeyboardInterrupt raised into an exporter or runtime was once swallowed (the node went on
-loading for over a minute) and once aborted it, while nothing has run yet and what
-loading writes (the export cache) is written atomically. rclpy's own signal handlers are
-not installed: they shut the context down at once, under a worker still publishing its
+of imports and model loading ends the process quietly (exit 0), not with a traceback
+(:class:`StopSignals`: at once before ROS starts; while the model loads by unwinding, so
+the node leaves the ROS graph and an export's temp file is removed, or after a few
+seconds if loading code swallowed the interrupt). rclpy's own signal handlers are not
+installed: they shut the context down at once, under a worker still publishing its
 frame. Here SIGINT and SIGTERM only ask the spin loop to stop; the node then lets the
 worker finish and publish its current frame, destroys itself, and only then is the
 context shut down. A second signal changes nothing: the orderly stop already under way
@@ -53,19 +52,24 @@ _LOG_DIR_FAILED = re.compile(r"Failed to create log directory '(?P<path>.*)': (?
 
 
 class StopSignals:
-    """SIGINT/SIGTERM handling in two phases.
+    """SIGINT/SIGTERM handling in three phases.
 
-    While starting (``armed`` False) the first signal stops the start-up: in the node's own
-    process (``exit_while_starting``) by ending it at once, for a caller of ``main(args)``
-    by raising KeyboardInterrupt out of whatever is loading. Once armed, a signal only
-    records the request. Either way every later signal is merely counted, so cleanup is
-    never interrupted.
+    Before ROS starts (``ros_started`` False) the first signal ends the node's own process
+    (``exit_while_starting``) at once: nothing exists yet to undo. While it loads, the
+    signal raises KeyboardInterrupt out of whatever is loading, so the node leaves the ROS
+    graph and an export in flight removes its temp file; a loader that swallows it (or a
+    main thread stuck in a C call) would keep the process loading, so the process then
+    ends by itself after STOP_GRACE_S. A caller of ``main(args)`` only gets the
+    KeyboardInterrupt. Once armed (spinning), a signal only records the request. Every
+    later signal is merely counted, so cleanup is never interrupted.
     """
 
     def __init__(self, exit_while_starting: bool = False) -> None:
         self.armed = False
+        self.ros_started = False
         self.exit_while_starting = exit_while_starting
         self.received: List[str] = []
+        self._deadline: Optional[threading.Timer] = None
 
     @property
     def requested(self) -> bool:
@@ -81,9 +85,18 @@ class StopSignals:
         first = not self.received
         self.received.append(signal.Signals(signum).name)
         if first and not self.armed:
-            if self.exit_while_starting:
-                _hard_exit(0)
+            self._stop_starting()
             raise KeyboardInterrupt
+
+    def _stop_starting(self) -> None:
+        if not self.exit_while_starting:
+            return
+        if not self.ros_started:
+            _hard_exit(0)
+        if self._deadline is None:
+            self._deadline = threading.Timer(STOP_GRACE_S, _hard_exit, (0,))
+            self._deadline.daemon = True
+            self._deadline.start()
 
     def _watch_wakeups(self) -> None:
         # Python runs a handler in the main thread only, between bytecodes: while that
@@ -100,9 +113,13 @@ class StopSignals:
         while True:
             numbers = os.read(read_fd, 64)
             if not self.armed and any(number in _STOP_SIGNALS for number in numbers):
-                _hard_exit(0)
+                self._stop_starting()
 
 
+# How long a stop asked while the node loads may take before the process just ends: the
+# orderly one takes well under a second (destroy the node, shut ROS down); launch sends
+# SIGTERM 5 s after its SIGINT.
+STOP_GRACE_S = 3.0
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -142,8 +159,8 @@ def main(args: Optional[List[str]] = None) -> int:
     """Run the node; the exit status is 0 after a signal, 1 when the node cannot start.
 
     Called without ``args`` (the console script), a signal before the node spins ends
-    the process at once (:class:`StopSignals`); later it ends the process itself once the
-    node has stopped and rclpy has shut down (which flushes ROS logging): Python's
+    the process within STOP_GRACE_S (:class:`StopSignals`); later it ends the process
+    itself once the node has stopped and rclpy has shut down (which flushes ROS logging): Python's
     teardown of torch and ONNX Runtime has nothing left to release, yet took up to 14 s
     on a loaded machine, and would abort under an inference that never returned (the
     worker is a daemon thread). With ``args`` it returns the status instead.
@@ -174,6 +191,7 @@ def _run(args: Optional[List[str]], signals: StopSignals) -> int:
 
     from canet_ros.ros.segmentation import SegmentationNode, StartupError
 
+    signals.ros_started = True  # from here a stop undoes what starting did
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as exc:  # rclpy's RCLError: unreadable --params-file, bad -p rule
