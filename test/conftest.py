@@ -71,7 +71,7 @@ def canet_logs_reach_caplog(monkeypatch):
     yield
 
 
-# Figures from pytest-xdist's workers (`pytest -n auto`, README's faster option), gathered
+# Figures from pytest-xdist's workers (`pytest -n auto`, README's test command), gathered
 # here in the controller so the summary shows them as a plain run does.
 _WORKER_FIGURES: list = []
 
