@@ -29,6 +29,7 @@ from test_bag_helpers import (
     camera_bag,
     frame,
     header,
+    raw_image,
     make_checkpoint,
     receive_ns,
     shared_engine,
@@ -306,3 +307,21 @@ def test_cli(tmp_path, capsys, one_torch_thread):
     with pytest.raises(SystemExit) as exc:
         main(["extract-frames", str(src), "--out", str(out), "--max", "0"])
     assert exc.value.code == 2
+
+
+def test_cli_with_no_usable_message_is_an_error_with_the_reason(tmp_path, capsys):
+    # Every message in an encoding the codec refuses: not "frames: 0 written ... next:
+    # label them", but an error saying why, as a topic with no messages gets.
+    depth = []
+    for i in range(3):
+        msg = raw_image(HUMBLE, i)
+        msg.encoding = "32FC1"
+        depth.append(Msg(CAM, receive_ns(i), msg))
+    src = write_bag(tmp_path / "depth", depth)
+    out = tmp_path / "out"
+    rc = main(["extract-frames", str(src), "--out", str(out), "--no-prelabels",
+               "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith(f"canet extract-frames: error: {src}: none of the 3 "
+                                      f"messages on {CAM} could be used (first: ")
+    assert "unsupported image encoding '32FC1'" in err and err.count("\n") == 1

@@ -139,6 +139,13 @@ def run(args: argparse.Namespace) -> int:
                                   resolution=args.resolution, output_size="input")
 
     report = extract_frames(options, None if args.no_prelabels else engine, args.checkpoint)
+    if not report["frames"] and report["skipped"] and not report.get("interrupted"):
+        # Nothing usable: an error, as a topic with no messages is, with the reason.
+        print(f"{PROG}: error: {options.source}: none of the {len(report['skipped'])} "
+              f"messages on {report['topic']} could be used (first: "
+              f"{report['skipped'][0]['reason']}); {args.out} holds no frames",
+              file=sys.stderr)
+        return 1
     if report.get("damage"):
         print(f"{PROG}: warning: {options.source}: damaged bag ({report['damage']['cause']}); "
               f"extracted from what is readable", file=sys.stderr)
