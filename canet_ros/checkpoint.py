@@ -329,12 +329,22 @@ def load_checkpoint(path: PathLike, *, backbone: Optional[str] = None,
     blob = read_checkpoint(path, map_location)
     path = resolve_checkpoint(path)
     if backbone is not None and backbone != blob["backbone"]:
-        raise CheckpointError(f"{path}: a checkpoint for the {blob['backbone']} backbone, "
-                              f"not for {backbone} as asked")
+        raise CheckpointError(backbone_mismatch(path, blob["backbone"], backbone))
     model = build_canet(blob["backbone"], int(blob["num_classes"]))
     load_weights(model, blob, path)
     meta = {k: v for k, v in blob.items() if k != "state_dict" and not k.startswith("train_state")}
     return model, meta
+
+
+def backbone_mismatch(path: PathLike, found: str, asked: str) -> str:
+    """Say that ``path`` holds a ``found`` model where ``asked`` was asked for, and the fix.
+
+    The node's ``backbone`` parameter defaults to the bundled model's, so a user who gave
+    only a checkpoint asked for it without knowing.
+    """
+    return (f"{path}: a checkpoint for the {found} backbone, not for {asked} as asked; ask "
+            f"for {found} (the node's backbone:={found}, the command line's --backbone "
+            f"{found})")
 
 
 def load_weights(model: nn.Module, blob: Mapping[str, Any], path: PathLike) -> None:

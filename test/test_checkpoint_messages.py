@@ -138,8 +138,12 @@ def test_pickled_objects_are_refused_without_advice(tmp_path):
 
 
 def test_checkpoint_for_another_backbone(tmp_path, good):
+    # The fix is named: the node's backbone parameter defaults to mobilenetv2, so a user
+    # who gave only a ResNet checkpoint never asked for anything.
     assert message(good, backbone="resnet18") == (
-        f"{good}: a checkpoint for the mobilenetv2 backbone, not for resnet18 as asked")
+        f"{good}: a checkpoint for the mobilenetv2 backbone, not for resnet18 as asked; ask "
+        f"for mobilenetv2 (the node's backbone:=mobilenetv2, the command line's --backbone "
+        f"mobilenetv2)")
     blob = read_checkpoint(good)
     blob["backbone"] = "vgg16"
     other = tmp_path / "vgg.pt"

@@ -41,6 +41,7 @@ from ..checkpoint import (
     IMAGENET_STD,
     CheckpointError,
     PathLike,
+    backbone_mismatch,
     class_set_from_metadata,
     resolve_checkpoint,
 )
@@ -138,8 +139,7 @@ class SegmentationEngine:
             return False
         meta = entry.metadata
         if backbone is not None and backbone != meta["backbone"]:
-            raise EngineError(f"{path}: a checkpoint for the {meta['backbone']} backbone, "
-                              f"not for {backbone} as asked")
+            raise EngineError(backbone_mismatch(path, meta["backbone"], backbone))
         self._describe(meta, class_set_from_metadata(meta, path), path, entry.size)
         try:
             runner = make_cpu_runner(entry.path, entry.size, self.num_classes, self.precision,
