@@ -14,19 +14,19 @@
 
 """``canet evaluate --json`` is strict JSON even where no pixel could be scored.
 
-Python's json writes NaN, which jq and strict parsers refuse; a split whose masks are all
-the ignore id (a dataset check accepts it) gave ``"miou": NaN``. segment-bag writes null
-for the same case, and so does evaluate now.
+Python's json writes NaN, which jq and strict parsers refuse; a split whose labels are all
+the ignore id gave ``"miou": NaN``. segment-bag writes null for the same case, and so does
+evaluate now. (A folder dataset refuses such a split: test_data_all_ignored.py.)
 """
 from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 
 from canet_ros.classes import CAMVID
 from canet_ros.cli import main
-from canet_ros.data import write_dataset
 
 
 def _refuse(constant: str) -> None:
@@ -34,11 +34,17 @@ def _refuse(constant: str) -> None:
 
 
 def test_a_split_with_nothing_scored_gives_null_scores(tmp_path, capsys):
+    # A folder dataset refuses such a split (its check names it); CamVid's layout is not
+    # checked for labels, so its all-void labels still reach the scoring.
     rng = np.random.default_rng(0)
-    items = [(f"f{i}", rng.integers(0, 255, (48, 64, 3), dtype=np.uint8),
-              np.full((48, 64), CAMVID.ignore_index, np.uint8)) for i in range(2)]
-    root = write_dataset(tmp_path / "ds", CAMVID, items, {"train": ["f0"], "val": ["f1"]})
-    assert main(["evaluate", "--checkpoint", "default", "--dataset", "folder", "--data-root",
+    root = tmp_path / "camvid"
+    for folder in ("val", "valannot"):
+        (root / folder).mkdir(parents=True)
+    cv2.imwrite(str(root / "val" / "0016E5_00000.png"),
+                rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    cv2.imwrite(str(root / "valannot" / "0016E5_00000.png"),
+                np.full((48, 64), CAMVID.ignore_index, np.uint8))
+    assert main(["evaluate", "--checkpoint", "default", "--dataset", "camvid", "--data-root",
                  str(root), "--split", "val", "--device", "cpu", "--resolution", "64x48",
                  "--json"]) == 0
     result = json.loads(capsys.readouterr().out, parse_constant=_refuse)

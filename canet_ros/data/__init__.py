@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from .classes_file import SplitRule, load_classes, save_classes
 from .cvat import write_cvat_package
 from .cvat_import import import_cvat
 from .folder import DatasetSummary, FolderDataset, check_dataset, index_folder, write_dataset
-from .problems import DatasetProblems, brief
+from .problems import DatasetProblems, brief, no_labels_text
 from .transforms import EvalTransform, TrainTransform, denormalize, normalize
 
 DATASETS = ("camvid", "cityscapes", "folder")  # "folder": a dataset of your own (folder.py)
@@ -74,7 +74,17 @@ def build_dataset(name: str, root: Optional[PathLike], split: str,
             raise DatasetError(_no_default_root(name, root))
     root = Path(root)
     if "+" in split:
-        return _joined_splits(name, root, split, transform, include, exclude, cache)
+        dataset = _joined_splits(name, root, split, transform, include, exclude, cache)
+    else:
+        dataset = _one_split(name, root, split, transform, include, exclude, cache)
+    if name == "folder":
+        _check_labelled(dataset, _check_once(root), include, exclude)
+    return dataset
+
+
+def _one_split(name: str, root: Path, split: str, transform: Optional[Transform],
+               include: Optional[Sequence[str]], exclude: Optional[Sequence[str]],
+               cache: bool) -> SegmentationDataset:
     if name == "camvid":
         return CamVid(root, split, transform, include=include, exclude=exclude, cache=cache)
     if name == "cityscapes":
@@ -96,10 +106,10 @@ def _no_default_root(name: str, root: Path) -> str:
             f"data set) or set {env}=DIR")
 
 
-_CHECKED: dict = {}
+_CHECKED: Dict[tuple, DatasetSummary] = {}
 
 
-def _check_once(root: Path) -> None:
+def _check_once(root: Path) -> DatasetSummary:
     """check_dataset before a folder's first use in this process (again once it changes).
 
     Training and evaluation build each split through here; the check reads every file,
@@ -109,6 +119,23 @@ def _check_once(root: Path) -> None:
     key = (str(root.resolve()), tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in parts))
     if key not in _CHECKED:
         _CHECKED[key] = check_dataset(root)
+    return _CHECKED[key]
+
+
+def _check_labelled(dataset: SegmentationDataset, summary: DatasetSummary,
+                    include: Optional[Sequence[str]], exclude: Optional[Sequence[str]]) -> None:
+    """Refuse a folder split whose masks are all the ignore id: its loss would be NaN.
+
+    check_dataset refuses a whole split like that; the include/exclude filters can still
+    leave one, and the check's per-mask counts tell without reading the masks again.
+    """
+    counts = [summary.labelled.get(str(mask)) for _, mask in dataset.pairs]
+    if any(c is None for c in counts) or any(counts):  # None: not checked (changed since)
+        return
+    filters = (f" (include={list(include or [])} exclude={list(exclude or [])})"
+               if include or exclude else "")
+    raise DatasetError(no_labels_text(summary.root, str(dataset.split), len(counts),
+                                      summary.class_set.ignore_index, filters))
 
 
 def dataset_class_set(name: str, root: Optional[PathLike] = None) -> ClassSet:
@@ -139,9 +166,9 @@ def _joined_splits(name: str, root: Path, split: str, transform: Optional[Transf
     only ``train`` has); only when every split is empty is that an error.
     """
     parts, errors = [], []
-    for one in [s for s in split.split("+") if s]:
+    for one in _split_parts(name, split):
         try:
-            parts.append(build_dataset(name, root, one, include=include, exclude=exclude))
+            parts.append(_one_split(name, root, one, None, include, exclude, False))
         except EmptySplitError as exc:
             errors.append(str(exc))
     if not parts:
@@ -154,6 +181,25 @@ def _joined_splits(name: str, root: Path, split: str, transform: Optional[Transf
         joined.pairs, joined.transform, joined.split = pairs, transform, split
         joined.cache, joined._cache = cache, {}
     return joined
+
+
+def _split_parts(name: str, split: str) -> List[str]:
+    """Return the split names joined by '+' in ``split``; refuse a repeated or empty one.
+
+    A split named twice would count its frames twice; so would a folder's ``all`` (train
+    and val together) joined to any other. CamVid and Cityscapes have no ``all``.
+    """
+    parts = split.split("+")
+    twice = sorted({p for p in parts if p and parts.count(p) > 1})
+    if "" in parts:
+        why = "has an empty part; join split names with single '+' signs, e.g. train+val"
+    elif twice:
+        why = f"names {brief(twice[0])} twice, which would count its frames twice"
+    elif name == "folder" and "all" in parts:
+        why = "joins 'all', which already holds every frame (train and val); give all alone"
+    else:
+        return parts
+    raise DatasetError(f"split {brief(split)} {why}")
 
 
 def compute_mean_std(dataset: SegmentationDataset) -> Tuple[list, list]:

@@ -62,7 +62,7 @@ from .cvat import (
     unknown_colors_text,
 )
 from .files import files_by_stem, flat_names, read_index_mask, read_list_text
-from .problems import DatasetProblems, capped
+from .problems import DatasetProblems, capped, no_labels_text
 
 SPLITS = ("train", "val", "all")
 IMAGES, MASKS = "images", "masks"
@@ -306,6 +306,8 @@ class DatasetSummary:
     pixels: Dict[str, int]  # per class name, over all frames
     ignored_pixels: int
     sizes: Dict[str, int]   # "WxH" -> frames
+    # mask path -> pixels not ignored: build_dataset checks a filtered split without rereading
+    labelled: Dict[str, int] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict:
         cs = self.class_set
@@ -327,7 +329,7 @@ class DatasetSummary:
 
 
 def _check_pair(index: FolderIndex, stem: str, counts: np.ndarray,
-                sizes: Dict[str, int]) -> Optional[str]:
+                sizes: Dict[str, int], labelled: Dict[str, int]) -> Optional[str]:
     """Read one frame and its mask; the problem with them, if any."""
     assert index.class_set is not None
     image_path, mask_path = index.images[stem], index.masks[stem]
@@ -344,7 +346,9 @@ def _check_pair(index: FolderIndex, stem: str, counts: np.ndarray,
         check_ids(mask, index.class_set, mask_path)
     except DatasetError as exc:
         return str(exc)
-    counts += np.bincount(mask.ravel(), minlength=256)[:256]
+    hist = np.bincount(mask.ravel(), minlength=256)[:256]
+    counts += hist
+    labelled[str(mask_path)] = int(mask.size - hist[index.class_set.ignore_index])
     key = f"{mask.shape[1]}x{mask.shape[0]}"
     sizes[key] = sizes.get(key, 0) + 1
     return None
@@ -356,14 +360,16 @@ def check_dataset(root: PathLike) -> DatasetSummary:
     Problems: classes.yaml missing or malformed, an image without a mask or a mask
     without an image, an unreadable file, image and mask sizes that differ, mask ids
     outside the classes (other than the ignore id), colours not in a CVAT labelmap, list
-    entries that are not frames, and an empty train or val split.
+    entries that are not frames, an empty train or val split, and a split whose masks
+    are the ignore id everywhere (its loss and mIoU would be NaN).
     """
     index = index_folder(root)
     problems = list(index.problems)
     counts = np.zeros(256, np.int64)
     sizes: Dict[str, int] = {}
+    labelled: Dict[str, int] = {}
     if index.class_set is not None:
-        bad = [_check_pair(index, s, counts, sizes) for s in index.paired()]
+        bad = [_check_pair(index, s, counts, sizes, labelled) for s in index.paired()]
         problems += capped([b for b in bad if b], "bad frames")
     frames = {split: len(index.stems(split)) for split in ("train", "val")}
     for split, count in frames.items():
@@ -378,10 +384,17 @@ def check_dataset(root: PathLike) -> DatasetSummary:
                    f"{index.rule.val_every}, {2 * index.rule.val_every}, ... by name to val")
             problems.append(f"{index.root}: the {split} split is empty ({len(index.paired())} "
                             f"frames with image and mask, split by {how})")
+    for split, count in frames.items():
+        masks = [str(index.masks[s]) for s in index.stems(split)]
+        # only when every mask of the split was read: a bad one is listed already
+        if count and all(m in labelled for m in masks) and not any(labelled[m] for m in masks):
+            assert index.class_set is not None
+            problems.append(no_labels_text(index.root, split, count,
+                                           index.class_set.ignore_index))
     if problems:
         raise DatasetProblems(str(index.root), problems)
     assert index.class_set is not None
     cs = index.class_set
     pixels = {name: int(counts[i]) for i, name in enumerate(cs.names)}
     return DatasetSummary(index.root, index.layout, cs, frames, pixels,
-                          int(counts[cs.ignore_index]), sizes)
+                          int(counts[cs.ignore_index]), sizes, labelled)

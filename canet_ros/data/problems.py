@@ -38,3 +38,11 @@ def capped(lines: List[str], what: str) -> List[str]:
     if len(lines) <= MAX_LISTED:
         return lines
     return lines[:MAX_LISTED] + [f"... and {len(lines) - MAX_LISTED} more {what}"]
+
+
+def no_labels_text(root: object, split: str, count: int, ignore_index: int,
+                   filters: str = "") -> str:
+    """Say that a split has no labelled pixel: its loss and mIoU would be NaN."""
+    return (f"{root}: the {split} split{filters} has no labelled pixel: every pixel of its "
+            f"{count} mask{'s' if count != 1 else ''} is the ignore id {ignore_index} "
+            f"(label the frames, or check ignore_index in classes.yaml)")

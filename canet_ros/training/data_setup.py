@@ -95,7 +95,9 @@ def _fill_statistics(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
                   f"std={cfg.std}", flush=True)
     if cfg.class_weights is None and cfg.class_weighting == "enet":
         counts = _pixel_counts(train, cs)
-        cfg.class_weights = [round(w, 6) for w in enet_class_weights(counts, cfg.enet_c)]
+        where = f"{cfg.dataset} {cfg.data_root} split {cfg.train_split!r}" if cfg.data_root \
+            else f"{cfg.dataset} split {cfg.train_split!r}"
+        cfg.class_weights = [round(w, 6) for w in enet_class_weights(counts, cfg.enet_c, where)]
         if verbose:
             pairs = zip(cs.names, cfg.class_weights, strict=True)
             print("class weights (1/ln(c+p)): " + ", ".join(f"{n}={w:.3f}" for n, w in pairs),

@@ -43,12 +43,18 @@ def class_pixel_counts(labels: Iterable[np.ndarray], num_classes: int,
     return counts
 
 
-def enet_class_weights(counts: np.ndarray, c: float = 1.02) -> List[float]:
-    """w_k = 1 / ln(c + p_k) with p_k the class's pixel share."""
+def enet_class_weights(counts: np.ndarray, c: float = 1.02,
+                       source: str = "the training split") -> List[float]:
+    """w_k = 1 / ln(c + p_k) with p_k the class's pixel share.
+
+    ``source`` names the labels counted (dataset and split) in the error raised when
+    none of their pixels is labelled.
+    """
     counts = np.asarray(counts, dtype=np.float64)
     total = counts.sum()
     if total <= 0:
-        raise ValueError("no labelled pixels to compute class weights from")
+        raise ValueError(f"{source}: no labelled pixels to compute class weights from (every "
+                         f"label pixel is the ignore id or outside the classes)")
     return [1.0 / math.log(c + n / total) for n in counts]
 
 
