@@ -21,6 +21,10 @@ shorter all-digit names (``000042.png``) by frame index (0-based position of the
 on the input topic, undecodable messages included). In a damaged bag a frame's position
 is known only where the salvage reader knows how many messages were lost before it; where
 it is not, index-named files are not paired rather than paired with the wrong frame.
+
+Once the model's classes are known (``set_classes``), a label image holding an id that is
+neither a class nor the ignore id is unusable: the confusion matrix would drop those pixels
+without a word and score the rest as if they were the whole frame.
 """
 from __future__ import annotations
 
@@ -69,6 +73,23 @@ def decode_label_message(msg: Any) -> np.ndarray:
     return labels
 
 
+def id_problem(labels: np.ndarray, num_classes: int, ignore_index: int | None) -> str | None:
+    """Say which ids of ``labels`` are no class and not the ignore id, or None if all are.
+
+    Worded as ``canet dataset check`` and ``canet evaluate`` word it for a mask file.
+    """
+    if labels.size == 0 or int(labels.max()) < num_classes:  # the common case, cheaply
+        return None
+    bad = labels >= num_classes
+    if ignore_index is not None:
+        bad &= labels != ignore_index
+    if not bad.any():
+        return None
+    ids = sorted(np.unique(labels[bad]).tolist())
+    return (f"ids {ids} outside the {num_classes} classes "
+            f"(0-{num_classes - 1}, ignore {ignore_index})")
+
+
 class GroundTruth:
     """Looks up the label image of a frame; counts what it could not use."""
 
@@ -77,6 +98,18 @@ class GroundTruth:
     def __init__(self) -> None:
         self.problems: Counter[str] = Counter()
         self.used: set[Any] = set()
+        self._classes: tuple[int, int | None] | None = None
+
+    def set_classes(self, num_classes: int, ignore_index: int | None) -> None:
+        """Refuse, from now on, label images with ids the model has no class for."""
+        self._classes = (int(num_classes), ignore_index)
+
+    def _checked(self, labels: np.ndarray) -> np.ndarray:
+        if self._classes is not None:
+            problem = id_problem(labels, *self._classes)
+            if problem:
+                raise GroundTruthError(problem)
+        return labels
 
     def prepare(self) -> None:
         """Heavy preparation; runs in the reader thread so it overlaps the engine start."""
@@ -139,7 +172,7 @@ class TopicGroundTruth(GroundTruth):
         if isinstance(png, GroundTruthError):
             raise png
         self.used.add(stamp)
-        return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+        return self._checked(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED))
 
     def total(self) -> int:
         return sum(not isinstance(v, GroundTruthError) for v in self._by_stamp.values())
@@ -190,7 +223,7 @@ class DirGroundTruth(GroundTruth):
             if not (labels == labels[:, :, :1]).all():
                 raise GroundTruthError(f"{path}: colour PNG; expected label ids (one channel)")
             labels = labels[:, :, 0]
-        return labels
+        return self._checked(labels)
 
     def missing_reason(self, position: int | None) -> str:
         if position is None and self._by_index:

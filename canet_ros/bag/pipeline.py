@@ -158,7 +158,7 @@ class BagJob:
         gt_topics = [o.gt_topic] if o.gt_topic else []
         final = (o.final_outdir or o.outdir).resolve()  # the report names where files end up
         video = self.video.describe() if self.video is not None else None
-        if video is not None:
+        if video is not None and video["path"]:  # None: no frame, so no file
             video["path"] = str(final / Path(video["path"]).name)
         return {"input": str(o.source.resolve()), "input_storage": self.bag.storage,
                 "topic": self.topic.name, "message_type": self.topic.msgtype,
@@ -269,6 +269,7 @@ class BagJob:
             self.gt = None
         if self.gt is not None:
             stats.confusion = ConfusionMatrix(engine.num_classes, engine.class_set.ignore_index)
+            self.gt.set_classes(engine.num_classes, engine.class_set.ignore_index)
         self.out = self.output_bag()
         self.out.describe_classes(engine.class_set)
         self.video = self._video(engine)

@@ -76,7 +76,9 @@ def _files(report: dict[str, Any]) -> list[str]:
                      f"compression {report.get('compression') or 'none'}"
                      f"{f', {size / 1e6:.2f} MB' if size is not None else ''})")
     video = report.get("video")
-    if video:
+    if video and not video.get("path"):  # nothing was encoded, so no file to link
+        lines.append(f"- video: none ({video.get('error')})")
+    elif video:
         name = Path(video["path"]).name
         lines.append(f"- video: [{name}]({name}) ({video['format']}, {video['frames']} frames "
                      f"at {video['fps']:.3g} fps)"

@@ -54,6 +54,7 @@ _PYAV_FORMATS = (VideoFormat("libx264", ".mp4", "H.264 in MP4", True),
                  VideoFormat("libvpx-vp9", ".webm", "VP9 in WebM", True),
                  VideoFormat("libvpx", ".webm", "VP8 in WebM", True))
 FALLBACK = VideoFormat("mp4v", ".mp4", "MPEG-4 Part 2 (mp4v) in MP4", False)
+NO_FRAMES = "no frames to encode"  # no frame was segmented, so there is no video file
 FALLBACK_NOTE = ("no browser-playable encoder: PyAV is not installed (pip install av, or "
                  "pip install canet_ros[video]); overlay.mp4 is MPEG-4 Part 2, which desktop "
                  "players open but browsers do not")
@@ -269,10 +270,20 @@ class OverlayVideo:
                 writer.close()
             except Exception as exc:
                 self.error = self.error or f"{self.path.name}: {exc}"
+        if self.frames == 0:
+            # Nothing to play: an encoder that failed on its first frame may have left a
+            # header-only file, which the report must not point at.
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError:
+                pass
 
     def describe(self) -> dict[str, Any]:
+        """Describe the video for the report; ``path`` is None when no frame was written."""
         # A failed encoder leaves no video (or a cut-off one) that anything could play.
-        return {"path": str(self.path.resolve()), "format": self.format.label,
-                "browser_playable": self.format.browser and self.error is None,
-                "fps": float(self.fps),
-                "frames": self.frames, "note": self.note, "error": self.error}
+        error = self.error or (None if self.frames else NO_FRAMES)
+        return {"path": str(self.path.resolve()) if self.frames else None,
+                "format": self.format.label,
+                "browser_playable": self.format.browser and error is None,
+                "fps": float(self.fps), "frames": self.frames, "note": self.note,
+                "error": error}

@@ -147,6 +147,12 @@ def _print_summary(report: dict[str, Any], outdir: Path) -> None:
               f"{100 * report['global_acc']:.2f} %")
         if report.get("accuracy_note"):
             print(f"  {report['accuracy_note']}")
+    unusable = (report.get("ground_truth") or {}).get("frames_gt_unusable") or {}
+    if unusable:  # not scored: without this line an all-unusable run shows no accuracy
+        reasons = "; ".join(f"{n} x {reason}" for reason, n in list(unusable.items())[:3])
+        count = sum(unusable.values())
+        print(f"ground truth unusable on {count} frame{'' if count == 1 else 's'}, not scored: "
+              f"{reasons}{'; ...' if len(unusable) > 3 else ''}")
     if report.get("damage"):
         lines = damage_lines(report["damage"])
         print("damaged input: " + lines[0])
@@ -192,11 +198,13 @@ def _warn_damage(report: dict[str, Any]) -> None:
             print(f"{PROG}: warning: {note}", file=sys.stderr)
     video = report.get("video") or {}
     if video.get("error"):
-        path = Path(video["path"])
-        what = (f"{path} stops after {video['frames']} frames" if path.is_file()
-                else "no video was written")
-        print(f"{PROG}: warning: the video encoder failed ({video['error']}); {what}",
-              file=sys.stderr)
+        path = Path(video["path"]) if video.get("path") else None  # None: no frame encoded
+        if path is not None and path.is_file():
+            print(f"{PROG}: warning: the video encoder failed ({video['error']}); {path} "
+                  f"stops after {video['frames']} frames", file=sys.stderr)
+        else:
+            print(f"{PROG}: warning: no video was written ({video['error']})",
+                  file=sys.stderr)
 
 
 def _run_single(args: argparse.Namespace, options: Any) -> dict[str, Any]:
