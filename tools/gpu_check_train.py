@@ -126,11 +126,12 @@ def train_one(ctx: Context, tag: str, backbone: str, seconds: float) -> dict[str
     key = f"heldout_{HOLDOUT}_miou"
     res["heldout_curve"] = [(int(r["epoch"]), round(float(r[key]), 4)) for r in rows
                             if r.get(key)]
-    # A run stopped by its time box (SIGINT) exits 130 with a resumable last.pt: fine. The
-    # resume must have trained on (a failed one still leaves the timing run's rows).
+    # A run stopped by its time box (SIGINT) exits 130 with a resumable last.pt, or dies of
+    # the SIGINT if it came while the run was ending: fine either way. The resume must have
+    # trained on, though (a failed one still leaves the timing run's rows).
     resumed = res.get("main_run")
     res["ok"] = bool(rows) and (run / "last.pt").is_file() and (
-        resumed is None or (resumed["rc"] in (0, 130) and len(rows) > done))
+        resumed is None or len(rows) > done)
     return res
 
 
