@@ -84,3 +84,21 @@ def generic_class_set(num_classes: int, ignore_index: int = 255) -> ClassSet:
     colors = tuple(tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(num_classes))
     names = tuple(f"class_{i}" for i in range(num_classes))
     return ClassSet(f"generic{num_classes}", names, colors, ignore_index)
+
+
+def id_problem(labels: np.ndarray, num_classes: int, ignore_index: int | None
+               ) -> str | None:
+    """Say which ids of ``labels`` are no class and not the ignore id, or None if all are.
+
+    The wording of ``canet dataset check``, ``evaluate`` and segment-bag's ground truth.
+    """
+    if labels.size == 0 or int(labels.max()) < num_classes:  # the common case, cheaply
+        return None
+    bad = labels >= num_classes
+    if ignore_index is not None:
+        bad &= labels != ignore_index
+    if not bad.any():
+        return None
+    ids = sorted(np.unique(labels[bad]).tolist())
+    return (f"ids {ids} outside the {num_classes} classes "
+            f"(0-{num_classes - 1}, ignore {ignore_index})")

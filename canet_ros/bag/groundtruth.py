@@ -36,6 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..classes import id_problem
 from ..image_codec import ImageCodecError, compressed_to_array, image_to_array
 from ..image_files import read_image
 from .errors import BagError
@@ -71,23 +72,6 @@ def decode_label_message(msg: Any) -> np.ndarray:
         raise GroundTruthError(f"ground truth must be a single-channel label image "
                                f"(mono8/mono16), got {kind}")
     return labels
-
-
-def id_problem(labels: np.ndarray, num_classes: int, ignore_index: int | None) -> str | None:
-    """Say which ids of ``labels`` are no class and not the ignore id, or None if all are.
-
-    Worded as ``canet dataset check`` and ``canet evaluate`` word it for a mask file.
-    """
-    if labels.size == 0 or int(labels.max()) < num_classes:  # the common case, cheaply
-        return None
-    bad = labels >= num_classes
-    if ignore_index is not None:
-        bad &= labels != ignore_index
-    if not bad.any():
-        return None
-    ids = sorted(np.unique(labels[bad]).tolist())
-    return (f"ids {ids} outside the {num_classes} classes "
-            f"(0-{num_classes - 1}, ignore {ignore_index})")
 
 
 class GroundTruth:

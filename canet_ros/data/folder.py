@@ -36,7 +36,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..classes import ClassSet
+from ..classes import ClassSet, id_problem
 from ..errors import DatasetError
 from ..image_files import read_image as read_image_file  # .camvid's read_image is RGB
 from ..image_files import write_image
@@ -211,11 +211,9 @@ def read_mask(path: Path, decoder: Optional[ColorDecoder] = None) -> np.ndarray:
 
 
 def check_ids(mask: np.ndarray, class_set: ClassSet, path: Path) -> None:
-    bad = (mask >= class_set.num_classes) & (mask != class_set.ignore_index)
-    if bad.any():
-        ids = sorted(set(np.unique(mask[bad]).tolist()))
-        raise DatasetError(f"{path}: ids {ids} outside the {class_set.num_classes} classes "
-                           f"(0-{class_set.num_classes - 1}, ignore {class_set.ignore_index})")
+    problem = id_problem(mask, class_set.num_classes, class_set.ignore_index)
+    if problem:
+        raise DatasetError(f"{path}: {problem}")
 
 
 class FolderDataset(SegmentationDataset):
