@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import EXIT_TERMINATED, run_command  # noqa: F401 (EXIT_TERMINATED: API)
+from . import run_command
 from .argtypes import device, resolution
 
 PROG = "canet segment-bag"
@@ -244,10 +244,6 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     # SIGTERM (torchrun's, when another rank died) stops it as Ctrl-C: run_command, .sigterm.
-    return _run_and_report(args)
-
-
-def _run_and_report(args: argparse.Namespace) -> int:
     from ..bag import BagError
     from ..checkpoint import CheckpointError
 
