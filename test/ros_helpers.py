@@ -240,10 +240,12 @@ class Rig:
         from rclpy.parameter import Parameter
 
         from canet_ros.ros.segmentation import SegmentationNode
+        node_name = params.pop("node_name", "segmentation_node")
         # fp32 as the reference engines the tests compare with (the default, auto, may not).
         values = {"checkpoint": self.checkpoint, "device": "cpu", "precision": "fp32",
                   "stats_period": 60.0, **params}
         node = SegmentationNode(
+            node_name,
             parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
             cli_args=cli_args,
             engine_factory=lambda *a, **k: Recorder(self.engine(*a, **k), gate, fail))

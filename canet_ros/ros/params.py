@@ -20,6 +20,7 @@ declaration helpers touch rcl_interfaces, and they import it lazily.
 """
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -270,6 +271,26 @@ def read_only_refusal(names: Iterable[str]) -> Optional[str]:
             return (f"parameter '{name}' is read-only: it is fixed when the node starts; "
                     "restart the node to change it")
     return None
+
+
+def unknown_parameters(given: Iterable[str], known: Iterable[str]) -> Optional[str]:
+    """Describe the given parameters this node does not have, or None when there are none.
+
+    rclpy keeps values for undeclared names without a word, so a misspelt name or one
+    from another node's configuration (segnet's ``mask_filter``) would silently do
+    nothing; the closest name this node has is suggested where one is near.
+    """
+    known = sorted(set(known))
+    unknown = sorted(set(given) - set(known))
+    if not unknown:
+        return None
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, [spec.name for spec in SPECS], n=1, cutoff=0.75)
+        parts.append(f"'{name}' (did you mean '{close[0]}'?)" if close else f"'{name}'")
+    return (f"ignoring parameter{'s' if len(unknown) > 1 else ''} this node does not have: "
+            f"{', '.join(parts)}; its parameters are {', '.join(s.name for s in SPECS)} "
+            "(docs/ros.md)")
 
 
 def make_descriptor(spec: ParamSpec) -> Any:

@@ -46,6 +46,7 @@ from canet_ros.ros.label_info import (
     label_info_type,
 )
 from canet_ros.ros.log_forwarding import FORWARDING
+from canet_ros.ros.mailbox import LatestFrameMailbox
 from canet_ros.ros.params import (
     NodeConfig,
     ParamError,
@@ -53,6 +54,7 @@ from canet_ros.ros.params import (
     check_runtime_update,
     declare_parameters,
     read_only_refusal,
+    unknown_parameters,
     validate_config,
 )
 from canet_ros.ros.stats import FrameStats, StatsReport
@@ -67,43 +69,6 @@ EngineFactory = Callable[..., Any]
 
 class StartupError(RuntimeError):
     """The node cannot start; the message is what the user needs to fix."""
-
-
-class LatestFrameMailbox:
-    """One slot shared by the subscription callback and the worker.
-
-    put() overwrites whatever is waiting, so the worker only ever sees the newest
-    frame; take() blocks until there is one, and returns None once closed.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._item: Any = None
-        self._closed = False
-
-    def put(self, item: Any) -> bool:
-        """Store ``item``; True when it replaced an unprocessed one (a dropped frame)."""
-        with self._cond:
-            if self._closed:
-                return False
-            replaced = self._item is not None
-            self._item = item
-            self._cond.notify()
-            return replaced
-
-    def take(self, timeout: Optional[float] = None) -> Any:
-        with self._cond:
-            self._cond.wait_for(lambda: self._item is not None or self._closed, timeout)
-            if self._closed:
-                return None
-            item, self._item = self._item, None
-            return item
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._item = None
-            self._cond.notify_all()
 
 
 def input_qos(reliability: str) -> QoSProfile:
@@ -139,6 +104,7 @@ class SegmentationNode(Node):
         self._engine: Any = None
         self._mailbox = LatestFrameMailbox()
         self._frame_stats = FrameStats()  # restarted when frames can arrive
+        self._shared_outputs_warned: List[str] = []
         # Before the engine loads: it logs (precision auto's choice, warnings) through Python.
         FORWARDING.attach(self.get_logger())
         try:
@@ -178,11 +144,21 @@ class SegmentationNode(Node):
     # -- start-up ---------------------------------------------------------------------
     def _read_parameters(self) -> NodeConfig:
         try:
-            config = validate_config(declare_parameters(self))
+            values = declare_parameters(self)
+            self._warn_unknown_parameters()  # first: a misspelt name may be why a value fails
+            config = validate_config(values)
             check_checkpoint_file(config.checkpoint)
             return config
         except ParamError as exc:
             raise StartupError(str(exc)) from exc
+
+    def _warn_unknown_parameters(self) -> None:
+        # Humble to Kilted keep every override (-p, params files, launch) here, also the
+        # ones no declare_parameter asks for; no public call lists them.
+        given = list(getattr(self, "_parameter_overrides", {}))
+        unknown = unknown_parameters(given, [n for n in given if self.has_parameter(n)])
+        if unknown is not None:
+            self.get_logger().warning(unknown)
 
     def _load_engine(self, factory: EngineFactory) -> Any:
         cfg = self._cfg
@@ -347,6 +323,25 @@ class SegmentationNode(Node):
         report = self._frame_stats.report(extra=self._static_key_values())
         self.get_logger().info(report.summary())
         self._diag_pub.publish(self.diagnostics(report))
+        self._check_shared_outputs()
+
+    def _check_shared_outputs(self) -> None:
+        """Warn when another node publishes on our label topic: two streams would interleave.
+
+        Two nodes told apart only by node name (not namespace) land on the same relative
+        output topics, a trap for users of nodes with private (~/) outputs.
+        """
+        topic = self.resolve_topic_name("segmentation/labels")
+        me = (self.get_name(), self.get_namespace())
+        others = sorted({f"{i.node_namespace.rstrip('/')}/{i.node_name}"
+                         for i in self.get_publishers_info_by_topic(topic)
+                         if (i.node_name, i.node_namespace) != me})
+        if others and others != self._shared_outputs_warned:
+            self.get_logger().warning(
+                f"{', '.join(others)} also publish{'es' if len(others) == 1 else ''} on "
+                f"{topic}: their labels and ours interleave there; give each camera's node "
+                "its own namespace (namespace:=cam_front), not only its own node name")
+        self._shared_outputs_warned = others
 
     def _static_key_values(self) -> Dict[str, str]:
         width, height = self._engine.resolution
