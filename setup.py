@@ -69,7 +69,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "canet = canet_ros.cli:main",
+            "canet = canet_ros.cli:entry",
             "segmentation_node = canet_ros.ros.node:main",
         ],
     },

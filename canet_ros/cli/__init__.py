@@ -144,5 +144,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     return run_command(args.func, args, f"canet {args.command}")
 
 
+def entry() -> None:
+    """The ``canet`` console script: main() as the process (see :func:`.sigterm.exit_quietly`)."""
+    from .sigterm import exit_quietly
+    exit_quietly(main, EXIT_INTERRUPTED)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -13,8 +13,6 @@
 # limitations under the License.
 
 """``python -m canet_ros.cli``: the same as the ``canet`` command."""
-import sys
+from . import entry
 
-from . import main
-
-sys.exit(main())
+entry()

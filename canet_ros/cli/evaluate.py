@@ -23,7 +23,7 @@ from typing import List, Optional
 from ..checkpoint import CheckpointError
 from ..errors import DatasetError
 from ..metrics import clean_json
-from . import positive_int, prior_strength, run_command, tta_scale
+from . import EXIT_INTERRUPTED, positive_int, prior_strength, run_command, tta_scale
 from .argtypes import device, non_negative_int, resolution
 from .choices import DATASETS
 
@@ -135,4 +135,5 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .sigterm import exit_quietly
+    exit_quietly(main, EXIT_INTERRUPTED)

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import run_command
+from . import EXIT_INTERRUPTED, run_command
 from .argtypes import device, resolution
 
 PROG = "canet segment-bag"
@@ -57,6 +57,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "has the instructions; auto (default): on the CPU the fastest precision "
                    "within the accuracy rule (docs/performance.md; int8 once its calibration "
                    "is cached), on CUDA fp32")
+    p.add_argument("--class-colors", metavar="FILE",
+                   help="class colours YAML (class name: [R, G, B] or '#rrggbb', any of the "
+                        "model's classes) for the colour, overlay, video legend and report; "
+                        "the rest keep the checkpoint's colours (docs/segment_bag.md)")
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average the predictions of each frame and "
                         "its mirror image (2x the model time; offline only)")
@@ -100,7 +104,7 @@ def _engine_factory(args: argparse.Namespace) -> Any:
         return SegmentationEngine(args.checkpoint, backbone=args.backbone,
                                   device=_device(args.device), precision=args.precision,
                                   resolution=args.resolution, output_size="input",
-                                  tta=args.tta)
+                                  tta=args.tta, class_colors=args.class_colors)
     return build
 
 
@@ -221,7 +225,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     from ..bag import run_folder
     from ..bag.distributed import RankInfo
     from ..bag.salvage import storage_files
+    from ..class_colors import read_class_colors
 
+    if args.class_colors:  # checked now, before the model loads; its names once it has
+        args.class_colors = read_class_colors(args.class_colors)
     options = _options(args)
     source = options.source
     if (source.is_dir() and not (source / "metadata.yaml").exists()
@@ -311,4 +318,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .sigterm import exit_quietly
+    exit_quietly(main, EXIT_INTERRUPTED)

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
-from typing import Any, List
+from typing import Any, Callable, List, NoReturn, Optional
 
 
 @contextlib.contextmanager
@@ -51,3 +52,25 @@ def sigterm_as_ctrl_c(received: List[bool]) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def exit_quietly(main: Callable[[], Optional[int]], interrupted: int) -> NoReturn:
+    """Run a command's ``main`` as the process and exit with its status, whatever signal comes.
+
+    Once a command has returned, the interpreter's shutdown (atexit, then module teardown;
+    about 2 s with torch loaded) still lies ahead, and there Python no longer turns SIGINT
+    into KeyboardInterrupt: a Ctrl-C or SIGTERM then printed a traceback from an atexit
+    callback, or killed the process (status -2/-15 to its parent) after a run that had
+    finished and saved everything. The work is done by then, so both are ignored.
+    """
+    status: Any
+    try:
+        status = main()
+    except KeyboardInterrupt:  # landed after the command's own handling had ended
+        status = interrupted
+    except SystemExit as exc:  # argparse's usage errors and --help
+        status = exc.code
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+    sys.exit(status)

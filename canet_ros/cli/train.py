@@ -150,4 +150,5 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .sigterm import exit_quietly
+    exit_quietly(main, EXIT_INTERRUPTED)
