@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -252,7 +252,26 @@ def engine_confusion(checkpoint: str, ds: Dataset, size: Tuple[int, int], device
     return cm, engine.runtime, engine.precision
 
 
-def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str], split: str, *,
+def holdout_scope(train_args: Mapping[str, Any], drive: str, split: Optional[str],
+                  include: Optional[Sequence[str]]) -> Tuple[str, List[str]]:
+    """Return the split and filter that score ``drive`` as its training run selected on it.
+
+    A run trained with ``--holdout DRIVE`` selected on that drive's frames of its own
+    training split(s); any other checkpoint is scored on the drive's frames of train+val.
+    An explicit ``split`` wins.
+    """
+    if include:
+        raise ValueError(f"--holdout {drive} scores that drive's frames and takes --exclude, "
+                         f"not --include; for part of the drive give --split train+val "
+                         f"--include PREFIX")
+    if split is None:
+        own = train_args.get("train_split") if train_args.get("holdout") == drive else None
+        split = str(own) if own else "train+val"
+    return split, [drive]
+
+
+def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
+                        split: Optional[str], *, holdout: Optional[str] = None,
                         resolution: Optional[Tuple[int, int]] = None, device: str = "cpu",
                         include: Optional[Sequence[str]] = None,
                         exclude: Optional[Sequence[str]] = None, batch_size: int = 1,
@@ -264,6 +283,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
 
     ``resolution`` = network input (W, H); default the checkpoint's training input size,
     else each frame's own size. ``split`` may join splits (``train+val``).
+    ``holdout`` scores one drive (:func:`holdout_scope`; ``split`` None lets it choose).
     ``prior_correction`` scores with that total strength instead of the checkpoint's own.
     ``precision`` other than fp32 (and ``auto``, which there means fp32) needs the engine
     path: the same engine, runtime and precision as segment-bag and the node.
@@ -275,6 +295,10 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     if save_vis:  # before minutes of scoring, not after them
         check_vis_folder(Path(save_vis))
     model, meta = load_checkpoint(checkpoint, map_location="cpu")
+    if holdout is not None:
+        split, include = holdout_scope(meta.get("train_args") or {}, holdout, split, include)
+    elif split is None:
+        raise ValueError("evaluate_checkpoint needs a split, or a holdout drive")
     if prior_correction is not None:
         set_prior_correction(model, meta, prior_correction, source=str(checkpoint))
     expected = _dataset_classes(checkpoint, meta, dataset, data_root)
@@ -300,6 +324,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
         runtime, precision = "torch", "fp32"
     result = summarize(cm, expected.names, len(ds))
     result.update({"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
+                   "include": list(include) if include else None,
                    "runtime": runtime, "precision": precision,
                    "class_names": list(expected.names),
                    "resolution": list(size) if size else None,

@@ -247,6 +247,33 @@ def test_evaluate_holdout_cli_scores_the_drive(drives, tmp_path):
     assert "evaluate: 3/3 frame" in done.stderr
 
 
+def test_evaluate_holdout_scores_the_set_the_run_selected_on(drives, tmp_path):
+    from canet_ros.evaluation import evaluate_checkpoint
+    # 0016E5 has 2 train and 2 val frames (LAYOUT): a run on train alone held out the 2.
+    Trainer(tiny(drives, tmp_path / "own", epochs=1, train_split="train",
+                 holdout="0016E5")).fit()
+    own = str(tmp_path / "own" / "best.pt")
+    kwargs = {"resolution": (64, 48), "device": "cpu"}
+    result = evaluate_checkpoint(own, "camvid", str(drives), None, holdout="0016E5", **kwargs)
+    assert (result["frames"], result["split"], result["include"]) == (2, "train", ["0016E5"])
+    assert result["seen_in_training"] == 0
+    # Another drive than the run held out: its frames of train+val (2, all trained on).
+    other = evaluate_checkpoint(own, "camvid", str(drives), None, holdout="0001TP", **kwargs)
+    assert (other["frames"], other["split"], other["seen_in_training"]) == (2, "train+val", 2)
+    both = evaluate_checkpoint(own, "camvid", str(drives), "train+val", holdout="0016E5",
+                               **kwargs)
+    assert (both["frames"], both["seen_in_training"]) == (4, 0)  # val was never trained on
+    with pytest.raises(ValueError, match="--exclude, not --include"):
+        evaluate_checkpoint(own, "camvid", str(drives), None, holdout="0016E5",
+                            include=["0016E5_00001"], **kwargs)
+    cmd = [sys.executable, "-m", "canet_ros.cli", "evaluate", "--checkpoint", own,
+           "--data-root", str(drives), "--holdout", "0016E5", "--include", "0016E5_00001",
+           "--resolution", "64x48", "--device", "cpu"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 1 and "takes --exclude, not --include" in done.stderr, done.stderr
+
+
 # -- test-time augmentation -------------------------------------------------------------------
 def test_flip_tta_is_mirror_symmetric_for_any_model():
     from canet_ros.evaluation import TTA, tta_probabilities

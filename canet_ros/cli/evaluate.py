@@ -41,11 +41,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="dataset folder (default: $CANET_CAMVID_ROOT / $CANET_CITYSCAPES_ROOT "
                         "or ../shared/data/<dataset>); with --dataset folder, your own "
                         "dataset (docs/own_data.md)")
-    p.add_argument("--split", default="val",
-                   help="val or test (or train); join splits with + (train+val)")
+    p.add_argument("--split", default=None,
+                   help="val or test (or train); join splits with + (train+val); default val, "
+                        "with --holdout see there")
     p.add_argument("--holdout", default=None, metavar="DRIVE",
-                   help="score one drive/sequence (e.g. 0006R0) over train+val: the set a "
-                        "'canet train --holdout DRIVE' run selects on")
+                   help="score one drive/sequence (e.g. 0006R0): for a checkpoint of a "
+                        "'canet train --holdout DRIVE' run the set it selected on (that "
+                        "drive's frames of its training split), else of train+val; --split "
+                        "overrides; takes --exclude, not --include")
     p.add_argument("--resolution", default=None, metavar="WxH", type=resolution,
                    help="network input size (default: the checkpoint's training input size)")
     p.add_argument("--device", default="auto", type=device,
@@ -89,17 +92,15 @@ def run(args: argparse.Namespace) -> int:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    split, include = args.split, args.include
-    if args.holdout:
-        split, include = "train+val", [args.holdout]
+    split = args.split if args.split or args.holdout else "val"
     tta = TTA(flip=True, scales=tuple(args.tta_scales or (1.0,))) if args.tta else None
     try:
         if args.tta_scales and not args.tta:
             raise ValueError("--tta-scales needs --tta")
         result = evaluate_checkpoint(
-            args.checkpoint, args.dataset, args.data_root, split,
+            args.checkpoint, args.dataset, args.data_root, split, holdout=args.holdout,
             resolution=parse_resolution(args.resolution), device=device,
-            include=include, exclude=args.exclude, batch_size=args.batch_size,
+            include=args.include, exclude=args.exclude, batch_size=args.batch_size,
             workers=args.workers, save_vis=args.save_vis, vis_count=args.vis_count,
             tta=tta, show_progress=True, prior_correction=args.prior_correction,
             precision=args.precision)
@@ -112,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         size = "x".join(map(str, result["resolution"])) if result["resolution"] else "native"
         prior = result["prior_correction"]
-        print(f"{result['checkpoint']} on {scored_set(args.dataset, split, include, args.exclude)}"
+        scored = scored_set(args.dataset, result["split"], result["include"], args.exclude)
+        print(f"{result['checkpoint']} on {scored}"
               f", network input {size}"
               f", {result['precision']} on {result['runtime']}"
               f"{', TTA x' + str(tta.passes) if tta else ''}"
