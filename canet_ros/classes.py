@@ -70,6 +70,14 @@ CITYSCAPES_LABEL_TO_TRAIN: Dict[int, int] = {
 CLASS_SETS: Dict[str, ClassSet] = {c.name: c for c in (CAMVID, CITYSCAPES)}
 
 
+def name_key(name: str) -> str:
+    """Return ``name`` as class names are matched: case, ``_`` and spaces do not matter.
+
+    Fine-tuning's class map and the class colours file both match names this way.
+    """
+    return " ".join(name.lower().replace("_", " ").split())
+
+
 def get_class_set(name: str) -> ClassSet:
     try:
         return CLASS_SETS[name]

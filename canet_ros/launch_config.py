@@ -211,7 +211,7 @@ def parameter_override(name: str, text: str) -> Any:
         return _check(check_topic, name, text)
     if name == "resolution":
         return _resolution_override(text)
-    if name == "checkpoint" and _YAML12_NUMBER.match(text):
+    if name in ("checkpoint", "class_colors") and _YAML12_NUMBER.match(text):
         # launch_ros writes string overrides unquoted to a YAML file; rcl reads "1e3" there
         # as a double. "./1e3" names the same file and stays a string.
         return f"./{text}"

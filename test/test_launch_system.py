@@ -146,7 +146,10 @@ class Listener:
 def segment_arguments(workspace, checkpoint):
     """Give a value to every argument segment.launch.py has; none is the shipped default."""
     share = workspace.root / "install" / "canet_ros" / "share" / "canet_ros" / "config"
+    colours = checkpoint.with_name("class_colors.yaml")  # CamVid's own: check_frame holds
+    colours.write_text("Sky: [128, 128, 128]\n")
     return {"backbone": "mobilenetv2", "checkpoint": str(checkpoint), "device": "cpu",
+            "class_colors": str(colours),
             "precision": "fp32", "resolution": "128x96", "overlay_alpha": "0.3",
             "image_topic": "/lt_cam/image_raw", "input_transport": "raw",
             "qos_reliability": "reliable", "publish_confidence": "true",

@@ -145,7 +145,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def entry() -> None:
-    """The ``canet`` console script: main() as the process (see :func:`.sigterm.exit_quietly`)."""
+    """Run main() as the ``canet`` process (the console script; :func:`.sigterm.exit_quietly`)."""
     from .sigterm import exit_quietly
     exit_quietly(main, EXIT_INTERRUPTED)
 

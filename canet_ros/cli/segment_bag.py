@@ -253,8 +253,10 @@ def run(args: argparse.Namespace) -> int:
     # SIGTERM (torchrun's, when another rank died) stops it as Ctrl-C: run_command, .sigterm.
     from ..bag import BagError
     from ..checkpoint import CheckpointError
+    from ..class_colors import ClassColorsError
 
-    errors: tuple[type[BaseException], ...] = (BagError, CheckpointError, OSError)
+    errors: tuple[type[BaseException], ...] = (BagError, CheckpointError, ClassColorsError,
+                                               OSError)
     try:
         from ..inference import EngineError
 

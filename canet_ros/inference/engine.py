@@ -45,6 +45,7 @@ from ..checkpoint import (
     class_set_from_metadata,
     resolve_checkpoint,
 )
+from ..class_colors import ClassColors, apply_class_colors, read_class_colors
 from ..classes import ClassSet
 from . import image_loops, kernels
 from . import postprocess as post
@@ -90,14 +91,15 @@ class SegmentationEngine:
     ``cuda_graph`` (an addition to the contract) replays the forward as a CUDA graph;
     like the memory-format choice it happens during ``warmup``. ``tta`` (offline tools
     only, never the node) also runs the mirrored frame and averages the two softmaxes:
-    twice the model time.
+    twice the model time. ``class_colors``: :meth:`set_class_colors` before the warm-up.
     """
 
     def __init__(self, checkpoint: PathLike | None = "default", *, backbone: str | None = None,
                  class_set: str | ClassSet = "camvid", device: str = "auto",
                  precision: str = "fp32", resolution: tuple[int, int] | str | None = None,
                  output_size: str = "input", overlay_alpha: float = 0.5, warmup: bool = True,
-                 runtime: str = "auto", cuda_graph: bool = True, tta: bool = False):
+                 runtime: str = "auto", cuda_graph: bool = True, tta: bool = False,
+                 class_colors: PathLike | ClassColors | None = None):
         self.precision = choose(precision, PRECISIONS, "precision")
         self.tta = bool(tta)
         self.output_size = choose(output_size, ("input", "network"), "output_size")
@@ -118,6 +120,8 @@ class SegmentationEngine:
         if not self._from_cache(checkpoint, backbone, device, runtime, resolution):
             self._from_torch(checkpoint, backbone, class_set, device, runtime, resolution,
                              cuda_graph)
+        if class_colors is not None:
+            self.set_class_colors(class_colors)
         if warmup:
             self._warmup()
 
@@ -247,6 +251,26 @@ class SegmentationEngine:
     def precision_label(self) -> str:
         """Say what runs, e.g. "int8 on openvino" (``precision`` "auto" resolved), for logs."""
         return f"{self.precision} on {self.runtime}"
+
+    def set_class_colors(self, colors: PathLike | ClassColors | ClassSet) -> None:
+        """Draw colour, overlay (and what reads ``class_set``) in other class colours from now.
+
+        ``colors``: a class colours file or its :func:`read_class_colors`, applied to this
+        model's classes (ClassColorsError names the file and the problem), or a ClassSet
+        with this model's names. Frames already submitted keep the colours they started with.
+        """
+        if not isinstance(colors, ClassSet):
+            colors = apply_class_colors(self.class_set, colors if isinstance(
+                colors, ClassColors) else read_class_colors(colors))
+        palette = colors.palette()
+        if (colors.names, colors.ignore_index, palette.shape) != (
+                self.class_set.names, self.class_set.ignore_index, self._palette.shape):
+            raise EngineError(f"class set {colors.name!r} is not this model's classes")
+        with self._lock:
+            if self._device_path is not None:
+                self._device_path.set_palette(palette)
+            self.class_set, self._palette = colors, palette
+            self._packed = up.pack_palette(palette)
 
     # -- benchmarking hooks -------------------------------------------------------------
     def prepare_model_input(self, frame: np.ndarray | None = None) -> Any:

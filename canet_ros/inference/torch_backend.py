@@ -229,6 +229,16 @@ class DevicePath:
         # torch has no general uint16; int32 travels and becomes uint16 on the host.
         self.label_dtype = torch.uint8 if label_dtype == np.uint8 else torch.int32
 
+    def set_palette(self, palette: np.ndarray) -> None:
+        """Colour frames submitted from now on with ``palette`` ((C, 3) uint8 RGB)."""
+        device = self.runner.device
+        table = torch.from_numpy(palette).to(device)
+        if device.type == "cuda":
+            # Frames in flight read the old table on the compute stream: freed now, its
+            # memory could be handed out again before they are done.
+            torch.cuda.synchronize(device)
+        self.palette = table
+
     def pipeline(self, lock: Any) -> CudaPipeline:
         """Return the streams and pinned buffers that run :meth:`compute` per frame."""
         return CudaPipeline(self.runner.device, self.compute, lock)

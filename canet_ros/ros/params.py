@@ -96,6 +96,9 @@ SPECS: Tuple[ParamSpec, ...] = (
               "softmax x 255)"),
     ParamSpec("stats_period", 5.0, "seconds between FPS/latency reports (log and /diagnostics)",
               float_range=(0.1, 3600.0)),
+    ParamSpec("class_colors", "", "class colours YAML file (class name: [R, G, B] or "
+              "'#rrggbb', any of the model's classes; docs/ros.md) for segmentation/color and "
+              "overlay; empty = the checkpoint's colours"),
 )
 SPEC_BY_NAME: Dict[str, ParamSpec] = {spec.name: spec for spec in SPECS}
 
@@ -113,6 +116,7 @@ class NodeConfig:
     qos_reliability: str
     publish_confidence: bool
     stats_period: float
+    class_colors: str
 
     @property
     def input_topic(self) -> str:
@@ -239,6 +243,7 @@ def validate_config(values: Mapping[str, Any]) -> NodeConfig:
                                      RELIABILITY_CHOICES),
         publish_confidence=_typed(values, "publish_confidence", bool),
         stats_period=period,
+        class_colors=_typed(values, "class_colors", str).strip(),
     )
 
 

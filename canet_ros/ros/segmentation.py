@@ -35,6 +35,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from canet_ros import image_codec
+from canet_ros.class_colors import ClassColorsError, read_class_colors
 from canet_ros.inference import kernels
 from canet_ros.inference.results import output_layout
 from canet_ros.ros.label_info import (
@@ -102,6 +103,7 @@ class SegmentationNode(Node):
         self._accepting_changes = False
         self._worker: Optional[threading.Thread] = None
         self._engine: Any = None
+        self._colors: Any = None  # the class_colors file, read (and checked) before the model
         self._mailbox = LatestFrameMailbox()
         self._frame_stats = FrameStats()  # restarted when frames can arrive
         self._shared_outputs_warned: List[str] = []
@@ -148,8 +150,9 @@ class SegmentationNode(Node):
             self._warn_unknown_parameters()  # first: a misspelt name may be why a value fails
             config = validate_config(values)
             check_checkpoint_file(config.checkpoint)
+            self._colors = read_class_colors(config.class_colors) if config.class_colors else None
             return config
-        except ParamError as exc:
+        except (ParamError, ClassColorsError) as exc:
             raise StartupError(str(exc)) from exc
 
     def _warn_unknown_parameters(self) -> None:
@@ -165,7 +168,7 @@ class SegmentationNode(Node):
         try:
             return factory(cfg.checkpoint, backbone=cfg.backbone, device=cfg.device,
                            precision=cfg.precision, resolution=cfg.resolution,
-                           overlay_alpha=cfg.overlay_alpha)
+                           overlay_alpha=cfg.overlay_alpha, class_colors=self._colors)
         # EngineError and CheckpointError are RuntimeErrors; naming them would import torch.
         except (RuntimeError, ValueError, OSError) as exc:
             raise StartupError(str(exc)) from exc
@@ -217,7 +220,8 @@ class SegmentationNode(Node):
         return (f"ready: CANet {engine.backbone} ({engine.num_classes} classes) at "
                 f"{width}x{height} on {engine.device_name} ({runs}); input "
                 f"{self._input_sub.topic_name} ({cfg.input_transport}, "
-                f"{cfg.qos_reliability}); outputs {outputs}")
+                f"{cfg.qos_reliability}); outputs {outputs}"
+                + (f"; class colours from {self._colors.path}" if self._colors else ""))
 
     # -- frames -----------------------------------------------------------------------
     def _wanted(self) -> Dict[str, bool]:
