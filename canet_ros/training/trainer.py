@@ -48,7 +48,7 @@ from .runlog import RunLog
 from .schedule import PolyLR
 from .state import get_rng_state, seed_everything, set_rng_state
 from .stop import StopFlag
-from .transfer import freeze_layers, initial_model, steps_to_epochs
+from .transfer import fit_frames, freeze_layers, initial_model, steps_to_epochs
 from .validate import run_validation, selection_score
 
 
@@ -158,8 +158,10 @@ class Trainer:
         return model
 
     def _initial_model(self, spec: str) -> nn.Module:
-        return initial_model(spec, self.cfg.backbone, self.data.class_set.names,
-                             self.cfg.class_map, self._print)
+        d = self.data  # merged classes' rows are fitted on the run's own frames
+        frames = fit_frames(d.train, d.mean, d.std, d.input_size) if self.cfg.class_map else None
+        return initial_model(spec, self.cfg.backbone, d.class_set.names,
+                             self.cfg.class_map, self._print, frames)
 
     @property
     def bare_model(self) -> nn.Module:

@@ -17,8 +17,9 @@
 A new class set keeps every layer of the starting checkpoint except the classifier's
 rows, which are matched by class name: a class the old model knew starts from its old
 row, a class that merges several old ones (``vehicle: [Car, Bicyclist]``) from their
-combination, and a new class from a fresh initialisation. The same mapping turns the old
-data set's labels into the new ids, so original frames can be mixed in ("replay").
+combination (fitted on the run's own frames so that its score follows its parts'
+combined score), and a new class from a fresh initialisation. The same mapping turns the
+old data set's labels into the new ids, so original frames can be mixed in ("replay").
 """
 from __future__ import annotations
 
@@ -26,13 +27,14 @@ import math
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import yaml
 from torch import nn
 
+from ..classes import name_key as _norm
 from ..data.problems import brief, brief_items
 from ..errors import DatasetError
 from .config import TRAIN_LAYERS
@@ -44,10 +46,6 @@ _FROZEN = {
     "head": ("context", "spatial"),
     "classifier": ("context", "spatial", "context_fusion", "fca"),
 }
-
-
-def _norm(name: str) -> str:
-    return " ".join(name.lower().replace("_", " ").split())
 
 
 def load_class_map(path: Union[str, Path]) -> Dict[str, List[str]]:
@@ -126,20 +124,126 @@ def plan_transfer(old_names: Sequence[str], new_names: Sequence[str],
     return ClassTransfer(sources, list(old_names), list(new_names))
 
 
-def transfer_classifier(old: nn.Conv2d, new: nn.Conv2d, plan: ClassTransfer) -> None:
+# Frames and feature pixels a merged row is fitted on: a few seconds on a CPU, and more
+# would not change the rows (10 frames of the measured drive fit them as well as 20).
+FIT_FRAMES = 32
+FIT_PIXELS = 65536
+# Ridge, relative to the features' mean variance: only fixes directions the frames never
+# vary along (there the row keeps the smallest norm) and leaves the fit itself unchanged.
+_RIDGE = 1e-6
+
+
+def fit_frames(train: Any, mean: Sequence[float], std: Sequence[float],
+               size: Sequence[int], limit: int = FIT_FRAMES) -> List[torch.Tensor]:
+    """Pick up to ``limit`` of the run's own training frames, evenly spread, as the net sees them.
+
+    ``train`` is the training set; replayed frames of the original data set are left out
+    (the merged classes are fitted where the new camera's pixels are). Normalised CHW
+    tensors at ``size`` = (W, H).
+    """
+    from ..data import EvalTransform
+
+    own = train.parts[0] if hasattr(train, "parts") else train
+    count = len(own)
+    picks = sorted({round(i * (count - 1) / max(limit - 1, 1)) for i in range(limit)}) \
+        if count > limit else list(range(count))
+    transform = EvalTransform(mean, std, (int(size[0]), int(size[1])))
+    return [transform(*own.load(i))[0] for i in picks]
+
+
+def classifier_inputs(model: nn.Module, frames: Sequence[torch.Tensor],
+                      max_pixels: int = FIT_PIXELS) -> Optional[torch.Tensor]:
+    """Collect the classifier's inputs over ``frames``: (pixels, channels) float64, or None.
+
+    Each frame gives at most ``max_pixels / len(frames)`` pixels, every k-th.
+    """
+    rows: List[torch.Tensor] = []
+    per_frame = max(1, max_pixels // max(len(frames), 1))
+
+    def keep(module: nn.Module, args: Any, output: Any) -> None:
+        x = args[0].detach().float()
+        flat = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+        rows.append(flat[::max(1, math.ceil(len(flat) / per_frame))].double().cpu())
+
+    handle = model.classifier.register_forward_hook(keep)
+    was_training = model.training
+    device = next(model.parameters()).device
+    model.eval()
+    try:
+        with torch.no_grad():
+            for image in frames:
+                model(image[None].to(device))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return torch.cat(rows) if rows else None
+
+
+def fit_rows(features: Optional[torch.Tensor], old: nn.Conv2d, sources: Sequence[Sequence[int]]
+             ) -> Optional[List[Optional[Tuple[torch.Tensor, torch.Tensor]]]]:
+    """Fit rows (weight, bias) by least squares to score each source set's log-sum-exp.
+
+    One (weight, bias) per entry of ``sources`` (old class ids), or None for a row the fit
+    could not give; None for all when ``features`` cannot fit any (too few, not finite, no
+    variance). Float64, one shared solve: deterministic.
+    """
+    if features is None or len(features) < 2 or not bool(torch.isfinite(features).all()):
+        return None
+    w_old = old.weight.detach().double().reshape(old.out_channels, -1)
+    b_old = old.bias.detach().double()
+    logits = features @ w_old.T + b_old
+    targets = torch.stack([torch.logsumexp(logits[:, list(s)], 1) for s in sources], 1)
+    mean_f, mean_t = features.mean(0), targets.mean(0)
+    centred = features - mean_f
+    gram = centred.T @ centred
+    scale = float(gram.diagonal().mean())
+    if not (math.isfinite(scale) and scale > 0) or not bool(torch.isfinite(targets).all()):
+        return None
+    gram.diagonal().add_(_RIDGE * scale)
+    weights = torch.linalg.solve(gram, centred.T @ (targets - mean_t))  # (channels, rows)
+    biases = mean_t - mean_f @ weights
+    out: List[Optional[Tuple[torch.Tensor, torch.Tensor]]] = []
+    for k in range(len(sources)):
+        w, b = weights[:, k], biases[k]
+        out.append((w, b) if bool(torch.isfinite(w).all() and torch.isfinite(b)) else None)
+    return out
+
+
+def _mean_rule(old: nn.Conv2d, idx: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    bias = torch.logsumexp(old.bias[idx].float(), 0) if old.bias is not None else None
+    return old.weight[idx].float().mean(0), bias
+
+
+def transfer_classifier(old: nn.Conv2d, new: nn.Conv2d, plan: ClassTransfer,
+                        features: Optional[torch.Tensor] = None) -> List[str]:
     """Fill ``new``'s rows from ``old``'s: copied, merged or left as initialised.
 
-    A merged class takes the mean of its sources' weights and the log-sum-exp of their
-    biases, so with similar features its score is about the sum of theirs (softmax).
+    A merged class's score should be its parts' log-sum-exp (their softmax summed), which
+    one linear row cannot be everywhere. With ``features`` (the classifier's inputs on the
+    run's frames, one row per pixel) its row is the least-squares fit of that log-sum-exp
+    on them; without, or where the fit is degenerate, the mean of its parts' weights and
+    the log-sum-exp of their biases (right only where the parts' scores agree).
+    Returns the names of the merged classes that were fitted.
     """
+    merged = [row for row, src in enumerate(plan.sources) if len(src) > 1]
+    fits = fit_rows(features, old, [plan.sources[row] for row in merged]) \
+        if merged and features is not None and old.bias is not None and new.bias is not None \
+        else None
+    fitted: List[str] = []
     with torch.no_grad():
         for row, src in enumerate(plan.sources):
             if not src:
                 continue
             idx = torch.tensor(src, dtype=torch.long)
-            new.weight[row] = old.weight[idx].float().mean(0).to(new.weight.dtype)
-            if new.bias is not None and old.bias is not None:
-                new.bias[row] = torch.logsumexp(old.bias[idx].float(), 0).to(new.bias.dtype)
+            weight, bias = _mean_rule(old, idx)
+            fit = fits[merged.index(row)] if fits and row in merged else None
+            if fit is not None:
+                weight, bias = fit[0].view_as(weight), fit[1]
+                fitted.append(plan.new_names[row])
+            new.weight[row] = weight.to(new.weight.dtype)
+            if new.bias is not None and bias is not None:
+                new.bias[row] = bias.to(new.bias.dtype)
+    return fitted
 
 
 def label_lut(plan: ClassTransfer, old_ignore: int, new_ignore: int) -> np.ndarray:
@@ -191,27 +295,49 @@ def steps_to_epochs(steps: int, steps_per_epoch: int) -> int:
     return max(1, math.ceil(steps / max(steps_per_epoch, 1)))
 
 
-def adapt_model(model: nn.Module, plan: ClassTransfer) -> nn.Module:
+def adapt_model(model: nn.Module, plan: ClassTransfer,
+                frames: Optional[Sequence[torch.Tensor]] = None, log: Any = None) -> nn.Module:
     """``model`` (a CANet) with its classifier resized to ``plan``'s new classes.
 
     Everything but the classifier keeps the starting weights; the classifier's rows come
-    from ``transfer_classifier``.
+    from ``transfer_classifier``, merged rows fitted on ``frames`` (normalised CHW images
+    at the network's input size) when given.
     """
     old = model.classifier
     if list(plan.new_names) == list(plan.old_names):
         return model
+    merged = [n for n, src in zip(plan.new_names, plan.sources, strict=True) if len(src) > 1]
+    features = classifier_inputs(model, frames) if merged and frames else None
     new = nn.Conv2d(old.in_channels, len(plan.new_names), 1, bias=old.bias is not None)
-    transfer_classifier(old, new, plan)
+    fitted = transfer_classifier(old, new, plan, features)
     model.classifier = new
     model.num_classes = len(plan.new_names)
+    if log is not None and merged:
+        log(_merge_note(merged, fitted, frames, features))
     return model
 
 
+def _merge_note(merged: List[str], fitted: List[str],
+                frames: Optional[Sequence[torch.Tensor]], features: Optional[torch.Tensor]
+                ) -> str:
+    rest = [n for n in merged if n not in fitted]
+    parts = []
+    if fitted:
+        parts.append(f"{', '.join(fitted)} fitted to their parts' combined scores on "
+                     f"{len(frames or [])} training frames ({len(features)} feature pixels)")
+    if rest:
+        why = "no training frames" if not frames else "fit degenerate on the training frames"
+        parts.append(f"{', '.join(rest)} from the mean of their parts' weights ({why})")
+    return "merged classes: " + "; ".join(parts)
+
+
 def initial_model(spec: str, backbone: str, names: Sequence[str],
-                  class_map: Optional[str] = None, log: Any = print) -> nn.Module:
+                  class_map: Optional[str] = None, log: Any = print,
+                  frames: Optional[Sequence[torch.Tensor]] = None) -> nn.Module:
     """--init-weights: the checkpoint's model, its classifier matched to ``names``.
 
-    fp16 shipping checkpoints load into fp32 weights.
+    fp16 shipping checkpoints load into fp32 weights. ``frames`` (the run's own training
+    frames, normalised, at the network's input size) fit the rows of merged classes.
     """
     from ..checkpoint import load_checkpoint, resolve_checkpoint
 
@@ -222,4 +348,4 @@ def initial_model(spec: str, backbone: str, names: Sequence[str],
     log(f"initial weights from {resolve_checkpoint(spec)}")
     if old_names != list(names):
         log(f"classes: {plan.describe()}")
-    return adapt_model(model, plan)
+    return adapt_model(model, plan, frames, log)
