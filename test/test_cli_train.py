@@ -27,7 +27,7 @@ import pytest
 from test_training import make_camvid_tree
 from test_training_resume import flags, isolated  # noqa: F401 (a fixture)
 
-from canet_ros.checkpoint import DEFAULT_CHECKPOINT
+from canet_ros.checkpoint import DEFAULT_CHECKPOINT, read_checkpoint
 from canet_ros.cli import main as canet_main
 from canet_ros.training import merge_config
 from canet_ros.training.export import export_checkpoint
@@ -82,6 +82,31 @@ def test_ctrl_c_stops_cleanly_with_status_130(isolated, capsys, monkeypatch,  # 
     out = capsys.readouterr().out
     assert "resume with --resume" in out and (run / "last.pt").is_file()
     assert not (run / "model.pt").exists()
+
+
+def test_a_ctrl_c_while_a_finished_run_closes_only_asks_to_stop(
+        isolated, capsys, monkeypatch):  # noqa: F811
+    # Between the last epoch and the export the run closes its logs; a first Ctrl-C there
+    # used to abort ("aborted") with no model.pt. It now stops as anywhere else: 130, the
+    # finished run's checkpoints, and a resume of it exports.
+    from canet_ros.training.runlog import RunLog
+    root = make_camvid_tree(isolated / "camvid")
+    real = RunLog.close
+
+    def ctrl_c_then_close(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(self)
+
+    monkeypatch.setattr(RunLog, "close", ctrl_c_then_close)
+    run = isolated / "run"
+    assert canet_main(flags(root, run, "--export-prior-correction", "0")) == 130
+    out, err = capsys.readouterr()
+    assert "aborted" not in err and "stopped before exporting" in out, (out, err)
+    assert not (run / "model.pt").exists()
+    assert read_checkpoint(run / "last.pt")["train_state"]["global_step"] == 4
+    monkeypatch.setattr(RunLog, "close", real)
+    assert canet_main(["train", "--resume", str(run / "last.pt")]) == 0
+    assert (run / "model.pt").is_file()
 
 
 def _folder(run: Path) -> dict:

@@ -127,7 +127,11 @@ def run(args: argparse.Namespace) -> int:
     finished = trainer.epoch >= cfg.epochs  # a stopped run exports when resumed to the end
     if finished and trainer.dist.is_main and (cfg.export or
                                               cfg.export_prior_correction is not None):
-        _export(trainer, cfg)
+        if trainer.interrupted:  # Ctrl-C after the last epoch, while the run was closing
+            print(f"stopped before exporting; --resume {trainer.run_dir / 'last.pt'} exports "
+                  f"the finished run")
+        else:
+            _export(trainer, cfg)
     return EXIT_INTERRUPTED if trainer.interrupted else 0
 
 

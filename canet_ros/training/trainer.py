@@ -256,8 +256,9 @@ class Trainer:
             self._print(f"resumed from {cfg.resume} in epoch {self.epoch + 1}/{cfg.epochs} "
                         f"after step {self.step_in_epoch}/{self._epoch_steps(self.epoch)}")
         steps_this_run, self.interrupted = 0, False
-        try:
-            with StopFlag() as stop:
+        # The flag outlives the closing below: a first Ctrl-C there only asks to stop.
+        with StopFlag() as stop:
+            try:
                 while self.epoch < cfg.epochs:
                     done, steps_this_run = self._run_epoch(log, stop, steps_this_run)
                     if not done:
@@ -268,9 +269,10 @@ class Trainer:
                                     f"with --resume {self.run_dir / 'last.pt'}")
                         break
                     self._end_epoch(log)
-        finally:
-            log.close()
-            D.cleanup(self.dist)
+            finally:
+                log.close()
+                D.cleanup(self.dist)
+            self.interrupted = self.interrupted or stop.requested
         return self.best_metrics
 
     def _should_stop(self, stop: StopFlag, steps_this_run: int) -> bool:
