@@ -80,6 +80,11 @@ def test_sample_shortcut_selects_ground_truth(tmp_path, capsys):
     assert short["frames"] == report["frames"] == 8
     assert short["miou"] == report["miou"] and short["files"]["report_json"] == str(
         (out / "report.json").resolve())
+    # Every file docs/segment_bag.md lists is named, the legend too, and exists.
+    assert short["files"]["legend"] == str((out / "legend.png").resolve())
+    assert all(Path(path).exists() for path in short["files"].values()), short["files"]
+    assert set(short["files"]) == {"output_bag", "report_json", "report_md", "legend",
+                                   "iou_chart", "video"}
     assert report["topic"] == SAMPLE_IMAGE_TOPIC and report["model"]["resolution"] == "96x72"
     assert report["ground_truth"]["source"] == f"topic {SAMPLE_GT_TOPIC}"
     assert report["ground_truth"]["frames_with_gt"] == 8

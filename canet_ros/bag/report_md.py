@@ -174,6 +174,8 @@ def written_files(report: dict[str, Any], outdir: Path) -> dict[str, str | None]
     return {"output_bag": report.get("output_bag"),
             "report_json": str((outdir / "report.json").resolve()),
             "report_md": str((outdir / "report.md").resolve()),
+            "legend": str((outdir / report["legend"]).resolve()) if report.get("legend")
+            else None,
             "iou_chart": str((outdir / report["chart"]).resolve()) if report.get("chart")
             else None,
             "video": video.get("path")}

@@ -163,7 +163,7 @@ def _print_summary(report: dict[str, Any], outdir: Path) -> None:
         for line in lines[1:1 + MAX_REGIONS]:
             print("  " + line)
     labels = {"output_bag": "output bag", "report_md": "report", "report_json": "report (JSON)",
-              "iou_chart": "IoU chart", "video": "video"}
+              "legend": "colour legend", "iou_chart": "IoU chart", "video": "video"}
     for key, path in _written(report, outdir).items():
         if path:
             print(f"{labels[key]}: {path}")
