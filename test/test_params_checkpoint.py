@@ -48,3 +48,17 @@ def test_a_file_and_default_pass(tmp_path):
     checkpoint.write_bytes(b"")
     assert check_checkpoint_file(str(checkpoint)) == str(checkpoint)
     assert check_checkpoint_file("default") == "default"
+
+
+@pytest.mark.parametrize("backbone", ["mobilenetv2", "resnet18"])
+def test_an_empty_checkpoint_says_what_exists_for_its_backbone(backbone):
+    from canet_ros.ros.params import check_checkpoint
+    with pytest.raises(ParamError) as raised:
+        check_checkpoint("  ", backbone)
+    text = str(raised.value)
+    assert text.startswith("checkpoint is empty")
+    assert f"checkpoint:=/path/to/canet_{backbone}.pt" in text
+    if backbone == "mobilenetv2":  # the bundled model is this backbone's: offer it, truly
+        assert "no bundled model" not in text and "checkpoint:=default for the bundled" in text
+    else:
+        assert f"no bundled model exists for backbone '{backbone}'" in text

@@ -182,10 +182,15 @@ def check_overlay_alpha(value: Any) -> float:
 def check_checkpoint(checkpoint: Any, backbone: str) -> str:
     """Refuse empty and backbone-mismatched "default" before any file is read."""
     if not isinstance(checkpoint, str) or not checkpoint.strip():
+        if backbone == BUNDLED_BACKBONE:
+            raise ParamError(
+                f"checkpoint is empty: set checkpoint:=default for the bundled "
+                f"{BUNDLED_BACKBONE} model, or checkpoint:=/path/to/canet_{backbone}.pt for "
+                "one trained with 'canet train'")
         raise ParamError(
             f"checkpoint is empty: no bundled model exists for backbone {backbone!r}. "
             f"Set checkpoint:=/path/to/canet_{backbone}.pt (a model trained with "
-            "'canet train'), or use backbone:=mobilenetv2 checkpoint:=default")
+            f"'canet train'), or use backbone:={BUNDLED_BACKBONE} checkpoint:=default")
     if checkpoint.strip() == "default" and backbone != BUNDLED_BACKBONE:
         raise ParamError(
             f"checkpoint 'default' is the bundled {BUNDLED_BACKBONE} model, but backbone is "
