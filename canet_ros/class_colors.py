@@ -62,7 +62,10 @@ def read_class_colors(path: Union[str, os.PathLike]) -> ClassColors:
     where = Path(path).expanduser()
     pairs = _yaml_pairs(where, _read_text(where))
     entries, seen = [], {}
-    for key, value, line in pairs:
+    for key, value, line, written in pairs:
+        if not isinstance(key, str) and written.strip():  # 1, yes, null: read as non-text
+            _fail(where, f"line {line}: YAML reads {brief(written)} unquoted as "
+                         f"{brief(key)}, not as a class name; quote it (\"{written}\": ...)")
         if not isinstance(key, str) or not key.strip():
             _fail(where, f"line {line}: {brief(key)} is not a class name")
         if name_key(key) in seen:
@@ -79,8 +82,8 @@ def apply_class_colors(classes: ClassSet, colors: ClassColors) -> ClassSet:
 
     Raise ClassColorsError naming the file when it names a class ``classes`` lacks.
     """
-    index = {name_key(n): i for i, n in enumerate(classes.names)}
-    unknown = [(name, line) for name, _, line in colors.entries if name_key(name) not in index]
+    index = _class_index(classes, colors)
+    unknown = [(name, line) for name, _, line in colors.entries if _find(index, name) is None]
     if unknown:
         named = ", ".join(f"{brief(name, 40)} (line {line})" for name, line in unknown[:5])
         named += f", ... ({len(unknown)} in all)" if len(unknown) > 5 else ""
@@ -90,8 +93,34 @@ def apply_class_colors(classes: ClassSet, colors: ClassColors) -> ClassSet:
                                  f"{brief_items(list(classes.names), _LISTED)}")
     palette = list(classes.colors)
     for name, rgb, _ in colors.entries:
-        palette[index[name_key(name)]] = rgb
+        palette[_find(index, name)] = rgb  # type: ignore[index]
     return dataclasses.replace(classes, colors=tuple(palette))
+
+
+def _class_index(classes: ClassSet, colors: ClassColors) -> dict:
+    """Return class ids by exact name and by loose name (``name_key``).
+
+    A loose name two classes share (``Road`` and ``road``) is refused for a file name that
+    does not spell one of them exactly.
+    """
+    exact = {n: i for i, n in enumerate(classes.names)}
+    loose: dict = {}
+    for i, n in enumerate(classes.names):
+        loose.setdefault(name_key(n), []).append(i)
+    for name, _, line in colors.entries:
+        ids = loose.get(name_key(name), [])
+        if name not in exact and len(ids) > 1:
+            spelled = " and ".join(brief(classes.names[i]) for i in ids)
+            _fail(Path(colors.path), f"line {line}: {brief(name)} matches the classes "
+                                     f"{spelled} of this model; write the name exactly as "
+                                     f"one of them is spelled")
+    return {"exact": exact, "loose": {k: v[0] for k, v in loose.items() if len(v) == 1}}
+
+
+def _find(index: dict, name: str) -> Any:
+    """Return the class id ``name`` means (exact spelling first), or None."""
+    found = index["exact"].get(name)
+    return found if found is not None else index["loose"].get(name_key(name))
 
 
 def load_class_colors(path: Union[str, os.PathLike], classes: ClassSet) -> ClassSet:
@@ -117,10 +146,15 @@ def _read_text(path: Path) -> str:
         _fail(path, f"cannot read it ({exc.strerror or exc})")
 
 
-def _yaml_pairs(path: Path, text: str) -> List[Tuple[Any, Any, int]]:
-    """(key, value, line) of the top-level mapping, every key kept (safe_load drops repeats)."""
-    loader = yaml.SafeLoader(text)
+def _yaml_pairs(path: Path, text: str) -> List[Tuple[Any, Any, int, str]]:
+    """(key, value, line, key as written) of the top-level mapping, every key kept.
+
+    safe_load would drop repeated keys; the text of a key is kept to say how YAML read it.
+    """
+    loader = None
     try:
+        # The reader refuses control characters (NUL padding) already here.
+        loader = yaml.SafeLoader(text)
         root = loader.get_single_node()
         if root is None:
             _fail(path, "the file is empty; write one 'class name: [R, G, B]' line per class")
@@ -129,7 +163,8 @@ def _yaml_pairs(path: Path, text: str) -> List[Tuple[Any, Any, int]]:
                         f"{brief(loader.construct_document(root))}")
         loader.flatten_mapping(root)  # '<<: *anchor' merges
         return [(loader.construct_object(k, deep=True), loader.construct_object(v, deep=True),
-                 k.start_mark.line + 1) for k, v in root.value]
+                 k.start_mark.line + 1, k.value if isinstance(k, yaml.ScalarNode) else "")
+                for k, v in root.value]
     except ClassColorsError:
         raise
     except yaml.YAMLError as exc:  # its marks name the text, not the file: this does
@@ -140,7 +175,8 @@ def _yaml_pairs(path: Path, text: str) -> List[Tuple[Any, Any, int]]:
     except ValueError as exc:  # an integer past Python's digit limit, a 13th month
         _fail(path, f"not valid YAML ({' '.join(str(exc).split())[:200]})")
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _color(path: Path, name: str, value: Any, line: int) -> RGB:

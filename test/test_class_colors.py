@@ -122,7 +122,14 @@ BAD_FILES = {
     "a bool": ("road: [true, 2, 3]\n", "is not a colour"),
     "short hex": ('road: "#12345"\n', "'#12345' is not a colour"),
     "unquoted hex": ("road: #ff0000\n", "must be quoted"),
-    "a name that is no text": ("1: [1, 2, 3]\n", "line 1: 1 is not a class name"),
+    "a name YAML reads as a number": ("1: [1, 2, 3]\n", "line 1: YAML reads '1' unquoted as "
+                                                       "1, not as a class name; quote it"),
+    "a name YAML reads as a bool": ("sky: [0, 0, 0]\nyes: [1, 2, 3]\n",
+                                    "line 2: YAML reads 'yes' unquoted as True"),
+    "a name YAML reads as null": ("null: [1, 2, 3]\n", "YAML reads 'null' unquoted as None"),
+    "a list as a name": ("[a, b]: [1, 2, 3]\n", "line 1: ['a', 'b'] is not a class name"),
+    "control characters": ("road: [1, 2, 3]\n\x00\x00\n", "not valid YAML (unacceptable "
+                                                           "character #x0000"),
     "twice": ("road: [1, 2, 3]\nroad: [4, 5, 6]\n",
               "line 2: 'road' names the same class as 'road' on line 1"),
     "twice, spelt apart": ("Sign_Symbol: [1, 2, 3]\nsign symbol: [4, 5, 6]\n",
@@ -142,6 +149,19 @@ def test_each_bad_file_is_named_with_its_problem(tmp_path, case):
         load_class_colors(path, CAMVID)
     assert str(caught.value).startswith(f"{path}: class colours: ")
     assert words in str(caught.value)
+
+
+def test_names_two_classes_share_loosely_go_to_the_one_spelled_or_are_refused(tmp_path):
+    from canet_ros.classes import ClassSet
+    model = ClassSet("own", ("Road", "road", "Traffic_Light", "traffic light", "car"),
+                     ((1, 1, 1),) * 5, 255)
+    exact = write(tmp_path, "Road: [255, 0, 0]\ntraffic light: [0, 255, 0]\nCAR: [0, 0, 9]\n")
+    colors = load_class_colors(exact, model).colors
+    assert colors == ((255, 0, 0), (1, 1, 1), (1, 1, 1), (0, 255, 0), (0, 0, 9))
+    loose = write(tmp_path, "ROAD: [255, 0, 0]\n", "loose.yaml")
+    with pytest.raises(ClassColorsError, match=r"line 1: 'ROAD' matches the classes 'Road' "
+                                               r"and 'road' of this model; write the name"):
+        load_class_colors(loose, model)
 
 
 def test_unreadable_files_are_named(tmp_path):

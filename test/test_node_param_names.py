@@ -85,3 +85,14 @@ def test_two_nodes_on_the_same_outputs_each_name_the_other(rig):
         assert len(warned(node)) == 1, "one warning while the same nodes share the topic"
     assert not [m for m in rosout if m.level >= Log.WARN and "cam_side" in m.name], \
         [(m.name, m.msg) for m in rosout if "cam_side" in m.name]
+
+
+def test_two_nodes_of_the_same_name_and_namespace_warn_too(rig):
+    # Two `ros2 run`s that differ only in image_topic: the commonest way to share topics.
+    from rcl_interfaces.msg import Log
+    rosout = rig.probe.rosout()
+    for topic in ("/left/image_raw", "/right/image_raw"):
+        rig.node(node_name="twin", image_topic=topic, stats_period=0.2)
+    words = "1 other node named /twin also publishes on /segmentation/labels"
+    assert rig.spin_until(lambda: any(m.level == Log.WARN and words in m.msg for m in rosout),
+                          timeout=30), [(m.name, m.msg) for m in rosout if m.level >= Log.WARN]

@@ -337,12 +337,19 @@ class SegmentationNode(Node):
         """
         topic = self.resolve_topic_name("segmentation/labels")
         me = (self.get_name(), self.get_namespace())
-        others = sorted({f"{i.node_namespace.rstrip('/')}/{i.node_name}"
-                         for i in self.get_publishers_info_by_topic(topic)
+        writers = self.get_publishers_info_by_topic(topic)
+        others = sorted({f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in writers
                          if (i.node_name, i.node_namespace) != me})
+        # This node has one writer there; more under its name are another process's node
+        # of the same name (two `ros2 run`s differing only in image_topic).
+        twins = sum((i.node_name, i.node_namespace) == me for i in writers) - 1
+        if twins > 0:
+            others.append(f"{twins} other node{'s' if twins > 1 else ''} named "
+                          f"{self.get_fully_qualified_name()}")
         if others and others != self._shared_outputs_warned:
+            verb = "publish" if len(others) > 1 or twins > 1 else "publishes"
             self.get_logger().warning(
-                f"{', '.join(others)} also publish{'es' if len(others) == 1 else ''} on "
+                f"{', '.join(others)} also {verb} on "
                 f"{topic}: their labels and ours interleave there; give each camera's node "
                 "its own namespace (namespace:=cam_front), not only its own node name")
         self._shared_outputs_warned = others
