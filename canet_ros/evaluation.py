@@ -260,13 +260,13 @@ def holdout_scope(train_args: Mapping[str, Any], drive: str, split: Optional[str
     training split(s); any other checkpoint is scored on the drive's frames of train+val.
     An explicit ``split`` wins.
     """
-    if include:
-        raise ValueError(f"--holdout {drive} scores that drive's frames and takes --exclude, "
-                         f"not --include; for part of the drive give --split train+val "
-                         f"--include PREFIX")
     if split is None:
         own = train_args.get("train_split") if train_args.get("holdout") == drive else None
         split = str(own) if own else "train+val"
+    if include:
+        raise ValueError(f"--holdout {drive} scores that drive's frames and takes --exclude, "
+                         f"not --include; for part of the drive give --split {split} "
+                         f"--include PREFIX")
     return split, [drive]
 
 
@@ -325,6 +325,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     result = summarize(cm, expected.names, len(ds))
     result.update({"checkpoint": str(checkpoint), "dataset": dataset, "split": split,
                    "include": list(include) if include else None,
+                   "exclude": list(exclude) if exclude else None,
                    "runtime": runtime, "precision": precision,
                    "class_names": list(expected.names),
                    "resolution": list(size) if size else None,

@@ -263,9 +263,14 @@ def test_evaluate_holdout_scores_the_set_the_run_selected_on(drives, tmp_path):
     both = evaluate_checkpoint(own, "camvid", str(drives), "train+val", holdout="0016E5",
                                **kwargs)
     assert (both["frames"], both["seen_in_training"]) == (4, 0)  # val was never trained on
-    with pytest.raises(ValueError, match="--exclude, not --include"):
+    with pytest.raises(ValueError, match="--exclude, not --include; for part of the drive "
+                                         "give --split train --include PREFIX"):
         evaluate_checkpoint(own, "camvid", str(drives), None, holdout="0016E5",
                             include=["0016E5_00001"], **kwargs)
+    narrowed = evaluate_checkpoint(own, "camvid", str(drives), None, holdout="0016E5",
+                                   exclude=["0016E5_00001"], **kwargs)
+    assert (narrowed["frames"], narrowed["include"], narrowed["exclude"]) == (
+        1, ["0016E5"], ["0016E5_00001"])
     cmd = [sys.executable, "-m", "canet_ros.cli", "evaluate", "--checkpoint", own,
            "--data-root", str(drives), "--holdout", "0016E5", "--include", "0016E5_00001",
            "--resolution", "64x48", "--device", "cpu"]
