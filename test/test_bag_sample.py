@@ -201,3 +201,14 @@ def test_sample_scored_against_other_labels_has_no_sample_note(tmp_path, capsys)
     report = json.loads(stdout)
     assert rc == 0 and report["ground_truth"]["frames_with_gt"] == 8
     assert report["accuracy_note"] is None
+
+
+def test_the_files_named_are_absolute_with_a_relative_out(tmp_path, monkeypatch):
+    from canet_ros.bag.report_md import written_files
+    monkeypatch.chdir(tmp_path)
+    report = {"output_bag": str(tmp_path / "out" / "x_segmented"), "legend": "legend.png",
+              "chart": "iou.png", "video": {"path": str(tmp_path / "out" / "overlay.mp4")}}
+    files = written_files(report, Path("out"))
+    assert files["legend"] == str(tmp_path / "out" / "legend.png")
+    assert files["iou_chart"] == str(tmp_path / "out" / "iou.png")
+    assert all(Path(p).is_absolute() for p in files.values()), files

@@ -128,6 +128,10 @@ BAD_FILES = {
                                     "line 2: YAML reads 'yes' unquoted as True"),
     "a name YAML reads as null": ("null: [1, 2, 3]\n", "YAML reads 'null' unquoted as None"),
     "a list as a name": ("[a, b]: [1, 2, 3]\n", "line 1: ['a', 'b'] is not a class name"),
+    "four numbers (RGBA)": ("road: [255, 0, 0, 128]\n", "[255, 0, 0, 128] is not a colour"),
+    "eight hex digits": ('road: "#ff0000ff"\n', "'#ff0000ff' is not a colour"),
+    "nested too deeply": ("road: " + "[" * 5000 + "]" * 5000 + "\n", "not valid YAML"),
+    "a date that is none": ("road: 2020-13-01\n", "not valid YAML"),
     "control characters": ("road: [1, 2, 3]\n\x00\x00\n", "not valid YAML (unacceptable "
                                                            "character #x0000"),
     "twice": ("road: [1, 2, 3]\nroad: [4, 5, 6]\n",
@@ -149,6 +153,12 @@ def test_each_bad_file_is_named_with_its_problem(tmp_path, case):
         load_class_colors(path, CAMVID)
     assert str(caught.value).startswith(f"{path}: class colours: ")
     assert words in str(caught.value)
+
+
+def test_yaml_merge_keys_give_colours_too(tmp_path):
+    path = write(tmp_path, "<<: {Road: [1, 2, 3], Sky: [4, 5, 6]}\nCar: [7, 8, 9]\n")
+    colors = load_class_colors(path, CAMVID).colors
+    assert (colors[3], colors[0], colors[8]) == ((1, 2, 3), (4, 5, 6), (7, 8, 9))
 
 
 def test_names_two_classes_share_loosely_go_to_the_one_spelled_or_are_refused(tmp_path):

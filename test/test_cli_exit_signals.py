@@ -55,7 +55,8 @@ def test_a_signal_during_shutdown_keeps_the_commands_status(tmp_path, signal_nam
     assert "CANet" in done.stdout or "canet" in done.stdout.lower()
 
 
-@pytest.mark.parametrize("module", ["canet_ros.cli", "canet_ros.cli.evaluate"])
+@pytest.mark.parametrize("module", ["canet_ros.cli", "canet_ros.cli.evaluate",
+                                    "canet_ros.cli.train", "canet_ros.cli.segment_bag"])
 def test_python_dash_m_keeps_the_status_of_a_failed_command_too(tmp_path, module):
     # An unknown flag: argparse's status 2 must survive the signal during shutdown.
     argv = ["evaluate"] if module == "canet_ros.cli" else []

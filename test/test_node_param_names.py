@@ -83,6 +83,11 @@ def test_two_nodes_on_the_same_outputs_each_name_the_other(rig):
     rig.spin_until(lambda: False, timeout=1.0)  # five more reports each
     for node in expected:
         assert len(warned(node)) == 1, "one warning while the same nodes share the topic"
+    # A third node joining the topic is news: each warns again, naming both others.
+    rig.node(node_name="seg_third", stats_period=0.2)
+    assert rig.spin_until(lambda: any("/seg_rear, /seg_third also publish on" in m
+                                      for m in warned("seg_front")), timeout=30), \
+        warned("seg_front")
     assert not [m for m in rosout if m.level >= Log.WARN and "cam_side" in m.name], \
         [(m.name, m.msg) for m in rosout if "cam_side" in m.name]
 

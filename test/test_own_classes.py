@@ -74,10 +74,14 @@ def finetuned(tmp_path_factory):
         "scale_max": 1.0, "workers": 0, "threads": 1, "val_every": 1000, "progress": False,
         "channels_last": False, "out_dir": str(root / "run"), "seed": 1})
     trainer = Trainer(cfg)
+    # Training mode as built: fitting the merged rows runs the model in eval mode once.
+    training = [m.training for m in trainer.bare_model.modules()]
+    # (train() leaves the frozen context in eval mode: that is what training mode is here.)
+    training = training == [m.training for m in trainer.bare_model.train().modules()]
     initial = copy.deepcopy(trainer.bare_model).eval()
     trainer.fit()
     return {"root": root, "start": start, "initial": initial, "trainer": trainer,
-            "last": root / "run" / "last.pt"}
+            "last": root / "run" / "last.pt", "training_at_start": training}
 
 
 def _mean_loss(model, root) -> float:
@@ -102,6 +106,27 @@ def test_finetune_lowers_the_loss_and_carries_the_new_classes(finetuned):
     start = read_checkpoint(finetuned["start"])["state_dict"]
     for k, v in model.context.state_dict().items():
         assert torch.equal(v, start[f"context.{k}"].to(v.dtype)), k
+
+
+def test_the_finetune_starts_its_merged_class_near_its_parts_combined(finetuned):
+    from canet_ros.checkpoint import load_checkpoint
+    from canet_ros.training.transfer import adapt_model, load_class_map, plan_transfer
+    data = finetuned["trainer"].data
+    start, _ = load_checkpoint(str(finetuned["start"]), map_location="cpu")
+    ds = FolderDataset(finetuned["root"] / "data", "train",
+                       EvalTransform(data.mean, data.std, SIZE))
+    x = torch.stack([image for image, _ in ds])
+    plan = plan_transfer(CAMVID.names, MINE.names,
+                         load_class_map(finetuned["root"] / "map.yaml"))
+    mean_rule = adapt_model(copy.deepcopy(start), plan).eval()  # no frames: the old rule
+    with torch.no_grad():
+        parts = torch.logsumexp(start.eval()(x)[:, [8, 10]], 1)  # Car, Bicyclist
+
+        def error(model):
+            return float((model(x)[:, 2] - parts).abs().mean())  # vehicle
+        assert error(finetuned["initial"]) < 0.5 * error(mean_rule)
+    # ...and the run still trains in training mode (BatchNorm statistics update).
+    assert finetuned["training_at_start"]
 
 
 def test_segment_bag_outputs_use_the_checkpoints_classes(finetuned, tmp_path, capsys):

@@ -169,3 +169,21 @@ def test_adapted_model_with_frames_follows_the_merged_parts_and_says_so():
     _vehicle_error(model, frames, None, lines)
     assert lines == ["merged classes: vehicle from the mean of their parts' weights "
                      "(no training frames)"]
+
+
+def test_features_are_sampled_over_the_whole_frame():
+    from canet_ros.training.transfer import classifier_inputs
+
+    class Identity(nn.Module):  # the frame itself reaches the classifier
+        def __init__(self):
+            super().__init__()
+            self.classifier = nn.Conv2d(1, 2, 1)
+
+        def forward(self, x):
+            return self.classifier(x)
+
+    rows = torch.arange(40, dtype=torch.float32)[:, None].expand(40, 30)  # value = row
+    features = classifier_inputs(Identity(), [rows[None]], max_pixels=100)
+    assert 90 <= len(features) <= 100
+    # Every k-th pixel, not the first 100: the bottom rows are there too.
+    assert float(features.min()) == 0.0 and float(features.max()) >= 36.0
