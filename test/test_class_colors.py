@@ -122,8 +122,8 @@ BAD_FILES = {
     "a bool": ("road: [true, 2, 3]\n", "is not a colour"),
     "short hex": ('road: "#12345"\n', "'#12345' is not a colour"),
     "unquoted hex": ("road: #ff0000\n", "must be quoted"),
-    "a name YAML reads as a number": ("1: [1, 2, 3]\n", "line 1: YAML reads '1' unquoted as "
-                                                       "1, not as a class name; quote it"),
+    "a name YAML reads as a number": (
+        "1: [1, 2, 3]\n", "line 1: YAML reads '1' unquoted as 1, not as a class name; quote it"),
     "a name YAML reads as a bool": ("sky: [0, 0, 0]\nyes: [1, 2, 3]\n",
                                     "line 2: YAML reads 'yes' unquoted as True"),
     "a name YAML reads as null": ("null: [1, 2, 3]\n", "YAML reads 'null' unquoted as None"),
@@ -132,8 +132,8 @@ BAD_FILES = {
     "eight hex digits": ('road: "#ff0000ff"\n', "'#ff0000ff' is not a colour"),
     "nested too deeply": ("road: " + "[" * 5000 + "]" * 5000 + "\n", "not valid YAML"),
     "a date that is none": ("road: 2020-13-01\n", "not valid YAML"),
-    "control characters": ("road: [1, 2, 3]\n\x00\x00\n", "not valid YAML (unacceptable "
-                                                           "character #x0000"),
+    "control characters": (
+        "road: [1, 2, 3]\n\x00\x00\n", "not valid YAML (unacceptable character #x0000"),
     "twice": ("road: [1, 2, 3]\nroad: [4, 5, 6]\n",
               "line 2: 'road' names the same class as 'road' on line 1"),
     "twice, spelt apart": ("Sign_Symbol: [1, 2, 3]\nsign symbol: [4, 5, 6]\n",
