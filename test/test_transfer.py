@@ -51,6 +51,27 @@ def test_plan_rejects_unknown_names_in_the_map():
         plan_transfer(OLD, ["vehicle"], {"lorry": ["Car"]})
 
 
+def test_plan_prefers_exact_spelling_and_refuses_a_shared_loose_name():
+    old = ["Road", "road", "Car"]
+    # Exact spellings pick their own class, whichever comes last.
+    assert plan_transfer(old, ["road", "Road"]).sources == [[1], [0]]
+    assert plan_transfer(old, ["veh"], {"veh": ["Car", "Road"]}).sources == [[2, 0]]
+    # A loose name that fits two old classes is a guess either way.
+    with pytest.raises(DatasetError, match="'ROAD' matches .*'Road' and 'road'"):
+        plan_transfer(old, ["ROAD"])
+    with pytest.raises(DatasetError, match="'ROAD' matches .*'Road' and 'road'.*exactly"):
+        plan_transfer(old, ["veh"], {"veh": ["ROAD"]})
+    # ... and so is a map key that fits two new classes.
+    with pytest.raises(DatasetError, match="'STREET' matches the new classes"):
+        plan_transfer(["Road"], ["street", "Street"], {"STREET": ["Road"]})
+
+
+def test_plan_refuses_two_map_entries_for_one_class_and_counts_a_source_once():
+    with pytest.raises(DatasetError, match="'street' and 'Street' both name"):
+        plan_transfer(OLD, ["street"], {"street": ["Road"], "Street": ["Car"]})
+    assert plan_transfer(OLD, ["vehicle"], {"vehicle": ["Car", "car", "Car"]}).sources == [[3]]
+
+
 def test_class_map_file(tmp_path):
     f = tmp_path / "map.yaml"
     f.write_text("vehicle: [Car, Bicyclist]\nstreet: Road\n")

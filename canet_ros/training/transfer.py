@@ -27,7 +27,7 @@ import math
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -101,26 +101,61 @@ class ClassTransfer:
         return ", ".join(parts)
 
 
+def _name_finder(names: Sequence[str]) -> Callable[[str], List[int]]:
+    """Return a lookup of class ids: the exact spelling's, else those of the loose name.
+
+    More than one id means a loose name two classes share (``Road`` and ``road``):
+    picking either would be a guess, so callers refuse it.
+    """
+    exact = {n: i for i, n in enumerate(names)}
+    loose: Dict[str, List[int]] = {}
+    for i, n in enumerate(names):
+        loose.setdefault(_norm(n), []).append(i)
+    return lambda name: [exact[name]] if name in exact else loose.get(_norm(name), [])
+
+
+def _one(ids: List[int], names: Sequence[str], what: str, whose: str, fix: str) -> Optional[int]:
+    """Return the only id, None for none, and refuse an ambiguous loose name."""
+    if len(ids) > 1:
+        spelled = " and ".join(brief(names[i]) for i in ids)
+        raise DatasetError(f"{what} matches {whose} classes {spelled}; {fix}")
+    return ids[0] if ids else None
+
+
 def plan_transfer(old_names: Sequence[str], new_names: Sequence[str],
                   class_map: Optional[Mapping[str, Sequence[str]]] = None) -> ClassTransfer:
     """Match new classes to old ones by the map, else by name."""
-    old_index = {_norm(n): i for i, n in enumerate(old_names)}
-    mapped = {_norm(k): list(v) for k, v in (class_map or {}).items()}
-    unknown_new = [k for k in (class_map or {}) if _norm(k) not in {_norm(n) for n in new_names}]
+    find_old, find_new = _name_finder(old_names), _name_finder(new_names)
+    exactly = "write the name exactly as one of them is spelled"
+    mapped: Dict[int, Tuple[str, List[str]]] = {}
+    unknown_new = []
+    for key, olds in (class_map or {}).items():
+        i = _one(find_new(key), new_names, f"class map: {brief(key)}", "the new", exactly)
+        if i is None:
+            unknown_new.append(key)
+        elif i in mapped:
+            raise DatasetError(f"class map: {brief(mapped[i][0])} and {brief(key)} both name "
+                               f"the new class {brief(new_names[i])}; keep one entry")
+        else:
+            mapped[i] = (key, list(olds))
     if unknown_new:
         raise DatasetError(f"class map names [{brief_items(unknown_new)}] that are not in the "
                            f"new class list [{brief_items(list(new_names), 50)}]")
     sources: List[List[int]] = []
-    for new in new_names:
-        olds = mapped.get(_norm(new))
-        if olds is None:
-            sources.append([old_index[_norm(new)]] if _norm(new) in old_index else [])
+    for i, new in enumerate(new_names):
+        if i not in mapped:
+            found = _one(find_old(new), old_names, f"new class {brief(new)}",
+                         "the starting model's", "name the one it starts from with --class-map")
+            sources.append([] if found is None else [found])
             continue
-        missing = [o for o in olds if _norm(o) not in old_index]
+        olds = mapped[i][1]
+        ids = [_one(find_old(o), old_names, f"class map: {brief(new)} <- {brief(o)}",
+                    "the starting model's", exactly) for o in olds]
+        missing = [o for o, j in zip(olds, ids, strict=True) if j is None]
         if missing:
             raise DatasetError(f"class map: {brief(new)} <- [{brief_items(missing)}]: not classes "
                                f"of the starting model [{brief_items(list(old_names), 50)}]")
-        sources.append([old_index[_norm(o)] for o in olds])
+        sources.append(list(dict.fromkeys(j for j in ids if j is not None)))  # Car, car: once
     return ClassTransfer(sources, list(old_names), list(new_names))
 
 
