@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .class_colors import ClassColors, apply_class_colors
 from .classes import ClassSet
 from .evaluation_vis import BatchHook, check_vis_folder, save_charts, vis_hook
 from .metrics import ConfusionMatrix
@@ -278,7 +279,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                         workers: int = 0, save_vis: Optional[str] = None, vis_count: int = 8,
                         tta: Optional[TTA] = None, show_progress: bool = False,
                         prior_correction: Optional[float] = None,
-                        precision: str = "fp32") -> Dict[str, object]:
+                        precision: str = "fp32",
+                        class_colors: Optional[ClassColors] = None) -> Dict[str, object]:
     """Score a checkpoint on one split; returns the JSON-ready summary.
 
     ``resolution`` = network input (W, H); default the checkpoint's training input size,
@@ -287,6 +289,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     ``prior_correction`` scores with that total strength instead of the checkpoint's own.
     ``precision`` other than fp32 (and ``auto``, which there means fp32) needs the engine
     path: the same engine, runtime and precision as segment-bag and the node.
+    ``class_colors`` (:func:`~canet_ros.class_colors.read_class_colors`) recolours the
+    ``save_vis`` pictures as it recolours segment-bag's and the node's.
     """
     from .checkpoint import class_set_from_metadata, load_checkpoint
     from .data import EvalTransform, build_dataset
@@ -305,7 +309,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     size = resolution or (tuple(meta["input_size"]) if meta.get("input_size") else None)
     ds = build_dataset(dataset, data_root, split, EvalTransform(meta["mean"], meta["std"], size),
                        include=include, exclude=exclude)
-    palette = class_set_from_metadata(meta).palette()  # segment-bag's and the node's colours
+    shown = class_set_from_metadata(meta)  # segment-bag's and the node's colours
+    palette = (apply_class_colors(shown, class_colors) if class_colors else shown).palette()
     hook = vis_hook(ds, palette, expected.ignore_index, save_vis, vis_count) if save_vis else None
     engine_path = (size is not None and min(size) >= 32  # the engine's smallest input
                    and prior_correction is None and hasattr(ds, "load")

@@ -258,6 +258,39 @@ def test_cli_json_and_table(tmp_path, capsys):
     assert "nope.pt" in capsys.readouterr().err
 
 
+def test_cli_class_colors_recolour_the_pictures_not_the_scores(tmp_path, capsys):
+    root = _camvid_tree(tmp_path / "camvid", frames=2)
+    model = seeded_model()
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt", model=model, half=False)
+    colours = tmp_path / "colours.yaml"
+    colours.write_text("road: '#0a141e'\nSKY: [1, 2, 3]\n")  # loose names, as segment-bag
+    common = {"checkpoint": ckpt, "data_root": root, "split": "val", "resolution": "48x36",
+              "device": "cpu", "json": True, "vis_count": 1}
+    assert evaluate_cli.run(_cli_args(save_vis=tmp_path / "a", **common)) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert evaluate_cli.run(_cli_args(save_vis=tmp_path / "b", class_colors=colours,
+                                      **common)) == 0
+    assert json.loads(capsys.readouterr().out) == plain
+    frames, labels = read_tree(root)
+    pred = reference_predictions(model, frames[:1], [0.5] * 3, [0.25] * 3)[0]
+    palette = CAMVID.palette().copy()
+    palette[CAMVID.names.index("Road")] = (10, 20, 30)
+    palette[CAMVID.names.index("Sky")] = (1, 2, 3)
+    name = "000_0016E5_00000.png"
+    side = cv2.imread(str(tmp_path / "b" / name))[:, :, ::-1]
+    truth = np.where((labels[0] == 11)[..., None], 0, palette[np.minimum(labels[0], 10)])
+    assert np.array_equal(side[:, 52:100], truth)
+    assert np.array_equal(side[:, 104:], palette[pred])
+    assert not np.array_equal(side, cv2.imread(str(tmp_path / "a" / name))[:, :, ::-1])
+    # A bad file or one without --save-vis: an error naming it, before any scoring.
+    colours.write_text("Lorry: [1, 2, 3]\n")
+    assert evaluate_cli.run(_cli_args(save_vis=tmp_path / "c", class_colors=colours,
+                                      **common)) == EXIT_ERROR
+    assert "colours.yaml" in capsys.readouterr().err
+    assert evaluate_cli.run(_cli_args(class_colors=colours, **common)) == EXIT_ERROR
+    assert "add --save-vis" in capsys.readouterr().err
+
+
 def test_parse_resolution_and_table():
     assert parse_resolution("480x360") == (480, 360) and parse_resolution(None) is None
     with pytest.raises(ValueError, match="WIDTHxHEIGHT"):

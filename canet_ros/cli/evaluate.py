@@ -70,6 +70,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--save-vis", default=None, metavar="DIR",
                    help="write frame|truth|prediction PNGs, an IoU bar chart and a confusion "
                         "matrix PNG here")
+    p.add_argument("--class-colors", metavar="FILE",
+                   help="class colours YAML for the --save-vis pictures, as segment-bag's "
+                        "--class-colors (default: the checkpoint's colours)")
     p.add_argument("--vis-count", type=non_negative_int, default=8,
                    help="frames to visualise (default 8)")
     p.add_argument("--tta", action="store_true",
@@ -87,6 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..class_colors import read_class_colors
     from ..evaluation import TTA, evaluate_checkpoint, format_table, parse_resolution, scored_set
 
     device = args.device
@@ -97,13 +101,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.tta_scales and not args.tta:
             raise ValueError("--tta-scales needs --tta")
+        if args.class_colors and not args.save_vis:
+            raise ValueError("--class-colors colours the --save-vis pictures; add --save-vis DIR")
+        colors = read_class_colors(args.class_colors) if args.class_colors else None
         result = evaluate_checkpoint(
             args.checkpoint, args.dataset, args.data_root, split, holdout=args.holdout,
             resolution=parse_resolution(args.resolution), device=device,
             include=args.include, exclude=args.exclude, batch_size=args.batch_size,
             workers=args.workers, save_vis=args.save_vis, vis_count=args.vis_count,
             tta=tta, show_progress=True, prior_correction=args.prior_correction,
-            precision=args.precision)
+            precision=args.precision, class_colors=colors)
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"canet evaluate: error: {exc}", file=sys.stderr)
         return 1
