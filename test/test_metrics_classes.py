@@ -76,6 +76,34 @@ def test_merge_equals_single_pass():
     assert a.summary("abcd") == ab.summary("abcd")
 
 
+def test_uint8_label_images_count_as_by_hand():
+    gt = np.array([[0, 0, 1, 1], [2, 2, 9, 200]], dtype=np.uint8)
+    pr = np.array([[0, 1, 1, 255], [2, 0, 2, 0]], dtype=np.uint8)
+    cm = ConfusionMatrix(3, ignore_index=9)
+    cm.update(pr, gt)
+    # Truth 9 is void and 200 no class: both skipped. Prediction 255 is no class: a miss.
+    assert cm.matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
+    assert cm.unmatched.tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("n, ignore", [(11, 11), (11, None), (19, 255), (2, 0), (256, 7),
+                                       (300, 299)])
+def test_uint8_labels_score_as_wider_integers(n, ignore):
+    rng = np.random.default_rng(n)
+    gt = rng.integers(0, 256, (2, 31, 47)).astype(np.uint8)
+    pr = rng.integers(0, 256, (2, 31, 47)).astype(np.uint8)
+    inside = rng.random(gt.shape) < 0.7  # mostly real classes, as in a label image
+    gt[inside] = rng.integers(0, min(n, 256), int(inside.sum()))
+    pr[inside] = rng.integers(0, min(n, 256), int(inside.sum()))
+    narrow, wide = ConfusionMatrix(n, ignore), ConfusionMatrix(n, ignore)
+    for k in range(2):  # two frames: counts accumulate
+        narrow.update(pr[k], gt[k])
+        wide.update(pr[k].astype(np.int64), gt[k].astype(np.int64))
+    assert narrow.matrix.sum() > 0 and (narrow.unmatched.sum() > 0) == (n < 256)
+    assert np.array_equal(narrow.matrix, wide.matrix)
+    assert np.array_equal(narrow.unmatched, wide.unmatched)
+
+
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="shape"):
         ConfusionMatrix(2).update(np.zeros((2, 2)), np.zeros((2, 3)))
