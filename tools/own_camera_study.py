@@ -22,6 +22,10 @@ step is the CLI a user runs; CPU time is the children's.
 
     python tools/own_camera_study.py --start START.pt --out study/ [--counts 5 10 20 40]
         [--drive 0006R0] [--config CONFIG] [--train-arg=--lr=5e-4 ...]
+
+The replayed CamVid frames leave the drive out (``--replay-exclude DRIVE`` is added unless
+a --train-arg gives its own), and a score on frames any run behind the model trained on
+(evaluate's ``seen_in_training``) stops the study.
 """
 from __future__ import annotations
 
@@ -114,8 +118,19 @@ def score(checkpoint: str, drive: str, labelled: List[str], *extra: str) -> Dict
                             "--exclude", *labelled, "--json", *extra, capture=True))
     val = json.loads(canet("evaluate", "--checkpoint", checkpoint, "--split", "val",
                            "--json", *extra, capture=True))
+    seen = rest.get("seen_in_training")
+    if seen:  # the start, its ancestors or the replay saw the "new camera"
+        raise SystemExit(f"{checkpoint}: trained on {seen} of the {rest['frames']} frames of "
+                         f"{drive} scored as new; start from a model that never saw {drive}")
     return {"rest_miou": rest["miou"], "rest_frames": rest["frames"],
             "rest_global": rest["global_acc"], "val_miou": val["miou"]}
+
+
+def train_args(args: argparse.Namespace) -> List[str]:
+    """Return the --train-arg list, with the replay kept off the drive unless it says."""
+    if any(a.startswith("--replay-exclude") for a in args.train_arg):
+        return list(args.train_arg)
+    return [f"--replay-exclude={args.drive}", *args.train_arg]
 
 
 def run_count(args: argparse.Namespace, bag: Path, pairs: List[tuple], n: int) -> Dict:
@@ -130,7 +145,7 @@ def run_count(args: argparse.Namespace, bag: Path, pairs: List[tuple], n: int) -
     cpu0, wall0 = cpu_seconds(), time.time()
     canet("train", "--config", str(args.config), "--data-root", str(work / "dataset"),
           "--init-weights", args.start, "--val-sets", "--out-dir", str(work / "run"),
-          "--no-progress", *args.train_arg)
+          "--no-progress", *train_args(args))
     cpu, wall = cpu_seconds() - cpu0, time.time() - wall0
     after = score(str(work / "run" / "last.pt"), args.drive, labelled)
     row = {"labelled": n, "frames": labelled, "train_cpu_s": round(cpu, 1),
@@ -165,7 +180,7 @@ def main() -> int:
         write_bag(bag, pairs, quality=95)
     rows = [run_count(args, bag, pairs, n) for n in args.counts]
     summary = {"start": args.start, "drive": args.drive, "config": str(args.config),
-               "train_args": args.train_arg, "rows": rows}
+               "train_args": train_args(args), "rows": rows}
     (args.out / "study.json").write_text(json.dumps(summary, indent=1))
     for r in rows:
         after = r.get("after_shipped", r["after"])
