@@ -117,6 +117,9 @@ SEGMENT_ARGUMENTS: Tuple[LaunchArgument, ...] = tuple(
     LaunchArgument("params_file", "a ros__parameters YAML used instead of "
                    f"config/canet_<backbone>.yaml (empty: that file, backbone {DEFAULT_BACKBONE} "
                    "when unset)"),
+    LaunchArgument("use_sim_time", "true: the node's ROS clock follows /clock (bag replay "
+                   "with 'ros2 bag play --clock'); empty: the params file's value (shipped: "
+                   "false)"),
     LaunchArgument("dds_profile", f"Fast DDS XML profile for the node (empty: config/"
                    f"{DDS_PROFILE}, for large images; '{NO_DDS_PROFILE}': Fast DDS defaults). "
                    "Ignored when FASTRTPS_/FASTDDS_DEFAULT_PROFILES_FILE is already set or "
@@ -276,6 +279,11 @@ def resolve_segment_launch(arguments: Mapping[str, str], share_dir: Union[str, P
     values = {name: str(arguments.get(name, "") or "").strip() for name in SEGMENT_ARGUMENT_NAMES}
     overrides = {name: parameter_override(name, value) for name, value in values.items()
                  if value and name in SPEC_BY_NAME}
+    if values["use_sim_time"]:  # rclpy's own parameter, so not among the node's SPECS
+        if values["use_sim_time"].lower() not in _BOOLEANS:
+            raise LaunchConfigError(f"use_sim_time {values['use_sim_time']!r} is not true or "
+                                    f"false")
+        overrides["use_sim_time"] = _BOOLEANS[values["use_sim_time"].lower()]
     if values["params_file"]:
         params_file = Path(values["params_file"]).expanduser()
         if not params_file.is_file():

@@ -113,11 +113,22 @@ def test_overrides_have_the_types_the_node_declares():
     ({"overlay_alpha": "half"}, "not a number"),
     ({"stats_period": "0"}, "stats_period"),
     ({"publish_confidence": "yes"}, "not true or false"),
+    ({"use_sim_time": "1"}, "use_sim_time '1' is not true or false"),
     ({"qos_reliability": "sometimes"}, "qos_reliability"),
 ])
 def test_bad_values_are_rejected(values, words):
     with pytest.raises(lc.LaunchConfigError, match=words):
         resolve(**values)
+
+
+def test_use_sim_time_reaches_every_node_as_a_boolean():
+    # rclpy declares it on every node (not among ours); bag replay needs it on the node.
+    assert resolve(use_sim_time="True").overrides == {"use_sim_time": True}
+    assert resolve(use_sim_time="false").overrides == {"use_sim_time": False}
+    assert "use_sim_time" not in resolve().overrides  # the params file's value stands
+    values = {a.name: a.default for a in lc.multi_camera_arguments()}
+    plans = lc.resolve_multi_camera_launch(dict(values, use_sim_time="true"), REPO)
+    assert [plan.overrides["use_sim_time"] for _, plan in plans] == [True, True]
 
 
 def test_missing_share_config_is_reported(tmp_path):
