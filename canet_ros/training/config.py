@@ -41,6 +41,7 @@ from ..errors import brief, brief_items
 from .config_files import load_yaml, resolve_config, shipped_configs  # noqa: F401 (API)
 from .config_sources import (  # noqa: F401 (API: resolve_train_args, PATH_FIELDS)
     PATH_FIELDS,
+    check_resumed_frames,
     read_config_file,
     resolve_train_args,
     resumed_run_values,
@@ -267,14 +268,20 @@ def config_from_args(args: argparse.Namespace,
 
     Defaults < on a resume the run's saved config < the --config file < the flags; each
     source is checked on its own, so an error names its file. ``resumed``: the --resume
-    checkpoint, where the caller has read it already.
+    checkpoint, where the caller has read it already. A resume that would change which
+    frames the run trains or selects on is refused (``check_resumed_frames``).
     """
     config, resume = getattr(args, "config", None), getattr(args, "resume", None)
     from_file = check_values(read_config_file(config), str(config)) if config else {}
     resume = resume or from_file.get("resume")
     saved = check_values(resumed_run_values(resume, resumed), str(resume)) if resume else {}
-    return merge_config(layer_values(saved, from_file), vars(args),
-                        str(config or resume or "config file"))
+    cfg = merge_config(layer_values(saved, from_file), vars(args),
+                       str(config or resume or "config file"))
+    if saved:  # else not a run's last.pt: the trainer says so
+        # The run's values over today's defaults: what its frames were chosen by.
+        check_resumed_frames(resume, TrainConfig(**layer_values({}, saved)).to_dict(),
+                             cfg.to_dict(), vars(args), from_file, config)
+    return cfg
 
 
 def validate(cfg: TrainConfig) -> None:

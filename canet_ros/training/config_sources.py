@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from .config_files import load_yaml, resolve_config
 
@@ -98,3 +98,87 @@ def resumed_run_values(resume: Union[str, Path],
     if not isinstance(blob.get("train_state"), dict):
         return {}
     return run_values(blob.get("train_args") or {}, Path(resume).parent)
+
+
+# Options that decide which frames a run trains on or picks best.pt on. A resume keeps the
+# run's weights, mean/std and class weights, all learnt from the old frames; changing one
+# of these under them would, say, select on and record as held out a drive the run has
+# trained on. data_root and replay_root are not here: data sets move. replay_ratio counts
+# only as replay on or off (> 0 or not): the ratio sets how many frames of the same pool an
+# epoch draws, as --steps sets how long the run is, and the replay_* options of a run
+# without replay choose nothing.
+FRAME_OPTIONS = ("dataset", "train_split", "train_include", "train_exclude", "holdout",
+                 "val_sets", "replay_dataset", "replay_split", "replay_exclude")
+_REPLAY_OPTIONS = ("replay_dataset", "replay_split", "replay_exclude")
+
+
+def check_resumed_frames(resume: Union[str, Path], saved: Mapping[str, Any],
+                         asked: Mapping[str, Any], flags: Mapping[str, Any],
+                         file_values: Mapping[str, Any], file_name: Any = None) -> None:
+    """Refuse a resume whose config trains or selects on other frames than the run did.
+
+    ``saved``: the run's config (defaults filled in), ``asked``: this invocation's merged
+    one; ``flags`` and ``file_values`` (the --config file ``file_name``) say who asked, so
+    the message names the option as the user gave it. Values are compared normalised
+    (lists as sets, None as empty), so giving the run's own value again is fine.
+    ValueError: one line naming last.pt, the option, both values and the way out.
+    """
+    replay = [_replays(saved), _replays(asked)]
+    if replay[0] != replay[1]:
+        raise ValueError(_changed(resume, "replay_ratio", saved, asked, flags, file_values,
+                                  file_name))
+    for key in FRAME_OPTIONS:
+        if key in _REPLAY_OPTIONS and not replay[0]:
+            continue
+        if _normal(key, saved.get(key)) != _normal(key, asked.get(key)):
+            raise ValueError(_changed(resume, key, saved, asked, flags, file_values,
+                                      file_name))
+
+
+def _replays(values: Mapping[str, Any]) -> bool:
+    return bool(values.get("replay_dataset")) and float(values.get("replay_ratio") or 0) > 0
+
+
+def _names(value: Any) -> Tuple[str, ...]:
+    """Return a name filter as a set: the order of prefixes and repeats choose nothing."""
+    if value is None or isinstance(value, str):
+        value = [value] if value else []
+    return tuple(sorted({str(v) for v in value}))
+
+
+def _normal(key: str, value: Any) -> Any:
+    """Return ``value`` in a form where equal choices of frames compare equal."""
+    if key == "val_sets":
+        return tuple(sorted((str(v.get("name")), str(v.get("split") or "val"),
+                             _names(v.get("include")), _names(v.get("exclude")))
+                            for v in (value or [])))
+    if key.endswith(("_include", "_exclude")):
+        return _names(value)
+    return str(value).strip() if value not in (None, "") else None
+
+
+def _shown(key: str, values: Mapping[str, Any]) -> str:
+    """Return an option's value as its flag takes it ("none" for nothing)."""
+    if key == "replay_ratio":
+        ratio = float(values.get("replay_ratio") or 0)
+        return f"{ratio:g}" + ("" if _replays(values) else " (no replay)")
+    value = _normal(key, values.get(key))
+    if key == "val_sets":
+        value = [f"{name}={split}" + (":" + ",".join(inc) if inc else "")
+                 + (f" (exclude {','.join(exc)})" if exc else "")
+                 for name, split, inc, exc in value]
+    if isinstance(value, (list, tuple)):
+        return " ".join(value) or "none"
+    return "none" if value is None else value
+
+
+def _changed(resume: Any, key: str, saved: Mapping[str, Any], asked: Mapping[str, Any],
+             flags: Mapping[str, Any], file_values: Mapping[str, Any], file_name: Any) -> str:
+    flag = "--" + key.replace("_", "-")
+    given = flag if flags.get(key) is not None else (
+        f"{key} in {file_name}" if file_values.get(key) is not None else flag)
+    return (f"{resume}: the run trained with {flag} {_shown(key, saved)}, this resume asks "
+            f"for {_shown(key, asked)} ({given}); its weights, normalisation and class "
+            f"weights come from the frames it chose, so a resume cannot change them: resume "
+            f"without {given}, or start a new run from its weights with --init-weights "
+            f"{resume} and another --out-dir")

@@ -16,11 +16,13 @@
 
 Statistics the config leaves open (mean/std, class weights, input size) are computed
 here from the training frames and written back into the config, so the saved config and
-every checkpoint state exactly what was used and a resume never recomputes them.
+every checkpoint state exactly what was used and a resume never recomputes them. A
+validation set that shares frames with training is warned about (``overlap_warnings``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -144,6 +146,31 @@ def with_replay(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
     return mixed
 
 
+def overlap_warnings(cfg: TrainConfig, train: SegmentationDataset,
+                     specs: List[Dict[str, Any]], val: List[SegmentationDataset]) -> List[str]:
+    """Return one warning for each validation set holding frames the run trains on.
+
+    Training frames are the own ones and the replay pool's (each epoch draws afresh from
+    all of it), told apart by resolved image path. Not refused: fine-tuning on every
+    labelled frame (train+val with the val set) is legitimate, but its score is then no
+    held-out figure, and where the set picks best.pt (and the exported model) it is picked
+    on frames the run has learnt.
+    """
+    trained = {Path(image).resolve() for image, _ in train.pairs}
+    picks = cfg.select_on or (holdout_set_name(cfg.holdout) if cfg.holdout else None)
+    out = []
+    for spec, ds in zip(specs, val, strict=True):
+        seen = sum(1 for image, _ in ds.pairs if Path(image).resolve() in trained)
+        if not seen:
+            continue
+        line = (f"warning: {spec['name']}: {seen} of its {len(ds)} frames are training "
+                f"frames; its score is not held out")
+        if picks is None or picks == spec["name"]:
+            line += " and best.pt is picked on frames the run trains on"
+        out.append(line)
+    return out
+
+
 def resolve_backbone(cfg: TrainConfig) -> str:
     """Return the backbone left open: the starting checkpoint's, else MobileNetV2 (CANet1)."""
     if cfg.backbone is None:
@@ -185,6 +212,8 @@ def build_data(cfg: TrainConfig, verbose: bool = True) -> DataBundle:
                if isinstance(train, MixedDataset) else f"{len(train)} frames")
         print(f"train: {own}; " + "; ".join(
             f"{s['name']}: {len(d)} frames" for s, d in zip(specs, val, strict=True)), flush=True)
+        for line in overlap_warnings(cfg, train, specs, val):
+            print(line, flush=True)
     # Explicit weights win; with class_weighting=none and none given, the loss is plain CE.
     weights = list(cfg.class_weights) if cfg.class_weights else None
     return DataBundle(cs, train, tt, val, specs, list(cfg.mean), list(cfg.std),
