@@ -26,7 +26,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -38,7 +37,7 @@ from . import __version__
 from .atomic_write import write_atomic
 from .checkpoint import load_checkpoint, resolve_checkpoint
 from .errors import CanetError
-from .inference.onnx_runtime import torchscript_export_options
+from .inference.onnx_runtime import quiet_warnings, torchscript_export_options
 
 __all__ = ["DEFAULT_OPSET", "ExportError", "INPUT_NAME", "LABELS_NAME", "LOGITS_NAME",
            "MAX_OPSET", "MIN_OPSET", "OnnxExport", "export_onnx_file", "read_metadata"]
@@ -177,10 +176,11 @@ def _to_onnx(net: nn.Module, size: Tuple[int, int], dynamic: bool, opset: int) -
                 LOGITS_NAME: {0: "batch", 2: "height", 3: "width"},
                 LABELS_NAME: {0: "batch", 1: "height", 2: "width"}}
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        # The TorchScript-based exporter warns that it is deprecated; it is the one that
-        # needs no extra packages and handles this model (as the ONNX Runtime engine does).
-        warnings.simplefilter("ignore")
+    # The TorchScript-based exporter warns that it is deprecated; it is the one that needs
+    # no extra packages and handles this model (as the ONNX Runtime engine does). One export
+    # at a time in a process (quiet_warnings holds EXPORT_LOCK): torch's exporter state is
+    # process-wide.
+    with quiet_warnings(), torch.no_grad():
         torch.onnx.export(net, (example,), buffer, input_names=[INPUT_NAME],
                           output_names=[LOGITS_NAME, LABELS_NAME], opset_version=opset,
                           dynamic_axes=axes, do_constant_folding=True,

@@ -33,6 +33,7 @@ Only torch-free code runs at import; exporting imports torch.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -40,10 +41,11 @@ import io
 import json
 import logging
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -53,9 +55,9 @@ from ..versions import import_optional
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["CachedGraph", "OnnxRunner", "cache_dir", "cached_graph", "export_onnx",
-           "file_digest", "model_fingerprint", "onnxruntime_available", "runtime_imports",
-           "store_graph", "torchscript_export_options"]
+__all__ = ["EXPORT_LOCK", "CachedGraph", "OnnxRunner", "cache_dir", "cached_graph",
+           "export_onnx", "file_digest", "model_fingerprint", "onnxruntime_available",
+           "quiet_warnings", "runtime_imports", "store_graph", "torchscript_export_options"]
 
 log = logging.getLogger("canet_ros.inference")
 OPSET = 17
@@ -63,6 +65,20 @@ OPSET = 17
 GRAPH_VERSION = 2
 _META_KEYS = ("backbone", "num_classes", "class_set", "class_names", "palette",
               "ignore_index", "mean", "std", "input_size")
+# torch.onnx.export keeps process-wide state (GLOBALS.in_onnx_export, the opset, the
+# graph being built): two exports at once, engines or nodes built in threads, break each
+# other's graphs. warnings.catch_warnings swaps the process-wide filter list, so two
+# blocks overlapping in threads restore each other's lists and can leave their "ignore"
+# in force for good. Both happen only under this lock (re-entrant: an export may load).
+EXPORT_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def quiet_warnings() -> Iterator[None]:
+    """Ignore warnings inside the block, holding :data:`EXPORT_LOCK` (thread-safe)."""
+    with EXPORT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def onnxruntime_available() -> bool:
@@ -218,10 +234,9 @@ def _export_bytes(model: nn.Module, size: tuple[int, int]) -> bytes:
     width, height = size
     buffer = io.BytesIO()
     example = torch.zeros(1, 3, height, width)
-    with warnings.catch_warnings(), torch.no_grad():
-        # The TorchScript-based exporter warns that it is deprecated; it is the one
-        # that needs no extra packages and handles this model.
-        warnings.simplefilter("ignore")
+    # The TorchScript-based exporter warns that it is deprecated; it is the one that
+    # needs no extra packages and handles this model.
+    with quiet_warnings(), torch.no_grad():
         torch.onnx.export(model, (example,), buffer, input_names=["input"],
                           output_names=["logits"], opset_version=OPSET,
                           **torchscript_export_options())
@@ -232,10 +247,17 @@ def export_onnx(model: nn.Module, size: tuple[int, int], use_cache: bool = True,
                 refresh: bool = False) -> bytes:
     """ONNX bytes of ``model`` (fp32, CPU, eval) at network ``size`` (W, H), cached on disk.
 
-    ``refresh`` exports again and replaces the cached file (one found unusable).
+    ``refresh`` exports again and replaces the cached file (one found unusable). Threads
+    export one at a time; one waiting for the same graph then reads it from the cache.
     """
     folder = _onnx_dir() if use_cache else None
     path = None if folder is None else folder / f"canet_{model_fingerprint(model, size)}.onnx"
+    with EXPORT_LOCK:
+        return _cached_or_exported(model, size, path, refresh)
+
+
+def _cached_or_exported(model: nn.Module, size: tuple[int, int], path: Path | None,
+                        refresh: bool) -> bytes:
     if path is not None and not refresh and path.is_file():
         try:
             data = path.read_bytes()

@@ -19,13 +19,15 @@ A ROS process configures no Python handler and leaves the root logger at WARNING
 its INFO lines (what ``precision: auto`` chose and how to make the int8 graph) were
 lost, and its warnings reached stderr bare: no severity, no node name, not on
 /rosout. While a node runs, one handler on the ``canet_ros`` logger hands every record
-to that node's rclpy logger at the matching severity instead.
+to that node's rclpy logger at the matching severity instead. With several nodes in one
+process, a record goes to the node whose thread made it (the one constructing it, or its
+worker), else to the newest node: nodes started in parallel threads keep their lines.
 """
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from rclpy.logging import LoggingSeverity
 
@@ -42,17 +44,20 @@ def python_level(ros_logger: Any) -> int:
 
 
 class RosLogHandler(logging.Handler):
-    """Hands each record to the rclpy logger of the newest node that attached."""
+    """Hands each record to its thread's node's rclpy logger, else the newest node's."""
 
     def __init__(self) -> None:
         super().__init__()
         self.loggers: List[Any] = []
+        self.threads: Dict[int, Any] = {}  # thread ident -> the rclpy logger it works for
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            logger = self.loggers[-1]
-        except IndexError:  # the last node stopped meanwhile (another thread's record)
-            return
+        logger = self.threads.get(record.thread) if record.thread is not None else None
+        if logger is None:
+            try:
+                logger = self.loggers[-1]
+            except IndexError:  # the last node stopped meanwhile (another thread's record)
+                return
         try:
             text = self.format(record)
             level = record.levelno
@@ -85,6 +90,7 @@ class LogForwarding:
         self._saved: Optional[Tuple[int, bool]] = None  # the logger's level and propagate
 
     def attach(self, ros_logger: Any) -> None:
+        """Forward records to ``ros_logger``; the calling thread's until :meth:`release`."""
         python_logger = logging.getLogger(PACKAGE_LOGGER)
         with self._lock:
             if not self.handler.loggers:
@@ -94,7 +100,20 @@ class LogForwarding:
                 # wherever the root logger has a handler (logging.basicConfig, pytest).
                 python_logger.propagate = False
             self.handler.loggers.append(ros_logger)
+            self.handler.threads[threading.get_ident()] = ros_logger
             python_logger.setLevel(python_level(ros_logger))
+
+    def bind(self, ros_logger: Any) -> None:
+        """Send the calling thread's records to ``ros_logger`` (an attached node's worker)."""
+        with self._lock:
+            if any(logger is ros_logger for logger in self.handler.loggers):
+                self.handler.threads[threading.get_ident()] = ros_logger
+
+    def release(self, ros_logger: Any) -> None:
+        """Stop tying the calling thread to ``ros_logger`` (its node has started)."""
+        with self._lock:
+            if self.handler.threads.get(threading.get_ident()) is ros_logger:
+                del self.handler.threads[threading.get_ident()]
 
     def detach(self, ros_logger: Any) -> None:
         python_logger = logging.getLogger(PACKAGE_LOGGER)
@@ -104,6 +123,10 @@ class LogForwarding:
             if not mine:
                 return
             del loggers[mine[-1]]
+            if not mine[:-1]:  # its last attachment: no thread works for it any more
+                threads = self.handler.threads
+                for ident in [i for i, logger in threads.items() if logger is ros_logger]:
+                    del threads[ident]
             if loggers:
                 python_logger.setLevel(python_level(loggers[-1]))
                 return

@@ -33,7 +33,7 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 NODE_NAME = "segmentation_node"
 # How long one spin_once waits; a stop request is seen within about this long.
@@ -70,16 +70,28 @@ class StopSignals:
         self.exit_while_starting = exit_while_starting
         self.received: List[str] = []
         self._deadline: Optional[threading.Timer] = None
+        self._previous: Dict[int, Any] = {}  # the handlers install() replaced
 
     @property
     def requested(self) -> bool:
         return bool(self.received)
 
-    def install(self) -> None:
+    def install(self) -> bool:
+        """Install the handlers; outside the main thread install none and return False."""
+        if threading.current_thread() is not threading.main_thread():
+            return False  # Python sets handlers from the main thread only
         for signum in _STOP_SIGNALS:
-            signal.signal(signum, self._handle)
+            self._previous[signum] = signal.signal(signum, self._handle)
         if self.exit_while_starting:
             self._watch_wakeups()
+        return True
+
+    def restore(self) -> None:
+        """Put back the handlers :meth:`install` replaced (a host program's own)."""
+        for signum, handler in self._previous.items():
+            # None: a handler set outside Python; the default is the nearest Python can set.
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        self._previous.clear()
 
     def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
         first = not self.received
@@ -163,14 +175,24 @@ def main(args: Optional[List[str]] = None) -> int:
     itself once the node has stopped and rclpy has shut down (which flushes ROS logging): Python's
     teardown of torch and ONNX Runtime has nothing left to release, yet took up to 14 s
     on a loaded machine, and would abort under an inference that never returned (the
-    worker is a daemon thread). With ``args`` it returns the status instead.
+    worker is a daemon thread).
+
+    With ``args`` (a host program embedding the node) it returns the status instead, and
+    puts the SIGINT/SIGTERM handlers it found back before returning. Called from a thread
+    other than the main thread it installs no handlers (Python allows that only in the
+    main thread): the host owns its signals, and stops the node by shutting down rclpy's
+    default context (``rclpy.shutdown()``), which main initialises itself.
     """
     signals = StopSignals(exit_while_starting=args is None)
-    signals.install()
     try:
+        signals.install()
         status = _run(args, signals)
     except KeyboardInterrupt:
         status = 0  # stopped while starting: nothing was running yet
+    finally:
+        if args is not None:
+            signals.armed = True  # a signal from here on is only recorded, never raised
+            signals.restore()
     if args is None:
         _hard_exit(status)
     return status

@@ -328,8 +328,26 @@ def declare_parameters(node: Any) -> Dict[str, Any]:
     values: Dict[str, Any] = {}
     for spec in SPECS:
         try:
-            parameter = node.declare_parameter(spec.name, spec.default, make_descriptor(spec))
+            values[spec.name] = _declare(node, spec)
         except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
             raise ParamError(f"parameter '{spec.name}': {exc}") from exc
-        values[spec.name] = parameter.value
     return values
+
+
+def _declare(node: Any, spec: ParamSpec) -> Any:
+    """Declare one spec and return its value, also where rclpy declared it already.
+
+    ``automatically_declare_parameters_from_overrides`` declares each override with a
+    plain descriptor before this runs: such a parameter is declared again, with the
+    spec's descriptor, so the override's value passes the same type and range checks.
+    One declared read-only (by a subclass, on purpose) cannot be: its value is read as
+    it is, and validate_config still checks it.
+    """
+    from rclpy.exceptions import ParameterImmutableException
+
+    if node.has_parameter(spec.name):
+        try:
+            node.undeclare_parameter(spec.name)
+        except ParameterImmutableException:
+            return node.get_parameter(spec.name).value
+    return node.declare_parameter(spec.name, spec.default, make_descriptor(spec)).value

@@ -119,6 +119,7 @@ class SegmentationNode(Node):
                                             daemon=True)
             self._worker.start()
             self.get_logger().info(self._ready_message())
+            FORWARDING.release(self.get_logger())  # this thread's later records: newest node
         except StartupError as exc:
             self.get_logger().fatal(f"cannot start: {exc}")
             self.destroy_node()
@@ -237,6 +238,7 @@ class SegmentationNode(Node):
             self._frame_stats.count("dropped")
 
     def _work(self) -> None:
+        FORWARDING.bind(self.get_logger())  # the engine's records from here are this node's
         while True:
             item = self._mailbox.take()
             if item is None:
