@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -189,7 +190,10 @@ class SegmentationNode(Node):
         self._templates = {name: Image() for name in names}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._label_info_pub = self._publish_label_info()
-        self._stats_timer = self.create_timer(cfg.stats_period, self._on_stats_timer)
+        # On the steady clock: stats_period and the report's window are wall seconds, also
+        # under use_sim_time, where the ROS clock stands still until /clock arrives.
+        self._stats_timer = self.create_timer(cfg.stats_period, self._on_stats_timer,
+                                              clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def _input_topic(self) -> str:
         cfg = self._cfg
@@ -299,9 +303,10 @@ class SegmentationNode(Node):
 
     def _stamp_age(self, header: Any) -> Optional[float]:
         stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-        if stamp_ns <= 0:
-            return None  # unstamped input: an age would be meaningless
-        return (self.get_clock().now().nanoseconds - stamp_ns) / 1e9
+        now_ns = self.get_clock().now().nanoseconds
+        if stamp_ns <= 0 or now_ns <= 0:
+            return None  # unstamped input, or use_sim_time before /clock: no age to tell
+        return (now_ns - stamp_ns) / 1e9
 
     # -- parameters, stats ------------------------------------------------------------
     # rclpy refuses a read-only parameter with its own words before any callback runs;
