@@ -76,9 +76,15 @@ def build_metadata(backbone: str, class_set: ClassSet, *, mean: Sequence[float] 
                    std: Sequence[float] = IMAGENET_STD,
                    input_size: Optional[Tuple[int, int]] = None,
                    train_args: Optional[Mapping[str, Any]] = None,
-                   metrics: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """Checkpoint metadata; ``input_size`` is the training input (width, height)."""
-    return {
+                   metrics: Optional[Mapping[str, Any]] = None,
+                   lineage: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Checkpoint metadata; ``input_size`` is the training input (width, height).
+
+    ``lineage`` (``canet_ros.data.seen``): where the weights came from and, for a dataset
+    folder, the frames trained on; its own key, since ``train_args`` are read back as a
+    config on resume.
+    """
+    meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "backbone": backbone,
@@ -93,6 +99,9 @@ def build_metadata(backbone: str, class_set: ClassSet, *, mean: Sequence[float] 
         "train_args": _plain(train_args or {}),
         "metrics": _plain(metrics or {}),
     }
+    if lineage is not None:
+        meta["lineage"] = _plain(lineage)
+    return meta
 
 
 def save_checkpoint(path: PathLike, model: nn.Module, metadata: Mapping[str, Any], *,

@@ -193,16 +193,19 @@ def scored_set(dataset: str, split: str, include: Optional[Sequence[str]] = None
 
 
 def seen_in_training(train_args: Dict[str, object], frames: Sequence[Path],
-                     run_dir: Optional[Path] = None) -> Optional[int]:
-    """How many of these frame files the checkpoint's run trained on (None: not recorded).
+                     run_dir: Optional[Path] = None,
+                     lineage: Optional[Mapping[str, Any]] = None) -> Optional[int]:
+    """How many of these frame files the checkpoint's weights trained on (None: not recorded).
 
-    Judged from the run's saved data set, split(s), name filters and replay source, which
-    tells a held-out score from a training-set one (``canet_ros.data.seen``). ``run_dir``
-    is where the checkpoint's relative paths start: its run folder.
+    Judged from the run's saved data set, split(s), name filters and replay source, and
+    from every run its starting weights (``--init-weights``) came from, which tells a
+    held-out score from a training-set one (``canet_ros.data.seen``). ``run_dir`` is where
+    the checkpoint's relative paths start: its run folder. ``lineage`` is the checkpoint's
+    record of those starting weights and a dataset folder's trained frames.
     """
     from .data.seen import count_seen
 
-    return count_seen(train_args, frames, run_dir)
+    return count_seen(train_args, frames, run_dir, lineage)
 
 
 def parse_resolution(text: Optional[str]) -> Optional[Tuple[int, int]]:
@@ -338,7 +341,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                    "prior_correction": current_strength(meta),
                    "seen_in_training": seen_in_training(meta.get("train_args") or {},
                                                         [p[0] for p in ds.pairs],
-                                                        _run_dir(checkpoint))})
+                                                        _run_dir(checkpoint),
+                                                        meta.get("lineage"))})
     if save_vis:
         save_charts(result, cm, expected.names, Path(save_vis),
                     scored_set(dataset, split, include, exclude))

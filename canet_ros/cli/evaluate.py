@@ -129,8 +129,9 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(result, result["class_names"]))
     seen = result.get("seen_in_training")
     if seen:
-        print(f"note: the checkpoint was trained on {seen} of these {result['frames']} frames; "
-              f"this is not a held-out score", file=sys.stderr)
+        print(f"note: the checkpoint's weights were trained on {seen} of these "
+              f"{result['frames']} frames (by its run or a run its --init-weights came "
+              f"from); this is not a held-out score", file=sys.stderr)
     if args.save_vis:
         print(f"visualisations written to {args.save_vis}", file=sys.stderr)
     return 0

@@ -13,24 +13,37 @@
 # limitations under the License.
 
 
-"""Which frames a training run trained on, from its checkpoint's ``train_args``.
+"""Which frames a training run trained on, from its checkpoint's ``train_args`` and lineage.
 
 ``canet evaluate`` says when a score is not a held-out one. The run's data set, split(s)
 and name filters, and its replay source, decide. CamVid and Cityscapes frames carry
 their split in their path (``train/x.png``, ``leftImg8bit/val/<city>/x.png``); a dataset
 folder's split lives in its lists or split rule, so its frames are matched against the
-folder's own train split.
+stems the run recorded (``lineage["frames"]``), or, for a checkpoint without that record,
+against the folder's own train split as it is now.
+
+Weights started from ``--init-weights`` bring what they trained on with them: the
+checkpoint's ``lineage["start"]`` holds the starting checkpoint's ``train_args`` and, in
+turn, its own lineage. A frame counts as seen when any run of that chain trained on it.
+A checkpoint without the record is traced through its ``init_weights`` file while that
+file (or the bundled model, ``default``) is still there.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Sequence, Set, Union
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Union
 
+from ..checkpoint import CheckpointError, read_checkpoint, resolve_checkpoint
 from ..errors import DatasetError
 from .camvid import filter_names
 from .cityscapes import IMG_SUFFIX
 from .folder import index_folder
+
+LINEAGE_KEY = "lineage"  # the checkpoint metadata key of the record
+# Deeper chains than this are not followed (a start that names itself, a loop of files).
+MAX_DEPTH = 32
 
 
 @dataclass
@@ -44,8 +57,12 @@ class _Source:
     exclude: List[str]
     run_dir: Optional[Path]
     _trained: dict = field(default_factory=dict)  # folder root -> its trained frames
+    stems: Optional[FrozenSet[str]] = None  # a folder run's recorded training frames
+    folder: str = ""  # ... and its dataset folder's name
 
     def holds(self, frame: Path) -> bool:
+        if self.stems is not None:  # recorded: the split the run saw, not today's rule
+            return frame.stem in self.stems and self._in_named_folder(frame)
         if not filter_names([self._name(frame)], self.include, self.exclude):
             return False
         if self.dataset == "folder":
@@ -71,10 +88,9 @@ class _Source:
         if not self.root:
             return None
         recorded = Path(self.root)
-        if not recorded.is_absolute() and self.run_dir is not None:
-            recorded = self.run_dir / recorded
-        if recorded.is_absolute() and recorded.is_dir():
-            return recorded
+        found = self._recorded_root()
+        if found is not None:
+            return found
         # Own layout: <root>/images/x.png; CVAT: <export>/JPEGImages/x.jpg or
         # <parent>/images/x.jpg beside <parent>/<export>/.
         base = frame.parent.parent
@@ -82,6 +98,29 @@ class _Source:
             if candidate.name == recorded.name and candidate.is_dir():
                 return candidate
         return None
+
+    def _recorded_root(self) -> Optional[Path]:
+        """Return the folder ``data_root`` names (from the run folder) if it still exists."""
+        recorded = Path(self.root or "")
+        if self.root and not recorded.is_absolute() and self.run_dir is not None:
+            recorded = self.run_dir / recorded
+        return recorded if self.root and recorded.is_absolute() and recorded.is_dir() else None
+
+    def _in_named_folder(self, frame: Path) -> bool:
+        """Whether ``frame`` is an image of the recorded folder: that one, or one so named.
+
+        Own layout: <root>/images/x.png; CVAT: <export>/JPEGImages/x.jpg, or
+        <parent>/images/x.jpg beside <parent>/<export>/.
+        """
+        recorded = self._recorded_root()
+        base = frame.parent.parent
+        for candidate in (base, base / self.folder):
+            if not candidate.is_dir():
+                continue
+            if self.folder in (candidate.name, candidate.resolve().name) or (
+                    recorded is not None and candidate.resolve() == recorded.resolve()):
+                return True
+        return False
 
     def _folder_frames(self, root: Path) -> Set[Path]:
         key = str(root.resolve())
@@ -96,13 +135,18 @@ class _Source:
         return self._trained[key]
 
 
-def _sources(args: Mapping[str, Any], run_dir: Optional[Path]) -> List[_Source]:
+def _sources(args: Mapping[str, Any], run_dir: Optional[Path],
+             frames: Any = None) -> List[_Source]:
     exclude = [str(v) for v in args.get("train_exclude") or []]
     if args.get("holdout"):
         exclude.append(str(args["holdout"]))
     sources = [_Source(str(args.get("dataset") or "camvid"), args.get("data_root"),
                        set(str(args.get("train_split") or "train").split("+")),
                        [str(v) for v in args.get("train_include") or []], exclude, run_dir)]
+    if sources[0].dataset == "folder" and isinstance(frames, Mapping) \
+            and isinstance(frames.get("stems"), list) and frames.get("folder"):
+        sources[0].stems = frozenset(str(v) for v in frames["stems"])
+        sources[0].folder = str(frames["folder"])
     if args.get("replay_dataset") and float(args.get("replay_ratio") or 0) > 0:
         sources.append(_Source(str(args["replay_dataset"]), args.get("replay_root"),
                                set(str(args.get("replay_split") or "train").split("+")), [],
@@ -110,13 +154,109 @@ def _sources(args: Mapping[str, Any], run_dir: Optional[Path]) -> List[_Source]:
     return sources
 
 
-def count_seen(train_args: Mapping[str, Any], frames: Sequence[Union[str, Path]],
-               run_dir: Optional[Union[str, Path]] = None) -> Optional[int]:
-    """How many of ``frames`` the run trained on (own or replayed); None: not recorded.
+def locate(spec: Any, base_dir: Optional[Path]) -> Optional[Path]:
+    """Return the file an ``init_weights`` value names, relative paths from ``base_dir``.
 
-    ``run_dir`` is the folder the checkpoint's relative paths start from (its run folder).
+    ``default`` is the bundled model (canet_ros.checkpoint's resolution); ``base_dir`` None
+    is the working directory (a path as given on the command line).
+    """
+    if not isinstance(spec, str) or not spec:
+        return None
+    if spec == "default":
+        try:
+            return resolve_checkpoint(spec)
+        except CheckpointError:
+            return None
+    path = Path(spec).expanduser()
+    # Normalised as resolve_train_args does: "../x.pt" from a run folder that is gone.
+    return path if path.is_absolute() or base_dir is None else \
+        Path(os.path.normpath(base_dir / path))
+
+
+def _read_start(spec: Any, base_dir: Optional[Path], files: Set[Path]) -> Optional[Dict]:
+    """Read a starting checkpoint's training record from its file (weights_only=True)."""
+    path = locate(spec, base_dir)
+    if path is None or not path.is_file() or path.resolve() in files:
+        return None
+    files.add(path.resolve())
+    try:
+        meta = read_checkpoint(path)
+    except CheckpointError:
+        return None
+    args = meta.get("train_args")
+    return {"checkpoint": spec, "train_args": dict(args) if isinstance(args, Mapping) else {},
+            LINEAGE_KEY: meta.get(LINEAGE_KEY)}
+
+
+def start_record(spec: str, base_dir: Optional[Path] = None, depth: int = 0,
+                 files: Optional[Set[Path]] = None) -> Dict[str, Any]:
+    """Return the record of the checkpoint ``spec`` names: train_args and lineage, no weights.
+
+    A checkpoint made before lineages were recorded gets one traced through its
+    ``init_weights`` now, while those files exist; an unreadable file keeps its name only.
+    """
+    files = set() if files is None else files
+    entry = _read_start(spec, base_dir, files)
+    if entry is None:
+        return {"checkpoint": spec}
+    if not isinstance(entry[LINEAGE_KEY], Mapping):
+        path = locate(spec, base_dir)
+        init = entry["train_args"].get("init_weights")
+        entry[LINEAGE_KEY] = {"start": start_record(init, path.parent, depth + 1, files)} \
+            if isinstance(init, str) and init and depth < MAX_DEPTH and path else {}
+    return entry
+
+
+def _lineage_sources(args: Mapping[str, Any], run_dir: Optional[Path], record: Any,
+                     depth: int, files: Set[Path]) -> List[_Source]:
+    """Return the sources of one run and of every run its starting weights came from."""
+    record = record if isinstance(record, Mapping) else None
+    sources = _sources(args, run_dir, record.get("frames") if record else None)
+    if record is not None:
+        start = record.get("start")
+    else:  # made before the record: trace init_weights while its file is still there
+        init = args.get("init_weights")
+        start = {"checkpoint": init} if isinstance(init, str) and init else None
+    if isinstance(start, Mapping):
+        sources += _start_sources(start, run_dir, depth + 1, files)
+    return sources
+
+
+def _start_sources(start: Mapping[str, Any], run_dir: Optional[Path], depth: int,
+                   files: Set[Path]) -> List[_Source]:
+    if depth > MAX_DEPTH:
+        return []
+    args, record = start.get("train_args"), start.get(LINEAGE_KEY)
+    if not isinstance(args, Mapping):  # recorded by name only: read it if it is there now
+        entry = _read_start(start.get("checkpoint"), run_dir, files)
+        if entry is None:
+            return []
+        args, record = entry["train_args"], entry[LINEAGE_KEY]
+    if "train_split" not in args:  # a checkpoint without a training record
+        return []
+    path = locate(start.get("checkpoint"), run_dir)
+    return _lineage_sources(args, path.parent if path else None, record, depth, files)
+
+
+def _count(sources: List[_Source], frames: Sequence[Union[str, Path]]) -> int:
+    return sum(1 for f in frames if any(s.holds(Path(f)) for s in sources))
+
+
+def count_seen(train_args: Mapping[str, Any], frames: Sequence[Union[str, Path]],
+               run_dir: Optional[Union[str, Path]] = None,
+               lineage: Optional[Mapping[str, Any]] = None) -> Optional[int]:
+    """How many of ``frames`` the run or its starting weights trained on; None: not recorded.
+
+    ``run_dir`` is the folder the checkpoint's relative paths start from (its run folder);
+    ``lineage`` is the checkpoint's record (``LINEAGE_KEY``), None for an older checkpoint.
     """
     if "train_split" not in train_args:
         return None
-    sources = _sources(train_args, Path(run_dir) if run_dir else None)
-    return sum(1 for f in frames if any(s.holds(Path(f)) for s in sources))
+    base = Path(run_dir) if run_dir else None
+    return _count(_lineage_sources(train_args, base, lineage, 0, set()), frames)
+
+
+def count_start_seen(start: Mapping[str, Any], frames: Sequence[Union[str, Path]],
+                     run_dir: Optional[Union[str, Path]] = None) -> int:
+    """How many of ``frames`` the runs behind a starting checkpoint's record trained on."""
+    return _count(_start_sources(start, Path(run_dir) if run_dir else None, 1, set()), frames)

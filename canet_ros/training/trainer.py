@@ -40,6 +40,7 @@ from .config import TrainConfig, portable_train_args
 from .data_setup import DataBundle, build_data, resolve_backbone
 from .ema import ModelEMA
 from .epoch_stats import EpochStats
+from .lineage import holdout_warning, run_lineage
 from .mixing import cutmix, step_generator
 from .replay import MixedDataset, ReplaySampler
 from .resume_checks import check_batch_size, check_optimizer, restore_schedule, workers_note
@@ -96,6 +97,8 @@ class Trainer:
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.data: DataBundle = build_data(cfg, self.dist.is_main)
+        self.lineage = run_lineage(cfg, self.data, self.run_dir, self._resume_blob)
+        self._print(holdout_warning(cfg, self.data, self.lineage, self.run_dir) or "")
         self.loader = self._train_loader()
         self.steps_per_epoch = len(self.loader)
         if self.steps_per_epoch == 0:
@@ -181,7 +184,7 @@ class Trainer:
         return build_metadata(self.cfg.backbone, d.class_set, mean=d.mean, std=d.std,
                               input_size=tuple(d.input_size),
                               train_args=portable_train_args(self.cfg, self.run_dir),
-                              metrics=metrics or {})
+                              metrics=metrics or {}, lineage=self.lineage)
 
     def _train_state(self, epoch_stats: Optional[Dict[str, Any]], rank_rngs: List[Any]
                      ) -> Dict[str, Any]:
@@ -281,7 +284,7 @@ class Trainer:
         return D.any_flag(flag, self.dist, self.device)
 
     def _print(self, msg: str) -> None:
-        if self.dist.is_main:
+        if self.dist.is_main and msg:
             print(msg, flush=True)
 
     def _run_epoch(self, log: RunLog, stop: StopFlag, steps_this_run: int
