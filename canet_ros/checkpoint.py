@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import warnings
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence, Tuple, Union
@@ -186,9 +185,10 @@ def _torch_load(path: Path, map_location: Union[str, torch.device]) -> Any:
 
     import torch
 
+    from .warning_filters import quiet_warnings  # thread-safe catch_warnings
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pickle-protocol notes: noise for a user
+        with quiet_warnings():  # pickle-protocol notes: noise for a user
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if not _truncated(exc):

@@ -33,7 +33,6 @@ Only torch-free code runs at import; exporting imports torch.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import inspect
@@ -41,16 +40,15 @@ import io
 import json
 import logging
 import os
-import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..atomic_write import write_atomic
 from ..versions import import_optional
+from ..warning_filters import PROCESS_LOCK, quiet_warnings
 
 if TYPE_CHECKING:
     from torch import nn
@@ -67,18 +65,9 @@ _META_KEYS = ("backbone", "num_classes", "class_set", "class_names", "palette",
               "ignore_index", "mean", "std", "input_size")
 # torch.onnx.export keeps process-wide state (GLOBALS.in_onnx_export, the opset, the
 # graph being built): two exports at once, engines or nodes built in threads, break each
-# other's graphs. warnings.catch_warnings swaps the process-wide filter list, so two
-# blocks overlapping in threads restore each other's lists and can leave their "ignore"
-# in force for good. Both happen only under this lock (re-entrant: an export may load).
-EXPORT_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def quiet_warnings() -> Iterator[None]:
-    """Ignore warnings inside the block, holding :data:`EXPORT_LOCK` (thread-safe)."""
-    with EXPORT_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+# other's graphs. Exports run under the package's one warnings lock (re-entrant: an
+# export may load), whose quiet_warnings they use too.
+EXPORT_LOCK = PROCESS_LOCK
 
 
 def onnxruntime_available() -> bool:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import warnings
 import zipfile
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
@@ -118,9 +117,10 @@ def _read_file(path: str, hub_url: Optional[str] = None) -> Any:
     torch's own message suggests loading with weights_only=False, which runs whatever code
     the file holds: that advice must never reach a user, so it is not passed on.
     """
+    from ..warning_filters import quiet_warnings  # thread-safe catch_warnings
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pickle-protocol notes: noise for a user
+        with quiet_warnings():  # pickle-protocol notes: noise for a user
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         pickled = "Unsupported global" in str(exc)  # a class or function, not only tensors
