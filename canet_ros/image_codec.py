@@ -27,8 +27,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["ImageCodecError", "array_to_image_fields", "compressed_to_array", "fill_image",
-           "image_buffer", "image_to_array", "native_order", "to_frame"]
+from .errors import brief
+from .image_files import encoded_size
+
+__all__ = ["MAX_PIXELS", "ImageCodecError", "array_to_image_fields", "compressed_to_array",
+           "fill_image", "image_buffer", "image_to_array", "native_order", "to_frame"]
+
+# Most pixels a compressed image may claim (2^26, about 67 MP; docs/image_codec.md): above
+# any camera's frame, and a 48 KB PNG claiming 20000x20000 would otherwise decode to 1.2 GB.
+MAX_PIXELS = 1 << 26
 
 
 class ImageCodecError(ValueError):
@@ -96,7 +103,7 @@ def _int_field(msg: Any, name: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
-        raise ImageCodecError(f"field '{name}' must be an integer, got {value!r}") from None
+        raise ImageCodecError(f"field '{name}' must be an integer, got {brief(value)}") from None
 
 
 def _lookup(encoding: Any) -> tuple[str, _Layout]:
@@ -104,7 +111,8 @@ def _lookup(encoding: Any) -> tuple[str, _Layout]:
     layout = _LAYOUTS.get(key)
     if layout is None:
         supported = ", ".join(sorted(_LAYOUTS))
-        raise ImageCodecError(f"unsupported image encoding '{encoding}' (supported: {supported})")
+        raise ImageCodecError(f"unsupported image encoding {brief(str(encoding))} "
+                              f"(supported: {supported})")
     return key, layout
 
 
@@ -252,12 +260,16 @@ def _payload(raw: np.ndarray, fmt: _CompressedFormat, context: str) -> np.ndarra
             # 32FC1 depth is stored as quantised inverse depth; decoding it as plain
             # uint16 would be a silently wrong image.
             raise ImageCodecError(f"{context}: compressedDepth for "
-                                  f"'{fmt.source_encoding}' is not supported")
+                                  f"{brief(fmt.source_encoding)} is not supported")
         return raw[_DEPTH_HEADER_BYTES:]
     raise ImageCodecError(f"{context}: data is neither JPEG nor PNG (starts with {head[:8]!r})")
 
 
 def _decode(payload: np.ndarray, context: str) -> np.ndarray:
+    size = encoded_size(payload)  # before decoding: the header's claim costs nothing to read
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise ImageCodecError(f"{context}: claims {size[0]}x{size[1]} pixels, over the "
+                              f"limit of {MAX_PIXELS} (2^26, about 67 MP; docs/image_codec.md)")
     try:
         decoded = cv2.imdecode(payload, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
@@ -279,7 +291,7 @@ def compressed_to_array(msg: Any, order: str | None = "bgr") -> np.ndarray:
     if order is not None:
         order = _check_order(order, ("rgb", "bgr", "mono"))
     raw_format = _field(msg, "format")
-    context = f"compressed image (format '{raw_format}')"
+    context = f"compressed image (format {brief(str(raw_format))})"
     fmt = _parse_format(raw_format)
     decoded = _decode(_payload(_byte_view(_field(msg, "data"), context), fmt, context), context)
     if order is None or (order == "mono" and decoded.ndim == 2):

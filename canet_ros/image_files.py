@@ -23,6 +23,12 @@ file here, with the name's original bytes, and OpenCV only sees the bytes in mem
 The results match ``cv2.imread``/``cv2.imwrite`` for every readable path: ``cv2.imdecode``
 applies a JPEG's EXIF orientation as ``cv2.imread`` does, and ``cv2.imencode`` produces the
 same bytes ``cv2.imwrite`` puts in the file (test/test_image_files.py compares them).
+Where ``cv2.imread`` raises ``cv2.error`` (a file claiming more pixels than OpenCV's
+``CV_IO_MAX_IMAGE_PIXELS``, some malformed headers), ``read_image`` raises
+``ImageFileError`` naming the file and OpenCV's reason, so callers handle it as a bad file.
+
+``encoded_size`` reads the width and height a PNG or JPEG claims from its header, without
+decoding it: image_codec refuses a message claiming too many pixels with it.
 """
 from __future__ import annotations
 
@@ -33,16 +39,66 @@ from typing import Sequence, Union
 import cv2
 import numpy as np
 
-__all__ = ["read_image", "save_image", "write_image"]
+from .errors import CanetError
+
+__all__ = ["ImageFileError", "decode_error_text", "encoded_size", "read_image", "save_image",
+           "write_image"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (ITU T.81 table B.1): 0xC0..0xCF but DHT, JPG and DAC.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_STANDALONE = frozenset([0x01, 0xD8, *range(0xD0, 0xD8)])  # TEM, SOI, RSTn: no length
+
+
+class ImageFileError(CanetError, ValueError):
+    """An image file OpenCV refuses with an error rather than None; the message names it."""
+
+
+def encoded_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
+    """(width, height) a PNG's IHDR or a JPEG's start-of-frame claims; None if neither.
+
+    Only the header is read, so a 48 KB file claiming 20000x20000 pixels costs nothing.
+    None also for a JPEG whose frame header is missing, cut or after the scan data.
+    """
+    flat = (np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray))
+            else np.ascontiguousarray(data, np.uint8).reshape(-1))
+    view = memoryview(flat)
+    if view[:8].tobytes() == _PNG_MAGIC:
+        if len(view) < 24 or view[12:16].tobytes() != b"IHDR":
+            return None
+        return (int.from_bytes(view[16:20], "big"), int.from_bytes(view[20:24], "big"))
+    if view[:2].tobytes() != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos + 4 <= len(view):
+        if view[pos] != 0xFF:
+            return None  # not at a marker: malformed, left to OpenCV
+        marker = view[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            pos += 2
+            continue
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        if marker in _JPEG_SOF:
+            if pos + 9 > len(view):
+                return None
+            return (int.from_bytes(view[pos + 7:pos + 9], "big"),
+                    int.from_bytes(view[pos + 5:pos + 7], "big"))
+        pos += 2 + int.from_bytes(view[pos + 2:pos + 4], "big")
+    return None
 
 
 def read_image(path: PathLike, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
     """Decode the image file at ``path`` as ``cv2.imread(path, flags)`` would.
 
     None where ``cv2.imread`` gives None: the file is missing, unreadable (a folder, no
-    permission), empty, or not an image OpenCV can decode.
+    permission), empty, or not an image OpenCV can decode. ``ImageFileError`` where
+    ``cv2.imread`` raises: too many pixels for OpenCV, or a header OpenCV rejects.
     """
     try:
         data = np.fromfile(os.fspath(path), np.uint8)
@@ -50,7 +106,21 @@ def read_image(path: PathLike, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | No
         return None
     if data.size == 0:  # cv2.imdecode raises on an empty buffer; cv2.imread says None
         return None
-    return cv2.imdecode(data, flags)
+    try:
+        return cv2.imdecode(data, flags)
+    except cv2.error as exc:
+        raise ImageFileError(f"{os.fspath(path)}: {decode_error_text(data, exc)}") from None
+
+
+def decode_error_text(data: np.ndarray, exc: cv2.error) -> str:
+    """Why ``cv2.imdecode`` raised on ``data``: OpenCV's reason, or the size it refused."""
+    reason = " ".join(str(exc.err or exc.msg or exc).split()) or "unknown error"
+    if "CV_IO_MAX_IMAGE_PIXELS" not in reason:
+        return f"cannot decode ({reason})"
+    size = encoded_size(data)
+    claim = f"claims {size[0]}x{size[1]} pixels," if size else "has"
+    return (f"cannot decode: {claim} more than OpenCV decodes (CV_IO_MAX_IMAGE_PIXELS, "
+            f"2^30 by default)")
 
 
 def write_image(path: PathLike, image: np.ndarray, params: Sequence[int] = ()) -> bool:

@@ -134,7 +134,9 @@ def test_unsupported_compression_names_the_member(tmp_path, capsys, method):
 
 def test_name_too_long_for_the_file_system_names_zip_and_member(tmp_path):
     folder, members, _ = package(tmp_path)
-    long_name = "a" * 300 + ".png"  # file names are at most 255 bytes on Linux
+    # file names are at most 255 bytes on Linux; under SegmentationClass/, as the import
+    # unpacks only what it reads
+    long_name = "SegmentationClass/" + "a" * 300 + ".png"
     export = write_zip(tmp_path / "export.zip", sorted(members.items()) + [(long_name, b"x")])
     with pytest.raises(DatasetError) as exc:
         import_cvat(export, folder)
@@ -147,12 +149,15 @@ def test_name_too_long_for_the_file_system_names_zip_and_member(tmp_path):
 def test_a_file_and_a_folder_of_one_name_are_named(tmp_path, capsys, file_first):
     folder, members, _ = package(tmp_path)
     entries = sorted(members.items())
-    clash = ("SegmentationClass", b"x")
-    entries = [clash] + entries if file_first else entries + [clash]
+    mask = next(n for n, _ in entries if n.startswith("SegmentationClass/"))
+    # a member the import reads, as a file and as the folder of another
+    clash = (f"{mask}/inner.png", b"x")
+    entries = [e for e in entries if e[0] != mask]
+    pair = [(mask, members[mask]), clash] if file_first else [clash, (mask, members[mask])]
+    entries = pair + entries
     export = write_zip(tmp_path / "export.zip", entries)
     # The second of the two to be unpacked is the one that cannot be.
-    second = next(n for n, _ in entries if n.startswith("SegmentationClass/")) \
-        if file_first else "SegmentationClass"
+    second = pair[1][0]
     err = cli_error(capsys, export, folder)
     assert err.startswith(f"canet dataset: error: {export}:{second}: cannot unpack (")
     assert "another member has this name as a file and as a folder" in err

@@ -37,8 +37,9 @@ import cv2
 import numpy as np
 
 from ..classes import id_problem
+from ..errors import brief
 from ..image_codec import ImageCodecError, compressed_to_array, image_to_array
-from ..image_files import read_image
+from ..image_files import ImageFileError, read_image
 from .errors import BagError
 from .reader import InputBag, describe_exception, frame_stamp
 
@@ -59,13 +60,13 @@ def decode_label_message(msg: Any) -> np.ndarray:
     try:
         if hasattr(msg, "encoding"):
             labels = image_to_array(msg, None)
-            kind = f"encoding {msg.encoding!r}"
+            kind = f"encoding {brief(msg.encoding)}"
         else:
             if "png" not in str(msg.format).lower():
                 raise GroundTruthError(f"compressed ground truth must be PNG (lossless), "
-                                       f"got format {msg.format!r}")
+                                       f"got format {brief(msg.format)}")
             labels = compressed_to_array(msg, None)
-            kind = f"format {msg.format!r}"
+            kind = f"format {brief(msg.format)}"
     except ImageCodecError as exc:
         raise GroundTruthError(str(exc)) from None
     if labels.ndim != 2:
@@ -200,7 +201,12 @@ class DirGroundTruth(GroundTruth):
         if path is None:
             return None
         self.used.add(key)
-        labels = read_image(path, cv2.IMREAD_UNCHANGED)
+        try:
+            labels = read_image(path, cv2.IMREAD_UNCHANGED)
+        except ImageFileError as exc:  # too many pixels for OpenCV: this frame, not the bag
+            raise GroundTruthError(str(exc)) from None
+        except MemoryError:
+            raise GroundTruthError(f"{path}: not enough memory to decode it") from None
         if labels is None:
             raise GroundTruthError(f"{path}: cannot read PNG")
         if labels.ndim == 3:

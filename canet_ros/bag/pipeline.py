@@ -187,6 +187,9 @@ class BagJob:
         except ImageCodecError as exc:
             stats.skip(where, timestamp, f"cannot decode: {exc}")
             return Skipped(index)
+        except MemoryError:  # one frame too large for this machine: not a damaged bag
+            stats.skip(where, timestamp, "cannot decode: not enough memory for the image")
+            return Skipped(index)
         item = FrameItem(index, position, timestamp, ros2_header(msg.header), frame, order,
                          t_read)
         if self.options.copy_input:

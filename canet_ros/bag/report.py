@@ -32,6 +32,10 @@ CHART = "iou.png"
 LEGEND = "legend.png"
 MAX_REASONS = 20
 MAX_EXAMPLES = 20
+# Characters of one reason. The codec quotes fields shortened, but a reason may still quote
+# something of the bag's choosing: 30 messages with distinct 1 MB encodings made a 40 MB
+# report.json. The middle goes, so a long path keeps its file name.
+MAX_REASON_CHARS = 1000
 
 
 @dataclass
@@ -55,18 +59,30 @@ class RunStats:
     last_timestamp: int | None = None  # writer: receive time of the last frame written
 
     def skip(self, index: int, timestamp: int, reason: str) -> None:
+        reason = short_reason(reason)
         _count(self.skipped, reason)
         if len(self.skipped_examples) < MAX_EXAMPLES:
             self.skipped_examples.append({"index": index, "timestamp": timestamp,
                                           "reason": reason})
 
     def gt_frame_missing(self, position: int | None, stamp: int, reason: str) -> None:
+        reason = short_reason(reason)
         self.gt_missing += 1
         self.gt_frames.append({"position": position, "stamp_ns": stamp, "reason": reason})
 
     def gt_frame_problem(self, position: int | None, stamp: int, reason: str) -> None:
+        reason = short_reason(reason)
         _count(self.gt_unusable, reason)
         self.gt_frames.append({"position": position, "stamp_ns": stamp, "reason": reason})
+
+
+def short_reason(reason: str) -> str:
+    """``reason`` if short enough, else its start and end with how much was left out."""
+    if len(reason) <= MAX_REASON_CHARS:
+        return reason
+    keep = MAX_REASON_CHARS // 2 - 40
+    return (f"{reason[:keep]} ... ({len(reason) - 2 * keep} characters left out) ... "
+            f"{reason[-keep:]}")
 
 
 def _count(counter: Counter[str], reason: str) -> None:

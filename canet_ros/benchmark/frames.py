@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..image_files import read_image
+from ..image_files import ImageFileError, read_image
 from ..inference import SegmentationEngine
 from ..progress import progress as progress_bar
 from .timing import sync
@@ -84,7 +84,10 @@ def load_frame(source: str, size: tuple[int, int]) -> tuple[np.ndarray, str]:
         path = Path(source).expanduser()
         if not path.is_file():
             raise ValueError(f"--image {source}: no such file")
-        frame = read_image(path, cv2.IMREAD_COLOR)
+        try:
+            frame = read_image(path, cv2.IMREAD_COLOR)
+        except ImageFileError as exc:  # too many pixels for OpenCV: say so, not a traceback
+            raise ValueError(f"--image {exc}") from None
         if frame is None:
             raise ValueError(f"--image {source}: not an image file OpenCV can read")
         name = str(source)

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from ..classes import CAMVID
 from ..errors import DatasetError
+from ..image_files import ImageFileError
 from ..image_files import read_image as read_image_file  # read_image below is the RGB one
 from .problems import brief, brief_items
 
@@ -51,7 +52,10 @@ def read_image(path: PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: image file not found")
-    img = read_image_file(path, cv2.IMREAD_COLOR)
+    try:
+        img = read_image_file(path, cv2.IMREAD_COLOR)
+    except ImageFileError as exc:
+        raise DatasetError(str(exc)) from None
     if img is None:
         raise DatasetError(f"{path}: cannot decode image (corrupt or not an image)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -62,7 +66,10 @@ def read_label(path: PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: label file not found")
-    lab = read_image_file(path, cv2.IMREAD_UNCHANGED)
+    try:
+        lab = read_image_file(path, cv2.IMREAD_UNCHANGED)
+    except ImageFileError as exc:
+        raise DatasetError(str(exc)) from None
     if lab is None:
         raise DatasetError(f"{path}: cannot decode label image (corrupt or not an image)")
     if lab.dtype != np.uint8:

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..classes import ClassSet
 from ..errors import DatasetError
-from ..image_files import read_image, write_image
+from ..image_files import ImageFileError, read_image, write_image
 from .classes_file import CLASSES_FILE, mask_limit_problem
 from .files import read_list_text
 from .problems import DatasetProblems, capped
@@ -199,7 +199,10 @@ class ColorDecoder:
 
 def read_color_mask(path: Path) -> np.ndarray:
     """HxWx3 uint8 RGB of a colour mask (palette PNGs expand to their colours)."""
-    bgr = read_image(path, cv2.IMREAD_COLOR)
+    try:
+        bgr = read_image(path, cv2.IMREAD_COLOR)
+    except ImageFileError as exc:
+        raise DatasetError(str(exc)) from None
     if bgr is None:
         raise DatasetError(f"{path}: cannot decode (corrupt or not an image)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -30,7 +30,7 @@ import cv2
 
 from ..classes import ClassSet
 from ..errors import DatasetError
-from ..image_files import read_image, save_image
+from ..image_files import ImageFileError, read_image, save_image
 from .camvid import _IMAGE_EXTS
 from .classes_file import CLASSES_FILE, parse_classes, save_classes
 from .cvat import (
@@ -67,6 +67,10 @@ def find_export_root(folder: Path) -> Path:
 
 
 _ENCRYPTED = 0x1  # general purpose flag bit 0: encrypted (ZipCrypto or WinZip AES)
+# Most bytes a member may declare unpacked: 256 MiB, above a colour mask of a 2^26-pixel
+# frame (image_codec's limit, 67 MP) stored without any compression (192 MiB). A zip of a
+# few KB can declare gigabytes; zipfile stops at the declared size, so this bounds the disk.
+MAX_MEMBER_BYTES = 256 << 20
 # The two members of a name clash (a file 'a' and a file 'a/b') fail with one of these.
 _CLASH = (errno.EEXIST, errno.ENOTDIR, errno.EISDIR)
 
@@ -83,15 +87,40 @@ def _member_error(exc: BaseException, info: zipfile.ZipInfo) -> str:
     return str(exc)
 
 
+def _read_by_import(name: str) -> bool:
+    """Say whether the import reads the zip member ``name`` (what ``CvatExport`` opens).
+
+    labelmap.txt, ImageSets/Segmentation/*.txt and SegmentationClass/**.png, at the zip's
+    top or one folder down (``find_export_root``); folders, for the layout.
+    """
+    if name.endswith("/"):
+        return True
+    parts = name.split("/")
+    for rest in (parts, parts[1:]):
+        if (rest == [LABELMAP] or (len(rest) >= 2 and rest[0] == CLASS_DIR
+                                   and rest[-1].endswith(".png"))
+                or (len(rest) == 3 and rest[:2] == list(LIST_DIR.parts)
+                    and rest[2].endswith(".txt"))):
+            return True
+    return False
+
+
 def _unpack(source: Path, tmp: Path) -> Path:
-    """Unpack the zip ``source`` into ``tmp``; DatasetError names the zip and the member."""
+    """Unpack the members the import reads into ``tmp``; DatasetError names zip and member.
+
+    Other members (SegmentationObject/, the frames, anything else) are never read, so
+    neither unpacked nor checked: a zip may hold gigabytes the import has no use for.
+    """
     try:
         zf = zipfile.ZipFile(source)
     except zipfile.BadZipFile as exc:
         raise DatasetError(f"{source}: not a readable zip file ({exc})") from None
+    tmp.mkdir(parents=True, exist_ok=True)  # a zip with none of them is "not an export"
     with zf:
         seen: Set[str] = set()
         for info in zf.infolist():
+            if not _read_by_import(info.filename):
+                continue
             where = f"{source}:{info.filename}"
             if info.flag_bits & _ENCRYPTED:  # zipfile would ask for a password
                 raise DatasetError(f"{where}: encrypted; export from CVAT again, or unzip "
@@ -99,6 +128,10 @@ def _unpack(source: Path, tmp: Path) -> Path:
             if info.filename in seen:  # the later copy would silently replace the first
                 raise DatasetError(f"{where}: in the zip twice; which one is meant is unclear")
             seen.add(info.filename)
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise DatasetError(f"{where}: {info.file_size} bytes unpacked, more than the "
+                                   f"{MAX_MEMBER_BYTES >> 20} MiB a member may have (a colour "
+                                   f"mask of a 67 MP frame is at most 192 MiB); not unpacked")
             try:
                 zf.extract(info, tmp)  # zipfile drops absolute paths and '..' parts
             except Exception as exc:  # noqa: BLE001 (each decompressor has its own errors)
@@ -120,7 +153,10 @@ def _import_classes(into: Path, export: CvatExport) -> Tuple[ClassSet, bool, Lis
 
 def _image_shape(image: Path) -> Tuple[int, int]:
     # IMREAD_COLOR as the loaders: a JPEG turned by its EXIF orientation, as annotators saw it.
-    frame = read_image(image, cv2.IMREAD_COLOR)
+    try:
+        frame = read_image(image, cv2.IMREAD_COLOR)
+    except ImageFileError as exc:
+        raise DatasetError(f"{exc}; nothing imported") from None
     if frame is None:
         raise DatasetError(f"{image}: cannot decode (corrupt or not an image); nothing imported")
     return frame.shape[0], frame.shape[1]

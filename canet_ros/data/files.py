@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from ..errors import DatasetError
-from ..image_files import read_image
+from ..image_files import ImageFileError, read_image
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _GREY = 0  # PNG colour type of greyscale without alpha
@@ -88,7 +88,10 @@ def read_index_mask(path: Path) -> np.ndarray:
     header = _png_header(path)
     if header is not None and header[1] == _PALETTE:
         return _palette_indices(path)
-    mask = read_image(path, cv2.IMREAD_UNCHANGED)
+    try:
+        mask = read_image(path, cv2.IMREAD_UNCHANGED)
+    except ImageFileError as exc:
+        raise DatasetError(str(exc)) from None
     if mask is None:
         raise DatasetError(f"{path}: cannot decode (corrupt or not an image)")
     if mask.dtype != np.uint8:

@@ -38,8 +38,8 @@ import numpy as np
 
 from ..classes import ClassSet, id_problem
 from ..errors import DatasetError
+from ..image_files import ImageFileError, write_image
 from ..image_files import read_image as read_image_file  # .camvid's read_image is RGB
-from ..image_files import write_image
 from .camvid import (
     _IMAGE_EXTS,
     EmptySplitError,
@@ -342,7 +342,7 @@ def _check_pair(index: FolderIndex, stem: str, counts: np.ndarray,
             return (f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
                     f"{image_path} is {image.shape[1]}x{image.shape[0]}")
         check_ids(mask, index.class_set, mask_path)
-    except DatasetError as exc:
+    except (DatasetError, ImageFileError) as exc:  # ImageFileError: too many pixels for OpenCV
         return str(exc)
     hist = np.bincount(mask.ravel(), minlength=256)[:256]
     counts += hist

@@ -72,9 +72,12 @@ class CalibrationSource:
     def _read(path: Path) -> np.ndarray:
         import cv2
 
-        from ..image_files import read_image
+        from ..image_files import ImageFileError, read_image
 
-        image = read_image(path, cv2.IMREAD_COLOR)
+        try:
+            image = read_image(path, cv2.IMREAD_COLOR)
+        except ImageFileError as exc:
+            raise EngineError(f"calibration image {exc}") from None
         if image is None:
             raise EngineError(f"{path}: calibration image cannot be decoded")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
