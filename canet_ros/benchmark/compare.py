@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..inference import SegmentationEngine
+from ..inference import SegmentationEngine, kernels
+from ..inference.cpu_runners import setup_failure
 from ..inference.onnx_runtime import OnnxRunner, export_onnx, onnxruntime_available
 
 __all__ = ["compare_fns"]
@@ -107,23 +108,45 @@ def compare_fns(engine: SegmentationEngine, x_model: Any, progress: bool = True,
         torch_model = copy.deepcopy(cpu_model).to(memory_format=torch.channels_last)
         xc = x.float().cpu().contiguous(memory_format=torch.channels_last)
         fns["torch_canet"] = _inference(lambda: torch_model(xc))
-    if device.type != "cpu" or not onnxruntime_available():
+    if device.type != "cpu":
         skipped["onnxruntime_canet"] = None
-        notes.append("onnxruntime_canet not timed: " + (
-            "onnxruntime is not installed" if device.type == "cpu" else
-            "the installed ONNX Runtime runs on the CPU, not on the engine's device"))
+        notes.append("onnxruntime_canet not timed: the installed ONNX Runtime runs on the CPU, "
+                     "not on the engine's device")
         return fns, skipped, notes
-    _say("exporting this CANet to ONNX for a separate ONNX Runtime session (cached after "
-         "the first time)", progress)
+    _say("exporting this CANet to ONNX for the CPU runtimes' sessions (cached after the "
+         "first time)", progress)
     cpu_model.to(memory_format=torch.contiguous_format)
-    graph = export_onnx(cpu_model, engine.resolution)
-    runner = OnnxRunner(graph, engine.resolution, engine.num_classes)
-    fns["onnxruntime_canet"] = lambda: runner.forward_numpy(x_np)
+    try:
+        graph, why = export_onnx(cpu_model, engine.resolution), None
+    except Exception as exc:  # torch's exporter needs onnx, an optional extra
+        graph, why = None, setup_failure(exc, None)
+    if graph is not None and onnxruntime_available():
+        runner = OnnxRunner(graph, engine.resolution, engine.num_classes)
+        fns["onnxruntime_canet"] = lambda: runner.forward_numpy(x_np)
+    else:
+        skipped["onnxruntime_canet"] = None
+        notes.append("onnxruntime_canet not timed: " + (why or "onnxruntime is not installed"))
     if msg is not None:
-        from .cpu_precisions import cpu_precision_fns
-
-        more, more_notes = cpu_precision_fns(engine, graph, x_np, msg, progress)
+        more, more_notes = _cpu_rows(engine, graph, why, x_np, msg, progress)
         fns.update(more)
         notes += more_notes
     _say("timing (every model takes a turn in each iteration)", progress)
     return fns, skipped, notes
+
+
+def _cpu_rows(engine: SegmentationEngine, graph: bytes | None, why: str | None,
+              x_np: np.ndarray, msg: Any, progress: bool
+              ) -> tuple[dict[str, Callable[[], Any]], list[str]]:
+    """Return the engine-per-precision, OpenVINO and loops rows, or why they are not timed."""
+    if graph is None:  # OpenVINO's sessions and the engines on it all start from the export
+        return {}, [f"engine_<precision>, openvino_*, labels_*_loops not timed: {why}"]
+    from .cpu_precisions import cpu_precision_fns
+
+    fns, notes = cpu_precision_fns(engine, graph, x_np, msg, progress)
+    compiled, status = kernels.loops_status()
+    if kernels.installed() and not compiled and kernels.ENV not in status:
+        # Both rows would time the OpenCV path (the loops cannot compile): no comparison.
+        fns.pop("labels_numba_loops", None)
+        fns.pop("labels_opencv_loops", None)
+        notes.append(f"labels_numba_loops, labels_opencv_loops not timed: {status}")
+    return fns, notes

@@ -64,7 +64,7 @@ def _torch_state() -> Dict[str, Any]:
 
 def _cpu_state(flags: Optional[frozenset] = None) -> Dict[str, Any]:
     from ..inference import cpu_features
-    from ..inference.cpu_runners import auto_candidates, runtime_for
+    from ..inference.cpu_runners import auto_candidates, export_needs, runtime_for
     from ..inference.results import cpu_name
 
     native = cpu_features.cpu_precisions(flags)
@@ -77,7 +77,7 @@ def _cpu_state(flags: Optional[frozenset] = None) -> Dict[str, Any]:
         threads = os.cpu_count() or 1
     return {"name": cpu_name(), "threads": threads,
             "features": cpu_features.relevant_features(flags), "native_precisions": list(native),
-            "runtime_for": runtimes, "auto_order": auto}
+            "runtime_for": runtimes, "auto_order": auto, "export_needs": export_needs()}
 
 
 def system_report(flags: Optional[frozenset] = None) -> Dict[str, Any]:
@@ -88,6 +88,18 @@ def system_report(flags: Optional[frozenset] = None) -> Dict[str, Any]:
     versions["opencv"] = cv2.__version__  # apt's python3-opencv has no pip metadata
     return {"python": platform.python_version(), "packages": versions,
             "torch": _torch_state(), "cpu": _cpu_state(flags), "numba": _numba_state()}
+
+
+def _runs_on(precision: str, cpu: Dict[str, Any]) -> str:
+    runtime = cpu["runtime_for"][precision]
+    if not runtime:
+        return "native, but no runtime installed for it"
+    if runtime == "torch" or not cpu.get("export_needs"):
+        return f"runs on {runtime}"
+    # The runtimes read a cached export, but making one needs the onnx package.
+    rest = "the others run on torch" if precision == "fp32" else "the others are refused"
+    return (f"runs on {runtime} for models already in the export cache; exporting one "
+            f"needs {cpu['export_needs']}, so {rest}")
 
 
 def report_lines(report: Dict[str, Any]) -> List[str]:
@@ -106,9 +118,7 @@ def report_lines(report: Dict[str, Any]) -> List[str]:
              f"CPU: {cpu['name']}, {cpu['threads']} threads for this process; features: "
              f"{', '.join(cpu['features']) or 'none that matter'}"]
     for precision in cpu["native_precisions"]:
-        runtime = cpu["runtime_for"][precision]
-        runs = f"runs on {runtime}" if runtime else "native, but no runtime installed for it"
-        lines.append(f"  {precision}: {runs}")
+        lines.append(f"  {precision}: {_runs_on(precision, cpu)}")
     lines.append(f"  precision auto on the CPU tries {' > '.join(cpu['auto_order'])}"
                  + (" (int8 once its calibrated graph is cached)"
                     if "int8" in cpu["auto_order"] else ""))

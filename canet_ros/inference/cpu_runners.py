@@ -31,7 +31,8 @@ the list if building it fails: the fastest first, each within the accuracy rule 
 CamVid val (docs/performance.md). int8 only once its calibrated graph is cached: making
 it costs ~20 s at 1024x512 on two cores (minutes under load), which a start of the node
 should not pay unasked, so until a start with precision int8 has made it, auto takes the
-next one down and says so. A precision the CPU lacks is refused, never emulated.
+next one down and says so. A precision the CPU lacks is refused (why, per precision:
+``cpu_features``).
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ from .openvino_runner import OpenVinoRunner, openvino_available
 from .results import EngineError, cpu_name
 
 __all__ = ["AUTO_ORDER", "CPU_CHOICES", "INT8_WAITING", "auto_candidates", "choose_precision",
-           "make_cpu_runner", "runtime_for"]
+           "export_needs", "make_cpu_runner", "runtime_for", "setup_failure"]
 
 log = logging.getLogger("canet_ros.inference")
 CPU_CHOICES = ("fp32", "bf16", "int8", "auto")
@@ -57,6 +58,12 @@ AUTO_ORDER = ("int8", "bf16", "fp32")
 # Where auto may take a reduced precision: the runtime its accuracy was measured on.
 _AUTO_RUNTIME = {"int8": "openvino", "bf16": "openvino"}
 _NEEDS = {"bf16": "AVX-512 BF16 or AMX-BF16", "int8": "AVX-512 VNNI, AVX-VNNI or AMX-INT8"}
+# What running it anyway would give (measured: cpu_features, docs/performance.md).
+_WITHOUT = {
+    "bf16": "without them bf16 is only emulated: OpenVINO runs fp32 and calls it bf16",
+    "int8": "without them int8 is emulated with a saturating u8*s8 multiply-add, "
+            "faster than fp32 but with labels under the accuracy rule (99.36 % of pixels "
+            "equal to fp32's on an AVX2-only CPU; the rule is 99.5 %)"}
 
 
 def runtime_for(precision: str, runtime: str = "auto") -> str | None:
@@ -75,6 +82,25 @@ def runtime_for(precision: str, runtime: str = "auto") -> str | None:
     return None
 
 
+def export_needs() -> str | None:
+    """Return what exporting a model to ONNX lacks here ("pip install onnx"), else None.
+
+    torch's exporter needs the onnx package ("Module onnx is not installed!"), which neither
+    onnxruntime nor openvino pulls in. Without it only models already in the export cache
+    run on a CPU runtime.
+    """
+    return None if importlib.util.find_spec("onnx") else "pip install onnx"
+
+
+def setup_failure(exc: BaseException, runtime: str | None) -> str:
+    """Say why the export or ``runtime``'s session for it failed, for the fallback's message."""
+    label = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}.get(runtime or "")
+    if export_needs():
+        return (f"exporting the model to ONNX{f' for {label}' if label else ''} needs the "
+                f"onnx package ({export_needs()})")
+    return f"{label} setup failed ({exc})" if label else f"the ONNX export failed ({exc})"
+
+
 def choose_precision(precision: str, runtime: str = "auto",
                      flags: frozenset[str] | None = None) -> str:
     """Return the concrete CPU precision for ``precision`` (``auto`` resolved), or EngineError."""
@@ -86,7 +112,7 @@ def choose_precision(precision: str, runtime: str = "auto",
         return auto_candidates(runtime, native)[0]
     if precision not in native:
         raise EngineError(f"precision {precision!r}: this CPU ({cpu_name()}) lacks "
-                          f"{_NEEDS[precision]}; it would run emulated, slower than fp32. "
+                          f"{_NEEDS[precision]}; {_WITHOUT[precision]}. "
                           f"Use precision 'fp32' or 'auto'")
     # fp32 needs no CPU runtime: without one the engine runs it on torch (an optional
     # extra must not stop the default precision); only a runtime named by the caller insists.

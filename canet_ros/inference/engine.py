@@ -51,9 +51,9 @@ from . import image_loops, kernels
 from . import postprocess as post
 from . import preprocess as pre
 from . import upsample as up
-from .cpu_runners import make_cpu_runner
+from .cpu_runners import make_cpu_runner, runtime_for
 from .lowres import frame_post_from_lowres
-from .onnx_runtime import cached_graph, file_digest, onnxruntime_available
+from .onnx_runtime import cached_graph, file_digest
 from .results import (
     Done,
     EngineError,
@@ -128,11 +128,11 @@ class SegmentationEngine:
     # -- construction -------------------------------------------------------------------
     def _from_cache(self, checkpoint: PathLike | None, backbone: str | None, device: str,
                     runtime: str, resolution: tuple[int, int] | None) -> bool:
-        """Build a CPU/ONNX Runtime engine from the cached export, without torch, if one is."""
+        """Run the cached export on ORT or OpenVINO (both read .onnx), without torch, if cached."""
         spec = str(device).strip().lower()
         if (checkpoint is None or self.precision == "fp16" or runtime == "torch"
                 or not (spec == "cpu" or (spec == "auto" and no_gpu_present()))
-                or not onnxruntime_available()):
+                or runtime_for("fp32", runtime) is None):
             return False
         try:
             path = resolve_checkpoint(checkpoint)

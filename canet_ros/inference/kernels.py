@@ -26,10 +26,11 @@ those jobs in a single pass over what it needs:
 Built with :func:`loop` as these are: ``cell_loops`` (the mixed cells of an upsample),
 ``softmax_loops`` (the confidence's sums), ``image_loops`` (gather, blend).
 
-Without numba (an optional extra: ``pip install numba``) or with ``CANET_ROS_NUMBA=0``
-the callers keep their OpenCV/numpy paths; the functions still run as plain Python,
-which the tests use on tiny inputs. Compiled code is cached by numba (``cache=True``),
-so only a machine's first start pays the compile (docs/performance.md).
+Without numba (an optional extra: ``pip install numba``), with ``CANET_ROS_NUMBA=0`` or
+with numba's ``NUMBA_DISABLE_JIT=1`` the callers keep their OpenCV/numpy paths; the
+functions still run as plain Python, which the tests use on tiny inputs. Compiled code
+is cached by numba (``cache=True``), so only a machine's first start pays the compile
+(docs/performance.md).
 """
 from __future__ import annotations
 
@@ -56,8 +57,8 @@ log = logging.getLogger("canet_ros.inference")
 
 
 def available() -> bool:
-    """Whether the compiled loops are in use (numba imports and ``CANET_ROS_NUMBA`` != 0)."""
-    return os.environ.get(ENV, "1").strip() != "0" and installed()
+    """Whether the compiled loops run: numba imports and compiles, ``CANET_ROS_NUMBA`` != 0."""
+    return os.environ.get(ENV, "1").strip() != "0" and installed() and not _jit_disabled()
 
 
 def installed() -> bool:
@@ -77,9 +78,17 @@ def loops_status() -> tuple[bool, str]:
     module = _numba()
     if module is None:
         return False, _import_numba()[1] or "numba does not import"
-    if not available():
+    if os.environ.get(ENV, "1").strip() == "0":
         return False, f"numba {module.__version__} is switched off by {ENV}=0"
+    if _jit_disabled():
+        return False, f"numba {module.__version__}: JIT disabled (NUMBA_DISABLE_JIT)"
     return True, f"numba {module.__version__}"
+
+
+def _jit_disabled() -> bool:
+    # NUMBA_DISABLE_JIT=1 makes njit hand back the Python function: the loops would run
+    # interpreted, 10-15x slower than the OpenCV/numpy path they stand in for.
+    return bool(getattr(getattr(_numba(), "config", None), "DISABLE_JIT", False))
 
 
 @functools.lru_cache(maxsize=1)

@@ -43,7 +43,7 @@ from ..checkpoint import (
 from ..classes import ClassSet, get_class_set
 from . import device_ops as dev
 from . import preprocess as pre
-from .cpu_runners import choose_precision, make_cpu_runner, runtime_for
+from .cpu_runners import choose_precision, make_cpu_runner, runtime_for, setup_failure
 from .onnx_runtime import (
     cached_graph,
     export_onnx,
@@ -159,11 +159,12 @@ def cpu_runner(loaded: TorchModel, runtime: str,
         try:
             return _export_runner(loaded, asked, runtime, preprocess)
         except Exception as exc:  # an exporter or runtime problem: torch still runs fp32
+            why = setup_failure(exc, runtime_for(chosen, runtime))  # names the runtime tried
             if chosen != "fp32" and asked != "auto":
-                raise EngineError(f"{chosen} setup failed: {exc}") from exc
+                raise EngineError(f"{chosen}: {why}") from exc
             if runtime == "onnxruntime":
-                raise EngineError(f"ONNX Runtime setup failed: {exc}") from exc
-            log.warning("ONNX Runtime setup failed (%s); using torch on the CPU", exc)
+                raise EngineError(why) from exc
+            log.warning("%s; using torch on the CPU", why)
     # channels_last measured 2x faster than NCHW for this net on x86 (docs/performance.md).
     return TorchRunner(loaded.model, loaded.device, torch.float32, channels_last=True)
 
