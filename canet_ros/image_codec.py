@@ -228,6 +228,11 @@ def image_to_array(msg: Any, order: str | None = None) -> np.ndarray:
     return _reorder(native, layout.colour, order)
 
 
+# sensor_msgs::image_encodings::isColor: the sources whose payload order the string gives.
+_COLOUR_SOURCES = frozenset(("rgb8", "bgr8", "rgba8", "bgra8", "rgb16", "bgr16", "rgba16",
+                             "bgra16"))
+
+
 @dataclass(frozen=True)
 class _CompressedFormat:
     source_encoding: str  # "" when the publisher did not say
@@ -241,9 +246,12 @@ def _parse_format(text: Any) -> _CompressedFormat:
     head, sep, tail = lowered.partition(";")
     source = head.strip() if sep else ""
     described = tail if sep else lowered
-    # image_transport's subscriber treats anything not marked "compressed bgr" as RGB
-    # payload; bare strings like "jpeg" come from publishers that always encode BGR.
-    payload_order = "rgb" if re.search(r"compressed\s+rgb", described) else "bgr"
+    if source in _COLOUR_SOURCES:
+        # image_transport's subscriber: a colour source's payload is BGR only where the
+        # string says "compressed bgr...", otherwise RGB.
+        payload_order = "bgr" if re.search(r"compressed\s+bgr", described) else "rgb"
+    else:  # bare "jpeg"/"png", or a grey or bayer source: OpenCV's BGR unless told "rgb"
+        payload_order = "rgb" if re.search(r"compressed\s+rgb", described) else "bgr"
     return _CompressedFormat(source, "compresseddepth" in described, payload_order)
 
 
@@ -294,13 +302,32 @@ def compressed_to_array(msg: Any, order: str | None = "bgr") -> np.ndarray:
     context = f"compressed image (format {brief(str(raw_format))})"
     fmt = _parse_format(raw_format)
     decoded = _decode(_payload(_byte_view(_field(msg, "data"), context), fmt, context), context)
-    if order is None or (order == "mono" and decoded.ndim == 2):
+    if order is None:
+        return decoded
+    if decoded.ndim == 2 and fmt.source_encoding.startswith("bayer_"):
+        # A bayer camera's PNG holds the raw mosaic (image_transport compresses it as is);
+        # its subscriber's cv_bridge demosaics it, as image_to_array does a raw message.
+        decoded, fmt = _demosaic(decoded, fmt.source_encoding, context), _BGR_PAYLOAD
+    if order == "mono" and decoded.ndim == 2:
         return decoded
     if order == "mono":
         code = cv2.COLOR_RGB2GRAY if fmt.payload_order == "rgb" else cv2.COLOR_BGR2GRAY
         return _cv_convert(decoded[:, :, :3], code, context)
     colour = "mono" if decoded.ndim == 2 else fmt.payload_order
     return _reorder(decoded, colour, order)
+
+
+_BGR_PAYLOAD = _CompressedFormat("", False, "bgr")
+
+
+def _demosaic(mosaic: np.ndarray, source: str, context: str) -> np.ndarray:
+    """Return the BGR image of a decoded bayer mosaic (16-bit taken >> 8, as elsewhere)."""
+    key = source.replace("16", "8")
+    if key not in _CV_CODES:
+        raise ImageCodecError(f"{context}: unknown bayer pattern {brief(source)}")
+    if mosaic.dtype == np.uint16:
+        mosaic = (mosaic >> 8).astype(np.uint8)
+    return _cv_convert(np.ascontiguousarray(mosaic), _CV_CODES[key][1], context)
 
 
 def to_frame(msg: Any, order: str = "rgb") -> np.ndarray:

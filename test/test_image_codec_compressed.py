@@ -53,7 +53,8 @@ def encoded(ext: str, image: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-PNG_FORMATS = ["png", "bgr8; png compressed bgr8", "rgb8; png compressed bgr8", "bgra8; png"]
+PNG_FORMATS = ["png", "bgr8; png compressed bgr8", "rgb8; png compressed bgr8",
+               "bgra8; png compressed bgra8"]
 JPEG_FORMATS = ["jpeg", "jpg", "bgr8; jpeg compressed bgr8", "rgb8; jpeg compressed bgr8"]
 
 
@@ -85,6 +86,50 @@ def test_rgb_payload_marker_is_honoured():
     msg = compressed_msg("rgb8; png compressed rgb8", encoded(".png", rgb))
     np.testing.assert_array_equal(compressed_to_array(msg, "rgb"), rgb)
     np.testing.assert_array_equal(compressed_to_array(msg, "bgr"), rgb[..., ::-1])
+
+
+@pytest.mark.parametrize("fmt", ["rgb8; png compressed ", "bgr8; png", "rgba8; jpeg compressed",
+                                 "bgr16; png compressed rgb16"])
+def test_a_colour_source_without_compressed_bgr_has_an_rgb_payload(fmt):
+    # image_transport's compressed subscriber: for a colour source encoding it reverses
+    # the decoded buffer only when the string says "compressed bgr"; else it is RGB.
+    rgb = RNG.integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    ext = ".jpg" if "jpeg" in fmt else ".png"
+    image = blocky_rgb() if ext == ".jpg" else rgb
+    msg = compressed_msg(fmt, encoded(ext, image))  # RGB bytes handed to the encoder
+    got = compressed_to_array(msg, "rgb")
+    if ext == ".png":
+        np.testing.assert_array_equal(got, image)
+    else:  # JPEG blurs block edges: the blocks' interiors
+        inner = (slice(None), slice(2, 14), slice(None), slice(2, 14), slice(None))
+        diff = (got.astype(int) - image.astype(int)).reshape(2, 16, 3, 16, 3)[inner]
+        assert np.abs(diff).max() <= 6
+
+
+@pytest.mark.parametrize("pattern, code", [("bayer_rggb8", cv2.COLOR_BayerBG2RGB),
+                                           ("bayer_bggr8", cv2.COLOR_BayerRG2RGB),
+                                           ("bayer_gbrg8", cv2.COLOR_BayerGR2RGB),
+                                           ("bayer_grbg8", cv2.COLOR_BayerGB2RGB)])
+def test_a_bayer_png_is_demosaiced_as_its_raw_image_is(pattern, code):
+    # compressed_image_transport stores a bayer frame's raw mosaic in the PNG and names
+    # the pattern; cv_bridge demosaics it with OpenCV's code for that ROS pattern.
+    mosaic = RNG.integers(0, 256, (6, 8), dtype=np.uint8)
+    msg = compressed_msg(f"{pattern}; png compressed ", encoded(".png", mosaic))
+    want = cv2.cvtColor(mosaic, code)
+    np.testing.assert_array_equal(compressed_to_array(msg, "rgb"), want)
+    np.testing.assert_array_equal(to_frame(msg, "bgr"), want[..., ::-1])
+    np.testing.assert_array_equal(compressed_to_array(msg, None), mosaic)  # as stored
+    # A uniform colour's mosaic comes back as that colour (R at ROS rggb's (0, 0)).
+    flat = np.empty((6, 8), np.uint8)
+    flat[0::2, 0::2], flat[1::2, 1::2], flat[0::2, 1::2], flat[1::2, 0::2] = 200, 50, 100, 100
+    if pattern == "bayer_rggb8":
+        got = compressed_to_array(compressed_msg(f"{pattern}; png compressed ",
+                                                 encoded(".png", flat)), "rgb")
+        assert got[2:4, 2:6].tolist() == [[[200, 100, 50]] * 4] * 2
+    wide = compressed_msg("bayer_rggb16; png compressed ",
+                          encoded(".png", mosaic.astype(np.uint16) * 257))
+    np.testing.assert_array_equal(compressed_to_array(wide, "rgb"),
+                                  cv2.cvtColor(mosaic, cv2.COLOR_BayerBG2RGB))
 
 
 def test_magic_bytes_win_over_format_string():
@@ -130,7 +175,8 @@ def test_compressed_depth_header_is_skipped():
 def test_colour_png_to_mono_and_alpha_dropped():
     rgb = RNG.integers(0, 256, (4, 4, 3), dtype=np.uint8)
     alpha = np.full((4, 4, 1), 77, np.uint8)
-    msg = compressed_msg("bgra8; png", encoded(".png", np.dstack([rgb[..., ::-1], alpha])))
+    msg = compressed_msg("bgra8; png compressed bgra8",
+                         encoded(".png", np.dstack([rgb[..., ::-1], alpha])))
     assert compressed_to_array(msg, None).shape == (4, 4, 4)
     np.testing.assert_array_equal(compressed_to_array(msg, "rgb"), rgb)
     weights = np.array([0.299, 0.587, 0.114])
