@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from .errors import brief
-from .image_files import encoded_size
+from .image_files import ImageFileError, encoded_size
 
 __all__ = ["MAX_PIXELS", "ImageCodecError", "array_to_image_fields", "compressed_to_array",
            "fill_image", "image_buffer", "image_to_array", "native_order", "to_frame"]
@@ -274,7 +274,10 @@ def _payload(raw: np.ndarray, fmt: _CompressedFormat, context: str) -> np.ndarra
 
 
 def _decode(payload: np.ndarray, context: str) -> np.ndarray:
-    size = encoded_size(payload)  # before decoding: the header's claim costs nothing to read
+    try:
+        size = encoded_size(payload)  # before decoding: the header's claim is cheap to read
+    except ImageFileError as exc:
+        raise ImageCodecError(f"{context}: {exc}") from None
     if size is not None and size[0] * size[1] > MAX_PIXELS:
         raise ImageCodecError(f"{context}: claims {size[0]}x{size[1]} pixels, over the "
                               f"limit of {MAX_PIXELS} (2^26, about 67 MP; docs/image_codec.md)")

@@ -33,6 +33,7 @@ decoding it: image_codec refuses a message claiming too many pixels with it.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -50,6 +51,10 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers (ITU T.81 table B.1): 0xC0..0xCF but DHT, JPG and DAC.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_STANDALONE = frozenset([0x01, 0xD8, *range(0xD0, 0xD8)])  # TEM, SOI, RSTn: no length
+_JPEG_FILL = re.compile(rb"\xff+")
+# Segments before the frame header: an encoder writes a handful (APPn, DQT, DHT, COM), a
+# camera with EXIF, ICC and maker notes a few dozen.
+_JPEG_MAX_SEGMENTS = 1000
 
 
 class ImageFileError(CanetError, ValueError):
@@ -71,26 +76,41 @@ def encoded_size(data: np.ndarray | bytes) -> tuple[int, int] | None:
         return (int.from_bytes(view[16:20], "big"), int.from_bytes(view[20:24], "big"))
     if view[:2].tobytes() != b"\xff\xd8":
         return None
+    return _jpeg_size(flat.tobytes())
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Walk a JPEG's segments to its frame header as libjpeg does (next_marker).
+
+    libjpeg skips stray bytes before a marker (with a warning) and FF fill bytes, so this
+    does too, with bytes.find and a regex rather than a Python loop per byte. More than
+    _JPEG_MAX_SEGMENTS segments before the frame header is refused (ImageFileError): no
+    encoder writes that many, and walking them would cost more than decoding.
+    """
     pos = 2
-    while pos + 4 <= len(view):
-        if view[pos] != 0xFF:
-            return None  # not at a marker: malformed, left to OpenCV
-        marker = view[pos + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            pos += 1
-            continue
-        if marker in _JPEG_STANDALONE:
-            pos += 2
-            continue
-        if marker == 0xDA:  # start of scan before any frame header
+    for _ in range(_JPEG_MAX_SEGMENTS):
+        pos = data.find(b"\xff", pos)
+        if pos < 0:
             return None
-        if marker in _JPEG_SOF:
-            if pos + 9 > len(view):
+        pos = _JPEG_FILL.match(data, pos).end()  # past the FF run; the marker follows
+        if pos + 2 > len(data):
+            return None
+        marker = data[pos]
+        if marker == 0x00:  # a stuffed FF00 is data, not a marker
+            pos += 1
+        elif marker in _JPEG_STANDALONE:
+            pos += 1
+        elif marker == 0xDA:  # start of scan before any frame header
+            return None
+        elif marker in _JPEG_SOF:
+            if pos + 8 > len(data):
                 return None
-            return (int.from_bytes(view[pos + 7:pos + 9], "big"),
-                    int.from_bytes(view[pos + 5:pos + 7], "big"))
-        pos += 2 + int.from_bytes(view[pos + 2:pos + 4], "big")
-    return None
+            return (int.from_bytes(data[pos + 6:pos + 8], "big"),
+                    int.from_bytes(data[pos + 4:pos + 6], "big"))
+        else:
+            pos += 1 + int.from_bytes(data[pos + 1:pos + 3], "big")
+    raise ImageFileError(f"JPEG header: more than {_JPEG_MAX_SEGMENTS} segments before its "
+                         f"frame header")
 
 
 def read_image(path: PathLike, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
@@ -117,7 +137,10 @@ def decode_error_text(data: np.ndarray, exc: cv2.error) -> str:
     reason = " ".join(str(exc.err or exc.msg or exc).split()) or "unknown error"
     if "CV_IO_MAX_IMAGE_PIXELS" not in reason:
         return f"cannot decode ({reason})"
-    size = encoded_size(data)
+    try:
+        size = encoded_size(data)
+    except ImageFileError:
+        size = None
     claim = f"claims {size[0]}x{size[1]} pixels," if size else "has"
     return (f"cannot decode: {claim} more than OpenCV decodes (CV_IO_MAX_IMAGE_PIXELS, "
             f"2^30 by default)")

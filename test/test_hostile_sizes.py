@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import struct
+import types
 import zipfile
 import zlib
 from pathlib import Path
@@ -93,6 +94,26 @@ def test_encoded_size_reads_the_claim_of_png_and_jpeg_headers():
     assert encoded_size(jpeg_segments((0xDA, bytes(8)), (0xC0, sof(9, 9)))) is None
     assert encoded_size(b"not an image") is None
     assert encoded_size(hand[:20]) is None  # cut before the frame header
+
+
+def test_encoded_size_skips_what_libjpeg_skips_and_bounds_the_walk():
+    image = np.zeros((40, 90, 3), np.uint8)
+    data = cv2.imencode(".jpg", image)[1].tobytes()
+    sof_at = data.index(b"\xff\xc0")
+    # libjpeg skips stray bytes before a marker (a warning only) and decodes the frame:
+    # the claim must be read past them, or a big frame would pass unchecked.
+    for junk in (b"\x00", b"\x12\x34\xff\x00", b"\xff" * 1000):
+        odd = data[:sof_at] + junk + data[sof_at:]
+        decoded = cv2.imdecode(np.frombuffer(odd, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert decoded.shape[:2] == (40, 90)
+        assert encoded_size(odd) == (90, 40)
+    # A header of thousands of empty segments is refused, not walked byte by byte.
+    padded = data[:2] + b"\xff\xfe\x00\x02" * 5000 + data[2:]
+    with pytest.raises(ImageFileError, match="more than 1000 segments"):
+        encoded_size(padded)
+    msg = types.SimpleNamespace(format="jpeg", data=padded)
+    with pytest.raises(image_codec.ImageCodecError, match="more than 1000 segments"):
+        image_codec.compressed_to_array(msg, "rgb")
 
 
 @pytest.mark.parametrize("params", [[], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]],

@@ -147,6 +147,14 @@ if spinning.wait(300):
 thread.join(60)
 print("thread main returned", result.get("status"), "alive", thread.is_alive(), flush=True)
 print("handlers untouched", signal.getsignal(signal.SIGINT) is host, flush=True)
+result.clear()
+thread = threading.Thread(target=run)  # stopped while the node is still being made
+thread.start()
+while not rclpy.ok() and thread.is_alive():
+    time.sleep(0.001)
+rclpy.shutdown()
+thread.join(60)
+print("early stop returned", result.get("status"), "alive", thread.is_alive(), flush=True)
 sys.exit(0)
 """
 
@@ -163,3 +171,4 @@ def test_main_with_args_gives_the_host_its_signals_back_and_runs_in_a_thread():
     assert "host handler SIGTERM" in out, out  # the host's handler, after main returned
     assert "thread main returned 0 alive False" in out, out
     assert "handlers untouched True" in out and "Traceback" not in out, out
+    assert "early stop returned 0 alive False" in out, out

@@ -226,6 +226,10 @@ def _run(args: Optional[List[str]], signals: StopSignals) -> int:
         _spin(node, signals)
     except StartupError:
         return 1  # the node logged it as FATAL
+    except Exception:
+        if rclpy.ok():
+            raise
+        return 0  # a host's rclpy.shutdown() while the node was being made: rclpy's RCLError
     finally:
         if node is not None:
             node.destroy_node()
