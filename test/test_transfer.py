@@ -119,6 +119,14 @@ def test_label_lut_maps_old_ids_and_ignores_unused_classes():
     assert lut[labels].tolist() == [255, 255, 0, 1, 1, 255]
 
 
+def test_label_lut_ignores_an_old_class_two_new_classes_draw_from():
+    plan = plan_transfer(OLD, ["car", "vehicle", "sky"], {"vehicle": ["Car", "Bicyclist"]})
+    assert plan.sources == [[3], [3, 4], [0]]  # both rows start from Car's
+    lut = label_lut(plan, old_ignore=11, new_ignore=255)
+    # A replayed Car pixel is a car or a vehicle: unknown, so ignored; Bicyclist is vehicle.
+    assert (lut[0], lut[3], lut[4], lut[1], lut[11]) == (2, 255, 1, 255, 255)
+
+
 def _bn_state(module):
     return {k: v.clone() for k, v in module.state_dict().items() if "running" in k}
 

@@ -285,12 +285,17 @@ def label_lut(plan: ClassTransfer, old_ignore: int, new_ignore: int) -> np.ndarr
     """256-entry table turning the old data set's ids into the new ones (replay frames).
 
     Old classes that no new class draws from become ``new_ignore``: the replayed frames
-    then teach nothing about them, rather than calling them something they are not.
+    then teach nothing about them, rather than calling them something they are not. So do
+    old classes two new classes draw from (``car: Car`` beside ``vehicle: [Car, Bicyclist]``
+    starts both rows from Car's): which of the two a replayed Car pixel is, is unknown.
     """
     lut = np.full(256, new_ignore, dtype=np.uint8)
+    drawn = np.zeros(256, dtype=np.int64)
     for new_id, src in enumerate(plan.sources):
         for old_id in src:
             lut[old_id] = new_id
+            drawn[old_id] += 1
+    lut[drawn > 1] = new_ignore
     lut[old_ignore] = new_ignore
     return lut
 
