@@ -229,3 +229,53 @@ def test_compare_without_onnxruntime_times_the_cpu_rows(monkeypatch):
     assert set(fns) == expected
     assert skipped == {"onnxruntime_canet": None}
     assert "onnxruntime_canet not timed: onnxruntime is not installed" in notes, notes
+
+
+def torch_engine(tmp_path, monkeypatch):
+    """Return an engine made with no onnx package and an empty export cache: torch's."""
+    monkeypatch.setenv("CANET_ROS_CACHE", str(tmp_path / "empty_cache"))
+    block(monkeypatch, "onnx")
+    engine = SegmentationEngine(None, backbone="mobilenetv2", device="cpu", resolution=SIZE,
+                                warmup=False)
+    assert engine.runtime == "torch"
+    return engine
+
+
+def test_compare_without_onnx_notes_the_rows_it_cannot_time(tmp_path, monkeypatch):
+    from canet_ros.benchmark import make_image_msg
+    from canet_ros.benchmark.compare import compare_fns
+
+    engine = torch_engine(tmp_path, monkeypatch)
+    msg = make_image_msg(np.zeros((SIZE[1], SIZE[0], 3), np.uint8))
+    fns, skipped, notes = compare_fns(engine, engine.prepare_model_input(), progress=False,
+                                      msg=msg)
+    # Every CPU row but torchvision's starts from the ONNX export onnx would make.
+    assert set(fns) == {"lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large"}
+    assert skipped == {"onnxruntime_canet": None}
+    [rows] = [n for n in notes if n.startswith("engine_<precision>, openvino_*, labels_")]
+    assert rows.endswith("not timed: exporting the model to ONNX needs the onnx package "
+                         "(pip install onnx)"), notes
+
+
+@pytest.mark.parametrize("jit_disabled", [True, False])
+def test_compare_drops_both_loop_rows_where_numba_cannot_compile(
+        tmp_path, monkeypatch, jit_disabled):
+    from canet_ros.benchmark import compare, cpu_precisions, make_image_msg
+
+    engine = torch_engine(tmp_path, monkeypatch)
+    # A CPU with no engine precision to time and no OpenVINO: only the loop rows are left.
+    monkeypatch.setattr(cpu_precisions, "cpu_precisions", lambda: ())
+    monkeypatch.setattr(cpu_precisions, "openvino_available", lambda: False)
+    monkeypatch.delenv(kernels.ENV, raising=False)
+    fake = types.SimpleNamespace(__version__="0.99.0", config=types.SimpleNamespace(
+        DISABLE_JIT=jit_disabled))
+    monkeypatch.setattr(kernels, "_numba", lambda: fake)
+    msg = make_image_msg(np.zeros((SIZE[1], SIZE[0], 3), np.uint8))
+    fns, notes = compare._cpu_rows(engine, b"graph", None, engine.prepare_model_input(), msg,
+                                   False)
+    if jit_disabled:  # both rows would time the OpenCV path: nothing to compare
+        assert fns == {}
+        assert ("labels_numba_loops, labels_opencv_loops not timed: numba 0.99.0: JIT "
+                "disabled (NUMBA_DISABLE_JIT)") in notes, notes
+    else:
+        assert set(fns) == {"labels_numba_loops", "labels_opencv_loops"}

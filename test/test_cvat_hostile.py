@@ -176,6 +176,18 @@ def test_a_member_twice_in_the_zip_is_refused(tmp_path):
     assert not (folder / "masks").exists()
 
 
+def test_an_export_one_folder_down_in_the_zip_imports(tmp_path):
+    """A zip made by compressing the export's folder holds every member under its name."""
+    folder, members, labels = package(tmp_path)
+    extra = {"SegmentationObject/x.png": b"unread", "JPEGImages/x.jpg": b"unread"}
+    entries = [(f"task_7/{n}", d) for n, d in sorted({**members, **extra}.items())]
+    result = import_cvat(write_zip(tmp_path / "export.zip", entries), folder)
+    assert result["masks"] == len(labels)
+    for stem, mask in labels.items():
+        back = cv2.imread(str(folder / "masks" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(back, mask)
+
+
 # -- frame lists that point outside the export -----------------------------------------
 def outside_mask(tmp_path: Path, members: Dict[str, bytes], folder: Path) -> Path:
     """Write a valid colour mask and its frame outside the export: what an escape would import."""

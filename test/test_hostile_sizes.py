@@ -96,6 +96,14 @@ def test_encoded_size_reads_the_claim_of_png_and_jpeg_headers():
     assert encoded_size(hand[:20]) is None  # cut before the frame header
 
 
+# T.81 table B.1: SOF0-3, SOF5-7 (differential), SOF9-11 and SOF13-15 (arithmetic coding).
+@pytest.mark.parametrize("marker", [0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA,
+                                    0xCB, 0xCD, 0xCE, 0xCF], ids=hex)
+def test_every_start_of_frame_marker_gives_its_claim(marker):  # libjpeg reads them all
+    hand = jpeg_segments((0xE0, b"JFIF\0" + bytes(9)), (marker, sof(20000, 15000)))
+    assert encoded_size(hand) == (20000, 15000)
+
+
 def test_encoded_size_skips_what_libjpeg_skips_and_bounds_the_walk():
     image = np.zeros((40, 90, 3), np.uint8)
     data = cv2.imencode(".jpg", image)[1].tobytes()
@@ -321,6 +329,23 @@ def test_codec_messages_quote_a_huge_encoding_or_format_shortened():
     with pytest.raises(image_codec.ImageCodecError) as caught:
         image_codec.compressed_to_array(compressed(b"not an image", "y" * 1_000_000))
     assert "neither JPEG nor PNG" in str(caught.value) and len(str(caught.value)) < 1000
+
+
+@pytest.mark.parametrize("length", [1500, 1_000_000])
+def test_report_reasons_from_unshortened_sources_keep_their_ends(length):
+    # A deserialisation error or a ground-truth path is quoted whole by its source.
+    from canet_ros.bag.report import RunStats
+    head, tail = "cannot deserialise: /gt/", "/0001.png: cannot decode"
+    reason = head + "d" * (length - len(head) - len(tail)) + tail
+    stats = RunStats(frames_total=2)
+    stats.skip(0, 10, reason)
+    stats.gt_frame_problem(1, 20, reason)
+    for kept in (*stats.skipped, *stats.gt_unusable, stats.skipped_examples[0]["reason"],
+                 stats.gt_frames[0]["reason"]):
+        assert len(kept) <= 1000 and kept.startswith(head) and kept.endswith(tail)
+        start, rest = kept.split(" ... (")
+        left_out, end = rest.split(" characters left out) ... ")
+        assert len(start) + int(left_out) + len(end) == length
 
 
 def test_a_bag_of_huge_distinct_encodings_gives_a_small_report(engine, tmp_path):

@@ -106,6 +106,50 @@ def test_a_colour_source_without_compressed_bgr_has_an_rgb_payload(fmt):
         assert np.abs(diff).max() <= 6
 
 
+def twelve_bit(shape: tuple) -> np.ndarray:
+    """16-bit samples as a 12-bit camera writes them (<< 4), low bits noise: bytes differ."""
+    high = RNG.integers(0, 4096, shape).astype(np.uint16) << 4
+    return high | RNG.integers(0, 16, shape).astype(np.uint16)
+
+
+@pytest.mark.parametrize("fmt, payload_is_rgb", [("rgb16; png compressed ", True),
+                                                 ("rgba16; png compressed ", True),
+                                                 ("bgr16; png compressed bgr16", False),
+                                                 ("bgra16; png compressed bgra16", False)])
+def test_a_sixteen_bit_colour_png_has_the_order_its_string_gives(fmt, payload_is_rgb):
+    # 16-bit colour encodings are colour sources as the 8-bit ones are (isColor).
+    rgb = twelve_bit((4, 6, 3))
+    stored = rgb if payload_is_rgb else rgb[..., ::-1]
+    if "a16" in fmt:
+        stored = np.dstack([stored, np.full((4, 6), 65535, np.uint16)])
+    msg = compressed_msg(fmt, encoded(".png", stored))
+    np.testing.assert_array_equal(compressed_to_array(msg, None), stored)
+    eight = (rgb >> 8).astype(np.uint8)  # the high byte, as the module's docstring says
+    np.testing.assert_array_equal(compressed_to_array(msg, "rgb"), eight)
+    np.testing.assert_array_equal(compressed_to_array(msg, "bgr"), eight[..., ::-1])
+
+
+def test_a_sixteen_bit_bayer_png_is_demosaiced_from_its_high_bytes():
+    mosaic = twelve_bit((8, 10))
+    msg = compressed_msg("bayer_rggb16; png compressed ", encoded(".png", mosaic))
+    got = compressed_to_array(msg, "rgb")
+    want = cv2.cvtColor((mosaic >> 8).astype(np.uint8), cv2.COLOR_BayerBG2RGB)
+    np.testing.assert_array_equal(got, want)
+    # Demosaicing all 16 bits and keeping the high byte differs by rounding only.
+    wide = cv2.cvtColor(mosaic, cv2.COLOR_BayerBG2RGB) >> 8
+    assert np.abs(got.astype(int) - wide).max() <= 1
+
+
+def test_a_bayer_png_asked_for_as_mono_is_the_grey_of_its_colours():
+    mosaic = RNG.integers(0, 256, (8, 10), dtype=np.uint8)
+    msg = compressed_msg("bayer_rggb8; png compressed ", encoded(".png", mosaic))
+    got = compressed_to_array(msg, "mono")
+    colour = cv2.cvtColor(mosaic, cv2.COLOR_BayerBG2BGR)
+    np.testing.assert_array_equal(got, cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY))
+    # cv_bridge converts bayer to mono8 in one step (BayerBG2GRAY): the same within rounding.
+    assert np.abs(got.astype(int) - cv2.cvtColor(mosaic, cv2.COLOR_BayerBG2GRAY)).max() <= 1
+
+
 @pytest.mark.parametrize("pattern, code", [("bayer_rggb8", cv2.COLOR_BayerBG2RGB),
                                            ("bayer_bggr8", cv2.COLOR_BayerRG2RGB),
                                            ("bayer_gbrg8", cv2.COLOR_BayerGR2RGB),

@@ -109,6 +109,37 @@ def test_nodes_started_in_threads_keep_their_engine_lines(rig):
     assert lines() == {("cam_a", "engine line for cam_a"), ("cam_b", "engine line for cam_b")}
 
 
+def test_engine_lines_during_inference_are_the_inferring_nodes(rig):
+    from rclpy.parameter import Parameter
+    from ros_helpers import Recorder, image_msg, synthetic_frame
+
+    from canet_ros.ros.segmentation import SegmentationNode
+    got = rosout(rig)
+
+    class Talking(Recorder):
+        def infer(self, frame, order="rgb", **flags):
+            logging.getLogger("canet_ros.inference").warning(
+                "inference line from %s", threading.current_thread().name)
+            return super().infer(frame, order, **flags)
+
+    nodes = {}
+    for name in ("older_cam", "newer_cam"):  # the newer one gets the records of no node
+        nodes[name] = SegmentationNode(
+            name, parameter_overrides=[Parameter(k, value=v) for k, v in values(rig).items()],
+            engine_factory=lambda *a, **k: Talking(rig.engine(*a, **k)))
+        rig.nodes.append(nodes[name])
+        rig.executor.add_node(nodes[name])
+    labels = rig.listen(nodes["older_cam"], "labels")
+    rig.deliver(nodes["older_cam"], image_msg(synthetic_frame()))
+    rig.wait_for(labels)
+
+    def lines():
+        return {(m.name, m.msg) for m in got if "inference line from" in m.msg}
+
+    assert rig.spin_until(lambda: lines()), lines()
+    assert lines() == {("older_cam", "inference line from older_cam_inference")}
+
+
 # main(args) in a host program: once spinning, a SIGINT stops it; then the host's own
 # handlers must be back. Then main runs in a thread, stopped by rclpy.shutdown().
 HOST = """

@@ -30,6 +30,9 @@ from canet_ros.cli import main as canet_main
 from canet_ros.data import write_dataset
 from canet_ros.evaluation import evaluate_checkpoint, seen_in_training
 from canet_ros.training import merge_config
+from canet_ros.training.config import TrainConfig
+from canet_ros.training.data_setup import build_data
+from canet_ros.training.lineage import holdout_warning, run_lineage
 from canet_ros.training.trainer import Trainer
 
 # A drive the bundled model trained on (CamVid train, MODEL_CARD: all 367 train frames).
@@ -76,6 +79,68 @@ def test_a_checkpoint_without_the_record_is_traced_through_its_init_weights(tmp_
         "dataset": "camvid", "train_split": "val", "init_weights": "best.pt"})
     args = read_checkpoint(loop)["train_args"]
     assert seen_in_training(args, VAL_0016 + TRAIN_0006, loop.parent) == 3
+
+
+def test_a_start_without_a_training_record_claims_no_frames(tmp_path):
+    # An imported or hand-made checkpoint: no train_args, so nothing known, not "CamVid
+    # train" by default. The run itself trained on val; TRAIN_0006 is all train.
+    own = {"dataset": "camvid", "train_split": "val"}
+    recorded = {"start": {"checkpoint": "imported.pt", "train_args": {}, "lineage": {}}}
+    assert seen_in_training(own, TRAIN_0006, None, recorded) == 0
+    imported = _blank_checkpoint(tmp_path / "imported.pt", {})
+    traced = {**own, "init_weights": str(imported)}  # no record: traced through the file
+    assert seen_in_training(traced, TRAIN_0006 + VAL_0016, tmp_path) == 3  # own val only
+
+
+def test_a_chain_made_before_the_record_is_traced_when_the_run_starts(tmp_path):
+    # default (CamVid train) -> A -> B -> this run; A and B carry no lineage metadata.
+    a = _blank_checkpoint(tmp_path / "a" / "a.pt", {
+        "dataset": "camvid", "train_split": "val", "train_include": ["0016E5_00001"],
+        "init_weights": "default"})
+    b = _blank_checkpoint(tmp_path / "b" / "b.pt", {
+        "dataset": "camvid", "train_split": "val", "train_include": ["0016E5_00002"],
+        "init_weights": "../a/a.pt"})
+    assert "lineage" not in read_checkpoint(a) and "lineage" not in read_checkpoint(b)
+    run = tmp_path / "run"
+    record = run_lineage(TrainConfig(init_weights=str(b)), None, run)
+    shutil.rmtree(tmp_path / "a")  # the record holds the chain once its files are gone
+    shutil.rmtree(tmp_path / "b")
+    own = {"dataset": "camvid", "train_split": "val", "train_include": ["0016E5_00000"],
+           "init_weights": "../b/b.pt"}
+    # The run: 0016E5_00000; B: _00002; A: _00001; default: the 4 train frames.
+    assert seen_in_training(own, TRAIN_0006 + VAL_0016, run, record) == 1 + 1 + 1 + 4
+    assert seen_in_training(own, TRAIN_0006, run, record) == 4
+
+
+def test_cvat_frames_beside_the_export_count_as_seen(tmp_path):
+    # CVAT "Save images" off: <parent>/<export>/ with the frames in <parent>/images/. The
+    # run was made elsewhere (its data_root is not here); its record names the export.
+    for folder in ("site/my_export", "site/images", "other/my_camera", "other/images"):
+        (tmp_path / folder).mkdir(parents=True)
+    frames = [tmp_path / "site" / "images" / f"{s}.jpg" for s in ("f1", "f2")]
+    frames.append(tmp_path / "other" / "images" / "f1.jpg")  # beside another folder
+    for frame in frames:
+        frame.write_bytes(b"")
+    args = {"dataset": "folder", "data_root": "/gone/my_export", "train_split": "train"}
+    lineage = {"frames": {"folder": "my_export", "stems": ["f1"]}}
+    assert seen_in_training(args, frames, None, lineage) == 1  # site/images/f1 only
+    assert seen_in_training(args, frames[:1], None, lineage) == 1
+
+
+def test_a_start_that_saw_part_of_the_held_out_drive_is_warned_about(tmp_path):
+    drives = make_drives(tmp_path / "camvid")  # 0006R0: 3 frames, all in train
+    start = _blank_checkpoint(tmp_path / "start.pt", {
+        "dataset": "camvid", "train_split": "train", "train_include": ["0006R0_00001"]})
+    cfg = tiny(drives, tmp_path / "run", init_weights=str(start))
+    data = build_data(cfg, verbose=False)
+    record = run_lineage(cfg, data, tmp_path / "run")
+    assert holdout_warning(cfg, data, record, tmp_path / "run") == (
+        f"warning: the starting weights ({start}) trained on 1 of the 3 held-out frames: "
+        f"the held-out score is not a new-camera score")
+    # A start that saw none of the drive's frames is no warning.
+    _blank_checkpoint(start, {"dataset": "camvid", "train_split": "val"})
+    record = run_lineage(cfg, data, tmp_path / "run")
+    assert holdout_warning(cfg, data, record, tmp_path / "run") is None
 
 
 # -- a run started from --init-weights --------------------------------------------------------

@@ -100,6 +100,18 @@ def test_replay_options_of_a_run_without_replay_choose_nothing():
         _resume("--replay-ratio", "0.5", saved=no_replay)
 
 
+def test_a_val_set_without_a_split_is_the_same_as_split_val(tmp_path):
+    # A YAML val_sets entry may leave out its split (it defaults to val).
+    unsplit = {**SAVED, "val_sets": [{"name": "val"}]}
+    cfg = _resume("--val-sets", "val=val", saved=unsplit)
+    assert [(v["name"], v["split"]) for v in cfg.val_sets] == [("val", "val")]
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"val_sets": [{"name": "val"}]}))
+    assert _resume(config=job).val_sets[0]["name"] == "val"
+    with pytest.raises(ValueError, match="--val-sets val=val, this resume asks for val=train"):
+        _resume("--val-sets", "val=train", saved=unsplit)
+
+
 def test_a_key_an_older_checkpoint_lacks_counts_as_its_default():
     old = {k: v for k, v in SAVED.items() if k not in ("replay_exclude", "train_include")}
     assert _resume("--train-include", saved=old).train_include == []
@@ -178,3 +190,10 @@ def test_replayed_frames_count_by_their_real_path(tmp_path, capsys):
                            replay_split="train", replay_exclude=["0006R0_00002"],
                            replay_ratio=1.0))
     assert _warnings(capsys) == ["warning: orig: 3 of its 4 frames are training frames" + PICKED]
+
+
+def test_a_relative_data_root_counts_the_same_frames(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    make_camvid_tree(Path("camvid"))
+    build_data(tiny_config(Path("camvid"), Path("r"), train_split="train+val"))
+    assert _warnings(capsys) == ["warning: val: 4 of its 4 frames are training frames" + PICKED]
