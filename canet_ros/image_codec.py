@@ -297,7 +297,8 @@ def compressed_to_array(msg: Any, order: str | None = "bgr") -> np.ndarray:
 
     order="rgb"/"bgr" returns HxWx3 uint8 (16-bit PNG scaled by >>8, alpha dropped).
     order=None returns the decoded array untouched (HxW, HxWx3 or HxWx4; uint8 or
-    uint16). order="mono" returns HxW in the decoded bit depth, converting colour to grey.
+    uint16). order="mono" returns HxW in the decoded bit depth, converting colour to grey
+    (a bayer mosaic is demosaiced first, at 8 bits).
     """
     if order is not None:
         order = _check_order(order, ("rgb", "bgr", "mono"))
