@@ -104,6 +104,40 @@ def test_cached_export_builds_without_torch_and_gives_the_same_results(cached, d
         np.testing.assert_array_equal(got[name], getattr(expected, name), err_msg=name)
 
 
+BENCH_CHILD = textwrap.dedent("""
+    import json, sys
+    from canet_ros.bag.distributed import RankInfo
+    from canet_ros.benchmark import _check_checkpoint
+    from canet_ros.checkpoint import CheckpointError
+    assert RankInfo.from_env().world_size == 1  # segment-bag asks this on every run
+    try:
+        _check_checkpoint(sys.argv[1], (96, 64))  # run_benchmark's check before the engine
+        refused = None
+    except CheckpointError as exc:
+        refused = str(exc)
+    print(json.dumps({"torch": "torch" in sys.modules, "refused": refused}))
+""")
+
+
+def _bench_check(path):
+    proc = subprocess.run([sys.executable, "-c", BENCH_CHILD, str(path)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_cached_checkpoint_is_checked_and_ranked_without_torch(cached, tmp_path):
+    # torch is ~480 MB of a process: segment-bag's rank lookup and the benchmark's file
+    # check (counted in its peak_host_mb) must not load it when the engine needs none.
+    path, _, _ = cached
+    assert _bench_check(path) == {"torch": False, "refused": None}
+    # A damaged file (not in the cache) is still refused, naming it, before any work.
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(path.read_bytes()[:5000])
+    report = _bench_check(broken)
+    assert "broken.pt" in report["refused"]
+
+
 def test_a_changed_checkpoint_is_not_served_from_the_cache(cached, tmp_path):
     path, folder, expected = cached
     other = seeded_checkpoint(tmp_path / "seeded.pt", seed=4)  # same name, other weights

@@ -27,6 +27,7 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -72,14 +73,10 @@ class RankInfo:
     @classmethod
     def from_env(cls) -> RankInfo:
         """RANK / WORLD_SIZE / LOCAL_RANK as torchrun sets them (or a process group's)."""
-        try:
-            import torch.distributed as dist
-
-            if dist.is_available() and dist.is_initialized():
-                return cls(dist.get_rank(), dist.get_world_size(),
-                           int(os.environ.get("LOCAL_RANK", "0")))
-        except ImportError:
-            pass
+        dist = _process_group()
+        if dist is not None:
+            return cls(dist.get_rank(), dist.get_world_size(),
+                       int(os.environ.get("LOCAL_RANK", "0")))
         try:
             world = int(os.environ.get("WORLD_SIZE", "1"))
             rank = int(os.environ.get("RANK", "0"))
@@ -89,6 +86,18 @@ class RankInfo:
         if world < 1 or not 0 <= rank < world:
             raise BagError(f"RANK={rank} is not within WORLD_SIZE={world}")
         return cls(rank, world, local)
+
+
+def _process_group() -> Any:
+    """Return torch.distributed where a process group is up, else None, importing nothing.
+
+    Only a process that imported torch.distributed can have one; importing torch to ask
+    would cost a cached CPU run (which needs no torch) about 480 MB.
+    """
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return dist
+    return None
 
 
 def is_bag(path: Path) -> bool:
@@ -208,14 +217,9 @@ def _write_done(outdir: Path, info: RankInfo, done: list[dict[str, Any]]) -> Non
 def _wait_for_ranks(outdir: Path, info: RankInfo, poll_s: float, limit_s: float | None = None
                     ) -> tuple[list[dict[str, Any]], list[int]]:
     """Return the ranks' bag entries, and the ranks that left no done file by ``limit_s``."""
-    if limit_s is None:
-        try:
-            import torch.distributed as dist
-
-            if dist.is_available() and dist.is_initialized():
-                dist.barrier()
-        except ImportError:
-            pass
+    dist = _process_group() if limit_s is None else None
+    if dist is not None:
+        dist.barrier()
     deadline = None if limit_s is None else time.monotonic() + limit_s
     entries: dict[int, list[dict[str, Any]]] = {}
     while len(entries) < info.world_size and (deadline is None or time.monotonic() < deadline):
