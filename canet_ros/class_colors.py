@@ -26,11 +26,11 @@ import dataclasses
 import os
 import re
 from pathlib import Path
-from typing import Any, List, NoReturn, Tuple, Union
+from typing import Any, Dict, List, NoReturn, Optional, Tuple, Union
 
 import yaml
 
-from .classes import ClassSet, name_key
+from .classes import ClassSet, name_finder, name_key
 from .errors import CanetError, brief, brief_items
 
 __all__ = ["ClassColors", "ClassColorsError", "apply_class_colors", "load_class_colors",
@@ -82,8 +82,8 @@ def apply_class_colors(classes: ClassSet, colors: ClassColors) -> ClassSet:
 
     Raise ClassColorsError naming the file when it names a class ``classes`` lacks.
     """
-    index = _class_index(classes, colors)
-    unknown = [(name, line) for name, _, line in colors.entries if _find(index, name) is None]
+    ids = _class_ids(classes, colors)
+    unknown = [(name, line) for name, _, line in colors.entries if ids[name] is None]
     if unknown:
         named = ", ".join(f"{brief(name, 40)} (line {line})" for name, line in unknown[:5])
         named += f", ... ({len(unknown)} in all)" if len(unknown) > 5 else ""
@@ -93,34 +93,26 @@ def apply_class_colors(classes: ClassSet, colors: ClassColors) -> ClassSet:
                                  f"{brief_items(list(classes.names), _LISTED)}")
     palette = list(classes.colors)
     for name, rgb, _ in colors.entries:
-        palette[_find(index, name)] = rgb  # type: ignore[index]
+        palette[ids[name]] = rgb  # type: ignore[index]
     return dataclasses.replace(classes, colors=tuple(palette))
 
 
-def _class_index(classes: ClassSet, colors: ClassColors) -> dict:
-    """Return class ids by exact name and by loose name (``name_key``).
+def _class_ids(classes: ClassSet, colors: ClassColors) -> Dict[str, Optional[int]]:
+    """Return the class id each name of the file means (exact spelling first), or None.
 
     A loose name two classes share (``Road`` and ``road``) is refused for a file name that
     does not spell one of them exactly.
     """
-    exact = {n: i for i, n in enumerate(classes.names)}
-    loose: dict = {}
-    for i, n in enumerate(classes.names):
-        loose.setdefault(name_key(n), []).append(i)
+    find, ids = name_finder(classes.names), {}
     for name, _, line in colors.entries:
-        ids = loose.get(name_key(name), [])
-        if name not in exact and len(ids) > 1:
-            spelled = " and ".join(brief(classes.names[i]) for i in ids)
+        found = find(name)
+        if len(found) > 1:
+            spelled = " and ".join(brief(classes.names[i]) for i in found)
             _fail(Path(colors.path), f"line {line}: {brief(name)} matches the classes "
                                      f"{spelled} of this model; write the name exactly as "
                                      f"one of them is spelled")
-    return {"exact": exact, "loose": {k: v[0] for k, v in loose.items() if len(v) == 1}}
-
-
-def _find(index: dict, name: str) -> Any:
-    """Return the class id ``name`` means (exact spelling first), or None."""
-    found = index["exact"].get(name)
-    return found if found is not None else index["loose"].get(name_key(name))
+        ids[name] = found[0] if found else None
+    return ids
 
 
 def load_class_colors(path: Union[str, os.PathLike], classes: ClassSet) -> ClassSet:

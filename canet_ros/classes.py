@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -76,6 +76,19 @@ def name_key(name: str) -> str:
     Fine-tuning's class map and the class colours file both match names this way.
     """
     return " ".join(name.lower().replace("_", " ").split())
+
+
+def name_finder(names: Sequence[str]) -> Callable[[str], List[int]]:
+    """Return a lookup of class ids: the exact spelling's, else those of the loose name.
+
+    More than one id means a loose name two classes share (``Road`` and ``road``):
+    picking either would be a guess, so callers refuse it.
+    """
+    exact = {n: i for i, n in enumerate(names)}
+    loose: Dict[str, List[int]] = {}
+    for i, n in enumerate(names):
+        loose.setdefault(name_key(n), []).append(i)
+    return lambda name: [exact[name]] if name in exact else loose.get(name_key(name), [])
 
 
 def get_class_set(name: str) -> ClassSet:

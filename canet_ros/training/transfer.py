@@ -27,13 +27,14 @@ import math
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import yaml
 from torch import nn
 
+from ..classes import name_finder
 from ..classes import name_key as _norm
 from ..data.problems import brief, brief_items
 from ..errors import DatasetError
@@ -101,19 +102,6 @@ class ClassTransfer:
         return ", ".join(parts)
 
 
-def _name_finder(names: Sequence[str]) -> Callable[[str], List[int]]:
-    """Return a lookup of class ids: the exact spelling's, else those of the loose name.
-
-    More than one id means a loose name two classes share (``Road`` and ``road``):
-    picking either would be a guess, so callers refuse it.
-    """
-    exact = {n: i for i, n in enumerate(names)}
-    loose: Dict[str, List[int]] = {}
-    for i, n in enumerate(names):
-        loose.setdefault(_norm(n), []).append(i)
-    return lambda name: [exact[name]] if name in exact else loose.get(_norm(name), [])
-
-
 def _one(ids: List[int], names: Sequence[str], what: str, whose: str, fix: str) -> Optional[int]:
     """Return the only id, None for none, and refuse an ambiguous loose name."""
     if len(ids) > 1:
@@ -125,7 +113,7 @@ def _one(ids: List[int], names: Sequence[str], what: str, whose: str, fix: str) 
 def plan_transfer(old_names: Sequence[str], new_names: Sequence[str],
                   class_map: Optional[Mapping[str, Sequence[str]]] = None) -> ClassTransfer:
     """Match new classes to old ones by the map, else by name."""
-    find_old, find_new = _name_finder(old_names), _name_finder(new_names)
+    find_old, find_new = name_finder(old_names), name_finder(new_names)
     exactly = "write the name exactly as one of them is spelled"
     mapped: Dict[int, Tuple[str, List[str]]] = {}
     unknown_new = []
