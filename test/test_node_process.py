@@ -153,6 +153,63 @@ def test_a_signal_stops_a_start_up_that_would_not_let_it(case):
     assert "loaded after" not in run.output and not run.problems(), run.output
 
 
+# Loading whose KeyboardInterrupt comes out as another error, as torch's ONNX exporter
+# once turned a SIGTERM into "RuntimeError: generator raised StopIteration".
+_CONVERTING_LOADER = """
+import threading
+import canet_ros.ros.segmentation as segmentation
+from canet_ros.ros.node import main
+
+def exporting(*args, **kwargs):
+    try:
+        print("loading", flush=True)
+        threading.Event().wait(40)
+    except KeyboardInterrupt:
+        raise RuntimeError("generator raised StopIteration") from None
+    raise SystemExit(3)
+
+segmentation.default_engine_factory = exporting
+main()
+"""
+
+
+def test_a_signal_turned_into_another_error_while_loading_is_still_a_stop():
+    run = RosProcess([sys.executable, "-c", _CONVERTING_LOADER], node_env(), "converting")
+    try:
+        assert run.wait_line("loading", timeout=120) is not None, run.output
+        time.sleep(0.5)
+        run.send(signal.SIGTERM)
+        code = run.wait(20)
+    finally:
+        run.stop()
+    assert code == 0, run.output
+    assert not run.problems(), run.output
+
+
+def test_a_stop_signals_interrupt_that_python_drops_is_not_reported(monkeypatch):
+    # The handler's KeyboardInterrupt can land in a __del__ (an import lock's weakref
+    # callback did): Python's hook prints such an error as "Exception ignored ... Traceback".
+    from canet_ros.ros import node
+
+    class Dropping:
+        def __del__(self):
+            raise KeyboardInterrupt
+
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_type))
+    host_hook = sys.unraisablehook
+    signals = node.StopSignals()
+    assert signals.install()
+    try:
+        Dropping()
+        signals.received.append("SIGINT")
+        Dropping()
+    finally:
+        signals.restore()
+    assert reported == [KeyboardInterrupt]  # before a signal: not a stop, still reported
+    assert sys.unraisablehook is host_hook
+
+
 def test_a_stop_while_exporting_leaves_no_temp_file_and_leaves_the_graph(ros, tmp_path):
     # The first start exports the model into the (here empty) cache: a signal while it
     # writes must unwind, so the atomic write removes its temp file and the node is

@@ -71,6 +71,7 @@ class StopSignals:
         self.received: List[str] = []
         self._deadline: Optional[threading.Timer] = None
         self._previous: Dict[int, Any] = {}  # the handlers install() replaced
+        self._previous_unraisable: Any = None
 
     @property
     def requested(self) -> bool:
@@ -82,6 +83,8 @@ class StopSignals:
             return False  # Python sets handlers from the main thread only
         for signum in _STOP_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
+        self._previous_unraisable = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
         if self.exit_while_starting:
             self._watch_wakeups()
         return True
@@ -92,6 +95,17 @@ class StopSignals:
             # None: a handler set outside Python; the default is the nearest Python can set.
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         self._previous.clear()
+        if self._previous_unraisable is not None:
+            sys.unraisablehook = self._previous_unraisable
+            self._previous_unraisable = None
+
+    def _unraisable(self, unraisable: Any) -> None:
+        # The handler's KeyboardInterrupt can land in a __del__ or weakref callback (an
+        # import lock's), where Python prints it and drops it: the stop is recorded already,
+        # and the loader's next KeyboardInterrupt or STOP_GRACE_S ends the start.
+        if issubclass(unraisable.exc_type, KeyboardInterrupt) and self.requested:
+            return
+        (self._previous_unraisable or sys.__unraisablehook__)(unraisable)
 
     def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
         first = not self.received
@@ -211,7 +225,7 @@ def _run(args: Optional[List[str]], signals: StopSignals) -> int:
         print(f"{NODE_NAME}: cannot start: {ROS_MISSING} ({exc})", file=sys.stderr)
         return 1
 
-    from canet_ros.ros.segmentation import SegmentationNode, StartupError
+    from canet_ros.ros.segmentation import SegmentationNode, StartupError, default_engine_factory
 
     signals.ros_started = True  # from here a stop undoes what starting did
     try:
@@ -221,7 +235,8 @@ def _run(args: Optional[List[str]], signals: StopSignals) -> int:
         return 1
     node = None
     try:
-        node = SegmentationNode()
+        factory = _stops_on_signal(default_engine_factory, signals)
+        node = SegmentationNode(engine_factory=factory)
         signals.armed = True
         _spin(node, signals)
     except StartupError:
@@ -235,6 +250,22 @@ def _run(args: Optional[List[str]], signals: StopSignals) -> int:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _stops_on_signal(factory: Any, signals: StopSignals) -> Any:
+    """Wrap ``factory``: an error it raises after a stop signal is that stop, not a fault.
+
+    The signal's KeyboardInterrupt can come out of an exporter or a runtime as another
+    error ("generator raised StopIteration"), which would be logged FATAL with exit 1.
+    """
+    def make(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return factory(*args, **kwargs)
+        except Exception as exc:
+            if signals.requested:
+                raise KeyboardInterrupt from exc
+            raise
+    return make
 
 
 def _spin(node: Any, signals: StopSignals) -> None:
