@@ -55,13 +55,47 @@ def test_descriptors_qos_and_teardown(rig):
         assert (writer.qos_profile.reliability, writer.qos_profile.durability) == (
             ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE)
     reliable = rig.node(node_name="reliable", qos_reliability="reliable")
-    assert next(iter(reliable.subscriptions)).qos_profile.reliability == \
-        ReliabilityPolicy.RELIABLE
+    profile = next(iter(reliable.subscriptions)).qos_profile
+    # Depth 10, as docs/ros.md's reliable_replay.yaml: a reliable burst reaches the callback.
+    assert (profile.reliability, profile.history, profile.depth) == (
+        ReliabilityPolicy.RELIABLE, HistoryPolicy.KEEP_LAST, 10)
     node.destroy_node()
     assert not node.worker_alive and node.engine is None
     node.destroy_node()  # idempotent
     rig.nodes.remove(node)
     rig.executor.remove_node(node)
+
+
+def test_reliable_burst_is_counted_frame_by_frame(rig):
+    """Every frame of a reliable burst is received and then published or dropped.
+
+    The burst is published before the executor runs once, so it waits in the node's DDS
+    reader: a depth-1 reader kept only the newest and the rest were counted nowhere.
+    """
+    import threading
+
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    gate = threading.Event()  # holds the first inference: the burst must queue behind it
+    node = rig.node(gate=gate, qos_reliability="reliable")
+    got = rig.listen(node, "labels")["labels"]
+    camera = rig.probe.node.create_publisher(Image, TOPIC, QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    assert rig.spin_until(lambda: camera.get_subscription_count() > 0)
+    burst = 10
+    for index in range(burst):
+        camera.publish(image_msg(synthetic_frame(), frame_id=f"f{index}"))
+    stats = node.frame_stats
+    rig.spin_until(lambda: stats.totals()["received"] >= burst, timeout=10.0)
+    gate.set()
+    assert rig.spin_until(lambda: stats.totals()["published"] + stats.totals()["dropped"]
+                          == stats.totals()["received"] and len(got) >= 1)
+    rig.spin_until(lambda: False, timeout=0.3)  # anything more would show up now
+    totals = stats.totals()
+    assert totals["received"] == burst, totals
+    assert totals["published"] + totals["dropped"] == burst and len(got) == totals["published"]
+    assert totals["dropped"] >= burst - 2  # latest frame only: at most f0 and the last ran
+    assert got[-1].header.frame_id == f"f{burst - 1}"
 
 
 def _call(rig, service_type, name, request):
