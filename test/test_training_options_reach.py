@@ -39,10 +39,12 @@ def test_poly_power_shapes_the_logged_learning_rate(tmp_path):
                       poly_power=3.0, val_every=4, device="cpu")
     Trainer(cfg).fit()
     rows = log_rows(tmp_path / "run")
-    # 4 frames in batches of 2: 2 steps an epoch, N = 8 in all. After k steps the lr is
-    # 1e-3 * (1 - k/8) ** 3: 0.75 ** 3 = 0.421875, 0.5 ** 3 = 0.125, 0.25 ** 3 = 0.015625, 0.
+    # 4 frames in batches of 2: 2 steps an epoch, N = 8 in all. Step k trains with
+    # 1e-3 * (1 - (k - 1)/8) ** 3, and a row shows its epoch's last step (k = 2, 4, 6, 8):
+    # 0.875 ** 3 = 0.669921875, 0.625 ** 3 = 0.244140625, 0.375 ** 3 = 0.052734375,
+    # 0.125 ** 3 = 0.001953125.
     assert [int(r["step"]) for r in rows] == [2, 4, 6, 8]
-    want = [4.21875e-4, 1.25e-4, 1.5625e-5, 0.0]
+    want = [6.69921875e-4, 2.44140625e-4, 5.2734375e-5, 1.953125e-6]
     assert [float(r["lr"]) for r in rows] == pytest.approx(want, rel=1e-9, abs=1e-15)
 
 

@@ -20,6 +20,8 @@ command line or the Trainer, so what is checked is what a user gets.
 from __future__ import annotations
 
 import csv
+import functools
+import re
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,29 @@ def flags(root: Path, out: Path, *extra: str) -> list:
 def log_rows(run: Path) -> list:
     with open(run / "log.csv", newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def record_applied_lr(optimizer: torch.optim.Optimizer) -> list:
+    """Wrap ``optimizer.step`` to record the lr each call applies (what a step trains with)."""
+    applied, real = [], optimizer.step
+
+    @functools.wraps(real)  # keeps the scheduler's mark on it: no "overridden" warning
+    def step(*args, **kwargs):
+        applied.append(optimizer.param_groups[0]["lr"])
+        return real(*args, **kwargs)
+
+    optimizer.step = step
+    return applied
+
+
+def logged_lr(run: Path, stderr: str) -> tuple:
+    """Return the lr TensorBoard's train/lr and the progress lines' ``lr=`` show per step."""
+    accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator").EventAccumulator
+    tb = accumulator(str(run / "tb"))
+    tb.Reload()
+    board = [(e.step, e.value) for e in tb.Scalars("train/lr")]
+    return board, [float(v) for v in re.findall(r", lr=([-+.e0-9]+)", stderr)]
 
 
 @pytest.fixture
@@ -112,8 +137,9 @@ def test_resume_with_more_epochs_re_aims_the_poly_schedule(isolated):
     rows = log_rows(run)
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert [int(r["step"]) for r in rows] == [2, 4, 6]
-    # lr after step s of 6: 1e-3 * (1 - s / 6) ** 0.9
-    expected = [1e-3 * (2 / 3) ** 0.9, 1e-3 * (1 / 3) ** 0.9, 0.0]  # 6.94e-4, 3.72e-4, 0
+    # Each row: the lr its last step k trained with, 1e-3 * (1 - (k - 1) / 6) ** 0.9 (step 1
+    # had the 4-step schedule, steps 2.. the re-aimed 6-step one).
+    expected = [1e-3 * (5 / 6) ** 0.9, 1e-3 * (3 / 6) ** 0.9, 1e-3 * (1 / 6) ** 0.9]
     assert [float(r["lr"]) for r in rows] == pytest.approx(expected, rel=1e-6, abs=1e-12)
     assert read_checkpoint(run / "last.pt")["train_args"]["epochs"] == 3
 
@@ -170,15 +196,53 @@ def test_first_step_after_a_longer_resume_uses_the_re_aimed_lr(tmp_path):
     assert used == pytest.approx([1e-3 * (1 - s / 6) ** 0.9 for s in range(1, 6)], rel=1e-6)
 
 
+def _check_logged_lr(run: Path, applied: list, stderr: str, last_steps: list) -> None:
+    # 6 steps of lr0 1e-3, power 0.9: step k trains with 1e-3 * (1 - (k - 1) / 6) ** 0.9.
+    hand = [1e-3 * (1 - (k - 1) / 6) ** 0.9 for k in range(1, 7)]  # 1e-3, 8.49e-4 ...
+    assert applied == pytest.approx(hand, rel=1e-9)
+    board, bar = logged_lr(run, stderr)
+    assert [s for s, _ in board] == list(range(1, 7))
+    assert [v for _, v in board] == pytest.approx(hand, rel=1e-6)  # float32 in the file
+    assert bar == pytest.approx(hand, rel=6e-3)  # printed as 8.49e-04
+    # log.csv: the lr of the epoch's last step, so the last row is not 0.
+    rows = log_rows(run)
+    assert [int(r["step"]) for r in rows] == last_steps
+    assert [float(r["lr"]) for r in rows] == pytest.approx([hand[s - 1] for s in last_steps],
+                                                           rel=1e-9)
+
+
+def test_each_step_logs_the_lr_it_trained_with(tmp_path, capsys):
+    root = make_camvid_tree(tmp_path / "camvid")  # 4 frames, batch 2: 2 steps an epoch
+    run = tmp_path / "run"
+    trainer = Trainer(tiny_config(root, run, epochs=3, val_every=9, progress=True))
+    applied = record_applied_lr(trainer.optimizer)
+    trainer.fit()
+    _check_logged_lr(run, applied, capsys.readouterr().err, [2, 4, 6])
+
+
+def test_a_resumed_run_logs_and_applies_the_lr_of_each_step(tmp_path, capsys):
+    root = make_camvid_tree(tmp_path / "camvid")
+    run = tmp_path / "run"
+    applied = []
+    for extra in ({"max_steps_this_run": 3}, {"resume": str(run / "last.pt")}):
+        # Stopped after step 1 of epoch 2, then resumed there.
+        trainer = Trainer(tiny_config(root, run, epochs=3, val_every=9, progress=True, **extra))
+        recorded = record_applied_lr(trainer.optimizer)
+        trainer.fit()
+        applied += recorded
+    _check_logged_lr(run, applied, capsys.readouterr().err, [2, 4, 6])
+
+
 def test_steps_runs_exactly_that_many_steps_and_resumes_exactly(tmp_path):
     root = make_camvid_tree(tmp_path / "camvid")  # 4 frames, batch 2: 2 steps an epoch
     straight = Trainer(tiny_config(root, tmp_path / "a", steps=5, val_sets=[]))
     assert straight.scheduler.total_steps == 5
     straight.fit()
     rows = log_rows(tmp_path / "a")
-    # Epochs of 2, 2 and 1 steps; lr after step s of 5: 1e-3 * (1 - s / 5) ** 0.9.
+    # Epochs of 2, 2 and 1 steps; the lr of each one's last step k: 1e-3 * (1 - (k - 1) / 5)
+    # ** 0.9.
     assert [int(r["step"]) for r in rows] == [2, 4, 5]
-    expected = [1e-3 * 0.6 ** 0.9, 1e-3 * 0.2 ** 0.9, 0.0]
+    expected = [1e-3 * 0.8 ** 0.9, 1e-3 * 0.4 ** 0.9, 1e-3 * 0.2 ** 0.9]
     assert [float(r["lr"]) for r in rows] == pytest.approx(expected, rel=1e-6, abs=1e-12)
     Trainer(tiny_config(root, tmp_path / "b", steps=5, val_sets=[], max_steps_this_run=3)).fit()
     Trainer(tiny_config(root, tmp_path / "b", steps=5, val_sets=[],

@@ -14,6 +14,9 @@
 
 """What one epoch's log row averages: loss sum, images and training time so far.
 
+It also keeps the lr the epoch's latest step trained with, the row's ``lr``: by the epoch's
+end the optimiser already holds the next step's (0 after the run's last step).
+
 It is part of ``last.pt``'s train_state, so a run stopped and resumed mid-epoch logs the
 same train_loss for that epoch as a run that never stopped, not the mean of the steps
 after the resume only.
@@ -25,18 +28,21 @@ from typing import Any, Dict, Mapping, Optional
 
 
 class EpochStats:
-    """Running loss sum (loss x images), image count and seconds of the current epoch."""
+    """Running loss sum (loss x images), image count, seconds and latest lr of an epoch."""
 
-    def __init__(self, loss_sum: float = 0.0, images: int = 0, seconds: float = 0.0):
+    def __init__(self, loss_sum: float = 0.0, images: int = 0, seconds: float = 0.0,
+                 lr: Optional[float] = None):
         self.loss_sum = float(loss_sum)
         self.images = int(images)
+        self.lr = lr
         # Time before a stop counts, the time between the stop and the resume does not.
         self._start = time.time() - float(seconds)
 
-    def add(self, loss: float, images: int) -> None:
-        """Account one step: its mean loss over ``images`` frames."""
+    def add(self, loss: float, images: int, lr: float) -> None:
+        """Account one step: its mean loss over ``images`` frames and the lr it trained with."""
         self.loss_sum += loss * images
         self.images += images
+        self.lr = float(lr)
 
     @property
     def seconds(self) -> float:
@@ -47,7 +53,8 @@ class EpochStats:
         return self.loss_sum / max(self.images, 1)
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"loss_sum": self.loss_sum, "images": self.images, "seconds": self.seconds}
+        return {"loss_sum": self.loss_sum, "images": self.images, "seconds": self.seconds,
+                "lr": self.lr}
 
     @classmethod
     def from_state(cls, state: Optional[Mapping[str, Any]]) -> Optional[EpochStats]:
@@ -58,4 +65,4 @@ class EpochStats:
         """
         if not state:
             return None
-        return cls(state["loss_sum"], state["images"], state["seconds"])
+        return cls(state["loss_sum"], state["images"], state["seconds"], state.get("lr"))

@@ -314,14 +314,14 @@ class Trainer:
                     if stop.requested:  # workers die with the terminal's SIGINT
                         return False, steps_this_run
                     raise
-                loss, n = self._train_step(images, labels)
+                loss, n, lr = self._train_step(images, labels)
                 steps_this_run += 1
-                self._account(loss, n, bar, log)
+                self._account(loss, n, lr, bar, log)
         finally:
             bar.close()
         return True, steps_this_run
 
-    def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> Tuple[float, int]:
+    def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> Tuple[float, int, float]:
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
         if self.cfg.cutmix > 0:
@@ -336,18 +336,18 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        lr = self.optimizer.param_groups[0]["lr"]  # this step's, logged: the next is set below
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.bare_model)
-        return float(loss.detach()), images.shape[0]
+        return float(loss.detach()), images.shape[0], lr
 
-    def _account(self, loss: float, n: int, bar: Any, log: RunLog) -> None:
+    def _account(self, loss: float, n: int, lr: float, bar: Any, log: RunLog) -> None:
         self.step_in_epoch += 1
         self.global_step += 1
         s = self._epoch_stats
-        s.add(loss, n)
+        s.add(loss, n, lr)
         rate = s.images * self.dist.world_size / max(s.seconds, 1e-9)
-        lr = self.optimizer.param_groups[0]["lr"]
         bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}", lr=f"{lr:.2e}", refresh=False)
         bar.update(1)
         log.scalar("train/loss", loss, self.global_step)
@@ -361,7 +361,7 @@ class Trainer:
         self.epoch += 1
         self.step_in_epoch = 0
         row: Dict[str, Any] = {"epoch": self.epoch, "step": self.global_step, "train_loss": loss,
-                               "lr": self.optimizer.param_groups[0]["lr"],
+                               "lr": stats.lr,  # its last step's (the next is lower)
                                "images_per_s": count * self.dist.world_size / max(elapsed, 1e-9),
                                "epoch_s": elapsed}
         due = self.epoch % max(cfg.val_every, 1) == 0 or self.epoch == cfg.epochs
