@@ -185,6 +185,11 @@ def test_into_and_the_stage_clock(stubbed_cuda, checkpoint, frames):
     res = engine.infer(frame, color=True, into=into)
     assert res.labels is into["labels"] and res.color is into["color"]
     np.testing.assert_array_equal(into["labels"], engine.infer(frame).labels)
+    # An overlay alone leaves a colour array handed in as it was; a Fortran one takes it.
+    held, odd = np.full_like(frame, 9), np.asfortranarray(np.zeros_like(frame))
+    res = engine.infer(frame, overlay=True, into={"color": held, "overlay": odd})
+    assert res.color is None and (held == 9).all() and res.overlay is odd
+    np.testing.assert_array_equal(odd, engine.infer(frame, overlay=True).overlay)
     # One frame in flight: each result is copied in when it is collected, not before.
     expected = [engine.infer(f, color=True).color for f in frames]
     for want, got in zip(expected, engine.infer_many(frames, color=True, into=into),

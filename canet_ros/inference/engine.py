@@ -332,11 +332,12 @@ class SegmentationEngine:
         req = Request(choose(order, ("rgb", "bgr"), "channel order"), bool(color),
                       bool(overlay), bool(confidence),
                       self._alpha if alpha is None else check_alpha(alpha))
+        asked = _asked(into, req)
         with self._lock:
             if self._pipeline is not None:
                 handle = self._pipeline.submit(frame, req, self.label_dtype, clock)
                 return Placed(handle, into) if into else handle
-            return Done(place(self._infer_cpu(frame, req, clock, into or {}), into))
+            return Done(place(self._infer_cpu(frame, req, clock, asked), into))
 
     def infer_many(self, frames: Iterable[np.ndarray], order: str = "rgb",
                    **kwargs: Any) -> Iterator[SegmentationResult]:
@@ -422,3 +423,15 @@ class SegmentationEngine:
         return (f"SegmentationEngine(backbone={self.backbone!r}, classes={self.num_classes}, "
                 f"device={self.device_type!r}, runtime={self.runtime!r}, "
                 f"precision={self.precision!r}, resolution={self.resolution}, tta={self.tta})")
+
+
+def _asked(into: Mapping[str, np.ndarray] | None, req: Request) -> dict[str, np.ndarray]:
+    """Return ``into``'s arrays for the outputs ``req`` asks for (EngineError: read-only)."""
+    # The others stay the caller's: an overlay alone makes a colour, not into["color"].
+    names = {"labels", *(n for n in ("color", "overlay", "confidence") if getattr(req, n))}
+    asked = {name: array for name, array in (into or {}).items() if name in names}
+    stuck = sorted(name for name, array in asked.items()
+                   if isinstance(array, np.ndarray) and not array.flags.writeable)
+    if stuck:
+        raise EngineError(f"into: read-only array(s) for {stuck}; outputs cannot go there")
+    return asked

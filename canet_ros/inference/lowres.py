@@ -164,7 +164,9 @@ def frame_post_from_lowres(low: np.ndarray, net_grid: up.CellGrid,
     to the frame's size (None: the frame is of the network's size). The confidence needs
     the compiled loops (:func:`kernels.available`), which write the frame-size labels,
     colour (``want_colour``) and confidence into ``out``'s "labels", "color" and
-    "confidence" arrays where given.
+    "confidence" arrays where given: ``out`` holds only those of outputs asked for (a colour
+    made for an overlay alone must not land in a caller's array). Arrays that do not fit are
+    left alone: the engine copies the output in, or names the misfit.
     """
     if frame_grid is not None and frame_grid.in_hw != net_grid.out_hw:
         raise ValueError(f"frame grid starts at {frame_grid.in_hw}, the network size is "

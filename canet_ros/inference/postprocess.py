@@ -106,12 +106,15 @@ class FramePost:
     def colour(self, order: str, out: np.ndarray | None = None) -> np.ndarray:
         """HxWx3 uint8 palette colours of the labels, channels in ``order`` ("rgb"/"bgr").
 
-        ``out``: where to write them (uint8 labels; else a new array).
+        ``out``: where to write them when it can take them (``image_loops.usable``: uint8
+        labels, contiguous, of their shape); else a new array, as OpenCV does with a ``dst``
+        that does not fit (the engine copies it in or names the misfit).
         """
+        out = image_loops.usable(out, (*self.labels.shape, 3), np.uint8)
         if self.rgb is not None and order == "rgb":
             if out is None or out is self.rgb:
                 return self.rgb
-            np.copyto(out, self.rgb)  # (a misfit raises: the engine names it)
+            np.copyto(out, self.rgb)
             return out
         if self.labels.dtype != np.uint8:
             return up.unpack_colour(self.colour_packed(), order)
@@ -131,12 +134,13 @@ class FramePost:
         colour map serves both: the blend reads it with red and blue swapped for a BGR
         frame (``image_loops.blend``), in bands shared with ``helper`` once it is free
         (``preprocess.share_rows``); else OpenCV's blend of a colour in ``order``.
+        ``out`` as in :meth:`colour`.
         """
+        out = image_loops.usable(out, frame.shape, np.uint8)
         if kernels.available():
             rgb = self.colour("rgb") if rgb is None else rgb
             if rgb.shape != frame.shape:  # (checked whole: the bands would name slices)
                 raise ValueError(f"overlay: colour {rgb.shape} and frame {frame.shape} differ")
-            out = image_loops.usable(out, frame.shape, np.uint8)
             out = np.empty(frame.shape, np.uint8) if out is None else out
             share_rows(helper, frame.shape[0], lambda rows: image_loops.blend(
                 frame[rows], rgb[rows], alpha, order != "rgb", out[rows]))
@@ -203,5 +207,9 @@ def colorize_cpu(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 def blend_cpu(frame: np.ndarray, color: np.ndarray, alpha: float,
               out: np.ndarray | None = None) -> np.ndarray:
-    """round((1 - alpha) * frame + alpha * color) as uint8, same shape as ``frame``."""
+    """round((1 - alpha) * frame + alpha * color) as uint8, same shape as ``frame``.
+
+    Into ``out`` when it can take it (``image_loops.usable``), else into a new array.
+    """
+    out = image_loops.usable(out, frame.shape, np.uint8)
     return cv2.addWeighted(frame, 1.0 - alpha, color, alpha, 0.0, out)
