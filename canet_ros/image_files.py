@@ -29,6 +29,9 @@ Where ``cv2.imread`` raises ``cv2.error`` (a file claiming more pixels than Open
 
 ``encoded_size`` reads the width and height a PNG or JPEG claims from its header, without
 decoding it: image_codec refuses a message claiming too many pixels with it.
+
+``read_label_image`` reads a PNG of class ids (a dataset's masks/, segment-bag's --gt-dir)
+as the values it stores, which for palette and 1, 2 or 4-bit PNGs is not what OpenCV gives.
 """
 from __future__ import annotations
 
@@ -42,12 +45,14 @@ import numpy as np
 
 from .errors import CanetError
 
-__all__ = ["ImageFileError", "decode_error_text", "encoded_size", "read_image", "save_image",
-           "write_image"]
+__all__ = ["ImageFileError", "decode_error_text", "encoded_size", "grey_channel", "read_image",
+           "read_label_image", "save_image", "write_image"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PNG_GREY = 0  # PNG colour type of greyscale without alpha
+_PNG_PALETTE = 3  # PNG colour type of indexed colour: each pixel an index into PLTE
 # JPEG start-of-frame markers (ITU T.81 table B.1): 0xC0..0xCF but DHT, JPG and DAC.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_STANDALONE = frozenset([0x01, 0xD8, *range(0xD0, 0xD8)])  # TEM, SOI, RSTn: no length
@@ -130,6 +135,64 @@ def read_image(path: PathLike, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | No
         return cv2.imdecode(data, flags)
     except cv2.error as exc:
         raise ImageFileError(f"{os.fspath(path)}: {decode_error_text(data, exc)}") from None
+
+
+def _png_header(path: PathLike) -> tuple[int, int] | None:
+    """Return a PNG's (bit depth, colour type), or None for anything else."""
+    try:
+        with open(os.fspath(path), "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return None  # the decoder that follows names the file
+    # IHDR is always the first chunk: bit depth at byte 24, colour type at byte 25.
+    if len(head) < 26 or not head.startswith(_PNG_MAGIC) or head[12:16] != b"IHDR":
+        return None
+    return head[24], head[25]
+
+
+def _palette_indices(path: PathLike) -> np.ndarray | None:
+    """Return the pixel indices of a palette PNG (OpenCV gives only the colours they stand for).
+
+    None where Pillow cannot decode it, as ``read_image`` says of a file OpenCV cannot.
+    """
+    from PIL import Image  # pillow comes with matplotlib; only palette label PNGs need it
+
+    try:
+        with Image.open(os.fspath(path)) as image:  # colour type 3 opens as mode "P"
+            return np.asarray(image, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def read_label_image(path: PathLike) -> np.ndarray | None:
+    """Decode a PNG of class ids to the values it stores; None and errors as ``read_image``.
+
+    A palette PNG gives its indices, as Pascal VOC's masks mean them (OpenCV gives their
+    colours); a 1, 2 or 4-bit greyscale PNG its own numbers (OpenCV scales them to 0-255:
+    1-bit 0/1 to 0/255, 2-bit by 85, 4-bit by 17). Anything else is read unchanged: 8 or
+    16 bits, with its channels (``grey_channel`` makes one).
+    """
+    header = _png_header(path)
+    if header is not None and header[1] == _PNG_PALETTE:
+        return _palette_indices(path)
+    image = read_image(path, cv2.IMREAD_UNCHANGED)
+    if (image is None or image.ndim != 2 or header is None or header[1] != _PNG_GREY
+            or header[0] not in (1, 2, 4)):
+        return image
+    return (image // (255 // ((1 << header[0]) - 1))).astype(np.uint8)
+
+
+def grey_channel(image: np.ndarray) -> np.ndarray | None:
+    """Return the one channel of a grey image; None where its colour channels differ.
+
+    OpenCV reads a grey+alpha PNG as BGRA with B = G = R; the alpha (where a label tool
+    painted) holds no ids, so only the colour channels are compared.
+    """
+    if image.ndim == 2:
+        return image
+    if not (image[..., :1] == image[..., : min(3, image.shape[2])]).all():
+        return None
+    return image[..., 0]
 
 
 def decode_error_text(data: np.ndarray, exc: cv2.error) -> str:

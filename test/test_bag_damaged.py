@@ -293,6 +293,40 @@ def test_no_salvage_refuses_with_a_hint(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_no_salvage_read_failure_is_one_line(engine, tmp_path, capsys, monkeypatch):
+    """A chunk failing its CRC behind an intact index: rosbags opens the bag, fails later.
+
+    extract-frames showed rosbags' traceback; now both commands say it in one line.
+    segment-bag keeps its words and the frames read before the bad chunk.
+    """
+    from canet_ros.cli import main
+    from canet_ros.cli import segment_bag as cli
+
+    intact = rewrite_sample(tmp_path / "intact.mcap")
+    source = tmp_path / "flipped.mcap"
+    source.write_bytes(flip_chunk(3)(intact.read_bytes()))
+    readable = set(foxglove_decodable(source, SAMPLE_IMAGE_TOPIC))
+    before = next(i for i, s in enumerate(sorted(foxglove_decodable(intact, SAMPLE_IMAGE_TOPIC)))
+                  if s not in readable)  # images read before the damaged chunk
+    assert 0 < before < 8
+    rc = main(["extract-frames", str(source), "--out", str(tmp_path / "ef"), "--topic",
+               SAMPLE_IMAGE_TOPIC, "--no-salvage", "--no-prelabels", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err and err.count("\n") == 1
+    assert err.startswith(f"canet extract-frames: error: {source}: corrupt or truncated bag, "
+                          f"reading failed after {before} messages on {SAMPLE_IMAGE_TOPIC} "
+                          f"(Chunk checksum mismatch.); run without --no-salvage")
+    assert not (tmp_path / "ef").exists()
+    monkeypatch.setattr(cli, "_engine_factory", lambda args: lambda: engine)
+    rc, _, err = run_cli([str(source), "--out", str(tmp_path / "sb"), "--topic",
+                          SAMPLE_IMAGE_TOPIC, "--no-salvage", "--no-progress"], capsys)
+    message = (f"{source}: corrupt or truncated bag, reading failed after {before} messages "
+               f"(Chunk checksum mismatch.)")
+    assert rc == 1 and message in err and "Traceback" not in err
+    report = json.loads((tmp_path / "sb" / "report.json").read_text())
+    assert report["error"] == message and report["frames"] == before
+
+
 def test_nothing_readable_is_an_error(tmp_path, engine):
     intact = rewrite_sample(tmp_path / "intact.mcap").read_bytes()
     source = tmp_path / "head.mcap"

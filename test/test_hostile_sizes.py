@@ -289,7 +289,8 @@ def test_ground_truth_file_opencv_refuses_is_unusable_not_a_bad_bag(engine, tmp_
 
 def test_out_of_memory_on_one_frame_or_mask_is_that_frame_not_the_bag(engine, tmp_path,
                                                                       monkeypatch):
-    from canet_ros.bag import groundtruth, pipeline
+    from canet_ros import image_files
+    from canet_ros.bag import pipeline
 
     def fail_on_second(real):
         calls = []
@@ -302,7 +303,7 @@ def test_out_of_memory_on_one_frame_or_mask_is_that_frame_not_the_bag(engine, tm
         return wrapped
 
     monkeypatch.setattr(pipeline, "to_frame", fail_on_second(pipeline.to_frame))
-    monkeypatch.setattr(groundtruth, "read_image", fail_on_second(groundtruth.read_image))
+    monkeypatch.setattr(image_files, "read_image", fail_on_second(image_files.read_image))
     msgs = [Msg(CAM, receive_ns(i), compressed_image(HUMBLE, i)) for i in range(4)]
     gt_dir = tmp_path / "gt"
     gt_dir.mkdir()

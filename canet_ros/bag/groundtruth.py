@@ -21,6 +21,9 @@ shorter all-digit names (``000042.png``) by frame index (0-based position of the
 on the input topic, undecodable messages included). In a damaged bag a frame's position
 is known only where the salvage reader knows how many messages were lost before it; where
 it is not, index-named files are not paired rather than paired with the wrong frame.
+A folder's PNGs are read as a dataset's masks/ are (``read_label_image``): a palette PNG
+gives its indices, a 1, 2 or 4-bit greyscale PNG its values (0/1 for 1-bit), grey+alpha
+its grey; 16-bit ids are read too, as from a mono16 topic.
 
 Once the model's classes are known (``set_classes``), a label image holding an id that is
 neither a class nor the ignore id is unusable: the confusion matrix would drop those pixels
@@ -39,7 +42,7 @@ import numpy as np
 from ..classes import id_problem
 from ..errors import brief
 from ..image_codec import ImageCodecError, compressed_to_array, image_to_array
-from ..image_files import ImageFileError, read_image
+from ..image_files import ImageFileError, grey_channel, read_label_image
 from .errors import BagError
 from .reader import InputBag, describe_exception, frame_stamp
 
@@ -201,19 +204,18 @@ class DirGroundTruth(GroundTruth):
         if path is None:
             return None
         self.used.add(key)
-        try:
-            labels = read_image(path, cv2.IMREAD_UNCHANGED)
+        try:  # as a dataset's masks/ are read: a palette's indices, a 1-bit PNG's 0/1
+            labels = read_label_image(path)
         except ImageFileError as exc:  # too many pixels for OpenCV: this frame, not the bag
             raise GroundTruthError(str(exc)) from None
         except MemoryError:
             raise GroundTruthError(f"{path}: not enough memory to decode it") from None
         if labels is None:
             raise GroundTruthError(f"{path}: cannot read PNG")
-        if labels.ndim == 3:
-            if not (labels == labels[:, :, :1]).all():
-                raise GroundTruthError(f"{path}: colour PNG; expected label ids (one channel)")
-            labels = labels[:, :, 0]
-        return self._checked(labels)
+        ids = grey_channel(labels)
+        if ids is None:
+            raise GroundTruthError(f"{path}: colour PNG; expected label ids (one channel)")
+        return self._checked(ids)
 
     def missing_reason(self, position: int | None) -> str:
         if position is None and self._by_index:

@@ -149,7 +149,21 @@ def _check_connections(reader: AnyReader, where: Path) -> None:
                 raise BagError(f"{where}: {what} {short_repr(value)} is not {noun}")
 
 
+class BagReadError(BagError):
+    """Reading a topic failed part-way and salvage is off; ``cause`` is the reader's reason."""
+
+    def __init__(self, message: str, cause: str = ""):
+        super().__init__(message)
+        self.cause = cause
+
+
 def describe_exception(exc: BaseException) -> str:
+    """Say in one line what went wrong, for a message that already names the file and place.
+
+    A ``BagReadError`` gives its cause alone: segment-bag says where reading stopped itself.
+    """
+    if isinstance(exc, BagReadError) and exc.cause:
+        return exc.cause
     text = str(exc).strip()
     return text if text else type(exc).__name__
 
@@ -316,7 +330,7 @@ class InputBag:
                 position += 1
         except Exception as exc:  # rosbags raises many types for damaged chunks
             if not self.salvage:
-                raise
+                raise self._read_failed(topic, position, exc) from None
             self._start_salvage(f"reading failed after {position} messages on {topic} "
                                 f"({describe_exception(exc)})")
             assert self._salvaged is not None
@@ -327,6 +341,17 @@ class InputBag:
                     read[key] -= 1
                     continue
                 yield msg
+
+    def _read_failed(self, topic: str, position: int, exc: Exception) -> BagReadError:
+        """Return the error for a read that failed with salvage off: one line, naming the bag.
+
+        Here, not in each reader of ``messages``, so none of them shows a rosbags traceback.
+        """
+        cause = describe_exception(exc)
+        where = f"after {position} messages on {topic}" if position else f"at the start of {topic}"
+        return BagReadError(f"{self.path}: corrupt or truncated bag, reading failed {where} "
+                            f"({clip(cause)}); run without --no-salvage to read what is still "
+                            f"readable", cause)
 
     def _forgive_file_order(self) -> None:
         """Report no damage where rosbags only refused an intact MCAP's order.

@@ -16,17 +16,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
-import cv2
 import numpy as np
 
 from ..errors import DatasetError
-from ..image_files import ImageFileError, read_image
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_GREY = 0  # PNG colour type of greyscale without alpha
-_PALETTE = 3  # PNG colour type of indexed colour: each pixel an index into PLTE
+from ..image_files import ImageFileError, grey_channel, read_label_image
 
 
 def read_list_text(path: Path) -> str:
@@ -44,65 +39,27 @@ def read_list_text(path: Path) -> str:
         raise DatasetError(f"{path}: cannot read ({exc})") from None
 
 
-def _png_header(path: Path) -> Optional[Tuple[int, int]]:
-    """Return a PNG's (bit depth, colour type), or None for anything else."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(26)
-    except OSError:
-        return None  # the decoder that follows names the file
-    # IHDR is always the first chunk: bit depth at byte 24, colour type at byte 25.
-    if len(head) < 26 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
-        return None
-    return head[24], head[25]
-
-
-def _palette_indices(path: Path) -> np.ndarray:
-    """Return the pixel indices of a palette PNG (OpenCV gives only the colours they stand for)."""
-    from PIL import Image  # pillow comes with matplotlib; only palette masks need it
-
-    try:
-        with Image.open(path) as image:  # colour type 3 opens as mode "P": the indices
-            return np.asarray(image, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise DatasetError(f"{path}: cannot decode (corrupt or not an image)") from None
-
-
-def _unscale_low_bit(header: Optional[Tuple[int, int]], mask: np.ndarray) -> np.ndarray:
-    """Return the stored values of a 1, 2 or 4-bit greyscale PNG that OpenCV read as ``mask``.
-
-    OpenCV scales such pixels to 0-255 (1-bit 0/1 to 0/255, 2-bit by 85, 4-bit by 17); a
-    mask's values are class ids, so the file's own numbers are wanted. Other masks pass.
-    """
-    if mask.ndim != 2 or header is None or header[1] != _GREY or header[0] not in (1, 2, 4):
-        return mask
-    return (mask // (255 // ((1 << header[0]) - 1))).astype(np.uint8)
-
-
 def read_index_mask(path: Path) -> np.ndarray:
     """Read a single-channel PNG of uint8 class ids (masks/<stem>.png); DatasetError names it.
 
     A palette PNG's indices are the ids, as in Pascal VOC's masks (its colours only show
-    them); a colour (RGB) mask is refused, as its colours are not ids.
+    them), and so are a 1, 2 or 4-bit greyscale PNG's values (``read_label_image``, as
+    segment-bag --gt-dir reads them too); a colour (RGB) mask is refused, as its colours
+    are not ids.
     """
-    header = _png_header(path)
-    if header is not None and header[1] == _PALETTE:
-        return _palette_indices(path)
     try:
-        mask = read_image(path, cv2.IMREAD_UNCHANGED)
+        mask = read_label_image(path)
     except ImageFileError as exc:
         raise DatasetError(str(exc)) from None
     if mask is None:
         raise DatasetError(f"{path}: cannot decode (corrupt or not an image)")
     if mask.dtype != np.uint8:
         raise DatasetError(f"{path}: {mask.dtype} pixels; masks are 8-bit class ids")
-    mask = _unscale_low_bit(header, mask)  # 1-bit 0/1 masks read as 0/255 otherwise
-    if mask.ndim == 3:
-        if not (mask[..., :1] == mask[..., : min(3, mask.shape[2])]).all():
-            raise DatasetError(f"{path}: a colour image; masks/ holds single-channel class "
-                               f"ids (canet dataset import-cvat converts CVAT colour masks)")
-        mask = mask[..., 0]
-    return mask
+    ids = grey_channel(mask)
+    if ids is None:
+        raise DatasetError(f"{path}: a colour image; masks/ holds single-channel class "
+                           f"ids (canet dataset import-cvat converts CVAT colour masks)")
+    return ids
 
 
 def flat_names(stems: Iterable[str], where: Path) -> Tuple[Dict[str, str], List[str]]:
