@@ -18,13 +18,20 @@ With the ``cpu_loops`` fixture's "opencv" (``CANET_ROS_NUMBA=0``) the same funct
 uncompiled, as plain Python, on these small inputs: the logic is checked on machines
 without numba too, and the compiled code where numba is.
 """
+import concurrent.futures
+import contextlib
+import errno
+import logging
+import os
 import sys
+import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from canet_ros.inference import cell_loops, kernels, lowres
+from canet_ros.inference import cell_loops, image_loops, kernels, lowres
 from canet_ros.inference import upsample as up
 
 torch = pytest.importorskip("torch")
@@ -227,7 +234,131 @@ def test_loops_compile_uncached_where_no_cache_is_writable(monkeypatch, caplog):
 
     monkeypatch.delenv(kernels.ENV, raising=False)
     monkeypatch.setattr(kernels, "_numba", lambda: Numba)
-    loop = kernels._Loop(lambda x: x + 1)
-    assert loop(1) == 2 and loop(2) == 3  # compiled once, then reused
-    assert calls == [True, False]
-    assert "cannot cache" in caplog.text
+    monkeypatch.setattr(kernels, "_NO_CACHE", [], raising=False)  # earlier tests: forgotten
+    first, second = kernels._Loop(lambda x: x + 1), kernels._Loop(lambda x: x * 3)
+    assert first(1) == 2 and first(2) == 3 and second(2) == 6  # each compiled once
+    assert calls == [True, False, False]  # the second does not ask for a cache again
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "cannot cache" in said[0]
+    assert str(Path(__file__).parent / "__pycache__") in said[0]
+
+
+@pytest.fixture
+def numba_cache(monkeypatch, tmp_path):
+    """Real numba with its cache in ``tmp_path``; the loops compiled earlier forgotten."""
+    numba = pytest.importorskip("numba")
+    monkeypatch.delenv(kernels.ENV, raising=False)
+    if not kernels.available():
+        pytest.skip("numba does not compile here")
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "numba"))
+    monkeypatch.setattr(kernels, "_NO_CACHE", [], raising=False)
+    for fresh in (kernels._argmax, image_loops._blend_fixed, image_loops._blend):
+        monkeypatch.setattr(fresh, "_compiled", None)
+    return tmp_path / "numba"
+
+
+def full_disk(monkeypatch):
+    """Make every write into numba's cache fail as on a full disk (ENOSPC)."""
+    from numba.core import caching
+
+    real = caching.IndexDataCacheFile._open_for_write
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    @contextlib.contextmanager
+    def open_for_write(self, filepath):
+        with real(self, filepath) as fh:  # its clean-up of the temp file runs
+            yield Full(fh)
+
+    monkeypatch.setattr(caching.IndexDataCacheFile, "_open_for_write", open_for_write)
+
+
+def test_a_cache_numba_cannot_write_leaves_the_loops_running_uncached(
+        numba_cache, monkeypatch, caplog):
+    """A full disk under numba's cache: the loops run, one warning names the folder."""
+    full_disk(monkeypatch)
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((4, 6, 7)).astype(np.float32)
+    frame = rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    colour = rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    labels, best = kernels.argmax(logits, np.dtype(np.uint8))
+    np.testing.assert_array_equal(labels, logits.argmax(axis=0))
+    np.testing.assert_array_equal(best, logits.max(axis=0))
+    # 0.5: in 1/256ths, halves up: floor((f + c + 1) / 2); 0.3: float32 as addWeighted.
+    exact = frame.astype(np.int64) + colour
+    np.testing.assert_array_equal(image_loops.blend(frame, colour, 0.5), (exact + 1) // 2)
+    add = np.float32(0.3)
+    np.testing.assert_array_equal(image_loops.blend(frame, colour, 0.3), (
+        frame.astype(np.float32) * (np.float32(1) - add) + colour.astype(np.float32) * add
+        + np.float32(0.5)).astype(np.uint8))
+    np.testing.assert_array_equal(kernels.argmax(logits[:2], np.dtype(np.uint16))[0],
+                                  logits[:2].argmax(axis=0))  # a new signature: no retry
+    said = [r for r in caplog.records if r.name == "canet_ros.inference"]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING
+    assert str(numba_cache) in said[0].getMessage()
+    assert "No space left on device" in said[0].getMessage()
+    assert [p for p in numba_cache.rglob("*") if p.is_file()] == []  # nothing half-written
+
+
+def test_a_read_only_cache_is_said_once_for_every_loop(numba_cache, monkeypatch, caplog):
+    """No folder numba tries can be written: each loop compiles uncached, one warning."""
+    from numba.core import caching
+
+    def read_only(locator):  # what numba's probe of a read-only install's folder meets
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), locator._cache_path)
+
+    monkeypatch.setattr(sys.modules["numba"].config, "CACHE_DIR", "")  # numba's default
+    monkeypatch.setattr(caching.InTreeCacheLocator, "ensure_cache_path", read_only)
+    (numba_cache.parent / "a_file").write_text("")
+    user_cache = numba_cache.parent / "a_file"  # below a regular file: root cannot either
+    monkeypatch.setenv("XDG_CACHE_HOME", str(user_cache))
+    rng = np.random.default_rng(6)
+    logits = rng.standard_normal((3, 5, 4)).astype(np.float32)
+    frame, colour = rng.integers(0, 256, (2, 5, 4, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(kernels.argmax(logits, np.dtype(np.uint8))[0],
+                                  logits.argmax(axis=0))
+    exact = frame.astype(np.int64) + colour
+    np.testing.assert_array_equal(image_loops.blend(frame, colour, 0.5), (exact + 1) // 2)
+    said = [r.getMessage() for r in caplog.records if r.name == "canet_ros.inference"]
+    assert len(said) == 1 and "NUMBA_CACHE_DIR" in said[0]  # two loops, one warning
+    assert str(Path(kernels.__file__).parent / "__pycache__") in said[0]
+    assert str(user_cache / "numba") in said[0]
+
+
+def test_two_threads_meeting_a_full_cache_at_once_both_run(monkeypatch, caplog):
+    """The frame path's helper thread and the caller both on a loop's first call."""
+    inside, replaced = threading.Barrier(2, timeout=30), threading.Event()
+    turns = iter(range(2))
+
+    class Numba:
+        @staticmethod
+        def njit(cache=False, **options):
+            def cached(fn):
+                def run(*args):
+                    inside.wait()  # both threads are in the caching loop before either fails
+                    if next(turns):  # the second fails once the first has fallen back
+                        assert replaced.wait(30)
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/full/f.nbi.tmp")
+                return run
+
+            def uncached(fn):
+                def run(*args):
+                    replaced.set()
+                    return fn(*args)
+                return run
+            return cached if cache else uncached
+
+    monkeypatch.delenv(kernels.ENV, raising=False)
+    monkeypatch.setattr(kernels, "_numba", lambda: Numba)
+    monkeypatch.setattr(kernels, "_NO_CACHE", [], raising=False)
+    twice = kernels._Loop(lambda x: 2 * x)
+    twice._compiled = (Numba.njit(cache=True)(twice.python), True)  # as both threads see it
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(twice, [3, 4])) == [6, 8]
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "/full (No space left on device)" in said[0]

@@ -92,7 +92,7 @@ def below_a_file(tmp_path: Path, name: str) -> Path:
     return tmp_path / "a_file" / name
 
 
-# -- 1. no home directory: run without the cache, say so once ------------------------------
+# -- 1. no home directory, no writable cache: run without the cache, say so once -----------
 def test_without_a_home_directory_engines_run_uncached_and_say_so_once(
         checkpoint, frame, no_home, monkeypatch, tmp_path, caplog):
     with monkeypatch.context() as env:  # the same engine with a cache, for reference
@@ -117,6 +117,26 @@ def test_without_a_home_directory_engines_run_uncached_and_say_so_once(
     monkeypatch.setenv("CANET_ROS_CACHE", "~/canet_cache")
     assert onnx_runtime.cache_dir() is None
     assert onnx_runtime.cached_graph("0" * 32, RES) is None
+
+
+def test_a_cache_folder_that_cannot_be_written_is_said_once(
+        checkpoint, frame, monkeypatch, tmp_path, caplog):
+    with monkeypatch.context() as env:  # the same engine with a cache, for reference
+        env.setenv("CANET_ROS_CACHE", str(tmp_path / "cache"))
+        expected = SegmentationEngine(checkpoint, device="cpu", warmup=False).infer(frame)
+    unwritable = below_a_file(tmp_path, "cache")
+    monkeypatch.setenv("CANET_ROS_CACHE", str(unwritable))
+    monkeypatch.setattr(onnx_runtime, "_UNWRITABLE", [], raising=False)  # forget earlier notes
+    caplog.set_level(logging.INFO, logger="canet_ros.inference")
+    for _ in range(2):  # each start exports and tries to store the graph and its metadata
+        engine = SegmentationEngine(checkpoint, device="cpu", warmup=False)
+        assert engine.runtime == "onnxruntime"
+        np.testing.assert_array_equal(engine.infer(frame).labels, expected.labels)
+    notes = [r for r in caplog.records if "cache" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].levelno == logging.WARNING, caplog.text
+    text = notes[0].getMessage()
+    assert str(unwritable / "onnx") in text and os.strerror(errno.ENOTDIR) in text
+    assert "CANET_ROS_CACHE" in text
 
 
 # -- 2. a broken optional runtime counts as absent -----------------------------------------

@@ -30,13 +30,16 @@ Without numba (an optional extra: ``pip install numba``), with ``CANET_ROS_NUMBA
 with numba's ``NUMBA_DISABLE_JIT=1`` the callers keep their OpenCV/numpy paths; the
 functions still run as plain Python, which the tests use on tiny inputs. Compiled code
 is cached by numba (``cache=True``), so only a machine's first start pays the compile
-(docs/performance.md).
+(docs/performance.md); where that cache cannot be written (a read-only install and home,
+a full disk) the loops run uncached, with one warning per process.
 """
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -113,28 +116,85 @@ class _Loop:
     """A loop compiled on its first call when :func:`available`, else run as Python."""
 
     def __init__(self, fn: Callable[..., Any], contract: bool = False):
-        self.python, self._compiled, self._contract = fn, None, contract
+        self.python, self._contract = fn, contract
+        # (the compiled loop, whether it reads and writes numba's cache): one attribute,
+        # so that a thread never pairs one loop with the other's flag.
+        self._compiled: tuple[Callable[..., Any], bool] | None = None
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any) -> Any:
         if not available():
             return self.python(*args)
-        if self._compiled is None:
-            self._compiled = _compile(self.python, self._contract)
-        return self._compiled(*args)
+        state = self._compiled
+        if state is None:
+            state = self._compiled = _compile(self.python, self._contract)
+        compiled, cached = state
+        try:
+            return compiled(*args)
+        except OSError as exc:
+            # numba writes its cache while it compiles a signature, before the loop runs
+            # (a full disk: ENOSPC): the cache is best effort, the loop is not.
+            if not cached:
+                raise
+            _cache_failed(_cache_folder(compiled, exc), exc.strerror or str(exc))
+            state = self._compiled  # the helper thread's first call may have replaced it
+            if state is None or state[1]:
+                state = self._compiled = _compile(self.python, self._contract)  # uncached
+            return state[0](*args)
 
 
-def _compile(fn: Callable[..., Any], contract: bool = False) -> Callable[..., Any]:
+# The first reason numba's cache failed in this process: then every loop compiles
+# uncached, and the warning is said once, not once per loop.
+_NO_CACHE: list[str] = []
+_NO_CACHE_LOCK = threading.Lock()
+
+
+def _cache_failed(folder: str, reason: str) -> None:
+    with _NO_CACHE_LOCK:
+        if _NO_CACHE:
+            return
+        _NO_CACHE.append(reason)
+    log.warning("numba cannot cache its compiled loops in %s (%s); they compile at every "
+                "start (2-5 s): set NUMBA_CACHE_DIR to a writable folder with free space",
+                folder, reason)
+
+
+def _cache_folder(dispatcher: Any, exc: OSError) -> str:
+    folder = getattr(getattr(dispatcher, "stats", None), "cache_path", None)
+    if not folder and exc.filename:
+        folder = os.path.dirname(os.fspath(exc.filename))
+    return str(folder or "numba's cache folder")
+
+
+def _cache_folders(fn: Callable[..., Any]) -> str:
+    # Where numba looks, in its order: NUMBA_CACHE_DIR, else the module's __pycache__,
+    # then its user cache. Its own error names only the source file.
+    numba = _numba()
+    chosen = getattr(getattr(numba, "config", None), "CACHE_DIR", "")
+    if chosen:
+        return str(chosen)
+    folders = [os.path.join(os.path.dirname(inspect.getfile(fn)), "__pycache__")]
+    try:
+        from numba.misc.appdirs import AppDirs
+
+        folders.append(AppDirs(appname="numba", appauthor=False).user_cache_dir)
+    except (ImportError, AttributeError):  # moved in another numba: name what is known
+        pass
+    return " or ".join(folders)
+
+
+def _compile(fn: Callable[..., Any], contract: bool = False) -> tuple[Callable[..., Any], bool]:
     # nogil: a helper thread runs part of the work meanwhile. error_model numpy: no
-    # division checks in the loops. cache: compiled once per machine.
+    # division checks in the loops. cache: compiled once per machine, where it can be.
     options: dict[str, Any] = {"nogil": True, "error_model": "numpy", "boundscheck": False}
     if contract:  # fused multiply-adds (a polynomial: 20 % faster, rounding only)
         options["fastmath"] = {"contract"}
-    try:
-        return _numba().njit(cache=True, **options)(fn)
-    except RuntimeError as exc:  # no writable cache (a read-only install and $HOME)
-        log.warning("numba cannot cache its loops (%s); they compile at every start", exc)
-        return _numba().njit(**options)(fn)
+    if not _NO_CACHE:
+        try:
+            return _numba().njit(cache=True, **options)(fn), True
+        except RuntimeError:  # numba found no writable folder (read-only install, $HOME)
+            _cache_failed(_cache_folders(fn), "cannot be written")
+    return _numba().njit(**options)(fn), False
 
 
 _jit = _Loop

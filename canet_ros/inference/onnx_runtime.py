@@ -40,6 +40,7 @@ import io
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,11 +123,27 @@ def _onnx_dir() -> Path | None:
     return None if root is None else root / "onnx"
 
 
+# Set by the first cache write that failed: its note is said once per process, not at
+# each export (the fp32 graph, its metadata, the int8 graph) of each engine.
+_UNWRITABLE: list[Path] = []
+_UNWRITABLE_LOCK = threading.Lock()
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     try:
         write_atomic(path, lambda fh: fh.write(data), needed=len(data))
-    except OSError as exc:  # read-only home etc.: the in-memory graph still works
-        log.debug("cannot cache %s: %s", path, exc)
+    except OSError as exc:  # read-only cache, full disk: the in-memory graph still works
+        with _UNWRITABLE_LOCK:
+            first = not _UNWRITABLE
+            if first:
+                _UNWRITABLE.append(path)
+        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+        reason = cause.strerror or str(exc)
+        if not first:
+            log.debug("cannot cache %s: %s", path, reason)
+            return
+        log.warning("cannot cache ONNX exports in %s (%s): every start exports them again; "
+                    "set CANET_ROS_CACHE to a writable folder", path.parent, reason)
 
 
 # -- checkpoint files ---------------------------------------------------------------------
