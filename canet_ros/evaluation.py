@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from .class_colors import ClassColors, apply_class_colors
 from .classes import ClassSet
@@ -101,6 +101,11 @@ def collate_same_size(samples: Sequence[Batch]) -> List[Batch]:
 
     Labels stay at their own size (``EvalTransform``), so frames of different sizes
     cannot share a tensor; each run is stacked on its own and scored as if alone.
+
+    ``default_collate`` stacks them: in a DataLoader worker it builds the batch in shared
+    memory, so a full /dev/shm fails there and reaches the main process as an error. A
+    batch stacked in ordinary memory is copied into /dev/shm later, by the worker queue's
+    feeder thread, whose error nobody sees: the main process then waited forever.
     """
     runs: List[List[Batch]] = []
     for image, label in samples:
@@ -108,7 +113,7 @@ def collate_same_size(samples: Sequence[Batch]) -> List[Batch]:
             runs[-1].append((image, label))
         else:
             runs.append([(image, label)])
-    return [(torch.stack([s[0] for s in run]), torch.stack([s[1] for s in run]))
+    return [(default_collate([s[0] for s in run]), default_collate([s[1] for s in run]))
             for run in runs]
 
 

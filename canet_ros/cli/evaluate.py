@@ -26,6 +26,7 @@ from ..metrics import clean_json
 from . import EXIT_INTERRUPTED, positive_int, prior_strength, run_command, tta_scale
 from .argtypes import device, non_negative_int, resolution
 from .choices import DATASETS
+from .shm import shm_message
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -113,6 +114,12 @@ def run(args: argparse.Namespace) -> int:
             precision=args.precision, class_colors=colors)
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"canet evaluate: error: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # a full /dev/shm is the machine's, not a bug: one line
+        message = shm_message(exc)
+        if message is None:
+            raise
+        print(f"canet evaluate: error: {message}", file=sys.stderr)
         return 1
     result.pop("confusion_matrix")  # in the PNG with --save-vis; too bulky for the JSON line
     if args.json:
