@@ -19,6 +19,7 @@ here imports matplotlib until a chart is drawn.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import textwrap
 from pathlib import Path
@@ -35,7 +36,13 @@ log = logging.getLogger("canet_ros.evaluation")
 
 def vis_hook(dataset: Any, palette: np.ndarray, ignore_index: int, out_dir: str, count: int
              ) -> BatchHook:
-    """Return a per-batch hook saving the first ``count`` frames as frame | truth | prediction."""
+    """Return a per-batch hook saving the first ``count`` frames as frame | truth | prediction.
+
+    Each is ``<index>_<stem>.png``, shortened as segment-bag's outputs are where that passes
+    the 255 bytes a file name may have. A picture never costs the scores: one that cannot
+    be written is a warning naming it and why.
+    """
+    from .bag.outdir import fit_name
     from .visualize import save_rgb, side_by_side
 
     def hook(first: int, images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor
@@ -45,11 +52,22 @@ def vis_hook(dataset: Any, palette: np.ndarray, ignore_index: int, out_dir: str,
             if index >= count:
                 return
             frame, gt = dataset.load(index)
-            name = Path(dataset.pairs[index][0]).stem
-            save_rgb(side_by_side(frame, gt, preds[k].numpy(), palette, ignore_index),
-                     Path(out_dir) / f"{index:03d}_{name}.png")
+            path = Path(out_dir) / fit_name(f"{index:03d}_{Path(dataset.pairs[index][0]).stem}",
+                                            ".png")
+            try:
+                save_rgb(side_by_side(frame, gt, preds[k].numpy(), palette, ignore_index), path)
+            except OSError as exc:
+                _not_written(path, exc)
 
     return hook
+
+
+def _not_written(path: Path, exc: OSError) -> None:
+    """Warn that a picture was not written; remove what a full disk left of it."""
+    with contextlib.suppress(OSError):
+        path.unlink()  # a cut-short PNG, or an older run's picture this run did not replace
+    log.warning("--save-vis: %s not written (%s); the scores are complete", path,
+                exc.strerror or exc)
 
 
 def check_vis_folder(folder: Path) -> None:

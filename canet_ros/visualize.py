@@ -24,7 +24,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from .image_files import write_image
+from .image_files import save_image
 
 PathLike = Union[str, os.PathLike]
 
@@ -78,10 +78,10 @@ def side_by_side(frame: np.ndarray, gt: np.ndarray, pred: np.ndarray, palette: n
 
 
 def save_rgb(image: np.ndarray, path: PathLike) -> Path:
+    """Write an RGB picture; the OSError of one that cannot be written carries the reason."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not write_image(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{path}: could not write image")
+    save_image(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))  # ENOSPC, ENAMETOOLONG, ...
     return path
 
 

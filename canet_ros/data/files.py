@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..image_files import ImageFileError, grey_channel, read_label_image
+from .problems import capped
 
 
 def read_list_text(path: Path) -> str:
@@ -90,11 +91,13 @@ def files_by_stem(folder: Path, exts: Sequence[str], problems: List[str],
         problems.append(f"{folder}: missing ({what})")
         return {}
     found: Dict[str, Path] = {}
+    twins: List[str] = []
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix.lower() in exts:
             if path.stem in found:
-                problems.append(f"{path}: same name as {found[path.stem].name}; one file "
-                                f"per frame")
+                twins.append(f"{path}: same name as {found[path.stem].name}; one file per "
+                             f"frame")
                 continue
             found[path.stem] = path
+    problems.extend(capped(twins, "files with the same name as another (one file per frame)"))
     return found

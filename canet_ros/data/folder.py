@@ -108,16 +108,17 @@ def _read_lists(root: Path, known: Iterable[str], problems: List[str]) -> Dict[s
         path = root / f"{split}.txt"
         if not path.is_file():
             continue
-        stems = []
+        stems, strangers = [], []
         for number, line in enumerate(read_list_text(path).splitlines(), 1):
             stem = line.split("#", 1)[0].strip()
             if not stem:
                 continue
             stem = Path(stem).stem if Path(stem).suffix.lower() in _IMAGE_EXTS else stem
             if stem not in known:
-                problems.append(f"{path}:{number}: {stem!r} is not a frame in {IMAGES}/")
+                strangers.append(f"{path}:{number}: {stem!r} is not a frame in {IMAGES}/")
             stems.append(stem)
         lists[split] = stems
+        problems += capped(strangers, f"entries of {path.name} that are not frames in {IMAGES}/")
     both = sorted(set(lists.get("train", [])) & set(lists.get("val", [])))
     if both:
         problems.append(f"{root}: frames in both train.txt and val.txt: {both[:10]}"
@@ -352,6 +353,22 @@ def _check_pair(index: FolderIndex, stem: str, counts: np.ndarray,
     return None
 
 
+def _empty_splits(index: FolderIndex, frames: Dict[str, int]) -> List[str]:
+    """Say which split has no frame and what made it so (nothing when no frame is paired)."""
+    paired, every = len(index.paired()), index.rule.val_every
+    lines: List[str] = []
+    for split, other in (("train", "val"), ("val", "train")):
+        if frames[split] or not paired:
+            continue
+        how = (f"{split}.txt" if split in index.lists else
+               f"the frames not in {other}.txt" if other in index.lists else
+               f"the split rule val_every: {every}, frames {every}, {2 * every}, ... by name "
+               f"to val")
+        lines.append(f"{index.root}: the {split} split is empty ({paired} frames with image "
+                     f"and mask, split by {how})")
+    return lines
+
+
 def check_dataset(root: PathLike) -> DatasetSummary:
     """Read every frame and mask of a dataset folder; DatasetProblems lists all problems.
 
@@ -362,26 +379,17 @@ def check_dataset(root: PathLike) -> DatasetSummary:
     are the ignore id everywhere (its loss and mIoU would be NaN).
     """
     index = index_folder(root)
-    problems = list(index.problems)
+    frames = {split: len(index.stems(split)) for split in ("train", "val")}
+    # First: a list of thousands of wrong names must not bury what it leads to.
+    problems = _empty_splits(index, frames) + index.problems
     counts = np.zeros(256, np.int64)
     sizes: Dict[str, int] = {}
     labelled: Dict[str, int] = {}
     if index.class_set is not None:
         bad = [_check_pair(index, s, counts, sizes, labelled) for s in index.paired()]
         problems += capped([b for b in bad if b], "bad frames")
-    frames = {split: len(index.stems(split)) for split in ("train", "val")}
-    for split, count in frames.items():
-        if count == 0 and not index.paired():
-            problems.append(f"{index.root}: no frame has both an image and a mask")
-            break
-        if count == 0:
-            other = "val" if split == "train" else "train"
-            how = (f"{split}.txt" if split in index.lists else
-                   f"the frames not in {other}.txt" if other in index.lists else
-                   f"the split rule val_every: {index.rule.val_every}, frames "
-                   f"{index.rule.val_every}, {2 * index.rule.val_every}, ... by name to val")
-            problems.append(f"{index.root}: the {split} split is empty ({len(index.paired())} "
-                            f"frames with image and mask, split by {how})")
+    if not index.paired():  # the last line, below the missing or unusable files
+        problems.append(f"{index.root}: no frame has both an image and a mask")
     for split, count in frames.items():
         masks = [str(index.masks[s]) for s in index.stems(split)]
         # only when every mask of the split was read: a bad one is listed already

@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Union
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from ..checkpoint import CheckpointError, read_checkpoint, resolve_checkpoint
 from ..errors import DatasetError
@@ -42,8 +42,6 @@ from .cityscapes import IMG_SUFFIX
 from .folder import index_folder
 
 LINEAGE_KEY = "lineage"  # the checkpoint metadata key of the record
-# Deeper chains than this are not followed (a start that names itself, a loop of files).
-MAX_DEPTH = 32
 
 
 @dataclass
@@ -188,7 +186,7 @@ def _read_start(spec: Any, base_dir: Optional[Path], files: Set[Path]) -> Option
             LINEAGE_KEY: meta.get(LINEAGE_KEY)}
 
 
-def start_record(spec: str, base_dir: Optional[Path] = None, depth: int = 0,
+def start_record(spec: str, base_dir: Optional[Path] = None,
                  files: Optional[Set[Path]] = None) -> Dict[str, Any]:
     """Return the record of the checkpoint ``spec`` names: train_args and lineage, no weights.
 
@@ -196,46 +194,66 @@ def start_record(spec: str, base_dir: Optional[Path] = None, depth: int = 0,
     ``init_weights`` now, while those files exist; an unreadable file keeps its name only.
     """
     files = set() if files is None else files
-    entry = _read_start(spec, base_dir, files)
-    if entry is None:
-        return {"checkpoint": spec}
-    if not isinstance(entry[LINEAGE_KEY], Mapping):
+    top: Dict[str, Any] = {}
+    slot = top  # the record whose "start" the next file fills
+    while True:  # a loop, as a chain of files may be longer than Python's recursion limit
+        entry = _read_start(spec, base_dir, files)
+        if entry is None:
+            slot["start"] = {"checkpoint": spec}
+            break
+        slot["start"] = entry
+        if isinstance(entry[LINEAGE_KEY], Mapping):
+            break
         path = locate(spec, base_dir)
         init = entry["train_args"].get("init_weights")
-        entry[LINEAGE_KEY] = {"start": start_record(init, path.parent, depth + 1, files)} \
-            if isinstance(init, str) and init and depth < MAX_DEPTH and path else {}
-    return entry
+        entry[LINEAGE_KEY] = slot = {}
+        if not (isinstance(init, str) and init) or path is None:
+            break
+        spec, base_dir = init, path.parent
+    return top["start"]
 
 
-def _lineage_sources(args: Mapping[str, Any], run_dir: Optional[Path], record: Any,
-                     depth: int, files: Set[Path]) -> List[_Source]:
-    """Return the sources of one run and of every run its starting weights came from."""
-    record = record if isinstance(record, Mapping) else None
-    sources = _sources(args, run_dir, record.get("frames") if record else None)
-    if record is not None:
-        start = record.get("start")
-    else:  # made before the record: trace init_weights while its file is still there
-        init = args.get("init_weights")
-        start = {"checkpoint": init} if isinstance(init, str) and init else None
-    if isinstance(start, Mapping):
-        sources += _start_sources(start, run_dir, depth + 1, files)
-    return sources
+_Step = Tuple[Mapping[str, Any], Optional[Path], Any]  # a run's train_args, folder, record
 
 
-def _start_sources(start: Mapping[str, Any], run_dir: Optional[Path], depth: int,
-                   files: Set[Path]) -> List[_Source]:
-    if depth > MAX_DEPTH:
-        return []
+def _open_start(start: Mapping[str, Any], run_dir: Optional[Path],
+                files: Set[Path]) -> Optional[_Step]:
+    """Return the run a start names, reading its file if only named; None: nothing known."""
     args, record = start.get("train_args"), start.get(LINEAGE_KEY)
     if not isinstance(args, Mapping):  # recorded by name only: read it if it is there now
         entry = _read_start(start.get("checkpoint"), run_dir, files)
         if entry is None:
-            return []
+            return None
         args, record = entry["train_args"], entry[LINEAGE_KEY]
     if "train_split" not in args:  # a checkpoint without a training record
-        return []
+        return None
     path = locate(start.get("checkpoint"), run_dir)
-    return _lineage_sources(args, path.parent if path else None, record, depth, files)
+    return args, path.parent if path else None, record
+
+
+def _chain_sources(step: Optional[_Step], files: Set[Path]) -> List[_Source]:
+    """Return the sources of one run and of every run its starting weights came from.
+
+    The stored record is walked to its end, however long the fine-tune chain. Loops end:
+    a file is read once (``files``: a run started from its own best.pt), and a record
+    once (a crafted checkpoint's pickle may hold a record that contains itself).
+    """
+    sources: List[_Source] = []
+    walked: Dict[int, Mapping[str, Any]] = {}  # id -> record, kept alive so ids stay unique
+    while step is not None:
+        args, run_dir, record = step
+        record = record if isinstance(record, Mapping) else None
+        sources += _sources(args, run_dir, record.get("frames") if record else None)
+        if record is not None:
+            start = record.get("start")
+        else:  # made before the record: trace init_weights while its file is still there
+            init = args.get("init_weights")
+            start = {"checkpoint": init} if isinstance(init, str) and init else None
+        if not isinstance(start, Mapping) or id(start) in walked:
+            break
+        walked[id(start)] = start
+        step = _open_start(start, run_dir, files)
+    return sources
 
 
 def _count(sources: List[_Source], frames: Sequence[Union[str, Path]]) -> int:
@@ -253,10 +271,12 @@ def count_seen(train_args: Mapping[str, Any], frames: Sequence[Union[str, Path]]
     if "train_split" not in train_args:
         return None
     base = Path(run_dir) if run_dir else None
-    return _count(_lineage_sources(train_args, base, lineage, 0, set()), frames)
+    return _count(_chain_sources((train_args, base, lineage), set()), frames)
 
 
 def count_start_seen(start: Mapping[str, Any], frames: Sequence[Union[str, Path]],
                      run_dir: Optional[Union[str, Path]] = None) -> int:
     """How many of ``frames`` the runs behind a starting checkpoint's record trained on."""
-    return _count(_start_sources(start, Path(run_dir) if run_dir else None, 1, set()), frames)
+    files: Set[Path] = set()
+    return _count(_chain_sources(_open_start(start, Path(run_dir) if run_dir else None, files),
+                                 files), frames)
