@@ -17,7 +17,8 @@
 The graph takes what a camera driver gives after one transpose -- RGB pixel values
 0..255 as float32, NCHW -- and applies the checkpoint's normalisation itself, so a
 deployment needs no mean/std constants. It returns the logits and, for convenience, the
-per-pixel class ids (argmax over classes, first class on ties, as ``torch.argmax``).
+per-pixel class ids (argmax over classes, first class on ties, as ``torch.argmax``;
+for fp16 exports see docs/export.md).
 What the file expects and returns, its class names and palette are written into the
 file's metadata (``metadata_props``) and described in docs/export.md.
 """
@@ -140,8 +141,12 @@ def _io_metadata(size: Tuple[int, int], dynamic: bool, num_classes: int,
         image["size_rule"] = f"height and width: any, at least {MIN_SIDE}"
     logits = {"name": LOGITS_NAME, "dtype": float_out, "shape": out_dims,
               "meaning": "class scores before softmax, at the input size"}
+    meaning = "class id per pixel (argmax of logits, first class on ties)"
+    if precision == "fp16":  # runtimes that compute fp16 in fp32 take the argmax unrounded
+        meaning = ("class id per pixel (argmax of logits, first class on ties; where the fp16 "
+                   "logits tie, any of the tied classes)")
     labels = {"name": LABELS_NAME, "dtype": "int32", "shape": [dims[0], dims[2], dims[3]],
-              "meaning": "class id per pixel (argmax of logits, first class on ties)"}
+              "meaning": meaning}
     return {"input": image, "outputs": [logits, labels]}
 
 
@@ -219,8 +224,27 @@ def _annotate(data: bytes, metadata: Mapping[str, str]) -> bytes:
     for value_info in (*model.graph.input, *model.graph.output):
         if value_info.name in docs:
             value_info.doc_string = json.dumps(docs[value_info.name])
+            _declare_shape(value_info, docs[value_info.name]["shape"])
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+def _declare_shape(value_info: Any, shape: Sequence[Union[int, str]]) -> None:
+    """Declare the documented shape (numbers fixed, names free) on a graph input or output.
+
+    torch declares a dimension it cannot tie to an input axis under a name of its own:
+    a dynamic graph's logits came out as batch x 'Resizelogits_dim_1' x height x width,
+    so tools that size buffers from the graph (Triton) did not learn the class count.
+    """
+    dims = value_info.type.tensor_type.shape.dim
+    if len(dims) != len(shape):
+        raise RuntimeError(f"{value_info.name}: the graph has {len(dims)} dimensions, "
+                           f"the description {len(shape)}")
+    for dim, value in zip(dims, shape, strict=True):
+        if isinstance(value, int):
+            dim.dim_value = value
+        else:
+            dim.dim_param = value
 
 
 def export_onnx_file(checkpoint: Optional[PathLike], out: PathLike, *,

@@ -30,6 +30,7 @@ import torch
 from canet_ros.checkpoint import load_checkpoint
 from canet_ros.classes import CAMVID
 from canet_ros.cli import main
+from canet_ros.export_onnx import MIN_OPSET, _highest_opset
 
 onnx = pytest.importorskip("onnx", reason="canet export needs onnx (pip install onnx)")
 ort = pytest.importorskip("onnxruntime", reason="the check runs the file in onnxruntime")
@@ -117,6 +118,31 @@ def test_fp32_labels_equal_torch_on_camvid(fp32, frames, reference):
         np.testing.assert_array_equal(labels, logits.argmax(1))
 
 
+def declared(model) -> dict:
+    """{name: (dtype, shape)} of the graph's input and outputs, as the graph declares them."""
+    out = {}
+    for v in (*model.graph.input, *model.graph.output):
+        t = v.type.tensor_type
+        out[v.name] = (onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
+                       [d.dim_value if d.HasField("dim_value") else d.dim_param
+                        for d in t.shape.dim])
+    return out
+
+
+def docs_contract(dynamic: bool, width: int, height: int) -> dict:
+    """{name: (dtype, shape)} of an fp32 export, read from docs/export.md's table."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "export.md").read_text()
+    table = text.split("## Inputs and outputs", 1)[1].split("\n\n", 2)[1]
+    values = {"C": len(CAMVID.names), "H": height, "W": width}
+    out = {}
+    for row in table.splitlines()[2:]:
+        name, dtype, fixed, free = (c.strip() for c in row.strip("|").split("|")[:4])
+        dims = (free if dynamic else fixed).split(" x ")
+        out[name.split("`")[1]] = (dtype.split()[0], [
+            int(d) if d.isdigit() else values.get(d, d) for d in dims])
+    return out
+
+
 def test_metadata_describes_the_graph(fp32):
     path, result = fp32
     model = onnx.load(str(path))
@@ -129,14 +155,7 @@ def test_metadata_describes_the_graph(fp32):
     assert result["input"] == image and result["outputs"] == outputs
     assert image["channels"] == "RGB" and image["layout"] == "NCHW" and image["range"] == [0, 255]
 
-    def declared(values):
-        out = {}
-        for v in values:
-            t = v.type.tensor_type
-            out[v.name] = (onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
-                           [d.dim_value or d.dim_param for d in t.shape.dim])
-        return out
-    graph = declared(model.graph.input) | declared(model.graph.output)
+    graph = declared(model)
     claims = {m["name"]: (m["dtype"], m["shape"]) for m in (image, *outputs)}
     assert graph == claims == {"image": ("float32", [1, 3, 360, 480]),
                                "logits": ("float32", [1, 11, 360, 480]),
@@ -156,6 +175,30 @@ def test_dynamic_graph_takes_other_sizes_and_batches(tmp_path_factory, frames, r
         assert_equal_up_to_ties(labels, reference(batch))
 
 
+@pytest.mark.parametrize("opset", [MIN_OPSET, _highest_opset()])
+@pytest.mark.parametrize("size", [None, (64, 48)], ids=["dynamic", "fixed"])
+def test_the_graph_declares_the_documented_shapes(tmp_path_factory, opset, size):
+    # What tools that size buffers from the graph (Triton, TensorRT) read: every
+    # dimension as docs/export.md states it, the class count included.
+    args = ["--dynamic"] if size is None else ["--width", str(size[0]), "--height", str(size[1])]
+    path, result = export(tmp_path_factory, "--opset", str(opset), *args)
+    model = onnx.load(str(path))
+    want = docs_contract(size is None, *(size or (0, 0)))
+    assert declared(model) == want
+    assert {m["name"]: (m["dtype"], m["shape"]) for m in (result["input"], *result["outputs"])} \
+        == want
+    # The graph computes what it declares: strict inference, constants propagated.
+    inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True,
+                                                 data_prop=True)
+    assert declared(inferred) == want
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert {v.name: v.shape for v in (*session.get_inputs(), *session.get_outputs())} \
+        == {name: shape for name, (_, shape) in want.items()}
+    batch, (width, height) = (2, (70, 40)) if size is None else (1, size)
+    logits, labels = session.run(None, {"image": np.zeros((batch, 3, height, width), np.float32)})
+    assert logits.shape == (batch, 11, height, width) and labels.shape == (batch, height, width)
+
+
 def _cpu_runs_half_convs() -> bool:
     try:  # torch before ~2.2 has no fp16 conv on the CPU; export then refuses fp16 there
         torch.nn.functional.conv2d(torch.zeros(1, 1, 3, 3, dtype=torch.half),
@@ -170,11 +213,16 @@ def test_fp16_agrees_with_torch_fp32(tmp_path_factory, frames, reference):
     path, result = export(tmp_path_factory, "--precision", "fp16",
                           "--width", "240", "--height", "180")
     assert result["outputs"][0]["dtype"] == "float16"
+    assert "where the fp16 logits tie" in result["outputs"][1]["meaning"]
     batch = resized(frames, 240, 180)
     ref = reference(batch).argmax(1)
     for i in range(len(batch)):
         logits, labels = run_onnx(path, batch[i:i + 1])
         assert logits.dtype == np.float16
+        # docs/export.md: the argmax of the returned logits, or where those tie any tied
+        # class; either way a class whose returned score is the highest.
+        score = np.take_along_axis(logits, labels[:, None].astype(np.int64), 1)[:, 0]
+        assert (score == logits.max(1)).all()
         agreement = float((labels == ref[i:i + 1]).mean())
         print(f"fp16 frame {i}: {100 * agreement:.3f} % of pixels as torch fp32")
         assert agreement >= FP16_AGREEMENT
