@@ -89,8 +89,8 @@ SPECS: Tuple[ParamSpec, ...] = (
     ParamSpec("input_transport", "raw", "raw: sensor_msgs/Image; compressed: "
               "sensor_msgs/CompressedImage (JPEG/PNG)", choices=TRANSPORT_CHOICES),
     ParamSpec("qos_reliability", "best_effort", "input subscription reliability; reliable for "
-              "reliable cameras and bag replays made reliable (docs/ros.md; depth 10 then, "
-              "but still only the latest frame is segmented)",
+              "reliable cameras and bag replays made reliable (docs/ros.md; still depth 1: "
+              "only the latest frame is kept)",
               choices=RELIABILITY_CHOICES),
     ParamSpec("publish_confidence", False, "also publish segmentation/confidence (mono8, max "
               "softmax x 255)"),
