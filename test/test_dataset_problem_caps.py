@@ -21,7 +21,7 @@ import pytest
 from test_own_dataset import THREE, dataset, item, problems
 
 from canet_ros.cli import main
-from canet_ros.data import DatasetProblems, FolderDataset, write_dataset
+from canet_ros.data import DatasetProblems, FolderDataset, check_dataset, write_dataset
 
 LISTED = 50  # per kind of problem (docs: "the count of the rest is still given")
 
@@ -37,10 +37,10 @@ def test_a_train_list_of_thousands_of_wrong_names(tmp_path, capsys):
                                    f"in images/" for i in range(LISTED)]
     assert found[LISTED + 1:] == [f"... and {5000 - LISTED} more entries of train.txt that are "
                                   f"not frames in images/"]
-    # The command prints the header and those 52 lines, not 5001.
+    # The command prints those 52 lines, not 5001, under a header counting all 5001.
     assert main(["dataset", "check", str(root)]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == f"canet dataset: error: {root}: {LISTED + 2} problems"
+    assert err[0] == f"canet dataset: error: {root}: {5000 + 1} problems"
     assert err[1:] == [f"  - {line}" for line in found]
     # Training reads the same index: its error is as short.
     with pytest.raises(DatasetProblems) as exc:
@@ -60,3 +60,6 @@ def test_thousands_of_frames_saved_twice(tmp_path):
                      f"one file per frame" for i in range(LISTED)] + [
         f"... and {twins - LISTED} more files with the same name as another (one file per "
         f"frame)"]
+    with pytest.raises(DatasetProblems) as exc:
+        check_dataset(root)
+    assert str(exc.value).splitlines()[0] == f"{root}: {twins} problems"  # all, not 51

@@ -22,13 +22,22 @@ from ..errors import BRIEF_WIDTH, DatasetError, brief, brief_items  # noqa: F401
 MAX_LISTED = 50  # per kind of problem; the count of the rest is still given
 
 
+class MoreLine(str):
+    """The line standing for ``hidden`` problems that :func:`capped` did not list."""
+
+    hidden: int = 0
+
+
 class DatasetProblems(DatasetError):
-    """Everything wrong with a dataset folder; ``problems`` holds one line per problem."""
+    """Everything wrong with a dataset folder; ``problems`` holds one line per problem.
+
+    A :class:`MoreLine` stands for the problems it counts: the header gives them all.
+    """
 
     def __init__(self, where: str, problems: Sequence[str]):
         self.where = where
         self.problems = list(problems)
-        count = len(self.problems)
+        count = sum(p.hidden if isinstance(p, MoreLine) else 1 for p in self.problems)
         head = f"{where}: {count} problem{'s' if count != 1 else ''}"
         super().__init__(head + "".join(f"\n  - {p}" for p in self.problems))
 
@@ -37,7 +46,9 @@ def capped(lines: List[str], what: str) -> List[str]:
     """At most MAX_LISTED lines of one kind, then one line counting the rest."""
     if len(lines) <= MAX_LISTED:
         return lines
-    return lines[:MAX_LISTED] + [f"... and {len(lines) - MAX_LISTED} more {what}"]
+    more = MoreLine(f"... and {len(lines) - MAX_LISTED} more {what}")
+    more.hidden = len(lines) - MAX_LISTED
+    return lines[:MAX_LISTED] + [more]
 
 
 def no_labels_text(root: object, split: str, count: int, ignore_index: int,
