@@ -63,3 +63,25 @@ def test_thousands_of_frames_saved_twice(tmp_path):
     with pytest.raises(DatasetProblems) as exc:
         check_dataset(root)
     assert str(exc.value).splitlines()[0] == f"{root}: {twins} problems"  # all, not 51
+
+
+def test_a_folder_where_no_frame_has_both_an_image_and_a_mask(tmp_path, capsys):
+    none = f"{tmp_path / 'empty'}: no frame has both an image and a mask"
+    empty = write_dataset(tmp_path / "empty", THREE, [])  # classes.yaml, empty folders
+    # No frame at all: that one line, not "the train split is empty" and "val" beside it.
+    assert problems(empty) == [none]
+    # Images whose masks have other names: the files first (capped), then what they lead to.
+    stems = [f"frame_{i:02d}" for i in range(LISTED + 2)]
+    root = write_dataset(tmp_path / "d", THREE, [(s, *item(1)[1:]) for s in stems])
+    for mask in (root / "masks").iterdir():
+        mask.rename(mask.with_name(f"m{mask.name}"))
+    assert problems(root) == [
+        f"{root / 'images' / s}.png: image without a mask ({root / 'masks' / s}.png)"
+        for s in stems[:LISTED]] + [
+        "... and 2 more images without masks"] + [
+        f"{root / 'masks' / 'm'}{s}.png: mask without an image (no m{s}.* in the images "
+        f"folder)" for s in stems[:LISTED]] + [
+        "... and 2 more masks without images",
+        f"{root}: no frame has both an image and a mask"]
+    assert main(["dataset", "check", str(empty)]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == f"  - {none}"

@@ -330,6 +330,27 @@ def test_a_read_only_cache_is_said_once_for_every_loop(numba_cache, monkeypatch,
     assert str(user_cache / "numba") in said[0]
 
 
+def test_a_numba_cache_dir_that_cannot_be_written_is_the_folder_named(
+        numba_cache, monkeypatch, caplog):
+    """NUMBA_CACHE_DIR set to a folder nobody can make: the warning names that folder."""
+    from numba.core import caching
+
+    def read_only(locator):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), locator._cache_path)
+
+    (numba_cache.parent / "a_file").write_text("")
+    chosen = numba_cache.parent / "a_file" / "numba"  # below a regular file: root cannot
+    monkeypatch.setattr(sys.modules["numba"].config, "CACHE_DIR", str(chosen))
+    # numba goes on to the module's __pycache__ and the user cache: neither writable here.
+    monkeypatch.setattr(caching.InTreeCacheLocator, "ensure_cache_path", read_only)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(chosen))
+    logits = np.random.default_rng(7).standard_normal((3, 4, 5)).astype(np.float32)
+    np.testing.assert_array_equal(kernels.argmax(logits, np.dtype(np.uint8))[0],
+                                  logits.argmax(axis=0))
+    said = [r.getMessage() for r in caplog.records if r.name == "canet_ros.inference"]
+    assert len(said) == 1 and f"in {chosen} (cannot be written)" in said[0]
+
+
 def test_two_threads_meeting_a_full_cache_at_once_both_run(monkeypatch, caplog):
     """The frame path's helper thread and the caller both on a loop's first call."""
     inside, replaced = threading.Barrier(2, timeout=30), threading.Event()

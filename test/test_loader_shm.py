@@ -32,6 +32,7 @@ from test_evaluate import _camvid_tree, _tiny_checkpoint
 from test_training import make_camvid_tree
 from torch.utils.data import DataLoader, Dataset
 
+from canet_ros.cli import main
 from canet_ros.cli.shm import shm_exhausted, shm_message
 from canet_ros.evaluation import collate_same_size
 
@@ -118,6 +119,39 @@ def test_train_with_workers_reports_a_full_shm_in_one_line(tmp_path):
          "--batch-size", "2", "--crop-size", "48", "32", "--workers", "2", "--threads", "1",
          "--device", "cpu", "--no-progress"], tmp_path)
     check_one_line(proc, "train")
+
+
+OOM = "CUDA out of memory. Tried to allocate 2.00 GiB"  # a RuntimeError, not /dev/shm's
+
+
+def test_another_runtime_error_of_evaluate_keeps_its_message(tmp_path, monkeypatch, capsys):
+    import canet_ros.evaluation as evaluation
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError(OOM)
+
+    monkeypatch.setattr(evaluation, "evaluate_checkpoint", out_of_memory)
+    root = _camvid_tree(tmp_path / "camvid", frames=1)
+    # Not a full /dev/shm: the error goes on as it was raised (a traceback), never "None".
+    with pytest.raises(RuntimeError, match="^CUDA out of memory"):
+        main(["evaluate", "--checkpoint", str(tmp_path / "m.pt"), "--data-root", str(root),
+              "--device", "cpu"])
+    assert "None" not in capsys.readouterr().err
+
+
+def test_another_runtime_error_of_train_keeps_its_message(tmp_path, monkeypatch, capsys):
+    import canet_ros.training.trainer as trainer
+
+    class OutOfMemory:
+        def __init__(self, cfg):
+            raise RuntimeError(OOM)
+
+    monkeypatch.setattr(trainer, "Trainer", OutOfMemory)
+    root = make_camvid_tree(tmp_path / "camvid", frames=1)
+    with pytest.raises(RuntimeError, match="^CUDA out of memory"):
+        main(["train", "--data-root", str(root), "--out-dir", str(tmp_path / "run"),
+              "--steps", "1", "--device", "cpu", "--no-progress"])
+    assert "None" not in capsys.readouterr().err
 
 
 class Frames(Dataset):

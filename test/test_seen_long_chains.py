@@ -97,3 +97,26 @@ def test_a_long_chain_of_files_without_the_record_is_traced_to_its_start(tmp_pat
         os.unlink(tmp_path / f"c{k}" / "best.pt")
     assert count_start_seen(record, frames) == levels
     assert seen_in_training(own, frames, run, {"start": record}) == levels
+
+
+def test_a_chain_of_files_at_different_depths_resolves_each_path_from_its_own_folder(
+        tmp_path):
+    # Each init_weights is relative to the folder of the checkpoint that records it:
+    # a/best.pt <- b/sub/best.pt ("../../a/best.pt") <- c/d/e/best.pt ("../../../b/sub/...")
+    # <- the evaluated run in run/ ("../c/d/e/best.pt"). Read from run/, b's path would
+    # name tmp_path's parent, and a's frame would count as held out.
+    chain = [("a", None), ("b/sub", "../../a/best.pt"), ("c/d/e", "../../../b/sub/best.pt")]
+    for k, (folder, init) in enumerate(chain):
+        args = {**_level_args(k), **({"init_weights": init} if init else {})}
+        meta = build_metadata("mobilenetv2", CAMVID, train_args=args)
+        save_checkpoint(tmp_path / folder / "best.pt", torch.nn.Linear(1, 1), meta)
+    own = {"dataset": "camvid", "train_split": "val", "init_weights": "../c/d/e/best.pt"}
+    frames = [_frame(k) for k in range(len(chain) + 1)]  # the last: no run trained on it
+    run = tmp_path / "run"
+    assert count_seen(own, frames, run) == len(chain)
+    assert count_seen(own, frames[:1], run) == 1  # a's, two folders up from b's file
+    assert seen_in_training(own, frames, run) == len(chain)
+    # A record read by name only (no train_args) is opened from the run's folder too.
+    assert count_start_seen({"checkpoint": "../c/d/e/best.pt"}, frames, run) == len(chain)
+    assert count_start_seen(start_record(str(tmp_path / "c/d/e/best.pt")), frames) == \
+        len(chain)
