@@ -34,6 +34,7 @@ from .classes import ClassSet
 from .evaluation_vis import BatchHook, check_vis_folder, save_charts, vis_hook
 from .metrics import ConfusionMatrix
 from .progress import progress
+from .training.workers import StopSafeLoader
 
 
 @dataclass(frozen=True)
@@ -119,9 +120,12 @@ def collate_same_size(samples: Sequence[Batch]) -> List[Batch]:
 
 def eval_loader(dataset: Dataset, batch_size: int, workers: int = 0, pin_memory: bool = False
                 ) -> DataLoader:
-    """In-order DataLoader for ``evaluate_loader`` that copes with frames of mixed sizes."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                      pin_memory=pin_memory, collate_fn=collate_same_size)
+    """In-order DataLoader for ``evaluate_loader`` that copes with frames of mixed sizes.
+
+    Its workers leave Ctrl-C and SIGTERM to the main process (``training.workers``).
+    """
+    return StopSafeLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                          pin_memory=pin_memory, collate_fn=collate_same_size)
 
 
 def _runs(batch) -> List[Batch]:

@@ -84,6 +84,18 @@ def test_ctrl_c_stops_cleanly_with_status_130(isolated, capsys, monkeypatch,  # 
     assert not (run / "model.pt").exists()
 
 
+def test_the_epoch_line_shows_a_small_lr_as_the_progress_bar_does(isolated, capsys):  # noqa: F811
+    # Every float had 4 decimals: lr 4.4e-05 and below printed as lr=0.0000. 4 frames in
+    # batches of 2 for 2 epochs: each epoch's line shows its last step's lr (steps 1 and 3
+    # of 4), by hand 4.4e-5 * (1 - 1/4) ** 0.9 = 3.396e-05 and 4.4e-5 * (1 - 3/4) ** 0.9
+    # = 1.264e-05, in the bar's 3 significant digits.
+    root = make_camvid_tree(isolated / "camvid")
+    assert canet_main(flags(root, isolated / "run", "--lr", "4.4e-05")) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch=")]
+    assert [dict(kv.split("=") for kv in line.split())["lr"] for line in lines] \
+        == ["3.40e-05", "1.26e-05"], lines
+
+
 def test_a_ctrl_c_while_a_finished_run_closes_only_asks_to_stop(
         isolated, capsys, monkeypatch):  # noqa: F811
     # Between the last epoch and the export the run closes its logs; a first Ctrl-C there

@@ -23,6 +23,7 @@ import argparse
 import importlib
 import logging
 import os
+import select
 import sys
 from typing import Any, Callable, List, Optional
 
@@ -101,6 +102,23 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _output_closed() -> bool:
+    """Return whether stdout or stderr is a pipe or socket whose reader has gone away."""
+    if not hasattr(select, "poll"):  # Windows: cannot tell; a closed output is the likely one
+        return True
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # not a file (embedded, tests)
+            continue
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        # POLLERR: a pipe without a reader (Linux); POLLHUP: a closed socket, other systems.
+        if any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0)):
+            return True
+    return False
+
+
 def run_command(func: Callable[[Any], Optional[int]], args: Any, prog: str = "canet") -> int:
     """Run a subcommand under the exit-status convention in ``EPILOG``.
 
@@ -123,10 +141,16 @@ def _run_guarded(func: Callable[[Any], Optional[int]], args: Any, prog: str,
     except KeyboardInterrupt:
         print(f"{prog}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (``canet ... --json | head``): stop quietly, as cat does.
-        _quiet_stdout()
-        return EXIT_BROKEN_PIPE
+    except BrokenPipeError as exc:
+        if _output_closed():
+            # The reader went away (``canet ... --json | head``): stop quietly, as cat does.
+            _quiet_stdout()
+            return EXIT_BROKEN_PIPE
+        # Another pipe (a DataLoader worker's, a helper process's): an error, not silence.
+        log.debug("%s failed", prog, exc_info=True)
+        print(f"{prog}: error: {exc} (a pipe to a helper process, not the output)",
+              file=sys.stderr)
+        return EXIT_ERROR
     except (CanetError, OSError) as exc:
         log.debug("%s failed", prog, exc_info=True)
         print(f"{prog}: error: {exc}", file=sys.stderr)

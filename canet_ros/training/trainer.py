@@ -51,6 +51,7 @@ from .state import get_rng_state, seed_everything, set_rng_state
 from .stop import StopFlag
 from .transfer import fit_frames, freeze_layers, initial_model, steps_to_epochs
 from .validate import run_validation, selection_score
+from .workers import StopSafeLoader, stoppable
 
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
@@ -137,9 +138,9 @@ class Trainer:
             # Fewer labelled frames than a batch: one batch an epoch, frames repeated (each
             # with its own random crop), instead of no batch at all.
             sampler = RandomSampler(self.data.train, num_samples=cfg.batch_size)
-        return DataLoader(self.data.train, batch_size=cfg.batch_size, shuffle=sampler is None,
-                          sampler=sampler, num_workers=cfg.workers, drop_last=True,
-                          pin_memory=self.device.type == "cuda")
+        return StopSafeLoader(self.data.train, batch_size=cfg.batch_size, shuffle=sampler is None,
+                              sampler=sampler, num_workers=cfg.workers, drop_last=True,
+                              pin_memory=self.device.type == "cuda")
 
     def _build_model(self) -> nn.Module:
         cfg = self.cfg
@@ -295,7 +296,7 @@ class Trainer:
         self.data.train_transform.crop_size = tuple(self._crop_for_epoch(self.epoch))
         if isinstance(self.loader.sampler, DistributedSampler):
             self.loader.sampler.set_epoch(self.epoch)
-        it = iter(self.loader)
+        it = stoppable(self.loader, stop)  # workers leave Ctrl-C and SIGTERM to this process
         for _ in range(self.step_in_epoch):  # replay finished batches' RNG draws
             next(it)
         steps = self._epoch_steps(self.epoch)
@@ -310,8 +311,8 @@ class Trainer:
                     return False, steps_this_run
                 try:
                     images, labels = next(it)
-                except (RuntimeError, StopIteration):
-                    if stop.requested:  # workers die with the terminal's SIGINT
+                except StopIteration:
+                    if stop.requested:  # a worker died after the stop request: .workers
                         return False, steps_this_run
                     raise
                 loss, n, lr = self._train_step(images, labels)
@@ -373,9 +374,8 @@ class Trainer:
         log.row(row)
         self.save_last()
         log.scalar("epoch/train_loss", loss, self.epoch)
-        msg = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                       for k, v in row.items())
-        self._print(msg)
+        self._print(" ".join(f"{k}={v:{'.2e' if k == 'lr' else '.4f'}}" if isinstance(v, float)
+                             else f"{k}={v}" for k, v in row.items()))  # lr as the bar shows it
 
     def _validate(self, row: Dict[str, Any], log: RunLog) -> None:
         if self.dist.is_main:
