@@ -352,9 +352,10 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                                                         [p[0] for p in ds.pairs],
                                                         _run_dir(checkpoint),
                                                         meta.get("lineage"))})
-    if save_vis:
+    if hook is not None:  # save_vis given
         save_charts(result, cm, expected.names, Path(save_vis),
                     scored_set(dataset, split, include, exclude))
+        result["vis_pictures"] = hook.tally()  # for the CLI's closing line
     result["confusion_matrix"] = cm.matrix.tolist()
     return result
 

@@ -34,32 +34,50 @@ BatchHook = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
 log = logging.getLogger("canet_ros.evaluation")
 
 
-def vis_hook(dataset: Any, palette: np.ndarray, ignore_index: int, out_dir: str, count: int
-             ) -> BatchHook:
-    """Return a per-batch hook saving the first ``count`` frames as frame | truth | prediction.
+class VisHook:
+    """Per-batch hook saving the first ``count`` frames as frame | truth | prediction.
 
     Each is ``<index>_<stem>.png``, shortened as segment-bag's outputs are where that passes
     the 255 bytes a file name may have. A picture never costs the scores: one that cannot
-    be written is a warning naming it and why.
+    be written is a warning naming it and why, and is counted in :meth:`tally`.
     """
-    from .bag.outdir import fit_name
-    from .visualize import save_rgb, side_by_side
 
-    def hook(first: int, images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor
-             ) -> None:
+    def __init__(self, dataset: Any, palette: np.ndarray, ignore_index: int, out_dir: str,
+                 count: int) -> None:
+        self.dataset, self.palette, self.ignore_index = dataset, palette, ignore_index
+        self.out_dir, self.count = Path(out_dir), count
+        self.written = self.not_written = 0
+
+    def __call__(self, first: int, images: torch.Tensor, labels: torch.Tensor,
+                 preds: torch.Tensor) -> None:
+        from .bag.outdir import fit_name
+        from .visualize import save_rgb, side_by_side
+
         for k in range(preds.shape[0]):
             index = first + k
-            if index >= count:
+            if index >= self.count:
                 return
-            frame, gt = dataset.load(index)
-            path = Path(out_dir) / fit_name(f"{index:03d}_{Path(dataset.pairs[index][0]).stem}",
-                                            ".png")
+            frame, gt = self.dataset.load(index)
+            stem = Path(self.dataset.pairs[index][0]).stem
+            path = self.out_dir / fit_name(f"{index:03d}_{stem}", ".png")
             try:
-                save_rgb(side_by_side(frame, gt, preds[k].numpy(), palette, ignore_index), path)
+                save_rgb(side_by_side(frame, gt, preds[k].numpy(), self.palette,
+                                      self.ignore_index), path)
             except OSError as exc:
                 _not_written(path, exc)
+                self.not_written += 1
+            else:
+                self.written += 1
 
-    return hook
+    def tally(self) -> Dict[str, int]:
+        """Return how many frame pictures were written and how many could not be."""
+        return {"written": self.written, "not_written": self.not_written}
+
+
+def vis_hook(dataset: Any, palette: np.ndarray, ignore_index: int, out_dir: str, count: int
+             ) -> VisHook:
+    """Return a :class:`VisHook` saving the first ``count`` frames of ``dataset``."""
+    return VisHook(dataset, palette, ignore_index, out_dir, count)
 
 
 def _not_written(path: Path, exc: OSError) -> None:

@@ -25,6 +25,7 @@ import pytest
 
 from canet_ros.checkpoint import build_metadata, save_checkpoint
 from canet_ros.classes import ClassSet
+from canet_ros.cli import main
 from canet_ros.evaluation import evaluate_checkpoint
 from canet_ros.models import build_canet
 
@@ -96,3 +97,30 @@ def test_a_picture_that_cannot_be_written_keeps_the_scores(tmp_path, checkpoint,
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warned == [f"--save-vis: {vis / '000_f0.png'} not written (Is a directory); the "
                       f"scores are complete"]
+    assert result["vis_pictures"] == {"written": 2, "not_written": 1}
+
+
+def test_the_closing_line_says_how_many_pictures_were_written(tmp_path, checkpoint, capsys,
+                                                              monkeypatch):
+    from canet_ros import visualize
+
+    root = _dataset(tmp_path / "short", ["f0", "f1", "f2"])
+    args = ["evaluate", "--checkpoint", str(checkpoint), "--dataset", "folder", "--data-root",
+            str(root), "--split", "all", "--vis-count", "3", "--save-vis"]
+
+    def closing_line(vis: Path) -> str:
+        assert main([*args, str(vis)]) == 0
+        return capsys.readouterr().err.strip().splitlines()[-1]
+
+    assert closing_line(tmp_path / "all") == f"visualisations written to {tmp_path / 'all'}"
+    vis = tmp_path / "some"
+    (vis / "001_f1.png").mkdir(parents=True)  # one of the three names is taken by a folder
+    assert closing_line(vis) == (f"visualisations written to {vis}: 2 of 3 frame pictures "
+                                 f"(see the warnings above)")
+
+    def no_chart(*args, **kwargs):
+        raise RuntimeError("no chart today")
+
+    monkeypatch.setattr(visualize, "save_confusion_matrix", no_chart)
+    assert closing_line(vis) == (f"visualisations written to {vis}: 2 of 3 frame pictures, "
+                                 f"charts not drawn (see the warnings above)")

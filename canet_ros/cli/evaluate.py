@@ -140,8 +140,22 @@ def run(args: argparse.Namespace) -> int:
               f"{result['frames']} frames (by its run or a run its --init-weights came "
               f"from); this is not a held-out score", file=sys.stderr)
     if args.save_vis:
-        print(f"visualisations written to {args.save_vis}", file=sys.stderr)
+        print(_vis_message(args.save_vis, result), file=sys.stderr)
     return 0
+
+
+def _vis_message(folder: str, result: dict) -> str:
+    """Say where the --save-vis pictures are, and which were not written (warned above)."""
+    pictures = result.get("vis_pictures") or {}
+    short = []
+    if pictures.get("not_written"):
+        wanted = pictures["written"] + pictures["not_written"]
+        short.append(f"{pictures['written']} of {wanted} frame pictures")
+    if result.get("chart_error"):
+        short.append("charts not drawn")
+    if not short:
+        return f"visualisations written to {folder}"
+    return f"visualisations written to {folder}: {', '.join(short)} (see the warnings above)"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
