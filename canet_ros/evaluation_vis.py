@@ -109,14 +109,21 @@ def save_charts(result: Dict[str, Any], cm: ConfusionMatrix, names: Sequence[str
     """
     frames = int(result["frames"])
     what = textwrap.fill(f"{what} ({frames} frame{'' if frames == 1 else 's'})", 70)
+    iou, matrix = folder / "per_class_iou.png", folder / "confusion_matrix.png"
+    pending = [iou, matrix]
     try:
         from .visualize import save_confusion_matrix, save_iou_bar_chart
 
-        save_iou_bar_chart(result["per_class"], folder / "per_class_iou.png",
+        save_iou_bar_chart(result["per_class"], iou,
                            f"{what}: mIoU {100 * float(result['miou']):.1f}%", names)
-        save_confusion_matrix(cm.matrix, names, folder / "confusion_matrix.png",
+        pending.remove(iou)
+        save_confusion_matrix(cm.matrix, names, matrix,
                               f"{what}\nconfusion matrix (rows: ground truth, % of row)")
+        pending.remove(matrix)
     except Exception as exc:
+        for path in pending:  # a cut-short chart, or an older run's this run did not replace
+            with contextlib.suppress(OSError):
+                path.unlink()
         result["chart_error"] = f"{type(exc).__name__}: {exc}"
         log.warning("--save-vis: charts not drawn in %s (%s); the scores are complete",
                     folder, result["chart_error"])

@@ -124,3 +124,33 @@ def test_the_closing_line_says_how_many_pictures_were_written(tmp_path, checkpoi
     monkeypatch.setattr(visualize, "save_confusion_matrix", no_chart)
     assert closing_line(vis) == (f"visualisations written to {vis}: 2 of 3 frame pictures, "
                                  f"charts not drawn (see the warnings above)")
+
+
+def test_what_a_full_disk_left_of_a_picture_or_chart_is_removed(tmp_path, checkpoint,
+                                                                  monkeypatch):
+    # A full disk cuts a PNG short; an older run's file of that name would stay beside a
+    # warning that this run's was not written.
+    from canet_ros import visualize
+
+    def cut_short(write):
+        def writing(*args):
+            path = next(a for a in args if isinstance(a, Path))
+            path.write_bytes(b"\x89PNG\r\n")  # what got out before the disk filled
+            raise OSError(28, "No space left on device")
+        return writing
+
+    root = _dataset(tmp_path / "short", ["f0", "f1"])
+    vis = tmp_path / "vis"
+    vis.mkdir()
+    for name in ("000_f0.png", "001_f1.png", "per_class_iou.png", "confusion_matrix.png"):
+        (vis / name).write_bytes(b"an older run's")
+    monkeypatch.setattr(visualize, "save_rgb", cut_short(visualize.save_rgb))
+    monkeypatch.setattr(visualize, "save_confusion_matrix",
+                        cut_short(visualize.save_confusion_matrix))
+    result = evaluate_checkpoint(str(checkpoint), "folder", str(root), "all",
+                                 save_vis=str(vis), vis_count=2)
+    assert result["vis_pictures"] == {"written": 0, "not_written": 2}
+    assert "chart_error" in result
+    # The bar chart was drawn before the disk filled: it stays, and is this run's.
+    assert sorted(p.name for p in vis.iterdir()) == ["per_class_iou.png"]
+    assert cv2.imread(str(vis / "per_class_iou.png")) is not None
