@@ -323,7 +323,36 @@ def read_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         raise CheckpointError(f"{path}: no such checkpoint file")
     blob = _torch_load(path, map_location)
     _check_metadata(path, blob)
+    _check_finite(path, blob)
     return blob
+
+
+def _check_finite(path: Path, blob: Mapping[str, Any]) -> None:
+    """Refuse NaN or infinite weights (a diverged run's): they run without an error.
+
+    The EMA copy that a last.pt keeps for resuming counts too.
+    """
+    named = list(blob["state_dict"].items()) if isinstance(blob["state_dict"], Mapping) else []
+    ema = blob["train_state"].get("ema") if isinstance(blob.get("train_state"), Mapping) else None
+    if isinstance(ema, Mapping) and isinstance(ema.get("weights"), Mapping):
+        named += [(f"train_state.ema.{k}", v) for k, v in ema["weights"].items()]
+    bad = [name for name, tensor in named if _nonfinite(tensor)]
+    if bad:
+        raise CheckpointError(
+            f"{path}: {len(bad)} of its {len(named)} tensors {'holds' if len(bad) == 1 else 'hold'}"
+            f" NaN or infinite values (the first: {bad[0]}); the training run that wrote it "
+            f"diverged: train again with a lower --lr, or pick an earlier checkpoint")
+
+
+def _nonfinite(tensor: Any) -> bool:
+    """Whether a floating tensor holds a NaN or an infinity: then its sum does (one pass).
+
+    Only a sum that overflowed (large fp16 values) has its values checked one by one.
+    """
+    import torch
+
+    return (isinstance(tensor, torch.Tensor) and tensor.is_floating_point()
+            and not bool(torch.isfinite(tensor.sum())) and not bool(torch.isfinite(tensor).all()))
 
 
 def load_checkpoint(path: PathLike, *, backbone: Optional[str] = None,

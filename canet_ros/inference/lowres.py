@@ -46,7 +46,7 @@ import numpy as np
 
 from . import cell_loops, image_loops, kernels, softmax_loops
 from . import upsample as up
-from .postprocess import FramePost
+from .postprocess import FramePost, fix_nonfinite
 
 __all__ = ["SparseLogits", "frame_post_from_lowres"]
 
@@ -222,7 +222,8 @@ def _compiled(low: np.ndarray, net_grid: up.CellGrid, frame_grid: up.CellGrid | 
             patch = (bulk, cells, frame_grid, values)
             bulk = _Deferred(_patched, *patch) if pool is None else pool.submit(_patched, *patch)
     post = (FramePost(low, None, dtype, packed_palette, labels=labels) if bulk is None
-            else _WithConfidence(low, dtype, packed_palette, labels, bulk))
+            else _WithConfidence(low, dtype, packed_palette, labels, bulk,
+                                 (net_grid, frame_grid)))
     post.rgb = paint[1] if paint is not None else None
     return post
 
@@ -298,10 +299,18 @@ class _WithConfidence(FramePost):
     """Labels from the 1/8 logits and a confidence made beside them (see top)."""
 
     def __init__(self, low: np.ndarray, dtype: np.dtype, packed_palette: np.ndarray,
-                 labels: np.ndarray, bulk: Bulk):
+                 labels: np.ndarray, bulk: Bulk,
+                 grids: tuple[up.CellGrid, up.CellGrid | None]):
         super().__init__(low, None, dtype, packed_palette, labels=labels)
-        self._bulk = bulk
+        self._bulk, self._grids = bulk, grids
 
     def confidence(self) -> np.ndarray:
-        """Return HxW uint8 round(255 * max softmax), exact in the mixed frame cells."""
-        return self._bulk.result()
+        """Return HxW uint8 round(255 * max softmax), exact in the mixed frame cells.
+
+        Where the 1/8 logits are not finite the loops give finite nonsense: those pixels
+        are made again (0 for a NaN; see ``postprocess.confidence``), a check of the 1/8
+        logits (tens of microseconds) when there are none.
+        """
+        conf = self._bulk.result()
+        fix_nonfinite(conf, self.logits, *self._grids)
+        return conf

@@ -30,7 +30,9 @@ intermediate results so that each output is computed only when asked for.
 """
 from __future__ import annotations
 
+import functools
 from concurrent.futures import Executor, Future
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -39,8 +41,8 @@ from . import image_loops, kernels
 from . import upsample as up
 from .preprocess import by_rows, share_rows
 
-__all__ = ["FramePost", "blend_cpu", "colorize_cpu", "flip_tta_logits", "label_dtype",
-           "labels_cpu"]
+__all__ = ["FramePost", "blend_cpu", "colorize_cpu", "exact_confidence", "fix_nonfinite",
+           "flip_tta_logits", "label_dtype", "labels_cpu"]
 
 
 def flip_tta_logits(logits: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
@@ -54,7 +56,11 @@ def flip_tta_logits(logits: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=0, keepdims=True))
+    peak = x.max(axis=0, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(x - peak)
+        if not np.isfinite(peak).all():  # inf - inf: the classes at the maximum count one
+            e[x == peak] = 1
     return e / e.sum(axis=0, keepdims=True)
 
 
@@ -163,21 +169,32 @@ class FramePost:
         packed.reshape(-1)[self.fixed.index] = self._packed[self.fixed.labels]
         return packed
 
-    def _confidence_bulk(self) -> np.ndarray:
+    def _confidence_bulk(self) -> tuple[np.ndarray, bool]:
+        """Return the confidence and whether the logits looked finite (see ``_finite``)."""
         if self.grid is None:
             total = up.lowres_softmax_sum(self.logits, self.best)
-            return np.rint(np.float32(255) / total).astype(np.uint8)
+            finite = _finite(total)
+            return up.rounded(np.float32(255) / total), finite
         # S - 1 summed over the other classes: taken from S it cancels (upsample)
-        return up.confidence_at_size(self.grid, up.lowres_doubt(self.logits, self.best,
-                                                                self.small))
+        doubt = up.lowres_doubt(self.logits, self.best, self.small)
+        return (up.confidence_at_size(self.grid, doubt),
+                _finite(doubt, self.best, self.logits[0]))
 
     def confidence(self) -> np.ndarray:
-        """Return HxW uint8 round(255 * max softmax)."""
-        conf = self._conf.result() if self._conf is not None else self._confidence_bulk()
+        """Return HxW uint8 round(255 * max softmax); 0 where the logits hold a NaN.
+
+        Where they are infinite, the classes at the maximum share it (a lone +inf: 255).
+        """
+        conf, finite = self._conf.result() if self._conf is not None else \
+            self._confidence_bulk()
         if self.grid is not None and self.fixed.index.size:
             if not self.fixed.values:
                 raise ValueError("confidence needs FramePost(want_confidence=True)")
-            conf.reshape(-1)[self.fixed.index] = self.fixed.confidence()
+            exact = self.fixed.confidence_values()
+            finite = finite and _finite(exact)
+            conf.reshape(-1)[self.fixed.index] = up.rounded(exact)
+        if not finite:  # rare (a broken model, an overflow): the slow exact values there
+            fix_nonfinite(conf, self.logits, self.grid)
         return conf
 
 
@@ -189,6 +206,111 @@ def _split_rows(logits: np.ndarray, dtype: np.dtype, helper: Executor | None
     by_rows(helper, logits.shape[1], lambda rows: up.argmax_classes(
         logits[:, rows], dtype, labels[rows], best[rows]))
     return labels, best
+
+
+def _finite(*arrays: np.ndarray) -> bool:
+    """Whether every array's maximum is finite: one cheap pass (NaN propagates through it).
+
+    Network-size arrays that see every non-finite logit that matters: the softmax sums
+    take exp(NaN - max) = NaN, and inf - inf = NaN at a +inf maximum. The doubt skips
+    the winning class, so its checks add the max (an infinity) and plane 0 (the only
+    class that can win while NaN: a NaN is never greater than the max). A -inf only
+    matters where the mixed cells interpolate it, and their values are checked too.
+    """
+    with np.errstate(invalid="ignore"):
+        return all(a.size == 0 or bool(np.isfinite(a.max())) for a in arrays)
+
+
+def exact_confidence(values: np.ndarray) -> np.ndarray:
+    """(C, n) logits -> (n,) uint8 round(255 * max softmax), defined for non-finite ones too.
+
+    A NaN gives 0 (the softmax is undefined); the classes at the maximum count one each,
+    so a lone +inf wins with 255, and k classes at +inf (all classes at -inf) get 255 / k.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        peak = values.max(axis=0)  # NaN wherever a value is NaN
+        terms = np.exp(values - peak)  # NaN at the maximum when it is infinite ...
+        terms[values == peak] = 1  # ... which counts one (a NaN never equals it)
+        total = terms.sum(axis=0)
+    conf = np.zeros(total.shape, np.uint8)
+    ok = ~np.isnan(total)
+    conf[ok] = np.rint(np.float32(255) / total[ok])
+    return conf
+
+
+def fix_nonfinite(conf: np.ndarray, logits: np.ndarray, *grids: up.CellGrid | None) -> None:
+    """Recompute ``conf`` exactly wherever a non-finite logit reaches; no-op when none.
+
+    ``grids`` are the bilinear steps from ``logits`` (C, h, w) to ``conf``'s size, in
+    order (None: no step). The fast paths give finite nonsense there (a NaN reached the
+    floor of the doubt and came out as 255); here every output pixel whose bilinear
+    samples include such a logit, at any step, takes :func:`exact_confidence` of its
+    interpolated logits. An interpolated value weighs infinities as limits: an
+    infinity with a positive weight wins, +inf and -inf together are NaN.
+    """
+    bad = ~np.isfinite(logits).all(axis=0)
+    if not bad.any():
+        return
+    nan = np.isnan(logits).any(axis=0)  # NaN wherever one has a positive weight: 0 at once
+
+    planes = logits.reshape(logits.shape[0], -1)
+
+    def sample(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return np.take(planes, rows * logits.shape[2] + cols, axis=1)
+
+    for grid in (g for g in grids if g is not None):
+        bad, nan = _reach(grid, bad), _reach(grid, nan, positive=True)
+        sample = functools.partial(_interpolate, sample, grid)
+    conf[nan] = 0
+    where = np.flatnonzero(bad & ~nan)
+    flat = conf.reshape(-1)
+    for start in range(0, len(where), _EXACT_CHUNK):
+        part = where[start:start + _EXACT_CHUNK]
+        flat[part] = exact_confidence(sample(*np.divmod(part, bad.shape[1])))
+
+
+# Output pixels :func:`fix_nonfinite` takes at a time (16 x C values each at two steps).
+_EXACT_CHUNK = 1 << 14
+
+
+def _taps(axis: Any, n_in: int, at: np.ndarray | slice = slice(None)
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the reference's two samples and the second's weight, per output index."""
+    first = axis.src[at]
+    return first, np.minimum(first + 1, n_in - 1), axis.lam[at]
+
+
+def _reach(grid: up.CellGrid, bad: np.ndarray, positive: bool = False) -> np.ndarray:
+    """Return the output pixels of ``grid`` with a ``bad`` sample among their four.
+
+    ``positive``: among those of a positive weight (the first of each pair always has one).
+    """
+    y0, y1, wy = _taps(grid.y, grid.in_hw[0])
+    x0, x1, wx = _taps(grid.x, grid.in_hw[1])
+    rows = bad[y0] | (bad[y1] & (wy[:, None] > 0) if positive else bad[y1])
+    return rows[:, x0] | (rows[:, x1] & (wx > 0) if positive else rows[:, x1])
+
+
+def _interpolate(sample: Callable[[np.ndarray, np.ndarray], np.ndarray], grid: up.CellGrid,
+                 rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(C, n) bilinear logits at output pixels (rows, cols) of ``grid``, from ``sample``."""
+    y0, y1, wy = _taps(grid.y, grid.in_hw[0], rows)
+    x0, x1, wx = _taps(grid.x, grid.in_hw[1], cols)
+    top = _lerp(sample(y0, x0), sample(y0, x1), wx)
+    return _lerp(top, _lerp(sample(y1, x0), sample(y1, x1), wx), wy)
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``(b - a) * w + a`` as the fast paths compute it; infinities as limits."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = np.subtract(b, a)
+        out *= w
+        out += a
+        odd = ~np.isfinite(out)
+        if odd.any():  # an infinity (or NaN) among a, b: weigh them apart, skip weight 0
+            a, b, w = a[odd], b[odd], np.broadcast_to(w, out.shape)[odd]
+            out[odd] = np.where(w == 0, a, (1 - w) * a + w * b)
+    return out
 
 
 def labels_cpu(logits: np.ndarray, out_hw: tuple[int, int], dtype: np.dtype,

@@ -148,7 +148,10 @@ def _sums(low, y0, y1, ly, plan, start, stop, out, coef, doubt):
                     peak[j] = max(peak[j], v)
             for k in range(classes):
                 for j in range(n):
-                    t = min(max((values[k, j] - base[j]) * log2e, floor_t), np.float32(0))
+                    # The bound first: min(0, NaN) is 0 (Python's rule), so a NaN never
+                    # reaches the int32 conversion (its result left open) and counts 1:
+                    # the sums stay in [1, C] whatever the logits (255 / S cannot overflow).
+                    t = max(floor_t, min(np.float32(0), (values[k, j] - base[j]) * log2e))
                     whole = np.floor(t + np.float32(0.5))
                     u = t - whole
                     p = (((((c6 * u + c5) * u + c4) * u + c3) * u + c2) * u + c1) * u + c0
@@ -172,7 +175,8 @@ def _sums(low, y0, y1, ly, plan, start, stop, out, coef, doubt):
                     log_rest = np.float32(exponent) * ln2 + np.float32(2) * q * series
                     doubt = log_rest + (second[j] - peak[j])
                     # NaN (NaN or inf logits) to the floor too: a NaN sample spread by the
-                    # resize would poison its neighbours' rows
+                    # resize would poison its neighbours' rows. Those pixels are made
+                    # again (postprocess.fix_nonfinite): the floor's 255 is not kept.
                     total[j] = doubt if doubt >= floor_log else floor_log
             for j in range(n):
                 out[i, j * factor + r] = total[j]
@@ -187,6 +191,8 @@ def softmax_sums(low: np.ndarray, rows: tuple[np.ndarray, np.ndarray, np.ndarray
     output rows; ``plan`` from :func:`column_plan` for the W output columns. ``doubt``:
     write ``log(S - 1)`` instead, ``S - 1`` summed over the classes but the top one (no
     cancellation), floored at ``log(2^-126)`` (``upsample.spread_doubt``'s first step).
+    Values are finite whatever the logits; where those are not, they mean nothing and
+    the caller makes those pixels again (``postprocess.fix_nonfinite``).
     """
     low = np.ascontiguousarray(low, np.float32)
     y0, y1, ly = rows
@@ -206,7 +212,7 @@ def _confidence(wide, y0, y1, ly, out, coef):
         above, below, wy, target = wide[y0[i]], wide[y1[i]], ly[i], out[i]
         for j in range(width):
             p = above[j]
-            t = min(max(((below[j] - p) * wy + p) * log2e, low), high)
+            t = min(high, max(low, ((below[j] - p) * wy + p) * log2e))  # NaN: low
             whole = np.floor(t + np.float32(0.5))
             u = t - whole
             p = (((((c6 * u + c5) * u + c4) * u + c3) * u + c2) * u + c1) * u + c0

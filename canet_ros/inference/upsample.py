@@ -49,7 +49,7 @@ from . import image_loops, kernels
 
 __all__ = ["CellGrid", "FixedCells", "GridCache", "LogitSource", "argmax_classes",
            "confidence_at_size", "gather", "lowres_doubt", "lowres_softmax_sum", "mixed_cells",
-           "pack_palette", "spread_doubt", "unpack_colour"]
+           "pack_palette", "rounded", "spread_doubt", "unpack_colour"]
 # Floor of the doubt S - 1: float32's smallest normal, 2^-126 (log -87.3). A single class
 # has no doubt, and past a gap of 87 exp lands on denormals or 0 (a floor only lowers
 # the confidence).
@@ -242,10 +242,24 @@ class FixedCells:
     best: list[np.ndarray]            # per chunk: (n,) their maxima
 
     def confidence(self) -> np.ndarray:
-        """round(255 * max softmax) at ``index``, exact."""
-        parts = [np.rint(np.float32(255) / lowres_softmax_sum(v, b)) for v, b in
+        """round(255 * max softmax) at ``index``, exact (uint8)."""
+        return rounded(self.confidence_values())
+
+    def confidence_values(self) -> np.ndarray:
+        """255 * max softmax at ``index`` as float32 (:func:`rounded` makes it uint8), exact."""
+        parts = [np.float32(255) / lowres_softmax_sum(v, b) for v, b in
                  zip(self.values, self.best, strict=True)]
-        return (np.concatenate(parts) if parts else np.zeros(0, np.float32)).astype(np.uint8)
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def rounded(values: np.ndarray) -> np.ndarray:
+    """Round float32 confidences to uint8 without a warning for a NaN (value unspecified).
+
+    A NaN comes from non-finite logits, and those pixels are made again
+    (``postprocess.fix_nonfinite``): numpy's warning about the cast would only be noise.
+    """
+    with np.errstate(invalid="ignore"):
+        return np.rint(values, out=values).astype(np.uint8)
 
 
 class LogitSource(Protocol):
@@ -270,8 +284,9 @@ def fix_mixed(grid: CellGrid, logits: np.ndarray | LogitSource, mixed: np.ndarra
     step = max(1, _CHUNK_ELEMENTS // max(1, logits.shape[0] * slots))
     index, labels, values, best = [], [], [], []
     for s in range(0, len(ci), step):
-        chunk = _fix_chunk(grid, logits, ci[s:s + step], cj[s:s + step], width_in, dtype,
-                           keep_values)
+        with np.errstate(invalid="ignore"):  # inf - inf (a broken model): fix_nonfinite's
+            chunk = _fix_chunk(grid, logits, ci[s:s + step], cj[s:s + step], width_in, dtype,
+                               keep_values)
         index.append(chunk[0])
         labels.append(chunk[1])
         if keep_values:
@@ -328,7 +343,9 @@ def _fix_chunk(grid: CellGrid, logits: np.ndarray | LogitSource, ci: np.ndarray,
 
 def spread_doubt(grid: CellGrid, doubt: np.ndarray) -> np.ndarray:
     """Return ``log(S - 1)`` from the network-size ``S - 1`` (``lowres_doubt``), bilinear."""
-    spread = np.log(np.maximum(doubt, _TINY))
+    # fmax: a NaN (non-finite logits, made again by postprocess.fix_nonfinite) becomes the
+    # floor, so that the resize cannot carry it to a neighbour's weight of zero.
+    spread = np.log(np.fmax(doubt, _TINY))
     return cv2.resize(spread, grid.out_hw[::-1], interpolation=cv2.INTER_LINEAR)
 
 
