@@ -83,18 +83,23 @@ def remove_stale_temps(folder: PathLike, names: Sequence[str]) -> List[Path]:
 class _WriteRecorder:
     """The file handed to the writer: it keeps the OSError of a failed write.
 
-    torch.save turns that error into an opaque RuntimeError ("unexpected pos ...").
+    torch.save turns that error into an opaque RuntimeError ("unexpected pos ..."); so it
+    does a KeyboardInterrupt (a second Ctrl-C) raised while it writes, kept here too.
     """
 
     def __init__(self, fh: Any):
         self.fh = fh
         self.error: Optional[OSError] = None
+        self.interrupted = False
 
     def write(self, data: Any) -> int:
         try:
             return self.fh.write(data)
         except OSError as exc:
             self.error = exc
+            raise
+        except KeyboardInterrupt:
+            self.interrupted = True
             raise
 
     def flush(self) -> None:
@@ -139,6 +144,8 @@ def write_atomic(path: PathLike, fill: Callable[[Any], Any], needed: int = 0) ->
             fill(recorder)
         os.replace(tmp, path)
     except (OSError, RuntimeError) as exc:
+        if recorder.interrupted:  # the writer's own wrapping of the KeyboardInterrupt
+            raise KeyboardInterrupt from exc
         raise write_error(path, _cause(exc, recorder, path.parent, needed)) from exc
     finally:
         if os.path.exists(tmp):

@@ -179,3 +179,34 @@ def test_a_resume_removes_the_temp_file_a_kill_inside_a_save_left(tmp_path):
     Trainer(tiny_config(root, run, resume=str(run / "last.pt"), max_steps_this_run=1)).fit()
     assert not Path(stale).exists()
     assert all(path.read_text() == "keep" for path in others)
+
+
+def test_a_second_ctrl_c_inside_torch_save_is_an_interrupt_not_a_write_error(tmp_path):
+    # The second Ctrl-C's handler raises KeyboardInterrupt wherever Python runs, also in
+    # the file's write() under torch.save, whose C++ writer wrapped it in a RuntimeError
+    # ("unexpected pos ...") that read as "cannot write" with exit 1, not "aborted", 130.
+    from canet_ros.atomic_write import write_atomic
+
+    class CtrlCOnThirdWrite:
+        def __init__(self, fh):
+            self.fh, self.calls = fh, 0
+
+        def write(self, data):
+            self.calls += 1
+            if self.calls == 3:
+                raise KeyboardInterrupt
+            return self.fh.write(data)
+
+        def flush(self):
+            self.fh.flush()
+
+    def fill(file):
+        file.fh = CtrlCOnThirdWrite(file.fh)
+        torch.save({"w": torch.zeros(1000, 1000)}, file)
+
+    target = tmp_path / "last.pt"
+    target.write_bytes(b"the previous checkpoint")
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, fill)
+    assert target.read_bytes() == b"the previous checkpoint"
+    assert _temp_files(tmp_path) == []
