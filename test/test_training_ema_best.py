@@ -26,7 +26,7 @@ import torch
 from test_training import make_camvid_tree, tiny_config
 
 from canet_ros.checkpoint import read_checkpoint
-from canet_ros.training import trainer as trainer_module
+from canet_ros.training import validate as validate_module
 from canet_ros.training.trainer import Trainer
 
 
@@ -66,7 +66,7 @@ def scripted_validation(scores):
 
 def test_best_checkpoint_survives_a_resume_with_a_worse_validation(root, tmp_path, monkeypatch):
     # 4 frames, batch 2: one epoch is 2 steps, so each invocation trains and validates once.
-    monkeypatch.setattr(trainer_module, "run_validation", scripted_validation([0.6, 0.4, 0.7]))
+    monkeypatch.setattr(validate_module, "run_validation", scripted_validation([0.6, 0.4, 0.7]))
     run = tmp_path / "run"
     Trainer(tiny_config(root, run, epochs=3, max_steps_this_run=2)).fit()
     first = read_checkpoint(run / "best.pt")

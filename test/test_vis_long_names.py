@@ -126,8 +126,8 @@ def test_the_closing_line_says_how_many_pictures_were_written(tmp_path, checkpoi
                                  f"charts not drawn (see the warnings above)")
 
 
-def test_what_a_full_disk_left_of_a_picture_or_chart_is_removed(tmp_path, checkpoint,
-                                                                  monkeypatch):
+def test_what_a_full_disk_left_of_pictures_and_charts_is_removed(tmp_path, checkpoint,
+                                                                 monkeypatch):
     # A full disk cuts a PNG short; an older run's file of that name would stay beside a
     # warning that this run's was not written.
     from canet_ros import visualize

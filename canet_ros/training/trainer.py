@@ -37,7 +37,10 @@ from ..progress import progress
 from . import distributed as D
 from .amp import grad_scaler
 from .config import TrainConfig, portable_train_args
+from .crop_check import check_crop
 from .data_setup import DataBundle, build_data, resolve_backbone
+from .devices import resolve_device
+from .divergence import check_run, diverged, labelled_loss
 from .ema import ModelEMA
 from .epoch_stats import EpochStats
 from .lineage import holdout_warning, run_lineage
@@ -50,16 +53,8 @@ from .schedule import PolyLR
 from .state import get_rng_state, seed_everything, set_rng_state
 from .stop import StopFlag
 from .transfer import fit_frames, freeze_layers, initial_model, steps_to_epochs
-from .validate import run_validation, selection_score
+from .validate import better, logged_validation, selection_score
 from .workers import StopSafeLoader, stoppable
-
-
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cuda" and D.launched_by_torchrun():
-        spec = f"cuda:{local_rank}"
-    return torch.device(spec)
 
 
 class Trainer:
@@ -83,6 +78,7 @@ class Trainer:
         # loads; a resume or --init-weights checkpoint brings every weight itself.
         self._backbone_state = None if cfg.resume or cfg.init_weights else \
             load_backbone_weights(resolve_backbone(cfg), cfg.pretrained_backbone)
+        check_crop(cfg, resolve_backbone(cfg))  # one line before the data loads, not torch's
         self.dist = D.init_distributed(self.device)
         if self._resume_blob is not None:
             check_world_size(self._resume_blob["train_state"], cfg.resume, self.dist.world_size)
@@ -203,7 +199,8 @@ class Trainer:
     def save_last(self) -> Optional[Path]:
         stats = self._epoch_stats.state_dict() if self._epoch_stats is not None else None
         if stats is not None:  # every rank gets the ranks' mean back, so the row stays exact
-            stats["loss_sum"] = D.all_reduce_mean(stats["loss_sum"], self.dist, self.device)
+            for key in ("loss_sum", "loss_images"):
+                stats[key] = D.all_reduce_mean(stats[key], self.dist, self.device)
         rngs = D.gather_objects(self.epoch_rng, self.dist)
         if not self.dist.is_main:
             return None
@@ -267,6 +264,7 @@ class Trainer:
                     done, steps_this_run = self._run_epoch(log, stop, steps_this_run)
                     if not done:
                         self.interrupted = stop.requested  # not --max-steps-this-run
+                        check_run(self)  # a diverged run keeps the last good last.pt
                         self.save_last()
                         self._print(f"stopped in epoch {self.epoch + 1}/{cfg.epochs} after step "
                                     f"{self.step_in_epoch}/{self._epoch_steps(self.epoch)}; resume "
@@ -315,14 +313,17 @@ class Trainer:
                     if stop.requested:  # a worker died after the stop request: .workers
                         return False, steps_this_run
                     raise
-                loss, n, lr = self._train_step(images, labels)
+                loss, n, lr, labelled = self._train_step(images, labels)
                 steps_this_run += 1
-                self._account(loss, n, lr, bar, log)
+                if D.any_flag(labelled and not math.isfinite(loss), self.dist, self.device):
+                    raise diverged(f"the loss is {loss}", self.global_step + 1, lr, self.run_dir)
+                self._account(loss if labelled else None, n, lr, bar, log)
         finally:
             bar.close()
         return True, steps_this_run
 
-    def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> Tuple[float, int, float]:
+    def _train_step(self, images: torch.Tensor, labels: torch.Tensor
+                    ) -> Tuple[float, int, float, bool]:
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
         if self.cfg.cutmix > 0:
@@ -332,7 +333,7 @@ class Trainer:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.use_amp):
             logits = self.model(images)
-            loss = self.criterion(logits.float(), labels)
+            loss, labelled = labelled_loss(self.criterion, logits.float(), labels)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -341,24 +342,28 @@ class Trainer:
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.bare_model)
-        return float(loss.detach()), images.shape[0], lr
+        value, labelled = torch.stack([loss.detach(), labelled.float()]).tolist()  # one sync
+        return value, images.shape[0], lr, bool(labelled)
 
-    def _account(self, loss: float, n: int, lr: float, bar: Any, log: RunLog) -> None:
+    def _account(self, loss: Optional[float], n: int, lr: float, bar: Any, log: RunLog) -> None:
         self.step_in_epoch += 1
         self.global_step += 1
         s = self._epoch_stats
         s.add(loss, n, lr)
         rate = s.images * self.dist.world_size / max(s.seconds, 1e-9)
-        bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}", lr=f"{lr:.2e}", refresh=False)
+        bar.set_postfix(loss="-" if loss is None else f"{loss:.4f}", img_s=f"{rate:.1f}",
+                        lr=f"{lr:.2e}", refresh=False)
         bar.update(1)
-        log.scalar("train/loss", loss, self.global_step)
+        if loss is not None:
+            log.scalar("train/loss", loss, self.global_step)
         log.scalar("train/lr", lr, self.global_step)
 
     def _end_epoch(self, log: RunLog) -> None:
         cfg = self.cfg
+        check_run(self)  # before best.pt and last.pt are written
         stats, self._epoch_stats = self._epoch_stats, None
         count, elapsed = stats.images, stats.seconds
-        loss = D.all_reduce_mean(stats.mean_loss, self.dist, self.device)
+        loss = stats.mean_over(lambda v: D.all_reduce_mean(v, self.dist, self.device))
         self.epoch += 1
         self.step_in_epoch = 0
         row: Dict[str, Any] = {"epoch": self.epoch, "step": self.global_step, "train_loss": loss,
@@ -387,7 +392,7 @@ class Trainer:
             score, how = selection_score(results, self.cfg)
             row["score"] = score
             log.scalar("val/score", score, self.epoch)
-            if score > self.best_score:
+            if better(score, self.best_score):
                 self.best_score = score
                 self.best_metrics = {"epoch": self.epoch, "score": score, "selection": how,
                                      "ema": self.ema is not None, **results}
@@ -397,10 +402,5 @@ class Trainer:
 
     def _score(self, model: nn.Module, suffix: str, row: Dict[str, Any], log: RunLog
                ) -> Dict[str, Dict[str, Any]]:
-        results = run_validation(model, self.data, self.device, self.cfg.channels_last,
-                                 self.cfg.eval_batch_size)
-        for name, res in results.items():
-            for key in ("miou", "global_acc"):
-                row[f"{name}{suffix}_{key}"] = res[key]
-                log.scalar(f"val/{name}{suffix}_{key}", res[key], self.epoch)
-        return results
+        return logged_validation(model, self.data, self.device, self.cfg, suffix, row, log,
+                                 self.epoch)

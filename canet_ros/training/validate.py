@@ -15,6 +15,7 @@
 """Validation during training: each configured set scored with the evaluation code."""
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Tuple
 
 import torch
@@ -55,3 +56,25 @@ def selection_score(results: Dict[str, Dict[str, Any]], cfg: TrainConfig) -> Tup
         return float(results[name]["miou"]), f"mIoU of {name}"
     scores = [float(r["miou"]) for r in results.values()]
     return sum(scores) / len(scores), "mean mIoU over validation sets"
+
+
+def better(score: float, best: float) -> bool:
+    """Whether ``score`` beats ``best``: a nan score never does, and anything beats a nan best.
+
+    NaN weights predict one class everywhere, which can score above a finite model on a
+    validation set of mostly that class; they are stopped before validating
+    (``divergence.check_weights``), and a nan score is never selected.
+    """
+    return not math.isnan(score) and (score > best or math.isnan(best))
+
+
+def logged_validation(model: nn.Module, data: Any, device: torch.device, cfg: TrainConfig,
+                      suffix: str, row: Dict[str, Any], log: Any, epoch: int
+                      ) -> Dict[str, Dict[str, Any]]:
+    """Return ``run_validation``'s results, written into the log ``row`` and TensorBoard."""
+    results = run_validation(model, data, device, cfg.channels_last, cfg.eval_batch_size)
+    for name, res in results.items():
+        for key in ("miou", "global_acc"):
+            row[f"{name}{suffix}_{key}"] = res[key]
+            log.scalar(f"val/{name}{suffix}_{key}", res[key], epoch)
+    return results
