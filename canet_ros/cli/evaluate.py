@@ -26,7 +26,7 @@ from ..metrics import clean_json
 from . import EXIT_INTERRUPTED, positive_int, prior_strength, run_command, tta_scale
 from .argtypes import device, non_negative_int, resolution
 from .choices import DATASETS
-from .shm import shm_message
+from .shm import report_shm_or_raise
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -116,11 +116,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"canet evaluate: error: {exc}", file=sys.stderr)
         return 1
     except RuntimeError as exc:  # a full /dev/shm is the machine's, not a bug: one line
-        message = shm_message(exc)
-        if message is None:
-            raise
-        print(f"canet evaluate: error: {message}", file=sys.stderr)
-        return 1
+        return report_shm_or_raise(exc, "canet evaluate")
     result.pop("confusion_matrix")  # in the PNG with --save-vis; too bulky for the JSON line
     if args.json:
         print(json.dumps(clean_json(result)))  # no NaN: a split with no pixel scored

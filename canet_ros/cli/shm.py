@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 from typing import Optional
 
 SHM_DIR = "/dev/shm"
@@ -64,3 +65,15 @@ def shm_message(exc: BaseException) -> Optional[str]:
     return (f"shared memory ({SHM_DIR}{_shm_size()}) ran out while the DataLoader workers "
             f"handed batches over; run with --workers 0, or give {SHM_DIR} more room "
             f"(a container: docker run --shm-size=1g)")
+
+
+def report_shm_or_raise(exc: RuntimeError, prog: str) -> int:
+    """Print ``prog``'s one line for a /dev/shm error and return 1; raise any other error.
+
+    Called from an ``except RuntimeError`` block: any other error keeps its traceback.
+    """
+    message = shm_message(exc)
+    if message is None:
+        raise exc
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 1

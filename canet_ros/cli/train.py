@@ -25,7 +25,7 @@ from ..errors import CanetError
 from ..training.config import add_config_arguments, config_from_args
 from ..training.config_types import weights_file
 from . import EXIT_INTERRUPTED, prior_strength, run_command
-from .shm import shm_message
+from .shm import report_shm_or_raise
 
 if TYPE_CHECKING:
     from ..training.config import TrainConfig
@@ -120,11 +120,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"canet train: error: {exc}", file=sys.stderr)
         return 1
     except RuntimeError as exc:  # a full /dev/shm is the machine's, not a bug: one line
-        message = shm_message(exc)
-        if message is None:
-            raise
-        print(f"canet train: error: {message}", file=sys.stderr)
-        return 1
+        return report_shm_or_raise(exc, "canet train")
     except KeyboardInterrupt:
         print("canet train: aborted", file=sys.stderr)
         return 130
