@@ -212,8 +212,9 @@ def batch_norm_fails(backbone: str, width: int, height: int) -> bool:
 
 
 class Cfg:
-    def __init__(self, crop, batch=1, late=None):
+    def __init__(self, crop, batch=1, late=None, late_epochs=0, epochs=2, layers="all"):
         self.crop_size, self.batch_size, self.late_crop_size = crop, batch, late
+        self.late_crop_epochs, self.epochs, self.train_layers = late_epochs, epochs, layers
         self.device = "cpu"
 
 
@@ -231,7 +232,32 @@ def test_crop_check_agrees_with_a_real_training_step(backbone):
         assert fails == (w <= 32 and h <= 32)  # the stride-32 map of a side up to 32 is 1
     check_crop(Cfg([32, 32], batch=2), backbone)  # two frames: two values per channel
     with pytest.raises(ValueError, match="--late-crop-size 32 16"):
-        check_crop(Cfg([64, 64], late=[32, 16]), backbone)
+        check_crop(Cfg([64, 64], late=[32, 16], late_epochs=1), backbone)
+
+
+def test_crop_check_counts_only_crops_and_layers_that_train():
+    from canet_ros.training.crop_check import check_crop
+    from canet_ros.training.transfer import freeze_layers
+
+    # A late crop no epoch uses (late_crop_epochs 0), and an early crop every epoch skips.
+    check_crop(Cfg([64, 48], late=[32, 32], late_epochs=0), "mobilenetv2")
+    check_crop(Cfg([32, 32], late=[64, 48], late_epochs=2, epochs=2), "mobilenetv2")
+    # Frozen layers stay in eval mode: their batch norms need no second value.
+    for layers, w, h in (("classifier", 16, 16), ("head", 32, 32), ("decoder", 24, 32),
+                         ("decoder", 16, 16), ("head", 8, 8)):
+        model = build_canet("mobilenetv2", 2, pretrained_backbone=None)
+        freeze_layers(model, layers)
+        try:
+            model.train()(torch.randn(1, 3, h, w))
+            fails = False
+        except ValueError as exc:
+            assert "Expected more than 1 value per channel" in str(exc)
+            fails = True
+        if fails:
+            with pytest.raises(ValueError, match=f"--crop-size {w} {h}"):
+                check_crop(Cfg([w, h], layers=layers), "mobilenetv2")
+        else:
+            check_crop(Cfg([w, h], layers=layers), "mobilenetv2")
 
 
 def test_cli_refuses_the_crop_in_one_line_before_training(camvid, tmp_path, capsys):

@@ -29,50 +29,65 @@ import torch
 from torch import nn
 
 from ..models import build_canet
+from .transfer import freeze_layers
 
 _PROBE = 256  # any size: the stride is this over the size of the smallest map
 
 
-def _smallest_maps(backbone: str, crops: Sequence[Sequence[int]]) -> Tuple[int, List[int]]:
+def _smallest_maps(backbone: str, crops: Sequence[Sequence[int]], train_layers: str
+                   ) -> Tuple[int, List[int]]:
     """Return (output stride, values per channel at one frame for each crop (W, H)).
 
-    The model is built on the meta device: shapes only, no weights, no arithmetic.
+    The model is built on the meta device: shapes only, no weights, no arithmetic. Only
+    the batch norms that train count: those of layers ``train_layers`` freezes stay in
+    eval mode, which needs no second value.
     """
     with torch.device("meta"):
-        model = build_canet(backbone, 2, pretrained_backbone=None).eval()
-    seen: List[Tuple[int, ...]] = []
+        model = build_canet(backbone, 2, pretrained_backbone=None)
+    freeze_layers(model, train_layers)
+    model.train()
+    shapes: List[Tuple[bool, int, int]] = []  # (trains, height, width) at each batch norm
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.register_forward_pre_hook(lambda _m, inp: seen.append(tuple(inp[0].shape)))
+            m.register_forward_pre_hook(
+                lambda m, inp: shapes.append((m.training, *inp[0].shape[2:])))
 
-    def smallest(w: int, h: int) -> Tuple[int, int]:
-        seen.clear()
+    def run(w: int, h: int) -> List[Tuple[bool, int, int]]:
+        shapes.clear()
         with torch.no_grad():
-            model(torch.empty(1, 3, h, w, device="meta"))
-        return min((s[2] * s[3], s[2]) for s in seen)
+            model(torch.empty(2, 3, h, w, device="meta"))
+        return list(shapes)
 
-    stride = _PROBE // smallest(_PROBE, _PROBE)[1]
-    return stride, [smallest(int(w), int(h))[0] for w, h in crops]
+    probe = run(_PROBE, _PROBE)
+    stride = _PROBE // min((h for trains, h, _ in probe if trains),
+                           default=min(h for _, h, _ in probe))
+    # No training batch norm at all (only the classifier trains): any crop will do.
+    return stride, [min((h * w for trains, h, w in run(int(cw), int(ch)) if trains),
+                        default=2) for cw, ch in crops]
 
 
 def check_crop(cfg: object, backbone: str) -> None:
     """Raise ValueError where a training crop at ``cfg.batch_size`` fails in batch norm."""
-    crops = [("--crop-size", c) for c in (getattr(cfg, "crop_size", None),) if c]
     late = getattr(cfg, "late_crop_size", None)
-    crops += [("--late-crop-size", late)] if late else []
+    late_epochs = int(getattr(cfg, "late_crop_epochs", 0)) if late else 0
+    crops = [] if late_epochs >= int(getattr(cfg, "epochs", 1)) else \
+        [("--crop-size", c) for c in (getattr(cfg, "crop_size", None),) if c]
+    crops += [("--late-crop-size", late)] if late_epochs > 0 else []  # only the crops used
     batch = int(getattr(cfg, "batch_size", 1))
     # DDP on CUDA converts to SyncBatchNorm, which counts every process's frames.
     synced = int(os.environ.get("WORLD_SIZE", "1")) > 1 and getattr(cfg, "device", "auto") \
         != "cpu" and torch.cuda.is_available()
     if batch > 1 or synced or not crops:  # batch norm sees at least two frames
         return
-    stride, values = _smallest_maps(backbone, [c for _, c in crops])
+    stride, values = _smallest_maps(backbone, [c for _, c in crops],
+                                    str(getattr(cfg, "train_layers", "all")))
     for (flag, (w, h)), n in zip(crops, values, strict=True):
         if n * batch <= 1:
             side = stride + 1
             raise ValueError(
-                f"{flag} {w} {h} with --batch-size {batch}: the {backbone} backbone (output "
-                f"stride {stride}) reduces the crop to {math.ceil(w / stride)}x"
-                f"{math.ceil(h / stride)}, one value per channel for batch norm; use a crop of "
+                f"{flag} {w} {h} with --batch-size {batch}: the deepest batch norm that "
+                f"trains in the {backbone} network (output stride {stride}) sees the crop as "
+                f"{math.ceil(w / stride)}x{math.ceil(h / stride)}, one value per channel; "
+                f"use a crop of "
                 f"at least {side} px on one side (e.g. {flag} {max(w, side)} {h}) or "
                 f"--batch-size 2 or more")
