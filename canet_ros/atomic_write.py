@@ -26,7 +26,9 @@ import glob
 import os
 import re
 import shutil
+import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Union
 
@@ -77,6 +79,44 @@ def remove_stale_temps(folder: PathLike, names: Sequence[str]) -> List[Path]:
                 except FileNotFoundError:
                     continue
                 removed.append(entry)
+    return removed
+
+
+def _temp_target(name: str) -> Optional[str]:
+    """Return NAME for a temp file ``.NAME.XXXXXXXX.tmp`` (an atomic write of NAME), else None."""
+    tail = name[-13:]  # ".XXXXXXXX.tmp"
+    if len(name) > 14 and name[0] == "." and tail[0] == "." and _TEMP_TAIL.fullmatch(tail[1:]):
+        return name[1:-13]
+    return None
+
+
+def remove_old_temps(folder: PathLike, suffixes: Sequence[str],
+                     older_than_s: float) -> List[Path]:
+    """Delete temp files of atomic writes into ``folder`` untouched for ``older_than_s``.
+
+    For a folder that several processes write (a shared cache), where a young temp file
+    may be a live write's: writers fill theirs at once, so one that old is a killed
+    write's. Only this project's own pattern (``.NAME.XXXXXXXX.tmp``, NAME ending in one
+    of ``suffixes``) is touched, and only plain files; one that cannot be removed (another
+    user's) is left.
+    """
+    removed = []
+    cutoff = time.time() - older_than_s
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # no folder yet, or one we may not list
+        return removed
+    for entry in entries:
+        target = _temp_target(entry.name)
+        if target is None or not any(target.endswith(s) and target != s for s in suffixes):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:  # gone already (another process swept it), or not ours to remove
+            continue
     return removed
 
 

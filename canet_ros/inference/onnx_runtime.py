@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..atomic_write import write_atomic
+from ..atomic_write import remove_old_temps, write_atomic
 from ..versions import import_optional
 from ..warning_filters import PROCESS_LOCK, quiet_warnings
 
@@ -60,8 +60,10 @@ __all__ = ["EXPORT_LOCK", "CachedGraph", "OnnxRunner", "cache_dir", "cached_grap
 
 log = logging.getLogger("canet_ros.inference")
 OPSET = 17
-# Part of every cache key: raise it when the exported graph changes for the same weights.
-GRAPH_VERSION = 2
+# Part of every cache key: raise it when the exported graph changes for the same weights,
+# or when entries made before may be wrong (3: before it, a checkpoint replaced while it
+# was exported had the old weights' export filed under the new file's hash).
+GRAPH_VERSION = 3
 _META_KEYS = ("backbone", "num_classes", "class_set", "class_names", "palette",
               "ignore_index", "mean", "std", "input_size")
 # torch.onnx.export keeps process-wide state (GLOBALS.in_onnx_export, the opset, the
@@ -129,7 +131,25 @@ _UNWRITABLE: list[Path] = []
 _UNWRITABLE_LOCK = threading.Lock()
 
 
+# A killed write leaves its temp file (up to a whole export); the folder is shared by
+# processes whose writes take seconds, so one untouched for an hour is a dead write's.
+_STALE_TEMP_S = 3600.0
+_TEMP_TARGETS = (".onnx", ".json")
+
+
+def _remove_dead_temps(folder: Path) -> None:
+    for path in remove_old_temps(folder, _TEMP_TARGETS, _STALE_TEMP_S):
+        log.debug("removed %s, left by a write that was killed", path)
+
+
+@functools.lru_cache(maxsize=8)
+def _remove_dead_temps_once(folder: Path) -> None:
+    # Per process at look-up: a cached start may never store again, and must still sweep.
+    _remove_dead_temps(folder)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
+    _remove_dead_temps(path.parent)
     try:
         write_atomic(path, lambda fh: fh.write(data), needed=len(data))
     except OSError as exc:  # read-only cache, full disk: the in-memory graph still works
@@ -178,6 +198,7 @@ def cached_graph(digest: str, size: tuple[int, int] | None) -> CachedGraph | Non
     folder = _onnx_dir()
     if folder is None:
         return None
+    _remove_dead_temps_once(folder)
     try:
         metadata = json.loads((folder / f"{digest}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

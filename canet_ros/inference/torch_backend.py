@@ -22,6 +22,7 @@ callables it works with, so the import runs one way (engine -> here).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,23 @@ from .runners import CudaPipeline, TorchRunner
 log = logging.getLogger("canet_ros.inference")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
+FileVersion = tuple[str, tuple[int, ...]]  # (file_digest, what os.stat says of the file)
+
+
+def file_version(path: Path) -> FileVersion | None:
+    """Return the file's hash and identity (inode, size, times); None if it cannot be read.
+
+    Taken before the load and again after the export: only when both agree are the
+    weights exported those of the hash (the file may be replaced meanwhile: a new best.pt
+    renamed into place by ``canet train``, a deploy's ``mv``).
+    """
+    try:
+        st = os.stat(path)  # first: a write after it changes the times, even one we hash
+        digest = file_digest(path)
+    except OSError:
+        return None
+    return digest, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
 
 @dataclass
 class TorchModel:
@@ -70,6 +88,7 @@ class TorchModel:
     device: torch.device
     device_name: str
     precision: str  # as asked, with CUDA's "auto" resolved (the CPU's is the runners')
+    version: FileVersion | None = None  # the file as it was just before the load
 
 
 def load_model(checkpoint: PathLike, backbone: str | None) -> nn.Module:
@@ -81,8 +100,8 @@ def load_model(checkpoint: PathLike, backbone: str | None) -> nn.Module:
     return model.float().eval().requires_grad_(False)
 
 
-def _load(checkpoint: PathLike | None, backbone: str | None, class_set: str | ClassSet
-          ) -> tuple[nn.Module, dict, ClassSet, Path | None]:
+def _load(checkpoint: PathLike | None, backbone: str | None, class_set: str | ClassSet,
+          versioned: bool) -> tuple[nn.Module, dict, ClassSet, Path | None, FileVersion | None]:
     from ..models import BACKBONES, build_canet
 
     if checkpoint is None:
@@ -96,9 +115,10 @@ def _load(checkpoint: PathLike | None, backbone: str | None, class_set: str | Cl
         log.info("untrained %s CANet (random weights), %d classes", backbone,
                  classes.num_classes)
         meta = {"backbone": backbone, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
-        return build_canet(backbone, classes.num_classes), meta, classes, None
+        return build_canet(backbone, classes.num_classes), meta, classes, None, None
     try:
         path = resolve_checkpoint(checkpoint)
+        version = file_version(path) if versioned else None  # before any read of the weights
         model, meta = load_checkpoint(path, backbone=backbone)
         classes = class_set_from_metadata(meta)
     except CheckpointError as exc:
@@ -106,7 +126,7 @@ def _load(checkpoint: PathLike | None, backbone: str | None, class_set: str | Cl
     if classes.num_classes != model.num_classes:
         raise EngineError(f"{path}: metadata describes {classes.num_classes} classes for a "
                           f"{model.num_classes}-class model")
-    return model.float().eval().requires_grad_(False), meta, classes, path
+    return model.float().eval().requires_grad_(False), meta, classes, path, version
 
 
 def load(checkpoint: PathLike | None, backbone: str | None, class_set: str | ClassSet,
@@ -124,7 +144,9 @@ def load(checkpoint: PathLike | None, backbone: str | None, class_set: str | Cla
         raise EngineError("runtime='onnxruntime' is for the CPU; use runtime='torch' "
                           "(or 'auto') with CUDA")
     name = torch.cuda.get_device_name(device_t) if cuda else cpu_name()
-    model, meta, classes, path = _load(checkpoint, backbone, class_set)
+    # Only a CPU export is cached by the file's hash: only it needs the file's version.
+    exports = not cuda and runtime != "torch"
+    model, meta, classes, path, version = _load(checkpoint, backbone, class_set, exports)
     if str(device).strip().lower() == "auto":  # after the load: a bad file is one error line
         log.info("device=auto: running on %s (%s)", device_t, name)
     try:
@@ -135,7 +157,7 @@ def load(checkpoint: PathLike | None, backbone: str | None, class_set: str | Cla
                           f"a resolution") from None
     if cuda and precision == "auto":
         precision = "fp32"  # CUDA's auto keeps fp32 (fp16 is asked for by name)
-    return TorchModel(model, meta, classes, path, size, device_t, name, precision)
+    return TorchModel(model, meta, classes, path, size, device_t, name, precision, version)
 
 
 def cpu_runner(loaded: TorchModel, runtime: str,
@@ -171,7 +193,7 @@ def cpu_runner(loaded: TorchModel, runtime: str,
 
 def _export_runner(loaded: TorchModel, asked: str, runtime: str,
                    preprocess: Callable[[np.ndarray], np.ndarray]) -> Any:
-    data = _export(loaded.model, loaded.size, loaded.path, loaded.meta)
+    data = _export(loaded.model, loaded.size, loaded.path, loaded.meta, loaded.version)
     try:
         return make_cpu_runner(data, loaded.size, loaded.classes.num_classes, asked, runtime,
                                preprocess)
@@ -189,7 +211,7 @@ def _export_runner(loaded: TorchModel, asked: str, runtime: str,
 
 
 def _export(model: nn.Module, size: tuple[int, int], path: Path | None,
-            meta: dict) -> Path | bytes:
+            meta: dict, version: FileVersion | None) -> Path | bytes:
     """Export; a checkpoint file's export is cached by the file's hash, for torch-free starts.
 
     The cached file is returned where there is one: the int8 graph is named after the file
@@ -198,7 +220,14 @@ def _export(model: nn.Module, size: tuple[int, int], path: Path | None,
     if path is None:
         return export_onnx(model, size)
     data = export_onnx(model, size, use_cache=False)
-    digest = file_digest(path)
+    if version is None or file_version(path) != version:
+        # Replaced between the load and now: filed under the new file's hash, this export
+        # of the weights read before would run at every later start in its place.
+        log.warning("%s changed while it was loaded and exported: this export is not "
+                    "cached (this run uses the weights it read; the next start exports "
+                    "the file as it is then)", path)
+        return data
+    digest = version[0]
     store_graph(digest, meta, size, data)
     entry = cached_graph(digest, size)
     return entry.path if entry is not None else data
