@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from canet_ros.params_file import sets_parameter, unreached_node
 from canet_ros.ros.params import (
     BACKBONE_CHOICES,
     SPEC_BY_NAME,
@@ -277,17 +278,19 @@ def resolve_segment_launch(arguments: Mapping[str, str], share_dir: Union[str, P
     """
     check_given_arguments(arguments, SEGMENT_ARGUMENT_NAMES, "segment.launch.py")
     values = {name: str(arguments.get(name, "") or "").strip() for name in SEGMENT_ARGUMENT_NAMES}
+    namespace = check_namespace(values["namespace"])
     overrides = {name: parameter_override(name, value) for name, value in values.items()
                  if value and name in SPEC_BY_NAME}
     if values["use_sim_time"]:  # rclpy's own parameter, so not among the node's SPECS
         if values["use_sim_time"].lower() not in _BOOLEANS:
-            raise LaunchConfigError(f"use_sim_time {values['use_sim_time']!r} is not true or "
-                                    f"false")
+            raise LaunchConfigError(f"use_sim_time {values['use_sim_time']!r} is not true or false")
         overrides["use_sim_time"] = _BOOLEANS[values["use_sim_time"].lower()]
     if values["params_file"]:
         params_file = Path(values["params_file"]).expanduser()
         if not params_file.is_file():
             raise LaunchConfigError(f"params_file {params_file} does not exist")
+        if reason := unreached_node(params_file, f"{namespace}/{NODE_NAME}"):
+            raise LaunchConfigError(reason)
     else:
         params_file = config_file_for(values["backbone"] or DEFAULT_BACKBONE, share_dir)
         if not params_file.is_file():
@@ -295,9 +298,8 @@ def resolve_segment_launch(arguments: Mapping[str, str], share_dir: Union[str, P
                                     "(colcon build) and its share directory intact?")
     environment = dds_environment(values["dds_profile"], share_dir,
                                   os.environ if environ is None else environ)
-    return SegmentLaunchPlan(namespace=check_namespace(values["namespace"]),
-                             params_file=params_file.resolve(), overrides=overrides,
-                             environment=environment)
+    return SegmentLaunchPlan(namespace=namespace, params_file=params_file.resolve(),
+                             overrides=overrides, environment=environment)
 
 
 def dds_environment(dds_profile: str, share_dir: Union[str, Path],
@@ -369,8 +371,6 @@ MULTI_CAMERA_ARGUMENT_NAMES = tuple(a.name for a in multi_camera_arguments())
 
 
 def _file_sets_image_topic(values: Mapping[str, str]) -> bool:
-    from canet_ros.params_file import sets_parameter
-
     path = values["params_file"].strip()
     node = f"{check_namespace(values['namespace'])}/{NODE_NAME}"
     return bool(path) and sets_parameter(Path(path).expanduser(), node, "image_topic")

@@ -21,7 +21,7 @@ or nested one namespace token per level.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, List, Tuple, Union
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 import yaml
 
@@ -38,6 +38,32 @@ def sets_parameter(params_file: Union[str, Path], node: str, name: str) -> bool:
     target = [t for t in node.split("/") if t]
     return any(name in params and _matches([t for t in pattern if t], target)
                for pattern, params in _sections(data, []))
+
+
+def unreached_node(params_file: Union[str, Path], node: str) -> Optional[str]:
+    """Say why ``params_file`` gives the node ``node`` nothing at all, or None if it gives some.
+
+    rcl applies only the ``ros__parameters`` sections whose key matches the node's full
+    name, and ignores the rest without a word: a ``ros2 param dump`` of a node (keyed
+    ``/segmentation_node:``) handed to one in a namespace, or an empty file, leaves every
+    value at its default. A file that cannot be read is not judged here: the node says
+    what is wrong with it.
+    """
+    try:
+        data = yaml.safe_load(Path(params_file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if data is not None and not isinstance(data, dict):
+        return None  # not a parameters file at all: rcl refuses it at start-up
+    target = [t for t in node.split("/") if t]
+    node = "/" + "/".join(target)
+    sections = list(_sections(data, []))
+    if any(_matches([t for t in pattern if t], target) for pattern, _ in sections):
+        return None
+    keys = ", ".join(dict.fromkeys("/" + "/".join(t for t in p if t) for p, _ in sections))
+    return (f"params_file {params_file} has no ros__parameters section for {node} "
+            f"({f'its sections: {keys}' if keys else 'it has none'}): none of its values "
+            f"would reach the node; key them /** (every node) or {node}")
 
 
 def _sections(data: Any, path: List[str]) -> Iterator[Tuple[List[str], dict]]:

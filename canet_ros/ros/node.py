@@ -23,7 +23,8 @@ installed: they shut the context down at once, under a worker still publishing i
 frame. Here SIGINT and SIGTERM only ask the spin loop to stop; the node then lets the
 worker finish and publish its current frame, destroys itself, and only then is the
 context shut down. A second signal changes nothing: the orderly stop already under way
-is bounded.
+is bounded. A callback's exception (a service request rclpy cannot read) is logged and
+its request dropped; the node spins on (:func:`failed_callback`).
 """
 from __future__ import annotations
 
@@ -32,12 +33,15 @@ import re
 import signal
 import sys
 import threading
+import traceback
 from types import FrameType
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 NODE_NAME = "segmentation_node"
 # How long one spin_once waits; a stop request is seen within about this long.
 SPIN_POLL_S = 0.1
+# At most one line this often for a callback failing again the same way (see _spin).
+CALLBACK_ERROR_THROTTLE_S = 5.0
 _RCL_SOURCE_LOCATION = re.compile(r",? at \S+:\d+")
 # The one line for a start without ROS 2 on the path (a pip install, an unsourced shell);
 # ``canet benchmark --startup`` recognises it.
@@ -274,9 +278,18 @@ def _spin(node: Any, signals: StopSignals) -> None:
 
     executor = SingleThreadedExecutor()
     executor.add_node(node)
+    reported: Set[Tuple[str, str]] = set()
     try:
         while not signals.requested and rclpy.ok():
-            executor.spin_once(timeout_sec=SPIN_POLL_S)
+            try:
+                executor.spin_once(timeout_sec=SPIN_POLL_S)
+            except ExternalShutdownException:
+                raise
+            except Exception as exc:
+                callback = failed_callback(exc)
+                if callback is None or not rclpy.ok():
+                    raise
+                _report_callback_error(node, callback, exc, reported)
     except ExternalShutdownException:
         pass
     finally:
@@ -284,6 +297,41 @@ def _spin(node: Any, signals: StopSignals) -> None:
     if signals.requested:
         node.get_logger().info(f"{signals.received[0]} received: finishing the current frame "
                                "and stopping")
+
+
+# Why only a callback's exception is caught: it belongs to one event (a service request
+# rclpy cannot parse, such as a SetParameters value of type 42; one timer tick), so
+# dropping that event loses nothing else, and a fault that repeats does so only as often
+# as its events come, each time logged, never silently and never in a busy loop. An
+# exception from the executor itself (its wait set, a handle) would come back on every
+# spin_once without waiting: that still ends the node, with its traceback, as before.
+def failed_callback(exc: BaseException) -> Optional[str]:
+    """Name the callback ``exc`` came out of (``module.function``), or None if none did.
+
+    rclpy's executors (Humble's and Jazzy's, read) call every callback through
+    ``await_or_execute``; the frame after it in the traceback is the callback's own. On an
+    rclpy that stopped doing so none is found, and every exception ends the node as before.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    for index, frame in enumerate(frames[:-1]):
+        if frame.name == "await_or_execute":
+            inner = frames[index + 1]
+            return f"{os.path.splitext(os.path.basename(inner.filename))[0]}.{inner.name}"
+    return None
+
+
+def _report_callback_error(node: Any, callback: str, exc: Exception,
+                           reported: Set[Tuple[str, str]]) -> None:
+    logger = node.get_logger()
+    text = (f"callback {callback} failed ({type(exc).__name__}: {exc}); what it was handling "
+            "is dropped and the node goes on")
+    key = (callback, type(exc).__name__)
+    if key in reported:  # the same fault again: one line per throttle period
+        logger.error(text, throttle_duration_sec=CALLBACK_ERROR_THROTTLE_S)
+        return
+    reported.add(key)
+    logger.error(text + " (its traceback: --log-level debug)")
+    logger.debug("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
 
 def _hard_exit(status: int) -> None:

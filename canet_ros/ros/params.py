@@ -25,7 +25,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 # Mirrors canet_ros.models.BACKBONES (a test keeps them equal); repeated here because
 # importing the models pulls in torch, which a launch file must not pay for.
@@ -58,6 +58,7 @@ class ParamSpec:
     read_only: bool = True
     choices: Tuple[str, ...] = ()
     float_range: Optional[Tuple[float, float]] = None
+    limits: str = ""  # what a value must be, for specs neither choices nor a range describe
 
     @property
     def constraints(self) -> str:
@@ -65,7 +66,7 @@ class ParamSpec:
             return "one of: " + ", ".join(self.choices)
         if self.float_range:
             return f"{self.float_range[0]} to {self.float_range[1]}"
-        return ""
+        return self.limits
 
 
 SPECS: Tuple[ParamSpec, ...] = (
@@ -81,7 +82,8 @@ SPECS: Tuple[ParamSpec, ...] = (
               "fp16 needs CUDA; bf16 and int8 a CPU with them",
               choices=PRECISION_CHOICES),
     ParamSpec("resolution", "", "network input WIDTHxHEIGHT, e.g. 480x360; empty = the "
-              "checkpoint's training size. Outputs are always at the input frame's size"),
+              "checkpoint's training size. Outputs are always at the input frame's size",
+              limits=f"WIDTHxHEIGHT, each side {MIN_SIDE} to {MAX_SIDE} pixels; or empty"),
     ParamSpec("overlay_alpha", 0.5, "weight of the colour mask in segmentation/overlay; can "
               "change at runtime", read_only=False, float_range=(0.0, 1.0)),
     ParamSpec("image_topic", "/camera/image_raw",
@@ -290,15 +292,26 @@ def unknown_parameters(given: Iterable[str], known: Iterable[str]) -> Optional[s
     from another node's configuration (segnet's ``mask_filter``) would silently do
     nothing; the closest name this node has is suggested where one is near.
     """
-    known = sorted(set(known))
     unknown = sorted(set(given) - set(known))
-    if not unknown:
-        return None
+    return f"ignoring {_not_ours(unknown)}" if unknown else None
+
+
+def undeclared_refusal(names: Iterable[str], declared: Iterable[str]) -> Optional[str]:
+    """Say why setting ``names`` at run time is refused when one is not ``declared``, else None.
+
+    rclpy's own refusal names no parameter ("undeclared parameter(s): []": it lists a
+    generator it has already consumed); this one names them, as the start-up warning does.
+    """
+    unknown = sorted(set(names) - set(declared))
+    return f"cannot set {_not_ours(unknown)}" if unknown else None
+
+
+def _not_ours(unknown: List[str]) -> str:
     parts = []
     for name in unknown:
         close = difflib.get_close_matches(name, [spec.name for spec in SPECS], n=1, cutoff=0.75)
         parts.append(f"'{name}' (did you mean '{close[0]}'?)" if close else f"'{name}'")
-    return (f"ignoring parameter{'s' if len(unknown) > 1 else ''} this node does not have: "
+    return (f"parameter{'s' if len(unknown) > 1 else ''} this node does not have: "
             f"{', '.join(parts)}; its parameters are {', '.join(s.name for s in SPECS)} "
             "(docs/ros.md)")
 

@@ -28,7 +28,6 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -53,12 +52,11 @@ from canet_ros.ros.params import (
     NodeConfig,
     ParamError,
     check_checkpoint_file,
-    check_runtime_update,
     declare_parameters,
-    read_only_refusal,
     unknown_parameters,
     validate_config,
 )
+from canet_ros.ros.runtime_params import RuntimeParameters
 from canet_ros.ros.stats import FrameStats, StatsReport
 
 OUTPUTS = ("labels", "color", "overlay", "confidence")
@@ -99,7 +97,7 @@ def default_engine_factory(*args: Any, **kwargs: Any) -> Any:
     return SegmentationEngine(*args, **kwargs)
 
 
-class SegmentationNode(Node):
+class SegmentationNode(RuntimeParameters, Node):
     """Subscribes to camera images and publishes CANet labels, colour mask and overlay."""
 
     def __init__(self, node_name: str = NODE_NAME, *,
@@ -228,8 +226,10 @@ class SegmentationNode(Node):
         runs = engine.precision_label
         if kernels.loops_for(engine.device_type) == "numba":
             runs += ", numba loops"
-        return (f"ready: CANet {engine.backbone} ({engine.num_classes} classes) at "
-                f"{width}x{height} on {engine.device_name} ({runs}); input "
+        # The checkpoint as given: a params file that never reached the node shows here.
+        source = "the bundled model" if cfg.checkpoint == "default" else cfg.checkpoint
+        return (f"ready: CANet {engine.backbone} ({engine.num_classes} classes) from {source} "
+                f"at {width}x{height} on {engine.device_name} ({runs}); input "
                 f"{self._input_sub.topic_name} ({cfg.input_transport}, "
                 f"{cfg.qos_reliability}); outputs {outputs}"
                 + (f"; class colours from {self._colors.path}" if self._colors else ""))
@@ -314,28 +314,7 @@ class SegmentationNode(Node):
             return None  # unstamped input, or use_sim_time before /clock: no age to tell
         return (now_ns - stamp_ns) / 1e9
 
-    # -- parameters, stats ------------------------------------------------------------
-    # rclpy refuses a read-only parameter with its own words before any callback runs;
-    # these two entry points (the parameter services use the second) say why instead.
-    def set_parameters(self, parameter_list: List[Any]) -> List[SetParametersResult]:
-        return [self._refusal([p]) or super(SegmentationNode, self).set_parameters([p])[0]
-                for p in parameter_list]
-
-    def set_parameters_atomically(self, parameter_list: List[Any]) -> SetParametersResult:
-        return self._refusal(parameter_list) or super().set_parameters_atomically(parameter_list)
-
-    def _refusal(self, parameters: List[Any]) -> Optional[SetParametersResult]:
-        if not getattr(self, "_accepting_changes", False):
-            return None  # rclpy's own set-up, and start-up declarations: rclpy's checks
-        reason = read_only_refusal(p.name for p in parameters)
-        return None if reason is None else SetParametersResult(successful=False, reason=reason)
-
-    def _on_set_parameters(self, parameters: List[Any]) -> SetParametersResult:
-        reason = check_runtime_update((p.name, p.value) for p in parameters)
-        if reason is not None:
-            return SetParametersResult(successful=False, reason=reason)
-        return SetParametersResult(successful=True)
-
+    # -- stats ------------------------------------------------------------------------
     def _on_stats_timer(self) -> None:
         report = self._frame_stats.report(extra=self._static_key_values())
         self.get_logger().info(report.summary())
