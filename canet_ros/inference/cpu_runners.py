@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -190,13 +191,33 @@ def _build(graph: Path | bytes, size: tuple[int, int], num_classes: int, chosen:
         try:
             return _runner(int8, size, num_classes, chosen, runtime, threads)
         except Exception as exc:
-            if not cached or not isinstance(int8, Path):
+            if not cached or not isinstance(int8, Path) or not _ours_and_damaged(int8):
                 raise
             # A damaged cache file would fail every start: make the graph again, once.
             log.warning("cached int8 graph %s unusable (%s); making it again", int8, exc)
             int8.unlink(missing_ok=True)
             graph = int8_graph(graph, preprocess)
     return _runner(graph, size, num_classes, chosen, runtime, threads)
+
+
+def _ours_and_damaged(path: Path) -> bool:
+    """Return whether ``path`` is an int8 graph that ONNX cannot read and we may replace.
+
+    A runtime fails on a good file too (a cache of OpenVINO's it cannot use, a file another
+    user made that this one cannot read): deleting that would cost a calibration at best
+    and, in a folder another user filled, fail with "Permission denied" instead of running.
+    """
+    import onnx  # the quantizer that made the file needs it (runtime_for)
+
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return False  # someone else's cache: not ours to delete
+    try:
+        onnx.checker.check_model(onnx.load(str(path)))
+    except OSError:
+        return False  # unreadable here, not damaged
+    except Exception:  # a truncated or garbled protobuf, a graph that does not hold
+        return True
+    return False
 
 
 def _runner(graph: Path | bytes, size: tuple[int, int], num_classes: int, chosen: str,

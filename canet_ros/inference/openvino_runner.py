@@ -15,7 +15,8 @@
 """Run the cached ONNX export with OpenVINO on the CPU (bf16 and int8; docs/performance.md).
 
 Compiled models are cached by OpenVINO itself in ``<cache_dir>/openvino`` so a later
-start skips most of the compile.
+start skips most of the compile, where this process can use that folder
+(:func:`openvino_cache`); a compile that fails with the cache is done again without it.
 
 One ``ov.Core`` serves the whole process (:func:`core`), never one per runner: each Core
 loads its own CPU plugin, and each plugin swaps in a signal stack of its own
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,8 @@ import numpy as np
 
 from .onnx_runtime import cache_dir, runtime_imports
 
-__all__ = ["OpenVinoRunner", "core", "openvino_available", "without_final_upsample"]
+__all__ = ["OpenVinoRunner", "core", "openvino_available", "openvino_cache",
+           "without_final_upsample"]
 
 log = logging.getLogger("canet_ros.inference")
 # Our precision names -> OpenVINO's inference precision hint (for the layers a QDQ
@@ -61,6 +64,31 @@ def core() -> Any:
     return ov.Core()
 
 
+def openvino_cache() -> Path | None:
+    """Return ``<cache>/openvino`` where OpenVINO can use it as its CACHE_DIR, else None.
+
+    OpenVINO writes its blobs mode 0440 whatever the umask, and a blob it cannot read it
+    removes and writes again: in a folder another user filled (a Docker image warmed as
+    root, run as another user) that fails ("cannot remove: Permission denied") and with it
+    the compile. So the folder is used where this process can write it (OpenVINO then
+    replaces what it cannot read) or, read-only, where it can read every blob there
+    (OpenVINO reads those and skips writing new ones); a folder not made yet is made here,
+    as OpenVINO would fail to.
+    """
+    root = cache_dir()
+    if root is None:  # no cache: OpenVINO compiles at every start
+        return None
+    folder = root / "openvino"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.access(folder, os.W_OK | os.X_OK):
+            return folder
+        blobs = [entry.path for entry in os.scandir(folder) if entry.name.endswith(".blob")]
+    except OSError:
+        return None
+    return folder if all(os.access(blob, os.R_OK) for blob in blobs) else None
+
+
 class OpenVinoRunner:
     """One compiled OpenVINO model and its infer request, the interface of ``OnnxRunner``.
 
@@ -81,9 +109,9 @@ class OpenVinoRunner:
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if isinstance(onnx_model, Path):
-            folder = cache_dir()
-            if folder is not None:  # else no cache: OpenVINO compiles at every start
-                config["CACHE_DIR"] = str(folder / "openvino")
+            folder = openvino_cache()
+            if folder is not None:
+                config["CACHE_DIR"] = str(folder)
             model = core().read_model(str(onnx_model))
         else:
             model = core().read_model(onnx_model, ov.Tensor(np.empty(0, np.uint8)))
@@ -97,8 +125,7 @@ class OpenVinoRunner:
         # OpenVINO's Interpolate is slow on this path: 7-16 ms of a 40-60 ms int8 model at
         # 1024x512 (docs/performance.md), where OpenCV upsamples the same logits in 1.7 ms.
         self._logits = np.empty(expected, np.float32) if body is not None else None
-        self.compiled = core().compile_model(body if body is not None else model, "CPU",
-                                             config)
+        self.compiled = _compile(body if body is not None else model, config)
         self._request = self.compiled.create_infer_request()
         self.precision = precision
         log.debug("OpenVINO %s on the CPU, execution precision %s", precision,
@@ -129,6 +156,27 @@ class OpenVinoRunner:
         # (23 MB of logits at 1024x512, ~10 ms here), which nothing reads.
         self._request.infer({0: x}, share_inputs=True, share_outputs=True)
         return self._request.get_output_tensor(0).data
+
+
+def _compile(model: Any, config: dict[str, Any]) -> Any:
+    """Compile ``model`` on the CPU; where that fails with OpenVINO's cache, again without."""
+    try:
+        return core().compile_model(model, "CPU", config)
+    except Exception as exc:
+        if "CACHE_DIR" not in config:
+            raise
+        # The cache changed since openvino_cache() looked, or is one it still cannot use
+        # (others' blobs in a sticky folder): the model runs all the same, compiled afresh.
+        log.warning("OpenVINO cannot use its model cache %s (%s); compiling without it",
+                    config["CACHE_DIR"], _last_line(exc))
+        return core().compile_model(model, "CPU",
+                                    {k: v for k, v in config.items() if k != "CACHE_DIR"})
+
+
+def _last_line(exc: BaseException) -> str:
+    # OpenVINO's messages start with the C++ source line that threw; the cause is last.
+    lines = str(exc).strip().splitlines()
+    return lines[-1] if lines else type(exc).__name__
 
 
 def without_final_upsample(model: Any) -> Any | None:
