@@ -20,6 +20,7 @@ modules import torch and the rest of their stack inside ``run``, never at the to
 from __future__ import annotations
 
 import argparse
+import codecs
 import importlib
 import logging
 import os
@@ -157,7 +158,34 @@ def _run_guarded(func: Callable[[Any], Optional[int]], args: Any, prog: str,
         return EXIT_ERROR
 
 
+def _escape_unencodable(exc: UnicodeError) -> tuple[str | bytes, int]:
+    # A byte of a file name the locale could not decode (a surrogate escape) goes out as
+    # that byte, as Python's C-locale stdout does; any other character as \x.. or \u....
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    char = exc.object[exc.start]
+    wide = exc.encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32"))
+    if 0xDC80 <= ord(char) <= 0xDCFF and not wide:
+        return bytes([ord(char) - 0xDC00]), exc.start + 1
+    return char.encode("ascii", "backslashreplace").decode("ascii"), exc.start + 1
+
+
+def _tolerant_output() -> None:
+    """Print what stdout's encoding lacks (a class name 'Bâtiment' in ASCII) escaped.
+
+    Under LC_ALL=C or PYTHONIOENCODING=ascii the summary of finished work raised
+    UnicodeEncodeError, a traceback and exit 1.
+    """
+    codecs.register_error("canet_escape", _escape_unencodable)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="canet_escape")
+        except (AttributeError, ValueError, OSError):  # not a text file (a test's StringIO)
+            pass
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    _tolerant_output()
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:
