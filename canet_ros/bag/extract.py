@@ -27,6 +27,8 @@ Output (docs/own_data.md): classes.yaml, images/, prelabels/ (the model's index 
 cvat/ and cvat.zip (the pre-labels as a CVAT "Segmentation mask 1.1" package),
 extract.json (source, topic, stamps, model, settings) and .canet_extract_frames (the mark
 that lets --overwrite replace the folder, even one a kill or a full disk cut short).
+While a run writes OUTDIR it holds OUTDIR.extract_frames.lock beside it: a second run
+into OUTDIR is refused.
 """
 from __future__ import annotations
 
@@ -46,11 +48,12 @@ import numpy as np
 from ..classes import ClassSet
 from ..data.classes_file import save_classes
 from ..data.cvat import PackageWriter
+from ..folder_lock import FolderLock
 from ..image_codec import ImageCodecError, to_frame
 from ..image_files import save_image
 from ..progress import progress
 from .errors import BagError
-from .outdir import check_creatable, check_not_around_inputs
+from .outdir import check_creatable, check_not_around_inputs, fit_name
 from .reader import InputBag, describe_exception, frame_stamp
 from .stages import sigint_deferred
 
@@ -60,6 +63,7 @@ REPORT = "extract.json"
 # Written first, so that --overwrite knows a folder a kill or a full disk cut short, whose
 # extract.json (written last) is missing; a folder of an older version has extract.json.
 MARKER = ".canet_extract_frames"
+LOCK = ".extract_frames.lock"  # beside OUTDIR while a run writes it (removed when it ends)
 # What a run writes (masks/ is the labeller's, allowed here while empty).
 _OURS = frozenset({MARKER, REPORT, "images", "prelabels", "cvat", "cvat.zip", "classes.yaml",
                    "masks"})
@@ -176,6 +180,12 @@ def check_extract_outdir(outdir: Path, overwrite: bool) -> None:
                        f"into another folder")
 
 
+def extract_lock(outdir: Path) -> FolderLock:
+    """Return the lock a run holds while it writes OUTDIR: beside it, as --overwrite deletes it."""
+    return FolderLock(outdir, outdir.with_name(fit_name(outdir.name, LOCK)), "extract-frames",
+                      BagError)
+
+
 def _prepare(outdir: Path, prelabels: bool) -> None:
     try:
         if outdir.exists():
@@ -215,19 +225,28 @@ class FrameExtractor:
                            "--duplicate-threshold at least 0")
         self.bag = InputBag(o.source, o.salvage)
         check_not_around_inputs(o.outdir, [o.source])
-        check_extract_outdir(o.outdir, o.overwrite)
-        self.bag.open_reader()
+        if not o.outdir.exists():
+            check_creatable(o.outdir)  # in its own words, before the lock makes the parent
+        # Held to the end, taken before OUTDIR is looked at: another run may be writing it,
+        # and --overwrite deletes it.
+        self.lock = extract_lock(o.outdir)
+        self.lock.acquire_exclusive()
         try:
+            check_extract_outdir(o.outdir, o.overwrite)
+            self.bag.open_reader()
             self.topic = self.bag.select_topic(o.topic, list(o.exclude_topics))
         except BaseException:
-            self.bag.close()
+            self.close()
             raise
         self.frames: list[dict] = []
         self.skipped: list[dict] = []
         self.duplicate_stems = 0
 
     def close(self) -> None:
-        self.bag.close()
+        try:
+            self.bag.close()
+        finally:
+            self.lock.release()
 
     def _times(self) -> list[int]:
         """Receive times of every message on the topic (no decoding)."""

@@ -15,22 +15,19 @@
 """Output folder rules: never into or around the input, never over someone else's files."""
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
-import time
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from ..folder_lock import FolderLock
 from .errors import BagError
 
 # Written first into every output folder; --overwrite only deletes folders that carry it.
 MARKER = ".canet_segment_bag"
 PARTIAL, OLD = ".partial", ".old"  # beside a folder while a rerun replaces it
 LOCK = ".segment_bag.lock"  # beside OUTDIR while a run writes it (removed when it ends)
-_LOCK_HEADER = "canet segment-bag lock\n"
 NAME_MAX = 255  # bytes in one file name on Linux file systems (ext4, xfs, btrfs, tmpfs)
 
 
@@ -228,136 +225,9 @@ def claim_shared_outdir(root: Path, overwrite: bool, run_id: str,
     mark_outdir(root, run_id)
 
 
-class OutdirLock:
-    """An flock on OUTDIR's lock file, held while a run writes OUTDIR.
-
-    A one-process run holds it exclusively; the ranks of one sharded run share it (their
-    run id is in the file). The kernel drops it when its process dies, so a killed run
-    never blocks the next one.
-    """
+class OutdirLock(FolderLock):
+    """segment-bag's lock, beside OUTDIR (so that a rerun can replace the whole folder)."""
 
     def __init__(self, outdir: Path):
-        self.outdir = outdir
-        self.path = outdir.with_name(fit_name(outdir.name, LOCK))
-        self.fd: int | None = None
-        self._finalizer: weakref.finalize | None = None
-
-    def _open(self) -> int:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                           0o644)
-        except OSError as exc:
-            raise BagError(f"{self.outdir}: cannot create its lock file {self.path} "
-                           f"({exc.strerror or exc})") from None
-
-    def _try(self, fd: int, how: int) -> bool:
-        try:
-            fcntl.flock(fd, how | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        if self._current(fd):
-            return True
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-
-    def _current(self, fd: int) -> bool:
-        # The last holder removes the file on release: a lock on that removed file is none.
-        try:
-            return os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            return False
-
-    def _owner(self, fd: int) -> dict[str, str]:
-        text = os.pread(fd, 4096, 0).decode("utf-8", "replace")
-        if text and not text.startswith(_LOCK_HEADER):
-            os.close(fd)
-            raise BagError(f"{self.path}: exists and is not a canet segment-bag lock file; "
-                           f"refusing to write {self.outdir} beside it")
-        pairs = (line.split(": ", 1) for line in text.splitlines()[1:] if ": " in line)
-        return dict(pairs)
-
-    def _busy(self, owner: dict[str, str]) -> BagError:
-        return BagError(f"{self.outdir}: is being written by another canet segment-bag run "
-                        f"(pid {owner.get('pid', 'unknown')}); wait for it to end")
-
-    def _hold(self, fd: int, run: str | None) -> None:
-        self._owner(fd)  # refuses a file that is not ours before writing to it
-        os.ftruncate(fd, 0)
-        mode = "single" if run is None else f"shard\nrun: {run}"
-        os.pwrite(fd, f"{_LOCK_HEADER}pid: {os.getpid()}\nmode: {mode}\n".encode(), 0)
-        self._held(fd)
-
-    def acquire_exclusive(self) -> None:
-        """Hold the lock alone, or refuse at once naming the run that holds it."""
-        fd = self._open()
-        for _ in range(20):  # retried only when the file was removed under us
-            if self._try(fd, fcntl.LOCK_EX):
-                self._hold(fd, None)
-                return
-            if self._current(fd):
-                owner = self._owner(fd)
-                os.close(fd)
-                raise self._busy(owner)
-            os.close(fd)
-            fd = self._open()
-        os.close(fd)
-        raise BagError(f"{self.path}: cannot take the lock (the file keeps being replaced)")
-
-    def acquire_shared(self, run: str, decide: Callable[[], None],
-                       wait_s: float = 30.0) -> None:
-        """Join the ranks of run ``run``; the first rank in also runs ``decide`` alone.
-
-        Another run holding the lock (one process, or shards with another id) is refused.
-        """
-        deadline = time.monotonic() + wait_s
-        foreign_since: float | None = None
-        while True:
-            fd = self._open()
-            if self._try(fd, fcntl.LOCK_EX):
-                try:
-                    self._hold(fd, run)
-                    decide()  # alone: no rank of this run can see OUTDIR half-made
-                except BaseException:
-                    self.release()
-                    raise
-                fcntl.flock(fd, fcntl.LOCK_SH)  # now the other ranks may join
-                return
-            owner = self._owner(fd)
-            ours = owner.get("mode") == "shard" and owner.get("run") == run
-            if ours and self._try(fd, fcntl.LOCK_SH):
-                self._held(fd)  # a rank of this run decided already, and holds it shared
-                return
-            os.close(fd)
-            now = time.monotonic()
-            if not ours:  # or its holder has not written its name yet: look again shortly
-                foreign_since = foreign_since or now
-                if now - foreign_since > 1.0:
-                    raise self._busy(owner)
-            else:
-                foreign_since = None
-            if now > deadline:
-                raise self._busy(owner)
-            time.sleep(0.05)
-
-    def _held(self, fd: int) -> None:
-        self.fd = fd
-        # A run that never calls release (its object collected) still lets the next one in.
-        self._finalizer = weakref.finalize(self, _drop_lock, self.path, fd)
-
-    def release(self) -> None:
-        if self.fd is not None and self._finalizer is not None:
-            self.fd = None
-            self._finalizer()
-
-
-def _drop_lock(path: Path, fd: int) -> None:
-    """Remove the lock file if no other run or rank holds it or waits on it, then let go."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
-            os.unlink(path)
-    except OSError:
-        pass  # held by another rank of this run (or already gone): it stays
-    finally:
-        os.close(fd)  # drops the lock
+        super().__init__(outdir, outdir.with_name(fit_name(outdir.name, LOCK)), "segment-bag",
+                         BagError)

@@ -106,11 +106,26 @@ def _check_out_dir(out_dir: str, resume: Optional[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    held: List[Any] = []  # the run folder's lock, held until the run (and its export) ends
+    try:
+        return _run(args, held)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _run(args: argparse.Namespace, held: List[Any]) -> int:
+    from ..training.run_folder import lock_run_folder
     from ..training.trainer import Trainer
     from ..training.transfer import load_class_map
 
     try:
         cfg = config_from_args(args, _resumable(args.resume) if args.resume else None)
+        # Before the folder is judged: another run (or this run, resumed twice) may be
+        # writing it, and this run's start-up would delete its checkpoint temp files.
+        lock = lock_run_folder(Path(cfg.out_dir))
+        if lock is not None:
+            held.append(lock)
         _check_out_dir(cfg.out_dir, cfg.resume)
         if cfg.class_map:  # read now: a bad file is one line before the data loads
             load_class_map(cfg.class_map)

@@ -15,14 +15,61 @@
 """The run folder: what a run writes there first, and the state a resume takes from it."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..atomic_write import remove_stale_temps, write_error
+from ..errors import CanetError
+from ..folder_lock import FolderLock
 from .config import TrainConfig, save_config
 
 # What a run writes atomically into its folder (the trainer, and RunLog on a resume).
 ATOMIC_FILES = ("last.pt", "best.pt", "log.csv")
+# Held by the run writing the folder; hidden, and named like nothing a run folder holds.
+LOCK = ".canet_train.lock"
+
+
+class RunFolderLock(FolderLock):
+    """The lock a run holds on its folder from before the folder is checked until it ends.
+
+    Inside the folder: nothing replaces a run folder whole. Taking it creates the folder;
+    a run that ends having written nothing there removes the folders it created, as it did
+    before it locked.
+    """
+
+    def __init__(self, run_dir: Path):
+        super().__init__(run_dir, run_dir / LOCK, "train",
+                         hint="wait for it to end, or choose another --out-dir")
+        missing, folder = [], run_dir.absolute()
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        self._made = missing  # deepest first
+
+    def release(self) -> None:
+        held = self.fd is not None
+        super().release()
+        for folder in self._made if held else ():
+            try:
+                folder.rmdir()  # only an empty one: anything written there stays
+            except OSError:
+                break
+
+
+def lock_run_folder(run_dir: Path) -> Optional[RunFolderLock]:
+    """Hold ``run_dir`` for this run, or refuse in one line naming the run that holds it.
+
+    Under torchrun only rank 0 writes the folder, so only rank 0 locks it (a refused rank 0
+    ends the whole job).
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) != 0:
+        return None
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CanetError(f"{run_dir}: exists and is not a folder; choose another --out-dir")
+    lock = RunFolderLock(run_dir)
+    lock.acquire_exclusive()
+    return lock
 
 
 def prepare_run_folder(cfg: TrainConfig, run_dir: Path) -> None:
