@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from canet_ros.params_file import sets_parameter, unreached_node
+from canet_ros.params_file import sets_parameter, unreached_node, unreached_nodes
 from canet_ros.ros.params import (
     BACKBONE_CHOICES,
     SPEC_BY_NAME,
@@ -271,10 +271,12 @@ def started_by_ros2_launch(argv: Iterable[str], configurations: Iterable[str],
 
 
 def resolve_segment_launch(arguments: Mapping[str, str], share_dir: Union[str, Path],
-                           environ: Optional[Mapping[str, str]] = None) -> SegmentLaunchPlan:
+                           environ: Optional[Mapping[str, str]] = None,
+                           check_reach: bool = True) -> SegmentLaunchPlan:
     """Validate segment.launch.py's argument values and decide what to start.
 
     ``environ`` (default: this process's) is where an existing DDS choice is looked for.
+    ``check_reach=False`` leaves to the caller whether a params_file reaches the node.
     """
     check_given_arguments(arguments, SEGMENT_ARGUMENT_NAMES, "segment.launch.py")
     values = {name: str(arguments.get(name, "") or "").strip() for name in SEGMENT_ARGUMENT_NAMES}
@@ -289,7 +291,7 @@ def resolve_segment_launch(arguments: Mapping[str, str], share_dir: Union[str, P
         params_file = Path(values["params_file"]).expanduser()
         if not params_file.is_file():
             raise LaunchConfigError(f"params_file {params_file} does not exist")
-        if reason := unreached_node(params_file, f"{namespace}/{NODE_NAME}"):
+        if check_reach and (reason := unreached_node(params_file, f"{namespace}/{NODE_NAME}")):
             raise LaunchConfigError(reason)
     else:
         params_file = config_file_for(values["backbone"] or DEFAULT_BACKBONE, share_dir)
@@ -394,9 +396,14 @@ def resolve_multi_camera_launch(arguments: Mapping[str, str], share_dir: Union[s
         try:
             if not values["image_topic"].strip() and not _file_sets_image_topic(values):
                 values["image_topic"] = camera_image_topic(values["namespace"])
-            plans.append((prefix, resolve_segment_launch(values, share_dir, environ)))
+            plans.append((prefix, resolve_segment_launch(values, share_dir, environ,
+                                                         check_reach=False)))
         except LaunchConfigError as exc:
             raise LaunchConfigError(f"{prefix} camera: {exc}") from None
+    # One camera's settings alone are a use of the file; reaching neither is the mistake.
+    if str(arguments.get("params_file", "") or "").strip() and (reason := unreached_nodes(
+            plans[0][1].params_file, [f"{p.namespace}/{NODE_NAME}" for _, p in plans])):
+        raise LaunchConfigError(reason)
     namespaces = [plan.namespace.strip("/") for _, plan in plans]
     if len(set(namespaces)) < len(namespaces):
         raise LaunchConfigError(f"the cameras need different namespaces, got "

@@ -49,21 +49,29 @@ def unreached_node(params_file: Union[str, Path], node: str) -> Optional[str]:
     value at its default. A file that cannot be read is not judged here: the node says
     what is wrong with it.
     """
+    return unreached_nodes(params_file, [node])
+
+
+def unreached_nodes(params_file: Union[str, Path], nodes: List[str]) -> Optional[str]:
+    """As :func:`unreached_node` for a file shared by ``nodes``: None if it reaches any."""
     try:
         data = yaml.safe_load(Path(params_file).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
     if data is not None and not isinstance(data, dict):
         return None  # not a parameters file at all: rcl refuses it at start-up
-    target = [t for t in node.split("/") if t]
-    node = "/" + "/".join(target)
+    targets = [[t for t in node.split("/") if t] for node in nodes]
     sections = list(_sections(data, []))
-    if any(_matches([t for t in pattern if t], target) for pattern, _ in sections):
+    if any(_matches([t for t in pattern if t], target)
+           for pattern, _ in sections for target in targets):
         return None
+    names = ["/" + "/".join(target) for target in targets]
     keys = ", ".join(dict.fromkeys("/" + "/".join(t for t in p if t) for p, _ in sections))
-    return (f"params_file {params_file} has no ros__parameters section for {node} "
+    which = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return (f"params_file {params_file} has no ros__parameters section for {which} "
             f"({f'its sections: {keys}' if keys else 'it has none'}): none of its values "
-            f"would reach the node; key them /** (every node) or {node}")
+            f"would reach {'the node' if len(names) == 1 else 'any of the nodes'}; key them "
+            f"/** (every node) or {' or '.join(names) if len(names) == 1 else 'by a full name'}")
 
 
 def _sections(data: Any, path: List[str]) -> Iterator[Tuple[List[str], dict]]:

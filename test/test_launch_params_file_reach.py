@@ -105,15 +105,22 @@ def test_a_dump_passed_back_in_a_namespace_is_refused_as_the_user_sees_it(tmp_pa
         "them /** (every node) or /cam_front/segmentation_node")
 
 
-def test_each_camera_of_multi_camera_needs_a_section(tmp_path):
+def test_multi_camera_refuses_a_file_that_reaches_neither_camera(tmp_path):
     path = tmp_path / "cameras.yaml"
-    path.write_text("/cam_front/segmentation_node:\n" + ALPHA)
+    path.write_text("/segmentation_node:\n" + ALPHA)  # a dump of a node with no namespace
     values = {arg.name: arg.default for arg in lc.multi_camera_arguments()}
-    with pytest.raises(lc.LaunchConfigError, match=r"^rear camera: params_file .* "
-                       r"/cam_rear/segmentation_node \(its sections: /cam_front/"):
+    with pytest.raises(lc.LaunchConfigError) as refused:
         lc.resolve_multi_camera_launch(dict(values, params_file=str(path)), REPO)
-    path.write_text("/**:\n" + ALPHA)
-    assert len(lc.resolve_multi_camera_launch(dict(values, params_file=str(path)), REPO)) == 2
+    assert str(refused.value) == (
+        f"params_file {path} has no ros__parameters section for /cam_front/segmentation_node "
+        "or /cam_rear/segmentation_node (its sections: /segmentation_node): none of its "
+        "values would reach any of the nodes; key them /** (every node) or by a full name")
+    for text in ("/**:\n" + ALPHA,
+                 # settings for one camera only are a use of the file: the other keeps defaults
+                 "/cam_front/segmentation_node:\n" + ALPHA):
+        path.write_text(text)
+        assert len(lc.resolve_multi_camera_launch(dict(values, params_file=str(path)),
+                                                  REPO)) == 2
 
 
 # -- the launch files themselves, run as ros2 launch runs them (no node is started) -----------
