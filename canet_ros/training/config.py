@@ -193,15 +193,16 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         hint = str(f.type)
         kw: Dict[str, Any] = {"default": None, "dest": f.name, "help": _HELP.get(f.name)}
         if f.name == "val_sets":
-            kw.update(nargs="*", type=parse_val_set)  # bare --val-sets: none
+            # extend: a repeated flag adds sets (the last one alone used to win); bare: none
+            kw.update(nargs="*", type=parse_val_set, action="extend")
         elif hint == "bool":
             kw["action"] = argparse.BooleanOptionalAction
         elif "List[int]" in hint:
             kw.update(nargs="+", type=int)
         elif "List[float]" in hint:
             kw.update(nargs="+", type=float)
-        elif "List[str]" in hint:
-            kw.update(nargs="*", type=str)
+        elif "List[str]" in hint:  # repeated flags add up, as --val-sets
+            kw.update(nargs="*", type=str, action="extend")
         elif f.name in FORMS:  # the same rule a config file's value meets (check_values)
             kw["type"] = FORMS[f.name][0]
         elif "int" in hint:
