@@ -212,3 +212,18 @@ def test_the_files_named_are_absolute_with_a_relative_out(tmp_path, monkeypatch)
     assert files["legend"] == str(tmp_path / "out" / "legend.png")
     assert files["iou_chart"] == str(tmp_path / "out" / "iou.png")
     assert all(Path(p).is_absolute() for p in files.values()), files
+
+
+def test_a_run_with_no_ground_truth_has_a_null_accuracy_note(tmp_path, capsys):
+    import shutil
+    bag = tmp_path / "drive2"  # not the sample: no ground truth unless one is named
+    shutil.copytree(SAMPLE_BAG, bag)
+    rc, stdout, err = run_cli([str(bag), "--topic", SAMPLE_IMAGE_TOPIC, "--out",
+                               str(tmp_path / "o"), "--resolution", "96x72", "--json"], capsys)
+    assert rc == 0, err
+    report = json.loads(stdout)
+    assert "miou" not in report and report["frames"] == 8
+    # docs/segment_bag.md: "null otherwise", so report["accuracy_note"] is safe to read
+    assert "accuracy_note" in report and report["accuracy_note"] is None
+    saved = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert saved["accuracy_note"] is None

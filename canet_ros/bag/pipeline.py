@@ -334,6 +334,8 @@ class BagJob:
         model = engine_fields(engine)
         report = build_report(stats, self.describe(), model, engine.class_set.names,
                               engine.class_set.ignore_index, engine.class_set.palette())
+        # Always present (null with nothing scored), as docs/segment_bag.md lists it.
+        report["accuracy_note"] = None
         if "miou" in report:
             report["accuracy_note"] = accuracy_note(
                 self.options.source, model["checkpoint"], self.options.gt_topic,
