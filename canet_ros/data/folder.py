@@ -62,6 +62,7 @@ from .cvat import (
     unknown_colors_text,
 )
 from .files import files_by_stem, flat_names, read_index_mask, read_list_text
+from .list_names import list_stem, on_disk
 from .problems import DatasetProblems, capped, no_labels_text
 
 SPLITS = ("train", "val", "all")
@@ -110,13 +111,12 @@ def _read_lists(root: Path, known: Iterable[str], problems: List[str]) -> Dict[s
             continue
         stems, strangers = [], []
         for number, line in enumerate(read_list_text(path).splitlines(), 1):
-            stem = line.split("#", 1)[0].strip()
+            stem = list_stem(line.split("#", 1)[0].strip())
             if not stem:
                 continue
-            stem = Path(stem).stem if Path(stem).suffix.lower() in _IMAGE_EXTS else stem
-            if stem not in known:
+            if on_disk(stem) not in known:
                 strangers.append(f"{path}:{number}: {stem!r} is not a frame in {IMAGES}/")
-            stems.append(stem)
+            stems.append(on_disk(stem))
         lists[split] = stems
         problems += capped(strangers, f"entries of {path.name} that are not frames in {IMAGES}/")
     both = sorted(set(lists.get("train", [])) & set(lists.get("val", [])))
