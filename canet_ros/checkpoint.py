@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 
 FORMAT = "canet_ros.checkpoint"
 FORMAT_VERSION = 1
+# Raise it whenever read_checkpoint gains a refusal (NaN weights, checksums, metadata
+# checks): a cached ONNX export records the checks its checkpoint passed, and one made
+# under fewer is a miss, so the torch path reads the file again (an old version's cache
+# entry let a diverged checkpoint run torch-free after the NaN check came in).
+LOAD_CHECKS = 1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "canet_mobilenetv2_camvid.pt"

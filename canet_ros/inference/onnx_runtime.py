@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..atomic_write import remove_old_temps, write_atomic
+from ..checkpoint import LOAD_CHECKS
 from ..versions import import_optional
 from ..warning_filters import PROCESS_LOCK, quiet_warnings
 
@@ -205,11 +206,14 @@ def cached_graph(digest: str, size: tuple[int, int] | None) -> CachedGraph | Non
         return None
     if not isinstance(metadata, dict) or any(k not in metadata for k in _META_KEYS):
         return None
+    if metadata.get("load_checks") != LOAD_CHECKS:
+        return None  # stored before read_checkpoint's latest refusal: read the file again
     if size is None:
         from .preprocess import DEFAULT_RESOLUTION
 
         size = tuple(metadata["input_size"] or DEFAULT_RESOLUTION)
     path = _graph_path(folder, digest, size)
+    metadata = {k: metadata[k] for k in _META_KEYS}
     return CachedGraph(digest, metadata, size, path) if path.is_file() else None
 
 
@@ -222,6 +226,7 @@ def store_graph(digest: str, metadata: dict[str, Any], size: tuple[int, int],
     _write_atomic(_graph_path(folder, digest, size), data)
     plain = {k: metadata.get(k) for k in _META_KEYS}
     plain["input_size"] = list(plain["input_size"]) if plain["input_size"] else None
+    plain["load_checks"] = LOAD_CHECKS
     _write_atomic(folder / f"{digest}.json", json.dumps(plain).encode())
 
 
