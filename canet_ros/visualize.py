@@ -15,16 +15,19 @@
 """PNG figures for evaluation reports (matplotlib with the Agg backend, no display needed)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
 from .image_files import save_image
+from .warning_filters import PROCESS_LOCK
 
 PathLike = Union[str, os.PathLike]
 
@@ -86,22 +89,49 @@ def save_rgb(image: np.ndarray, path: PathLike) -> Path:
 
 
 def short_labels(names: Sequence[str], limit: int,
-                 ids: Optional[Sequence[int]] = None) -> List[str]:
+                 ids: Optional[Sequence[int]] = None,
+                 drawable: Optional[Callable[[str], bool]] = None) -> List[str]:
     """Return ``names`` cut to ``limit`` characters with an ellipsis, for chart labels.
 
-    Cut names that then read alike are told apart by their class id (``ids``), or where
-    no ids are known by a number in parentheses in chart order.
+    Cut names that then read alike, and names ``drawable`` says the font cannot draw
+    (CJK names in DejaVu Sans are rows of identical boxes), are told apart by their class
+    id (``ids``), or where no ids are known by a number in parentheses in chart order.
     """
     labels = [n if len(n) <= limit else n[:limit - 1].rstrip() + ELLIPSIS for n in names]
     counts = Counter(labels)
     seen: Counter = Counter()
     out = []
     for i, label in enumerate(labels):
-        if counts[label] > 1:
+        if counts[label] > 1 or (drawable is not None and not drawable(names[i])):
             seen[label] += 1
-            label = f"{ids[i]}: {label}" if ids is not None else f"{label} ({seen[label]})"
+            number = seen[label] if counts[label] > 1 else i + 1
+            label = f"{ids[i]}: {label}" if ids is not None else f"{label} ({number})"
         out.append(label)
     return out
+
+
+def font_draws() -> Callable[[str], bool]:
+    """Return a test of whether matplotlib's text font, or a fallback it has, draws a name."""
+    from matplotlib import font_manager
+
+    paths = []
+    for family in font_manager.FontProperties().get_family():  # rcParams' list, in order
+        with contextlib.suppress(ValueError):  # not installed: matplotlib skips it too
+            paths.append(font_manager.findfont(font_manager.FontProperties(family=family),
+                                               fallback_to_default=False))
+    chars: set = set()
+    for path in paths or [font_manager.findfont(font_manager.FontProperties())]:
+        chars.update(font_manager.get_font(path).get_charmap())
+    return lambda name: all(ord(c) in chars for c in name)
+
+
+@contextlib.contextmanager
+def _glyph_warnings_quiet() -> Iterator[None]:
+    # matplotlib warns once per missing glyph and text drawn (~30 for a chart of three CJK
+    # names); the labels carry the class id for those names, which says all there is.
+    with PROCESS_LOCK, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"Glyph \d+ .* missing from font", UserWarning)
+        yield
 
 
 def _label_bars(ax, bars, values: Sequence[float]) -> None:
@@ -148,7 +178,8 @@ def iou_bar_figure(per_class: Mapping[str, float], title: str = "Per-class IoU",
     ids = [index[n] for n in names] if all(n in index for n in names) else None
     fig, ax = plt.subplots(figsize=(7, 0.35 * max(len(names), 4) + 1.6))
     bars = ax.barh(range(len(names)), values, color="#4477aa")
-    ax.set_yticks(range(len(names)), labels=short_labels(names, BAR_LABEL_CHARS, ids))
+    ax.set_yticks(range(len(names)),
+                  labels=short_labels(names, BAR_LABEL_CHARS, ids, font_draws()))
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("IoU (%)")
@@ -178,8 +209,9 @@ def save_iou_bar_chart(per_class: Mapping[str, float], path: PathLike,
     plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig = iou_bar_figure(per_class, title, class_names)
-    fig.savefig(path, dpi=SAVE_DPI)
+    with _glyph_warnings_quiet():
+        fig = iou_bar_figure(per_class, title, class_names)
+        fig.savefig(path, dpi=SAVE_DPI)
     plt.close(fig)
     return path
 
@@ -236,7 +268,7 @@ def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str],
     rows = m.sum(axis=1, keepdims=True)
     frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
     n = len(class_names)
-    labels = short_labels(class_names, MATRIX_LABEL_CHARS, list(range(n)))
+    labels = short_labels(class_names, MATRIX_LABEL_CHARS, list(range(n)), font_draws())
     fig, ax = plt.subplots()
     # Nearest: each cell one flat colour, whatever the pixels per cell.
     im = ax.imshow(frac * 100, cmap="Blues", vmin=0, vmax=100, interpolation="nearest")
@@ -266,7 +298,8 @@ def save_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: 
     plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig = confusion_matrix_figure(matrix, class_names, title)
-    fig.savefig(path, dpi=SAVE_DPI)
+    with _glyph_warnings_quiet():
+        fig = confusion_matrix_figure(matrix, class_names, title)
+        fig.savefig(path, dpi=SAVE_DPI)
     plt.close(fig)
     return path
