@@ -104,7 +104,7 @@ def precisions_here():
 
 @pytest.fixture(scope="module")
 def shared():
-    """A world-readable folder with a checkpoint and a cache this user filled at bf16 and int8."""
+    """Make a world-readable folder with a checkpoint and a cache filled at bf16 and int8."""
     from canet_ros.checkpoint import build_metadata, save_checkpoint
     from canet_ros.classes import CAMVID
     from canet_ros.models import build_canet
@@ -164,7 +164,7 @@ def test_a_cache_another_user_filled_runs_every_precision_and_keeps_its_files(sh
 
 
 def tiny_graph(path):
-    """A valid one-convolution ONNX graph, standing in for a good int8 graph."""
+    """Write a valid one-convolution ONNX graph, standing in for a good int8 graph."""
     from canet_ros.inference.onnx_runtime import _export_bytes
 
     torch.manual_seed(0)
@@ -223,8 +223,8 @@ class CacheRefusingCore:
         return self.real.compile_model(model, device, config)
 
 
-def test_a_compile_the_openvino_cache_breaks_is_done_again_without_it(tmp_path, monkeypatch,
-                                                                       caplog):
+def test_a_compile_the_openvino_cache_breaks_is_done_again_without_it(
+        tmp_path, monkeypatch, caplog):
     fake = CacheRefusingCore(ovr.core())
     monkeypatch.setattr(ovr, "core", lambda: fake)
     runner = ovr.OpenVinoRunner(tiny_graph(tmp_path / "g.onnx"), (16, 8), 2, "fp32")
