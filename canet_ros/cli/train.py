@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
@@ -24,12 +25,12 @@ from ..checkpoint import CheckpointError, read_checkpoint
 from ..errors import CanetError
 from ..training.config import add_config_arguments, config_from_args
 from ..training.config_types import weights_file
+from ..training.resume_notes import finished_run, missing_data_folder, unrecorded_export
 from . import EXIT_INTERRUPTED, prior_strength, run_command
 from .shm import report_shm_or_raise
 
 if TYPE_CHECKING:
     from ..training.config import TrainConfig
-    from ..training.trainer import Trainer
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -120,13 +121,21 @@ def _run(args: argparse.Namespace, held: List[Any]) -> int:
     from ..training.transfer import load_class_map
 
     try:
-        cfg = config_from_args(args, _resumable(args.resume) if args.resume else None)
+        blob = _resumable(args.resume) if args.resume else None
+        cfg = config_from_args(args, blob)
+        if cfg.resume and blob is None:  # resume: in the --config file
+            blob = _resumable(cfg.resume)
+        done = finished_run(cfg.resume, blob["train_state"], cfg.to_dict()) if blob else None
+        if blob and not done:  # a finished run needs no data to export
+            _raise(missing_data_folder(cfg.resume, blob, cfg.to_dict(), vars(args)))
         # Before the folder is judged: another run (or this run, resumed twice) may be
         # writing it, and this run's start-up would delete its checkpoint temp files.
         lock = lock_run_folder(Path(cfg.out_dir))
         if lock is not None:
             held.append(lock)
         _check_out_dir(cfg.out_dir, cfg.resume)
+        if done:
+            return _finished(cfg, blob, done)
         if cfg.class_map:  # read now: a bad file is one line before the data loads
             load_class_map(cfg.class_map)
         trainer = Trainer(cfg)
@@ -143,23 +152,57 @@ def _run(args: argparse.Namespace, held: List[Any]) -> int:
         print(f"best: epoch {best.get('epoch')} score {best.get('score'):.4f} "
               f"({trainer.run_dir / 'best.pt'})")
     finished = trainer.epoch >= cfg.epochs  # a stopped run exports when resumed to the end
-    if finished and trainer.dist.is_main and (cfg.export or
-                                              cfg.export_prior_correction is not None):
+    exporting = bool(cfg.export) or cfg.export_prior_correction is not None
+    if finished and trainer.dist.is_main and exporting:
         if trainer.interrupted:  # Ctrl-C after the last epoch, while the run was closing
             print(f"stopped before exporting; --resume {trainer.run_dir / 'last.pt'} exports "
                   f"the finished run")
         else:
-            _export(trainer, cfg)
+            _export(trainer.run_dir, cfg)
+    elif blob and trainer.dist.is_main and not exporting:
+        _say(unrecorded_export(cfg.resume, blob, finished))
     return EXIT_INTERRUPTED if trainer.interrupted else 0
 
 
-def _export(trainer: Trainer, cfg: TrainConfig) -> None:
+def _raise(problem: Optional[str]) -> None:
+    if problem:
+        raise ValueError(problem)
+
+
+def _say(line: Optional[str]) -> None:
+    if line:
+        print(line)
+
+
+def _finished(cfg: TrainConfig, blob: Dict[str, Any], message: str) -> int:
+    """Close a resume of a run with nothing left to train: say so, export if asked.
+
+    Not the trainer: it would load the data set and rewrite config.yaml and log.csv for
+    no step. (A Ctrl-C after the last epoch skips the export; this resume makes it.)
+    """
+    if os.environ.get("RANK", "0") != "0":  # under torchrun: rank 0 speaks and exports
+        return 0
+    print(message)
+    best = (blob["train_state"].get("best_metrics") or {}) if blob else {}
+    run = Path(cfg.resume).parent
+    if best.get("score") is not None:
+        print(f"best: epoch {best.get('epoch')} score {best['score']:.4f} "
+              f"({run / 'best.pt'})")
+    if cfg.export or cfg.export_prior_correction is not None:
+        _export(run, cfg, Path(cfg.out_dir))
+    else:
+        _say(unrecorded_export(cfg.resume, blob, True))
+    return 0
+
+
+def _export(run_dir: Path, cfg: TrainConfig, out_dir: Optional[Path] = None) -> None:
+    """Export ``run_dir``'s best.pt (else last.pt) to cfg.export or out_dir/model.pt."""
     from ..training.export import export_checkpoint
 
-    source = trainer.run_dir / "best.pt"
+    source = run_dir / "best.pt"
     if not source.is_file():  # nothing was validated: the run's final weights
-        source = trainer.run_dir / "last.pt"
-    out = export_checkpoint(source, cfg.export or trainer.run_dir / "model.pt",
+        source = run_dir / "last.pt"
+    out = export_checkpoint(source, cfg.export or (out_dir or run_dir) / "model.pt",
                             prior_correction=cfg.export_prior_correction)
     print(f"exported {out}")
 

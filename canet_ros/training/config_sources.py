@@ -51,13 +51,29 @@ def resolve_train_args(values: Mapping[str, Any], run_dir: Union[str, Path]) -> 
     return out
 
 
+def paths_from_run_folder(saved: Mapping[str, Any]) -> bool:
+    """Tell whether saved train_args hold their paths relative to the run folder.
+
+    Runs since paths became run-relative (2026-12-01) store ``out_dir: .``; earlier ones
+    stored every path as the user typed it, read from the working directory: their
+    ``out_dir`` is the run folder as typed (``runs/a``), and they lack ``holdout``, a key
+    that came with the change. Both must say so: train_args with ``holdout`` and another
+    ``out_dir`` are a later run's, edited (a moved run's folder written in).
+    """
+    out_dir = saved.get("out_dir")
+    return not isinstance(out_dir, str) or out_dir == "." or "holdout" in saved
+
+
 def run_values(saved: Mapping[str, Any], run_dir: Union[str, Path]) -> Dict[str, Any]:
     """Return a run's saved config as this invocation's base, its paths taken from ``run_dir``.
 
     ``out_dir`` becomes ``run_dir`` as given (relative stays relative), so messages name the
-    run folder the way the user does, and the run goes on in its own folder.
+    run folder the way the user does, and the run goes on in its own folder. An older run's
+    relative paths stay relative to the working directory, as the version that wrote them
+    read them: taken from the run folder, ``data_root: tiny`` became ``runs/a/tiny``.
     """
-    values = resolve_train_args(saved, Path(run_dir).resolve())
+    values = resolve_train_args(saved, Path(run_dir).resolve()) \
+        if paths_from_run_folder(saved) else dict(saved)
     values["out_dir"] = str(run_dir)
     return {k: v for k, v in values.items() if k not in INVOCATION_ONLY}
 
