@@ -33,7 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from canet_ros.params_file import sets_parameter, unreached_node, unreached_nodes
+from canet_ros.params_file import (
+    full_node_name,
+    sets_parameter,
+    unreached_node,
+    unreached_nodes,
+)
 from canet_ros.ros.params import (
     BACKBONE_CHOICES,
     SPEC_BY_NAME,
@@ -272,11 +277,13 @@ def started_by_ros2_launch(argv: Iterable[str], configurations: Iterable[str],
 
 def resolve_segment_launch(arguments: Mapping[str, str], share_dir: Union[str, Path],
                            environ: Optional[Mapping[str, str]] = None,
-                           check_reach: bool = True) -> SegmentLaunchPlan:
+                           check_reach: bool = True,
+                           pushed_namespace: Optional[str] = None) -> SegmentLaunchPlan:
     """Validate segment.launch.py's argument values and decide what to start.
 
     ``environ`` (default: this process's) is where an existing DDS choice is looked for.
-    ``check_reach=False`` leaves to the caller whether a params_file reaches the node.
+    ``check_reach=False`` leaves to the caller whether a params_file reaches the node;
+    ``pushed_namespace`` is a PushRosNamespace's around the include.
     """
     check_given_arguments(arguments, SEGMENT_ARGUMENT_NAMES, "segment.launch.py")
     values = {name: str(arguments.get(name, "") or "").strip() for name in SEGMENT_ARGUMENT_NAMES}
@@ -291,7 +298,8 @@ def resolve_segment_launch(arguments: Mapping[str, str], share_dir: Union[str, P
         params_file = Path(values["params_file"]).expanduser()
         if not params_file.is_file():
             raise LaunchConfigError(f"params_file {params_file} does not exist")
-        if check_reach and (reason := unreached_node(params_file, f"{namespace}/{NODE_NAME}")):
+        node = full_node_name(namespace, NODE_NAME, pushed_namespace)
+        if check_reach and (reason := unreached_node(params_file, node)):
             raise LaunchConfigError(reason)
     else:
         params_file = config_file_for(values["backbone"] or DEFAULT_BACKBONE, share_dir)
@@ -372,14 +380,15 @@ def multi_camera_arguments() -> Tuple[LaunchArgument, ...]:
 MULTI_CAMERA_ARGUMENT_NAMES = tuple(a.name for a in multi_camera_arguments())
 
 
-def _file_sets_image_topic(values: Mapping[str, str]) -> bool:
+def _file_sets_image_topic(values: Mapping[str, str], pushed: Optional[str]) -> bool:
     path = values["params_file"].strip()
-    node = f"{check_namespace(values['namespace'])}/{NODE_NAME}"
+    node = full_node_name(check_namespace(values["namespace"]), NODE_NAME, pushed)
     return bool(path) and sets_parameter(Path(path).expanduser(), node, "image_topic")
 
 
 def resolve_multi_camera_launch(arguments: Mapping[str, str], share_dir: Union[str, Path],
-                                environ: Optional[Mapping[str, str]] = None
+                                environ: Optional[Mapping[str, str]] = None,
+                                pushed_namespace: Optional[str] = None
                                 ) -> List[Tuple[str, SegmentLaunchPlan]]:
     """One (camera prefix, plan) per camera: its own arguments over the shared ones.
 
@@ -394,7 +403,8 @@ def resolve_multi_camera_launch(arguments: Mapping[str, str], share_dir: Union[s
         values.update({name: str(arguments.get(f"{prefix}_{name}", "") or "")
                        for name in PER_CAMERA})
         try:
-            if not values["image_topic"].strip() and not _file_sets_image_topic(values):
+            if not values["image_topic"].strip() and not _file_sets_image_topic(
+                    values, pushed_namespace):
                 values["image_topic"] = camera_image_topic(values["namespace"])
             plans.append((prefix, resolve_segment_launch(values, share_dir, environ,
                                                          check_reach=False)))
@@ -402,7 +412,8 @@ def resolve_multi_camera_launch(arguments: Mapping[str, str], share_dir: Union[s
             raise LaunchConfigError(f"{prefix} camera: {exc}") from None
     # One camera's settings alone are a use of the file; reaching neither is the mistake.
     if str(arguments.get("params_file", "") or "").strip() and (reason := unreached_nodes(
-            plans[0][1].params_file, [f"{p.namespace}/{NODE_NAME}" for _, p in plans])):
+            plans[0][1].params_file,
+            [full_node_name(p.namespace, NODE_NAME, pushed_namespace) for _, p in plans])):
         raise LaunchConfigError(reason)
     namespaces = [plan.namespace.strip("/") for _, plan in plans]
     if len(set(namespaces)) < len(namespaces):

@@ -74,6 +74,17 @@ def unreached_nodes(params_file: Union[str, Path], nodes: List[str]) -> Optional
             f"/** (every node) or {' or '.join(names) if len(names) == 1 else 'by a full name'}")
 
 
+def full_node_name(namespace: str, name: str, pushed: Optional[str] = None) -> str:
+    """Return the node's full name as launch_ros gives it: '/robot1/cam_front/<name>'.
+
+    A relative (or empty) ``namespace`` goes under the one a PushRosNamespace around the
+    include set (``pushed``, the ``ros_namespace`` launch configuration); an absolute one
+    does not.
+    """
+    base = namespace if namespace.startswith("/") else f"{pushed or ''}/{namespace}"
+    return "/" + "/".join([t for t in base.split("/") if t] + [name])
+
+
 def _sections(data: Any, path: List[str]) -> Iterator[Tuple[List[str], dict]]:
     if not isinstance(data, dict):
         return

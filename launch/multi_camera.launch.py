@@ -26,13 +26,20 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 
 from canet_ros.launch_config import PACKAGE, multi_camera_arguments, resolve_multi_camera_launch
-from canet_ros.ros.launch_actions import declare, environment_of, nodes_from, values_of
+from canet_ros.ros.launch_actions import (
+    declare,
+    environment_of,
+    nodes_from,
+    pushed_namespace_of,
+    values_of,
+)
 
 
 def _plans(context):
     plans = resolve_multi_camera_launch(values_of(context, multi_camera_arguments()),
                                         get_package_share_directory(PACKAGE),
-                                        environment_of(context))
+                                        environment_of(context),
+                                        pushed_namespace=pushed_namespace_of(context))
     return [plan for _, plan in plans]
 
 

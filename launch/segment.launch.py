@@ -26,13 +26,20 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 
 from canet_ros.launch_config import PACKAGE, SEGMENT_ARGUMENTS, resolve_segment_launch
-from canet_ros.ros.launch_actions import declare, environment_of, nodes_from, values_of
+from canet_ros.ros.launch_actions import (
+    declare,
+    environment_of,
+    nodes_from,
+    pushed_namespace_of,
+    values_of,
+)
 
 
 def _plan(context):
     return [resolve_segment_launch(values_of(context, SEGMENT_ARGUMENTS),
                                    get_package_share_directory(PACKAGE),
-                                   environment_of(context))]
+                                   environment_of(context),
+                                   pushed_namespace=pushed_namespace_of(context))]
 
 
 def generate_launch_description():

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from canet_ros import launch_config as lc
+from canet_ros.params_file import full_node_name
 
 REPO = Path(__file__).resolve().parents[1]
 DUMP = """/segmentation_node:
@@ -162,3 +163,60 @@ def test_the_launch_files_start_nothing_with_such_a_file(started, tmp_path):
     assert started == []
     assert ros2_launch("segment.launch.py", f"params_file:={dump}") == 0  # no namespace
     assert [plan.params_file for plan in started] == [dump.resolve()]
+
+
+# -- under a PushRosNamespace (a user's bringup including ours) --------------------------------
+def test_the_full_name_follows_launch_ros():
+    name = "segmentation_node"
+    assert full_node_name("", name) == "/segmentation_node"
+    assert full_node_name("", name, "/robot1") == "/robot1/segmentation_node"
+    assert full_node_name("cam_front", name, "robot1") == "/robot1/cam_front/segmentation_node"
+    assert full_node_name("/cam_front", name, "/robot1") == "/cam_front/segmentation_node"
+    assert full_node_name("", name, "/") == "/segmentation_node"
+
+
+def test_a_pushed_namespace_decides_which_sections_reach(tmp_path):
+    path = tmp_path / "robot1.yaml"
+    path.write_text("/robot1/segmentation_node:\n" + ALPHA)  # ros2 param dump of the node
+    lc.resolve_segment_launch({"params_file": str(path)}, REPO, pushed_namespace="/robot1")
+    path.write_text(DUMP)  # keyed /segmentation_node: under /robot1 it reaches nothing
+    with pytest.raises(lc.LaunchConfigError, match=r"section for /robot1/segmentation_node "):
+        lc.resolve_segment_launch({"params_file": str(path)}, REPO, pushed_namespace="/robot1")
+    values = {arg.name: arg.default for arg in lc.multi_camera_arguments()}
+    path.write_text("/robot1/cam_rear/segmentation_node:\n" + ALPHA)
+    assert len(lc.resolve_multi_camera_launch(dict(values, params_file=str(path)), REPO,
+                                              pushed_namespace="robot1")) == 2
+    with pytest.raises(lc.LaunchConfigError, match=r"for /cam_front/segmentation_node or "
+                       r"/cam_rear/segmentation_node \(its sections: /robot1/cam_rear/"):
+        lc.resolve_multi_camera_launch(dict(values, params_file=str(path)), REPO)  # no push
+
+
+WRAPPER = """
+from launch import LaunchDescription
+from launch.actions import GroupAction, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch_ros.actions import PushRosNamespace
+
+def generate_launch_description():
+    return LaunchDescription([GroupAction([
+        PushRosNamespace("robot1"),
+        IncludeLaunchDescription(PythonLaunchDescriptionSource({launch!r}),
+                                 launch_arguments={{"params_file": {params!r}}}.items()),
+    ])])
+"""
+
+
+@pytest.mark.parametrize("launch_file", ["segment.launch.py", "multi_camera.launch.py"])
+def test_an_include_under_push_ros_namespace_takes_the_nodes_own_dump(started, tmp_path,
+                                                                      launch_file):
+    params = tmp_path / "robot1.yaml"
+    params.write_text("/robot1/**:\n" + ALPHA if launch_file.startswith("multi")
+                      else "/robot1/segmentation_node:\n" + ALPHA)
+    wrapper = tmp_path / "bringup.launch.py"
+    wrapper.write_text(WRAPPER.format(launch=str(REPO / "launch" / launch_file),
+                                      params=str(params)))
+    api = pytest.importorskip("ros2launch.api", reason="ros2launch is not installed")
+    assert api.launch_a_launch_file(launch_file_path=str(wrapper), launch_file_arguments=[],
+                                    noninteractive=True) == 0
+    assert [plan.params_file for plan in started] == [params.resolve()] * len(started)
+    assert len(started) == (2 if launch_file.startswith("multi") else 1)

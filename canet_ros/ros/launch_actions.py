@@ -80,6 +80,11 @@ def values_of(context: LaunchContext, arguments: Sequence[LaunchArgument]) -> Di
             for arg in arguments}
 
 
+def pushed_namespace_of(context: LaunchContext) -> Optional[str]:
+    """The namespace a PushRosNamespace around this include set (launch_ros prefixes it)."""
+    return context.launch_configurations.get("ros_namespace")
+
+
 def environment_of(context: LaunchContext) -> Any:
     # Newer launch keeps its own environment (SetEnvironmentVariable); older uses os.environ.
     return getattr(context, "environment", os.environ)
