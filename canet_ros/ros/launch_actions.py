@@ -81,7 +81,7 @@ def values_of(context: LaunchContext, arguments: Sequence[LaunchArgument]) -> Di
 
 
 def pushed_namespace_of(context: LaunchContext) -> Optional[str]:
-    """The namespace a PushRosNamespace around this include set (launch_ros prefixes it)."""
+    """Return the namespace a PushRosNamespace around this include set (launch_ros adds it)."""
     return context.launch_configurations.get("ros_namespace")
 
 
