@@ -68,3 +68,18 @@ def test_names_a_stdout_cannot_encode_come_out_escaped(dataset, env, folder):
     rows = [line.split() for line in out.splitlines()]
     assert [words[0] for words in rows if len(words) == 4 and words[3] == "%"][:3] == [
         "Route", "B\\xe2timent", "\\u81ea\\u8ee2\\u8eca"]
+
+
+def test_main_called_by_a_program_leaves_its_streams_as_they_were(monkeypatch, tmp_path):
+    import io
+
+    from canet_ros.cli import main
+
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace")
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    assert main(["dataset", "check", str(tmp_path / "none")]) == 1
+    assert (out.errors, err.errors) == ("strict", "backslashreplace")
+    with pytest.raises(UnicodeEncodeError):  # the program's own strict handler is back
+        print("\udcff", file=out)

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import contextlib
 import importlib
 import logging
 import os
 import select
 import sys
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 from .. import __version__
 from ..errors import CanetError
@@ -170,30 +171,43 @@ def _escape_unencodable(exc: UnicodeError) -> tuple[str | bytes, int]:
     return char.encode("ascii", "backslashreplace").decode("ascii"), exc.start + 1
 
 
-def _tolerant_output() -> None:
+@contextlib.contextmanager
+def _tolerant_output() -> Iterator[None]:
     """Print what stdout's encoding lacks (a class name 'Bâtiment' in ASCII) escaped.
 
     Under LC_ALL=C or PYTHONIOENCODING=ascii the summary of finished work raised
-    UnicodeEncodeError, a traceback and exit 1.
+    UnicodeEncodeError, a traceback and exit 1. The streams' own handlers come back on the
+    way out: a program calling main() keeps its settings.
     """
     codecs.register_error("canet_escape", _escape_unencodable)
+    changed = []
     for stream in (sys.stdout, sys.stderr):
         try:
+            errors = stream.errors
             stream.reconfigure(errors="canet_escape")
+            changed.append((stream, errors))
         except (AttributeError, ValueError, OSError):  # not a text file (a test's StringIO)
             pass
+    try:
+        yield
+    finally:
+        for stream, errors in changed:
+            try:
+                stream.reconfigure(errors=errors)
+            except (AttributeError, ValueError, OSError):  # closed by a broken pipe
+                pass
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    _tolerant_output()
-    try:
-        args = build_parser().parse_args(argv)
-    except KeyboardInterrupt:
-        print("canet: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    return run_command(args.func, args, f"canet {args.command}")
+    with _tolerant_output():
+        try:
+            args = build_parser().parse_args(argv)
+        except KeyboardInterrupt:
+            print("canet: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                            format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        return run_command(args.func, args, f"canet {args.command}")
 
 
 def entry() -> None:
