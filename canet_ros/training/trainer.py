@@ -51,8 +51,9 @@ from .run_folder import check_world_size, prepare_run_folder, rank_rng, train_st
 from .runlog import RunLog
 from .schedule import PolyLR
 from .state import get_rng_state, seed_everything, set_rng_state
+from .step_plan import epoch_steps, plan_run
 from .stop import StopFlag
-from .transfer import fit_frames, freeze_layers, initial_model, steps_to_epochs
+from .transfer import fit_frames, freeze_layers, initial_model
 from .validate import better, logged_validation, selection_score
 from .workers import StopSafeLoader, stoppable
 
@@ -101,9 +102,8 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise ValueError(f"training set has {len(self.data.train)} frames, fewer than one "
                              f"batch of {cfg.batch_size} per process")
-        cfg.epochs = steps_to_epochs(cfg.steps, self.steps_per_epoch) if cfg.steps else cfg.epochs
-        # --steps N is exactly N steps: the last epoch stops short, the decay ends at N.
-        self.total_steps = cfg.steps or cfg.epochs * self.steps_per_epoch
+        st = (self._resume_blob or {}).get("train_state")  # earlier epochs may be short
+        self.total_steps, cfg.epochs = plan_run(cfg.steps, cfg.epochs, self.steps_per_epoch, st)
         self.model = self._build_model()
         self.ema = ModelEMA(self.bare_model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.optimizer = self._build_optimizer()
@@ -239,9 +239,9 @@ class Trainer:
             return list(cfg.late_crop_size)
         return list(cfg.crop_size)
 
-    def _epoch_steps(self, epoch: int) -> int:
-        """Return the steps of ``epoch``: a whole epoch, or what is left of ``total_steps``."""
-        return max(0, min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch))
+    def _epoch_steps(self) -> int:  # the current epoch's: a whole one or what is left
+        return epoch_steps(self.total_steps, self.steps_per_epoch,
+                           self.global_step - self.step_in_epoch)
 
     def fit(self) -> Dict[str, Any]:
         """Train to ``epochs`` (or until stopped); returns the best validation metrics."""
@@ -255,7 +255,7 @@ class Trainer:
             self.resume(cfg.resume)
             log.drop_rows_after(self.epoch)  # written before a kill stopped that epoch's save
             self._print(f"resumed from {cfg.resume} in epoch {self.epoch + 1}/{cfg.epochs} "
-                        f"after step {self.step_in_epoch}/{self._epoch_steps(self.epoch)}")
+                        f"after step {self.step_in_epoch}/{self._epoch_steps()}")
         steps_this_run, self.interrupted = 0, False
         # The flag outlives the closing below: a first Ctrl-C there only asks to stop.
         with StopFlag() as stop:
@@ -267,7 +267,7 @@ class Trainer:
                         check_run(self)  # a diverged run keeps the last good last.pt
                         self.save_last()
                         self._print(f"stopped in epoch {self.epoch + 1}/{cfg.epochs} after step "
-                                    f"{self.step_in_epoch}/{self._epoch_steps(self.epoch)}; resume "
+                                    f"{self.step_in_epoch}/{self._epoch_steps()}; resume "
                                     f"with --resume {self.run_dir / 'last.pt'}")
                         break
                     self._end_epoch(log)
@@ -297,7 +297,7 @@ class Trainer:
         it = stoppable(self.loader, stop)  # workers leave Ctrl-C and SIGTERM to this process
         for _ in range(self.step_in_epoch):  # replay finished batches' RNG draws
             next(it)
-        steps = self._epoch_steps(self.epoch)
+        steps = self._epoch_steps()
         bar = progress(total=steps, initial=self.step_in_epoch,
                        desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="step",
                        disable=not (self.cfg.progress and self.dist.is_main), mininterval=1.0)
