@@ -201,3 +201,14 @@ def test_a_finished_runs_resume_exports_without_its_data(isolated, capsys):  # n
     assert "already finished" in out and f"exported {isolated / 'shipped.pt'}" in out
     assert read_checkpoint(isolated / "shipped.pt")["metrics"]["epoch"] \
         == read_checkpoint(run / "best.pt")["metrics"]["epoch"]
+
+
+def test_a_finished_steps_run_is_told_to_raise_steps(tmp_path):
+    from canet_ros.training.resume_notes import finished_run
+
+    last = tmp_path / "run" / "last.pt"
+    line = finished_run(last, {"epoch": 2, "global_step": 5}, {"steps": 5, "epochs": 2})
+    assert "(5 of 5 steps done)" in line and "resume with --steps above 5 " in line
+    line = finished_run(last, {"epoch": 2, "global_step": 4}, {"steps": None, "epochs": 2})
+    assert "resume with --epochs above 2 " in line
+    assert finished_run(last, {"epoch": 2, "global_step": 5}, {"steps": 6, "epochs": 2}) is None

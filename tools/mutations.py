@@ -56,8 +56,8 @@ MUTATIONS: List[Mutation] = [
       r"half: bool = True", "half: bool = False",
       "test/test_checkpoint.py -k export", "export_checkpoint ships fp32"),
     # -- training ------------------------------------------------------------------------
-    M("resume_epochs_reaim", "canet_ros/training/trainer.py",
-      r"^([ \t]*)self\.scheduler\.total_steps = [^\n]*$", r"\1pass",
+    M("resume_epochs_reaim", "canet_ros/training/resume_checks.py",
+      r"^([ \t]*)scheduler\.total_steps = [^\n]*$", r"\1pass",
       f"{T_RESUME} -k epochs",
       "a resume with a changed --epochs keeps the old schedule length"),
     M("late_crop_never", "canet_ros/training/trainer.py",

@@ -74,9 +74,10 @@ def finished_run(resume: Any, state: Mapping[str, Any], asked: Mapping[str, Any]
         f"{epoch} of {epochs} epochs done, {done} steps"
     weights = Path(resume).parent / "best.pt"
     weights = weights if weights.is_file() else resume
+    more = f"--steps above {done}" if steps else f"--epochs above {epoch}"
     return (f"{resume}: the run has already finished ({length}), so there is nothing to "
-            f"train; to train more, resume with --epochs "
-            f"above {epoch} (the poly decay is re-aimed at the new end), or start a new run "
+            f"train; to train more, resume with {more} "
+            f"(the poly decay is re-aimed at the new end), or start a new run "
             f"from its weights with --init-weights {weights} and another --out-dir")
 
 

@@ -318,11 +318,6 @@ def trainable_parameters(model: nn.Module) -> Iterable[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def steps_to_epochs(steps: int, steps_per_epoch: int) -> int:
-    """Whole epochs covering at least ``steps`` optimiser steps."""
-    return max(1, math.ceil(steps / max(steps_per_epoch, 1)))
-
-
 def adapt_model(model: nn.Module, plan: ClassTransfer,
                 frames: Optional[Sequence[torch.Tensor]] = None, log: Any = None) -> nn.Module:
     """``model`` (a CANet) with its classifier resized to ``plan``'s new classes.
