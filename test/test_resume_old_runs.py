@@ -212,3 +212,18 @@ def test_a_finished_steps_run_is_told_to_raise_steps(tmp_path):
     line = finished_run(last, {"epoch": 2, "global_step": 4}, {"steps": None, "epochs": 2})
     assert "resume with --epochs above 2 " in line
     assert finished_run(last, {"epoch": 2, "global_step": 5}, {"steps": 6, "epochs": 2}) is None
+
+
+def test_the_export_note_names_a_checkpoint_the_run_has(tmp_path):
+    from canet_ros.training.resume_notes import unrecorded_export
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("last.pt", "model.pt"):  # no best.pt: the run had no validation set
+        (run / name).write_bytes(b"")
+    old = {"train_args": {"lr": 0.001}}  # no 'export' key: an older version's run
+    line = unrecorded_export(run / "last.pt", old, finished=True)
+    assert f"--checkpoint {run / 'last.pt'} --out {run / 'model.pt'}" in line
+    (run / "best.pt").write_bytes(b"")
+    line = unrecorded_export(run / "last.pt", old, finished=True)
+    assert f"--checkpoint {run / 'best.pt'} --out {run / 'model.pt'}" in line

@@ -59,9 +59,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "and the node: fp16 CUDA only; bf16, int8 CPU only, where the CPU has the "
                    "instructions; auto: the one segment-bag's auto picks (default: fp32, "
                    "the reference)")
-    p.add_argument("--include", nargs="*", default=None, metavar="PREFIX",
+    # extend: a repeated flag adds prefixes (the last one alone used to win)
+    p.add_argument("--include", nargs="*", default=None, metavar="PREFIX", action="extend",
                    help="only frames whose name starts with one of these (e.g. 0001TP)")
-    p.add_argument("--exclude", nargs="*", default=None, metavar="PREFIX",
+    p.add_argument("--exclude", nargs="*", default=None, metavar="PREFIX", action="extend",
                    help="skip frames whose name starts with one of these")
     p.add_argument("--batch-size", type=positive_int, default=1,
                    help="frames per forward where evaluate runs torch itself (multi-scale "

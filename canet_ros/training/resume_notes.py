@@ -97,9 +97,10 @@ def unrecorded_export(resume: Any, blob: Mapping[str, Any], finished: bool) -> O
     model = run / "model.pt"
     if not model.is_file():
         return None
-    if finished:
+    if finished:  # best.pt, else last.pt, as the run's own export picks (no val set: none)
+        best = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
         how = (f"export the finished run with canet export --format checkpoint --checkpoint "
-               f"{run / 'best.pt'} --out {model} (and the --prior-correction you used)")
+               f"{best} --out {model} (and the --prior-correction you used)")
     else:
         how = (f"resume with --export {model} (and the --export-prior-correction you used) "
                f"to export the run when it finishes")
