@@ -53,7 +53,7 @@ from ..image_codec import ImageCodecError, to_frame
 from ..image_files import save_image
 from ..progress import progress
 from .errors import BagError
-from .outdir import check_creatable, check_not_around_inputs, fit_name
+from .outdir import check_creatable, check_not_around_inputs, lock_beside
 from .reader import InputBag, describe_exception, frame_stamp
 from .stages import sigint_deferred
 
@@ -182,8 +182,7 @@ def check_extract_outdir(outdir: Path, overwrite: bool) -> None:
 
 def extract_lock(outdir: Path) -> FolderLock:
     """Return the lock a run holds while it writes OUTDIR: beside it, as --overwrite deletes it."""
-    return FolderLock(outdir, outdir.with_name(fit_name(outdir.name, LOCK)), "extract-frames",
-                      BagError)
+    return FolderLock(outdir, lock_beside(outdir, LOCK), "extract-frames", BagError)
 
 
 def _prepare(outdir: Path, prelabels: bool) -> None:

@@ -90,8 +90,26 @@ def fit_name(stem: str, suffix: str = "", max_bytes: int = NAME_MAX) -> str:
     return f"{start}-{digest}{suffix}"
 
 
+def check_named(outdir: Path) -> None:
+    """Refuse an OUTDIR without a name of its own (``.``, ``./``, ``..``, ``/``).
+
+    A run writes beside OUTDIR (its lock, a replacement folder), which needs that name, and
+    --overwrite would delete the folder the shell stands in.
+    """
+    if outdir.name in ("", ".."):
+        raise BagError(f"{outdir}: names no folder of its own; give the output folder by its "
+                       f"name (--out NAME)")
+
+
+def lock_beside(outdir: Path, suffix: str) -> Path:
+    """Return the path of the lock file beside OUTDIR that a run holds while it writes."""
+    check_named(outdir)
+    return outdir.with_name(fit_name(outdir.name, suffix))
+
+
 def check_outdir(outdir: Path, overwrite: bool) -> None:
     """Refuse an existing OUTDIR unless --overwrite and it is ours (or empty)."""
+    check_named(outdir)
     if not outdir.exists() and not outdir.is_symlink():
         check_creatable(outdir)
         return
@@ -229,5 +247,4 @@ class OutdirLock(FolderLock):
     """segment-bag's lock, beside OUTDIR (so that a rerun can replace the whole folder)."""
 
     def __init__(self, outdir: Path):
-        super().__init__(outdir, outdir.with_name(fit_name(outdir.name, LOCK)), "segment-bag",
-                         BagError)
+        super().__init__(outdir, lock_beside(outdir, LOCK), "segment-bag", BagError)

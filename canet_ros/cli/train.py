@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -116,7 +117,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, held: List[Any]) -> int:
-    from ..training.run_folder import lock_run_folder
     from ..training.trainer import Trainer
     from ..training.transfer import load_class_map
 
@@ -130,8 +130,8 @@ def _run(args: argparse.Namespace, held: List[Any]) -> int:
             _raise(missing_data_folder(cfg.resume, blob, cfg.to_dict(), vars(args)))
         # Before the folder is judged: another run (or this run, resumed twice) may be
         # writing it, and this run's start-up would delete its checkpoint temp files.
-        lock = lock_run_folder(Path(cfg.out_dir))
-        if lock is not None:
+        lock = _lock(cfg, done) if not done or _exports_into(cfg) else None
+        if lock is not None:  # None: a finished run read only, or a rank of torchrun but 0
             held.append(lock)
         _check_out_dir(cfg.out_dir, cfg.resume)
         if done:
@@ -162,6 +162,39 @@ def _run(args: argparse.Namespace, held: List[Any]) -> int:
     elif blob and trainer.dist.is_main and not exporting:
         _say(unrecorded_export(cfg.resume, blob, finished))
     return EXIT_INTERRUPTED if trainer.interrupted else 0
+
+
+def _exports_into(cfg: TrainConfig) -> bool:
+    """Whether resuming a finished run writes into cfg.out_dir (its export lands there).
+
+    Else it only reads the run: a finished run on a read-only disk still exports elsewhere.
+    """
+    if not cfg.export and cfg.export_prior_correction is None:
+        return False
+    out_dir = Path(cfg.out_dir).resolve()
+    target = Path(cfg.export).resolve() if cfg.export else out_dir / "model.pt"
+    return out_dir in target.parents
+
+
+def _lock(cfg: TrainConfig, done: Optional[str]) -> Any:
+    """Lock cfg.out_dir; a folder that cannot take the lock file is named with a way out."""
+    from ..training.run_folder import lock_run_folder
+
+    try:
+        return lock_run_folder(Path(cfg.out_dir))
+    except CanetError as exc:
+        if getattr(exc, "errno", None) not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        if done:
+            run = Path(cfg.resume).parent
+            source = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
+            prior = cfg.export_prior_correction
+            way = (f"export to a writable place with --export FILE or --out-dir DIR, or with "
+                   f"canet export --format checkpoint --checkpoint {source} --out FILE"
+                   + ("" if prior is None else f" --prior-correction {prior:g}"))
+        else:
+            way = "write this run into a writable --out-dir DIR"
+        raise CanetError(f"{exc}; {way}") from None
 
 
 def _raise(problem: Optional[str]) -> None:
