@@ -38,6 +38,7 @@ import numpy as np
 
 from ..classes import ClassSet
 from ..errors import DatasetError
+from ..fs_names import as_text, on_disk
 from ..image_files import ImageFileError, read_image, write_image
 from .classes_file import CLASSES_FILE, mask_limit_problem
 from .files import read_list_text
@@ -262,8 +263,11 @@ class PackageWriter:
             (self.out / sub / f"{stem}.png").unlink(missing_ok=True)
 
     def close(self, zip_path: Optional[Path] = None) -> None:
+        # Stems as spelled on disk, the list as UTF-8 (as CVAT and CvatExport.open read it):
+        # under LC_ALL=C a non-ASCII stem's surrogate escapes were refused by the codec.
         (self.out / LIST_DIR / "default.txt").write_text(
-            "".join(f"{s}\n" for s in self.stems), encoding="utf-8")
+            "".join(f"{as_text(s)}\n" for s in self.stems), encoding="utf-8",
+            errors="surrogateescape")
         if zip_path is not None:
             with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
                 for path in sorted(self.out.rglob("*")):
@@ -304,9 +308,18 @@ def unsafe_frame_name(name: str) -> Optional[str]:
     if "." in parts or "" in parts:
         return "has an empty or '.' part; not a frame name"
     files = parts[:-1] + [f"{parts[-1]}.png"]
-    if any(len(p.encode("utf-8", "surrogatepass")) > _NAME_MAX for p in files):
+    if any(len(_name_bytes(p)) > _NAME_MAX for p in files):
         return f"is longer than a file name may be ({_NAME_MAX} bytes with '.png')"
     return None
+
+
+def _name_bytes(part: str) -> bytes:
+    # A name as spelled on disk holds a byte the locale cannot decode as a surrogate escape:
+    # one byte, not the three surrogatepass would count.
+    try:
+        return part.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return part.encode("utf-8", "surrogatepass")
 
 
 def is_cvat_export(root: Path) -> bool:
@@ -319,7 +332,9 @@ class CvatExport:
 
     root: Path
     labels: List[Tuple[str, Color]]
-    subsets: Dict[str, List[str]]  # ImageSets/Segmentation/<subset>.txt -> frame names
+    # ImageSets/Segmentation/<subset>.txt -> frame names, as spelled on disk (fs_names): the
+    # lists are UTF-8, and under LC_ALL=C a listed 'фото_0' was never the mask that is there.
+    subsets: Dict[str, List[str]]
 
     @classmethod
     def open(cls, root: Path) -> CvatExport:  # noqa: A003 (a constructor, as Image.open)
@@ -335,7 +350,7 @@ class CvatExport:
                 if why:
                     problems.append(f"{path}:{number}: frame {name!r} {why}")
                 if name and not why:
-                    names.append(name)
+                    names.append(on_disk(name))
             subsets[path.stem] = names
         if problems:  # a mask read from outside the export would be imported unseen
             raise DatasetProblems(str(lists), capped(problems, "unusable frame names"))
@@ -354,5 +369,5 @@ class CvatExport:
     def mask_path(self, stem: str) -> Path:
         why = unsafe_frame_name(stem)
         if why:  # open() refuses such list entries; a stem from elsewhere must not escape
-            raise DatasetError(f"{self.root / LIST_DIR}: frame {stem!r} {why}")
+            raise DatasetError(f"{self.root / LIST_DIR}: frame {as_text(stem)!r} {why}")
         return self.root / CLASS_DIR / f"{stem}.png"

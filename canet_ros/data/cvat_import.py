@@ -18,6 +18,7 @@ Checked whole before anything is written (``cvat`` has the format and its decode
 """
 from __future__ import annotations
 
+import copy
 import errno
 import os
 import shutil
@@ -30,6 +31,7 @@ import cv2
 
 from ..classes import ClassSet
 from ..errors import DatasetError
+from ..fs_names import as_text
 from ..image_files import ImageFileError, read_image, save_image
 from .camvid import _IMAGE_EXTS
 from .classes_file import CLASSES_FILE, parse_classes, save_classes
@@ -67,6 +69,7 @@ def find_export_root(folder: Path) -> Path:
 
 
 _ENCRYPTED = 0x1  # general purpose flag bit 0: encrypted (ZipCrypto or WinZip AES)
+_UTF8_NAME = 0x800  # general purpose flag bit 11: the name is UTF-8 (else cp437)
 # Most bytes a member may declare unpacked: 256 MiB, above a colour mask of a 2^26-pixel
 # frame (image_codec's limit, 67 MP) stored without any compression (192 MiB). A zip of a
 # few KB can declare gigabytes; zipfile stops at the declared size, so this bounds the disk.
@@ -105,6 +108,24 @@ def _read_by_import(name: str) -> bool:
     return False
 
 
+def _named_on_disk(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    """Return ``info`` named as Python spells on disk the bytes the zip stores for its name.
+
+    zipfile decodes a name as UTF-8 where the zip says so, else as cp437, and writes that
+    text in the filesystem encoding: under LC_ALL=C a non-ASCII member could not be unpacked
+    ('ascii' codec can't encode), and a zip without the flag (Info-ZIP's ``zip -r`` of an
+    export on Linux) gave its UTF-8 frame names as cp437 mojibake, masks its lists never
+    named. The bytes are the name ``unzip`` gives the file, and the lists (UTF-8) spell.
+    """
+    try:
+        raw = info.filename.encode("utf-8" if info.flag_bits & _UTF8_NAME else "cp437")
+    except UnicodeEncodeError:  # not decoded from cp437 (a newer zipfile's extra field)
+        raw = info.filename.encode("utf-8", "surrogateescape")
+    member = copy.copy(info)  # orig_filename, which zipfile checks the member's header by, stays
+    member.filename = os.fsdecode(raw)
+    return member
+
+
 def _unpack(source: Path, tmp: Path) -> Path:
     """Unpack the members the import reads into ``tmp``; DatasetError names zip and member.
 
@@ -121,7 +142,8 @@ def _unpack(source: Path, tmp: Path) -> Path:
         for info in zf.infolist():
             if not _read_by_import(info.filename):
                 continue
-            where = f"{source}:{info.filename}"
+            member = _named_on_disk(info)
+            where = f"{source}:{member.filename}"
             if info.flag_bits & _ENCRYPTED:  # zipfile would ask for a password
                 raise DatasetError(f"{where}: encrypted; export from CVAT again, or unzip "
                                    f"it with its password and import the folder")
@@ -133,7 +155,7 @@ def _unpack(source: Path, tmp: Path) -> Path:
                                    f"{MAX_MEMBER_BYTES >> 20} MiB a member may have (a colour "
                                    f"mask of a 67 MP frame is at most 192 MiB); not unpacked")
             try:
-                zf.extract(info, tmp)  # zipfile drops absolute paths and '..' parts
+                zf.extract(member, tmp)  # zipfile drops absolute paths and '..' parts
             except Exception as exc:  # noqa: BLE001 (each decompressor has its own errors)
                 raise DatasetError(f"{where}: cannot unpack "
                                    f"({_member_error(exc, info)})") from None
@@ -175,7 +197,7 @@ def _convert_all(export: CvatExport, into: Path, class_set: ClassSet, staging: P
         path = export.mask_path(stem)
         image = images.get(name)
         if not path.is_file():
-            missing.append(f"{path}: missing (frame {stem!r} is listed in {LIST_DIR})")
+            missing.append(f"{path}: missing (frame {as_text(stem)!r} is listed in {LIST_DIR})")
             continue
         if image is None:
             no_image.append(f"{path}: no image {into / 'images'}/{name}.* for this mask")

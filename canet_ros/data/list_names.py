@@ -15,23 +15,15 @@
 """Frame names in train.txt / val.txt, matched to the names a folder listing gives."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+# Python spells file names in the filesystem encoding, which is not UTF-8 under LC_ALL=C
+# with PYTHONUTF8=0 or a Latin-1 locale: there a frame 'é0' of the list was never one of
+# the folder's, and every non-ASCII stem was reported 'not a frame in images/' though present.
+from ..fs_names import on_disk  # noqa: F401 (API)
 from .camvid import _IMAGE_EXTS
 
 
 def list_stem(entry: str) -> str:
     """Return the stem a list entry names: 'frame_01' or 'frame_01.png' give 'frame_01'."""
     return Path(entry).stem if Path(entry).suffix.lower() in _IMAGE_EXTS else entry
-
-
-def on_disk(stem: str) -> str:
-    """Return ``stem`` (UTF-8 text from a list) as Python spells that file name on disk.
-
-    Python decodes file names with the filesystem encoding, which is not UTF-8 under
-    LC_ALL=C with PYTHONUTF8=0 (ASCII, undecodable bytes as surrogate escapes) or a
-    Latin-1 locale: there a frame 'é0' of the list was never one of the folder's, and
-    every non-ASCII stem was reported 'not a frame in images/' though present.
-    """
-    return os.fsdecode(stem.encode("utf-8", "surrogateescape"))
