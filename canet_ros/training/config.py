@@ -38,6 +38,7 @@ import yaml
 
 from ..classes import CLASS_SETS
 from ..errors import brief, brief_items
+from ..fs_names import spelled_as_text
 from .config_files import load_yaml, resolve_config, shipped_configs  # noqa: F401 (API)
 from .config_sources import (  # noqa: F401 (API: resolve_train_args, PATH_FIELDS)
     PATH_FIELDS,
@@ -382,5 +383,6 @@ def portable_train_args(cfg: TrainConfig, run_dir: Union[str, Path]) -> Dict[str
 
 
 def save_config(cfg: TrainConfig, path: Union[str, Path]) -> None:
-    values = portable_train_args(cfg, Path(path).parent)
+    # As UTF-8 text, as read_config_file reads a config: the same names under any locale.
+    values = spelled_as_text(portable_train_args(cfg, Path(path).parent))
     Path(path).write_text(yaml.safe_dump(values, sort_keys=False))

@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
+from ..fs_names import spelled_on_disk
 from .config_files import load_yaml, resolve_config
 
 # Fields holding file system paths; "default" (the bundled model) is a name, not a path.
@@ -91,7 +92,9 @@ def is_run_config(path: Path, values: Mapping[str, Any]) -> bool:
 def read_config_file(path: Union[str, Path]) -> Dict[str, Any]:
     """Return a --config file's values (a run's own config.yaml: its paths made usable)."""
     found = resolve_config(path)
-    values = load_yaml(found)
+    # UTF-8 text, spelled as the flags are: under LC_ALL=C a `train_exclude: [画像]` was
+    # another string than the file names, so it matched nothing, where --train-exclude did.
+    values = spelled_on_disk(load_yaml(found))
     if is_run_config(found, values):
         values = run_values(values, found.parent)
         # That run's exported model is its output: a run started from its recipe must not
