@@ -35,26 +35,12 @@ class RunFolderLock(FolderLock):
 
     Inside the folder: nothing replaces a run folder whole. Taking it creates the folder;
     a run that ends having written nothing there removes the folders it created, as it did
-    before it locked.
+    before it locked (FolderLock's clean-up).
     """
 
     def __init__(self, run_dir: Path):
         super().__init__(run_dir, run_dir / LOCK, "train",
                          hint="wait for it to end, or choose another --out-dir")
-        missing, folder = [], run_dir.absolute()
-        while not folder.exists() and folder != folder.parent:
-            missing.append(folder)
-            folder = folder.parent
-        self._made = missing  # deepest first
-
-    def release(self) -> None:
-        held = self.fd is not None
-        super().release()
-        for folder in self._made if held else ():
-            try:
-                folder.rmdir()  # only an empty one: anything written there stays
-            except OSError:
-                break
 
 
 def lock_run_folder(run_dir: Path) -> Optional[RunFolderLock]:
