@@ -114,10 +114,16 @@ def test_only_a_callbacks_exception_is_survived(monkeypatch):
         process._spin(node, signals)  # returns on the stop request, not on the first fault
         assert ticks == [0, 1, 2]
 
+        stop, calls = process.StopSignals(), []
+
         def broken(*args, **kwargs):
+            calls.append(1)
+            if len(calls) > 50:  # a _spin that swallowed it loops: end it, failing, not hanging
+                stop.received.append("SIGINT")
             raise RuntimeError("wait set broken")
         monkeypatch.setattr(SingleThreadedExecutor, "wait_for_ready_callbacks", broken)
         with pytest.raises(RuntimeError, match="wait set broken"):
-            process._spin(node, process.StopSignals())
+            process._spin(node, stop)
+        assert len(calls) == 1
     finally:
         node.destroy_node()
