@@ -23,7 +23,7 @@ or typed as a flag. Under a UTF-8 locale both functions return their argument.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 
 def on_disk(text: str) -> str:
@@ -49,21 +49,19 @@ def spelled_on_disk(value: Any) -> Any:
     Lists and mappings are followed (their keys are option names, left alone); other
     values are returned as they are, for the config checks to refuse by their own rule.
     """
-    if isinstance(value, str):
-        return on_disk(value)
-    if isinstance(value, list):
-        return [spelled_on_disk(v) for v in value]
-    if isinstance(value, dict):
-        return {k: spelled_on_disk(v) for k, v in value.items()}
-    return value
+    return _each_string(value, on_disk)
 
 
 def spelled_as_text(value: Any) -> Any:
     """Return ``value`` with every string in it spelled as UTF-8 text (``as_text``)."""
+    return _each_string(value, as_text)
+
+
+def _each_string(value: Any, spell: Callable[[str], str]) -> Any:
     if isinstance(value, str):
-        return as_text(value)
+        return spell(value)
     if isinstance(value, list):
-        return [spelled_as_text(v) for v in value]
+        return [_each_string(v, spell) for v in value]
     if isinstance(value, dict):
-        return {k: spelled_as_text(v) for k, v in value.items()}
+        return {k: _each_string(v, spell) for k, v in value.items()}
     return value

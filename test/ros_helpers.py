@@ -161,6 +161,16 @@ def spin_until(executor, predicate, timeout: float = 60.0) -> bool:
     return True
 
 
+def call_service(rig, service_type, name: str, request):
+    """Call the service ``name`` from the rig's probe node and return its response."""
+    client = rig.probe.node.create_client(service_type, name)
+    assert client.wait_for_service(timeout_sec=60.0), f"{name} never appeared"
+    future = client.call_async(request)
+    assert rig.spin_until(future.done)
+    rig.probe.node.destroy_client(client)
+    return future.result()
+
+
 class Probe:
     """A test node: subscribes to whatever a test wants to see and keeps every message."""
 

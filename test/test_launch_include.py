@@ -23,6 +23,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from launch_recorder import record_started_plans
 
 pytest.importorskip("launch_ros", reason="ROS 2 launch is not installed")
 ros2launch_api = pytest.importorskip("ros2launch.api", reason="ros2launch is not installed")
@@ -49,21 +50,7 @@ def generate_launch_description():
 @pytest.fixture
 def started(tmp_path, monkeypatch):
     """Record the plans of the nodes a launch would start; canet_ros's share is the repo."""
-    from launch.actions import LogInfo
-
-    import canet_ros.ros.launch_actions as actions
-    share = tmp_path / "prefix" / "share"
-    (share / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
-    (share / "ament_index" / "resource_index" / "packages" / "canet_ros").touch()
-    (share / "canet_ros").symlink_to(REPO)
-    monkeypatch.setenv("AMENT_PREFIX_PATH", str(share.parent))
-    for name in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE",
-                 "RMW_IMPLEMENTATION"):
-        monkeypatch.delenv(name, raising=False)
-    plans = []
-    monkeypatch.setattr(actions, "segmentation_node",
-                        lambda plan: plans.append(plan) or LogInfo(msg="node"))
-    return plans
+    return record_started_plans(tmp_path, monkeypatch)
 
 
 def ros2_launch(launch_file, *argv):

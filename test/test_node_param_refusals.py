@@ -20,19 +20,11 @@ docs/ros.md gives them (32 to 16384 pixels per side). In-process on real rclpy, 
 the node's parameter services as the ros2 CLI calls them.
 """
 import pytest
+from ros_helpers import call_service
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 MISSPELT = "'overlay_alpah' (did you mean 'overlay_alpha'?)"
-
-
-def _call(rig, service_type, name, request):
-    client = rig.probe.node.create_client(service_type, name)
-    assert client.wait_for_service(timeout_sec=60.0), f"{name} never appeared"
-    future = client.call_async(request)
-    assert rig.spin_until(future.done)
-    rig.probe.node.destroy_client(client)
-    return future.result()
 
 
 def _messages(**values):
@@ -45,13 +37,15 @@ def test_a_misspelt_name_at_run_time_is_refused_naming_it(rig):
     from rclpy.exceptions import ParameterNotDeclaredException
     from rclpy.parameter import Parameter
     node = rig.node()
-    result, = _call(rig, SetParameters, "/segmentation_node/set_parameters",
-                    SetParameters.Request(parameters=_messages(overlay_alpah=0.7))).results
+    result, = call_service(rig, SetParameters, "/segmentation_node/set_parameters",
+                           SetParameters.Request(parameters=_messages(overlay_alpah=0.7))
+                           ).results
     assert not result.successful and MISSPELT in result.reason, result.reason
     assert "overlay_alpha" in result.reason.split(";")[1]  # and the names it does have
-    both = _call(rig, SetParametersAtomically, "/segmentation_node/set_parameters_atomically",
-                 SetParametersAtomically.Request(parameters=_messages(
-                     overlay_alpha=0.2, image_topik="/x"))).result
+    both = call_service(
+        rig, SetParametersAtomically, "/segmentation_node/set_parameters_atomically",
+        SetParametersAtomically.Request(parameters=_messages(
+            overlay_alpha=0.2, image_topik="/x"))).result
     assert not both.successful and "'image_topik' (did you mean 'image_topic'?)" in both.reason
     # Called directly, rclpy's exception type still, now with the words; nothing is set.
     with pytest.raises(ParameterNotDeclaredException, match=r"did you mean 'overlay_alpha'"):
@@ -83,7 +77,7 @@ def test_resolution_describes_its_bounds(rig):
     from rcl_interfaces.srv import DescribeParameters
     rig.node()
     # What `ros2 param describe /segmentation_node resolution` prints as constraints.
-    descriptor, = _call(rig, DescribeParameters, "/segmentation_node/describe_parameters",
-                        DescribeParameters.Request(names=["resolution"])).descriptors
+    descriptor, = call_service(rig, DescribeParameters, "/segmentation_node/describe_parameters",
+                               DescribeParameters.Request(names=["resolution"])).descriptors
     text = descriptor.additional_constraints
     assert "32" in text and "16384" in text and "WIDTHxHEIGHT" in text, text

@@ -22,6 +22,7 @@ import pytest
 from ros_helpers import (
     TOPIC,
     as_array,
+    call_service,
     check_color_and_overlay,
     image_msg,
     synthetic_frame,
@@ -97,22 +98,13 @@ def test_a_reliable_burst_is_segmented_from_its_newest_frame(rig):
     assert totals["received"] < burst  # what docs/ros.md's received_total check shows
 
 
-def _call(rig, service_type, name, request):
-    client = rig.probe.node.create_client(service_type, name)
-    assert client.wait_for_service(timeout_sec=60.0), f"{name} never appeared"
-    future = client.call_async(request)
-    assert rig.spin_until(future.done)
-    rig.probe.node.destroy_client(client)
-    return future.result()
-
-
 def set_parameters(rig, **values):
     """Set values through /segmentation_node/set_parameters, as ros2 param set does."""
     from rcl_interfaces.srv import SetParameters
     from rclpy.parameter import Parameter
     request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
                                                 for k, v in values.items()])
-    return _call(rig, SetParameters, "/segmentation_node/set_parameters", request).results
+    return call_service(rig, SetParameters, "/segmentation_node/set_parameters", request).results
 
 
 def test_runtime_changes_through_the_parameter_service(rig):
@@ -140,8 +132,9 @@ def test_runtime_changes_through_the_parameter_service(rig):
     assert set_parameters(rig, use_sim_time=False)[0].successful
     both = [Parameter("overlay_alpha", value=0.3).to_parameter_msg(),
             Parameter("device", value="cuda").to_parameter_msg()]
-    result = _call(rig, SetParametersAtomically, "/segmentation_node/set_parameters_atomically",
-                   SetParametersAtomically.Request(parameters=both)).result
+    result = call_service(
+        rig, SetParametersAtomically, "/segmentation_node/set_parameters_atomically",
+        SetParametersAtomically.Request(parameters=both)).result
     assert not result.successful and "restart the node" in result.reason
     assert node.get_parameter("overlay_alpha").value == 0.8  # all or nothing
     direct, = node.set_parameters([Parameter("precision", value="fp16")])
