@@ -28,6 +28,7 @@ def test_vis2_undrawable_names_without_ids_are_told_apart():
 
 def test_cpu3_an_int8_graph_this_user_cannot_read_is_not_damaged(tmp_path, monkeypatch):
     import onnx
+
     from canet_ros.inference import cpu_runners
     path = tmp_path / "m_int8.onnx"
     path.write_bytes(b"x")

@@ -97,6 +97,7 @@ def test_fl2_a_foreign_file_at_the_lock_path_is_refused_and_kept(tmp_path):
 
 def test_tr6_finished_resume_on_other_ranks_says_nothing(tmp_path, monkeypatch, capsys):
     from types import SimpleNamespace
+
     from canet_ros.cli import train
     monkeypatch.setenv("RANK", "1")
     exported = []
