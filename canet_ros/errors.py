@@ -22,7 +22,8 @@ from __future__ import annotations
 import reprlib
 from typing import Any, Sequence
 
-__all__ = ["BackboneWeightsError", "CanetError", "DatasetError", "brief", "brief_items"]
+__all__ = ["BackboneWeightsError", "CanetError", "DatasetError", "ImageCodecError", "brief",
+           "brief_items"]
 
 BRIEF_WIDTH = 80  # characters of a quoted value in a message
 
@@ -65,3 +66,7 @@ class DatasetError(CanetError, RuntimeError):
 
 class BackboneWeightsError(CanetError, RuntimeError):
     """ImageNet backbone weights were asked for but cannot be had; the message says why."""
+
+
+class ImageCodecError(ValueError):
+    """Raised for every malformed or unsupported image message or array (canet_ros.image_codec)."""

@@ -168,7 +168,7 @@ MUTATIONS: List[Mutation] = [
     M("compressed_rgb_marker", "canet_ros/image_codec.py",
       r'payload_order = "rgb" if [^\n]* else "bgr"', 'payload_order = "bgr"',
       "test/test_image_codec_compressed.py", "'compressed rgb8' payloads read as BGR"),
-    M("encode_step", "canet_ros/image_codec.py",
+    M("encode_step", "canet_ros/image_encode.py",
       r"step = shape\[1\] \* \(3 if ndim == 3 else 1\) \* dtype\.itemsize",
       "step = shape[1] * (3 if ndim == 3 else 1)",
       "test/test_image_codec_compressed.py", "mono16 messages written with a byte step"),
