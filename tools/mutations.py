@@ -49,7 +49,7 @@ MUTATIONS: List[Mutation] = [
       r"(torch\.load\(\w[^)]*weights_only=)True", r"\1False",
       "test/test_checkpoint_security.py -k backbone",
       "backbone weight files unpickled with weights_only=False"),
-    M("format_version_check", "canet_ros/checkpoint.py",
+    M("format_version_check", "canet_ros/checkpoint_checks.py",
       r"^([ \t]*)if [^\n]*> FORMAT_VERSION:", r"\1if False:",
       "test/test_checkpoint.py", "the checkpoint format-version check removed"),
     M("export_not_half", "canet_ros/training/export.py",
