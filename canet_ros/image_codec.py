@@ -53,6 +53,7 @@ _LAYOUTS: dict[str, _Layout] = {
     "rgb8": _Layout(3, 1, "rgb"), "bgr8": _Layout(3, 1, "bgr"), "8uc3": _Layout(3, 1, "bgr"),
     "rgba8": _Layout(4, 1, "rgba"), "bgra8": _Layout(4, 1, "bgra"),
     "rgb16": _Layout(3, 2, "rgb"), "bgr16": _Layout(3, 2, "bgr"),
+    "rgba16": _Layout(4, 2, "rgba"), "bgra16": _Layout(4, 2, "bgra"),
     **{f"bayer_{p}8": _Layout(1, 1, "bayer") for p in ("rggb", "bggr", "gbrg", "grbg")},
     **{name: _Layout(2, 1, "yuv") for name in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv")},
 }

@@ -45,7 +45,8 @@ def image_msg(encoding: str, rows: np.ndarray, pad: int = 0, bigendian: int = 0,
 
 BYTES_PER_PIXEL = {
     "mono8": 1, "8UC1": 1, "rgb8": 3, "bgr8": 3, "8UC3": 3, "rgba8": 4, "bgra8": 4,
-    "mono16": 2, "16UC1": 2, "rgb16": 6, "bgr16": 6, "bayer_rggb8": 1, "bayer_bggr8": 1,
+    "mono16": 2, "16UC1": 2, "rgb16": 6, "bgr16": 6, "rgba16": 8, "bgra16": 8,
+    "bayer_rggb8": 1, "bayer_bggr8": 1,
     "bayer_gbrg8": 1, "bayer_grbg8": 1, "yuv422": 2, "uyvy": 2, "yuv422_yuy2": 2, "yuyv": 2,
 }  # fmt: skip
 
@@ -122,6 +123,24 @@ def test_sixteen_bit_colour_and_mono_scale_by_shift(bigendian):
     np.testing.assert_array_equal(image_to_array(bgr16, "rgb"), hi[..., ::-1])
     grey = hi[..., 0]
     np.testing.assert_array_equal(image_to_array(mono, "rgb"), np.dstack([grey, grey, grey]))
+
+
+@pytest.mark.parametrize("bigendian", [0, 1])
+def test_sixteen_bit_with_alpha_drops_alpha_and_keeps_the_top_byte(bigendian):
+    px = RNG.integers(0, 65536, (H, W, 4), dtype=np.uint16)  # R, G, B, A
+    hi = (px[..., :3] // 256).astype(np.uint8)
+    wire_dtype = ">u2" if bigendian else "<u2"
+    rgba = image_msg("rgba16", px.astype(wire_dtype).view(np.uint8).reshape(H, -1), 3, bigendian)
+    bgra_px = np.ascontiguousarray(px[..., [2, 1, 0, 3]])
+    bgra = image_msg("bgra16", bgra_px.astype(wire_dtype).view(np.uint8).reshape(H, -1), 0,
+                     bigendian)
+    for msg in (rgba, bgra):
+        np.testing.assert_array_equal(image_to_array(msg, "rgb"), hi, err_msg=msg.encoding)
+        np.testing.assert_array_equal(image_to_array(msg, "bgr"), hi[..., ::-1])
+    native = image_to_array(bgra)
+    assert native.shape == (H, W, 4) and native.dtype == np.uint16
+    np.testing.assert_array_equal(native, bgra_px)
+    assert native_order(bgra) == "bgr" and native_order(rgba) == "rgb"
 
 
 @pytest.mark.parametrize("data_type", [np.ndarray, bytearray, array.array])
