@@ -25,7 +25,8 @@ argument (backbone, checkpoint, resolution, publish_confidence, ...) applies to 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 
-from canet_ros.launch_config import PACKAGE, multi_camera_arguments, resolve_multi_camera_launch
+from canet_ros.launch_config import PACKAGE
+from canet_ros.launch_multi_camera import multi_camera_arguments, resolve_multi_camera_launch
 from canet_ros.ros.launch_actions import (
     declare,
     environment_of,

@@ -34,6 +34,7 @@ import pytest
 from ros_helpers import REPO
 
 import canet_ros.launch_config as lc
+import canet_ros.launch_multi_camera as mc
 
 OLD = "FASTRTPS_DEFAULT_PROFILES_FILE"
 NEW = "FASTDDS_DEFAULT_PROFILES_FILE"
@@ -71,9 +72,9 @@ def test_the_launch_plans_follow_the_distro():
     kilted = {"ROS_DISTRO": "kilted"}
     plan = lc.resolve_segment_launch({}, REPO, kilted)
     assert plan.environment == {NEW: PROFILE}
-    cameras = {f"{prefix}_namespace": namespace for prefix, namespace in lc.CAMERAS}
-    plans = lc.resolve_multi_camera_launch(cameras, REPO, {"ROS_DISTRO": "humble"})
-    assert [plan.environment for _, plan in plans] == [{OLD: PROFILE}] * len(lc.CAMERAS)
+    cameras = {f"{prefix}_namespace": namespace for prefix, namespace in mc.CAMERAS}
+    plans = mc.resolve_multi_camera_launch(cameras, REPO, {"ROS_DISTRO": "humble"})
+    assert [plan.environment for _, plan in plans] == [{OLD: PROFILE}] * len(mc.CAMERAS)
 
 
 def test_the_test_camera_gets_the_variable_of_the_distro(monkeypatch):

@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from canet_ros import launch_config as lc
+from canet_ros import launch_multi_camera as mc
 from canet_ros.ros import params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,8 +127,8 @@ def test_use_sim_time_reaches_every_node_as_a_boolean():
     assert resolve(use_sim_time="True").overrides == {"use_sim_time": True}
     assert resolve(use_sim_time="false").overrides == {"use_sim_time": False}
     assert "use_sim_time" not in resolve().overrides  # the params file's value stands
-    values = {a.name: a.default for a in lc.multi_camera_arguments()}
-    plans = lc.resolve_multi_camera_launch(dict(values, use_sim_time="true"), REPO)
+    values = {a.name: a.default for a in mc.multi_camera_arguments()}
+    plans = mc.resolve_multi_camera_launch(dict(values, use_sim_time="true"), REPO)
     assert [plan.overrides["use_sim_time"] for _, plan in plans] == [True, True]
 
 
@@ -137,24 +138,24 @@ def test_missing_share_config_is_reported(tmp_path):
 
 
 def test_multi_camera_arguments():
-    names = [a.name for a in lc.multi_camera_arguments()]
-    assert tuple(names) == lc.MULTI_CAMERA_ARGUMENT_NAMES and len(names) == len(set(names))
+    names = [a.name for a in mc.multi_camera_arguments()]
+    assert tuple(names) == mc.MULTI_CAMERA_ARGUMENT_NAMES and len(names) == len(set(names))
     # The included file's own names would do nothing here: they must not be offered.
-    assert not set(lc.PER_CAMERA) & set(names)
-    per_camera = {f"{prefix}_{name}" for prefix, _ in lc.CAMERAS for name in lc.PER_CAMERA}
-    shared = set(lc.SEGMENT_ARGUMENT_NAMES) - set(lc.PER_CAMERA)
+    assert not set(mc.PER_CAMERA) & set(names)
+    per_camera = {f"{prefix}_{name}" for prefix, _ in mc.CAMERAS for name in mc.PER_CAMERA}
+    shared = set(lc.SEGMENT_ARGUMENT_NAMES) - set(mc.PER_CAMERA)
     assert set(names) == per_camera | shared
-    defaults = {a.name: a.default for a in lc.multi_camera_arguments()}
+    defaults = {a.name: a.default for a in mc.multi_camera_arguments()}
     assert (defaults["front_namespace"], defaults["rear_namespace"]) == ("cam_front", "cam_rear")
     # Empty: a params_file's image_topic decides, else /<namespace>/image_raw (the plans).
     assert defaults["front_image_topic"] == defaults["rear_image_topic"] == ""
 
 
 def test_multi_camera_plans_per_camera_and_shared_values():
-    values = {a.name: a.default for a in lc.multi_camera_arguments()}
+    values = {a.name: a.default for a in mc.multi_camera_arguments()}
     values.update(rear_input_transport="compressed", resolution="256x128",
                   publish_confidence="true")
-    plans = dict(lc.resolve_multi_camera_launch(values, REPO))
+    plans = dict(mc.resolve_multi_camera_launch(values, REPO))
     assert list(plans) == ["front", "rear"]
     front, rear = plans["front"], plans["rear"]
     assert (front.namespace, rear.namespace) == ("cam_front", "cam_rear")
@@ -166,7 +167,7 @@ def test_multi_camera_plans_per_camera_and_shared_values():
                        ({"rear_namespace": "cam_front"}, "different namespaces"),
                        ({"front_input_transport": "theora"}, "front camera: input_transport")):
         with pytest.raises(lc.LaunchConfigError, match=words):
-            lc.resolve_multi_camera_launch(dict(values, **bad), REPO)
+            mc.resolve_multi_camera_launch(dict(values, **bad), REPO)
 
 
 def test_given_arguments_are_checked_when_the_file_is_the_one_started():

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from canet_ros import launch_config as lc
+from canet_ros import launch_multi_camera as mc
 from canet_ros.ros import params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,7 +89,7 @@ def node_config(plan: lc.SegmentLaunchPlan) -> params.NodeConfig:
 
 def launch_defaults(**given: str) -> dict:
     """multi_camera.launch.py's values: every argument's default, then those given."""
-    values = {arg.name: arg.default for arg in lc.multi_camera_arguments()}
+    values = {arg.name: arg.default for arg in mc.multi_camera_arguments()}
     values.update(given)
     return values
 
@@ -102,7 +103,7 @@ def _need_launch_ros():
 def test_a_params_file_with_per_camera_topics_decides_them(tmp_path):
     own = tmp_path / "cameras.yaml"
     own.write_text(PER_CAMERA_PARAMS)
-    plans = dict(lc.resolve_multi_camera_launch(launch_defaults(params_file=str(own)), REPO))
+    plans = dict(mc.resolve_multi_camera_launch(launch_defaults(params_file=str(own)), REPO))
     front, rear = node_config(plans["front"]), node_config(plans["rear"])
     assert (front.image_topic, front.input_transport) == (FRONT_TOPIC, "compressed")
     assert (rear.image_topic, rear.input_transport) == (REAR_TOPIC, "raw")
@@ -110,17 +111,17 @@ def test_a_params_file_with_per_camera_topics_decides_them(tmp_path):
     # Nothing was set on the command line, so nothing is overridden.
     assert plans["front"].overrides == plans["rear"].overrides == {}
     # A camera's own argument still wins over the file.
-    plans = dict(lc.resolve_multi_camera_launch(
+    plans = dict(mc.resolve_multi_camera_launch(
         launch_defaults(params_file=str(own), rear_image_topic="/rear/raw"), REPO))
     assert node_config(plans["front"]).image_topic == FRONT_TOPIC
     assert node_config(plans["rear"]).image_topic == "/rear/raw"
 
 
 def test_without_a_params_file_each_camera_reads_image_raw_in_its_namespace():
-    plans = dict(lc.resolve_multi_camera_launch(launch_defaults(), REPO))
+    plans = dict(mc.resolve_multi_camera_launch(launch_defaults(), REPO))
     topics = {prefix: node_config(plan).image_topic for prefix, plan in plans.items()}
     assert topics == {"front": "/cam_front/image_raw", "rear": "/cam_rear/image_raw"}
-    plans = dict(lc.resolve_multi_camera_launch(
+    plans = dict(mc.resolve_multi_camera_launch(
         launch_defaults(front_namespace="/robot/left/", rear_namespace="right",
                         rear_image_topic="/usb_cam/image_raw"), REPO))
     assert node_config(plans["front"]).image_topic == "/robot/left/image_raw"
@@ -141,14 +142,14 @@ def test_without_a_params_file_each_camera_reads_image_raw_in_its_namespace():
 def test_a_params_file_decides_only_the_topics_it_sets(tmp_path, text, front, rear):
     own = tmp_path / "cameras.yaml"
     own.write_text(text)
-    plans = dict(lc.resolve_multi_camera_launch(launch_defaults(params_file=str(own)), REPO))
+    plans = dict(mc.resolve_multi_camera_launch(launch_defaults(params_file=str(own)), REPO))
     # What the node reads: rcl's own matching of the file's sections, through rclpy.
     assert node_config(plans["front"]).image_topic == front
     assert node_config(plans["rear"]).image_topic == rear
 
 
 def test_camera_topic_arguments_say_what_empty_means():
-    arguments = {arg.name: arg for arg in lc.multi_camera_arguments()}
+    arguments = {arg.name: arg for arg in mc.multi_camera_arguments()}
     for prefix, namespace in (("front", "cam_front"), ("rear", "cam_rear")):
         argument = arguments[f"{prefix}_image_topic"]
         # Empty by default: ros2 launch refuses name:= so a default could never be undone.
@@ -189,7 +190,7 @@ def test_resolution_checkpoint_overrides_a_params_file_size(tmp_path):
     assert plan.overrides == {"resolution": ""}
     assert node_values(plan)["resolution"] == ""
     assert node_config(plan).resolution is None
-    for _, camera in lc.resolve_multi_camera_launch(
+    for _, camera in mc.resolve_multi_camera_launch(
             launch_defaults(params_file=str(own), resolution="checkpoint"), REPO):
         assert node_config(camera).resolution is None
 

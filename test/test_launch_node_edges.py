@@ -23,12 +23,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_lc3_multi_camera_pushed_namespace_file_image_topic_is_kept(tmp_path):
-    import canet_ros.launch_config as lc
+    import canet_ros.launch_multi_camera as mc
     path = tmp_path / "robot1.yaml"
     path.write_text("/robot1/cam_front/segmentation_node:\n  ros__parameters:\n"
                     "    image_topic: /my/front\n")
-    values = {arg.name: arg.default for arg in lc.multi_camera_arguments()}
-    plans = dict(lc.resolve_multi_camera_launch(dict(values, params_file=str(path)), REPO,
+    values = {arg.name: arg.default for arg in mc.multi_camera_arguments()}
+    plans = dict(mc.resolve_multi_camera_launch(dict(values, params_file=str(path)), REPO,
                                                 pushed_namespace="/robot1"))
     # the file sets cam_front's topic: the launch must not override it with a default
     assert "image_topic" not in plans["front"].overrides, plans["front"].overrides

@@ -27,6 +27,7 @@ import pytest
 from launch_recorder import record_started_plans
 
 from canet_ros import launch_config as lc
+from canet_ros import launch_multi_camera as mc
 from canet_ros.params_file import full_node_name
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,9 +111,9 @@ def test_a_dump_passed_back_in_a_namespace_is_refused_as_the_user_sees_it(tmp_pa
 def test_multi_camera_refuses_a_file_that_reaches_neither_camera(tmp_path):
     path = tmp_path / "cameras.yaml"
     path.write_text("/segmentation_node:\n" + ALPHA)  # a dump of a node with no namespace
-    values = {arg.name: arg.default for arg in lc.multi_camera_arguments()}
+    values = {arg.name: arg.default for arg in mc.multi_camera_arguments()}
     with pytest.raises(lc.LaunchConfigError) as refused:
-        lc.resolve_multi_camera_launch(dict(values, params_file=str(path)), REPO)
+        mc.resolve_multi_camera_launch(dict(values, params_file=str(path)), REPO)
     assert str(refused.value) == (
         f"params_file {path} has no ros__parameters section for /cam_front/segmentation_node "
         "or /cam_rear/segmentation_node (its sections: /segmentation_node): none of its "
@@ -121,7 +122,7 @@ def test_multi_camera_refuses_a_file_that_reaches_neither_camera(tmp_path):
                  # settings for one camera only are a use of the file: the other keeps defaults
                  "/cam_front/segmentation_node:\n" + ALPHA):
         path.write_text(text)
-        assert len(lc.resolve_multi_camera_launch(dict(values, params_file=str(path)),
+        assert len(mc.resolve_multi_camera_launch(dict(values, params_file=str(path)),
                                                   REPO)) == 2
 
 
@@ -169,13 +170,13 @@ def test_a_pushed_namespace_decides_which_sections_reach(tmp_path):
     path.write_text(DUMP)  # keyed /segmentation_node: under /robot1 it reaches nothing
     with pytest.raises(lc.LaunchConfigError, match=r"section for /robot1/segmentation_node "):
         lc.resolve_segment_launch({"params_file": str(path)}, REPO, pushed_namespace="/robot1")
-    values = {arg.name: arg.default for arg in lc.multi_camera_arguments()}
+    values = {arg.name: arg.default for arg in mc.multi_camera_arguments()}
     path.write_text("/robot1/cam_rear/segmentation_node:\n" + ALPHA)
-    assert len(lc.resolve_multi_camera_launch(dict(values, params_file=str(path)), REPO,
+    assert len(mc.resolve_multi_camera_launch(dict(values, params_file=str(path)), REPO,
                                               pushed_namespace="robot1")) == 2
     with pytest.raises(lc.LaunchConfigError, match=r"for /cam_front/segmentation_node or "
                        r"/cam_rear/segmentation_node \(its sections: /robot1/cam_rear/"):
-        lc.resolve_multi_camera_launch(dict(values, params_file=str(path)), REPO)  # no push
+        mc.resolve_multi_camera_launch(dict(values, params_file=str(path)), REPO)  # no push
 
 
 WRAPPER = """

@@ -45,7 +45,8 @@ from ros_helpers import (
 from ros_processes import RosProcess, report
 from ros_workspace import shell
 
-from canet_ros.launch_config import MULTI_CAMERA_ARGUMENT_NAMES, SEGMENT_ARGUMENT_NAMES
+from canet_ros.launch_config import SEGMENT_ARGUMENT_NAMES
+from canet_ros.launch_multi_camera import MULTI_CAMERA_ARGUMENT_NAMES
 from canet_ros.ros.params import SPECS
 
 START_TIMEOUT_S = 300.0

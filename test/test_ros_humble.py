@@ -16,12 +16,12 @@
 
 Humble's rclpy cannot be installed here, but its Python sources can: the pip package
 rclpy-intellisense 1.2.0 ships them (tools/bootstrap.sh downloads the wheel; it is
-read as a zip, never imported). The node's modules (canet_ros/ros/*.py) and
-canet_ros/launch_config.py are parsed, and every rclpy name they use is looked up in
-Humble's sources: imported names, ``rclpy.x`` attributes, class members such as enum
-values, Node methods called on ``self``/``node`` (and the executor and logger methods),
-and the keyword arguments of those calls. Names that exist in the installed (newer)
-rclpy but nowhere in Humble's are reported too.
+read as a zip, never imported). The node's modules (canet_ros/ros/*.py) and the launch
+helpers (canet_ros/launch_config.py, launch_multi_camera.py) are parsed, and every rclpy
+name they use is looked up in Humble's sources: imported names, ``rclpy.x`` attributes,
+class members such as enum values, Node methods called on ``self``/``node`` (and the
+executor and logger methods), and the keyword arguments of those calls. Names that exist
+in the installed (newer) rclpy but nowhere in Humble's are reported too.
 """
 import ast
 import importlib.util
@@ -36,7 +36,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 WHEEL = Path(sys.prefix) / "share" / "canet_ros_test" / "rclpy_intellisense-1.2.0-py3-none-any.whl"
 OUR_MODULES = sorted((REPO / "canet_ros" / "ros").glob("*.py")) + [
-    REPO / "canet_ros" / "launch_config.py"]
+    REPO / "canet_ros" / "launch_config.py", REPO / "canet_ros" / "launch_multi_camera.py"]
 # A variable our code names ``node`` holds an rclpy Node; so does ``self`` in a Node subclass.
 NODE_VARIABLE = "node"
 # rclpy calls whose return values our code uses, and the Humble class of that value.
