@@ -14,9 +14,10 @@
 
 """SegmentationEngine: uint8 frames in, label maps (and optional visualisations) out.
 
-* CPU: the cached ONNX export, run by ONNX Runtime or OpenVINO as ``cpu_runners``
-  picks for the precision (torch not imported), else torch channels_last; numpy/OpenCV
-  pre- and post-processing, numba's loops (``kernels``) where installed.
+* CPU (``cpu_path.CpuFramePath``): the cached ONNX export, run by ONNX Runtime or
+  OpenVINO as ``cpu_runners`` picks for the precision (torch not imported), else torch
+  channels_last; numpy/OpenCV pre- and post-processing, numba's loops (``kernels``)
+  where installed.
 * CUDA (``torch_backend.DevicePath``): pinned staging buffers per frame shape, two in turn
   over upload / compute / download streams, the frame path on the GPU, CUDA events only.
 
@@ -26,9 +27,7 @@ OpenVINO: ``lowres``). Nothing here imports ROS, nor torch at import time.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,8 +50,8 @@ from . import image_loops, kernels
 from . import postprocess as post
 from . import preprocess as pre
 from . import upsample as up
+from .cpu_path import CpuFramePath
 from .cpu_runners import make_cpu_runner, runtime_for
-from .lowres import frame_post_from_lowres
 from .onnx_runtime import cached_graph, file_digest
 from .results import (
     Done,
@@ -81,7 +80,7 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8", "auto")  # all but fp16: CPU (cpu_
 MAX_GRIDS = 4  # cell tables kept (a camera needs one or two; more cover switching)
 
 
-class SegmentationEngine:
+class SegmentationEngine(CpuFramePath):
     """CANet inference (contract: docs/interfaces.md; speed: docs/performance.md).
 
     ``checkpoint`` None with ``backbone`` builds an untrained model for ``class_set``.
@@ -363,61 +362,6 @@ class SegmentationEngine:
              in_hw: tuple[int, int] | None = None) -> Any:
         """Cell tables from network size (or ``in_hw``) to ``out_hw`` (None if the same)."""
         return self._grids.get(self.resolution[::-1] if in_hw is None else in_hw, out_hw, make)
-
-    def _helper(self) -> ThreadPoolExecutor | None:
-        """Return a worker thread for the frame path's independent halves (None on 1 CPU)."""
-        # The runtimes' own threads sit idle (they do not spin) once the model has run.
-        if self._pool is None and (os.cpu_count() or 1) > 1:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="canet_post")
-            weakref.finalize(self, self._pool.shutdown, wait=False)
-        return self._pool
-
-    def _infer_cpu(self, frame: np.ndarray, req: Request, clock: StageClock | None,
-                   into: Mapping[str, np.ndarray]) -> SegmentationResult:
-        mark = clock.mark if clock is not None else (lambda stage: None)
-        if clock is not None:
-            clock.restart()
-        x = self._pre(frame, req.order, helper=self._helper())
-        mark("preprocess")
-        out_hw = self.out_hw(frame.shape[:2])
-        frame_post = self._frame_post(x, out_hw, req, mark, into)
-        mark("upsample_argmax")
-        color = overlay = conf = None
-        if req.color:
-            color = frame_post.colour("rgb", into.get("color"))
-        mark("colour")
-        if req.overlay:
-            base = frame if out_hw == frame.shape[:2] else self._pre.small_frame()
-            overlay = frame_post.overlay(base, req.order, req.alpha, color, into.get("overlay"),
-                                         self._helper())
-        mark("overlay")
-        if req.confidence:
-            conf = frame_post.confidence()
-        mark("confidence")
-        return SegmentationResult(frame_post.labels, color, overlay, conf)
-
-    def _frame_post(self, x: np.ndarray, out_hw: tuple[int, int], req: Request,
-                    mark: Any, into: Mapping[str, np.ndarray]) -> post.FramePost:
-        """Run the model, then make the labels at ``out_hw`` (marks "model" in between)."""
-        grid, helper, confidence = self.grid(out_hw), self._helper(), req.confidence
-        if getattr(self._runner, "lowres", False) and not self.tta and (
-                not confidence or kernels.available()):
-            # Logits before the network's final upsample, which is itself a cell grid: the
-            # labels are the upsampled logits' without making them (``lowres``), and the
-            # compiled loops take the softmax sums from them too.
-            low = self._runner.forward_lowres(x)[0]
-            mark("model")
-            net_grid = self.grid(self.resolution[::-1], in_hw=low.shape[1:])
-            return frame_post_from_lowres(low, net_grid, grid, self.label_dtype,
-                                          self._packed, helper, confidence, into,
-                                          want_colour=req.color or req.overlay)
-        logits = self._runner.forward_numpy(x)[0]
-        if self.tta:  # the runner may reuse its output buffer: copy the first result
-            logits = post.flip_tta_logits(
-                logits.copy(), self._runner.forward_numpy(np.ascontiguousarray(x[..., ::-1]))[0])
-        mark("model")
-        return post.FramePost(logits, grid, self.label_dtype, self._packed,
-                              want_confidence=confidence, helper=helper)
 
     def __repr__(self) -> str:
         return (f"SegmentationEngine(backbone={self.backbone!r}, classes={self.num_classes}, "
