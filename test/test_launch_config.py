@@ -302,14 +302,18 @@ def test_launch_files_stay_small_and_use_the_helper(name):
     assert len(source.splitlines()) < 80
     assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description"
                for n in tree.body)
+    helpers = {"canet_ros.launch_config": lc, "canet_ros.launch_multi_camera": mc}
+    used = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "canet_ros.launch_config":
+        if isinstance(node, ast.ImportFrom) and node.module in helpers:
+            used.add(node.module)
             for alias in node.names:
-                assert hasattr(lc, alias.name), alias.name
+                assert hasattr(helpers[node.module], alias.name), alias.name
+    assert used, "the launch file's logic should come from the plain-Python helpers"
 
 
 def test_launch_helper_does_not_import_torch():
-    code = ("import sys, canet_ros.launch_config; "
+    code = ("import sys, canet_ros.launch_config, canet_ros.launch_multi_camera; "
             "sys.exit(1 if 'torch' in sys.modules or 'rclpy' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
