@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import textwrap
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -235,6 +236,15 @@ def _label_inches(fig, labels: Sequence[str], points: float) -> Tuple[float, flo
             (width * math.sin(slant) + height * math.cos(slant)) / fig.dpi)
 
 
+def _wrap_to_width(fig, text, inches: float) -> None:
+    """Re-wrap ``text``'s lines at fewer characters until it is at most ``inches`` wide."""
+    lines = text.get_text().splitlines()
+    chars = max((len(line) for line in lines), default=0)
+    while chars > 8 and _extent_inches(fig, [text])[0] > inches:
+        chars = int(chars * 0.9)
+        text.set_text("\n".join(textwrap.fill(line, chars) or line for line in lines))
+
+
 def _matrix_layout(fig, labels: Sequence[str], title_w: float, title_h: float
                    ) -> Tuple[float, float, int, Tuple[float, float]]:
     """(cell inches, label points, label every k-th class, figure size) for the size cap."""
@@ -274,8 +284,11 @@ def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str],
     im = ax.imshow(frac * 100, cmap="Blues", vmin=0, vmax=100, interpolation="nearest")
     ax.set_xlabel("prediction")
     ax.set_ylabel("ground truth")
-    ax.set_title(title, fontsize=10)
-    title_w, title_h = _extent_inches(fig, [ax.title])
+    # Centred on the figure, not the matrix: the row labels push the matrix right, and a
+    # title centred over a small one ran off the right edge ("... % of ro").
+    heading = fig.suptitle(title, fontsize=10)
+    _wrap_to_width(fig, heading, MATRIX_MAX_INCHES - 0.4)
+    title_w, title_h = _extent_inches(fig, [heading])
     cell, points, step, size = _matrix_layout(fig, labels, title_w, title_h)
     fig.set_size_inches(*size)
     where = list(range(0, n, step))
