@@ -145,7 +145,11 @@ class Listener:
 
 
 def segment_arguments(workspace, checkpoint):
-    """Give a value to every argument segment.launch.py has; none is the shipped default."""
+    """Give a value to every argument segment.launch.py has; none is the shipped default.
+
+    But use_sim_time: with no /clock, sim time would stop the diagnostics timer this test
+    checks; the multi-camera launch test sets it.
+    """
     share = workspace.root / "install" / "canet_ros" / "share" / "canet_ros" / "config"
     colours = checkpoint.with_name("class_colors.yaml")  # CamVid's own: check_frame holds
     colours.write_text("Sky: [128, 128, 128]\n")
@@ -183,6 +187,7 @@ def test_ros2_launch_with_every_argument(colcon_workspace, domain, probe_context
     from rclpy.qos import ReliabilityPolicy
 
     arguments = segment_arguments(colcon_workspace, checkpoint)
+    assert sorted(arguments) == sorted(set(SEGMENT_ARGUMENT_NAMES) - {"use_sim_time"})
     launch = ros2_launch(colcon_workspace, domain.env, "segment.launch.py", **arguments)
     camera = listener = None
     try:
@@ -317,7 +322,8 @@ def test_multi_camera_launch_runs_both_nodes(colcon_workspace, domain, probe_con
                  "rear_input_transport": "compressed", "checkpoint": str(checkpoint),
                  "resolution": "128x96", "device": "cpu", "publish_confidence": "true",
                  # fp32 as the reference engine (the default, auto, may take bf16/int8)
-                 "precision": "fp32", "overlay_alpha": "0.3", "stats_period": "60.0"}
+                 "precision": "fp32", "overlay_alpha": "0.3", "stats_period": "60.0",
+                 "use_sim_time": "true"}  # no timer is checked here: sim time may stand still
     launch = ros2_launch(colcon_workspace, domain.env, "multi_camera.launch.py", **arguments)
     cameras, listener = [], None
     try:
@@ -341,6 +347,10 @@ def test_multi_camera_launch_runs_both_nodes(colcon_workspace, domain, probe_con
             labels = as_array(msgs[rear["labels"]])
             assert labels.shape == frame.shape[:2]
             assert (labels == reference.infer(frame, "bgr").labels).mean() >= 0.999
+        for node in ("/mc_front/segmentation_node", "/mc_rear/segmentation_node"):
+            code, out = ros2(colcon_workspace, domain.env, "param", "get", "--no-daemon", node,
+                             "use_sim_time")
+            assert code == 0 and "Boolean value is: True" in out, (node, out)
         stop_all(*cameras)
         check_sigint(launch)
     finally:
