@@ -140,19 +140,28 @@ def _label_bars(ax, bars, values: Sequence[float]) -> None:
 
     A label placed right of a bar that ends near 100 % would run past the axis or be pushed
     back onto the bar; such bars carry their label inside, right-aligned, in white.
+    Each label sits on a box of its background's colour, drawn over the mean line: the
+    line ran through the labels near the mean ("65|3", every "0.0" of a low-mean chart).
     """
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     to_data = ax.transData.inverted()
     for bar, v in zip(bars, values, strict=True):
         y = bar.get_y() + bar.get_height() / 2
-        label = ax.text(v + 1, y, f"{v:.1f}", va="center", ha="left", fontsize=8)
+        label = ax.text(v + 1, y, f"{v:.1f}", va="center", ha="left", fontsize=8,
+                        bbox=_label_box("white"))
         box = label.get_window_extent(renderer)
         right = to_data.transform((box.x1, box.y0))[0]
         if right > ax.get_xlim()[1]:
             label.set_position((v - 1, y))
             label.set_horizontalalignment("right")
             label.set_color("white")
+            label.set_bbox(_label_box(bar.get_facecolor()))
+
+
+def _label_box(color: Any) -> dict:
+    """Return a borderless box of ``color`` to put behind a value label, over the mean line."""
+    return {"boxstyle": "square,pad=0.15", "facecolor": color, "edgecolor": "none"}
 
 
 def _extent_inches(fig, texts) -> Tuple[float, float]:

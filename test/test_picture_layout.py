@@ -66,3 +66,35 @@ def test_a_title_wider_than_the_largest_picture_is_wrapped_inside_it():
     heading = _title(fig, "a long chart title")
     assert _inside(heading.get_window_extent(fig.canvas.get_renderer()), fig)
     assert heading.get_text().split() == title.split()  # every word kept, in order
+
+
+def _reddish(rgb: np.ndarray) -> np.ndarray:
+    """Pixels of the mean line's red (#cc3311), antialiased edges included."""
+    r, g, b = (rgb[..., k].astype(int) for k in range(3))
+    return (r - g > 60) & (r - b > 60)
+
+
+@pytest.mark.parametrize("values", [
+    [0.62, 0.653, 0.70, 0.66, 0.64, 0.63],  # mean 65.0: "65.3" read "65|3"
+    [0.0] * 10 + [0.18, 0.01],  # mean 1.6 through every "0.0"
+    [0.99, 0.97, 0.98, 0.96, 0.99, 0.95],  # labels inside the bars, white on blue
+])
+def test_mean_line_is_not_drawn_over_the_value_labels(values):
+    per_class = {f"class {i}": v for i, v in enumerate(values)}
+    fig = visualize.iou_bar_figure(per_class, "chart")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    height = image.shape[0]
+    ax = fig.axes[0]
+    labels = list(ax.texts)
+    assert [t.get_text() for t in labels] == [f"{100 * v:.1f}" for v in values]
+    mean_x = ax.transData.transform((100 * float(np.mean(values)), 0))[0]
+    crossed = 0
+    for label in labels:
+        box = label.get_window_extent(renderer)
+        crossed += box.x0 <= mean_x <= box.x1
+        rows = slice(int(np.ceil(height - box.y1)), int(height - box.y0))
+        cols = slice(int(np.ceil(box.x0)), int(box.x1))
+        assert not _reddish(image[rows, cols]).any(), label.get_text()
+    assert crossed  # the line does meet a label: the case is the one that was struck
