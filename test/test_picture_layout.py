@@ -30,7 +30,7 @@ LONG = "chest of drawers, chest, bureau, dresser, commode"
 
 
 def _inside(box, fig) -> bool:
-    """Whether a window extent lies on ``fig``'s canvas (1 px of rounding allowed)."""
+    """Return whether a window extent lies on ``fig``'s canvas (1 px rounding allowed)."""
     width, height = fig.canvas.get_width_height()
     return box.x0 >= -1 and box.y0 >= -1 and box.x1 <= width + 1 and box.y1 <= height + 1
 
@@ -69,7 +69,7 @@ def test_a_title_wider_than_the_largest_picture_is_wrapped_inside_it():
 
 
 def _reddish(rgb: np.ndarray) -> np.ndarray:
-    """Pixels of the mean line's red (#cc3311), antialiased edges included."""
+    """Return a mask of the mean line's red (#cc3311), antialiased edges included."""
     r, g, b = (rgb[..., k].astype(int) for k in range(3))
     return (r - g > 60) & (r - b > 60)
 
@@ -98,3 +98,92 @@ def test_mean_line_is_not_drawn_over_the_value_labels(values):
         cols = slice(int(np.ceil(box.x0)), int(box.x1))
         assert not _reddish(image[rows, cols]).any(), label.get_text()
     assert crossed  # the line does meet a label: the case is the one that was struck
+
+
+CAMVID = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence",
+          "Car", "Pedestrian", "Bicyclist"]
+SWATCH = (0, 128, 255)  # RGB of the swatches below: no text pixel is this colour
+
+
+def _swatches(picture: np.ndarray, rgb) -> list[tuple[int, int, int, int]]:
+    """Return (top, bottom, left, right), inclusive, of each ``rgb`` swatch (BGR picture)."""
+    hit = (picture == np.array(rgb[::-1], np.uint8)).all(axis=2)
+    ys = np.flatnonzero(hit.any(axis=1))
+    runs = np.split(ys, np.flatnonzero(np.diff(ys) > 1) + 1) if len(ys) else []
+    out = []
+    for run in runs:
+        xs = np.flatnonzero(hit[run].any(axis=0))
+        out.append((int(run[0]), int(run[-1]), int(xs[0]), int(xs[-1])))
+    return out
+
+
+def _text_height(legend: np.ndarray) -> int:
+    """Return the pixel rows the first row's light text spans (white names, grey ids)."""
+    top, bottom = _swatches(legend, SWATCH)[:2]
+    band = legend[top[0]:bottom[0], top[3] + 1:]
+    light = (band.min(axis=2) > 150).any(axis=1)
+    return int(np.flatnonzero(light)[-1] - np.flatnonzero(light)[0] + 1)
+
+
+class _Recorder:
+    """Stands in for the encoder: keeps the canvases OverlayVideo would encode."""
+
+    frames: list = []
+
+    def __init__(self, path, fps, size):
+        _Recorder.frames = []
+
+    def write(self, bgr):
+        _Recorder.frames.append(bgr.copy())
+
+    def close(self):
+        pass
+
+
+def _video_legend(monkeypatch, tmp_path, colors, width: int, height: int) -> np.ndarray:
+    """Return the legend strip of the one frame a ``width`` x ``height`` video encodes."""
+    from canet_ros.bag import video
+
+    monkeypatch.setattr(video, "_OpencvWriter", _Recorder)
+    clip = video.OverlayVideo(tmp_path, CAMVID, np.asarray(colors, np.uint8), video.FALLBACK)
+    clip.write(np.full((height, width, 3), 90, np.uint8), "bgr", 0)
+    clip.close()
+    assert clip.error is None and len(_Recorder.frames) == 1
+    return _Recorder.frames[0][:, width:]
+
+
+@pytest.mark.parametrize("height", [480, 1080, 2160])
+def test_legend_text_grows_with_the_frame(height):
+    from canet_ros.bag.video import render_legend
+
+    pytest.importorskip("PIL.ImageFont")
+    width = height * 16 // 9
+    legend = render_legend(CAMVID, np.array([SWATCH] * 11, np.uint8), height, 2 * width)
+    base = render_legend(CAMVID, np.array([SWATCH] * 11, np.uint8), 480, 1706)
+    # As today beside a 480 px frame: 26 px rows, 11 of them, 2 px above and below.
+    assert base.shape[0] == 11 * 26 + 4
+    text, text_480 = _text_height(legend), _text_height(base)
+    assert text / height >= 0.025  # 11 px of 2160 (0.5 %) before
+    assert 0.8 * height / 480 <= text / text_480 <= 1.2 * height / 480
+    swatches = _swatches(legend, SWATCH)
+    assert len(swatches) == 11
+    side = swatches[0][1] - swatches[0][0]
+    assert side == swatches[0][3] - swatches[0][2]  # square
+    assert 0.8 * height / 480 <= side / (26 - 4) <= 1.2 * height / 480
+    # The strip's rules hold: at most the frame's height and twice its width.
+    assert legend.shape[0] <= height and legend.shape[1] <= 2 * width
+
+
+def test_video_legend_beside_a_4k_frame_is_readable(monkeypatch, tmp_path):
+    pytest.importorskip("PIL.ImageFont")
+    legend = _video_legend(monkeypatch, tmp_path, [SWATCH] * 11, 3840, 2160)
+    assert _text_height(legend) >= 0.025 * 2160
+
+
+def test_many_classes_beside_a_4k_frame_keep_to_the_strip_rules():
+    from canet_ros.bag.video import render_legend
+
+    names = [f"a rather long class name {i}" for i in range(300)]
+    legend = render_legend(names, np.array([SWATCH] * 300, np.uint8), 2160, 7680)
+    assert legend.shape[0] <= 2160 and legend.shape[1] <= 7680
+    assert not legend[:, -2:].any(), "text runs past the strip's right edge"

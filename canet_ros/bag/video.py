@@ -84,35 +84,49 @@ def _legend_name(name: str, truetype: bool) -> str:
     return name[:LEGEND_NAME_CHARS - len(mark)].rstrip() + mark
 
 
+def legend_scale(frame_height: int) -> float:
+    """Return the legend's text scale beside a frame ``frame_height`` tall (before crowding).
+
+    Up to 480 px it is what it always was (at most 0.5, about 11 px capitals); past that it
+    grows with the frame, so the strip keeps its share of the picture: capped at 0.5, a 4K
+    frame's text was 11 px of 2160, unreadable once the video is scaled to a screen.
+    """
+    return max(0.3, min(0.5, frame_height / 900), frame_height / 960)
+
+
 def render_legend(names: Sequence[str], colors_rgb: np.ndarray, frame_height: int,
                   max_width: int | None = None) -> np.ndarray:
     """Render a BGR swatch + class id + name list at most ``frame_height`` tall.
 
     Rows shrink to fit down to a readable minimum; past that the names go into columns.
+    Text, swatches and spacing grow with ``frame_height`` past 480 px (``legend_scale``).
     Names are drawn in a TrueType font (``draw_text``), cut with an ellipsis past
     ``LEGEND_NAME_CHARS``; the id, the value the class has in the label masks, tells
     classes apart even where the font lacks a name's glyphs or names were cut alike.
     With ``max_width``, the columns that fit in it hold the first classes and the last
     row says how many more there are.
     """
-    scale = max(0.3, min(0.5, frame_height / 900))
+    scale = legend_scale(frame_height)
     row = max(10, int(round(26 * scale / 0.5)))
     row = max(12, min(row, (frame_height - 4) // max(len(names), 1)))
     # Text no taller than its row: many classes in a short frame take small rows.
     scale = min(scale, max(0.3, row * 0.5 / 26))
+    unit = max(1.0, scale / 0.5)  # the spacing at 480 px, times this past it
+    # swatch margin, swatch-to-id gap, id-to-name gap, baseline above the row's bottom
+    margin, gap, space, drop = (int(round(k * unit)) for k in (2, 8, 6, 5))
     per_column = max(1, (frame_height - 4) // row)
-    swatch = row - 4
+    swatch = row - 2 * margin
     painter = text_painter(scale)
     shown = [_legend_name(n, painter.truetype) for n in names]
     ids = [str(i) for i in range(len(names))]
     id_w = max((painter.width(i) for i in ids), default=0)
     text_w = max((painter.width(n) for n in shown), default=0)
-    col_w = swatch + 8 + id_w + 6 + text_w + 6
+    col_w = swatch + gap + id_w + 2 * space + text_w
     columns = -(-len(names) // per_column)
     more = None
     if max_width is not None and col_w * columns > max_width:
         # As wide as the longest such note can be (the count has at most these digits).
-        col_w = max(col_w, painter.width(f"+{len(names)} more in legend.png") + 8)
+        col_w = max(col_w, painter.width(f"+{len(names)} more in legend.png") + gap)
         columns = max(1, max_width // col_w)
         keep = max(0, columns * per_column - 1)  # the last row says what is left out
         more = f"+{len(names) - keep} more in legend.png"
@@ -123,14 +137,15 @@ def render_legend(names: Sequence[str], colors_rgb: np.ndarray, frame_height: in
     for i, (name, rgb) in enumerate(zip(shown, colors_rgb[:len(shown)], strict=True)):
         x, y = (i // per_column) * col_w, 2 + (i % per_column) * row
         bgr = tuple(int(v) for v in rgb[::-1])
-        cv2.rectangle(legend, (x + 2, y + 2), (x + 2 + swatch, y + 2 + swatch), bgr, -1)
-        left, baseline = x + swatch + 8, y + row - 5
+        cv2.rectangle(legend, (x + margin, y + margin),
+                      (x + margin + swatch, y + margin + swatch), bgr, -1)
+        left, baseline = x + swatch + gap, y + row - drop
         texts.append((ids[i], (left + id_w - painter.width(ids[i]), baseline), _ID_GREY))
-        texts.append((name, (left + id_w + 6, baseline), (255, 255, 255)))
+        texts.append((name, (left + id_w + space, baseline), (255, 255, 255)))
     if more:
         k = len(shown)
-        texts.append((more, ((k // per_column) * col_w + 4, 2 + (k % per_column) * row + row - 5),
-                      (255, 255, 255)))
+        texts.append((more, ((k // per_column) * col_w + 2 * margin,
+                             2 + (k % per_column) * row + row - drop), (255, 255, 255)))
     legend = painter.draw(legend, texts)
     return legend if max_width is None else legend[:, :max_width]
 
