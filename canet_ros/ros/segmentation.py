@@ -49,6 +49,7 @@ from canet_ros.ros.label_info import (
 from canet_ros.ros.log_forwarding import FORWARDING
 from canet_ros.ros.mailbox import LatestFrameMailbox
 from canet_ros.ros.params import (
+    SPEC_BY_NAME,
     NodeConfig,
     ParamError,
     check_checkpoint_file,
@@ -152,8 +153,10 @@ class SegmentationNode(RuntimeParameters, Node):
     # -- start-up ---------------------------------------------------------------------
     def _read_parameters(self) -> NodeConfig:
         try:
+            # Before declaring: rclpy refuses a bad value of a known name right there, and a
+            # misspelt or foreign name (a segnet params file's) may be why a value fails.
+            self._warn_unknown_parameters()
             values = declare_parameters(self)
-            self._warn_unknown_parameters()  # first: a misspelt name may be why a value fails
             config = validate_config(values)
             check_checkpoint_file(config.checkpoint)
             self._colors = read_class_colors(config.class_colors) if config.class_colors else None
@@ -165,7 +168,8 @@ class SegmentationNode(RuntimeParameters, Node):
         # Humble to Kilted keep every override (-p, params files, launch) here, also the
         # ones no declare_parameter asks for; no public call lists them.
         given = list(getattr(self, "_parameter_overrides", {}))
-        unknown = unknown_parameters(given, [n for n in given if self.has_parameter(n)])
+        known = [n for n in given if n in SPEC_BY_NAME or self.has_parameter(n)]
+        unknown = unknown_parameters(given, known)
         if unknown is not None:
             self.get_logger().warning(unknown)
 
