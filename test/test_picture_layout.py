@@ -106,8 +106,15 @@ SWATCH = (0, 128, 255)  # RGB of the swatches below: no text pixel is this colou
 
 
 def _swatches(picture: np.ndarray, rgb) -> list[tuple[int, int, int, int]]:
-    """Return (top, bottom, left, right), inclusive, of each ``rgb`` swatch (BGR picture)."""
+    """Return (top, bottom, left, right), inclusive, of each ``rgb`` swatch (BGR picture).
+
+    Only the first column of legend rows: a swatch of a later column may share their rows.
+    """
     hit = (picture == np.array(rgb[::-1], np.uint8)).all(axis=2)
+    xs = np.flatnonzero(hit.any(axis=0))
+    gaps = np.flatnonzero(np.diff(xs) > 1)
+    if len(gaps):
+        hit[:, xs[gaps[0]] + 1:] = False
     ys = np.flatnonzero(hit.any(axis=1))
     runs = np.split(ys, np.flatnonzero(np.diff(ys) > 1) + 1) if len(ys) else []
     out = []
@@ -187,3 +194,40 @@ def test_many_classes_beside_a_4k_frame_keep_to_the_strip_rules():
     legend = render_legend(names, np.array([SWATCH] * 300, np.uint8), 2160, 7680)
     assert legend.shape[0] <= 2160 and legend.shape[1] <= 7680
     assert not legend[:, -2:].any(), "text runs past the strip's right edge"
+
+
+def _black_swatch_outlined(picture: np.ndarray) -> None:
+    """Check the black swatch between two SWATCH ones: black inside, a ring unlike the strip."""
+    above, below = _swatches(picture, SWATCH)[:2]
+    pitch = (below[0] - above[0]) // 2
+    top, bottom, left, right = (above[0] + pitch, above[1] + pitch, above[2], above[3])
+    assert not picture[top:bottom + 1, left:right + 1].any()  # the class's own black
+    background = picture[top, -1]  # the strip's black, right of every name
+    ring = np.concatenate([picture[top - 1, left - 1:right + 2],
+                           picture[bottom + 1, left - 1:right + 2],
+                           picture[top:bottom + 1, left - 1], picture[top:bottom + 1, right + 1]])
+    assert (np.abs(ring.astype(int) - background).max(axis=1) >= 60).all()
+
+
+COLORS = [SWATCH, (0, 0, 0), SWATCH] + [SWATCH] * 8  # class 1 black, as "unlabeled"
+
+
+@pytest.mark.parametrize("height", [120, 480, 2160])
+def test_a_black_swatch_has_an_outline_in_the_legend(height):
+    from canet_ros.bag.video import render_legend
+
+    _black_swatch_outlined(render_legend(CAMVID, np.array(COLORS, np.uint8), height))
+
+
+def test_a_black_swatch_has_an_outline_in_legend_png(tmp_path):
+    import cv2
+
+    from canet_ros.bag.report import LEGEND, _write_legend
+
+    report = {"class_names": CAMVID, "palette": [list(c) for c in COLORS]}
+    assert _write_legend(report, tmp_path) == LEGEND
+    _black_swatch_outlined(cv2.imread(str(tmp_path / LEGEND)))
+
+
+def test_a_black_swatch_has_an_outline_in_the_video_legend(monkeypatch, tmp_path):
+    _black_swatch_outlined(_video_legend(monkeypatch, tmp_path, COLORS, 640, 480))

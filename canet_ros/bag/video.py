@@ -34,6 +34,7 @@ from ..draw_text import text_painter
 from .errors import BagError
 
 _ID_GREY = (170, 170, 170)  # the ids a shade dimmer than the names they number
+_OUTLINE = (128, 128, 128)  # round each swatch: black or dark classes on the black strip
 # A legend name past this many characters is cut (ADE20K's run past 100): the strip is
 # as wide as its longest name, and libx264 refuses frames tens of thousands wide.
 LEGEND_NAME_CHARS = 24
@@ -100,6 +101,7 @@ def render_legend(names: Sequence[str], colors_rgb: np.ndarray, frame_height: in
 
     Rows shrink to fit down to a readable minimum; past that the names go into columns.
     Text, swatches and spacing grow with ``frame_height`` past 480 px (``legend_scale``).
+    Each swatch has a grey outline: a black class colour would vanish on the black strip.
     Names are drawn in a TrueType font (``draw_text``), cut with an ellipsis past
     ``LEGEND_NAME_CHARS``; the id, the value the class has in the label masks, tells
     classes apart even where the font lacks a name's glyphs or names were cut alike.
@@ -136,9 +138,7 @@ def render_legend(names: Sequence[str], colors_rgb: np.ndarray, frame_height: in
     texts = []
     for i, (name, rgb) in enumerate(zip(shown, colors_rgb[:len(shown)], strict=True)):
         x, y = (i // per_column) * col_w, 2 + (i % per_column) * row
-        bgr = tuple(int(v) for v in rgb[::-1])
-        cv2.rectangle(legend, (x + margin, y + margin),
-                      (x + margin + swatch, y + margin + swatch), bgr, -1)
+        _swatch(legend, (x + margin, y + margin), swatch, rgb, max(1, margin // 2))
         left, baseline = x + swatch + gap, y + row - drop
         texts.append((ids[i], (left + id_w - painter.width(ids[i]), baseline), _ID_GREY))
         texts.append((name, (left + id_w + space, baseline), (255, 255, 255)))
@@ -148,6 +148,15 @@ def render_legend(names: Sequence[str], colors_rgb: np.ndarray, frame_height: in
                              2 + (k % per_column) * row + row - drop), (255, 255, 255)))
     legend = painter.draw(legend, texts)
     return legend if max_width is None else legend[:, :max_width]
+
+
+def _swatch(legend: np.ndarray, corner: tuple[int, int], size: int, rgb: np.ndarray,
+            outline: int) -> None:
+    """Draw one class's colour square, ``outline`` px of grey around it, left of its name."""
+    x, y = corner
+    cv2.rectangle(legend, (x - outline, y - outline), (x + size + outline, y + size + outline),
+                  _OUTLINE, -1)
+    cv2.rectangle(legend, (x, y), (x + size, y + size), tuple(int(v) for v in rgb[::-1]), -1)
 
 
 class _PyavWriter:
