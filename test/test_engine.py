@@ -123,7 +123,9 @@ def test_labels_equal_plain_torch_reference(make_engine, checkpoint, camvid_fram
         assert np.abs(res.confidence.astype(int) - expected_conf).max() <= 1
 
 
-def test_rgb_and_bgr_input_agree(make_engine, camvid_frames):
+@pytest.mark.parametrize("numba", ["1", "0"])  # the compiled loops, and numpy/OpenCV's
+def test_rgb_and_bgr_input_agree(make_engine, camvid_frames, numba, monkeypatch):
+    monkeypatch.setenv("CANET_ROS_NUMBA", numba)
     engine = make_engine(runtime="onnxruntime", output_size="input", resolution=RES)
     rgb = camvid_frames[0]
     a = engine.infer(rgb, "rgb", color=True, overlay=True)

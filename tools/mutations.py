@@ -66,8 +66,9 @@ MUTATIONS: List[Mutation] = [
     M("late_crop_off_by_one", "canet_ros/training/trainer.py",
       r"epoch >= (cfg\.epochs - cfg\.late_crop_epochs)", r"epoch > \1",
       f"{T_RESUME} -k late", "the late crop phase starts one epoch late"),
-    M("bare_resume_ignores_config", "canet_ros/cli/train.py",
-      r"blob = _resumable\(args\.resume\) if args\.resume else None", "blob = None",
+    M("bare_resume_ignores_config", "canet_ros/training/config.py",
+      r"saved = check_values\(resumed_run_values\(resume, resumed\), str\(resume\)\) if resume "
+      r"else \{\}", "saved = {}",
       f"{T_RESUME} -k bare", "bare `canet train --resume` ignores the run's saved config"),
     M("rng_restore", "canet_ros/training/trainer.py",
       r"^([ \t]*)set_rng_state\(self\.epoch_rng\)", r"\1pass",
