@@ -87,7 +87,8 @@ SPECS: Tuple[ParamSpec, ...] = (
     ParamSpec("overlay_alpha", 0.5, "weight of the colour mask in segmentation/overlay; can "
               "change at runtime", read_only=False, float_range=(0.0, 1.0)),
     ParamSpec("image_topic", "/camera/image_raw",
-              "input topic; with input_transport compressed, <image_topic>/compressed"),
+              "input topic; with input_transport compressed, <image_topic>/compressed "
+              "(image_topic itself where it ends in /compressed)"),
     ParamSpec("input_transport", "raw", "raw: sensor_msgs/Image; compressed: "
               "sensor_msgs/CompressedImage (JPEG/PNG)", choices=TRANSPORT_CHOICES),
     ParamSpec("qos_reliability", "best_effort", "input subscription reliability; reliable for "
@@ -122,8 +123,11 @@ class NodeConfig:
 
     @property
     def input_topic(self) -> str:
-        """image_transport's naming: the compressed stream lives under <topic>/compressed."""
-        if self.input_transport == "compressed":
+        """image_transport's naming: the compressed stream lives under <topic>/compressed.
+
+        An image_topic that already ends in /compressed names that stream itself.
+        """
+        if self.input_transport == "compressed" and not self.image_topic.endswith("/compressed"):
             return f"{self.image_topic}/compressed"
         return self.image_topic
 

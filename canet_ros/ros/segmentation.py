@@ -38,6 +38,13 @@ from canet_ros import image_codec
 from canet_ros.class_colors import ClassColorsError, read_class_colors
 from canet_ros.inference import kernels
 from canet_ros.inference.results import output_layout
+from canet_ros.ros.input_watch import (
+    CHECK_PERIOD_S,
+    InputWatch,
+    InputWiring,
+    input_topic,
+    read_graph,
+)
 from canet_ros.ros.label_info import (
     LABEL_INFO_QOS,
     LABEL_INFO_TOPIC,
@@ -188,8 +195,9 @@ class SegmentationNode(RuntimeParameters, Node):
         msg_type = CompressedImage if cfg.input_transport == "compressed" else Image
         # The first report's window then starts here, not before the model was loaded.
         self._frame_stats = FrameStats()
+        topic, self._input_note = input_topic(cfg, self.resolve_topic_name)
         self._input_sub = self.create_subscription(
-            msg_type, self._input_topic(), self._on_image, input_qos(cfg.qos_reliability))
+            msg_type, topic, self._on_image, input_qos(cfg.qos_reliability))
         names = OUTPUTS if cfg.publish_confidence else OUTPUTS[:3]
         # Relative names: they land under the node's namespace (cam_front/segmentation/...).
         self._outputs = {name: self.create_publisher(Image, f"segmentation/{name}", OUTPUT_QOS)
@@ -200,17 +208,14 @@ class SegmentationNode(RuntimeParameters, Node):
         self._label_info_pub = self._publish_label_info()
         # On the steady clock: stats_period and the report's window are wall seconds, also
         # under use_sim_time, where the ROS clock stands still until /clock arrives.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._stats_timer = self.create_timer(cfg.stats_period, self._on_stats_timer,
-                                              clock=Clock(clock_type=ClockType.STEADY_TIME))
-
-    def _input_topic(self) -> str:
-        cfg = self._cfg
-        if cfg.input_transport != "compressed":
-            return cfg.image_topic
-        # A remap names the base topic (-r image_raw:=front/image_raw) whatever the
-        # transport, as image_pipeline's nodes take it; rcl alone would remap only the full
-        # ".../compressed" name, and the node would wait on the old topic.
-        return f"{self.resolve_topic_name(cfg.image_topic)}/compressed"
+                                              clock=steady)
+        self._input_watch = InputWatch(InputWiring(
+            self._input_sub.topic_name, cfg.image_topic, cfg.input_transport == "compressed",
+            cfg.qos_reliability == "reliable"))
+        if cfg.stats_period > CHECK_PERIOD_S:  # else every report looks
+            self.create_timer(CHECK_PERIOD_S, self._watch_input, clock=steady)
 
     def _publish_label_info(self) -> Any:
         """Publish what each label id means, once: transient local keeps it for late readers."""
@@ -235,7 +240,7 @@ class SegmentationNode(RuntimeParameters, Node):
         return (f"ready: CANet {engine.backbone} ({engine.num_classes} classes) from {source} "
                 f"at {width}x{height} on {engine.device_name} ({runs}); input "
                 f"{self._input_sub.topic_name} ({cfg.input_transport}, "
-                f"{cfg.qos_reliability}); outputs {outputs}"
+                f"{cfg.qos_reliability}{self._input_note}); outputs {outputs}"
                 + (f"; class colours from {self._colors.path}" if self._colors else ""))
 
     # -- frames -----------------------------------------------------------------------
@@ -320,10 +325,20 @@ class SegmentationNode(RuntimeParameters, Node):
 
     # -- stats ------------------------------------------------------------------------
     def _on_stats_timer(self) -> None:
+        self._watch_input()  # first: the report's diagnostics say what it found
         report = self._frame_stats.report(extra=self._static_key_values())
         self.get_logger().info(report.summary())
         self._diag_pub.publish(self.diagnostics(report))
         self._check_shared_outputs()
+
+    def _watch_input(self) -> None:
+        line = self._input_watch.check(self._frame_stats.totals()["received"],
+                                       lambda wiring: read_graph(self, wiring))
+        # Two call sites: rclpy refuses one that logs at two severities.
+        if line is not None and line.warn:
+            self.get_logger().warning(line.text)
+        elif line is not None:
+            self.get_logger().info(line.text)
 
     def _check_shared_outputs(self) -> None:
         """Warn when another node publishes on our label topic: two streams would interleave.
@@ -360,11 +375,14 @@ class SegmentationNode(RuntimeParameters, Node):
 
     def diagnostics(self, report: StatsReport) -> DiagnosticArray:
         """One DiagnosticStatus for this node; every KeyValue value is a string."""
+        problems = [] if report.healthy else ["malformed input or failed inference"]
+        if self._input_watch.problem is not None:
+            problems.insert(0, self._input_watch.problem.message)
         status = DiagnosticStatus(
-            level=DiagnosticStatus.OK if report.healthy else DiagnosticStatus.WARN,
+            level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
             name=f"{self.get_fully_qualified_name()}: CANet segmentation",
-            message=report.summary() if report.healthy else
-            "malformed input or failed inference: " + report.summary(),
+            message=f"{'; '.join(problems)}: {report.summary()}" if problems else
+            report.summary(),
             hardware_id=str(self._engine.device_name),
             values=[KeyValue(key=key, value=value) for key, value in report.key_values()])
         return DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),

@@ -1,0 +1,215 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Why no frame arrives: the input topic's publishers, as the ROS graph shows them.
+
+A remap that matches none of the node's names (segnet's ``image_in``, Isaac ROS's
+``image``), a wrong ``image_topic``, a CompressedImage on the raw topic and a best-effort
+camera under a reliable reader all look alike from inside: no callback, ``in 0.0 fps``.
+When no frame came since the last look, the graph tells them apart. The node warns once
+per distinct situation (again after ``REPEAT_S`` while it lasts, so an unplugged camera
+does not fill the log) and its diagnostics say WARN until frames flow.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
+
+from canet_ros.ros.params import NodeConfig
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
+# How often the graph is read while no frame arrives (at least this often, also with a
+# long stats_period), and how long after start-up: discovery of a camera that is there
+# takes a moment, more on a loaded machine.
+CHECK_PERIOD_S = 5.0
+GRACE_S = 4.0
+REPEAT_S = 60.0
+OUTPUT_NAMES = ("labels", "color", "overlay", "confidence")
+SHOWN_TOPICS = 3
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One publisher on the input topic: its node, message type and reliability."""
+
+    node: str
+    msg_type: str
+    best_effort: bool
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """A reason no frame can arrive; ``key`` tells situations apart, names aside."""
+
+    key: Tuple[str, ...]
+    message: str
+
+
+def input_topic(config: NodeConfig, resolve: Callable[[str], str]) -> Tuple[str, str]:
+    """Return the topic the node subscribes to, and a note for its ready line ('' or '; ...').
+
+    ``resolve`` is the node's resolve_topic_name (remaps applied).
+    """
+    if config.input_transport != "compressed":
+        return config.image_topic, ""
+    if config.image_topic.endswith("/compressed"):
+        # The name `ros2 topic list` shows: the transport's topic itself, not the base of
+        # .../compressed/compressed.
+        return config.image_topic, ("; image_topic ends in /compressed: read as the "
+                                    "compressed topic itself")
+    # A remap names the base topic (-r image_raw:=front/image_raw) whatever the transport,
+    # as image_pipeline's nodes take it; rcl alone would remap only the full
+    # ".../compressed" name, and the node would wait on the old topic.
+    return f"{resolve(config.image_topic)}/compressed", ""
+
+
+@dataclass(frozen=True)
+class InputWiring:
+    """What the node reads: the resolved topic, the image_topic as given, how."""
+
+    topic: str
+    image_topic: str
+    compressed: bool
+    reliable: bool
+
+    @property
+    def expected_type(self) -> str:
+        return COMPRESSED if self.compressed else IMAGE
+
+
+def _nodes(publishers: Iterable[Endpoint]) -> str:
+    return ", ".join(sorted({p.node for p in publishers}))
+
+
+def _no_publisher(wiring: InputWiring, elsewhere: Sequence[str]) -> InputProblem:
+    if wiring.compressed:
+        where = ("image_topic:=/your/camera/image_raw (the base name: the node reads "
+                 "<image_topic>/compressed) or image_topic:=/your/camera/image_raw/compressed")
+    else:
+        where = (f"image_topic:=/your/camera/image_raw or -r "
+                 f"{wiring.image_topic}:=/your/camera/image_raw")
+    text = (f"no frames: nothing publishes on {wiring.topic}. Name the camera's topic with "
+            f"{where}; a remap of another node's topic name (image_in, image, ~/in/image) "
+            "matches nothing in this node")
+    if elsewhere:
+        text += f"; {wiring.expected_type} is published on {', '.join(elsewhere)}"
+    return InputProblem(("no publisher",), text)
+
+
+def _wrong_type(wiring: InputWiring, publishers: Sequence[Endpoint]) -> InputProblem:
+    types = sorted({p.msg_type for p in publishers})
+    text = (f"no frames: {wiring.topic} carries {', '.join(types)} (from {_nodes(publishers)}), "
+            f"but the node reads {wiring.expected_type} there")
+    if COMPRESSED in types and not wiring.compressed:
+        text += "; set input_transport:=compressed"
+        if not wiring.topic.endswith("/compressed"):
+            # The node would read <image_topic>/compressed: name the full topic back.
+            text += f" with -r {wiring.topic}/compressed:={wiring.topic}"
+    elif IMAGE in types and wiring.compressed:
+        text += "; set input_transport:=raw"
+    return InputProblem(("type", *types), text)
+
+
+def diagnose(wiring: InputWiring, publishers: Sequence[Endpoint],
+             elsewhere: Sequence[str] = ()) -> Optional[InputProblem]:
+    """Say why ``publishers`` (the input topic's) cannot deliver a frame, or None if they can.
+
+    ``elsewhere``: topics that carry the expected type, shown when the input topic has none.
+    """
+    if not publishers:
+        return _no_publisher(wiring, elsewhere)
+    right = [p for p in publishers if p.msg_type == wiring.expected_type]
+    if not right:
+        return _wrong_type(wiring, publishers)
+    if wiring.reliable and all(p.best_effort for p in right):
+        return InputProblem(("qos",), (
+            f"no frames: the publisher(s) of {wiring.topic} ({_nodes(right)}) offer best "
+            "effort, and a reliable reader (qos_reliability: reliable) takes nothing from "
+            "them; set qos_reliability:=best_effort, or make the publisher reliable"))
+    return None
+
+
+def candidate_topics(topics_and_types: Iterable[Tuple[str, List[str]]],
+                     msg_type: str) -> List[str]:
+    """List the topics carrying ``msg_type``, segmentation outputs (any node's) left out."""
+    found = [name for name, types in topics_and_types if msg_type in types
+             and not any(name.endswith(f"/segmentation/{out}") for out in OUTPUT_NAMES)]
+    return sorted(found)
+
+
+def read_graph(node: Any, wiring: InputWiring) -> Optional[InputProblem]:
+    """Diagnose ``wiring`` from what ``node`` sees of the ROS graph now."""
+    from rclpy.qos import ReliabilityPolicy
+
+    publishers = [Endpoint(f"{info.node_namespace.rstrip('/')}/{info.node_name}",
+                           info.topic_type,
+                           info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT)
+                  for info in node.get_publishers_info_by_topic(wiring.topic)]
+    elsewhere: List[str] = []
+    if not publishers:
+        # The graph lists topics that only have readers too (our own input among them).
+        elsewhere = [name for name in candidate_topics(node.get_topic_names_and_types(),
+                                                       wiring.expected_type)
+                     if node.count_publishers(name) > 0][:SHOWN_TOPICS]
+    return diagnose(wiring, publishers, elsewhere)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    warn: bool
+    text: str
+
+
+class InputWatch:
+    """Decides when the input's state is news: a new problem, a repeat, or frames again."""
+
+    def __init__(self, wiring: InputWiring, clock: Callable[[], float] = time.monotonic,
+                 grace_s: float = GRACE_S, repeat_s: float = REPEAT_S) -> None:
+        self.problem: Optional[InputProblem] = None
+        self.wiring = wiring
+        self._clock, self._repeat_s = clock, repeat_s
+        self._start = clock()
+        self._grace_s = grace_s
+        self._received = 0
+        self._warned: Optional[Tuple[Tuple[str, ...], float]] = None
+        self._owed_all_clear = False  # a WARN was logged, no frame has come since
+
+    def check(self, received_total: int,
+              diagnose_now: Callable[[InputWiring], Optional[InputProblem]]
+              ) -> Optional[LogLine]:
+        """Look again; return the line to log now, if any.
+
+        ``diagnose_now`` (reading the graph) runs only when no frame came since the last
+        check and the start-up grace is over.
+        """
+        now = self._clock()
+        if received_total != self._received:
+            self._received = received_total
+            owed, self._owed_all_clear = self._owed_all_clear, False
+            self.problem, self._warned = None, None
+            return LogLine(False, f"frames arrive on {self.wiring.topic} now") if owed else None
+        if now - self._start < self._grace_s:
+            return None
+        self.problem = diagnose_now(self.wiring)
+        if self.problem is None:
+            self._warned = None  # should it come back, that is news
+            return None
+        if self._warned is not None and self._warned[0] == self.problem.key and \
+                now - self._warned[1] < self._repeat_s:
+            return None
+        self._warned = (self.problem.key, now)
+        self._owed_all_clear = True
+        return LogLine(True, self.problem.message)
