@@ -65,6 +65,7 @@ from canet_ros.ros.params import (
     validate_config,
 )
 from canet_ros.ros.runtime_params import RuntimeParameters
+from canet_ros.ros.shared_outputs import shared_outputs
 from canet_ros.ros.stats import FrameStats, StatsReport
 
 OUTPUTS = ("labels", "color", "overlay", "confidence")
@@ -341,28 +342,10 @@ class SegmentationNode(RuntimeParameters, Node):
             self.get_logger().info(line.text)
 
     def _check_shared_outputs(self) -> None:
-        """Warn when another node publishes on our label topic: two streams would interleave.
-
-        Two nodes told apart only by node name (not namespace) land on the same relative
-        output topics, a trap for users of nodes with private (~/) outputs.
-        """
-        topic = self.resolve_topic_name("segmentation/labels")
-        me = (self.get_name(), self.get_namespace())
-        writers = self.get_publishers_info_by_topic(topic)
-        others = sorted({f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in writers
-                         if (i.node_name, i.node_namespace) != me})
-        # This node has one writer there; more under its name are another process's node
-        # of the same name (two `ros2 run`s differing only in image_topic).
-        twins = sum((i.node_name, i.node_namespace) == me for i in writers) - 1
-        if twins > 0:
-            others.append(f"{twins} other node{'s' if twins > 1 else ''} named "
-                          f"{self.get_fully_qualified_name()}")
+        """Warn when another node publishes on our label topic (once per change of who)."""
+        others, warning = shared_outputs(self)
         if others and others != self._shared_outputs_warned:
-            verb = "publish" if len(others) > 1 or twins > 1 else "publishes"
-            self.get_logger().warning(
-                f"{', '.join(others)} also {verb} on "
-                f"{topic}: their labels and ours interleave there; give each camera's node "
-                "its own namespace (namespace:=cam_front), not only its own node name")
+            self.get_logger().warning(warning)
         self._shared_outputs_warned = others
 
     def _static_key_values(self) -> Dict[str, str]:
