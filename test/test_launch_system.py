@@ -154,7 +154,7 @@ def segment_arguments(workspace, checkpoint):
     colours = checkpoint.with_name("class_colors.yaml")  # CamVid's own: check_frame holds
     colours.write_text("Sky: [128, 128, 128]\n")
     return {"backbone": "mobilenetv2", "checkpoint": str(checkpoint), "device": "cpu",
-            "class_colors": str(colours),
+            "class_colors": str(colours), "color_encoding": "bgr8",
             "precision": "fp32", "resolution": "128x96", "overlay_alpha": "0.3",
             "image_topic": "/lt_cam/image_raw", "input_transport": "raw",
             "qos_reliability": "reliable", "publish_confidence": "true",
@@ -163,11 +163,11 @@ def segment_arguments(workspace, checkpoint):
             "dds_profile": str(share / "fastdds_large_images.xml")}
 
 
-def check_frame(msgs, topics, reference, alpha):
+def check_frame(msgs, topics, reference, alpha, color_encoding="rgb8"):
     """One frame's outputs against the camera's input and the reference engine."""
     source = msgs.pop(topics["input"])
     frame = as_array(source)
-    for name, encoding in OUTPUTS.items():
+    for name, encoding in dict(OUTPUTS, color=color_encoding).items():
         out = msgs[topics[name]]
         assert out.header == source.header, name
         assert (out.width, out.height, out.encoding) == (*CAMERA_SIZE, encoding), name
@@ -175,7 +175,8 @@ def check_frame(msgs, topics, reference, alpha):
     labels = as_array(msgs[topics["labels"]])
     assert_labels_vary(expected.labels)
     assert (labels == expected.labels).mean() >= 0.999
-    check_color_and_overlay(labels, as_array(msgs[topics["color"]]),
+    color = as_array(msgs[topics["color"]])  # bgr8: the palette's channels reversed
+    check_color_and_overlay(labels, color if color_encoding == "rgb8" else color[..., ::-1],
                             as_array(msgs[topics["overlay"]]), frame, "bgr", alpha)
     confidence = as_array(msgs[topics["confidence"]]).astype(int)
     assert np.abs(confidence - expected.confidence).max() <= 1
@@ -203,7 +204,7 @@ def test_ros2_launch_with_every_argument(colcon_workspace, domain, probe_context
         camera = start_camera(domain.env, arguments["image_topic"], "c")
         frames = listener.frames(list(topics.values()), count=2)
         for msgs in list(frames.values())[:2]:
-            check_frame(msgs, topics, reference, alpha=0.3)
+            check_frame(msgs, topics, reference, alpha=0.3, color_encoding="bgr8")
         node_subscription, = [info for info in listener.node.get_subscriptions_info_by_topic(
             arguments["image_topic"]) if info.node_name == "segmentation_node"]
         assert node_subscription.qos_profile.reliability == ReliabilityPolicy.RELIABLE

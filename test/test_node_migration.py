@@ -17,7 +17,16 @@
 A segnet params file holds names this node lacks and an ``overlay_alpha`` on segnet's
 0-255 scale; Isaac ROS and Autoware draw their colour masks in bgr8.
 """
+import numpy as np
 import pytest
+from ros_helpers import (
+    as_array,
+    assert_labels_vary,
+    check_color_and_overlay,
+    image_msg,
+    palette,
+    synthetic_frame,
+)
 
 SEGNET_PARAMS = """/**:
   ros__parameters:
@@ -47,3 +56,29 @@ def test_unknown_names_are_named_even_when_a_known_one_is_out_of_range(tmp_path)
     assert "'overlay_alpha'" not in warned[0].split(";")[0], warned[0]
     # The warning comes first: it may be what explains the failure.
     assert run.output.index("does not have") < run.output.index("[FATAL]"), run.output
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_color_encoding_bgr8_reverses_the_palette_and_leaves_the_overlay(rig):
+    node = rig.node(color_encoding="bgr8")
+    got = rig.listen(node, "labels", "color", "overlay")
+    bgr = synthetic_frame(seed=6)
+    rig.send(node, image_msg(bgr, "bgr8"))
+    out = rig.wait_for(got)
+    labels = as_array(out["labels"])
+    assert_labels_vary(labels)
+    assert out["color"].encoding == "bgr8"
+    color = as_array(out["color"])
+    # CamVid's palette has colours whose channels differ: a missed swap shows.
+    assert (palette()[labels] != palette()[labels][..., ::-1]).any()
+    np.testing.assert_array_equal(color, palette()[labels][..., ::-1])
+    check_color_and_overlay(labels, color[..., ::-1], as_array(out["overlay"]), bgr, "bgr",
+                            alpha=0.5)
+
+
+def test_color_encoding_takes_only_the_two_orders():
+    from canet_ros.ros.params import ParamError, validate_config
+    assert validate_config({}).color_encoding == "rgb8"
+    assert validate_config({"color_encoding": "bgr8"}).color_encoding == "bgr8"
+    with pytest.raises(ParamError, match="color_encoding 'rgba8' is not one of: rgb8, bgr8"):
+        validate_config({"color_encoding": "rgba8"})

@@ -38,6 +38,7 @@ BUNDLED_BACKBONE = "mobilenetv2"
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16", "int8")
 TRANSPORT_CHOICES = ("raw", "compressed")
 RELIABILITY_CHOICES = ("best_effort", "reliable")
+COLOR_ENCODING_CHOICES = ("rgb8", "bgr8")
 _DEVICE = re.compile(r"(auto|cpu|cuda(:\d+)?)\Z")
 _RESOLUTION = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*\Z")
 _TOPIC_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -102,6 +103,9 @@ SPECS: Tuple[ParamSpec, ...] = (
     ParamSpec("class_colors", "", "class colours YAML file (class name: [R, G, B] or "
               "'#rrggbb', any of the model's classes; docs/ros.md) for segmentation/color and "
               "overlay; empty = the checkpoint's colours"),
+    ParamSpec("color_encoding", "rgb8", "channel order of segmentation/color: rgb8, or bgr8 "
+              "as Isaac ROS (color_segmentation_mask_encoding) and Autoware draw their colour "
+              "masks", choices=COLOR_ENCODING_CHOICES),
 )
 SPEC_BY_NAME: Dict[str, ParamSpec] = {spec.name: spec for spec in SPECS}
 
@@ -120,6 +124,7 @@ class NodeConfig:
     publish_confidence: bool
     stats_period: float
     class_colors: str
+    color_encoding: str
 
     @property
     def input_topic(self) -> str:
@@ -255,6 +260,8 @@ def validate_config(values: Mapping[str, Any]) -> NodeConfig:
         publish_confidence=_typed(values, "publish_confidence", bool),
         stats_period=period,
         class_colors=_typed(values, "class_colors", str).strip(),
+        color_encoding=check_choice("color_encoding", _typed(values, "color_encoding", str),
+                                    COLOR_ENCODING_CHOICES),
     )
 
 

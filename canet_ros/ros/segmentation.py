@@ -303,9 +303,12 @@ class SegmentationNode(RuntimeParameters, Node):
                 for name in self._outputs if wanted[name]}
 
     def _publish(self, result: Any, header: Any, order: str, wanted: Dict[str, bool]) -> None:
+        if wanted["color"] and self._cfg.color_encoding == "bgr8":
+            # The engine draws RGB: reversed where it drew it, the message's own buffer.
+            result.color[...] = result.color[..., ::-1]
         arrays: Dict[str, Tuple[Any, str]] = {
             "labels": (result.labels, "mono16" if result.labels.dtype.itemsize == 2 else "mono8"),
-            "color": (result.color, "rgb8"),
+            "color": (result.color, self._cfg.color_encoding),
             "overlay": (result.overlay, "bgr8" if order == "bgr" else "rgb8"),
             "confidence": (result.confidence, "mono8"),
         }
