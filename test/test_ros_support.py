@@ -35,6 +35,17 @@ def test_frame_stats_window_and_percentiles():
     empty = stats.report()
     assert empty.window["received"] == 0 and empty.totals["dropped"] == 2
     assert empty.stamp_latency_ms is None and "n/a" in empty.summary()
+    assert "idle" not in empty.summary()
+
+
+def test_the_summary_says_frames_went_unused_for_want_of_subscribers():
+    from canet_ros.ros.stats import FrameStats
+    stats = FrameStats(clock=iter([0.0, 5.0]).__next__)
+    stats.count("received", 150)
+    stats.count("idle", 150)
+    line = stats.report().summary()
+    assert line.startswith("in 30.0 fps, out 0.0 fps, dropped 0 (total 0), idle 150 "
+                           "(no subscribers), malformed 0"), line
 
 
 def _window(latencies, **kwargs):

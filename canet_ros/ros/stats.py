@@ -90,9 +90,11 @@ class StatsReport:
 
     def summary(self) -> str:
         w = self.window
+        # Frames in but none out reads as a stuck node unless the line says why.
+        idle = f", idle {w['idle']} (no subscribers)" if w["idle"] else ""
         return (f"in {self.input_fps:.1f} fps, out {self.output_fps:.1f} fps, dropped "
-                f"{w['dropped']} (total {self.totals['dropped']}), malformed {w['malformed']}, "
-                f"failed {w['failed']}, latency stamp->publish p50/p99 "
+                f"{w['dropped']} (total {self.totals['dropped']}){idle}, malformed "
+                f"{w['malformed']}, failed {w['failed']}, latency stamp->publish p50/p99 "
                 f"{_fmt_ms(self.stamp_latency_ms)}, callback->publish "
                 f"{_fmt_ms(self.callback_latency_ms)}")
 
