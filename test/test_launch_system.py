@@ -147,8 +147,8 @@ class Listener:
 def segment_arguments(workspace, checkpoint):
     """Give a value to every argument segment.launch.py has; none is the shipped default.
 
-    But use_sim_time: with no /clock, sim time would stop the diagnostics timer this test
-    checks; the multi-camera launch test sets it.
+    use_sim_time with no /clock: the node's clock stands at 0, yet its statistics run on
+    the steady clock and its outputs keep the camera's stamps (docs/ros.md).
     """
     share = workspace.root / "install" / "canet_ros" / "share" / "canet_ros" / "config"
     colours = checkpoint.with_name("class_colors.yaml")  # CamVid's own: check_frame holds
@@ -158,7 +158,7 @@ def segment_arguments(workspace, checkpoint):
             "precision": "fp32", "resolution": "128x96", "overlay_alpha": "0.3",
             "image_topic": "/lt_cam/image_raw", "input_transport": "raw",
             "qos_reliability": "reliable", "publish_confidence": "true",
-            "stats_period": "1.0", "namespace": "lt",
+            "stats_period": "1.0", "namespace": "lt", "use_sim_time": "true",
             "params_file": str(share / "canet_mobilenetv2.yaml"),
             "dds_profile": str(share / "fastdds_large_images.xml")}
 
@@ -188,7 +188,7 @@ def test_ros2_launch_with_every_argument(colcon_workspace, domain, probe_context
     from rclpy.qos import ReliabilityPolicy
 
     arguments = segment_arguments(colcon_workspace, checkpoint)
-    assert sorted(arguments) == sorted(set(SEGMENT_ARGUMENT_NAMES) - {"use_sim_time"})
+    assert sorted(arguments) == sorted(SEGMENT_ARGUMENT_NAMES)
     launch = ros2_launch(colcon_workspace, domain.env, "segment.launch.py", **arguments)
     camera = listener = None
     try:
@@ -228,6 +228,7 @@ def check_parameters(workspace, env, arguments):
         text = arguments[spec.name]
         expected = {bool: lambda t: t == "true", float: float}.get(type(spec.default), str)(text)
         assert dumped[spec.name] == expected, (spec.name, dumped[spec.name], text)
+    assert dumped["use_sim_time"] is True  # rclpy's own parameter, set by the argument
     code, out = ros2(workspace, env, "param", "get", "--no-daemon", "/lt/segmentation_node",
                      "publish_confidence")
     assert code == 0 and "Boolean value is: True" in out, out
