@@ -20,6 +20,7 @@ about construction and the public calls. Its methods run on the engine itself an
 its current state: ``_pre`` (``preprocess.Preprocessor``), ``_runner``, ``_packed``
 (the palette, which ``set_class_colors`` swaps), ``label_dtype``, ``tta``,
 ``resolution``, ``out_hw``, ``grid`` and ``_pool`` (None until the first frame).
+:func:`asked_outputs` picks the caller's arrays (``into``) that outputs are written to.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ import numpy as np
 from . import kernels
 from . import postprocess as post
 from .lowres import frame_post_from_lowres
-from .results import Request, SegmentationResult, StageClock
+from .results import EngineError, Request, SegmentationResult, StageClock
 
 
 class CpuFramePath:
@@ -94,3 +95,15 @@ class CpuFramePath:
         mark("model")
         return post.FramePost(logits, grid, self.label_dtype, self._packed,
                               want_confidence=confidence, helper=helper)
+
+
+def asked_outputs(into: Mapping[str, np.ndarray] | None, req: Request) -> dict[str, np.ndarray]:
+    """Return ``into``'s arrays for the outputs ``req`` asks for (EngineError: read-only)."""
+    # The others stay the caller's: an overlay alone makes a colour, not into["color"].
+    names = {"labels", *(n for n in ("color", "overlay", "confidence") if getattr(req, n))}
+    asked = {name: array for name, array in (into or {}).items() if name in names}
+    stuck = sorted(name for name, array in asked.items()
+                   if isinstance(array, np.ndarray) and not array.flags.writeable)
+    if stuck:
+        raise EngineError(f"into: read-only array(s) for {stuck}; outputs cannot go there")
+    return asked

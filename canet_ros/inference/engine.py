@@ -50,7 +50,7 @@ from . import image_loops, kernels
 from . import postprocess as post
 from . import preprocess as pre
 from . import upsample as up
-from .cpu_path import CpuFramePath
+from .cpu_path import CpuFramePath, asked_outputs
 from .cpu_runners import make_cpu_runner, runtime_for
 from .onnx_runtime import cached_graph, file_digest
 from .results import (
@@ -91,6 +91,8 @@ class SegmentationEngine(CpuFramePath):
     like the memory-format choice it happens during ``warmup``. ``tta`` (offline tools
     only, never the node) also runs the mirrored frame and averages the two softmaxes:
     twice the model time. ``class_colors``: :meth:`set_class_colors` before the warm-up.
+    ``export_in_child``: a CPU start that would run from the export cache but finds no
+    entry makes it in a child process (``export_child``), so this one stays torch-free.
     """
 
     def __init__(self, checkpoint: PathLike | None = "default", *, backbone: str | None = None,
@@ -98,7 +100,8 @@ class SegmentationEngine(CpuFramePath):
                  precision: str = "fp32", resolution: tuple[int, int] | str | None = None,
                  output_size: str = "input", overlay_alpha: float = 0.5, warmup: bool = True,
                  runtime: str = "auto", cuda_graph: bool = True, tta: bool = False,
-                 class_colors: PathLike | ClassColors | None = None):
+                 class_colors: PathLike | ClassColors | None = None,
+                 export_in_child: bool = False):
         self.precision = choose(precision, PRECISIONS, "precision")
         self.tta = bool(tta)
         self.output_size = choose(output_size, ("input", "network"), "output_size")
@@ -116,7 +119,8 @@ class SegmentationEngine(CpuFramePath):
         self._device_path: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self.checkpoint_path: Path | None = None
-        if not self._from_cache(checkpoint, backbone, device, runtime, resolution):
+        if not self._torch_free(checkpoint, backbone, device, runtime, resolution,
+                                export_in_child):
             self._from_torch(checkpoint, backbone, class_set, device, runtime, resolution,
                              cuda_graph)
         if class_colors is not None:
@@ -125,9 +129,9 @@ class SegmentationEngine(CpuFramePath):
             self._warmup()
 
     # -- construction -------------------------------------------------------------------
-    def _from_cache(self, checkpoint: PathLike | None, backbone: str | None, device: str,
-                    runtime: str, resolution: tuple[int, int] | None) -> bool:
-        """Run the cached export on ORT or OpenVINO (both read .onnx), without torch, if cached."""
+    def _torch_free(self, checkpoint: PathLike | None, backbone: str | None, device: str,
+                    runtime: str, resolution: tuple[int, int] | None, in_child: bool) -> bool:
+        """Build from the cached export (made by a child first if ``in_child``); False: torch."""
         spec = str(device).strip().lower()
         if (checkpoint is None or self.precision == "fp16" or runtime == "torch"
                 or not (spec == "cpu" or (spec == "auto" and no_gpu_present()))
@@ -135,8 +139,29 @@ class SegmentationEngine(CpuFramePath):
             return False
         try:
             path = resolve_checkpoint(checkpoint)
-            entry = cached_graph(file_digest(path), resolution) if path.is_file() else None
+            if not path.is_file():
+                return False
         except (CheckpointError, OSError):
+            return False  # the torch path reports it in full
+        if self._from_cache(path, backbone, runtime, resolution):
+            return True
+        from . import export_child as child  # lazy: `python -m` runs it as __main__ there
+
+        if not child.say_exporting(path, resolution, self.precision, runtime):
+            return False
+        if in_child and child.worth_a_child() and child.export_in_child(
+                path, backbone, self.precision, runtime, resolution):
+            if self._from_cache(path, backbone, runtime, resolution):
+                return True
+            log.debug("the child process left no usable cache entry; exporting here")
+        return False
+
+    def _from_cache(self, path: Path, backbone: str | None, runtime: str,
+                    resolution: tuple[int, int] | None) -> bool:
+        """Run the cached export on ORT or OpenVINO (both read .onnx), without torch, if cached."""
+        try:
+            entry = cached_graph(file_digest(path), resolution)
+        except OSError:
             return False  # the torch path reports it in full
         if entry is None:
             return False
@@ -211,6 +236,7 @@ class SegmentationEngine(CpuFramePath):
             for _ in range(2):  # both of the frame shape's pinned slots
                 self.infer(frame, color=True, overlay=True, confidence=True)
             return
+        kernels.say_if_compiling()
         self.infer(frame, color=True, overlay=True, confidence=True)
         if kernels.available():  # the camera-size loops compile (or load) now, not on frame 1
             self.infer(np.zeros((height + 8, width + 8, 3), np.uint8), color=True, overlay=True,
@@ -331,7 +357,7 @@ class SegmentationEngine(CpuFramePath):
         req = Request(choose(order, ("rgb", "bgr"), "channel order"), bool(color),
                       bool(overlay), bool(confidence),
                       self._alpha if alpha is None else check_alpha(alpha))
-        asked = _asked(into, req)
+        asked = asked_outputs(into, req)
         with self._lock:
             if self._pipeline is not None:
                 handle = self._pipeline.submit(frame, req, self.label_dtype, clock)
@@ -367,15 +393,3 @@ class SegmentationEngine(CpuFramePath):
         return (f"SegmentationEngine(backbone={self.backbone!r}, classes={self.num_classes}, "
                 f"device={self.device_type!r}, runtime={self.runtime!r}, "
                 f"precision={self.precision!r}, resolution={self.resolution}, tta={self.tta})")
-
-
-def _asked(into: Mapping[str, np.ndarray] | None, req: Request) -> dict[str, np.ndarray]:
-    """Return ``into``'s arrays for the outputs ``req`` asks for (EngineError: read-only)."""
-    # The others stay the caller's: an overlay alone makes a colour, not into["color"].
-    names = {"labels", *(n for n in ("color", "overlay", "confidence") if getattr(req, n))}
-    asked = {name: array for name, array in (into or {}).items() if name in names}
-    stuck = sorted(name for name, array in asked.items()
-                   if isinstance(array, np.ndarray) and not array.flags.writeable)
-    if stuck:
-        raise EngineError(f"into: read-only array(s) for {stuck}; outputs cannot go there")
-    return asked

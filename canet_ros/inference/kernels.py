@@ -47,7 +47,7 @@ import numpy as np
 from ..versions import import_optional
 
 __all__ = ["AxisTables", "ENV", "EXP2_TAYLOR", "argmax", "available", "installed", "loop",
-           "loops_for", "loops_status", "resize_normalise"]
+           "loops_cached", "loops_for", "loops_status", "resize_normalise", "say_if_compiling"]
 
 ENV = "CANET_ROS_NUMBA"
 _ABSENT = "numba is not installed (pip install canet_ros[numba])"
@@ -110,6 +110,48 @@ def _import_numba() -> tuple[Any, str | None]:
     if numba is None and problem is None:
         return None, _ABSENT
     return numba, problem
+
+
+def loops_cached() -> bool | None:
+    """Return whether numba's cache holds this machine's compile of the frame path's loops.
+
+    Told cheaply (no compile: numba's index file of the resize loop, which every CPU frame
+    runs first, for this CPU and this source); None where this numba cannot be asked so.
+    A loop whose cache write failed in this process compiles at every start: False.
+    """
+    if _NO_CACHE:
+        return False
+    try:
+        from numba.core.caching import FunctionCache
+        from numba.core.registry import cpu_target
+
+        machine = cpu_target.target_context.codegen().magic_tuple()
+        index = FunctionCache(_resize_rows.python)._cache_file._load_index()
+    except RuntimeError:  # no folder numba may write: the loops compile at every start
+        return False
+    except Exception as exc:  # numba's internals differ in this version
+        log.debug("cannot tell whether numba's loops are cached (%s)", exc)
+        return None
+    return any(isinstance(key, tuple) and len(key) > 1 and key[1] == machine for key in index)
+
+
+_SAID_COMPILING: list[bool] = []
+
+
+def say_if_compiling() -> None:
+    """Log (INFO, once per process) that the loops compile now, where numba has no cache of them.
+
+    The engine's warm-up calls it before the first frame, which compiles (or loads) them.
+    """
+    if _SAID_COMPILING or not available():
+        return
+    _SAID_COMPILING.append(True)
+    cached = loops_cached()
+    if cached is False:
+        log.info("compiling the CPU frame path's loops with numba (a few seconds on this "
+                 "machine's first start; later starts load them from numba's cache)")
+    elif cached is None:
+        log.debug("loading numba's loops (compiled now if this machine has not yet)")
 
 
 class _Loop:

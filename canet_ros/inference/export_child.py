@@ -1,0 +1,155 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""A first start's ONNX export, made in a child process so that this one never loads torch.
+
+A CPU engine runs a checkpoint file from its cached ONNX export without torch. Where the
+cache has no entry yet, the export needs torch, whose import alone costs ~550 MB of
+resident memory that a process never gets back (freeing the model and ``malloc_trim``
+recover almost nothing): a node started that way ran at ~1.2 GB for its whole life
+against ~0.43 GB after a cached start. ``SegmentationEngine(..., export_in_child=True)``
+runs the export here instead (``python -m canet_ros.inference.export_child``, which
+builds an engine with the same arguments, so the cache entry, int8 graph included, is
+the one the in-process path makes), then builds itself from the cache. Any failure of
+the child is logged at DEBUG and the engine exports in-process as before, which reports
+errors in full.
+
+:func:`say_exporting` is the INFO line a first start logs before the export, either way.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CHILD_TIMEOUT_S", "export_in_child", "main", "say_exporting", "worth_a_child"]
+
+log = logging.getLogger("canet_ros.inference")
+# Only a hung child is stopped: a first int8 calibration takes minutes on a loaded CPU.
+CHILD_TIMEOUT_S = 1800.0
+_TAIL = 4000  # characters of the child's output kept in the DEBUG line of a failure
+
+
+def say_exporting(path: Path, resolution: tuple[int, int] | None, precision: str,
+                  runtime: str) -> bool:
+    """Log (INFO) that this start exports ``path`` first; False where it will not export.
+
+    Without the ``onnx`` package the torch path runs the model on torch, exporting
+    nothing; a precision this CPU or install cannot run is refused before any export.
+    """
+    from .cpu_runners import choose_precision, export_needs
+    from .results import EngineError
+
+    if export_needs():
+        return False
+    try:
+        choose_precision(precision, runtime)
+    except EngineError:  # the torch path refuses it, after reading the checkpoint
+        return False
+    size = f"{resolution[0]}x{resolution[1]}" if resolution else "its own input size"
+    folder = _writable_folder()
+    int8 = ("; then its int8 graph is calibrated (unless made before: minutes at 1024x512 "
+            "on a small CPU)") if precision == "int8" else ""
+    if folder is None:  # the note or warning about the folder says why it is not kept
+        log.info("exporting %s at %s for the CPU runtime (torch, a few seconds, at every "
+                 "start while the export cannot be kept)%s", path.name, size, int8)
+    else:  # the folder at DEBUG: a start's one line about it is the warning where unwritable
+        log.info("first start with %s at %s: exporting it for the CPU runtime (torch, a few "
+                 "seconds, once; later starts load the export without torch)%s", path.name,
+                 size, int8)
+        log.debug("the export is kept in %s", folder)
+    return True
+
+
+def worth_a_child() -> bool:
+    """Return whether a child's export could help: torch not loaded here, a writable cache."""
+    # With torch loaded the memory is spent already, and the in-process export is quicker.
+    # An embedded interpreter may have no executable to start.
+    return (bool(sys.executable) and "torch" not in sys.modules
+            and _writable_folder() is not None)
+
+
+def _writable_folder() -> Path | None:
+    """Return the export cache's folder where this process may write it (or make it)."""
+    from .onnx_runtime import cache_dir
+
+    root = cache_dir()
+    if root is None:
+        return None
+    folder = root = root / "onnx"
+    while not folder.exists() and folder.parent != folder:  # the export makes the rest
+        folder = folder.parent
+    return root if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK) else None
+
+
+def export_in_child(path: Path, backbone: str | None, precision: str, runtime: str,
+                    resolution: tuple[int, int] | None) -> bool:
+    """Make ``path``'s cache entry in a child process; return whether the child succeeded.
+
+    Whether the entry is there is for the caller to check (it builds from it). A
+    KeyboardInterrupt or SystemExit here kills the child (``subprocess.run``) and goes on.
+    """
+    args = {"checkpoint": str(path.resolve()), "backbone": backbone, "precision": precision,
+            "runtime": runtime, "resolution": list(resolution) if resolution else None}
+    command = [sys.executable, "-m", __name__, json.dumps(args)]
+    start = time.monotonic()
+    try:
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=CHILD_TIMEOUT_S, env=_child_env(), check=False)
+    except (OSError, subprocess.SubprocessError) as exc:  # no interpreter, timed out
+        log.debug("exporting in a child process failed (%s); exporting here", exc)
+        return False
+    output = (done.stderr or b"").decode(errors="replace")[-_TAIL:]
+    if done.returncode != 0:
+        log.debug("exporting in a child process failed (exit status %s); exporting here. "
+                  "Its output:\n%s", done.returncode, output)
+        return False
+    log.debug("exported in a child process in %.1f s", time.monotonic() - start)
+    return True
+
+
+def _child_env() -> dict[str, str]:
+    # The same environment, with this canet_ros first on the path: the child must make
+    # the entry this code reads (one installed elsewhere may key its entries otherwise).
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build an engine from ``argv[0]`` (the JSON ``export_in_child`` writes): the export."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    args: dict[str, Any] = json.loads((sys.argv[1:] if argv is None else argv)[0])
+    from .engine import EngineError, SegmentationEngine
+
+    try:
+        SegmentationEngine(args["checkpoint"], backbone=args["backbone"], device="cpu",
+                           precision=args["precision"], runtime=args["runtime"],
+                           resolution=tuple(args["resolution"]) if args["resolution"] else None,
+                           warmup=False)
+    except EngineError as exc:  # the parent exports in-process and reports it in full
+        print(f"EngineError: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

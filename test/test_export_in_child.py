@@ -1,0 +1,231 @@
+# Copyright 2026 canet_ros developers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""A first start with ``export_in_child=True`` exports in a child process: no torch here.
+
+Before, a start whose checkpoint had no cached export imported torch in-process to make
+it, and the node ran at ~3x the memory of a cached start for its whole life; the start
+was silent for the seconds the export and numba's first compile took. Each start here is
+a fresh process (pytest has torch loaded) with its own empty ``CANET_ROS_CACHE``.
+"""
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from canet_ros.inference import SegmentationEngine, cpu_features, cpu_runners, onnx_runtime
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPORTING = "first start with seeded.pt"
+COMPILING = "compiling the CPU frame path's loops"
+START = r"""
+import json, logging, os, sys
+import numpy as np
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
+                    format="%(levelname)s %(name)s: %(message)s")
+logging.getLogger("numba").setLevel(logging.WARNING)
+checkpoint, precision, frame, out, child, warmup = sys.argv[1:7]
+if child:
+    sys.executable = child  # the interpreter the export's child process is started with
+from canet_ros.inference import SegmentationEngine, export_child
+if os.environ.get("TEST_CHILD_TIMEOUT_S"):
+    export_child.CHILD_TIMEOUT_S = float(os.environ["TEST_CHILD_TIMEOUT_S"])
+engine = SegmentationEngine(checkpoint, device="cpu", precision=precision,
+                            export_in_child=True, warmup=warmup == "1")
+np.save(out, engine.infer(np.load(frame)).labels)
+print(json.dumps({"torch": "torch" in sys.modules, "precision": engine.precision}))
+"""
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    """Return a small checkpoint file and the folder with a frame for it."""
+    import torch
+
+    from canet_ros.checkpoint import build_metadata, save_checkpoint
+    from canet_ros.classes import CAMVID
+    from canet_ros.models import build_canet
+
+    folder = tmp_path_factory.mktemp("export_in_child")
+    torch.manual_seed(3)
+    model = build_canet("mobilenetv2", CAMVID.num_classes).eval()
+    with torch.no_grad():  # decisive logits: no near-ties
+        torch.nn.init.normal_(model.classifier.weight, std=20.0)
+    path = save_checkpoint(folder / "seeded.pt", model,
+                           build_metadata("mobilenetv2", CAMVID, input_size=(96, 64)))
+    frame = np.random.default_rng(2).integers(0, 256, (70, 100, 3), dtype=np.uint8)
+    frame[10:50, 20:70] = (40, 150, 200)
+    np.save(folder / "frame.npy", frame)
+    return path, folder
+
+
+def reference(path, folder, precision="fp32"):
+    """Labels of an engine built in-process, torch exporting (its own cache)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CANET_ROS_CACHE", str(folder / f"reference_cache_{precision}"))
+        engine = SegmentationEngine(path, device="cpu", precision=precision, warmup=False)
+        return engine.infer(np.load(folder / "frame.npy")).labels
+
+
+def start(path, folder, cache, *, precision="fp32", child="", warmup=False, env=None):
+    """Build an engine with export_in_child in a fresh process: (report, labels, stderr)."""
+    out = cache.parent / f"labels_{cache.name}.npy"
+    proc = subprocess.run(
+        [sys.executable, "-c", START, str(path), precision, str(folder / "frame.npy"),
+         str(out), child, "1" if warmup else "0"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        env={**os.environ, "CANET_ROS_CACHE": str(cache), **(env or {})})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1]), np.load(out), proc.stderr
+
+
+def said(stderr, words, level="INFO"):
+    return [line for line in stderr.splitlines() if line.startswith(level) and words in line]
+
+
+def cached(path, cache):
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CANET_ROS_CACHE", str(cache))
+        return onnx_runtime.cached_graph(onnx_runtime.file_digest(path), None) is not None
+
+
+def test_a_first_start_exports_in_a_child_and_never_loads_torch(seeded, tmp_path):
+    path, folder = seeded
+    expected = reference(path, folder)
+    cache = tmp_path / "cache"
+    numba = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}  # its loops not compiled yet
+    report, labels, stderr = start(path, folder, cache, warmup=True, env=numba)
+    assert report["torch"] is False, stderr
+    np.testing.assert_array_equal(labels, expected)
+    assert cached(path, cache)
+    assert len(said(stderr, EXPORTING)) == 1, stderr  # said once, by this process
+    assert said(stderr, f"the export is kept in {cache / 'onnx'}", "DEBUG"), stderr
+    assert said(stderr, "exported in a child process", "DEBUG"), stderr
+    from canet_ros.inference import kernels
+
+    if kernels.available():
+        assert len(said(stderr, COMPILING)) == 1, stderr
+    # The next start finds both caches: neither line.
+    report, labels, stderr = start(path, folder, cache, warmup=True, env=numba)
+    assert report["torch"] is False
+    np.testing.assert_array_equal(labels, expected)
+    assert not said(stderr, EXPORTING) and not said(stderr, COMPILING), stderr
+    assert not said(stderr, "child process", "DEBUG"), stderr
+
+
+@pytest.mark.parametrize("child", ["false", "true"])
+def test_a_child_that_fails_falls_back_to_the_export_here(seeded, tmp_path, child):
+    # "false": the child exits 1; "true": it exits 0 but makes no cache entry.
+    path, folder = seeded
+    report, labels, stderr = start(path, folder, tmp_path / "cache", child=shutil.which(child))
+    assert report["torch"] is True, stderr  # exported in-process, as before
+    np.testing.assert_array_equal(labels, reference(path, folder))
+    assert cached(path, tmp_path / "cache")
+    assert len(said(stderr, EXPORTING)) == 1, stderr  # not again for the second try
+    why = "failed (exit status 1)" if child == "false" else "left no usable cache entry"
+    assert said(stderr, why, "DEBUG"), stderr
+
+
+def sleeper(tmp_path):
+    """Return a stand-in for the child's interpreter: it writes its pid, then sleeps."""
+    script = tmp_path / "sleeper.sh"
+    script.write_text(f"#!/bin/sh\necho $$ > {tmp_path / 'pid'}\nexec sleep 60\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def running(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_a_child_that_hangs_is_killed_and_the_export_is_made_here(seeded, tmp_path):
+    path, folder = seeded
+    report, labels, stderr = start(path, folder, tmp_path / "cache", child=sleeper(tmp_path),
+                                   env={"TEST_CHILD_TIMEOUT_S": "1"})
+    assert report["torch"] is True
+    np.testing.assert_array_equal(labels, reference(path, folder))
+    assert said(stderr, "timed out after 1", "DEBUG"), stderr
+    assert not running(int((tmp_path / "pid").read_text()))
+
+
+INTERRUPTED = r"""
+import os, signal, sys, threading, time
+checkpoint, child, pidfile = sys.argv[1:4]
+sys.executable = child
+
+def interrupt():  # Ctrl-C once the child runs
+    while not (os.path.exists(pidfile) and open(pidfile).read().strip()):
+        time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=interrupt, daemon=True).start()
+from canet_ros.inference import SegmentationEngine
+try:
+    SegmentationEngine(checkpoint, device="cpu", export_in_child=True, warmup=False)
+except KeyboardInterrupt:
+    print("interrupted", "torch" in sys.modules, flush=True)
+    time.sleep(0.5)
+"""
+
+
+def test_ctrl_c_during_the_childs_export_kills_it_and_stops_the_start(seeded, tmp_path):
+    path, _ = seeded
+    proc = subprocess.run([sys.executable, "-c", INTERRUPTED, str(path), sleeper(tmp_path),
+                           str(tmp_path / "pid")], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300, env={**os.environ, "CANET_ROS_CACHE": str(tmp_path)})
+    assert proc.stdout.split() == ["interrupted", "False"], proc.stderr  # no export after it
+    assert not running(int((tmp_path / "pid").read_text()))
+
+
+@pytest.mark.parametrize("in_child", [False, True])
+def test_a_first_start_in_process_says_it_exports_and_a_cached_one_does_not(
+        seeded, tmp_path, monkeypatch, caplog, in_child):
+    path, _ = seeded
+    monkeypatch.setenv("CANET_ROS_CACHE", str(tmp_path / "cache"))
+    caplog.set_level(logging.INFO, logger="canet_ros.inference")
+    # torch is loaded here: export_in_child changes nothing, the export is made in-process.
+    asked = {"export_in_child": True} if in_child else {}
+    SegmentationEngine(path, device="cpu", warmup=False, **asked)
+    lines = [r for r in caplog.records if EXPORTING in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.INFO, caplog.text
+    assert not [r for r in caplog.records if "child process" in r.getMessage()]
+    caplog.clear()
+    SegmentationEngine(path, device="cpu", warmup=False)
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO], caplog.text
+
+
+def int8_here():
+    return ("int8" in cpu_features.cpu_precisions() and cpu_runners.runtime_for("int8")
+            is not None)
+
+
+def test_a_first_int8_start_calibrates_in_the_child_too(seeded, tmp_path):
+    if not int8_here():
+        pytest.skip("this CPU or install does not run int8")
+    path, folder = seeded
+    report, labels, stderr = start(path, folder, tmp_path / "cache", precision="int8")
+    assert report == {"torch": False, "precision": "int8"}, stderr
+    assert "making the int8 graph" not in stderr  # the child made it (its output is kept)
+    assert "int8 graph is calibrated" in said(stderr, EXPORTING)[0]
+    np.testing.assert_array_equal(labels, reference(path, folder, "int8"))
