@@ -103,7 +103,9 @@ OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
 def default_engine_factory(*args: Any, **kwargs: Any) -> Any:
     # Imported here, after the parameters passed: torch takes seconds to load.
     from canet_ros.inference import SegmentationEngine
-    return SegmentationEngine(*args, **kwargs)
+
+    # A first start exports in a child: the node never maps torch's ~0.6 GB (performance.md).
+    return SegmentationEngine(*args, **{"export_in_child": True, **kwargs})
 
 
 class SegmentationNode(RuntimeParameters, Node):
