@@ -44,6 +44,8 @@ MATRIX_CELL_INCHES = 0.55
 MATRIX_NUMBERS_MIN_CELL = 0.3  # inches: below this the per-cell percentages overlap
 MATRIX_LABEL_POINTS = (5.0, 9.0)  # tick label sizes; below the smallest, every k-th class
 SAVE_DPI = 120
+# Per-class IoU chart: a title is wrapped rather than widen the chart past this.
+BAR_MAX_INCHES = MATRIX_MAX_INCHES
 
 
 def _pyplot():
@@ -193,11 +195,21 @@ def iou_bar_figure(per_class: Mapping[str, float], title: str = "Per-class IoU",
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("IoU (%)")
-    ax.set_title(title)
+    # Centred on the figure, not the axes: the row labels push the axes right, and a
+    # title centred over them ran off the right edge, as the confusion matrix's did.
+    heading = fig.suptitle(title, fontsize=ax.title.get_fontsize())
+    _wrap_to_width(fig, heading, BAR_MAX_INCHES - 0.4)
     label_w, _ = _extent_inches(fig, ax.get_yticklabels())
-    title_w, _ = _extent_inches(fig, [ax.title])
-    # Room for the names left of the bars; a long title sets the width on its own.
-    fig.set_size_inches(max(7.0, label_w + 4.5, title_w + 0.5), fig.get_size_inches()[1])
+    title_w, title_h = _extent_inches(fig, [heading])
+    lines = heading.get_text().count("\n") + 1
+    # Room for the names left of the bars; a long title sets the width on its own, and
+    # each line past its first takes height from the bars unless the figure grows.
+    width, height = fig.get_size_inches()
+    height += title_h * (lines - 1) / lines
+    fig.set_size_inches(max(width, label_w + 4.5, title_w + 0.4), height)
+    # A fixed 0.1 in from the top: tight_layout keeps the title's height free there, but
+    # suptitle's 2 % of a 100-class chart's height put the title down over the bars.
+    heading.set_y(1 - 0.1 / height)
     if values:
         mean = float(np.mean(values))
         ax.axvline(mean, color="#cc3311", linestyle="--", label=f"mean {mean:.1f}")

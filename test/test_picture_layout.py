@@ -14,9 +14,10 @@
 
 """Geometry of the pictures evaluate --save-vis and segment-bag draw, measured, not eyed.
 
-The confusion matrix's title ran off the right edge for one or two classes; the IoU
-chart's mean line struck through the value labels near it; the video legend's text was
-11 px tall beside a 4K frame; a black class's swatch vanished on the black legend strip.
+The confusion matrix's title ran off the right edge for one or two classes, the IoU
+chart's for long names at any class count; the IoU chart's mean line struck through the
+value labels near it; the video legend's text was 11 px tall beside a 4K frame; a black
+class's swatch vanished on the black legend strip.
 """
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ from canet_ros import visualize
 
 TITLE = "folder val (4 frames)\nconfusion matrix (rows: ground truth, % of row)"
 LONG = "chest of drawers, chest, bureau, dresser, commode"
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    visualize._pyplot().close("all")  # tall charts of 255 classes add up
 
 
 def _inside(box, fig) -> bool:
@@ -66,6 +73,39 @@ def test_a_title_wider_than_the_largest_picture_is_wrapped_inside_it():
     heading = _title(fig, "a long chart title")
     assert _inside(heading.get_window_extent(fig.canvas.get_renderer()), fig)
     assert heading.get_text().split() == title.split()  # every word kept, in order
+
+
+# The title evaluate --include gave seven CamVid frames: its last "_" was cut off.
+IOU_TITLE = ("camvid val 0016E5_07959,0016E5_07961,0016E5_07963,0016E5_07965,0016E5_07967,"
+             "0016E5_07969,0016E5_07971 (7 frames): mIoU 66.4%")
+
+
+@pytest.mark.filterwarnings("ignore:Glyph")  # the figure alone: save_* silences them
+@pytest.mark.parametrize("n", [1, 2, 11, 100, 255])
+@pytest.mark.parametrize("name", ["c{}", LONG + " {}", "Gehweg–Bürgersteig_{}", "歩行者{}"])
+def test_iou_chart_title_is_whole_inside_the_picture(n, name):
+    per_class = {name.format(i): i / max(n - 1, 1) for i in range(n)}
+    fig = visualize.iou_bar_figure(per_class, IOU_TITLE)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    title = _title(fig, "camvid val")
+    assert title.get_text() == IOU_TITLE  # neither cut nor wrapped: there is room for it
+    box = title.get_window_extent(renderer)
+    assert _inside(box, fig), (box.bounds, fig.canvas.get_width_height())
+    assert box.y0 >= fig.axes[0].get_window_extent(renderer).y1  # above the bars
+
+
+def test_an_iou_chart_title_wider_than_the_largest_picture_is_wrapped_inside_it():
+    title = "a long chart title " * 40
+    fig = visualize.iou_bar_figure({"road": 0.5, "sky": 0.9}, title)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    heading = _title(fig, "a long chart title")
+    box = heading.get_window_extent(renderer)
+    assert _inside(box, fig), (box.bounds, fig.canvas.get_width_height())
+    assert fig.get_size_inches()[0] <= visualize.BAR_MAX_INCHES
+    assert heading.get_text().split() == title.split()  # every word kept, in order
+    assert box.y0 >= fig.axes[0].get_window_extent(renderer).y1
 
 
 def _reddish(rgb: np.ndarray) -> np.ndarray:
