@@ -285,3 +285,69 @@ def test_a_black_swatch_has_an_outline_in_legend_png(tmp_path):
 
 def test_a_black_swatch_has_an_outline_in_the_video_legend(monkeypatch, tmp_path):
     _black_swatch_outlined(_video_legend(monkeypatch, tmp_path, COLORS, 640, 480))
+
+
+# Beside a frame narrower than about a quarter of its height, one column of the grown
+# legend was wider than the strip: names were cut mid-letter and it said "+-6 more".
+NARROW = CAMVID[:10] + ["a_really_long_class_name_beyond_24"]
+
+
+@pytest.mark.parametrize("width, height", [(300, 2160), (300, 4320), (500, 2160)])
+def test_legend_beside_a_tall_narrow_frame_shows_every_name_whole(width, height):
+    from canet_ros.bag.video import LEGEND_MIN_WIDTH, render_legend
+
+    pytest.importorskip("PIL.ImageFont")
+    max_width = max(2 * width, LEGEND_MIN_WIDTH)  # as OverlayVideo asks for it
+    colors = np.array([SWATCH] * len(NARROW), np.uint8)
+    legend = render_legend(NARROW, colors, height, max_width)
+    assert legend.shape[0] <= height and legend.shape[1] <= max_width
+    assert not legend[:, -2:].any(), "a name runs past the strip's right edge"
+    assert len(_swatches(legend, SWATCH)) == len(NARROW)  # every class, none left out
+    # Smaller than beside a wider frame of this height, but never below the 480 px size.
+    base = render_legend(NARROW, colors, 480, max_width)
+    assert _text_height(base) < _text_height(legend)
+
+
+class _Painted:
+    """Wraps ``text_painter``: keeps the strip width and the texts each legend draws."""
+
+    def __init__(self, monkeypatch):
+        from canet_ros.bag import video
+
+        self.calls: list = []
+        real = video.text_painter
+
+        def painter(scale):
+            made = real(scale)
+            draw = made.draw
+
+            def recorded(image, items):
+                self.calls.append((made, image.shape[1], list(items)))
+                return draw(image, items)
+            made.draw = recorded
+            return made
+        monkeypatch.setattr(video, "text_painter", painter)
+
+
+@pytest.mark.parametrize("count, height, max_width", [
+    (11, 2160, 640),  # one column wider than the strip: "+-6 more", drawn past it
+    (11, 4320, 640),
+    (300, 2160, 140),  # two columns needed, less than one fits: the note says 122 more
+    (300, 480, 1706),  # as before: a 4:3 ... 16:9 frame's strip holds what fits
+])
+def test_legend_note_counts_what_the_strip_leaves_out(monkeypatch, count, height, max_width):
+    from canet_ros.bag.video import render_legend
+
+    names = NARROW if count == 11 else [f"a rather long class name {i}" for i in range(count)]
+    painted = _Painted(monkeypatch)
+    legend = render_legend(names, np.array([SWATCH] * count, np.uint8), height, max_width)
+    painter, strip, items = painted.calls[-1]
+    notes = [t for t, _, _ in items if t.endswith(" more in legend.png")]
+    drawn = (len(items) - len(notes)) // 2  # an id and a name per class shown
+    if drawn == count:
+        assert notes == []
+    else:
+        assert notes == [f"+{count - drawn} more in legend.png"] and count - drawn > 0
+    assert legend.shape[1] == min(strip, max_width)
+    for text, (x, _), _ in items:  # every text whole inside the strip, not sliced off it
+        assert x + painter.width(text) <= legend.shape[1], text

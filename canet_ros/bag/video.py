@@ -106,48 +106,108 @@ def render_legend(names: Sequence[str], colors_rgb: np.ndarray, frame_height: in
     ``LEGEND_NAME_CHARS``; the id, the value the class has in the label masks, tells
     classes apart even where the font lacks a name's glyphs or names were cut alike.
     With ``max_width``, the columns that fit in it hold the first classes and the last
-    row says how many more there are.
+    row says how many more there are; where not even one column fits (a tall, narrow
+    frame), the text grows less, down to its size beside a 480 px frame, and past that
+    the names are cut shorter.
     """
-    scale = legend_scale(frame_height)
-    row = max(10, int(round(26 * scale / 0.5)))
-    row = max(12, min(row, (frame_height - 4) // max(len(names), 1)))
-    # Text no taller than its row: many classes in a short frame take small rows.
-    scale = min(scale, max(0.3, row * 0.5 / 26))
-    unit = max(1.0, scale / 0.5)  # the spacing at 480 px, times this past it
-    # swatch margin, swatch-to-id gap, id-to-name gap, baseline above the row's bottom
-    margin, gap, space, drop = (int(round(k * unit)) for k in (2, 8, 6, 5))
-    per_column = max(1, (frame_height - 4) // row)
-    swatch = row - 2 * margin
-    painter = text_painter(scale)
-    shown = [_legend_name(n, painter.truetype) for n in names]
-    ids = [str(i) for i in range(len(names))]
-    id_w = max((painter.width(i) for i in ids), default=0)
-    text_w = max((painter.width(n) for n in shown), default=0)
-    col_w = swatch + gap + id_w + 2 * space + text_w
+    lay = _fitted_layout(names, frame_height, max_width)
+    shown, col_w, per_column = lay.shown, lay.col_w, lay.per_column
     columns = -(-len(names) // per_column)
     more = None
     if max_width is not None and col_w * columns > max_width:
         # As wide as the longest such note can be (the count has at most these digits).
-        col_w = max(col_w, painter.width(f"+{len(names)} more in legend.png") + gap)
+        col_w = max(col_w, lay.note_w)
         columns = max(1, max_width // col_w)
         keep = max(0, columns * per_column - 1)  # the last row says what is left out
         more = f"+{len(names) - keep} more in legend.png"
         shown = shown[:keep]
     rows = min(len(names), per_column)
-    legend = np.zeros((row * rows + 4, col_w * columns, 3), np.uint8)
+    legend = np.zeros((lay.row * rows + 4, col_w * columns, 3), np.uint8)
+    painter, margin, row = lay.painter, lay.margin, lay.row
     texts = []
     for i, (name, rgb) in enumerate(zip(shown, colors_rgb[:len(shown)], strict=True)):
         x, y = (i // per_column) * col_w, 2 + (i % per_column) * row
-        _swatch(legend, (x + margin, y + margin), swatch, rgb, max(1, margin // 2))
-        left, baseline = x + swatch + gap, y + row - drop
-        texts.append((ids[i], (left + id_w - painter.width(ids[i]), baseline), _ID_GREY))
-        texts.append((name, (left + id_w + space, baseline), (255, 255, 255)))
+        _swatch(legend, (x + margin, y + margin), lay.swatch, rgb, max(1, margin // 2))
+        left, baseline = x + lay.swatch + lay.gap, y + row - lay.drop
+        texts.append((str(i), (left + lay.id_w - painter.width(str(i)), baseline), _ID_GREY))
+        texts.append((name, (left + lay.id_w + lay.space, baseline), (255, 255, 255)))
     if more:
         k = len(shown)
         texts.append((more, ((k // per_column) * col_w + 2 * margin,
-                             2 + (k % per_column) * row + row - drop), (255, 255, 255)))
+                             2 + (k % per_column) * row + row - lay.drop), (255, 255, 255)))
     legend = painter.draw(legend, texts)
     return legend if max_width is None else legend[:, :max_width]
+
+
+@dataclass
+class _Layout:
+    """Sizes, in pixels, of one legend at one text scale."""
+
+    row: int
+    per_column: int
+    margin: int  # around the swatch
+    gap: int  # swatch to id
+    space: int  # id to name
+    drop: int  # baseline above the row's bottom
+    swatch: int
+    painter: Any
+    shown: list[str]
+    id_w: int
+    col_w: int
+    note_w: int  # "+N more in legend.png", with the gap after it
+
+
+def _layout(names: Sequence[str], frame_height: int, scale: float) -> _Layout:
+    row = max(10, int(round(26 * scale / 0.5)))
+    row = max(12, min(row, (frame_height - 4) // max(len(names), 1)))
+    # Text no taller than its row: many classes in a short frame take small rows.
+    scale = min(scale, max(0.3, row * 0.5 / 26))
+    unit = max(1.0, scale / 0.5)  # the spacing at 480 px, times this past it
+    margin, gap, space, drop = (int(round(k * unit)) for k in (2, 8, 6, 5))
+    painter = text_painter(scale)
+    shown = [_legend_name(n, painter.truetype) for n in names]
+    id_w = max((painter.width(str(i)) for i in range(len(names))), default=0)
+    text_w = max((painter.width(n) for n in shown), default=0)
+    swatch = row - 2 * margin
+    return _Layout(row, max(1, (frame_height - 4) // row), margin, gap, space, drop, swatch,
+                   painter, shown, id_w, swatch + gap + id_w + 2 * space + text_w,
+                   painter.width(f"+{len(names)} more in legend.png") + gap)
+
+
+def _fitted_layout(names: Sequence[str], frame_height: int, max_width: int | None
+                   ) -> _Layout:
+    """Return the layout at ``legend_scale``, or smaller where one column is too wide.
+
+    Too wide, the strip was cut mid-letter and said "+-6 more" outside itself. The scale
+    shrinks no further than a 480 px frame's; past that the names are cut shorter.
+    """
+    scale, floor = legend_scale(frame_height), legend_scale(min(frame_height, 480))
+    for _ in range(12):  # text widths round to pixels: a few tries, each 5 % or more
+        lay = _layout(names, frame_height, scale)
+        if max_width is None or scale <= floor:
+            break
+        need = lay.col_w
+        if lay.col_w * -(-len(names) // lay.per_column) > max_width:
+            need = max(need, lay.note_w)  # some classes are left out: the note must show
+        if need <= max_width:
+            return lay
+        scale = max(floor, min(0.95 * scale, scale * max_width / need))
+    if max_width is not None and lay.col_w > max_width:
+        fixed = lay.col_w - max((lay.painter.width(n) for n in lay.shown), default=0)
+        lay.shown = [_fit_name(lay.painter, n, max_width - fixed) for n in lay.shown]
+        lay.col_w = max_width
+    return lay
+
+
+def _fit_name(painter: Any, name: str, width: int) -> str:
+    """Return ``name``, cut shorter with an ellipsis until ``painter`` draws it in ``width``."""
+    if painter.width(name) <= width:
+        return name
+    mark = "\u2026" if painter.truetype else "..."
+    base = name.removesuffix(mark)
+    while base and painter.width(base + mark) > width:
+        base = base[:-1].rstrip()
+    return base + mark
 
 
 def _swatch(legend: np.ndarray, corner: tuple[int, int], size: int, rgb: np.ndarray,
