@@ -131,7 +131,7 @@ def resolve_checkpoint(spec: Optional[PathLike]) -> Path:
     return Path(spec).expanduser()
 
 
-def _file_kind(path: Path) -> str:
+def file_kind(path: Path) -> str:
     """Return what a file is, judged from its bytes before torch sees it.
 
     One of ``"torch"``, ``"empty"``, ``"damaged"`` (a zip archive cut short), ``"corrupt"``
@@ -157,6 +157,14 @@ def _file_kind(path: Path) -> str:
     return "other"
 
 
+def is_torch_file(path: Path) -> bool:
+    """Return whether ``path`` reads as a whole torch.save file (False where unreadable)."""
+    try:
+        return file_kind(path) == "torch"
+    except OSError:
+        return False
+
+
 _NOT_TORCH = {
     "empty": "an empty file, not a canet_ros checkpoint",
     "damaged": "a damaged or truncated torch file (its zip archive is incomplete), unreadable",
@@ -173,7 +181,7 @@ def _torch_load(path: Path, map_location: Union[str, torch.device]) -> Any:
     code the file holds; that advice must never reach a user, so it is not passed on.
     """
     try:
-        kind = _file_kind(path)
+        kind = file_kind(path)
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
     if kind != "torch":

@@ -42,6 +42,7 @@ from ..checkpoint import (
     PathLike,
     backbone_mismatch,
     class_set_from_metadata,
+    is_torch_file,
     resolve_checkpoint,
 )
 from ..class_colors import ClassColors, apply_class_colors, read_class_colors
@@ -145,7 +146,9 @@ class SegmentationEngine(CpuFramePath):
             return False  # the torch path reports it in full
         if self._from_cache(path, backbone, runtime, resolution):
             return True
-        from . import export_child as child  # lazy: `python -m` runs it as __main__ there
+        if not is_torch_file(path):
+            return False  # the torch path says what the file is, with no line before it
+        from . import export_child as child
 
         if not child.say_exporting(path, resolution, self.precision, runtime):
             return False

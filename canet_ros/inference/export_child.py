@@ -19,11 +19,11 @@ cache has no entry yet, the export needs torch, whose import alone costs ~550 MB
 resident memory that a process never gets back (freeing the model and ``malloc_trim``
 recover almost nothing): a node started that way ran at ~1.2 GB for its whole life
 against ~0.43 GB after a cached start. ``SegmentationEngine(..., export_in_child=True)``
-runs the export here instead (``python -m canet_ros.inference.export_child``, which
-builds an engine with the same arguments, so the cache entry, int8 graph included, is
-the one the in-process path makes), then builds itself from the cache. Any failure of
-the child is logged at DEBUG and the engine exports in-process as before, which reports
-errors in full.
+runs the export in a child process instead (``python -m
+canet_ros.inference.export_child_main``, which builds an engine with the same arguments,
+so the cache entry, int8 graph included, is the one the in-process path makes), then
+builds itself from the cache. Any failure of the child is logged at DEBUG and the engine
+exports in-process as before, which reports errors in full.
 
 :func:`say_exporting` is the INFO line a first start logs before the export, either way.
 """
@@ -36,13 +36,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-__all__ = ["CHILD_TIMEOUT_S", "export_in_child", "main", "say_exporting", "worth_a_child"]
+__all__ = ["CHILD_TIMEOUT_S", "export_in_child", "say_exporting", "worth_a_child"]
 
 log = logging.getLogger("canet_ros.inference")
 # Only a hung child is stopped: a first int8 calibration takes minutes on a loaded CPU.
 CHILD_TIMEOUT_S = 1800.0
+# The child's own module: it imports the engine, which imports this one.
+CHILD_MODULE = "canet_ros.inference.export_child_main"
 _TAIL = 4000  # characters of the child's output kept in the DEBUG line of a failure
 
 
@@ -107,7 +108,7 @@ def export_in_child(path: Path, backbone: str | None, precision: str, runtime: s
     """
     args = {"checkpoint": str(path.resolve()), "backbone": backbone, "precision": precision,
             "runtime": runtime, "resolution": list(resolution) if resolution else None}
-    command = [sys.executable, "-m", __name__, json.dumps(args)]
+    command = [sys.executable, "-m", CHILD_MODULE, json.dumps(args)]
     start = time.monotonic()
     try:
         done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
@@ -131,25 +132,3 @@ def _child_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Build an engine from ``argv[0]`` (the JSON ``export_in_child`` writes): the export."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
-    args: dict[str, Any] = json.loads((sys.argv[1:] if argv is None else argv)[0])
-    from .engine import EngineError, SegmentationEngine
-
-    try:
-        SegmentationEngine(args["checkpoint"], backbone=args["backbone"], device="cpu",
-                           precision=args["precision"], runtime=args["runtime"],
-                           resolution=tuple(args["resolution"]) if args["resolution"] else None,
-                           warmup=False)
-    except EngineError as exc:  # the parent exports in-process and reports it in full
-        print(f"EngineError: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
