@@ -130,6 +130,24 @@ def test_a_first_start_exports_in_a_child_and_never_loads_torch(seeded, tmp_path
     assert not said(stderr, "child process", "DEBUG"), stderr
 
 
+def test_another_canet_ros_in_the_working_folder_is_not_what_the_child_runs(seeded, tmp_path):
+    # A node started from a folder holding another canet_ros (a source tree, a stale copy).
+    path, folder = seeded
+    fake = tmp_path / "cwd" / "canet_ros"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise SystemExit(3)\n")
+    script = tmp_path / "start.py"  # a script's folder, not the working one, leads its path
+    script.write_text(START)
+    out, cache = tmp_path / "labels.npy", tmp_path / "cache"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(path), "fp32", str(folder / "frame.npy"), str(out),
+         "", "0"], capture_output=True, text=True, cwd=fake.parent, timeout=600,
+        env={**os.environ, "CANET_ROS_CACHE": str(cache)})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["torch"] is False, proc.stderr
+    np.testing.assert_array_equal(np.load(out), reference(path, folder))
+
+
 @pytest.mark.parametrize("child", ["false", "true"])
 def test_a_child_that_fails_falls_back_to_the_export_here(seeded, tmp_path, child):
     # "false": the child exits 1; "true": it exits 0 but makes no cache entry.

@@ -108,7 +108,12 @@ def export_in_child(path: Path, backbone: str | None, precision: str, runtime: s
     """
     args = {"checkpoint": str(path.resolve()), "backbone": backbone, "precision": precision,
             "runtime": runtime, "resolution": list(resolution) if resolution else None}
-    command = [sys.executable, "-m", CHILD_MODULE, json.dumps(args)]
+    # Not ``-m``: it would put the working folder first on the child's path, and another
+    # canet_ros there (a source tree the node was started from) would run instead.
+    code = (f"import sys; sys.path[0] = sys.argv.pop(1); from {CHILD_MODULE} import main; "
+            "sys.exit(main())")
+    root = str(Path(__file__).resolve().parents[2])
+    command = [sys.executable, "-c", code, root, json.dumps(args)]
     start = time.monotonic()
     try:
         done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
