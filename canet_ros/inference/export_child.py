@@ -19,11 +19,10 @@ cache has no entry yet, the export needs torch, whose import alone costs ~550 MB
 resident memory that a process never gets back (freeing the model and ``malloc_trim``
 recover almost nothing): a node started that way ran at ~1.2 GB for its whole life
 against ~0.43 GB after a cached start. ``SegmentationEngine(..., export_in_child=True)``
-runs the export in a child process instead (``python -m
-canet_ros.inference.export_child_main``, which builds an engine with the same arguments,
-so the cache entry, int8 graph included, is the one the in-process path makes), then
-builds itself from the cache. Any failure of the child is logged at DEBUG and the engine
-exports in-process as before, which reports errors in full.
+runs the export in a child process instead (``export_child_main``, which builds an
+engine with the same arguments, so the cache entry, int8 graph included, is the one the
+in-process path makes), then builds itself from the cache. Any failure of the child is
+logged at DEBUG and the engine exports in-process as before, which reports errors in full.
 
 :func:`say_exporting` is the INFO line a first start logs before the export, either way.
 """

@@ -14,7 +14,7 @@
 
 """The child process of ``export_child.export_in_child``: build the engine, so the export.
 
-``python -m canet_ros.inference.export_child_main '<json>'``; exit status 0 when the
+Started by ``export_in_child`` with one JSON argument; exit status 0 when the
 engine was built (its export is then in the cache), 2 on an EngineError.
 """
 from __future__ import annotations
