@@ -30,6 +30,7 @@ from canet_ros.ros.input_watch import (
     InputWiring,
     candidate_topics,
     diagnose,
+    read_graph,
 )
 
 RAW = InputWiring("/camera/image_raw", "/camera/image_raw", compressed=False, reliable=False)
@@ -59,6 +60,60 @@ def test_a_compressed_publisher_on_the_raw_topic_is_named_with_the_setting_that_
     assert diagnose(reads_jpeg, [CAMERA]).message.endswith("set input_transport:=raw")
     assert diagnose(RAW, [Endpoint("/x", "std_msgs/msg/String", False)]).key == (
         "type", "std_msgs/msg/String")
+
+
+def test_the_other_transports_stream_beside_the_input_is_named_with_the_setting_to_read_it():
+    # A camera, or a bag recorded compressed, with only <topic>/compressed: the raw reader
+    # is told the transport, not to look for another camera.
+    jpeg = Endpoint("/cam", COMPRESSED, best_effort=True)
+    problem = diagnose(RAW, [], ["/rear/image_raw"], beside=[jpeg])
+    assert problem.message == (
+        "no frames: nothing publishes on /camera/image_raw, but sensor_msgs/msg/CompressedImage "
+        "is published on /camera/image_raw/compressed (from /cam); "
+        "set input_transport:=compressed")
+    # The mirror: a compressed reader of T/compressed, and only raw frames on T.
+    reads_jpeg = InputWiring("/cam/image_raw/compressed", "/cam/image_raw", True, False)
+    assert diagnose(reads_jpeg, [], beside=[CAMERA]).message.endswith(
+        "sensor_msgs/msg/Image is published on /cam/image_raw (from /usb_cam); "
+        "set input_transport:=raw")
+    # image_topic named the compressed topic itself: raw would read that name too.
+    as_is = InputWiring("/cam/image_raw/compressed", "/cam/image_raw/compressed", True, False)
+    assert diagnose(as_is, [], beside=[CAMERA]).message.endswith(
+        "set input_transport:=raw with image_topic:=/cam/image_raw")
+    # Beside the input, but of no type the other transport reads: the plain hint.
+    assert diagnose(RAW, [], beside=[Endpoint("/x", IMAGE, True)]) == diagnose(RAW, [])
+
+
+class _Graph:
+    """What read_graph asks of a node, from a fixed table of topic => publishers."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def get_publishers_info_by_topic(self, topic):
+        from types import SimpleNamespace
+
+        from rclpy.qos import qos_profile_sensor_data
+        return [SimpleNamespace(node_namespace="/", node_name=name, topic_type=msg_type,
+                                qos_profile=qos_profile_sensor_data)
+                for name, msg_type in self.table.get(topic, [])]
+
+    def get_topic_names_and_types(self):
+        return [(topic, sorted({t for _, t in pubs})) for topic, pubs in self.table.items()]
+
+    def count_publishers(self, topic):
+        return len(self.table.get(topic, []))
+
+
+def test_the_graph_is_read_beside_the_input_topic_for_the_other_transport():
+    only_compressed = _Graph({"/camera/image_raw/compressed": [("cam", COMPRESSED)]})
+    assert read_graph(only_compressed, RAW).message.endswith(
+        "/camera/image_raw/compressed (from /cam); set input_transport:=compressed")
+    raw_on_base = _Graph({"/camera/image_raw": [("cam", IMAGE)]})
+    reads_compressed = InputWiring("/camera/image_raw/compressed", "/camera/image_raw", True,
+                                   False)
+    assert read_graph(raw_on_base, reads_compressed).message.endswith(
+        "set input_transport:=raw")
 
 
 def test_a_reliable_reader_under_best_effort_publishers_is_told_so():
@@ -163,6 +218,21 @@ def test_a_compressed_publisher_on_the_raw_input_is_named(rig):
         assert " with -r " not in logged(Log.WARN, words)[0]  # it reads the topic as it is
     finally:
         camera.stop()
+
+
+def test_a_camera_publishing_only_its_compressed_stream_is_named(rig):
+    from rcl_interfaces.msg import Log
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage
+    # As a bag recorded compressed plays back: nothing on the raw topic the node reads.
+    node = rig.node(stats_period=0.3)
+    rig.probe.node.create_publisher(CompressedImage, f"{TOPIC}/compressed",
+                                    qos_profile_sensor_data)
+    _, logged = _status_log(rig, node)
+    words = (f"CompressedImage is published on {TOPIC}/compressed (from /probe); "
+             "set input_transport:=compressed")
+    assert rig.spin_until(lambda: logged(Log.WARN, words), timeout=90), \
+        [m.msg for m in rig.probe.got["/rosout"]]
 
 
 def test_a_reliable_reader_under_a_best_effort_camera_is_named(rig):

@@ -123,14 +123,50 @@ def _wrong_type(wiring: InputWiring, publishers: Sequence[Endpoint]) -> InputPro
     return InputProblem(("type", *types), text)
 
 
+def other_transport_topic(wiring: InputWiring) -> Optional[str]:
+    """Return the topic beside the input that the other transport's stream is found on.
+
+    A raw reader of T: T/compressed, where a camera (or a bag recorded compressed)
+    publishes only its compressed stream. A compressed reader of T/compressed: T, the raw
+    stream, or a CompressedImage on a topic not named .../compressed.
+    """
+    suffix = "/compressed"
+    if wiring.compressed:
+        return wiring.topic[:-len(suffix)] if wiring.topic.endswith(suffix) else None
+    return None if wiring.topic.endswith(suffix) else wiring.topic + suffix
+
+
+def _beside(wiring: InputWiring, beside: Sequence[Endpoint]) -> Optional[InputProblem]:
+    topic = other_transport_topic(wiring)
+    types = {p.msg_type for p in beside}
+    if topic is None:
+        return None
+    if wiring.compressed and IMAGE in types:
+        msg_type, how = IMAGE, "set input_transport:=raw"
+        if wiring.image_topic.endswith("/compressed"):  # else raw reads <image_topic> = topic
+            how += f" with image_topic:={topic}"
+    elif not wiring.compressed and COMPRESSED in types:
+        # The compressed reader takes <image_topic>/compressed: this very topic.
+        msg_type, how = COMPRESSED, "set input_transport:=compressed"
+    else:
+        return None
+    found = [p for p in beside if p.msg_type == msg_type]
+    return InputProblem(("other transport", msg_type), (
+        f"no frames: nothing publishes on {wiring.topic}, but {msg_type} is published on "
+        f"{topic} (from {_nodes(found)}); {how}"))
+
+
 def diagnose(wiring: InputWiring, publishers: Sequence[Endpoint],
-             elsewhere: Sequence[str] = ()) -> Optional[InputProblem]:
+             elsewhere: Sequence[str] = (),
+             beside: Sequence[Endpoint] = ()) -> Optional[InputProblem]:
     """Say why ``publishers`` (the input topic's) cannot deliver a frame, or None if they can.
 
     ``elsewhere``: topics that carry the expected type, shown when the input topic has none.
+    ``beside``: the publishers on ``other_transport_topic(wiring)``, which, when the input
+    topic has none, name the setting that reads them.
     """
     if not publishers:
-        return _no_publisher(wiring, elsewhere)
+        return _beside(wiring, beside) or _no_publisher(wiring, elsewhere)
     right = [p for p in publishers if p.msg_type == wiring.expected_type]
     if not right:
         return _wrong_type(wiring, publishers)
@@ -154,17 +190,23 @@ def read_graph(node: Any, wiring: InputWiring) -> Optional[InputProblem]:
     """Diagnose ``wiring`` from what ``node`` sees of the ROS graph now."""
     from rclpy.qos import ReliabilityPolicy
 
-    publishers = [Endpoint(f"{info.node_namespace.rstrip('/')}/{info.node_name}",
-                           info.topic_type,
-                           info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT)
-                  for info in node.get_publishers_info_by_topic(wiring.topic)]
+    def endpoints(topic: str) -> List[Endpoint]:
+        return [Endpoint(f"{info.node_namespace.rstrip('/')}/{info.node_name}",
+                         info.topic_type,
+                         info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT)
+                for info in node.get_publishers_info_by_topic(topic)]
+
+    publishers = endpoints(wiring.topic)
     elsewhere: List[str] = []
+    beside: List[Endpoint] = []
     if not publishers:
         # The graph lists topics that only have readers too (our own input among them).
         elsewhere = [name for name in candidate_topics(node.get_topic_names_and_types(),
                                                        wiring.expected_type)
                      if node.count_publishers(name) > 0][:SHOWN_TOPICS]
-    return diagnose(wiring, publishers, elsewhere)
+        other = other_transport_topic(wiring)
+        beside = endpoints(other) if other is not None else []
+    return diagnose(wiring, publishers, elsewhere, beside)
 
 
 @dataclass(frozen=True)
