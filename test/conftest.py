@@ -25,6 +25,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -111,19 +112,51 @@ def pytest_sessionfinish(session):
 _DOMAINS = range(1, 102)
 
 
+def _open_lock(path: Path) -> Optional[int]:
+    """Open a domain's lock file for flock, or give None where this user cannot.
+
+    The domains are the machine's, so every user's runs lock the same files, which are
+    never removed: flock needs no more than read access, which a file another user's run
+    left (0644) still gives.
+    """
+    for _ in range(2):  # a second try where another run created it between the two opens
+        try:  # never through a link: /tmp is everyone's
+            return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return None
+        try:  # O_EXCL: protected_regular refuses O_CREAT on another user's file in /tmp
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            continue
+        except OSError:
+            return None
+        os.fchmod(fd, 0o666)  # whatever the umask, so other users' runs open it too
+        return fd
+    return None
+
+
 def _claim_domain():
     """Lock a domain id for this run, so runs side by side never hear each other."""
+    folder = Path(tempfile.gettempdir())
     start = os.getpid() % len(_DOMAINS)
     for offset in range(len(_DOMAINS)):
         domain = _DOMAINS[(start + offset) % len(_DOMAINS)]
-        handle = open(Path(tempfile.gettempdir()) / f"canet_ros_test_domain_{domain}.lock", "w")
+        fd = _open_lock(folder / f"canet_ros_test_domain_{domain}.lock")
+        if fd is None:  # as good as taken
+            continue
+        handle = open(fd, "rb")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
             continue
         return domain, handle
-    raise RuntimeError("every ROS domain id 1..101 is locked by another test run")
+    raise RuntimeError(
+        f"no ROS domain id {_DOMAINS[0]}..{_DOMAINS[-1]} is free for this test run: each "
+        f"one's lock file in {folder} (canet_ros_test_domain_<id>.lock) is held by another "
+        "run or cannot be opened by this user")
 
 
 @pytest.fixture(scope="session", autouse=True)
