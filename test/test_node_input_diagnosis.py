@@ -84,6 +84,18 @@ def test_the_other_transports_stream_beside_the_input_is_named_with_the_setting_
     assert diagnose(RAW, [], beside=[Endpoint("/x", IMAGE, True)]) == diagnose(RAW, [])
 
 
+def test_a_compressed_stream_on_a_topic_not_named_compressed_is_given_the_remap_that_reads_it():
+    # input_transport:=compressed image_topic:=/camera/jpeg reads /camera/jpeg/compressed;
+    # naming /camera/jpeg again would loop, the remap of the full name reads it.
+    reads_jpeg = InputWiring("/camera/jpeg/compressed", "/camera/jpeg", True, False)
+    jpeg = Endpoint("/cam", COMPRESSED, best_effort=True)
+    problem = diagnose(reads_jpeg, [], ["/camera/jpeg"], beside=[jpeg])
+    assert problem.message == (
+        "no frames: nothing publishes on /camera/jpeg/compressed, but "
+        "sensor_msgs/msg/CompressedImage is published on /camera/jpeg (from /cam); read it "
+        "with -r /camera/jpeg/compressed:=/camera/jpeg")
+
+
 class _Graph:
     """What read_graph asks of a node, from a fixed table of topic => publishers."""
 
@@ -109,6 +121,10 @@ def test_the_graph_is_read_beside_the_input_topic_for_the_other_transport():
     only_compressed = _Graph({"/camera/image_raw/compressed": [("cam", COMPRESSED)]})
     assert read_graph(only_compressed, RAW).message.endswith(
         "/camera/image_raw/compressed (from /cam); set input_transport:=compressed")
+    jpeg_on_base = _Graph({"/camera/jpeg": [("cam", COMPRESSED)]})
+    reads_jpeg = InputWiring("/camera/jpeg/compressed", "/camera/jpeg", True, False)
+    assert read_graph(jpeg_on_base, reads_jpeg).message.endswith(
+        "read it with -r /camera/jpeg/compressed:=/camera/jpeg")
     raw_on_base = _Graph({"/camera/image_raw": [("cam", IMAGE)]})
     reads_compressed = InputWiring("/camera/image_raw/compressed", "/camera/image_raw", True,
                                    False)

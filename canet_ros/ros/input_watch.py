@@ -141,7 +141,10 @@ def _beside(wiring: InputWiring, beside: Sequence[Endpoint]) -> Optional[InputPr
     types = {p.msg_type for p in beside}
     if topic is None:
         return None
-    if wiring.compressed and IMAGE in types:
+    if wiring.compressed and COMPRESSED in types:
+        # image_topic:= cannot name it: the node would append /compressed again.
+        msg_type, how = COMPRESSED, f"read it with -r {wiring.topic}:={topic}"
+    elif wiring.compressed and IMAGE in types:
         msg_type, how = IMAGE, "set input_transport:=raw"
         if wiring.image_topic.endswith("/compressed"):  # else raw reads <image_topic> = topic
             how += f" with image_topic:={topic}"
