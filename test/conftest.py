@@ -15,7 +15,8 @@
 """Shared pytest setup.
 
 ROS traffic of a test run stays on this machine and in a domain no other run uses at
-the same time; ONNX exports go to a per-run folder, never the user's cache;
+the same time, and its log files in the run's temporary folder; ONNX exports go to a
+per-run folder, never the user's cache;
 torch-heavy modules can ask for one thread.
 """
 import builtins
@@ -160,13 +161,18 @@ def _claim_domain():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def ros_isolation():
+def ros_isolation(tmp_path_factory):
     """Set before any rclpy.init, here and in every process the tests start."""
     domain, handle = _claim_domain()
     patch = pytest.MonkeyPatch()
     patch.setenv("ROS_DOMAIN_ID", str(domain))
     patch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     patch.delenv("ROS_LOCALHOST_ONLY", raising=False)  # deprecated spelling; would warn
+    # The log files of rclpy here, of every node process and of launch go to the run's
+    # temporary folder, not the user's ~/.ros/log.
+    ros_home = tmp_path_factory.mktemp("ros_home")
+    patch.setenv("ROS_HOME", str(ros_home))
+    patch.setenv("ROS_LOG_DIR", str(ros_home / "log"))
     yield domain
     patch.undo()
     handle.close()
