@@ -19,8 +19,9 @@ Two node processes start as a user would start them (``--ros-args``, a namespace
 frames, one JPEGs. Two camera processes stream real CamVid frames upscaled to a camera
 size (960x720), raw ones with padded rows. The test subscribes to the inputs, every
 output and /diagnostics, and checks what came out against what went in and against
-CamVid's ground truth; then it changes parameters through the real services and stops
-the nodes with SIGINT and SIGTERM while frames are streaming.
+CamVid's ground truth; then it changes parameters through the real services (and changes
+them back: the tests share the nodes) and stops nodes of their own with SIGINT and
+SIGTERM while frames are streaming.
 """
 import signal
 import time
@@ -42,9 +43,28 @@ from ros_processes import report, start_camera, start_node
 CONFIG = str(REPO / "config" / "canet_mobilenetv2.yaml")
 OUTPUTS = {"labels": "mono8", "color": "rgb8", "overlay": "bgr8", "confidence": "mono8"}
 STREAMS = {"raw": "/sys_raw", "compressed": "/sys_jpeg"}
+RAW_NODE = "/sys_raw/segmentation_node"
 INPUT = "/camera/image_raw"  # the YAML's image_topic; absolute, so namespaces keep it
 WIDTH, HEIGHT, FRAMES = 960, 720, 4
 START_TIMEOUT_S = 600.0  # a first start exports the model to ONNX; the machine is shared
+
+
+def start_system_node(transport: str, namespace: str, label: str):
+    """Start a node as the system test runs it and wait until it is ready."""
+    node = start_node(
+        "--params-file", CONFIG, "-p", "device:=cpu", "-p", "stats_period:=1.0",
+        "-p", f"publish_confidence:={transport == 'raw'}",
+        "-p", f"input_transport:={transport}", namespace=namespace, name=label)
+    ready = node.wait_line("ready:", START_TIMEOUT_S)
+    assert ready is not None, node.output
+    # The first start of a run exports the model to ONNX (with torch), unless an
+    # earlier test module's node already did; later starts find it cached.
+    report(f"node start -> ready ({label})", ready)
+    return node
+
+
+def outputs_of(transport: str) -> list:
+    return list(OUTPUTS) if transport == "raw" else list(OUTPUTS)[:3]
 
 
 @pytest.fixture(scope="module")
@@ -58,20 +78,13 @@ def system(ros):
     executor.add_node(probe.node)
     try:
         for transport, namespace in STREAMS.items():  # one after the other: the second
-            nodes[transport] = start_node(  # start finds the ONNX export cached
-                "--params-file", CONFIG, "-p", "device:=cpu", "-p", "stats_period:=1.0",
-                "-p", f"publish_confidence:={transport == 'raw'}",
-                "-p", f"input_transport:={transport}", namespace=namespace, name=transport)
-            ready = nodes[transport].wait_line("ready:", START_TIMEOUT_S)
-            assert ready is not None, nodes[transport].output
-            # The first start of a run exports the model to ONNX (with torch), unless an
-            # earlier test module's node already did; the second finds it cached.
-            report(f"node start -> ready ({transport} node)", ready)
+            # start finds the ONNX export cached
+            nodes[transport] = start_system_node(transport, namespace, f"{transport} node")
         got = {"raw": {"input": probe.listen(INPUT, Image, qos_profile_sensor_data, keep=20)},
                "compressed": {"input": probe.listen(INPUT + "/compressed", CompressedImage,
                                                     qos_profile_sensor_data, keep=20)}}
         for transport, namespace in STREAMS.items():
-            for name in OUTPUTS if transport == "raw" else list(OUTPUTS)[:3]:
+            for name in outputs_of(transport):
                 got[transport][name] = probe.listen(f"{namespace}/segmentation/{name}",
                                                     keep=20)
         cameras = [start_camera(INPUT, f"{WIDTH}x{HEIGHT}", 2.0, pad=64, prefix="r"),
@@ -137,39 +150,76 @@ def _service(system, service_type, name, request):
     return future.result()
 
 
+def _newest_frame_id(system, transport) -> int:
+    return max([int(fid[1:]) for fid in complete_frames(system, transport)] + [0])
+
+
+def _forget_frames_up_to(system, transport, last: int) -> None:
+    """Drop the frames a node may have made under a parameter value since changed back."""
+    for received in system.got[transport].values():
+        kept = [msg for msg in received if int(msg.header.frame_id[1:]) > last]
+        received.clear()
+        received.extend(kept)
+
+
 def test_set_parameters_through_the_real_service(system):
-    from rcl_interfaces.srv import SetParameters
-    from rclpy.parameter import Parameter
+    from rcl_interfaces.srv import GetParameters, SetParameters
+    from rclpy.parameter import Parameter, parameter_value_to_python
 
     def set_parameter(name, value):
         request = SetParameters.Request(parameters=[Parameter(name, value=value)
                                                     .to_parameter_msg()])
-        return _service(system, SetParameters, "/sys_raw/segmentation_node/set_parameters",
+        return _service(system, SetParameters, f"{RAW_NODE}/set_parameters",
                         request).results[0]
 
-    refused = set_parameter("backbone", "resnet101")
-    assert not refused.successful and "restart the node" in refused.reason, refused.reason
-    assert set_parameter("overlay_alpha", 0.25).successful
-    changed_at = max([int(fid[1:]) for fid in complete_frames(system, "raw")] + [0])
-    newest = list(wait_frames(system, "raw", count=2, newer_than=changed_at + 1).values())[-1]
-    check_color_and_overlay(as_array(newest["labels"]), as_array(newest["color"]),
-                            as_array(newest["overlay"]), as_array(newest["input"]), "bgr",
-                            alpha=0.25)
+    got = _service(system, GetParameters, f"{RAW_NODE}/get_parameters",
+                   GetParameters.Request(names=["overlay_alpha"]))
+    alpha = parameter_value_to_python(got.values[0])  # as configured (the YAML's)
+    try:
+        refused = set_parameter("backbone", "resnet101")
+        assert not refused.successful and "restart the node" in refused.reason, refused.reason
+        assert set_parameter("overlay_alpha", 0.25).successful
+        changed_at = _newest_frame_id(system, "raw")
+        newest = list(wait_frames(system, "raw", count=2,
+                                  newer_than=changed_at + 1).values())[-1]
+        check_color_and_overlay(as_array(newest["labels"]), as_array(newest["color"]),
+                                as_array(newest["overlay"]), as_array(newest["input"]),
+                                "bgr", alpha=0.25)
+    finally:
+        # The module's other tests share this node and expect its configured alpha, in
+        # every frame they take from the probe's buffers too.
+        assert set_parameter("overlay_alpha", alpha).successful
+        restored_at = _newest_frame_id(system, "raw") + 1
+        wait_frames(system, "raw", count=1, newer_than=restored_at)
+        _forget_frames_up_to(system, "raw", restored_at)
 
 
 @pytest.mark.parametrize("transport, signum", [("raw", signal.SIGINT),
                                                ("compressed", signal.SIGTERM)])
 def test_signal_while_streaming_stops_cleanly(system, transport, signum):
-    node = system.nodes[transport]
-    seen = [int(fid[1:]) for fid in complete_frames(system, transport)]
-    wait_frames(system, transport, count=1, newer_than=max(seen, default=-1))  # streaming
-    sent = node.send(signum)
-    code = node.wait(60)
-    elapsed = time.monotonic() - sent
-    report(f"{signal.Signals(signum).name} while streaming -> exit ({transport})", elapsed)
-    assert code == 0, node.output
-    assert not node.problems(), node.output
-    assert elapsed <= 5.0, node.output
+    # A node of its own, in a namespace of its own: the module's nodes keep running for
+    # whichever test comes next.
+    namespace = f"{STREAMS[transport]}_signal"
+    probe = Probe(f"signal_probe_{transport}")
+    system.executor.add_node(probe.node)
+    got = {name: probe.listen(f"{namespace}/segmentation/{name}", keep=1)
+           for name in outputs_of(transport)}
+    node = start_system_node(transport, namespace, f"{transport} node for a signal")
+    try:
+        assert spin_until(system.executor, lambda: all(got.values()), timeout=300), \
+            node.output  # streaming: every output has come in
+        sent = node.send(signum)
+        code = node.wait(60)
+        elapsed = time.monotonic() - sent
+        report(f"{signal.Signals(signum).name} while streaming -> exit ({transport})",
+               elapsed)
+        assert code == 0, node.output
+        assert not node.problems(), node.output
+        assert elapsed <= 5.0, node.output
+    finally:
+        node.stop()
+        system.executor.remove_node(probe.node)
+        probe.destroy()
 
 
 def test_start_up_to_a_bad_parameter_exit(ros):
