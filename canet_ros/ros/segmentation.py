@@ -30,7 +30,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -64,6 +63,7 @@ from canet_ros.ros.params import (
     unknown_parameters,
     validate_config,
 )
+from canet_ros.ros.qos_profiles import OUTPUT_QOS, input_qos
 from canet_ros.ros.runtime_params import RuntimeParameters
 from canet_ros.ros.shared_outputs import shared_outputs
 from canet_ros.ros.stats import FrameStats, StatsReport
@@ -78,26 +78,6 @@ EngineFactory = Callable[..., Any]
 
 class StartupError(RuntimeError):
     """The node cannot start; the message is what the user needs to fix."""
-
-
-def input_qos(reliability: str) -> QoSProfile:
-    """Depth 1 either way: reliability only decides whether the network may drop frames.
-
-    A deeper reader queue would count a burst's frames, but under a camera faster than the
-    executor takes messages it fills, and the node then segments frames a queue old
-    (1080p at 30 Hz: 115 ms old at p50 instead of 20 ms). docs/ros.md says how a replay
-    checks that every frame arrived.
-    """
-    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else \
-        ReliabilityPolicy.BEST_EFFORT
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=policy,
-                      durability=DurabilityPolicy.VOLATILE)
-
-
-# A reliable writer is matched by both reliable and best-effort readers (rviz, bag record).
-OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                        reliability=ReliabilityPolicy.RELIABLE,
-                        durability=DurabilityPolicy.VOLATILE)
 
 
 def default_engine_factory(*args: Any, **kwargs: Any) -> Any:
