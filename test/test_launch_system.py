@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -39,6 +40,7 @@ from ros_helpers import (
     assert_labels_vary,
     check_color_and_overlay,
     decode_jpeg,
+    palette,
     seeded_checkpoint,
     spin_until,
 )
@@ -67,6 +69,14 @@ def reference(checkpoint, one_torch_thread):
     """
     from canet_ros.inference import SegmentationEngine
     return SegmentationEngine(str(checkpoint), device="cpu", resolution=SEEDED_RESOLUTION)
+
+
+@pytest.fixture(scope="module")
+def network_reference(checkpoint, one_torch_thread):
+    """Build the model with output_size="network": what a node with that setting computes."""
+    from canet_ros.inference import SegmentationEngine
+    return SegmentationEngine(str(checkpoint), device="cpu", resolution=SEEDED_RESOLUTION,
+                              output_size="network")
 
 
 def ros2_launch(workspace, env, launch_file, **arguments):
@@ -154,7 +164,7 @@ def segment_arguments(workspace, checkpoint):
     colours = checkpoint.with_name("class_colors.yaml")  # CamVid's own: check_frame holds
     colours.write_text("Sky: [128, 128, 128]\n")
     return {"backbone": "mobilenetv2", "checkpoint": str(checkpoint), "device": "cpu",
-            "class_colors": str(colours), "color_encoding": "bgr8",
+            "class_colors": str(colours), "color_encoding": "bgr8", "output_size": "network",
             "precision": "fp32", "resolution": "128x96", "overlay_alpha": "0.3",
             "image_topic": "/lt_cam/image_raw", "input_transport": "raw",
             "qos_reliability": "reliable", "publish_confidence": "true",
@@ -163,27 +173,43 @@ def segment_arguments(workspace, checkpoint):
             "dds_profile": str(share / "fastdds_large_images.xml")}
 
 
-def check_frame(msgs, topics, reference, alpha, color_encoding="rgb8"):
-    """One frame's outputs against the camera's input and the reference engine."""
+def check_frame(msgs, topics, reference, alpha, color_encoding="rgb8", network_size=False):
+    """One frame's outputs against the camera's input and the reference engine.
+
+    ``network_size``: the node runs with output_size network, so every output is at the
+    network's size (``reference`` built with output_size="network") and the overlay is
+    blended on the frame resized to it.
+    """
     source = msgs.pop(topics["input"])
     frame = as_array(source)
+    size = SEEDED_RESOLUTION if network_size else CAMERA_SIZE
     for name, encoding in dict(OUTPUTS, color=color_encoding).items():
         out = msgs[topics[name]]
         assert out.header == source.header, name
-        assert (out.width, out.height, out.encoding) == (*CAMERA_SIZE, encoding), name
+        assert (out.width, out.height, out.encoding) == (*size, encoding), name
     expected = reference.infer(frame, "bgr", confidence=True)
+    assert expected.labels.shape == size[::-1]
     labels = as_array(msgs[topics["labels"]])
     assert_labels_vary(expected.labels)
     assert (labels == expected.labels).mean() >= 0.999
     color = as_array(msgs[topics["color"]])  # bgr8: the palette's channels reversed
-    check_color_and_overlay(labels, color if color_encoding == "rgb8" else color[..., ::-1],
-                            as_array(msgs[topics["overlay"]]), frame, "bgr", alpha)
+    rgb = color if color_encoding == "rgb8" else color[..., ::-1]
+    overlay = as_array(msgs[topics["overlay"]])
+    if network_size:  # blended on the frame resized bilinearly, as the engine does
+        expected_rgb = palette()[labels]
+        np.testing.assert_array_equal(rgb, expected_rgb)
+        small = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR).astype(float)
+        blend = (1 - alpha) * small + alpha * expected_rgb[..., ::-1]
+        # The engine's resize has 16-bit steps: a level off OpenCV's, 0.5 off rounding.
+        assert np.abs(overlay - blend).max() <= 1.1
+    else:
+        check_color_and_overlay(labels, rgb, overlay, frame, "bgr", alpha)
     confidence = as_array(msgs[topics["confidence"]]).astype(int)
     assert np.abs(confidence - expected.confidence).max() <= 1
 
 
 def test_ros2_launch_with_every_argument(colcon_workspace, domain, probe_context, checkpoint,
-                                         reference):
+                                         network_reference):
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import ReliabilityPolicy
 
@@ -195,6 +221,8 @@ def test_ros2_launch_with_every_argument(colcon_workspace, domain, probe_context
         ready = launch.wait_line("ready:", START_TIMEOUT_S)
         assert ready is not None, launch.output
         report("ros2 launch segment.launch.py -> node ready", ready)
+        ready_line, = [line for _, line in launch.lines if "ready:" in line]
+        assert "at the network's size (128x96)" in ready_line, ready_line
         listener = Listener(probe_context, "launch_probe")
         topics = {name: f"/lt/segmentation/{name}" for name in OUTPUTS}
         topics["input"] = arguments["image_topic"]
@@ -204,7 +232,8 @@ def test_ros2_launch_with_every_argument(colcon_workspace, domain, probe_context
         camera = start_camera(domain.env, arguments["image_topic"], "c")
         frames = listener.frames(list(topics.values()), count=2)
         for msgs in list(frames.values())[:2]:
-            check_frame(msgs, topics, reference, alpha=0.3, color_encoding="bgr8")
+            check_frame(msgs, topics, network_reference, alpha=0.3, color_encoding="bgr8",
+                        network_size=True)
         node_subscription, = [info for info in listener.node.get_subscriptions_info_by_topic(
             arguments["image_topic"]) if info.node_name == "segmentation_node"]
         assert node_subscription.qos_profile.reliability == ReliabilityPolicy.RELIABLE
@@ -265,8 +294,8 @@ def check_diagnostics(listener):
                 if status.name == name]
     assert spin_until(listener.executor, lambda: len(ours()) >= 2, timeout=60)
     values = ours()[-1]
-    assert (values["resolution"], values["precision"], values["input_topic"]) == (
-        "128x96", "fp32", "/lt_cam/image_raw")
+    assert (values["resolution"], values["precision"], values["input_topic"],
+            values["output_size"]) == ("128x96", "fp32", "/lt_cam/image_raw", "network")
     assert int(values["published_total"]) >= 2
 
 

@@ -39,6 +39,8 @@ PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16", "int8")
 TRANSPORT_CHOICES = ("raw", "compressed")
 RELIABILITY_CHOICES = ("best_effort", "reliable")
 COLOR_ENCODING_CHOICES = ("rgb8", "bgr8")
+# "network": outputs at the network's size, as segnet, Isaac ROS and Autoware publish masks.
+OUTPUT_SIZE_CHOICES = ("input", "network")
 _DEVICE = re.compile(r"(auto|cpu|cuda(:\d+)?)\Z")
 _RESOLUTION = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*\Z")
 _TOPIC_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -83,7 +85,8 @@ SPECS: Tuple[ParamSpec, ...] = (
               "fp16 needs CUDA; bf16 and int8 a CPU with them",
               choices=PRECISION_CHOICES),
     ParamSpec("resolution", "", "network input WIDTHxHEIGHT, e.g. 480x360; empty = the "
-              "checkpoint's training size. Outputs are always at the input frame's size",
+              "checkpoint's training size. Outputs are at the input frame's size unless "
+              "output_size is network",
               limits=f"WIDTHxHEIGHT, each side {MIN_SIDE} to {MAX_SIDE} pixels; or empty"),
     ParamSpec("overlay_alpha", 0.5, "weight of the colour mask in segmentation/overlay; can "
               "change at runtime", read_only=False, float_range=(0.0, 1.0)),
@@ -106,6 +109,10 @@ SPECS: Tuple[ParamSpec, ...] = (
     ParamSpec("color_encoding", "rgb8", "channel order of segmentation/color: rgb8, or bgr8 "
               "as Isaac ROS (color_segmentation_mask_encoding) and Autoware draw their colour "
               "masks", choices=COLOR_ENCODING_CHOICES),
+    ParamSpec("output_size", "input", "size of every output: input (the camera frame's) or "
+              "network (the network's resolution, as segnet, Isaac ROS and Autoware publish "
+              "masks; the overlay is drawn on the frame resized to it)",
+              choices=OUTPUT_SIZE_CHOICES),
 )
 SPEC_BY_NAME: Dict[str, ParamSpec] = {spec.name: spec for spec in SPECS}
 
@@ -125,6 +132,7 @@ class NodeConfig:
     stats_period: float
     class_colors: str
     color_encoding: str
+    output_size: str
 
     @property
     def input_topic(self) -> str:
@@ -262,6 +270,8 @@ def validate_config(values: Mapping[str, Any]) -> NodeConfig:
         class_colors=_typed(values, "class_colors", str).strip(),
         color_encoding=check_choice("color_encoding", _typed(values, "color_encoding", str),
                                     COLOR_ENCODING_CHOICES),
+        output_size=check_choice("output_size", _typed(values, "output_size", str),
+                                 OUTPUT_SIZE_CHOICES),
     )
 
 

@@ -168,7 +168,8 @@ class SegmentationNode(RuntimeParameters, Node):
         try:
             return factory(cfg.checkpoint, backbone=cfg.backbone, device=cfg.device,
                            precision=cfg.precision, resolution=cfg.resolution,
-                           overlay_alpha=cfg.overlay_alpha, class_colors=self._colors)
+                           output_size=cfg.output_size, overlay_alpha=cfg.overlay_alpha,
+                           class_colors=self._colors)
         # EngineError and CheckpointError are RuntimeErrors; naming them would import torch.
         except (RuntimeError, ValueError, OSError) as exc:
             raise StartupError(str(exc)) from exc
@@ -223,7 +224,9 @@ class SegmentationNode(RuntimeParameters, Node):
         return (f"ready: CANet {engine.backbone} ({engine.num_classes} classes) from {source} "
                 f"at {width}x{height} on {engine.device_name} ({runs}); input "
                 f"{self._input_sub.topic_name} ({cfg.input_transport}, "
-                f"{cfg.qos_reliability}{self._input_note}); outputs {outputs}"
+                f"{cfg.qos_reliability}{self._input_note}); outputs {outputs} at "
+                + ("the input frame's size" if cfg.output_size == "input" else
+                   f"the network's size ({width}x{height})")
                 + (f"; class colours from {self._colors.path}" if self._colors else ""))
 
     # -- frames -----------------------------------------------------------------------
@@ -339,7 +342,8 @@ class SegmentationNode(RuntimeParameters, Node):
                 "device": str(self._engine.device_name),
                 "precision": str(self._engine.precision), "runtime": str(self._engine.runtime),
                 "cpu_loops": str(kernels.loops_for(self._engine.device_type) or "none"),
-                "input_topic": self._input_sub.topic_name}
+                "input_topic": self._input_sub.topic_name,
+                "output_size": str(self._engine.output_size)}
 
     def diagnostics(self, report: StatsReport) -> DiagnosticArray:
         """One DiagnosticStatus for this node; every KeyValue value is a string."""
