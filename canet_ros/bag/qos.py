@@ -57,7 +57,7 @@ def _node_offer(durability: QosDurability) -> Qos:
 
 # canet_ros/ros/label_info.py LABEL_INFO_QOS: latched, so late subscribers get it.
 LABEL_INFO_OFFER = _node_offer(QosDurability.TRANSIENT_LOCAL)
-# canet_ros/ros/segmentation.py OUTPUT_QOS. The player replaces history and depth by its own
+# canet_ros/ros/qos_profiles.py OUTPUT_QOS. The player replaces history and depth by its own
 # default (adapt_offer_to_recorded_offers -> default_history, Humble and Jazzy), so this
 # replays exactly as an empty string would (reliable, volatile). It is recorded anyway so
 # the bag states the node's offer, as a `ros2 bag record` of the node would, instead of
