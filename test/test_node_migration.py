@@ -76,6 +76,20 @@ def test_color_encoding_bgr8_reverses_the_palette_and_leaves_the_overlay(rig):
                             alpha=0.5)
 
 
+@pytest.mark.usefixtures("one_torch_thread")
+def test_color_encoding_bgr8_without_a_colour_subscriber_still_publishes_the_rest(rig):
+    # No colour made (nobody reads it): nothing to swap, and the frame must not fail.
+    node = rig.node(color_encoding="bgr8")
+    got = rig.listen(node, "labels", "overlay")
+    bgr = synthetic_frame(seed=7)
+    rig.send(node, image_msg(bgr, "bgr8"))
+    out = rig.wait_for(got)
+    labels = as_array(out["labels"])
+    assert_labels_vary(labels)
+    check_color_and_overlay(labels, palette()[labels], as_array(out["overlay"]), bgr, "bgr",
+                            alpha=0.5)
+
+
 def test_color_encoding_takes_only_the_two_orders():
     from canet_ros.ros.params import ParamError, validate_config
     assert validate_config({}).color_encoding == "rgb8"
