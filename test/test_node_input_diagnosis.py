@@ -174,6 +174,8 @@ def test_each_situation_is_warned_once_then_each_minute_and_the_recovery_is_said
     assert look(received=3) == (False, "frames arrive on /camera/image_raw now")
     assert watch.problem is None
     assert look(received=9) is None  # flowing: nothing to say
+    now[0] = 80.0  # the camera goes again, the same way as before it came back: said at once
+    assert look(received=9) == (True, found["problem"].message)
 
 
 # -- over DDS -------------------------------------------------------------------------------
