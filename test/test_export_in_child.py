@@ -148,6 +148,17 @@ def test_another_canet_ros_in_the_working_folder_is_not_what_the_child_runs(seed
     np.testing.assert_array_equal(np.load(out), reference(path, folder))
 
 
+def test_an_export_child_never_starts_a_child_of_its_own(seeded, tmp_path):
+    # The child's environment says what it is: even an engine there asked for a child
+    # (a bug, or a user's code run in it) exports in-process instead of starting another.
+    path, folder = seeded
+    report, labels, stderr = start(path, folder, tmp_path / "cache",
+                                   env={"CANET_ROS_EXPORT_CHILD": "1"})
+    assert report["torch"] is True, stderr
+    np.testing.assert_array_equal(labels, reference(path, folder))
+    assert not said(stderr, "child process", "DEBUG"), stderr
+
+
 @pytest.mark.parametrize("child", ["false", "true"])
 def test_a_child_that_fails_falls_back_to_the_export_here(seeded, tmp_path, child):
     # "false": the child exits 1; "true": it exits 0 but makes no cache entry.
@@ -222,7 +233,7 @@ def test_a_first_start_in_process_says_it_exports_and_a_cached_one_does_not(
         seeded, tmp_path, monkeypatch, caplog, in_child):
     path, _ = seeded
     monkeypatch.setenv("CANET_ROS_CACHE", str(tmp_path / "cache"))
-    caplog.set_level(logging.INFO, logger="canet_ros.inference")
+    caplog.set_level(logging.DEBUG, logger="canet_ros.inference")  # a child's lines are DEBUG
     # torch is loaded here: export_in_child changes nothing, the export is made in-process.
     asked = {"export_in_child": True} if in_child else {}
     SegmentationEngine(path, device="cpu", warmup=False, **asked)

@@ -43,6 +43,7 @@ log = logging.getLogger("canet_ros.inference")
 CHILD_TIMEOUT_S = 1800.0
 # The child's own module: it imports the engine, which imports this one.
 CHILD_MODULE = "canet_ros.inference.export_child_main"
+IN_CHILD = "CANET_ROS_EXPORT_CHILD"  # set in the child's environment
 _TAIL = 4000  # characters of the child's output kept in the DEBUG line of a failure
 
 
@@ -82,7 +83,7 @@ def worth_a_child() -> bool:
     # With torch loaded the memory is spent already, and the in-process export is quicker.
     # An embedded interpreter may have no executable to start.
     return (bool(sys.executable) and "torch" not in sys.modules
-            and _writable_folder() is not None)
+            and not os.environ.get(IN_CHILD) and _writable_folder() is not None)
 
 
 def _writable_folder() -> Path | None:
@@ -135,4 +136,5 @@ def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env[IN_CHILD] = "1"  # a child never starts one of its own, whatever its engine is asked
     return env
