@@ -293,13 +293,19 @@ NARROW = CAMVID[:10] + ["a_really_long_class_name_beyond_24"]
 
 
 @pytest.mark.parametrize("width, height", [(300, 2160), (300, 4320), (500, 2160)])
-def test_legend_beside_a_tall_narrow_frame_shows_every_name_whole(width, height):
-    from canet_ros.bag.video import LEGEND_MIN_WIDTH, render_legend
+def test_legend_beside_a_tall_narrow_frame_shows_every_name_whole(width, height, monkeypatch):
+    from canet_ros.bag.video import LEGEND_MIN_WIDTH, _legend_name, render_legend
 
     pytest.importorskip("PIL.ImageFont")
     max_width = max(2 * width, LEGEND_MIN_WIDTH)  # as OverlayVideo asks for it
     colors = np.array([SWATCH] * len(NARROW), np.uint8)
+    painted = _Painted(monkeypatch)
     legend = render_legend(NARROW, colors, height, max_width)
+    painter, _, items = painted.calls[-1]
+    drawn = {text for text, _, _ in items}
+    # The text shrinks to fit (down to its 480 px size) before any name is cut further
+    # than the legend's own LEGEND_NAME_CHARS.
+    assert {_legend_name(n, painter.truetype) for n in NARROW} <= drawn, drawn
     assert legend.shape[0] <= height and legend.shape[1] <= max_width
     assert not legend[:, -2:].any(), "a name runs past the strip's right edge"
     assert len(_swatches(legend, SWATCH)) == len(NARROW)  # every class, none left out
