@@ -220,6 +220,17 @@ def test_a_remap_of_another_nodes_topic_name_gets_a_warning_and_a_warn_status(ri
     assert rig.spin_until(lambda: _latest_status(diagnostics).level == DiagnosticStatus.OK)
 
 
+def test_a_long_stats_period_still_looks_within_seconds_at_the_topic_it_reads(rig):
+    from rcl_interfaces.msg import Log
+    # stats_period 600: the input is still looked at every few seconds, and the WARN names
+    # the topic the node subscribes to (with its /compressed), not the parameter's base.
+    node = rig.node(stats_period=600.0, input_transport="compressed")
+    _, logged = _status_log(rig, node)
+    words = f"no frames: nothing publishes on {TOPIC}/compressed"
+    assert rig.spin_until(lambda: logged(Log.WARN, words), timeout=45), \
+        [m.msg for m in rig.probe.got["/rosout"]]
+
+
 def test_a_compressed_publisher_on_the_raw_input_is_named(rig):
     from rcl_interfaces.msg import Log
     from ros_processes import start_camera
