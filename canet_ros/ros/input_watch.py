@@ -65,7 +65,7 @@ def input_topic(config: NodeConfig, resolve: Callable[[str], str]) -> Tuple[str,
     """
     if config.input_transport != "compressed":
         return config.image_topic, ""
-    if config.image_topic.endswith("/compressed"):
+    if config.input_topic == config.image_topic:  # NodeConfig's rule: it ends in /compressed
         # The name `ros2 topic list` shows: the transport's topic itself, not the base of
         # .../compressed/compressed.
         return config.image_topic, ("; image_topic ends in /compressed: read as the "
