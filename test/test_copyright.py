@@ -13,6 +13,7 @@
 # limitations under the License.
 
 """Copyright and licence headers: our own check everywhere, ament_copyright on ROS hosts."""
+import re
 import subprocess
 from pathlib import Path
 
@@ -84,6 +85,21 @@ def test_header_check_finds_what_is_wrong():
     assert "no '# Copyright" in header_problem('"""Doc."""\n')
     assert "altered" in header_problem(good.replace("2.0 (the", "3.0 (the"))
     assert "without a year" in header_problem(good.replace("2026", "MMXX"))
+
+
+def test_licence_file_is_the_apache_licence_the_metadata_names():
+    """The headers point at a licence: LICENSE must be its text, and package.xml, setup.py agree.
+
+    Packagers (bloom, Debian) and pip's wheel metadata (``licenses/LICENSE``) take the file.
+    """
+    text = (PACKAGE / "LICENSE").read_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    assert lines[:2] == ["Apache License", "Version 2.0, January 2004"]
+    assert "END OF TERMS AND CONDITIONS" in lines
+    # Its nine sections, numbered as the licence numbers them.
+    assert re.findall(r"^ +(\d)\. [A-Z]", text, re.M) == [str(n) for n in range(1, 10)]
+    assert "<license>Apache-2.0</license>" in (PACKAGE / "package.xml").read_text()
+    assert 'license="Apache-2.0"' in (PACKAGE / "setup.py").read_text()
 
 
 @pytest.mark.copyright
