@@ -250,17 +250,24 @@ def test_many_classes_beside_a_4k_frame_keep_to_the_strip_rules():
     assert not legend[:, -2:].any(), "text runs past the strip's right edge"
 
 
-def _black_swatch_outlined(picture: np.ndarray) -> None:
-    """Check the black swatch between two SWATCH ones: black inside, a ring unlike the strip."""
+def _swatch_outlined(picture: np.ndarray, rgb=(0, 0, 0)) -> None:
+    """Check the ``rgb`` swatch between two SWATCH ones: its colour inside, a ring unlike both.
+
+    The ring must stand out from the strip's black and from the swatch itself, or a black
+    class vanishes on the strip and a grey one (CamVid's Sky) into its outline.
+    """
     above, below = _swatches(picture, SWATCH)[:2]
     pitch = (below[0] - above[0]) // 2
     top, bottom, left, right = (above[0] + pitch, above[1] + pitch, above[2], above[3])
-    assert not picture[top:bottom + 1, left:right + 1].any()  # the class's own black
+    inside = picture[top:bottom + 1, left:right + 1].astype(int)
+    assert (inside == np.array(rgb[::-1])).all()  # the class's own colour (BGR picture)
     background = picture[top, -1]  # the strip's black, right of every name
     ring = np.concatenate([picture[top - 1, left - 1:right + 2],
                            picture[bottom + 1, left - 1:right + 2],
-                           picture[top:bottom + 1, left - 1], picture[top:bottom + 1, right + 1]])
-    assert (np.abs(ring.astype(int) - background).max(axis=1) >= 60).all()
+                           picture[top:bottom + 1, left - 1],
+                           picture[top:bottom + 1, right + 1]]).astype(int)
+    assert (np.abs(ring - background).max(axis=1) >= 60).all()
+    assert (np.abs(ring - np.array(rgb[::-1])).max(axis=1) >= 60).all()
 
 
 COLORS = [SWATCH, (0, 0, 0), SWATCH] + [SWATCH] * 8  # class 1 black, as "unlabeled"
@@ -270,7 +277,7 @@ COLORS = [SWATCH, (0, 0, 0), SWATCH] + [SWATCH] * 8  # class 1 black, as "unlabe
 def test_a_black_swatch_has_an_outline_in_the_legend(height):
     from canet_ros.bag.video import render_legend
 
-    _black_swatch_outlined(render_legend(CAMVID, np.array(COLORS, np.uint8), height))
+    _swatch_outlined(render_legend(CAMVID, np.array(COLORS, np.uint8), height))
 
 
 def test_a_black_swatch_has_an_outline_in_legend_png(tmp_path):
@@ -280,11 +287,22 @@ def test_a_black_swatch_has_an_outline_in_legend_png(tmp_path):
 
     report = {"class_names": CAMVID, "palette": [list(c) for c in COLORS]}
     assert _write_legend(report, tmp_path) == LEGEND
-    _black_swatch_outlined(cv2.imread(str(tmp_path / LEGEND)))
+    _swatch_outlined(cv2.imread(str(tmp_path / LEGEND)))
 
 
 def test_a_black_swatch_has_an_outline_in_the_video_legend(monkeypatch, tmp_path):
-    _black_swatch_outlined(_video_legend(monkeypatch, tmp_path, COLORS, 640, 480))
+    _swatch_outlined(_video_legend(monkeypatch, tmp_path, COLORS, 640, 480))
+
+
+# CamVid's Sky is (128, 128, 128), the outline's grey: its swatch was a plain grey block.
+@pytest.mark.parametrize("grey", [(128, 128, 128), (140, 120, 128), (69, 69, 69),
+                                  (187, 187, 187), (187, 69, 128)])
+@pytest.mark.parametrize("height", [120, 2160])
+def test_a_grey_swatch_stands_out_from_its_outline(grey, height):
+    from canet_ros.bag.video import render_legend
+
+    colors = [SWATCH, grey, SWATCH] + [SWATCH] * 8
+    _swatch_outlined(render_legend(CAMVID, np.array(colors, np.uint8), height), grey)
 
 
 # Beside a frame narrower than about a quarter of its height, one column of the grown

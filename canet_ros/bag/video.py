@@ -35,6 +35,7 @@ from .errors import BagError
 
 _ID_GREY = (170, 170, 170)  # the ids a shade dimmer than the names they number
 _OUTLINE = (128, 128, 128)  # round each swatch: black or dark classes on the black strip
+_LIGHT_OUTLINE = (255, 255, 255)  # 67+ from every colour that _OUTLINE is too close to
 # A legend name past this many characters is cut (ADE20K's run past 100): the strip is
 # as wide as its longest name, and libx264 refuses frames tens of thousands wide.
 LEGEND_NAME_CHARS = 24
@@ -101,7 +102,8 @@ def render_legend(names: Sequence[str], colors_rgb: np.ndarray, frame_height: in
 
     Rows shrink to fit down to a readable minimum; past that the names go into columns.
     Text, swatches and spacing grow with ``frame_height`` past 480 px (``legend_scale``).
-    Each swatch has a grey outline: a black class colour would vanish on the black strip.
+    Each swatch has a grey outline (white around greys): a black class colour would vanish
+    on the black strip, a grey one into a grey outline.
     Names are drawn in a TrueType font (``draw_text``), cut with an ellipsis past
     ``LEGEND_NAME_CHARS``; the id, the value the class has in the label masks, tells
     classes apart even where the font lacks a name's glyphs or names were cut alike.
@@ -214,8 +216,10 @@ def _swatch(legend: np.ndarray, corner: tuple[int, int], size: int, rgb: np.ndar
             outline: int) -> None:
     """Draw one class's colour square, ``outline`` px of grey around it, left of its name."""
     x, y = corner
+    # A swatch near the grey (CamVid's Sky is that grey) gets a white ring instead.
+    ring = _OUTLINE if np.abs(rgb.astype(int) - _OUTLINE[0]).max() >= 60 else _LIGHT_OUTLINE
     cv2.rectangle(legend, (x - outline, y - outline), (x + size + outline, y + size + outline),
-                  _OUTLINE, -1)
+                  ring, -1)
     cv2.rectangle(legend, (x, y), (x + size, y + size), tuple(int(v) for v in rgb[::-1]), -1)
 
 
