@@ -23,8 +23,10 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -259,3 +261,102 @@ def test_a_first_int8_start_calibrates_in_the_child_too(seeded, tmp_path):
     assert "making the int8 graph" not in stderr  # the child made it (its output is kept)
     assert "int8 graph is calibrated" in said(stderr, EXPORTING)[0]
     np.testing.assert_array_equal(labels, reference(path, folder, "int8"))
+
+
+PARENT = r"""
+import os, signal, sys, threading, time
+checkpoint, child, pidfile, early = sys.argv[1:5]
+sys.executable = child
+
+def die():  # as soon as the child has started: before it can ask to end with this process
+    while not (os.path.exists(pidfile) and open(pidfile).read().strip()):
+        time.sleep(0.02)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if early:
+    threading.Thread(target=die, daemon=True).start()
+from canet_ros.inference import SegmentationEngine
+SegmentationEngine(checkpoint, device="cpu", export_in_child=True, warmup=False)
+"""
+# The real child, held just before it writes the metadata that makes the graph an entry.
+HELD = r"""#!{python}
+import os, sys, time
+code, sys.argv = sys.argv[2], ["-c"] + sys.argv[3:]
+from canet_ros.inference import onnx_runtime
+write = onnx_runtime._write_atomic
+
+def held(path, data):
+    if path.suffix == ".json":
+        with open({pidfile!r}, "w") as fh:
+            fh.write(str(os.getpid()))
+        time.sleep(300)
+    write(path, data)
+
+onnx_runtime._write_atomic = held
+exec(compile(code, "<child>", "exec"))
+"""
+
+
+def wait_until(done, timeout):
+    """Poll ``done`` until it is true or ``timeout`` seconds pass (a liveness bound)."""
+    end = time.monotonic() + timeout
+    while not done() and time.monotonic() < end:
+        time.sleep(0.05)
+    return done()
+
+
+def start_parent(path, child, pidfile, cache, early=False):
+    log = open(cache.parent / "parent.log", "w")
+    return subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(path), child, str(pidfile), "1" if early else ""],
+        stdout=log, stderr=log, cwd=ROOT, env={**os.environ, "CANET_ROS_CACHE": str(cache)})
+
+
+def child_pid(pidfile):
+    text = pidfile.read_text().strip() if pidfile.exists() else ""
+    return int(text) if text else None
+
+
+def test_a_killed_start_takes_its_export_child_with_it(seeded, tmp_path):
+    # Killed (SIGKILL, the OOM killer) while the child exports, the start left the child
+    # running to the end: minutes of a robot's CPU at int8, for an export nobody waits for.
+    path, _ = seeded
+    cache, pidfile = tmp_path / "cache", tmp_path / "pid"
+    held = tmp_path / "held.py"
+    held.write_text(HELD.format(python=sys.executable, pidfile=str(pidfile)))
+    held.chmod(0o755)
+    parent = start_parent(path, str(held), pidfile, cache)
+    pid = None
+    try:
+        assert wait_until(lambda: child_pid(pidfile) or parent.poll() is not None, 300)
+        pid = child_pid(pidfile)
+        assert pid is not None, (tmp_path / "parent.log").read_text()
+        parent.kill()
+        parent.wait(60)
+        assert wait_until(lambda: not running(pid), 30), "the child outlived its parent"
+    finally:
+        parent.kill()
+        if pid is not None and running(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert list((cache / "onnx").glob("*.onnx"))  # cut short between the graph and its entry
+    assert not cached(path, cache)  # so a later start exports again
+
+
+def test_a_child_whose_parent_died_before_it_could_ask_exports_nothing(seeded, tmp_path):
+    # The parent dies after starting the child but before the child asks the kernel to
+    # end with it (the request then never fires): the child sees it and exports nothing.
+    path, _ = seeded
+    cache, pidfile = tmp_path / "cache", tmp_path / "pid"
+    late = tmp_path / "late.sh"  # the real interpreter, once the parent is gone
+    late.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nwhile kill -0 $PPID 2>/dev/null; "
+                    f"do sleep 0.05; done\nexec {sys.executable} \"$@\"\n")
+    late.chmod(0o755)
+    parent = start_parent(path, str(late), pidfile, cache, early=True)
+    assert parent.wait(300) == -signal.SIGKILL, (tmp_path / "parent.log").read_text()
+    pid = child_pid(pidfile)
+    try:
+        assert wait_until(lambda: not running(pid), 300)  # old code: once it has exported
+    finally:
+        if running(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert not cached(path, cache)

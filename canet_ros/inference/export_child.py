@@ -21,8 +21,11 @@ recover almost nothing): a node started that way ran at ~1.2 GB for its whole li
 against ~0.43 GB after a cached start. ``SegmentationEngine(..., export_in_child=True)``
 runs the export in a child process instead (``export_child_main``, which builds an
 engine with the same arguments, so the cache entry, int8 graph included, is the one the
-in-process path makes), then builds itself from the cache. Any failure of the child is
-logged at DEBUG and the engine exports in-process as before, which reports errors in full.
+in-process path makes), then builds itself from the cache. A checkpoint or request the
+child's engine refuses (EngineError, CheckpointError) comes back as the same error with the
+same message, raised here without torch; any other failure of the child is logged at
+DEBUG and the engine exports in-process as before, which reports errors in full. The
+child ends with this process: killed, it leaves no orphan calibrating for minutes.
 
 :func:`say_exporting` is the INFO line a first start logs before the export, either way.
 """
@@ -44,6 +47,8 @@ CHILD_TIMEOUT_S = 1800.0
 # The child's own module: it imports the engine, which imports this one.
 CHILD_MODULE = "canet_ros.inference.export_child_main"
 IN_CHILD = "CANET_ROS_EXPORT_CHILD"  # set in the child's environment
+# The child's exit status for a refusal, whose class and message are its stdout's last line.
+REFUSED = 3
 _TAIL = 4000  # characters of the child's output kept in the DEBUG line of a failure
 
 
@@ -103,11 +108,16 @@ def export_in_child(path: Path, backbone: str | None, precision: str, runtime: s
                     resolution: tuple[int, int] | None) -> bool:
     """Make ``path``'s cache entry in a child process; return whether the child succeeded.
 
-    Whether the entry is there is for the caller to check (it builds from it). A
-    KeyboardInterrupt or SystemExit here kills the child (``subprocess.run``) and goes on.
+    Whether the entry is there is for the caller to check (it builds from it). The
+    child's refusal of the checkpoint or request is raised here, as the in-process path
+    raises it. A KeyboardInterrupt or SystemExit here kills the child (``subprocess.run``)
+    and goes on.
     """
-    args = {"checkpoint": str(path.resolve()), "backbone": backbone, "precision": precision,
-            "runtime": runtime, "resolution": list(resolution) if resolution else None}
+    # ``path`` as the engine was given it (the child has this working folder): a refusal
+    # names the file as the in-process path would. ``parent``: the child ends with us.
+    args = {"checkpoint": str(path), "backbone": backbone, "precision": precision,
+            "runtime": runtime, "resolution": list(resolution) if resolution else None,
+            "parent": os.getpid()}
     # Not ``-m``: it would put the working folder first on the child's path, and another
     # canet_ros there (a source tree the node was started from) would run instead.
     code = (f"import sys; sys.path[0] = sys.argv.pop(1); from {CHILD_MODULE} import main; "
@@ -122,12 +132,32 @@ def export_in_child(path: Path, backbone: str | None, precision: str, runtime: s
         log.debug("exporting in a child process failed (%s); exporting here", exc)
         return False
     output = (done.stderr or b"").decode(errors="replace")[-_TAIL:]
+    refusal = _refusal(done.stdout) if done.returncode == REFUSED else None
+    if refusal is not None:  # loading torch here only to refuse it again took 2-3x as long
+        log.debug("the child process refused %s; its output:\n%s", path.name, output)
+        raise refusal
     if done.returncode != 0:
         log.debug("exporting in a child process failed (exit status %s); exporting here. "
                   "Its output:\n%s", done.returncode, output)
         return False
     log.debug("exported in a child process in %.1f s", time.monotonic() - start)
     return True
+
+
+def _refusal(stdout: bytes | None) -> Exception | None:
+    """Return the error the child's last line of output names, or None if it names none."""
+    from ..checkpoint_checks import CheckpointError
+    from .results import EngineError
+
+    # Only these: a class the child names must be one this process can make without torch.
+    known = {cls.__name__: cls for cls in (EngineError, CheckpointError)}
+    lines = (stdout or b"").decode(errors="replace").strip().splitlines()
+    try:
+        said = json.loads(lines[-1])
+        cls, message = known[said["refused"]], said["message"]
+    except (IndexError, ValueError, TypeError, KeyError):
+        return None  # not what export_child_main prints: treated as any other failure
+    return cls(message) if isinstance(message, str) else None
 
 
 def _child_env() -> dict[str, str]:
