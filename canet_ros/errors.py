@@ -19,11 +19,12 @@ loading torch. ``canet`` reports any ``CanetError`` as one line and exit status 
 """
 from __future__ import annotations
 
+import errno
 import reprlib
 from typing import Any, Sequence
 
 __all__ = ["BackboneWeightsError", "CanetError", "DatasetError", "ImageCodecError", "brief",
-           "brief_items"]
+           "brief_items", "out_of_memory"]
 
 BRIEF_WIDTH = 80  # characters of a quoted value in a message
 
@@ -54,6 +55,51 @@ def brief_items(values: Sequence[Any], limit: int = 5) -> str:
     """Quote the first ``limit`` of ``values`` with ``brief``, then say how many there are."""
     shown = ", ".join(brief(v, BRIEF_WIDTH // 2) for v in values[:limit])
     return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+# What an allocation that failed says where Python raises no MemoryError: the dynamic loader
+# under a ulimit -v (ImportError/OSError of ``import torch``), torch's and the runtimes'
+# allocators (RuntimeError), a new thread's stack (RuntimeError), ENOMEM (OSError).
+_OOM_TEXTS = ("failed to map segment", "cannot allocate memory", "can't allocate memory",
+              "defaultcpuallocator", "can't start new thread", "out of memory", "bad_alloc",
+              "failed to allocate memory")
+_OOM_TYPES = (ImportError, OSError, RuntimeError)
+_MEMORY_LIMITS = "ulimit -v; systemd MemoryMax= or LimitAS="
+_OOM_WHAT_WIDTH = 160  # characters of the failed allocation's own message
+
+
+def out_of_memory(exc: BaseException, lower: Sequence[str] = ()) -> str | None:
+    """One line for an ``exc`` that means memory ran out, else None (any other error).
+
+    The line says that memory ran out, what failed (the error's own first line, shortened)
+    and what to do: raise the process's memory limit, or lower what ``lower`` names (the
+    caller's knobs: ``("--resolution", "--batch-size")`` for a command, parameter names for
+    the node). A traceback said none of that: ``import torch`` under a ``ulimit -v`` fails
+    as "ImportError: libtorch_cpu.so: failed to map segment from shared object".
+    """
+    if isinstance(exc, CanetError):  # its message already says what is wrong and where
+        return None
+    text = " ".join(str(exc).split())
+    known = isinstance(exc, _OOM_TYPES) and any(t in text.lower() for t in _OOM_TEXTS)
+    enomem = isinstance(exc, OSError) and exc.errno == errno.ENOMEM
+    if not (isinstance(exc, MemoryError) or known or enomem):
+        return None
+    start = text.find("DefaultCPUAllocator")  # torch: after "[enforce fail at alloc_cpu.cpp]"
+    text = text[start:] if start > 0 else text
+    if len(text) > _OOM_WHAT_WIDTH:
+        text = text[:_OOM_WHAT_WIDTH - 3] + "..."
+    name = "MemoryError" if isinstance(exc, MemoryError) else type(exc).__name__
+    what = f"{name}: {text}" if text else name
+    low = text.lower()
+    # Loading a library (``import torch``) takes the same memory at any input size.
+    knobs = f" or lower {' or '.join(lower)}" if lower and "map segment" not in low else ""
+    if name == "OutOfMemoryError" or "cuda out of memory" in low or "cuda error: out of" in low:
+        return (f"the GPU ran out of memory ({what}); free GPU memory (other processes "
+                f"using it) or run on the CPU{knobs}")
+    threads = (" or the limit on threads (ulimit -u; systemd TasksMax=)"
+               if "thread" in low else "")
+    return (f"out of memory ({what}); raise the process's memory limit ({_MEMORY_LIMITS})"
+            f"{threads}{knobs}")
 
 
 class CanetError(Exception):

@@ -30,7 +30,7 @@ import sys
 from typing import Any, Callable, Iterator, List, Optional
 
 from .. import __version__
-from ..errors import CanetError
+from ..errors import CanetError, out_of_memory
 from .argtypes import positive_int  # noqa: F401 (the subcommands import it from here)
 
 # Each module exposes add_parser(subparsers) and run(args) -> int.
@@ -48,7 +48,8 @@ EPILOG = f"""\
 exit status (every subcommand):
   {EXIT_OK:<4} success
   {EXIT_ERROR:<4} error in what was given (a file, folder or value); one line on stderr,
-       "canet COMMAND: error: ...", names it and the problem
+       "canet COMMAND: error: ...", names it and the problem; also out of memory
+       (the line says what failed and which limit or option to change)
   {EXIT_USAGE:<4} usage error: unknown option, missing or malformed argument
   {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C); long jobs leave valid output behind
   {EXIT_BROKEN_PIPE:<4} the output pipe closed early (e.g. "canet ... --json | head")
@@ -126,7 +127,7 @@ def run_command(func: Callable[[Any], Optional[int]], args: Any, prog: str = "ca
 
     Ctrl-C, SIGTERM (:mod:`.sigterm`) and a closed output pipe end it without a traceback;
     a ``CanetError`` or ``OSError`` (bad input) becomes one ``PROG: error: ...`` line and
-    status 1.
+    status 1, as does running out of memory (:func:`error_text` says so and what to do).
     """
     from .sigterm import sigterm_as_ctrl_c
 
@@ -153,10 +154,28 @@ def _run_guarded(func: Callable[[Any], Optional[int]], args: Any, prog: str,
         print(f"{prog}: error: {exc} (a pipe to a helper process, not the output)",
               file=sys.stderr)
         return EXIT_ERROR
-    except (CanetError, OSError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, (CanetError, OSError)) and out_of_memory(exc) is None:
+            raise  # a bug: its traceback is what a report needs
         log.debug("%s failed", prog, exc_info=True)
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {error_text(exc, args)}", file=sys.stderr)
         return EXIT_ERROR
+
+
+# The options that set how much memory a command takes, in the order worth lowering them.
+_MEMORY_OPTIONS = (("resolution", "--resolution"), ("height", "--height/--width"),
+                   ("crop_size", "--crop-size"), ("batch_size", "--batch-size"),
+                   ("workers", "--workers"))
+
+
+def error_text(exc: BaseException, args: Any) -> str:
+    """Return the text of ``PROG: error: ...`` for ``exc``; out of memory says what to do.
+
+    Out of memory is no bad input, but its traceback said neither that nor what to change:
+    the line names the memory limits and those of ``args``' options that use memory.
+    """
+    lower = [flag for dest, flag in _MEMORY_OPTIONS if hasattr(args, dest)]
+    return out_of_memory(exc, lower) or str(exc)
 
 
 def _escape_unencodable(exc: UnicodeError) -> tuple[str | bytes, int]:

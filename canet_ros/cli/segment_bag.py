@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import EXIT_INTERRUPTED, run_command
+from . import EXIT_INTERRUPTED, error_text, run_command
 from .argtypes import device, resolution
 
 PROG = "canet segment-bag"
@@ -266,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = _run(args)
     except errors as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {error_text(exc, args)}", file=sys.stderr)
         return 1
     from ..bag.report_md import short_report
 
