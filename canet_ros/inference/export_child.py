@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -83,12 +84,50 @@ def say_exporting(path: Path, resolution: tuple[int, int] | None, precision: str
     return True
 
 
-def worth_a_child() -> bool:
-    """Return whether a child's export could help: torch not loaded here, a writable cache."""
+def worth_a_child(path: Path | None = None) -> bool:
+    """Return whether a child's export could help: torch not loaded here, a cache with room.
+
+    Room: the cache's folder is writable and its disk has space for ``path``'s export
+    (the checkpoint file; None: for a large model's). A child that cannot keep its
+    export (a full disk) cost a second export here after its own: ~1.6x the start time.
+    """
     # With torch loaded the memory is spent already, and the in-process export is quicker.
     # An embedded interpreter may have no executable to start.
-    return (bool(sys.executable) and "torch" not in sys.modules
-            and not os.environ.get(IN_CHILD) and _writable_folder() is not None)
+    if not sys.executable or "torch" in sys.modules or os.environ.get(IN_CHILD):
+        return False
+    folder = _writable_folder()
+    return folder is not None and _room_for_export(folder, path)
+
+
+# Bytes of the cache's disk an export of the checkpoint takes, per byte of the file: its
+# fp32 graph is the weights in fp32, 2x a file of fp16 weights (the bundled model: 9.3 MB
+# -> 18.2 MB); an int8 graph, a quarter of that, comes next to it: 2.5x, and some margin.
+EXPORT_ROOM_FACTOR = 3
+EXPORT_ROOM_UNKNOWN = 256 * 1000 * 1000  # no file size known: a large backbone's fp32+int8
+
+
+def _room_for_export(folder: Path, path: Path | None) -> bool:
+    """Return whether ``folder``'s disk has room for ``path``'s export; warn where not."""
+    try:
+        needed = EXPORT_ROOM_UNKNOWN if path is None else EXPORT_ROOM_FACTOR * path.stat().st_size
+        free = shutil.disk_usage(_existing(folder)).free
+    except OSError:  # cannot tell: the child finds out, as before
+        return True
+    if free >= needed:
+        return True
+    log.warning("only %.0f MB free in %s, under the ~%.0f MB an export %stakes there: "
+                "exporting in this process instead, which keeps torch loaded (over 0.5 GB "
+                "of memory) for as long as it runs, at every start until an export is kept; "
+                "free space there or set CANET_ROS_CACHE to a folder with room", free / 1e6,
+                folder, needed / 1e6, f"of {path.name} " if path is not None else "")
+    return False
+
+
+def _existing(folder: Path) -> Path:
+    """``folder`` or its nearest parent that exists (the export makes the rest)."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder
 
 
 def _writable_folder() -> Path | None:
@@ -98,9 +137,8 @@ def _writable_folder() -> Path | None:
     root = cache_dir()
     if root is None:
         return None
-    folder = root = root / "onnx"
-    while not folder.exists() and folder.parent != folder:  # the export makes the rest
-        folder = folder.parent
+    root = root / "onnx"
+    folder = _existing(root)
     return root if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK) else None
 
 
