@@ -36,6 +36,7 @@ import bisect
 import contextlib
 import errno
 import json
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from typing import Any, Callable, Iterator
 import cv2
 import numpy as np
 
+from ..atomic_write import write_atomic
 from ..classes import ClassSet
 from ..data.classes_file import save_classes
 from ..data.cvat import PackageWriter
@@ -199,18 +201,24 @@ def _prepare(outdir: Path, prelabels: bool) -> None:
 
 def _why(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:  # the usual cause on a robot's small disk: say it plainly
-        return f"{exc.strerror} (ENOSPC)"
+        return f"{os.strerror(errno.ENOSPC)} (ENOSPC)"
     return exc.strerror or str(exc)
 
 
 @contextlib.contextmanager
-def _writing(outdir: Path) -> Iterator[None]:
-    """Turn a failed write into one line naming the file and the cause, errno name included."""
+def _writing(outdir: Path, path: Path | None = None) -> Iterator[None]:
+    """Turn a failed write into one line naming the file and the cause, errno name included.
+
+    ``path``: the file being written, named where the error does not (a write's ENOSPC has
+    no file name).
+    """
     try:
         yield
     except OSError as exc:
-        where = exc.filename or outdir
-        raise BagError(f"{where}: cannot write ({_why(exc)}); {outdir} is incomplete: "
+        # write_atomic's WriteError: the kernel's error is its cause.
+        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+        where = path or cause.filename or outdir  # not the temp file write_atomic fills
+        raise BagError(f"{where}: cannot write ({_why(cause)}); {outdir} is incomplete: "
                        f"rerun with --overwrite once this is fixed") from None
 
 
@@ -358,9 +366,10 @@ class FrameExtractor:
             "repeated_stamps_skipped": self.duplicate_stems, "skipped": self.skipped,
             "damage": damage.as_dict([self.topic.name]) if damage else None,
             "interrupted": interrupted}
-        with _writing(o.outdir):
-            (o.outdir / REPORT).write_text(json.dumps(report, indent=2) + "\n",
-                                           encoding="utf-8")
+        data = (json.dumps(report, indent=2) + "\n").encode("utf-8")
+        # Whole or not at all: a full disk left it 0 bytes, which passed for a finished run.
+        with _writing(o.outdir, o.outdir / REPORT):
+            write_atomic(o.outdir / REPORT, lambda fh: fh.write(data), needed=len(data))
         return report
 
 

@@ -15,7 +15,9 @@
 """Run statistics -> report.json, report.md and a per-class IoU chart; merging of reports."""
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,12 +32,15 @@ from .report_md import render_markdown
 
 CHART = "iou.png"
 LEGEND = "legend.png"
+VIDEOS = ("overlay.mp4", "overlay.webm")  # video.py's OverlayVideo, either format
 MAX_REASONS = 20
 MAX_EXAMPLES = 20
 # Characters of one reason. The codec quotes fields shortened, but a reason may still quote
 # something of the bag's choosing: 30 messages with distinct 1 MB encodings made a 40 MB
 # report.json. The middle goes, so a long path keeps its file name.
 MAX_REASON_CHARS = 1000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -170,19 +175,16 @@ def build_report(stats: RunStats, job: dict[str, Any], model: dict[str, Any],
 
 
 def write_report(report: dict[str, Any], outdir: Path, title: str) -> dict[str, Any]:
-    """report.json, report.md and (with ground truth) iou.png; returns the final report."""
+    """report.json, report.md and (with ground truth) iou.png; returns the final report.
+
+    A report that cannot be written takes the run's other files in ``outdir`` with it
+    (legend, chart, video): cut short by a full disk, they must not pass for a run's.
+    """
     report = dict(report)
     report["chart"] = None
     report["legend"] = _write_legend(report, outdir)
     if report.get("per_class"):
-        try:
-            from ..visualize import save_iou_bar_chart
-
-            save_iou_bar_chart(report["per_class"], outdir / CHART, title=title,
-                               class_names=report.get("class_names"))
-            report["chart"] = CHART
-        except Exception as exc:  # a chart must never cost the numbers
-            report["chart_error"] = f"{type(exc).__name__}: {exc}"
+        _write_chart(report, outdir, title)
     report = clean_json(report)
     try:
         (outdir / "report.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")
@@ -191,12 +193,42 @@ def write_report(report: dict[str, Any], outdir: Path, title: str) -> dict[str, 
         (outdir / "report.md").write_text(render_markdown(report), "utf-8", "backslashreplace")
     except OSError as exc:
         _remove_report(outdir)  # cut files (0 bytes on a full disk) must not pass for a report
-        raise BagError(f"{outdir}: cannot write the report ({exc.strerror or exc})") from None
+        raise BagError(f"{outdir}: cannot write the report ({exc.strerror or exc})"
+                       f"{_video_failure(report)}") from None
+    if report.get("chart_error"):  # said once the scores are there to be complete
+        # Named where it would have been: a run with --overwrite writes a staging folder.
+        final = Path(report["output_bag"]).parent if report.get("output_bag") else outdir
+        log.warning("%s not drawn (%s); the scores are complete (report.md, report.json)",
+                    final / CHART, report["chart_error"])
     return report
 
 
+def _write_chart(report: dict[str, Any], outdir: Path, title: str) -> None:
+    """iou.png, or the reason it is not there in ``chart_error`` (write_report warns)."""
+    try:
+        from ..visualize import save_iou_bar_chart
+
+        save_iou_bar_chart(report["per_class"], outdir / CHART, title=title,
+                           class_names=report.get("class_names"))
+        report["chart"] = CHART
+    except Exception as exc:  # a chart must never cost the numbers
+        with contextlib.suppress(OSError):
+            (outdir / CHART).unlink(missing_ok=True)  # cut short by a full disk
+        report["chart_error"] = f"{type(exc).__name__}: {exc}"
+
+
+def _video_failure(report: dict[str, Any]) -> str:
+    """Say why the video stopped, where it did: on a full disk it failed before the report."""
+    error = (report.get("video") or {}).get("error")
+    if not error:
+        return ""
+    from .video import NO_FRAMES
+
+    return "" if error == NO_FRAMES else f"; the video had failed before it ({error})"
+
+
 def _remove_report(outdir: Path) -> None:
-    for name in ("report.json", "report.md", LEGEND, CHART):
+    for name in ("report.json", "report.md", LEGEND, CHART, *VIDEOS):
         try:
             (outdir / name).unlink(missing_ok=True)
         except OSError:
