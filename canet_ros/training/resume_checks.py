@@ -19,8 +19,70 @@ from typing import Any, Dict, Optional
 
 from torch.optim import Optimizer
 
+from ..checkpoint import backbone_mismatch
+from ..classes import ClassSet
 from .config import TrainConfig
+from .run_folder import check_world_size
 from .schedule import PolyLR, poly_factor
+
+
+def check_resume(blob: Optional[Dict[str, Any]], cfg: TrainConfig, world_size: int
+                 ) -> Optional[str]:
+    """Refuse what a resume may not change, before the data loads; returns workers_note's.
+
+    ``blob``: the --resume checkpoint (None: no resume, nothing to check).
+    """
+    if blob is None:
+        return None
+    st, path = blob["train_state"], cfg.resume
+    check_world_size(st, path, world_size)
+    check_batch_size(st, path, cfg.batch_size)
+    check_optimizer(blob, path, cfg.optimizer)
+    check_train_layers(blob, path, cfg.train_layers)
+    return workers_note(blob, path, cfg.workers)
+
+
+def check_backbone(blob: Dict[str, Any], path: Any, backbone: Optional[str]) -> None:
+    """Refuse another backbone (a flag or a --config file's) than the run's own.
+
+    Its weights fit only the run's network: loading them failed with load_state_dict's
+    traceback after config.yaml had been rewritten with the other backbone, so a later
+    ``--config RUN/config.yaml`` trained the wrong network. None: the checkpoint's own.
+    """
+    saved = blob.get("backbone")
+    if backbone is None or saved is None or saved == backbone:
+        return
+    raise ValueError(f"{backbone_mismatch(path, saved, backbone)}; a resume continues the "
+                     f"run's own network (train {backbone} as a new run, with another "
+                     f"--out-dir)")
+
+
+def check_train_layers(blob: Dict[str, Any], path: Any, train_layers: str) -> None:
+    """Refuse another --train-layers: the saved optimiser state holds the run's own set."""
+    saved = (blob.get("train_args") or {}).get("train_layers")
+    if saved is None or saved == train_layers:
+        return
+    raise ValueError(f"{path}: was trained with --train-layers {saved}, this run asks for "
+                     f"{train_layers}; resume with --train-layers {saved}, or train other "
+                     f"layers from these weights as a new run (--init-weights {path} and "
+                     f"another --out-dir)")
+
+
+def check_classes(blob: Optional[Dict[str, Any]], path: Any, class_set: ClassSet) -> None:
+    """Refuse a data set with other classes than the run's (another --data-root's).
+
+    The classifier has one row per class of the run: another count failed in
+    load_state_dict after config.yaml had been rewritten, and renamed classes would train
+    under the wrong names.
+    """
+    saved = (blob or {}).get("class_names")
+    if saved is None or list(saved) == list(class_set.names):
+        return
+    raise ValueError(f"{path}: the run's model has {len(saved)} classes ({', '.join(saved)}), "
+                     f"the data set this resume reads has {class_set.num_classes} "
+                     f"({', '.join(class_set.names)}); resume with the run's data set "
+                     f"(--data-root), or fine-tune onto these classes as a new run "
+                     f"(--init-weights {path}, --class-map, another --out-dir)")
 
 
 def check_batch_size(st: Dict[str, Any], path: Any, batch_size: int) -> None:

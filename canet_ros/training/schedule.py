@@ -12,15 +12,17 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The poly learning-rate policy: lr = base_lr * (1 - step / total_steps) ** power.
+"""The optimiser and the poly learning-rate policy: base_lr * (1 - step / total_steps) ** power.
 
 The paper states it per epoch; stepping it per iteration is the same curve sampled
 finer, which avoids lr plateaus when there are only a few dozen iterations per epoch.
 """
 from __future__ import annotations
 
-from typing import List
+from typing import Any, List
 
+import torch
+from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -30,6 +32,15 @@ def poly_factor(step: int, total_steps: int, power: float = 0.9) -> float:
     if total_steps <= 0:
         return 1.0
     return max(0.0, 1.0 - min(step, total_steps) / total_steps) ** power
+
+
+def build_optimizer(model: nn.Module, cfg: Any) -> Optimizer:
+    """Build the run's optimiser (a TrainConfig's) over the parameters that train."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 class PolyLR(LRScheduler):

@@ -46,10 +46,10 @@ from .epoch_stats import EpochStats
 from .lineage import holdout_warning, run_lineage
 from .mixing import cutmix, step_generator
 from .replay import MixedDataset, ReplaySampler
-from .resume_checks import check_batch_size, check_optimizer, restore_schedule, workers_note
-from .run_folder import check_world_size, prepare_run_folder, rank_rng, train_state
+from .resume_checks import check_backbone, check_classes, check_resume, restore_schedule
+from .run_folder import prepare_run_folder, rank_rng, train_state
 from .runlog import RunLog
-from .schedule import PolyLR
+from .schedule import PolyLR, build_optimizer
 from .state import get_rng_state, seed_everything, set_rng_state
 from .step_plan import epoch_steps, plan_run
 from .stop import StopFlag
@@ -75,19 +75,16 @@ class Trainer:
             # refuses a CUDA one); load_state_dict copies the rest onto the model's device.
             self._resume_blob = read_checkpoint(cfg.resume, map_location="cpu")
             train_state(self._resume_blob, cfg.resume)
+            check_backbone(self._resume_blob, cfg.resume, cfg.backbone)
         # ImageNet weights are read (and a missing or wrong file refused) before the data
         # loads; a resume or --init-weights checkpoint brings every weight itself.
         self._backbone_state = None if cfg.resume or cfg.init_weights else \
             load_backbone_weights(resolve_backbone(cfg), cfg.pretrained_backbone)
         check_crop(cfg, resolve_backbone(cfg))  # one line before the data loads, not torch's
         self.dist = D.init_distributed(self.device)
-        if self._resume_blob is not None:
-            check_world_size(self._resume_blob["train_state"], cfg.resume, self.dist.world_size)
-            check_batch_size(self._resume_blob["train_state"], cfg.resume, cfg.batch_size)
-            check_optimizer(self._resume_blob, cfg.resume, cfg.optimizer)
-            note = workers_note(self._resume_blob, cfg.resume, cfg.workers)
-            if note and self.dist.is_main:
-                logging.getLogger("canet_ros.training").warning(note)
+        note = check_resume(self._resume_blob, cfg, self.dist.world_size)
+        if note and self.dist.is_main:
+            logging.getLogger("canet_ros.training").warning(note)
         self.run_dir = Path(cfg.out_dir)
         self.use_amp = bool(cfg.amp) and self.device.type == "cuda"
         # Per rank, so ranks draw their own augmentation (DDP copies rank 0's weights).
@@ -95,6 +92,7 @@ class Trainer:
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.data: DataBundle = build_data(cfg, self.dist.is_main)
+        check_classes(self._resume_blob, cfg.resume, self.data.class_set)  # another data_root's
         self.lineage = run_lineage(cfg, self.data, self.run_dir, self._resume_blob)
         self._print(holdout_warning(cfg, self.data, self.lineage, self.run_dir) or "")
         self.loader = self._train_loader()
@@ -106,7 +104,7 @@ class Trainer:
         self.total_steps, cfg.epochs = plan_run(cfg.steps, cfg.epochs, self.steps_per_epoch, st)
         self.model = self._build_model()
         self.ema = ModelEMA(self.bare_model, cfg.ema_decay) if cfg.ema_decay > 0 else None
-        self.optimizer = self._build_optimizer()
+        self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = PolyLR(self.optimizer, self.total_steps, cfg.poly_power)
         self.scaler = grad_scaler(self.use_amp)
         self.criterion = nn.CrossEntropyLoss(
@@ -166,14 +164,6 @@ class Trainer:
     @property
     def bare_model(self) -> nn.Module:
         return self.model.module if hasattr(self.model, "module") else self.model
-
-    def _build_optimizer(self) -> torch.optim.Optimizer:
-        cfg = self.cfg
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if cfg.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                                   weight_decay=cfg.weight_decay)
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     # -- checkpoints --------------------------------------------------------------------
     def _metadata(self, metrics: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
