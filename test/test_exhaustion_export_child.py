@@ -103,3 +103,26 @@ def test_a_full_tmpfs_gets_no_child(no_torch_here, monkeypatch, tmp_path):
         assert not export_child.worth_a_child(no_torch_here)
     finally:
         subprocess.run(["umount", str(cache)], check=False)
+
+
+def test_the_engine_asks_for_room_for_its_own_checkpoint(monkeypatch, tmp_path):
+    # Without the path the child's room was judged for an unknown large model (256 MB).
+    from canet_ros.checkpoint import resolve_checkpoint
+    from canet_ros.inference import SegmentationEngine
+
+    class Asked(Exception):
+        pass
+
+    seen = []
+
+    def worth_a_child(path=None):
+        seen.append(path)
+        raise Asked
+
+    monkeypatch.setenv("CANET_ROS_CACHE", str(tmp_path / "cache"))  # no entry: an export
+    monkeypatch.setattr(export_child, "say_exporting", lambda *args: True)
+    monkeypatch.setattr(export_child, "worth_a_child", worth_a_child)
+    with pytest.raises(Asked):
+        SegmentationEngine("default", device="cpu", runtime="onnxruntime", warmup=False,
+                           export_in_child=True)
+    assert seen == [resolve_checkpoint("default")]

@@ -152,7 +152,7 @@ class SegmentationEngine(CpuFramePath):
 
         if not child.say_exporting(path, resolution, self.precision, runtime):
             return False
-        if in_child and child.worth_a_child() and child.export_in_child(
+        if in_child and child.worth_a_child(path) and child.export_in_child(
                 path, backbone, self.precision, runtime, resolution):
             if self._from_cache(path, backbone, runtime, resolution):
                 return True

@@ -163,8 +163,10 @@ def _write_atomic(path: Path, data: bytes) -> None:
         if not first:
             log.debug("cannot cache %s: %s", path, reason)
             return
-        log.warning("cannot cache ONNX exports in %s (%s): every start exports them again; "
-                    "set CANET_ROS_CACHE to a writable folder", path.parent, reason)
+        log.warning("cannot cache ONNX exports in %s (%s): every start exports them again, "
+                    "with torch loaded (over 0.5 GB of memory for the process's life); "
+                    "set CANET_ROS_CACHE to a writable folder with free space",
+                    path.parent, reason)
 
 
 # -- checkpoint files ---------------------------------------------------------------------
