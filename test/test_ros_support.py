@@ -45,7 +45,7 @@ def test_the_summary_says_frames_went_unused_for_want_of_subscribers():
     stats.count("idle", 150)
     line = stats.report().summary()
     assert line.startswith("in 30.0 fps, out 0.0 fps, dropped 0 (total 0), idle 150 "
-                           "(no subscribers), malformed 0"), line
+                           "(no matched subscribers), malformed 0"), line
 
 
 def _window(latencies, **kwargs):

@@ -16,7 +16,9 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+from pathlib import Path
 from typing import Any, Dict, List
 
 from . import positive_int
@@ -61,12 +63,24 @@ def describe(backbone: str, num_classes: int, height: int, width: int) -> Dict[s
     return info
 
 
+def file_sha256(path: Path) -> str:
+    """Return the SHA-256 of a file's bytes (hex), as ``sha256sum`` prints it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _checkpoint_info(spec: str) -> Dict[str, Any]:
     from ..checkpoint import read_checkpoint, resolve_checkpoint
 
     blob = read_checkpoint(spec)
     meta = {k: v for k, v in blob.items() if k != "state_dict" and not k.startswith("train_state")}
-    meta["path"] = str(resolve_checkpoint(spec))
+    path = resolve_checkpoint(spec)
+    meta["path"] = str(path)
+    # The node's ready line and diagnostics show its first 12 digits: which file runs.
+    meta["sha256"] = file_sha256(path)
     meta["params"] = int(sum(v.numel() for k, v in blob["state_dict"].items()
                              if v.is_floating_point() and "running_" not in k))
     return meta
@@ -141,7 +155,7 @@ _ARG_NOTES = {"init_weights": "  (the checkpoint this run started from, not ship
 
 def _print_checkpoint(info: Dict[str, Any]) -> None:
     size = info.get("input_size")
-    print(f"checkpoint: {info['path']}")
+    print(f"checkpoint: {info['path']} (sha256 {info['sha256'][:12]})")
     print(f"model: CANet with {info['backbone']}, {info['params']:,} parameters, "
           f"{info['num_classes']} classes ({info.get('class_set')}), input "
           f"{'x'.join(map(str, size)) if size else 'not recorded'}")

@@ -17,12 +17,16 @@
 A remap that matches none of the node's names (segnet's ``image_in``, Isaac ROS's
 ``image``), a wrong ``image_topic``, a CompressedImage on the raw topic and a best-effort
 camera under a reliable reader all look alike from inside: no callback, ``in 0.0 fps``.
-When no frame came since the last look, the graph tells them apart. The node warns once
-per distinct situation (again after ``REPEAT_S`` while it lasts, so an unplugged camera
-does not fill the log) and its diagnostics say WARN until frames flow.
+When no frame came since the last look, the graph tells them apart. After frames have
+flowed, the same silence means the camera stopped: its publisher left the graph (the
+driver ended), or it is still there but sends nothing for a whole ``stats_period`` (a
+stalled driver). The node warns once per distinct situation (again after ``REPEAT_S``
+while it lasts, so an unplugged camera does not fill the log) and its diagnostics say
+WARN until frames flow.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
@@ -109,6 +113,20 @@ def _no_publisher(wiring: InputWiring, elsewhere: Sequence[str]) -> InputProblem
     return InputProblem(("no publisher",), text)
 
 
+def _publisher_left(wiring: InputWiring, received_before: int) -> InputProblem:
+    # The topic was right (frames came): pointing the user at image_topic would mislead.
+    return InputProblem(("publisher left",), (
+        f"no frames: the publisher(s) of {wiring.topic} left the ROS graph ({received_before} "
+        "frames received before); is the camera driver still running?"))
+
+
+def stalled(wiring: InputWiring, silent_s: float, received_before: int) -> InputProblem:
+    """Describe a camera in the graph that sent frames before, but none for ``silent_s``."""
+    return InputProblem(("stalled",), (
+        f"no frames from {wiring.topic} for {silent_s:.0f} s ({received_before} received "
+        "before); its publisher is still there: is the camera streaming?"))
+
+
 def _wrong_type(wiring: InputWiring, publishers: Sequence[Endpoint]) -> InputProblem:
     types = sorted({p.msg_type for p in publishers})
     text = (f"no frames: {wiring.topic} carries {', '.join(types)} (from {_nodes(publishers)}), "
@@ -161,13 +179,17 @@ def _beside(wiring: InputWiring, beside: Sequence[Endpoint]) -> Optional[InputPr
 
 def diagnose(wiring: InputWiring, publishers: Sequence[Endpoint],
              elsewhere: Sequence[str] = (),
-             beside: Sequence[Endpoint] = ()) -> Optional[InputProblem]:
+             beside: Sequence[Endpoint] = (), received_before: int = 0
+             ) -> Optional[InputProblem]:
     """Say why ``publishers`` (the input topic's) cannot deliver a frame, or None if they can.
 
     ``elsewhere``: topics that carry the expected type, shown when the input topic has none.
     ``beside``: the publishers on ``other_transport_topic(wiring)``, which, when the input
-    topic has none, name the setting that reads them.
+    topic has none, name the setting that reads them. ``received_before``: frames the node
+    got in its life; with some, an empty topic means the camera went away, not a wrong name.
     """
+    if not publishers and received_before > 0:
+        return _publisher_left(wiring, received_before)
     if not publishers:
         return _beside(wiring, beside) or _no_publisher(wiring, elsewhere)
     right = [p for p in publishers if p.msg_type == wiring.expected_type]
@@ -189,7 +211,8 @@ def candidate_topics(topics_and_types: Iterable[Tuple[str, List[str]]],
     return sorted(found)
 
 
-def read_graph(node: Any, wiring: InputWiring) -> Optional[InputProblem]:
+def read_graph(node: Any, wiring: InputWiring,
+               received_before: int = 0) -> Optional[InputProblem]:
     """Diagnose ``wiring`` from what ``node`` sees of the ROS graph now."""
     from rclpy.qos import ReliabilityPolicy
 
@@ -202,14 +225,14 @@ def read_graph(node: Any, wiring: InputWiring) -> Optional[InputProblem]:
     publishers = endpoints(wiring.topic)
     elsewhere: List[str] = []
     beside: List[Endpoint] = []
-    if not publishers:
+    if not publishers and not received_before:
         # The graph lists topics that only have readers too (our own input among them).
         elsewhere = [name for name in candidate_topics(node.get_topic_names_and_types(),
                                                        wiring.expected_type)
                      if node.count_publishers(name) > 0][:SHOWN_TOPICS]
         other = other_transport_topic(wiring)
         beside = endpoints(other) if other is not None else []
-    return diagnose(wiring, publishers, elsewhere, beside)
+    return diagnose(wiring, publishers, elsewhere, beside, received_before)
 
 
 @dataclass(frozen=True)
@@ -219,36 +242,46 @@ class LogLine:
 
 
 class InputWatch:
-    """Decides when the input's state is news: a new problem, a repeat, or frames again."""
+    """Decides when the input's state is news: a new problem, a repeat, or frames again.
+
+    ``stall_s``: after frames have come, this long without one from a publisher that is
+    still there is a stall (the node gives its ``stats_period``: a whole window empty).
+    """
 
     def __init__(self, wiring: InputWiring, clock: Callable[[], float] = time.monotonic,
-                 grace_s: float = GRACE_S, repeat_s: float = REPEAT_S) -> None:
+                 grace_s: float = GRACE_S, repeat_s: float = REPEAT_S,
+                 stall_s: float = math.inf) -> None:
         self.problem: Optional[InputProblem] = None
         self.wiring = wiring
-        self._clock, self._repeat_s = clock, repeat_s
+        self._clock, self._repeat_s, self._stall_s = clock, repeat_s, stall_s
         self._start = clock()
         self._grace_s = grace_s
         self._received = 0
+        self._changed_at = self._start  # when ``received`` last moved, as this clock reads
         self._warned: Optional[Tuple[Tuple[str, ...], float]] = None
         self._owed_all_clear = False  # a WARN was logged, no frame has come since
 
     def check(self, received_total: int,
-              diagnose_now: Callable[[InputWiring], Optional[InputProblem]]
-              ) -> Optional[LogLine]:
+              diagnose_now: Callable[[InputWiring], Optional[InputProblem]],
+              last_frame_s: Optional[float] = None) -> Optional[LogLine]:
         """Look again; return the line to log now, if any.
 
         ``diagnose_now`` (reading the graph) runs only when no frame came since the last
-        check and the start-up grace is over.
+        check and the start-up grace is over. ``last_frame_s``: when the newest frame
+        arrived on this watch's clock, if known (else when this check saw the count move).
         """
         now = self._clock()
         if received_total != self._received:
-            self._received = received_total
+            self._received, self._changed_at = received_total, now
             owed, self._owed_all_clear = self._owed_all_clear, False
             self.problem, self._warned = None, None
             return LogLine(False, f"frames arrive on {self.wiring.topic} now") if owed else None
         if now - self._start < self._grace_s:
             return None
         self.problem = diagnose_now(self.wiring)
+        silent_s = now - (self._changed_at if last_frame_s is None else last_frame_s)
+        if self.problem is None and received_total > 0 and silent_s >= self._stall_s:
+            self.problem = stalled(self.wiring, silent_s, received_total)
         if self.problem is None:
             self._warned = None  # should it come back, that is news
             return None

@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
@@ -35,8 +35,9 @@ from std_msgs.msg import Header
 
 from canet_ros import image_codec
 from canet_ros.class_colors import ClassColorsError, read_class_colors
-from canet_ros.inference import kernels
 from canet_ros.inference.results import output_layout
+from canet_ros.ros import stamp_check
+from canet_ros.ros.input_format import InputFormat
 from canet_ros.ros.input_watch import (
     CHECK_PERIOD_S,
     InputWatch,
@@ -54,6 +55,13 @@ from canet_ros.ros.label_info import (
 )
 from canet_ros.ros.log_forwarding import FORWARDING
 from canet_ros.ros.mailbox import LatestFrameMailbox
+from canet_ros.ros.node_report import (
+    checkpoint_digest,
+    diagnostic_array,
+    ready_message,
+    static_key_values,
+)
+from canet_ros.ros.output_readers import unmatched_readers, unmatched_warning
 from canet_ros.ros.params import (
     SPEC_BY_NAME,
     NodeConfig,
@@ -103,11 +111,14 @@ class SegmentationNode(RuntimeParameters, Node):
         self._mailbox = LatestFrameMailbox()
         self._frame_stats = FrameStats()  # restarted when frames can arrive
         self._shared_outputs_warned: List[str] = []
+        self._unmatched_warned: List[str] = []
+        self._last_frame_at: Optional[float] = None  # time.monotonic() of the newest frame
         # Before the engine loads: it logs (precision auto's choice, warnings) through Python.
         FORWARDING.attach(self.get_logger())
         try:
             self._cfg = self._read_parameters()
             self._engine = self._load_engine(engine_factory or default_engine_factory)
+            self._digest = checkpoint_digest(self._engine.checkpoint_path)
             self._create_io()
             self.add_on_set_parameters_callback(self._on_set_parameters)
             self._accepting_changes = True
@@ -197,7 +208,9 @@ class SegmentationNode(RuntimeParameters, Node):
                                               clock=steady)
         self._input_watch = InputWatch(InputWiring(
             self._input_sub.topic_name, cfg.image_topic, cfg.input_transport == "compressed",
-            cfg.qos_reliability == "reliable"))
+            cfg.qos_reliability == "reliable"), stall_s=cfg.stats_period)
+        self._input_format = InputFormat(self._input_sub.topic_name, self._engine.resolution)
+        self._started_at = time.monotonic()
         if cfg.stats_period > CHECK_PERIOD_S:  # else every report looks
             self.create_timer(CHECK_PERIOD_S, self._watch_input, clock=steady)
 
@@ -213,21 +226,9 @@ class SegmentationNode(RuntimeParameters, Node):
         return publisher
 
     def _ready_message(self) -> str:
-        cfg, engine = self._cfg, self._engine
-        width, height = engine.resolution
-        outputs = ", ".join(self.resolve_topic_name(f"segmentation/{n}") for n in self._outputs)
-        runs = engine.precision_label
-        if kernels.loops_for(engine.device_type) == "numba":
-            runs += ", numba loops"
-        # The checkpoint as given: a params file that never reached the node shows here.
-        source = "the bundled model" if cfg.checkpoint == "default" else cfg.checkpoint
-        return (f"ready: CANet {engine.backbone} ({engine.num_classes} classes) from {source} "
-                f"at {width}x{height} on {engine.device_name} ({runs}); input "
-                f"{self._input_sub.topic_name} ({cfg.input_transport}, "
-                f"{cfg.qos_reliability}{self._input_note}); outputs {outputs} at "
-                + ("the input frame's size" if cfg.output_size == "input" else
-                   f"the network's size ({width}x{height})")
-                + (f"; class colours from {self._colors.path}" if self._colors else ""))
+        outputs = [self.resolve_topic_name(f"segmentation/{n}") for n in self._outputs]
+        return ready_message(self._cfg, self._engine, self._digest, self._input_sub.topic_name,
+                             self._input_note, outputs, self._colors)
 
     # -- frames -----------------------------------------------------------------------
     def _wanted(self) -> Dict[str, bool]:
@@ -235,6 +236,7 @@ class SegmentationNode(RuntimeParameters, Node):
 
     def _on_image(self, msg: Any) -> None:
         received = time.monotonic()
+        self._last_frame_at = received
         self._frame_stats.count("received")
         if not any(self._wanted().values()):
             self._frame_stats.count("idle")
@@ -262,6 +264,8 @@ class SegmentationNode(RuntimeParameters, Node):
         if not any(wanted.values()):
             self._frame_stats.count("idle")
             return
+        if hasattr(msg, "encoding"):  # raw: said before decoding, so an unusable one is too
+            self._see_input(msg.width, msg.height, msg.encoding)
         try:
             order = image_codec.native_order(msg)
             frame = image_codec.to_frame(msg, order)
@@ -270,6 +274,8 @@ class SegmentationNode(RuntimeParameters, Node):
             self.get_logger().warning(f"dropping unusable image message: {exc}",
                                       throttle_duration_sec=WARN_THROTTLE_S)
             return
+        if not hasattr(msg, "encoding"):  # compressed: the size is known once decoded
+            self._see_input(frame.shape[1], frame.shape[0], msg.format)
         alpha = self.get_parameter("overlay_alpha").value if wanted["overlay"] else None
         result = self._engine.infer(frame, order, color=wanted["color"],
                                     overlay=wanted["overlay"],
@@ -277,6 +283,10 @@ class SegmentationNode(RuntimeParameters, Node):
                                     into=self._buffers(frame.shape[:2], wanted))
         self._publish(result, msg.header, order, wanted)
         self._frame_stats.published(time.monotonic() - received, self._stamp_age(msg.header))
+
+    def _see_input(self, width: int, height: int, encoding: str) -> None:
+        for line in self._input_format.see(width, height, encoding):
+            self.get_logger().info(line)
 
     def _buffers(self, frame_hw: Tuple[int, int], wanted: Dict[str, bool]) -> Dict[str, Any]:
         """Arrays in the output messages' own buffers: the engine writes there, no copies.
@@ -306,23 +316,33 @@ class SegmentationNode(RuntimeParameters, Node):
             publisher.publish(template)
 
     def _stamp_age(self, header: Any) -> Optional[float]:
+        """Return the frame's age for the latency sample; None where it has none (counted why)."""
         stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-        now_ns = self.get_clock().now().nanoseconds
-        if stamp_ns <= 0 or now_ns <= 0:
-            return None  # unstamped input, or use_sim_time before /clock: no age to tell
-        return (now_ns - stamp_ns) / 1e9
+        kind, age = stamp_check.stamp_age(stamp_ns, self.get_clock().now().nanoseconds)
+        if kind == stamp_check.UNSTAMPED:
+            self._frame_stats.count("unstamped")
+        elif kind == stamp_check.OUT_OF_RANGE and age is not None:
+            self._frame_stats.count("stamp_out_of_range")
+            sim_time = bool(self.get_parameter("use_sim_time").value)
+            self.get_logger().warning(stamp_check.out_of_range_warning(age, stamp_ns, sim_time),
+                                      throttle_duration_sec=stamp_check.STAMP_WARN_REPEAT_S)
+        return age if kind == stamp_check.IN_RANGE else None
 
     # -- stats ------------------------------------------------------------------------
     def _on_stats_timer(self) -> None:
         self._watch_input()  # first: the report's diagnostics say what it found
-        report = self._frame_stats.report(extra=self._static_key_values())
+        extra = static_key_values(self._engine, self._digest, self._input_sub.topic_name)
+        report = self._frame_stats.report(extra={**extra,
+                                                 **dict(self._input_format.key_values())})
         self.get_logger().info(report.summary())
         self._diag_pub.publish(self.diagnostics(report))
         self._check_shared_outputs()
+        self._check_unmatched_readers()
 
     def _watch_input(self) -> None:
-        line = self._input_watch.check(self._frame_stats.totals()["received"],
-                                       lambda wiring: read_graph(self, wiring))
+        received = self._frame_stats.totals()["received"]
+        line = self._input_watch.check(received, lambda wiring: read_graph(self, wiring, received),
+                                       self._last_frame_at)
         # Two call sites: rclpy refuses one that logs at two severities.
         if line is not None and line.warn:
             self.get_logger().warning(line.text)
@@ -336,29 +356,21 @@ class SegmentationNode(RuntimeParameters, Node):
             self.get_logger().warning(warning)
         self._shared_outputs_warned = others
 
-    def _static_key_values(self) -> Dict[str, str]:
-        width, height = self._engine.resolution
-        return {"backbone": str(self._engine.backbone), "resolution": f"{width}x{height}",
-                "device": str(self._engine.device_name),
-                "precision": str(self._engine.precision), "runtime": str(self._engine.runtime),
-                "cpu_loops": str(kernels.loops_for(self._engine.device_type) or "none"),
-                "input_topic": self._input_sub.topic_name,
-                "output_size": str(self._engine.output_size)}
+    def _check_unmatched_readers(self) -> None:
+        """Warn about output readers whose QoS keeps them unmatched (once per change)."""
+        found = unmatched_readers(self, list(self._outputs.values()))
+        if found and found != self._unmatched_warned:
+            self.get_logger().warning(unmatched_warning(found))
+        self._unmatched_warned = found
 
     def diagnostics(self, report: StatsReport) -> DiagnosticArray:
         """One DiagnosticStatus for this node; every KeyValue value is a string."""
         problems = [] if report.healthy else ["malformed input or failed inference"]
         if self._input_watch.problem is not None:
             problems.insert(0, self._input_watch.problem.message)
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
-            name=f"{self.get_fully_qualified_name()}: CANet segmentation",
-            message=f"{'; '.join(problems)}: {report.summary()}" if problems else
-            report.summary(),
-            hardware_id=str(self._engine.device_name),
-            values=[KeyValue(key=key, value=value) for key, value in report.key_values()])
-        return DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
-                               status=[status])
+        return diagnostic_array(f"{self.get_fully_qualified_name()}: CANet segmentation",
+                                str(self._engine.device_name), report, problems,
+                                Header(stamp=self.get_clock().now().to_msg()))
 
     # -- shutdown ---------------------------------------------------------------------
     def destroy_node(self) -> Any:
@@ -378,6 +390,8 @@ class SegmentationNode(RuntimeParameters, Node):
             if worker.is_alive():
                 self.get_logger().warning("inference worker still busy at shutdown; its frame "
                                           "is dropped")
+            self.get_logger().info("stopped: " + self._frame_stats.life_summary(
+                time.monotonic() - self._started_at))
         self._engine = None
         FORWARDING.detach(self.get_logger())
         return super().destroy_node()

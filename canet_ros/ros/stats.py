@@ -31,7 +31,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 LatencyPair = Optional[Tuple[float, float]]  # (p50, p99) in milliseconds; None = no samples
-COUNTERS = ("received", "published", "dropped", "malformed", "idle", "failed")
+# unstamped / stamp_out_of_range: published frames whose stamp gave no latency sample (a
+# zero stamp; one too far from the node's clock to be a latency, see stamp_check.py).
+COUNTERS = ("received", "published", "dropped", "malformed", "idle", "failed", "unstamped",
+            "stamp_out_of_range")
 # 4096 samples: p99 of a larger window is then read within about +-0.5 percentile points
 # of rank (3 standard errors), p50 within +-2.5, in 32 KiB per latency series.
 MAX_SAMPLES = 4096
@@ -90,13 +93,23 @@ class StatsReport:
 
     def summary(self) -> str:
         w = self.window
-        # Frames in but none out reads as a stuck node unless the line says why.
-        idle = f", idle {w['idle']} (no subscribers)" if w["idle"] else ""
+        # Frames in but none out reads as a stuck node unless the line says why. "Matched":
+        # a reader of incompatible QoS is listed by `ros2 topic info` but never served.
+        idle = f", idle {w['idle']} (no matched subscribers)" if w["idle"] else ""
         return (f"in {self.input_fps:.1f} fps, out {self.output_fps:.1f} fps, dropped "
                 f"{w['dropped']} (total {self.totals['dropped']}){idle}, malformed "
                 f"{w['malformed']}, failed {w['failed']}, latency stamp->publish p50/p99 "
-                f"{_fmt_ms(self.stamp_latency_ms)}, callback->publish "
+                f"{self._stamp_text()}, callback->publish "
                 f"{_fmt_ms(self.callback_latency_ms)}")
+
+    def _stamp_text(self) -> str:
+        w, text = self.window, _fmt_ms(self.stamp_latency_ms)
+        if self.stamp_latency_ms is None and w["unstamped"] and not w["stamp_out_of_range"]:
+            return f"{text} (unstamped)"
+        notes = [f"{w['unstamped']} unstamped"] if w["unstamped"] else []
+        if w["stamp_out_of_range"]:
+            notes.append(f"{w['stamp_out_of_range']} stamps out of range")
+        return f"{text} ({', '.join(notes)})" if notes else text
 
     def key_values(self) -> List[Tuple[str, str]]:
         """Every value as a string: diagnostic_msgs/KeyValue carries only strings."""
@@ -181,6 +194,13 @@ class FrameStats:
     def totals(self) -> Dict[str, int]:
         with self._lock:
             return dict(self._totals)
+
+    def life_summary(self, seconds: float) -> str:
+        """Return the node's whole-life counts, for its last line."""
+        t = self.totals()
+        return (f"received {t['received']}, published {t['published']}, dropped "
+                f"{t['dropped']}, idle {t['idle']}, malformed {t['malformed']}, failed "
+                f"{t['failed']} over {seconds:.1f} s")
 
     def report(self, extra: Optional[Dict[str, str]] = None) -> StatsReport:
         """Summarise the window since the last report and start a new one."""
