@@ -107,11 +107,11 @@ def test_cached_export_builds_without_torch_and_gives_the_same_results(cached, d
 BENCH_CHILD = textwrap.dedent("""
     import json, sys
     from canet_ros.bag.distributed import RankInfo
-    from canet_ros.benchmark import _check_checkpoint
+    from canet_ros.benchmark.checkpoint_meta import checkpoint_facts
     from canet_ros.checkpoint import CheckpointError
     assert RankInfo.from_env().world_size == 1  # segment-bag asks this on every run
     try:
-        _check_checkpoint(sys.argv[1], (96, 64))  # run_benchmark's check before the engine
+        checkpoint_facts(sys.argv[1], (96, 64))  # run_benchmark's check before the engine
         refused = None
     except CheckpointError as exc:
         refused = str(exc)

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from ..inference import SegmentationEngine, kernels
+from .checkpoint_meta import checkpoint_facts, network_size
 from .frames import FramePipeline, load_frame, make_image_msg
 from .timing import (
     auto_iters,
@@ -76,26 +77,8 @@ class _Measured:
     interrupted: bool = False
 
 
-def _check_checkpoint(checkpoint: str, size: tuple[int, int]) -> None:
-    """Refuse a bad file in one error line before any work is announced.
-
-    A file whose export at ``size`` is cached loaded once already (the cache is keyed by
-    its bytes): reading it again would import torch, which the engine then never needs,
-    and torch's ~480 MB would be counted in ``peak_host_mb``.
-    """
-    from ..checkpoint import read_checkpoint, resolve_checkpoint
-    from ..inference.onnx_runtime import cached_graph, file_digest
-
-    path = resolve_checkpoint(checkpoint)
-    try:
-        if path.is_file() and cached_graph(file_digest(path), size) is not None:
-            return
-    except OSError:
-        pass  # read_checkpoint says what is wrong with it
-    read_checkpoint(path)
-
-
-def run_benchmark(backbone: str | None = None, height: int = 512, width: int = 1024,
+def run_benchmark(backbone: str | None = None, height: int | None = None,
+                  width: int | None = None,
                   device: str = "auto", precision: str = "fp32", iters: int | None = None,
                   warmup: int = 2, checkpoint: str | None = None, runtime: str = "auto",
                   compare: bool = False, matmul_size: int | None = None, progress: bool = True,
@@ -108,12 +91,16 @@ def run_benchmark(backbone: str | None = None, height: int = 512, width: int = 1
     ``(0.75, 1.0, 1.25)``) adds the ``tta`` block: what the offline tools' test-time
     augmentation costs against the same calls without it. Ctrl-C ends the run with the
     report of what was measured so far (``interrupted`` true). ``backbone`` None: the
-    checkpoint's, or mobilenetv2 for the untrained model timed without one.
+    checkpoint's, or mobilenetv2 for the untrained model timed without one. ``width`` and
+    ``height`` None: the checkpoint's input_size, else 1024x512 (``network_size``).
     """
-    if (iters is not None and iters < 1) or warmup < 0 or height < 1 or width < 1:
+    if (iters is not None and iters < 1) or warmup < 0 or any(
+            v is not None and v < 1 for v in (height, width)):
         raise ValueError("iters must be >= 1, warmup >= 0, height and width positive")
-    if checkpoint is not None:
-        _check_checkpoint(checkpoint, (width, height))
+    # A bad file is refused here in one error line, before any work is announced.
+    facts = None if checkpoint is None else checkpoint_facts(
+        checkpoint, (width, height) if width and height else None)
+    width, height = network_size(width, height, facts)
     frame_size = frame_size or (width, height)
     frame_bgr, source = load_frame(image, frame_size)
     say("building the engine (a checkpoint's first use at a network size exports it to "

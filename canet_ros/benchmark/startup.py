@@ -40,7 +40,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["measure_startup", "summary"]
+from .checkpoint_meta import checkpoint_facts
+
+__all__ = ["measure_startup", "never_ready", "summary"]
 
 READY_TIMEOUT_S = 300.0
 
@@ -112,11 +114,12 @@ def _cache_export(checkpoint: str) -> str | None:
 
 
 def measure_startup(commands: Sequence[str], checkpoint: str = "default",
-                    progress: bool = True) -> dict[str, Any]:
+                    progress: bool = True, backbone: str | None = None) -> dict[str, Any]:
     """All start-up figures as one JSON-ready dict (seconds).
 
     ``commands`` are the ``canet`` subcommands whose ``--help`` is timed; the command line,
-    above this package, passes its own list.
+    above this package, passes its own list. ``backbone``: the node's backbone parameter
+    (None: the checkpoint's own, as the node needs it named for any but the default).
     """
     from ..inference.results import cpu_name
 
@@ -139,12 +142,12 @@ def measure_startup(commands: Sequence[str], checkpoint: str = "default",
     }
     if failed:
         report["help_failed"] = failed
-    report.update(_node_figures(checkpoint, env, say))
+    report.update(_node_figures(checkpoint, backbone, env, say))
     return report
 
 
-def _node_figures(checkpoint: str, env: dict[str, str], say: Callable[[str], None]
-                  ) -> dict[str, Any]:
+def _node_figures(checkpoint: str, backbone: str | None, env: dict[str, str],
+                  say: Callable[[str], None]) -> dict[str, Any]:
     """Time the node; all figures null, with the reason, where it cannot start at all."""
     from ..ros.node import ROS_INIT_FAILED, ROS_MISSING
 
@@ -162,7 +165,11 @@ def _node_figures(checkpoint: str, env: dict[str, str], say: Callable[[str], Non
                 "node_not_measured": lines[0].strip()}
     say("caching the checkpoint's ONNX export")
     not_cached = _cache_export(checkpoint)
-    ready = node + ["-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu"]
+    # The node's backbone parameter defaults to the bundled model's and must match the
+    # checkpoint: without it a ResNet checkpoint's node refuses to start.
+    backbone = backbone or str(checkpoint_facts(checkpoint)["backbone"])
+    ready = node + ["-p", f"checkpoint:={checkpoint}", "-p", f"backbone:={backbone}",
+                    "-p", "device:=cpu"]
     cached_s, cached_last = None, ""
     if not_cached is None:
         say("segmentation_node until ready, export cached")
@@ -180,6 +187,14 @@ def _node_figures(checkpoint: str, env: dict[str, str], say: Callable[[str], Non
     if cached_failed or fresh_s is None:
         report["node_last_line"] = cached_last if cached_failed else fresh_last
     return report
+
+
+def never_ready(r: dict[str, Any]) -> str | None:
+    """Say why the node never got ready in a start it was timed on (None: it always did)."""
+    if "node_last_line" not in r:
+        return None
+    return (f"segmentation_node never got ready (checkpoint {r['checkpoint']}); its last "
+            f"line: {r['node_last_line'] or '(none)'}")
 
 
 def summary(r: dict[str, Any]) -> str:

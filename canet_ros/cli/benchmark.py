@@ -42,8 +42,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="backbone of the untrained model timed without --checkpoint (default "
                         "mobilenetv2); with --checkpoint the checkpoint's, which this must "
                         "match when given")
-    p.add_argument("--height", type=positive_int, default=512, help="network input height")
-    p.add_argument("--width", type=positive_int, default=1024, help="network input width")
+    # None: the checkpoint's input_size, as evaluate, segment-bag, export and the node use.
+    p.add_argument("--height", type=positive_int, default=None,
+                   help="network input height (default: the checkpoint's input_size, else "
+                   "512, the paper's Cityscapes size)")
+    p.add_argument("--width", type=positive_int, default=None,
+                   help="network input width (default: the checkpoint's input_size, else "
+                   "1024)")
     p.add_argument("--frame-size", type=frame_size, default=None, metavar="WxH",
                    help="camera frame size of the pipeline figures (default: the network "
                    "size), e.g. 1920x1200")
@@ -164,11 +169,15 @@ def subcommand_names() -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     if args.startup:
-        from ..benchmark.startup import measure_startup, summary
+        from ..benchmark.startup import measure_startup, never_ready, summary
+        from ..errors import CanetError
 
         report = measure_startup(subcommand_names(), args.checkpoint or "default",
-                                 progress=not args.no_progress)
-        print(json.dumps(report) if args.json else summary(report))
+                                 progress=not args.no_progress, backbone=args.backbone)
+        print(json.dumps(report) if args.json else summary(report), flush=True)
+        failed = never_ready(report)  # the figures above, then a status that says so
+        if failed:
+            raise CanetError(failed)
         return 0
     from ..benchmark import run_benchmark
     from ..inference import EngineError
