@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
@@ -35,8 +35,16 @@ from std_msgs.msg import Header
 
 from canet_ros import image_codec
 from canet_ros.class_colors import ClassColorsError, read_class_colors
+from canet_ros.errors import out_of_memory
 from canet_ros.inference.results import output_layout
 from canet_ros.ros import stamp_check
+from canet_ros.ros.engine_start import (  # noqa: F401 (StartupError, the factory: API)
+    LOWER_FOR_MEMORY,
+    EngineFactory,
+    StartupError,
+    default_engine_factory,
+    load_engine,
+)
 from canet_ros.ros.input_format import InputFormat
 from canet_ros.ros.input_watch import (
     CHECK_PERIOD_S,
@@ -81,19 +89,6 @@ NODE_NAME = "segmentation_node"
 # Long enough for one resnet101 CPU forward to finish.
 WORKER_JOIN_TIMEOUT_S = 30.0
 WARN_THROTTLE_S = 5.0
-EngineFactory = Callable[..., Any]
-
-
-class StartupError(RuntimeError):
-    """The node cannot start; the message is what the user needs to fix."""
-
-
-def default_engine_factory(*args: Any, **kwargs: Any) -> Any:
-    # Imported here, after the parameters passed: torch takes seconds to load.
-    from canet_ros.inference import SegmentationEngine
-
-    # A first start exports in a child: the node never maps torch's ~0.6 GB (performance.md).
-    return SegmentationEngine(*args, **{"export_in_child": True, **kwargs})
 
 
 class SegmentationNode(RuntimeParameters, Node):
@@ -175,15 +170,7 @@ class SegmentationNode(RuntimeParameters, Node):
             self.get_logger().warning(unknown)
 
     def _load_engine(self, factory: EngineFactory) -> Any:
-        cfg = self._cfg
-        try:
-            return factory(cfg.checkpoint, backbone=cfg.backbone, device=cfg.device,
-                           precision=cfg.precision, resolution=cfg.resolution,
-                           output_size=cfg.output_size, overlay_alpha=cfg.overlay_alpha,
-                           class_colors=self._colors)
-        # EngineError and CheckpointError are RuntimeErrors; naming them would import torch.
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise StartupError(str(exc)) from exc
+        return load_engine(factory, self._cfg, self._colors)
 
     def _create_io(self) -> None:
         cfg = self._cfg
@@ -256,7 +243,8 @@ class SegmentationNode(RuntimeParameters, Node):
                 if self._torn_down:  # destroy_node stopped waiting: its publishers are gone
                     return
                 self._frame_stats.count("failed")
-                self.get_logger().error(f"segmentation failed, frame dropped: {exc!r}",
+                why = out_of_memory(exc, LOWER_FOR_MEMORY) or repr(exc)
+                self.get_logger().error(f"segmentation failed, frame dropped: {why}",
                                         throttle_duration_sec=WARN_THROTTLE_S)
 
     def _process(self, msg: Any, received: float) -> None:
