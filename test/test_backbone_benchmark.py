@@ -87,6 +87,18 @@ def test_a_node_that_never_gets_ready_fails_the_benchmark(tmp_path, fake_node, c
     assert fatal in lines[0] and str(ckpt) in lines[0]
 
 
+def test_a_backbone_unlike_the_checkpoints_is_refused_before_any_timing(
+        tmp_path, fake_node, capsys, monkeypatch):
+    ckpt = _checkpoint(tmp_path / "r18.pt")
+    timed = []
+    monkeypatch.setattr(startup, "_run", lambda argv, env=None: timed.append(argv))
+    assert canet_main(["benchmark", "--startup", "--checkpoint", str(ckpt), "--backbone",
+                       "mobilenetv2", "--no-progress"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "for the resnet18 backbone, not for mobilenetv2" in lines[0]
+    assert timed == [] and fake_node["argv"] == []  # a minute of --help timings, not spent
+
+
 def test_a_checkpoint_is_timed_at_its_own_input_size(tmp_path, capsys):
     ckpt = _checkpoint(tmp_path / "small.pt", backbone="mobilenetv2", input_size=(96, 64))
     common = ["benchmark", "--checkpoint", str(ckpt), "--device", "cpu", "--precision",

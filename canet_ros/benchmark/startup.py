@@ -127,6 +127,12 @@ def measure_startup(commands: Sequence[str], checkpoint: str = "default",
         if progress:
             print(f"canet benchmark --startup: {text}", file=sys.stderr, flush=True)
 
+    own = str(checkpoint_facts(checkpoint)["backbone"])  # a bad file: refused at once
+    if backbone and backbone != own:  # not after a minute of timing, by the node's FATAL
+        from ..checkpoint import backbone_mismatch
+        from ..checkpoint_checks import CheckpointError
+
+        raise CheckpointError(backbone_mismatch(checkpoint, own, backbone))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     canet = _entry_point("canet", "canet_ros.cli")
     helps, failed = {}, []
@@ -142,11 +148,11 @@ def measure_startup(commands: Sequence[str], checkpoint: str = "default",
     }
     if failed:
         report["help_failed"] = failed
-    report.update(_node_figures(checkpoint, backbone, env, say))
+    report.update(_node_figures(checkpoint, backbone or own, env, say))
     return report
 
 
-def _node_figures(checkpoint: str, backbone: str | None, env: dict[str, str],
+def _node_figures(checkpoint: str, backbone: str, env: dict[str, str],
                   say: Callable[[str], None]) -> dict[str, Any]:
     """Time the node; all figures null, with the reason, where it cannot start at all."""
     from ..ros.node import ROS_INIT_FAILED, ROS_MISSING
@@ -167,7 +173,6 @@ def _node_figures(checkpoint: str, backbone: str | None, env: dict[str, str],
     not_cached = _cache_export(checkpoint)
     # The node's backbone parameter defaults to the bundled model's and must match the
     # checkpoint: without it a ResNet checkpoint's node refuses to start.
-    backbone = backbone or str(checkpoint_facts(checkpoint)["backbone"])
     ready = node + ["-p", f"checkpoint:={checkpoint}", "-p", f"backbone:={backbone}",
                     "-p", "device:=cpu"]
     cached_s, cached_last = None, ""
