@@ -121,19 +121,21 @@ def test_train_with_workers_reports_a_full_shm_in_one_line(tmp_path):
     check_one_line(proc, "train")
 
 
-OOM = "CUDA out of memory. Tried to allocate 2.00 GiB"  # a RuntimeError, not /dev/shm's
+# A RuntimeError, not /dev/shm's (nor out of memory, which is one line of its own:
+# test_exhaustion_memory.py).
+OTHER = "CUDA error: an illegal memory access was encountered"
 
 
 def test_another_runtime_error_of_evaluate_keeps_its_message(tmp_path, monkeypatch, capsys):
     import canet_ros.evaluation as evaluation
 
-    def out_of_memory(*args, **kwargs):
-        raise RuntimeError(OOM)
+    def fails(*args, **kwargs):
+        raise RuntimeError(OTHER)
 
-    monkeypatch.setattr(evaluation, "evaluate_checkpoint", out_of_memory)
+    monkeypatch.setattr(evaluation, "evaluate_checkpoint", fails)
     root = _camvid_tree(tmp_path / "camvid", frames=1)
     # Not a full /dev/shm: the error goes on as it was raised (a traceback), never "None".
-    with pytest.raises(RuntimeError, match="^CUDA out of memory"):
+    with pytest.raises(RuntimeError, match="^CUDA error: an illegal"):
         main(["evaluate", "--checkpoint", str(tmp_path / "m.pt"), "--data-root", str(root),
               "--device", "cpu"])
     assert "None" not in capsys.readouterr().err
@@ -142,13 +144,13 @@ def test_another_runtime_error_of_evaluate_keeps_its_message(tmp_path, monkeypat
 def test_another_runtime_error_of_train_keeps_its_message(tmp_path, monkeypatch, capsys):
     import canet_ros.training.trainer as trainer
 
-    class OutOfMemory:
+    class Fails:
         def __init__(self, cfg):
-            raise RuntimeError(OOM)
+            raise RuntimeError(OTHER)
 
-    monkeypatch.setattr(trainer, "Trainer", OutOfMemory)
+    monkeypatch.setattr(trainer, "Trainer", Fails)
     root = make_camvid_tree(tmp_path / "camvid", frames=1)
-    with pytest.raises(RuntimeError, match="^CUDA out of memory"):
+    with pytest.raises(RuntimeError, match="^CUDA error: an illegal"):
         main(["train", "--data-root", str(root), "--out-dir", str(tmp_path / "run"),
               "--steps", "1", "--device", "cpu", "--no-progress"])
     assert "None" not in capsys.readouterr().err

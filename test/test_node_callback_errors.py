@@ -88,7 +88,7 @@ def test_a_malformed_parameter_request_is_logged_and_the_node_still_works(seeded
     assert "_set_parameters_callback" in error and "42 is not a valid" in error, error
     assert "Traceback" not in run.output, run.output
     ready, = [line for _, line in run.lines if "ready:" in line]
-    assert f"from {seeded} at 128x96" in ready, ready  # the checkpoint it runs
+    assert f"from {seeded} (sha256 " in ready and " at 128x96" in ready, ready  # what runs
 
 
 def test_only_a_callbacks_exception_is_survived(monkeypatch):

@@ -55,7 +55,9 @@ def check_reports(node, precision, runtime):
     compiled = kernels.installed() and os.environ.get("CANET_ROS_NUMBA", "1") != "0"
     loops = ", numba loops" if compiled else ""
     assert f"({precision} on {runtime}{loops}); input " in node._ready_message()
-    values = node._static_key_values()
+    from canet_ros.ros.node_report import static_key_values
+
+    values = static_key_values(node.engine, "digest", "topic")  # what diagnostics carry
     assert (values["precision"], values["runtime"]) == (precision, runtime)
     assert values["cpu_loops"] == ("numba" if compiled else "opencv")
 
