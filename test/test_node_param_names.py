@@ -103,3 +103,49 @@ def test_two_nodes_of_the_same_name_and_namespace_warn_too(rig):
     words = "1 other node named /twin also publishes on /segmentation/labels"
     assert rig.spin_until(lambda: any(m.level == Log.WARN and words in m.msg for m in rosout),
                           timeout=30), [(m.name, m.msg) for m in rosout if m.level >= Log.WARN]
+
+
+def test_the_namespace_advice_followed_as_written_parts_the_topics(rig):
+    # It said "namespace:=cam_front", a launch argument: as a node parameter (-p) it is
+    # ignored, and the nodes go on sharing their topics.
+    import re
+
+    from rcl_interfaces.msg import Log
+    rosout = rig.probe.rosout()
+    first = rig.node(node_name="twin", stats_period=0.2)
+    rig.node(node_name="twin", image_topic="/right/image_raw", stats_period=0.2)
+    assert rig.spin_until(lambda: any("also publishes" in m.msg for m in rosout), timeout=30)
+    advice, = {re.search(r"--ros-args (-r \S+:=\S+);", m.msg).group(1) for m in rosout
+               if m.level == Log.WARN and "also publishes" in m.msg}
+    rig.executor.remove_node(first)
+    rig.nodes.remove(first)
+    first.destroy_node()
+    moved = rig.node(node_name="twin", stats_period=0.2,
+                     cli_args=["--ros-args", *advice.split(" ", 1)])
+    assert moved.resolve_topic_name("segmentation/labels") == "/cam_front/segmentation/labels"
+    rig.spin_until(lambda: False, timeout=1.5)  # several reports of the moved node
+    assert not [m.msg for m in rosout if m.name == "cam_front.twin" and "also publish" in m.msg]
+    assert [m for m in rosout if m.name == "cam_front.twin" and "ready:" in m.msg]
+
+
+def test_a_namespace_given_as_a_parameter_is_pointed_at_the_remap():
+    text = unknown_parameters(["namespace", "node_name", "overlay_alpah"], [])
+    assert "'namespace' (a namespace is not a parameter: --ros-args -r __ns:=/NAME" in text
+    assert "'node_name' (a node name is not a parameter: --ros-args -r __node:=NAME)" in text
+    assert "'overlay_alpah' (did you mean 'overlay_alpha'?)" in text
+
+
+@pytest.mark.parametrize("name, given, hint", [
+    ("overlay_alpha", 1, "write it with a decimal point (overlay_alpha:=0.5)"),
+    ("stats_period", 0, "write it with a decimal point (stats_period:=5.0)"),
+    ("resolution", 640, "give it as a string (-p \"resolution:='...'\")"),
+])
+def test_a_value_of_the_wrong_type_says_how_to_write_it(rig, name, given, hint):
+    # What a shell gives for -p overlay_alpha:=1 (an integer); rclpy refuses it for a double.
+    from rclpy.parameter import Parameter
+
+    from canet_ros.ros.segmentation import SegmentationNode, StartupError
+    with pytest.raises(StartupError) as raised:
+        SegmentationNode(f"typed_{name}", engine_factory=rig.engine, parameter_overrides=[
+            Parameter("checkpoint", value=rig.checkpoint), Parameter(name, value=given)])
+    assert str(raised.value).endswith(hint), str(raised.value)

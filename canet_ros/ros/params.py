@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
+from canet_ros.ros.param_hints import ROS_NAMES, type_hint
+
 # Mirrors canet_ros.models.BACKBONES (a test keeps them equal); repeated here because
 # importing the models pulls in torch, which a launch file must not pay for.
 BACKBONE_CHOICES: Tuple[str, ...] = ("mobilenetv2", "resnet18", "resnet101")
@@ -331,7 +333,10 @@ def _not_ours(unknown: List[str]) -> str:
     parts = []
     for name in unknown:
         close = difflib.get_close_matches(name, [spec.name for spec in SPECS], n=1, cutoff=0.75)
-        parts.append(f"'{name}' (did you mean '{close[0]}'?)" if close else f"'{name}'")
+        if name in ROS_NAMES:  # a launch argument or remap taken for a parameter
+            parts.append(f"'{name}' ({ROS_NAMES[name]})")
+        else:
+            parts.append(f"'{name}' (did you mean '{close[0]}'?)" if close else f"'{name}'")
     return (f"parameter{'s' if len(unknown) > 1 else ''} this node does not have: "
             f"{', '.join(parts)}; its parameters are {', '.join(s.name for s in SPECS)} "
             "(docs/ros.md)")
@@ -363,7 +368,10 @@ def declare_parameters(node: Any) -> Dict[str, Any]:
     for spec in SPECS:
         try:
             values[spec.name] = _declare(node, spec)
-        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+        except InvalidParameterTypeException as exc:
+            hint = type_hint(spec.name, spec.default)
+            raise ParamError(f"parameter '{spec.name}': {exc}{hint}") from exc
+        except InvalidParameterValueException as exc:
             raise ParamError(f"parameter '{spec.name}': {exc}") from exc
     return values
 

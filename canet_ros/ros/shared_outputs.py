@@ -42,4 +42,5 @@ def shared_outputs(node: Any) -> Tuple[List[str], str]:
     verb = "publish" if len(others) > 1 or twins > 1 else "publishes"
     return others, (f"{', '.join(others)} also {verb} on {topic}: their labels and ours "
                     "interleave there; give each camera's node its own namespace "
-                    "(namespace:=cam_front), not only its own node name")
+                    "(ros2 run / python -m: --ros-args -r __ns:=/cam_front; "
+                    "segment.launch.py: namespace:=cam_front), not only its own node name")
