@@ -279,7 +279,7 @@ def holdout_scope(train_args: Mapping[str, Any], drive: str, split: Optional[str
     if include:
         raise ValueError(f"--holdout {drive} scores that drive's frames and takes --exclude, "
                          f"not --include; for part of the drive give --split {split} "
-                         f"--include PREFIX")
+                         f"--include PREFIX instead of --holdout")
     return split, [drive]
 
 
@@ -304,8 +304,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     ``class_colors`` (:func:`~canet_ros.class_colors.read_class_colors`) recolours the
     ``save_vis`` pictures as it recolours segment-bag's and the node's.
     """
-    from .checkpoint import class_set_from_metadata, load_checkpoint
-    from .data import EvalTransform, build_dataset
+    from .checkpoint import CheckpointError, class_set_from_metadata, load_checkpoint
+    from .data import DatasetError, EvalTransform, build_dataset
     from .prior_correction import current_strength, set_prior_correction
 
     if save_vis:  # before minutes of scoring, not after them
@@ -317,10 +317,15 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
         raise ValueError("evaluate_checkpoint needs a split, or a holdout drive")
     if prior_correction is not None:
         set_prior_correction(model, meta, prior_correction, source=str(checkpoint))
-    expected = _dataset_classes(checkpoint, meta, dataset, data_root)
     size = resolution or (tuple(meta["input_size"]) if meta.get("input_size") else None)
-    ds = build_dataset(dataset, data_root, split, EvalTransform(meta["mean"], meta["std"], size),
-                       include=include, exclude=exclude)
+    try:
+        expected = _dataset_classes(checkpoint, meta, dataset, data_root)
+        ds = build_dataset(dataset, data_root, split,
+                           EvalTransform(meta["mean"], meta["std"], size),
+                           include=include, exclude=exclude)
+    except (CheckpointError, DatasetError) as exc:
+        _name_trained_dataset(exc, meta, dataset)
+        raise
     shown = class_set_from_metadata(meta)  # segment-bag's and the node's colours
     palette = (apply_class_colors(shown, class_colors) if class_colors else shown).palette()
     hook = vis_hook(ds, palette, expected.ignore_index, save_vis, vis_count) if save_vis else None
@@ -334,7 +339,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     elif precision not in ("fp32", "auto"):
         raise ValueError(f"precision {precision!r} runs through the inference engine, which "
                          f"this evaluation cannot use (multi-scale TTA, --prior-correction, "
-                         f"or a network input under 32 px or unset); use precision fp32")
+                         f"or a network input under 32 px or unset); use --precision fp32")
     else:  # multi-scale TTA, a changed prior correction, or frames at their own size
         cm = _torch_confusion(model, ds, expected, torch.device(device), batch_size, workers,
                               hook, tta, show_progress)
@@ -377,6 +382,16 @@ def _run_dir(checkpoint: str) -> Optional[Path]:
         return resolve_checkpoint(checkpoint).resolve().parent
     except CheckpointError:
         return None
+
+
+def _name_trained_dataset(exc: Exception, meta: Mapping[str, Any], dataset: str) -> None:
+    """Add the ``--dataset`` the checkpoint trained on to ``exc``, where not ``dataset``."""
+    trained = (meta.get("train_args") or {}).get("dataset")
+    if trained and trained != dataset:
+        root = " --data-root DIR" if trained == "folder" else ""
+        sep = "\n" if "\n" in str(exc) else "; "  # a list of a folder's problems: its own line
+        exc.args = (f"{exc}{sep}this checkpoint was trained on dataset {trained!r}: to score "
+                    f"it on that data give --dataset {trained}{root}", *exc.args[1:])
 
 
 def _dataset_classes(checkpoint: str, meta: dict, dataset: str, data_root: Optional[str]

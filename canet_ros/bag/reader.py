@@ -212,7 +212,7 @@ class InputBag:
 
     def _refuse(self, cause: str) -> BagError:
         return BagError(f"{self.path}: corrupt, truncated or unreadable bag ({cause}); run "
-                        f"without --no-salvage to segment what is still readable")
+                        f"without --no-salvage to read what is still readable")
 
     def open_reader(self) -> None:
         paths = [self.path]

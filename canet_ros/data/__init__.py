@@ -58,20 +58,21 @@ def build_dataset(name: str, root: Optional[PathLike], split: str,
                   transform: Optional[Transform] = None, *,
                   include: Optional[Sequence[str]] = None,
                   exclude: Optional[Sequence[str]] = None,
-                  cache: bool = False) -> SegmentationDataset:
+                  cache: bool = False, root_flag: str = "--data-root") -> SegmentationDataset:
     """Build one split of a named dataset.
 
     ``include``/``exclude`` are name prefixes (CamVid sequences such as ``0001TP``,
-    Cityscapes cities).
+    Cityscapes cities). ``root_flag``: the caller's option that gives ``root``, named
+    where it is missing (``--replay-root`` for a replayed data set).
     """
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {brief(name)}; choose one of {', '.join(DATASETS)}")
     if name == "folder" and not root:
-        raise DatasetError("dataset 'folder' needs its folder (--data-root DIR)")
+        raise DatasetError(f"dataset 'folder' needs its folder ({root_flag} DIR)")
     if not root:
         root = default_data_root(name)
         if not root.is_dir():  # an installed package has no ../shared next to it
-            raise DatasetError(_no_default_root(name, root))
+            raise DatasetError(_no_default_root(name, root, root_flag))
     root = Path(root)
     if "+" in split:
         dataset = _joined_splits(name, root, split, transform, include, exclude, cache)
@@ -96,14 +97,13 @@ def _one_split(name: str, root: Path, split: str, transform: Optional[Transform]
     raise AssertionError(f"dataset {name!r} listed in DATASETS but not built")
 
 
-def _no_default_root(name: str, root: Path) -> str:
-    """Say that no data root was given and how to give one: the default is a checkout's."""
+def _no_default_root(name: str, root: Path, flag: str) -> str:
+    """Say that ``flag`` (the caller's root option) was not given and how to give it."""
     env = _ENV_ROOTS[name]
     origin = (f"${env} names it" if os.environ.get(env) else
               f"the default, ../shared/data/{name} beside a repository checkout")
-    return (f"{root}: {name} data folder not found (no --data-root was given; {origin}). "
-            f"Give the dataset's folder with --data-root DIR (--replay-root for a replayed "
-            f"data set) or set {env}=DIR")
+    return (f"{root}: {name} data folder not found (no {flag} was given; {origin}). "
+            f"Give the dataset's folder with {flag} DIR or set {env}=DIR")
 
 
 _CHECKED: Dict[tuple, DatasetSummary] = {}

@@ -29,7 +29,7 @@ precision was decided by measurement (docs/performance.md, "CPU precisions"):
 runtime its accuracy was measured on (OpenVINO for int8 and bf16), falling back down
 the list if building it fails: the fastest first, each within the accuracy rule on
 CamVid val (docs/performance.md). int8 only once its calibrated graph is cached: making
-it costs ~20 s at 1024x512 on two cores (minutes under load), which a start of the node
+it costs ~20 s at 1024x512 on two cores (minutes under heavy load), which a start of the node
 should not pay unasked, so until a start with precision int8 has made it, auto takes the
 next one down and says so. A precision the CPU lacks is refused (why, per precision:
 ``cpu_features``).
@@ -39,6 +39,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,12 +47,13 @@ from typing import Any
 import numpy as np
 
 from . import cpu_features
-from .onnx_runtime import OnnxRunner, onnxruntime_available
+from .onnx_runtime import OnnxRunner, cache_dir, onnxruntime_available
 from .openvino_runner import OpenVinoRunner, openvino_available
 from .results import EngineError, cpu_name
 
-__all__ = ["AUTO_ORDER", "CPU_CHOICES", "INT8_WAITING", "auto_candidates", "choose_precision",
-           "export_needs", "make_cpu_runner", "runtime_for", "setup_failure"]
+__all__ = ["AUTO_ORDER", "CPU_CHOICES", "INT8_WAITING", "RUNS_ON", "auto_candidates",
+           "choose_precision", "export_needs", "make_cpu_runner", "runs_on", "runtime_for",
+           "setup_failure"]
 
 log = logging.getLogger("canet_ros.inference")
 CPU_CHOICES = ("fp32", "bf16", "int8", "auto")
@@ -67,6 +69,18 @@ _WITHOUT = {
             "equal to fp32's on an AVX2-only CPU; the rule is 99.5 %)"}
 
 
+# Which runtimes run each precision, the preferred first (measured: module docstring).
+RUNS_ON = {"fp32": ("onnxruntime", "openvino"), "bf16": ("openvino",),
+           "int8": ("openvino", "onnxruntime")}
+_LABELS = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+
+
+def runs_on(precision: str) -> str:
+    """Say which runtimes run ``precision``: "OpenVINO only", "OpenVINO or ONNX Runtime"."""
+    names = [_LABELS[n] for n in RUNS_ON[precision]]
+    return " or ".join(names) + (" only" if len(names) == 1 else "")
+
+
 def runtime_for(precision: str, runtime: str = "auto") -> str | None:
     """Return the runtime that runs ``precision`` ("onnxruntime"/"openvino"), None if not installed.
 
@@ -75,9 +89,7 @@ def runtime_for(precision: str, runtime: str = "auto") -> str | None:
     ort, ov = onnxruntime_available(), openvino_available()
     if precision == "int8" and not (ort and importlib.util.find_spec("onnx")):
         return None  # the quantizer is ONNX Runtime's, and it needs onnx
-    order = {"fp32": ("onnxruntime", "openvino"), "bf16": ("openvino",),
-             "int8": ("openvino", "onnxruntime")}[precision]
-    for name in order:
+    for name in RUNS_ON[precision]:
         if runtime in ("auto", name) and {"onnxruntime": ort, "openvino": ov}[name]:
             return name
     return None
@@ -123,10 +135,27 @@ def choose_precision(precision: str, runtime: str = "auto",
 
 
 def _missing_runtime(precision: str, runtime: str) -> str:
-    need = ("openvino" if precision == "bf16" or runtime == "openvino" else
-            "onnxruntime onnx" if precision == "int8" else "onnxruntime")
+    """Say why ``runtime_for(precision, runtime)`` is None, naming only what really helps."""
     where = f" with runtime {runtime!r}" if runtime != "auto" else ""
-    return f"precision {precision!r}{where} needs: pip install {need}"
+    wrong = runtime not in ("auto", *RUNS_ON[precision])
+    target = "auto" if wrong else runtime
+    missing = _packages_missing(precision, target)
+    if wrong:  # installing the named runtime again would change nothing
+        after = f" after pip install {missing}" if missing else ""
+        return (f"precision {precision!r} runs on {runs_on(precision)}, not on runtime "
+                f"{runtime!r}: use runtime 'auto' (canet benchmark: --runtime auto){after}")
+    return f"precision {precision!r}{where} needs: pip install {missing}"
+
+
+def _packages_missing(precision: str, runtime: str) -> str:
+    """Return what to pip install for ``runtime`` ("auto": the preferred) to run ``precision``."""
+    if precision == "int8":  # the quantizer is ONNX Runtime's and needs onnx, whoever runs it
+        wanted = ["onnxruntime", "onnx"] + (["openvino"] if runtime == "openvino" else [])
+    else:
+        wanted = [RUNS_ON[precision][0] if runtime == "auto" else runtime]
+    present = {"onnxruntime": onnxruntime_available(), "openvino": openvino_available(),
+               "onnx": importlib.util.find_spec("onnx") is not None}
+    return " ".join(w for w in wanted if not present[w])
 
 
 def auto_candidates(runtime: str, native: tuple[str, ...]) -> list[str]:
@@ -161,15 +190,64 @@ def make_cpu_runner(graph: Path | bytes, size: tuple[int, int], num_classes: int
             log.warning("precision auto: %s failed (%s); trying the next", chosen, exc)
     runner = runner or _build(graph, size, num_classes, "fp32", runtime, preprocess, threads)
     log.info("precision auto: %s on %s%s", runner.precision, runner.runtime,
-             INT8_WAITING if waiting else "")
+             _int8_note(graph) if waiting else "")
     return runner
 
 
-# Said once per start where auto would take int8 but its graph is not made yet.
+# Said once per start where auto would take int8 but its graph is not made yet. The time
+# is docs/performance.md's (17-19 s measured at 1024x512 on 2 busy cores).
 INT8_WAITING = ("; int8 (faster on this CPU) waits for its calibrated graph: start once with "
                 "precision int8 (node: precision:=int8; canet segment-bag/evaluate/benchmark: "
-                "--precision int8) to make it (~20 s at 1024x512 on 2 cores, kept in the "
-                "cache), and auto takes int8 from then on")
+                "--precision int8) to make it (~20 s at 1024x512 on 2 cores, minutes under "
+                "heavy load; kept in the cache), and auto takes int8 from then on")
+# The same where the cache cannot keep it: a start at int8 would calibrate for nothing.
+INT8_NOT_KEPT = ("; int8 (faster on this CPU) waits for its calibrated graph, which the cache "
+                 "cannot keep ({why}): once CANET_ROS_CACHE "
+                 "names a writable folder with free space, start once with precision int8 "
+                 "(node: precision:=int8; canet segment-bag/evaluate/benchmark: --precision "
+                 "int8) to make it, and auto takes int8 from then on")
+
+
+def _int8_note(graph: Path | bytes) -> str:
+    folder = _int8_folder(graph)
+    if folder is not None and _can_keep(folder, _graph_size(graph)):
+        return INT8_WAITING
+    why = f"{folder} is not writable or is full" if folder else "no cache folder"
+    return INT8_NOT_KEPT.format(why=why)
+
+
+def _int8_folder(graph: Path | bytes) -> Path | None:
+    """Where ``quantize.int8_graph`` would keep the int8 graph of ``graph``."""
+    if isinstance(graph, Path):
+        return graph.parent  # beside the export (quantize.int8_path)
+    root = cache_dir()
+    return None if root is None else root / "onnx"
+
+
+def _graph_size(graph: Path | bytes) -> int:
+    """Bytes the int8 graph may need: at most the fp32 export's size (int8 weights are 1/4).
+
+    A graph given as bytes is stored in the cache too before it is quantized.
+    """
+    if isinstance(graph, bytes):
+        return 2 * len(graph)
+    try:
+        return graph.stat().st_size
+    except OSError:
+        return 0
+
+
+def _can_keep(folder: Path, size: int) -> bool:
+    """Whether a file of ``size`` bytes can be written in ``folder`` (made if missing)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return False
+    try:
+        return shutil.disk_usage(existing).free >= size
+    except OSError:
+        return False
 
 
 def _int8_ready(graph: Path | bytes) -> bool:

@@ -233,6 +233,6 @@ def int8_graph(fp32: Path | bytes, preprocess: Callable[[np.ndarray], np.ndarray
 
 def _make(fp32: Path, preprocess: Callable[[np.ndarray], np.ndarray],
           source: CalibrationSource) -> bytes:
-    log.info("making the int8 graph (once; minutes at 1024x512 on a small CPU): "
-             "calibrating on %s", source.path)
+    log.info("making the int8 graph (once; ~20 s at 1024x512 on 2 cores, minutes under "
+             "heavy load): calibrating on %s", source.path)
     return quantize_graph(fp32, [np.array(preprocess(f), np.float32) for f in source.frames()])

@@ -44,7 +44,7 @@ from ..checkpoint import (
 from ..classes import ClassSet, get_class_set
 from . import device_ops as dev
 from . import preprocess as pre
-from .cpu_runners import choose_precision, make_cpu_runner, runtime_for, setup_failure
+from .cpu_runners import choose_precision, make_cpu_runner, runs_on, runtime_for, setup_failure
 from .onnx_runtime import (
     cached_graph,
     export_onnx,
@@ -171,8 +171,9 @@ def cpu_runner(loaded: TorchModel, runtime: str,
     if runtime == "onnxruntime" and not onnxruntime_available():
         raise EngineError("runtime='onnxruntime' but the onnxruntime package is not installed")
     if runtime == "torch" and precision not in ("fp32", "auto"):
-        raise EngineError(f"precision={precision!r} runs on ONNX Runtime or OpenVINO; "
-                          "runtime='torch' runs fp32")
+        raise EngineError(f"precision={precision!r} runs on {runs_on(precision)}; "
+                          "runtime='torch' runs fp32: use runtime 'auto' (canet benchmark: "
+                          "--runtime auto)")
     # A precision this CPU or install cannot run stops here, before any fallback.
     chosen = choose_precision(precision, runtime) if runtime != "torch" else "fp32"
     # auto is resolved by the factory, which knows what is cached and falls back.

@@ -128,7 +128,8 @@ def with_replay(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
                          load_class_map(cfg.class_map) if cfg.class_map else None)
     try:
         replay = build_dataset(cfg.replay_dataset, cfg.replay_root, cfg.replay_split,
-                               exclude=cfg.replay_exclude or None, cache=cfg.cache)
+                               exclude=cfg.replay_exclude or None, cache=cfg.cache,
+                               root_flag="--replay-root")
     except DatasetError as exc:
         # The own-data config replays CamVid by default; a robot's laptop may not have it.
         raise DatasetError(f"replay data ({cfg.replay_dataset}): {exc}; point --replay-root "

@@ -20,9 +20,11 @@ the loss, with zero gradients, and is left out of the epoch's mean train_loss.
 
 A non-finite loss on a batch with labelled pixels, or non-finite weights, is divergence
 (an lr far too high): the run stops with one line before it writes a checkpoint, so the
-last.pt written before stays the last good one. Steps the AMP gradient scaler skips for
-inf gradients are its normal work, not divergence. Checking the loss costs nothing (it is
-read every step anyway); the weights are checked only before validating and saving.
+last.pt written before stays the last finite one (finite, not necessarily trainable:
+weights that were blowing up may diverge again from there at any lr). Steps the AMP
+gradient scaler skips for inf gradients are its normal work, not divergence. Checking the
+loss costs nothing (it is read every step anyway); the weights are checked only before
+validating and saving.
 """
 from __future__ import annotations
 
@@ -67,8 +69,10 @@ def finite_weights(models: Iterable[Optional[nn.Module]]) -> bool:
 def diverged(what: str, step: int, lr: Optional[float], run_dir: Path) -> TrainingDiverged:
     """Return the one-line error for a run that diverged at ``step`` training with ``lr``."""
     last = Path(run_dir) / "last.pt"
-    resume = (f"; {last} holds the last good weights: --resume {last} --lr LOWER"
-              if last.is_file() else "")
+    # Not "good" weights: finite ones may already have grown too large to train on from
+    # (no threshold on their size holds for every model), so say what to do if they have.
+    resume = (f"; --resume {last} --lr LOWER goes on from the last weights written; if that "
+              f"diverges again, start a new run with a lower --lr" if last.is_file() else "")
     at = f"lr {lr:.2e}" if lr is not None else "lr unknown"
     return TrainingDiverged(f"training diverged at step {step} ({at}): {what}; "
                             f"lower --lr{resume}")

@@ -254,7 +254,7 @@ class Trainer:
                     done, steps_this_run = self._run_epoch(log, stop, steps_this_run)
                     if not done:
                         self.interrupted = stop.requested  # not --max-steps-this-run
-                        check_run(self)  # a diverged run keeps the last good last.pt
+                        check_run(self)  # a diverged run keeps the last finite last.pt
                         self.save_last()
                         self._print(f"stopped in epoch {self.epoch + 1}/{cfg.epochs} after step "
                                     f"{self.step_in_epoch}/{self._epoch_steps()}; resume "
