@@ -71,8 +71,8 @@ def say_exporting(path: Path, resolution: tuple[int, int] | None, precision: str
         return False
     size = f"{resolution[0]}x{resolution[1]}" if resolution else "its own input size"
     folder = _writable_folder()
-    int8 = ("; then its int8 graph is calibrated (unless made before: minutes at 1024x512 "
-            "on a small CPU)") if precision == "int8" else ""
+    int8 = ("; then its int8 graph is calibrated (unless made before: ~20 s at 1024x512 on "
+            "2 cores, minutes under heavy load)") if precision == "int8" else ""
     if folder is None:  # the note or warning about the folder says why it is not kept
         log.info("exporting %s at %s for the CPU runtime (torch, a few seconds, at every "
                  "start while the export cannot be kept)%s", path.name, size, int8)
