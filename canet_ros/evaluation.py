@@ -31,6 +31,13 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from .class_colors import ClassColors, apply_class_colors
 from .classes import ClassSet
+from .evaluation_scope import (  # noqa: F401 (holdout_scope: part of this module's API)
+    engine_path,
+    holdout_scope,
+    refuse_torch_precision,
+    run_dir,
+    scoring_data,
+)
 from .evaluation_vis import BatchHook, check_vis_folder, save_charts, vis_hook
 from .metrics import ConfusionMatrix
 from .progress import progress
@@ -265,24 +272,6 @@ def engine_confusion(checkpoint: str, ds: Dataset, size: Tuple[int, int], device
     return cm, engine.runtime, engine.precision
 
 
-def holdout_scope(train_args: Mapping[str, Any], drive: str, split: Optional[str],
-                  include: Optional[Sequence[str]]) -> Tuple[str, List[str]]:
-    """Return the split and filter that score ``drive`` as its training run selected on it.
-
-    A run trained with ``--holdout DRIVE`` selected on that drive's frames of its own
-    training split(s); any other checkpoint is scored on the drive's frames of train+val.
-    An explicit ``split`` wins.
-    """
-    if split is None:
-        own = train_args.get("train_split") if train_args.get("holdout") == drive else None
-        split = str(own) if own else "train+val"
-    if include:
-        raise ValueError(f"--holdout {drive} scores that drive's frames and takes --exclude, "
-                         f"not --include; for part of the drive give --split {split} "
-                         f"--include PREFIX instead of --holdout")
-    return split, [drive]
-
-
 def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                         split: Optional[str], *, holdout: Optional[str] = None,
                         resolution: Optional[Tuple[int, int]] = None, device: str = "cpu",
@@ -304,8 +293,8 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     ``class_colors`` (:func:`~canet_ros.class_colors.read_class_colors`) recolours the
     ``save_vis`` pictures as it recolours segment-bag's and the node's.
     """
-    from .checkpoint import CheckpointError, class_set_from_metadata, load_checkpoint
-    from .data import DatasetError, EvalTransform, build_dataset
+    from .checkpoint import class_set_from_metadata, load_checkpoint
+    from .data import EvalTransform
     from .prior_correction import current_strength, set_prior_correction
 
     if save_vis:  # before minutes of scoring, not after them
@@ -318,29 +307,17 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
     if prior_correction is not None:
         set_prior_correction(model, meta, prior_correction, source=str(checkpoint))
     size = resolution or (tuple(meta["input_size"]) if meta.get("input_size") else None)
-    try:
-        expected = _dataset_classes(checkpoint, meta, dataset, data_root)
-        ds = build_dataset(dataset, data_root, split,
-                           EvalTransform(meta["mean"], meta["std"], size),
-                           include=include, exclude=exclude)
-    except (CheckpointError, DatasetError) as exc:
-        _name_trained_dataset(exc, meta, dataset)
-        raise
+    expected, ds = scoring_data(checkpoint, meta, dataset, data_root, split,
+                                EvalTransform(meta["mean"], meta["std"], size), include, exclude)
     shown = class_set_from_metadata(meta)  # segment-bag's and the node's colours
     palette = (apply_class_colors(shown, class_colors) if class_colors else shown).palette()
     hook = vis_hook(ds, palette, expected.ignore_index, save_vis, vis_count) if save_vis else None
-    engine_path = (size is not None and min(size) >= 32  # the engine's smallest input
-                   and prior_correction is None and hasattr(ds, "load")
-                   and (tta is None or tuple(tta.scales) == (1.0,)))
-    if engine_path:  # what segment-bag and the node run: as fast per frame, same labels
+    if engine_path(size, prior_correction, ds, tta):  # what segment-bag and the node run
         flip = tta is not None and tta.flip
         cm, runtime, precision = engine_confusion(checkpoint, ds, size, device, flip,
                                                   expected, hook, show_progress, precision)
-    elif precision not in ("fp32", "auto"):
-        raise ValueError(f"precision {precision!r} runs through the inference engine, which "
-                         f"this evaluation cannot use (multi-scale TTA, --prior-correction, "
-                         f"or a network input under 32 px or unset); use --precision fp32")
     else:  # multi-scale TTA, a changed prior correction, or frames at their own size
+        refuse_torch_precision(precision)
         cm = _torch_confusion(model, ds, expected, torch.device(device), batch_size, workers,
                               hook, tta, show_progress)
         runtime, precision = "torch", "fp32"
@@ -355,7 +332,7 @@ def evaluate_checkpoint(checkpoint: str, dataset: str, data_root: Optional[str],
                    "prior_correction": current_strength(meta),
                    "seen_in_training": seen_in_training(meta.get("train_args") or {},
                                                         [p[0] for p in ds.pairs],
-                                                        _run_dir(checkpoint),
+                                                        run_dir(checkpoint),
                                                         meta.get("lineage"))})
     if hook is not None:  # save_vis given
         save_charts(result, cm, expected.names, Path(save_vis),
@@ -372,39 +349,3 @@ def _torch_confusion(model: nn.Module, ds: Dataset, classes: ClassSet, device: t
     return evaluate_loader(model.to(device).eval(), loader, classes.num_classes,
                            classes.ignore_index, device, on_batch=hook, tta=tta,
                            show_progress=show_progress)
-
-
-def _run_dir(checkpoint: str) -> Optional[Path]:
-    """Return the folder a checkpoint's train_args paths start from: the one it lies in."""
-    from .checkpoint import CheckpointError, resolve_checkpoint
-
-    try:
-        return resolve_checkpoint(checkpoint).resolve().parent
-    except CheckpointError:
-        return None
-
-
-def _name_trained_dataset(exc: Exception, meta: Mapping[str, Any], dataset: str) -> None:
-    """Add the ``--dataset`` the checkpoint trained on to ``exc``, where not ``dataset``."""
-    trained = (meta.get("train_args") or {}).get("dataset")
-    if trained and trained != dataset:
-        root = " --data-root DIR" if trained == "folder" else ""
-        sep = "\n" if "\n" in str(exc) else "; "  # a list of a folder's problems: its own line
-        exc.args = (f"{exc}{sep}this checkpoint was trained on dataset {trained!r}: to score "
-                    f"it on that data give --dataset {trained}{root}", *exc.args[1:])
-
-
-def _dataset_classes(checkpoint: str, meta: dict, dataset: str, data_root: Optional[str]
-                     ) -> ClassSet:
-    """Return the dataset's class set, refusing a checkpoint that predicts other classes."""
-    from .checkpoint import CheckpointError, class_set_from_metadata
-    from .data import dataset_class_set
-
-    cs = class_set_from_metadata(meta)
-    expected = dataset_class_set(dataset, data_root)
-    if cs.num_classes != expected.num_classes or (
-            dataset == "folder" and list(cs.names) != list(expected.names)):
-        raise CheckpointError(f"{checkpoint}: model predicts {cs.num_classes} classes "
-                              f"{list(cs.names)} but {data_root or dataset} has "
-                              f"{expected.num_classes}: {list(expected.names)}")
-    return expected
