@@ -59,13 +59,40 @@ def brief_items(values: Sequence[Any], limit: int = 5) -> str:
 
 # What an allocation that failed says where Python raises no MemoryError: the dynamic loader
 # under a ulimit -v (ImportError/OSError of ``import torch``), torch's and the runtimes'
-# allocators (RuntimeError), a new thread's stack (RuntimeError), ENOMEM (OSError).
+# allocators (RuntimeError; ONNX Runtime's and OpenCV's own exception classes), a new
+# thread's stack (RuntimeError), ENOMEM (OSError).
 _OOM_TEXTS = ("failed to map segment", "cannot allocate memory", "can't allocate memory",
               "defaultcpuallocator", "can't start new thread", "out of memory", "bad_alloc",
-              "failed to allocate memory")
+              "failed to allocate memory", "insufficient memory")
 _OOM_TYPES = (ImportError, OSError, RuntimeError)
+# Libraries whose errors derive from Exception alone (onnxruntime's Fail, cv2.error).
+_OOM_MODULES = ("onnxruntime", "cv2")
 _MEMORY_LIMITS = "ulimit -v; systemd MemoryMax= or LimitAS="
 _OOM_WHAT_WIDTH = 160  # characters of the failed allocation's own message
+
+
+def _says_out_of_memory(exc: BaseException) -> bool:
+    """Return whether ``exc``'s own words (not a file name it carries) say memory ran out."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
+        return True
+    module = type(exc).__module__.split(".")[0]
+    if not (isinstance(exc, _OOM_TYPES) or module in _OOM_MODULES):
+        return False
+    # An OSError's str() holds its file name: "runs/out of memory/last.pt" says nothing.
+    words = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    words = " ".join(words.split()).lower()
+    if "failed to map segment" in words:
+        # The loader says the same of a library on a noexec mount: memory only under a limit.
+        return _address_space_limited()
+    return any(t in words for t in _OOM_TEXTS)
+
+
+def _address_space_limited() -> bool:
+    try:
+        import resource
+    except ImportError:  # not a Unix: no ulimit -v to blame
+        return False
+    return resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
 
 
 def out_of_memory(exc: BaseException, lower: Sequence[str] = ()) -> str | None:
@@ -79,11 +106,9 @@ def out_of_memory(exc: BaseException, lower: Sequence[str] = ()) -> str | None:
     """
     if isinstance(exc, CanetError):  # its message already says what is wrong and where
         return None
-    text = " ".join(str(exc).split())
-    known = isinstance(exc, _OOM_TYPES) and any(t in text.lower() for t in _OOM_TEXTS)
-    enomem = isinstance(exc, OSError) and exc.errno == errno.ENOMEM
-    if not (isinstance(exc, MemoryError) or known or enomem):
+    if not (isinstance(exc, MemoryError) or _says_out_of_memory(exc)):
         return None
+    text = " ".join(str(exc).split())
     start = text.find("DefaultCPUAllocator")  # torch: after "[enforce fail at alloc_cpu.cpp]"
     text = text[start:] if start > 0 else text
     if len(text) > _OOM_WHAT_WIDTH:

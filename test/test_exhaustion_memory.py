@@ -25,6 +25,7 @@ import sys
 import numpy as np
 import pytest
 
+from canet_ros import errors
 from canet_ros.cli import main, run_command
 from canet_ros.errors import CanetError, DatasetError, out_of_memory
 
@@ -48,7 +49,13 @@ def _raises(exc):
     return func
 
 
-def test_loading_torch_under_a_limit_names_the_library_and_the_limit():
+@pytest.fixture
+def memory_limit(monkeypatch):
+    """Run as under ``ulimit -v``: the only case where a library fails to map for memory."""
+    monkeypatch.setattr(errors, "_address_space_limited", lambda: True)
+
+
+def test_loading_torch_under_a_limit_names_the_library_and_the_limit(memory_limit):
     line = out_of_memory(ImportError(TORCH_MAP), ["--resolution"])
     assert line is not None and line.startswith("out of memory (ImportError: libtorch_cpu.so")
     assert "ulimit -v" in line and "MemoryMax" in line and "LimitAS" in line
@@ -74,7 +81,7 @@ def test_a_thread_without_a_stack_names_both_limits():
     assert "ulimit -v" in line and "ulimit -u" in line
 
 
-def test_gpu_memory_is_not_the_process_limit():
+def test_gpu_memory_is_not_the_process_limit(memory_limit):
     exc = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB "
                        "total capacity)")
     line = out_of_memory(exc, ["--resolution"])
@@ -140,3 +147,53 @@ def test_import_torch_under_ulimit_v_is_one_line():
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1].startswith("canet info: error: out of memory (")
     assert "ulimit -v" in done.stderr
+
+
+def test_a_library_on_a_noexec_mount_is_not_out_of_memory(monkeypatch):
+    # The loader's words are the same as under ulimit -v; without an address-space limit
+    # memory is not why (a venv or install space on a noexec /tmp, USB stick, volume).
+    monkeypatch.setattr(errors, "_address_space_limited", lambda: False)
+    assert out_of_memory(ImportError(TORCH_MAP)) is None
+    assert out_of_memory(OSError(TORCH_MAP)) is None
+
+
+def test_the_limit_is_read_from_the_process():
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    assert errors._address_space_limited() == (soft != resource.RLIM_INFINITY)
+
+
+@pytest.mark.parametrize("path", ["runs/out of memory/last.pt", "/data/bad_alloc_repro/x.png",
+                                  "cannot allocate memory.yaml"])
+def test_a_file_name_is_not_read_as_the_error(path):
+    assert out_of_memory(FileNotFoundError(errno.ENOENT, "No such file or directory",
+                                           path)) is None
+    assert out_of_memory(PermissionError(errno.EACCES, "Permission denied", path)) is None
+
+
+def _foreign_error(module, name, text):
+    # The runtimes' own classes derive from Exception alone; made here by module and name.
+    return type(name, (Exception,), {"__module__": module})(text)
+
+
+@pytest.mark.parametrize("exc", [
+    _foreign_error("onnxruntime.capi.onnxruntime_pybind11_state", "Fail",
+                   "[ONNXRuntimeError] : 1 : FAIL : BFCArena::AllocateRawInternal Failed to "
+                   "allocate memory for requested buffer of size 160000000000"),
+    _foreign_error("cv2", "error", "OpenCV(4.10.0) alloc.cpp:73: error: (-4:Insufficient "
+                   "memory) Failed to allocate 120000000000 bytes in function "
+                   "'OutOfMemoryError'"),
+])
+def test_onnx_runtime_and_opencv_running_out_are_recognised(exc):
+    line = out_of_memory(exc, ["--resolution"])
+    assert line is not None and line.startswith("out of memory (")
+    assert line.endswith("lower --resolution")
+
+
+def test_other_errors_of_those_libraries_are_not_out_of_memory():
+    fail = _foreign_error("onnxruntime.capi.onnxruntime_pybind11_state", "Fail",
+                          "[ONNXRuntimeError] : 1 : FAIL : Load model from x.onnx failed")
+    assert out_of_memory(fail) is None
+    assert out_of_memory(_foreign_error("cv2", "error", "(-215:Assertion failed) !ssize.empty()"
+                                        " in function 'resize'")) is None

@@ -57,6 +57,25 @@ def test_a_stall_after_frames_is_warned_once_a_minute_and_its_end_said():
     assert watch.problem is None
 
 
+def test_a_camera_slower_than_the_window_is_not_warned_about_at_every_frame():
+    # 0.1 Hz under the default 5 s window: a WARN and an INFO every 10 s, for ever, before.
+    now = [0.0]
+    watch = InputWatch(RAW, clock=lambda: now[0], grace_s=4.0, repeat_s=60.0, stall_s=5.0)
+    lines, received = [], 0
+    for step in range(1, 25):  # a look every 5 s for two minutes, a frame every 10 s
+        now[0] = step * 5.0
+        if step % 2:
+            received += 1
+        line = watch.check(received, lambda wiring: None, now[0] - 0.5 if step % 2 else None)
+        lines += [line] if line is not None else []
+    # At most the first gap, before the camera's pace is known, and its all-clear.
+    assert [line.warn for line in lines] in ([], [True, False])
+    # Its own pace still tells a stall: three of its intervals without a frame.
+    for now[0] in (125.0, 130.0, 135.0, 140.0, 145.0):
+        line = watch.check(received, lambda wiring: None)
+    assert watch.problem is not None and "is the camera streaming?" in watch.problem.message
+
+
 def test_a_publisher_gone_after_frames_is_not_a_misnamed_topic():
     left = diagnose(RAW, [], ["/front/image_raw"], received_before=42)
     assert left.message == (f"no frames: the publisher(s) of {TOPIC} left the ROS graph (42 "

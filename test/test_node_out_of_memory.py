@@ -39,7 +39,10 @@ def _start(rig, error):
 
 @pytest.mark.parametrize("error", [ImportError(MAP_FAILED), MemoryError(),
                                    OSError(12, "Cannot allocate memory")])
-def test_out_of_memory_while_loading_is_a_startup_error_saying_so(rig, error):
+def test_out_of_memory_while_loading_is_a_startup_error_saying_so(rig, error, monkeypatch):
+    from canet_ros import errors
+
+    monkeypatch.setattr(errors, "_address_space_limited", lambda: True)  # as under ulimit -v
     from canet_ros.ros.segmentation import StartupError
 
     with pytest.raises(StartupError) as raised:

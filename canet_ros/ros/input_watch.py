@@ -41,6 +41,8 @@ COMPRESSED = "sensor_msgs/msg/CompressedImage"
 CHECK_PERIOD_S = 5.0
 GRACE_S = 4.0
 REPEAT_S = 60.0
+# A camera this many of its own frame intervals late has stalled (its pace, not ours).
+STALL_GAPS = 3.0
 OUTPUT_NAMES = ("labels", "color", "overlay", "confidence")
 SHOWN_TOPICS = 3
 
@@ -245,7 +247,9 @@ class InputWatch:
     """Decides when the input's state is news: a new problem, a repeat, or frames again.
 
     ``stall_s``: after frames have come, this long without one from a publisher that is
-    still there is a stall (the node gives its ``stats_period``: a whole window empty).
+    still there is a stall (the node gives its ``stats_period``: a whole window empty), or
+    ``STALL_GAPS`` of the camera's own frame intervals where that is longer: a camera at
+    0.1 Hz was warned about, and cleared, every 10 s.
     """
 
     def __init__(self, wiring: InputWiring, clock: Callable[[], float] = time.monotonic,
@@ -258,6 +262,7 @@ class InputWatch:
         self._grace_s = grace_s
         self._received = 0
         self._changed_at = self._start  # when ``received`` last moved, as this clock reads
+        self._gap_s = 0.0  # the camera's seconds per frame, as last seen
         self._warned: Optional[Tuple[Tuple[str, ...], float]] = None
         self._owed_all_clear = False  # a WARN was logged, no frame has come since
 
@@ -272,15 +277,19 @@ class InputWatch:
         """
         now = self._clock()
         if received_total != self._received:
-            self._received, self._changed_at = received_total, now
+            at = now if last_frame_s is None else last_frame_s
+            if self._received > 0:  # a camera's own pace: slower than stall_s is no stall
+                self._gap_s = (at - self._changed_at) / (received_total - self._received)
+            self._received, self._changed_at = received_total, at
             owed, self._owed_all_clear = self._owed_all_clear, False
             self.problem, self._warned = None, None
             return LogLine(False, f"frames arrive on {self.wiring.topic} now") if owed else None
         if now - self._start < self._grace_s:
             return None
         self.problem = diagnose_now(self.wiring)
-        silent_s = now - (self._changed_at if last_frame_s is None else last_frame_s)
-        if self.problem is None and received_total > 0 and silent_s >= self._stall_s:
+        silent_s = now - self._changed_at
+        stall_s = max(self._stall_s, STALL_GAPS * self._gap_s)
+        if self.problem is None and received_total > 0 and silent_s >= stall_s:
             self.problem = stalled(self.wiring, silent_s, received_total)
         if self.problem is None:
             self._warned = None  # should it come back, that is news
