@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import List, Optional, Tuple
 
 # Beyond this relative difference of width/height ratios the stretch is worth a note:
-# 480x360 (4:3) vs 640x480 is none, vs 1920x1080 (16:9) is 25 %.
+# 480x360 (4:3) vs 640x480 is none, vs 1920x1080 (16:9) is 33 % (16:9 is 4/3 of 4:3).
 ASPECT_TOLERANCE = 0.05
 Format = Tuple[int, int, str]  # width, height, encoding (a CompressedImage's format)
 
