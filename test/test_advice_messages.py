@@ -249,3 +249,18 @@ def test_no_salvage_advice_fits_extract_frames(tmp_path, capsys):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_a_run_that_diverges_before_any_last_pt_is_not_told_to_resume(tmp_path):
+    # The usual too-high --lr diverges in the first epoch, before a last.pt is written.
+    from canet_ros.training.divergence import diverged
+    text = str(diverged("loss nan", 5, 0.1, tmp_path))
+    assert "--resume" not in text and "--lr" in text
+
+
+def test_runtime_messages_without_a_runtime_installed_make_sense(monkeypatch):
+    monkeypatch.setattr(cpu_runners, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(cpu_runners, "openvino_available", lambda: False)
+    assert "not on runtime 'auto'" not in cpu_runners._missing_runtime("fp32", "auto")
+    monkeypatch.setattr(cpu_runners, "onnxruntime_available", lambda: True)
+    assert cpu_runners._missing_runtime("int8", "openvino").endswith("pip install openvino")

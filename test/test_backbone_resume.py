@@ -117,3 +117,16 @@ def test_a_data_root_with_other_classes_is_refused(isolated, capsys):  # noqa: F
     err = _refused(capsys, ["train", "--resume", str(last), "--data-root", str(four)],
                    isolated / "run")
     assert "3 classes" in err and "has 4" in err and "grey" in err
+
+
+def test_a_data_set_with_the_classes_renamed_is_refused_too():
+    # Same count, other names: the classifier's rows would train under the wrong names.
+    import pytest
+
+    from canet_ros.classes import CAMVID
+    from canet_ros.training.resume_checks import check_classes
+    names = list(CAMVID.names)
+    names[0], names[1] = names[1], names[0]
+    with pytest.raises(ValueError, match="last.pt: the run's model has 11 classes"):
+        check_classes({"class_names": names}, "last.pt", CAMVID)
+    check_classes({"class_names": list(CAMVID.names)}, "last.pt", CAMVID)  # its own: fine

@@ -177,3 +177,24 @@ def test_the_input_format_is_logged_and_on_diagnostics(rig):
         return {} if status is None else {kv.key: kv.value for kv in status.values}
     assert rig.spin_until(lambda: latest().get("input_size") == "160x90")
     assert latest()["input_encoding"] == "rgb8"
+
+
+def test_a_camera_narrower_than_the_network_is_noted_as_stretched_too():
+    # 4:3 into the paper's 1024x512 (2:1): the common case, the other side of the ratio.
+    lines = InputFormat(TOPIC, (1024, 512)).see(640, 480, "bgr8")
+    assert len(lines) == 2 and "stretched" in lines[1]
+
+
+def test_a_slow_camera_whose_frames_come_a_little_late_is_no_stall():
+    now = [0.0]
+    watch = InputWatch(RAW, clock=lambda: now[0], grace_s=4.0, repeat_s=60.0, stall_s=5.0)
+    frames = [10.0 * k + (0.8 if k % 3 == 0 else 0.0) for k in range(1, 13)]  # 0.1 Hz
+    lines, received = [], 0
+    for step in range(1, 25):
+        now[0] = step * 5.0
+        new = [t for t in frames if now[0] - 5.0 < t <= now[0]]
+        received += len(new)
+        line = watch.check(received, lambda wiring: None, new[-1] if new else None)
+        if line is not None and now[0] > 20.0:  # once its pace is known
+            lines.append(line)
+    assert lines == []

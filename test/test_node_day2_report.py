@@ -189,3 +189,26 @@ def test_a_stop_logs_the_life_totals_after_the_worker_ended(rig):
     words = "stopped: received 1, published 1, dropped 0, idle 0, malformed 0, failed 0 over"
     assert rig.spin_until(lambda: any(words in m.msg for m in rosout), timeout=30), \
         [m.msg for m in rosout]
+
+
+def test_the_qos_rule_reads_rmws_infinity_and_both_liveliness_cases():
+    # The graph reports an infinite deadline and lease as 2**63 - 1 ns: a default reader
+    # (rviz) must not be named as asking for either.
+    from rclpy.duration import Duration
+    from rclpy.qos import LivelinessPolicy, QoSProfile
+
+    from canet_ros.ros.output_readers import mismatch
+    infinite = Duration(nanoseconds=2 ** 63 - 1)
+    assert mismatch(QoSProfile(depth=10, deadline=infinite,
+                               liveliness_lease_duration=infinite)) is None
+    assert "manual_by_topic" in mismatch(QoSProfile(
+        depth=1, liveliness=LivelinessPolicy.MANUAL_BY_TOPIC))
+    assert "liveliness lease" in mismatch(QoSProfile(
+        depth=1, liveliness_lease_duration=Duration(seconds=2)))
+
+
+def test_a_wall_clock_stamp_off_the_clock_is_not_called_time_since_boot():
+    from canet_ros.ros.stamp_check import out_of_range_warning
+    wall = 1_764_999_900 * 10 ** 9  # December 2025: a real clock, an hour off
+    assert "booted" not in out_of_range_warning(3600.0, wall, sim_time=False)
+    assert "booted" in out_of_range_warning(3600.0, 100 * 10 ** 9, sim_time=False)

@@ -295,8 +295,9 @@ def test_a_black_swatch_has_an_outline_in_the_video_legend(monkeypatch, tmp_path
 
 
 # CamVid's Sky is (128, 128, 128), the outline's grey: its swatch was a plain grey block.
+# White too: a ring as light as the swatch would swallow it.
 @pytest.mark.parametrize("grey", [(128, 128, 128), (140, 120, 128), (69, 69, 69),
-                                  (187, 187, 187), (187, 69, 128)])
+                                  (187, 187, 187), (187, 69, 128), (255, 255, 255)])
 @pytest.mark.parametrize("height", [120, 2160])
 def test_a_grey_swatch_stands_out_from_its_outline(grey, height):
     from canet_ros.bag.video import render_legend
