@@ -261,3 +261,31 @@ def cpu_loops(request, monkeypatch):
         if not kernels.available():
             pytest.skip("numba is not installed (the optional extra canet_ros[numba])")
     return request.param
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """Return ``mount(size)``: a new folder on a tmpfs of ``size`` ("4m", "64k"); a full disk.
+
+    Every mount is undone after the test; the test skips where mounting is not permitted
+    (not root, not Linux, a container without the capability).
+    """
+    import subprocess
+
+    mounted = []
+
+    def mount(size: str) -> Path:
+        if not sys.platform.startswith("linux") or os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root on Linux")
+        disk = tmp_path / f"tmpfs{len(mounted)}"
+        disk.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                               str(disk)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"mount not permitted here: {done.stderr.strip()}")
+        mounted.append(disk)
+        return disk
+
+    yield mount
+    for disk in mounted:
+        subprocess.run(["umount", str(disk)], check=False)

@@ -171,6 +171,23 @@ def call_service(rig, service_type, name: str, request):
     return future.result()
 
 
+def status_log(rig, node):
+    """Listen to /diagnostics and rosout; return them and a filter of ``node``'s log lines."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    rosout = rig.probe.rosout()
+    diagnostics = rig.probe.listen("/diagnostics", DiagnosticArray)
+    name = node.get_fully_qualified_name().lstrip("/").replace("/", ".")
+
+    def logged(level, words):
+        return [m.msg for m in rosout if m.level == level and m.name == name and words in m.msg]
+    return diagnostics, logged
+
+
+def latest_status(diagnostics):
+    """The newest DiagnosticStatus received, or None before the first."""
+    return diagnostics[-1].status[0] if diagnostics else None
+
+
 class Probe:
     """A test node: subscribes to whatever a test wants to see and keeps every message."""
 

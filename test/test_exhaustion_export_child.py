@@ -20,9 +20,7 @@ be cached, so the start exported a second time in-process and kept torch loaded 
 """
 import collections
 import logging
-import os
 import shutil
-import subprocess
 import sys
 
 import pytest
@@ -88,21 +86,10 @@ def test_a_disk_that_cannot_be_asked_leaves_it_to_the_child(no_torch_here, monke
     assert export_child.worth_a_child(no_torch_here)
 
 
-def test_a_full_tmpfs_gets_no_child(no_torch_here, monkeypatch, tmp_path):
+def test_a_full_tmpfs_gets_no_child(no_torch_here, monkeypatch, small_tmpfs):
     # The real file system, where it can be had: a 64 KiB tmpfs as the cache.
-    if not sys.platform.startswith("linux") or os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root on Linux")
-    cache = tmp_path / "small"
-    cache.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(cache)],
-                             capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"mount not permitted here: {mounted.stderr.strip()}")
-    try:
-        monkeypatch.setenv("CANET_ROS_CACHE", str(cache))
-        assert not export_child.worth_a_child(no_torch_here)
-    finally:
-        subprocess.run(["umount", str(cache)], check=False)
+    monkeypatch.setenv("CANET_ROS_CACHE", str(small_tmpfs("64k")))
+    assert not export_child.worth_a_child(no_torch_here)
 
 
 def test_the_engine_asks_for_room_for_its_own_checkpoint(monkeypatch, tmp_path):

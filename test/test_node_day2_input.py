@@ -20,7 +20,7 @@ frame size or encoding went unsaid. The rules are read without ROS first, then a
 driven over DDS in-process as in test_node_input_diagnosis.py.
 """
 import pytest
-from ros_helpers import TOPIC, image_msg, synthetic_frame
+from ros_helpers import TOPIC, image_msg, latest_status, status_log, synthetic_frame
 
 from canet_ros.ros.input_format import InputFormat
 from canet_ros.ros.input_watch import IMAGE, Endpoint, InputWatch, InputWiring, diagnose
@@ -102,27 +102,12 @@ def test_input_format_is_said_first_on_change_and_a_stretch_once():
 
 
 # -- over DDS -------------------------------------------------------------------------------
-def _status_log(rig, node):
-    from diagnostic_msgs.msg import DiagnosticArray
-    rosout = rig.probe.rosout()
-    diagnostics = rig.probe.listen("/diagnostics", DiagnosticArray)
-    name = node.get_fully_qualified_name().lstrip("/").replace("/", ".")
-
-    def logged(level, words):
-        return [m.msg for m in rosout if m.level == level and m.name == name and words in m.msg]
-    return diagnostics, logged
-
-
-def _status(diagnostics):
-    return diagnostics[-1].status[0] if diagnostics else None
-
-
 @pytest.mark.usefixtures("one_torch_thread")
 def test_a_stalled_camera_gives_a_warn_status_and_frames_again_give_ok(rig):
     from diagnostic_msgs.msg import DiagnosticStatus
     from rcl_interfaces.msg import Log
     node = rig.node(stats_period=0.4)
-    diagnostics, logged = _status_log(rig, node)
+    diagnostics, logged = status_log(rig, node)
     got = rig.listen(node, "labels")
     for count in (1, 2):
         rig.send(node, image_msg(synthetic_frame(seed=count)))
@@ -132,21 +117,21 @@ def test_a_stalled_camera_gives_a_warn_status_and_frames_again_give_ok(rig):
     assert rig.spin_until(lambda: logged(Log.WARN, words), timeout=60), \
         [m.msg for m in rig.probe.got["/rosout"]]
     assert "(2 received before); its publisher is still there" in logged(Log.WARN, words)[0]
-    assert rig.spin_until(lambda: words in getattr(_status(diagnostics), "message", ""))
-    assert _status(diagnostics).level == DiagnosticStatus.WARN
+    assert rig.spin_until(lambda: words in getattr(latest_status(diagnostics), "message", ""))
+    assert latest_status(diagnostics).level == DiagnosticStatus.WARN
     reports = len(diagnostics)
     assert rig.spin_until(lambda: len(diagnostics) >= reports + 4)
     assert len(logged(Log.WARN, words)) == 1  # once, not every report
     rig.send(node, image_msg(synthetic_frame(seed=3)))
     assert rig.spin_until(lambda: logged(Log.INFO, f"frames arrive on {TOPIC} now"))
-    assert rig.spin_until(lambda: _status(diagnostics).level == DiagnosticStatus.OK)
+    assert rig.spin_until(lambda: latest_status(diagnostics).level == DiagnosticStatus.OK)
 
 
 @pytest.mark.usefixtures("one_torch_thread")
 def test_a_camera_that_leaves_after_frames_is_asked_about_not_renamed(rig):
     from rcl_interfaces.msg import Log
     node = rig.node(stats_period=0.4)
-    _, logged = _status_log(rig, node)
+    _, logged = status_log(rig, node)
     got = rig.listen(node, "labels")
     rig.send(node, image_msg(synthetic_frame()))
     rig.wait_for(got)
@@ -161,7 +146,7 @@ def test_a_camera_that_leaves_after_frames_is_asked_about_not_renamed(rig):
 def test_the_input_format_is_logged_and_on_diagnostics(rig):
     from rcl_interfaces.msg import Log
     node = rig.node(stats_period=0.3)  # the seeded model runs at 128x96 (4:3)
-    diagnostics, logged = _status_log(rig, node)
+    diagnostics, logged = status_log(rig, node)
     got = rig.listen(node, "labels")
     rig.send(node, image_msg(synthetic_frame(120, 160)))
     rig.wait_for(got)
@@ -173,7 +158,7 @@ def test_the_input_format_is_logged_and_on_diagnostics(rig):
     assert rig.spin_until(lambda: logged(Log.INFO, "stretched"))
 
     def latest():
-        status = _status(diagnostics)
+        status = latest_status(diagnostics)
         return {} if status is None else {kv.key: kv.value for kv in status.values}
     assert rig.spin_until(lambda: latest().get("input_size") == "160x90")
     assert latest()["input_encoding"] == "rgb8"

@@ -20,7 +20,7 @@ used to end in ``in 0.0 fps`` and an OK /diagnostics. The first tests read the r
 without ROS; the rest wire a node wrong over DDS, as a user would.
 """
 import pytest
-from ros_helpers import TOPIC, image_msg, jpeg_msg, synthetic_frame
+from ros_helpers import TOPIC, image_msg, jpeg_msg, latest_status, status_log, synthetic_frame
 
 from canet_ros.ros.input_watch import (
     COMPRESSED,
@@ -179,21 +179,6 @@ def test_each_situation_is_warned_once_then_each_minute_and_the_recovery_is_said
 
 
 # -- over DDS -------------------------------------------------------------------------------
-def _status_log(rig, node):
-    from diagnostic_msgs.msg import DiagnosticArray
-    rosout = rig.probe.rosout()
-    diagnostics = rig.probe.listen("/diagnostics", DiagnosticArray)
-    name = node.get_fully_qualified_name().lstrip("/").replace("/", ".")
-
-    def logged(level, words):
-        return [m.msg for m in rosout if m.level == level and m.name == name and words in m.msg]
-    return diagnostics, logged
-
-
-def _latest_status(diagnostics):
-    return diagnostics[-1].status[0] if diagnostics else None
-
-
 def test_a_remap_of_another_nodes_topic_name_gets_a_warning_and_a_warn_status(rig):
     from diagnostic_msgs.msg import DiagnosticStatus
     from rcl_interfaces.msg import Log
@@ -203,13 +188,13 @@ def test_a_remap_of_another_nodes_topic_name_gets_a_warning_and_a_warn_status(ri
         "--ros-args", "-r", "image_in:=/front/image_raw", "-r", "image:=/front/image_raw",
         "-r", "~/in/image:=/front/image_raw"])
     camera = rig.probe.node.create_publisher(Image, "/front/image_raw", 1)
-    diagnostics, logged = _status_log(rig, node)
+    diagnostics, logged = status_log(rig, node)
     words = f"no frames: nothing publishes on {TOPIC}"
     assert rig.spin_until(lambda: logged(Log.WARN, words), timeout=90), \
         [m.msg for m in rig.probe.got["/rosout"]]
     assert "Image is published on /front/image_raw" in logged(Log.WARN, words)[0]
-    assert rig.spin_until(lambda: words in getattr(_latest_status(diagnostics), "message", ""))
-    assert _latest_status(diagnostics).level == DiagnosticStatus.WARN
+    assert rig.spin_until(lambda: words in getattr(latest_status(diagnostics), "message", ""))
+    assert latest_status(diagnostics).level == DiagnosticStatus.WARN
     reports = len(diagnostics)
     assert rig.spin_until(lambda: len(diagnostics) >= reports + 5)  # five more looks
     assert len(logged(Log.WARN, words)) == 1, logged(Log.WARN, words)
@@ -217,7 +202,7 @@ def test_a_remap_of_another_nodes_topic_name_gets_a_warning_and_a_warn_status(ri
     rig.probe.node.destroy_publisher(camera)
     rig.send(node, image_msg(synthetic_frame()))
     assert rig.spin_until(lambda: logged(Log.INFO, f"frames arrive on {TOPIC} now"))
-    assert rig.spin_until(lambda: _latest_status(diagnostics).level == DiagnosticStatus.OK)
+    assert rig.spin_until(lambda: latest_status(diagnostics).level == DiagnosticStatus.OK)
 
 
 def test_a_long_stats_period_still_looks_within_seconds_at_the_topic_it_reads(rig):
@@ -225,7 +210,7 @@ def test_a_long_stats_period_still_looks_within_seconds_at_the_topic_it_reads(ri
     # stats_period 600: the input is still looked at every few seconds, and the WARN names
     # the topic the node subscribes to (with its /compressed), not the parameter's base.
     node = rig.node(stats_period=600.0, input_transport="compressed")
-    _, logged = _status_log(rig, node)
+    _, logged = status_log(rig, node)
     words = f"no frames: nothing publishes on {TOPIC}/compressed"
     assert rig.spin_until(lambda: logged(Log.WARN, words), timeout=45), \
         [m.msg for m in rig.probe.got["/rosout"]]
@@ -239,7 +224,7 @@ def test_a_compressed_publisher_on_the_raw_input_is_named(rig):
     node = rig.node(stats_period=0.3, image_topic="/cam/compressed")
     camera = start_camera("/cam", "64x48", rate=5.0, transport="compressed", camvid=False)
     try:
-        _, logged = _status_log(rig, node)
+        _, logged = status_log(rig, node)
         words = ("/cam/compressed carries sensor_msgs/msg/CompressedImage (from /test_camera), "
                  "but the node reads sensor_msgs/msg/Image there; set input_transport:=compressed")
         assert rig.spin_until(lambda: logged(Log.WARN, words), timeout=90), \
@@ -257,7 +242,7 @@ def test_a_camera_publishing_only_its_compressed_stream_is_named(rig):
     node = rig.node(stats_period=0.3)
     rig.probe.node.create_publisher(CompressedImage, f"{TOPIC}/compressed",
                                     qos_profile_sensor_data)
-    _, logged = _status_log(rig, node)
+    _, logged = status_log(rig, node)
     words = (f"CompressedImage is published on {TOPIC}/compressed (from /probe); "
              "set input_transport:=compressed")
     assert rig.spin_until(lambda: logged(Log.WARN, words), timeout=90), \
@@ -270,7 +255,7 @@ def test_a_reliable_reader_under_a_best_effort_camera_is_named(rig):
     from sensor_msgs.msg import Image
     node = rig.node(stats_period=0.3, qos_reliability="reliable")
     rig.probe.node.create_publisher(Image, TOPIC, qos_profile_sensor_data)
-    _, logged = _status_log(rig, node)
+    _, logged = status_log(rig, node)
     assert rig.spin_until(lambda: logged(Log.WARN, "(/probe) offer best effort"), timeout=90), \
         [m.msg for m in rig.probe.got["/rosout"]]
 
