@@ -184,7 +184,7 @@ def status_log(rig, node):
 
 
 def latest_status(diagnostics):
-    """The newest DiagnosticStatus received, or None before the first."""
+    """Return the newest DiagnosticStatus received, or None before the first."""
     return diagnostics[-1].status[0] if diagnostics else None
 
 

@@ -35,7 +35,7 @@ FRAMES = 4
 
 @pytest.fixture
 def small_disk(small_tmpfs):
-    """A 4 MiB tmpfs, unmounted afterwards; skip where it cannot be mounted."""
+    """Mount a 4 MiB tmpfs, unmounted afterwards; skip where it cannot be mounted."""
     return small_tmpfs("4m")
 
 
