@@ -49,6 +49,25 @@ def _logged(rosout, level, words):
 
 
 # -- which checkpoint runs ----------------------------------------------------------------
+def test_a_cached_start_hands_its_digest_on_and_the_node_hashes_no_more(
+        seeded, tmp_path, monkeypatch):
+    # The engine hashes the file to find its cached export; the node used to hash it again
+    # (~0.4 s for a ResNet101 file at every start).
+    from canet_ros.inference import SegmentationEngine
+    from canet_ros.ros import node_report
+    monkeypatch.setenv("CANET_ROS_CACHE", str(tmp_path / "cache"))
+    SegmentationEngine(str(seeded), device="cpu", precision="fp32", warmup=False)  # exports
+    engine = SegmentationEngine(str(seeded), device="cpu", precision="fp32", warmup=False)
+    assert engine.checkpoint_digest == _sha256(seeded)[:32]
+
+    def hashed(path):
+        raise AssertionError(f"{path} hashed a second time")
+
+    monkeypatch.setattr(node_report, "file_digest", hashed)
+    assert node_report.checkpoint_digest(engine.checkpoint_path,
+                                         engine.checkpoint_digest) == _sha256(seeded)[:12]
+
+
 def test_two_files_at_one_path_give_different_ready_lines_and_diagnostics(rig, seeded, tmp_path):
     from diagnostic_msgs.msg import DiagnosticArray
     path = tmp_path / "model.pt"

@@ -120,6 +120,7 @@ class SegmentationEngine(CpuFramePath):
         self._device_path: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self.checkpoint_path: Path | None = None
+        self.checkpoint_digest: str | None = None  # SHA-256 (32 hex), if a cached start hashed it
         if not self._torch_free(checkpoint, backbone, device, runtime, resolution,
                                 export_in_child):
             self._from_torch(checkpoint, backbone, class_set, device, runtime, resolution,
@@ -163,7 +164,8 @@ class SegmentationEngine(CpuFramePath):
                     resolution: tuple[int, int] | None) -> bool:
         """Run the cached export on ORT or OpenVINO (both read .onnx), without torch, if cached."""
         try:
-            entry = cached_graph(file_digest(path), resolution)
+            digest = file_digest(path)
+            entry = cached_graph(digest, resolution)
         except OSError:
             return False  # the torch path reports it in full
         if entry is None:
@@ -182,7 +184,7 @@ class SegmentationEngine(CpuFramePath):
             return False
         self.device_type, self.device_name, self.runtime = "cpu", cpu_name(), runner.runtime
         self.precision = runner.precision
-        self._runner = runner
+        self._runner, self.checkpoint_digest = runner, digest
         log.debug("engine from the cached ONNX export %s (torch not loaded)", entry.path)
         return True
 

@@ -113,7 +113,8 @@ class SegmentationNode(RuntimeParameters, Node):
         try:
             self._cfg = self._read_parameters()
             self._engine = self._load_engine(engine_factory or default_engine_factory)
-            self._digest = checkpoint_digest(self._engine.checkpoint_path)
+            self._digest = checkpoint_digest(self._engine.checkpoint_path,
+                                             getattr(self._engine, "checkpoint_digest", None))
             self._create_io()
             self.add_on_set_parameters_callback(self._on_set_parameters)
             self._accepting_changes = True
