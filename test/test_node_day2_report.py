@@ -91,7 +91,11 @@ def test_two_files_at_one_path_give_different_ready_lines_and_diagnostics(rig, s
     seeded_checkpoint(path, num_classes=5)  # retrained, copied over the old file
     second_hash = _sha256(path)[:12]
     assert second_hash != first_hash
+    # The rig shares engines by their arguments: the same path must load the new file.
+    for key in [key for key in rig._engines if key[0][:1] == (str(path),)]:
+        del rig._engines[key]
     second = rig.node(node_name="second")
+    assert "(5 classes, " in second._ready_message()  # the new file runs, not the old
     assert f"(sha256 {second_hash})" in second._ready_message()
 
 
