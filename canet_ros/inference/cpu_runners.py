@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from . import cpu_features
-from .onnx_runtime import OnnxRunner, cache_dir, onnxruntime_available
+from .onnx_runtime import OnnxRunner, cache_dir, onnxruntime_available, writable_parent
 from .openvino_runner import OpenVinoRunner, openvino_available
 from .results import EngineError, cpu_name
 
@@ -239,10 +239,8 @@ def _graph_size(graph: Path | bytes) -> int:
 
 def _can_keep(folder: Path, size: int) -> bool:
     """Whether a file of ``size`` bytes can be written in ``folder`` (made if missing)."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    existing = writable_parent(folder)
+    if existing is None:
         return False
     try:
         return shutil.disk_usage(existing).free >= size

@@ -108,9 +108,11 @@ EXPORT_ROOM_UNKNOWN = 256 * 1000 * 1000  # no file size known: a large backbone'
 
 def _room_for_export(folder: Path, path: Path | None) -> bool:
     """Return whether ``folder``'s disk has room for ``path``'s export; warn where not."""
+    from .onnx_runtime import writable_parent
+
     try:
         needed = EXPORT_ROOM_UNKNOWN if path is None else EXPORT_ROOM_FACTOR * path.stat().st_size
-        free = shutil.disk_usage(_existing(folder)).free
+        free = shutil.disk_usage(writable_parent(folder) or folder).free
     except OSError:  # cannot tell: the child finds out, as before
         return True
     if free >= needed:
@@ -123,23 +125,15 @@ def _room_for_export(folder: Path, path: Path | None) -> bool:
     return False
 
 
-def _existing(folder: Path) -> Path:
-    """``folder`` or its nearest parent that exists (the export makes the rest)."""
-    while not folder.exists() and folder.parent != folder:
-        folder = folder.parent
-    return folder
-
-
 def _writable_folder() -> Path | None:
     """Return the export cache's folder where this process may write it (or make it)."""
-    from .onnx_runtime import cache_dir
+    from .onnx_runtime import cache_dir, writable_parent
 
     root = cache_dir()
     if root is None:
         return None
     root = root / "onnx"
-    folder = _existing(root)
-    return root if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK) else None
+    return root if writable_parent(root) is not None else None
 
 
 def export_in_child(path: Path, backbone: str | None, precision: str, runtime: str,

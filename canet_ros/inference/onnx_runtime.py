@@ -121,6 +121,17 @@ def _say_no_cache(reason: str) -> None:
              "again: set CANET_ROS_CACHE to a writable folder", reason)
 
 
+def writable_parent(folder: Path) -> Path | None:
+    """Return ``folder`` or its nearest existing parent where this process may make it, else None.
+
+    What a write there (the export, the int8 graph) would need: the missing folders are made.
+    """
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    return existing if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK) else None
+
+
 def _onnx_dir() -> Path | None:
     root = cache_dir()
     return None if root is None else root / "onnx"
