@@ -26,8 +26,8 @@ import re
 # live on the training side so that it never imports the CLI.
 from ..training.config_types import device, int_at_least, non_negative_int, positive_int
 
-__all__ = ["device", "int_at_least", "non_negative_int", "positive_int", "resolution",
-           "width_x_height"]
+__all__ = ["checkpoint_spec", "device", "int_at_least", "non_negative_int", "positive_int",
+           "resolution", "width_x_height"]
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
@@ -44,3 +44,15 @@ def resolution(text: str) -> str:
     """Return a network input size "WIDTHxHEIGHT", as text (the engine checks the limits)."""
     width_x_height(text)
     return text.strip()
+
+
+def checkpoint_spec(text: str) -> str:
+    """Return a --checkpoint value: a file or 'default', never empty.
+
+    An unset shell variable (``--checkpoint "$CKPT"``) must not run the bundled model in
+    place of the file the script meant.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty; give a checkpoint file or 'default' (the "
+                                         "bundled model)")
+    return text

@@ -24,7 +24,7 @@ import sys
 from typing import Any
 
 from . import positive_int, tta_scale
-from .argtypes import device, non_negative_int, width_x_height
+from .argtypes import checkpoint_spec, device, non_negative_int, width_x_height
 from .choices import BACKBONES
 
 frame_size = width_x_height  # argparse type: "WIDTHxHEIGHT" -> (width, height)
@@ -68,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=non_negative_int, default=2,
                    help="untimed iterations first (default 2, after the first call and the "
                    "round that sizes the run)")
-    p.add_argument("--checkpoint", default=None,
+    p.add_argument("--checkpoint", type=checkpoint_spec, default=None,
                    help="checkpoint to time ('default' = bundled model); without it an "
                    "untrained CANet with the CamVid class count, which costs the same")
     p.add_argument("--compare", action="store_true",

@@ -24,7 +24,7 @@ from ..checkpoint import CheckpointError
 from ..errors import DatasetError
 from ..metrics import clean_json
 from . import EXIT_INTERRUPTED, positive_int, prior_strength, run_command, tta_scale
-from .argtypes import device, non_negative_int, resolution
+from .argtypes import checkpoint_spec, device, non_negative_int, resolution
 from .choices import DATASETS
 from .shm import report_shm_or_raise
 
@@ -36,7 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "classes absent from prediction and ground truth left out of the mean. "
                     "Frames are resized to the network resolution, logits upsampled to the "
                     "label size.")
-    p.add_argument("--checkpoint", default="default", help="checkpoint path or 'default'")
+    p.add_argument("--checkpoint", type=checkpoint_spec, default="default",
+                   help="checkpoint path or 'default'")
     p.add_argument("--dataset", choices=DATASETS, default="camvid")
     p.add_argument("--data-root", default=None,
                    help="dataset folder (default: $CANET_CAMVID_ROOT / $CANET_CITYSCAPES_ROOT "

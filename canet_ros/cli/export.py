@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from . import positive_int, prior_strength
-from .argtypes import device
+from .argtypes import checkpoint_spec, device
 
 PROG = "canet export"
 
@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "has the trtexec line). --format checkpoint: a run's best.pt or last.pt as the "
         "checkpoint the node loads: fp16, no optimiser state, EMA weights where the run kept "
         "them, and with --prior-correction the class-prior correction baked in.")
-    p.add_argument("--checkpoint", default="default",
+    p.add_argument("--checkpoint", type=checkpoint_spec, default="default",
                    help="checkpoint path or 'default' (the bundled CamVid model)")
     p.add_argument("--format", choices=("onnx", "checkpoint"), default="onnx",
                    help="output format (default onnx)")

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .argtypes import device, resolution
+from .argtypes import checkpoint_spec, device, resolution
 
 PROG = "canet extract-frames"
 
@@ -59,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--duplicate-threshold", type=_non_negative, default=4.0, metavar="D",
                    help="skip a frame whose 32x24 grey thumbnail differs from a kept one's by "
                         "less than D grey levels on average (0-255; default 4; 0 keeps all)")
-    p.add_argument("--checkpoint", default="default",
+    p.add_argument("--checkpoint", type=checkpoint_spec, default="default",
                    help="model for the pre-labels and the class list ('default' = the bundled "
                         "CamVid model)")
     p.add_argument("--backbone", choices=BACKBONES, help="must match the checkpoint when given")

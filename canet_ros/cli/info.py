@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from . import positive_int
+from .argtypes import checkpoint_spec
 from .choices import BACKBONES
 
 # Paper Table 2 (1024x512, 19 classes); the paper's "FLOPs" are multiply-accumulates.
@@ -39,8 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-classes", type=positive_int, default=19)
     p.add_argument("--height", type=positive_int, default=512)
     p.add_argument("--width", type=positive_int, default=1024)
-    p.add_argument("--checkpoint", help="describe this checkpoint ('default' = bundled model) "
-                   "instead of a fresh model")
+    p.add_argument("--checkpoint", type=checkpoint_spec,
+                   help="describe this checkpoint ('default' = bundled model) instead of a "
+                   "fresh model")
     p.add_argument("--system", action="store_true", help="describe this machine instead: "
                    "torch and CUDA, the CPU's precisions and runtimes, what precision auto "
                    "tries, whether the numba loops run and why not; no model is loaded")

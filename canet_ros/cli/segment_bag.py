@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import EXIT_INTERRUPTED, error_text, run_command
-from .argtypes import device, resolution
+from .argtypes import checkpoint_spec, device, resolution
 
 PROG = "canet segment-bag"
 
@@ -46,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="mono8/mono16 label images in the bag, matched by header stamp")
     gt.add_argument("--gt-dir", metavar="D", type=Path,
                     help="label PNGs named <sec>_<nanosec>.png, <stamp_ns>.png or <index>.png")
-    p.add_argument("--checkpoint", default="default",
+    p.add_argument("--checkpoint", type=checkpoint_spec, default="default",
                    help="checkpoint file ('default' = the bundled CamVid model)")
     p.add_argument("--backbone", choices=BACKBONES, help="must match the checkpoint when given")
     p.add_argument("--resolution", metavar="WxH", type=resolution,

@@ -72,6 +72,18 @@ def weights_file(text: str) -> str:
     return text
 
 
+def path_text(text: str) -> str:
+    """Return a file or folder path as given, refusing an empty one.
+
+    An unset shell variable (``--resume "$RUN/last.pt"`` is caught by the file check, but
+    ``--resume "$LAST"`` is not) would otherwise start a new run, or train from scratch,
+    with no word.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path names no file")
+    return text
+
+
 def parse_val_set(text: str) -> Dict[str, Any]:
     """``heldout=train:0001TP,0006R0`` -> {name, split, include}."""
     if "=" not in text:
@@ -94,6 +106,9 @@ FORMS: Dict[str, Tuple[Callable[[str], Any], str]] = {
     "max_steps_this_run": (positive_int, _AT_LEAST_1),
     "late_crop_epochs": (non_negative_int, "an integer of at least 0"),
     "pretrained_backbone": (weights_file, "true, false or the path of a .pth weights file"),
+    **{name: (path_text, "a path (not empty)")
+       for name in ("resume", "init_weights", "class_map", "data_root", "replay_root",
+                    "export")},
 }
 # Options that are a switch or a path: true = torchvision's ImageNet weights from the torch
 # hub cache, a path = that file (the flag: --pretrained-backbone [FILE]).
