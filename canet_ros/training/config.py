@@ -130,7 +130,8 @@ class TrainConfig:
     # Normalisation; None = compute from the training frames (zero mean, unit variance).
     mean: Optional[List[float]] = None
     std: Optional[List[float]] = None
-    # Network input at evaluation (width, height); None = the validation frames' size.
+    # Network input at evaluation (width, height); None = the --resume/--init-weights
+    # checkpoint's input size, else the validation frames' size.
     input_size: Optional[List[int]] = None
     # Runtime.
     val_every: int = 1

@@ -77,14 +77,16 @@ def _pixel_counts(train: SegmentationDataset, cs: ClassSet) -> np.ndarray:
 def _fill_statistics(cfg: TrainConfig, train: SegmentationDataset, cs: ClassSet,
                      verbose: bool) -> None:
     source = cfg.resume or cfg.init_weights
-    if source and (cfg.mean is None or cfg.std is None):
+    unset = cfg.mean is None or cfg.std is None or cfg.input_size is None
+    blob = read_checkpoint(source) if source and unset else None
+    if blob is not None and cfg.input_size is None and blob.get("input_size"):
+        # The starting model's input size, not the new frames' (a 1920x1200 camera), with
+        # or without a --mean/--std of its own: it becomes the node's default resolution.
+        cfg.input_size = [int(v) for v in blob["input_size"]]
+    if blob is not None and (cfg.mean is None or cfg.std is None):
         # Resumed or fine-tuned weights expect the normalisation they were trained with.
-        blob = read_checkpoint(source)
         cfg.mean = cfg.mean or [float(v) for v in blob["mean"]]
         cfg.std = cfg.std or [float(v) for v in blob["std"]]
-        if cfg.input_size is None and blob.get("input_size"):
-            # The starting model's input size, not the new frames' (a 1920x1200 camera).
-            cfg.input_size = [int(v) for v in blob["input_size"]]
         if verbose:
             print(f"normalisation from {resolve_checkpoint(source)}: "
                   f"mean={cfg.mean} std={cfg.std}", flush=True)
