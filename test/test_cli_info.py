@@ -115,3 +115,32 @@ def test_the_bundled_model_shows_its_own_figures(capsys):
     assert "CamVid val" in figures and "68.8 mIoU, 93.3 % global accuracy" in figures
     assert "40-55 mIoU" in figures
     assert "init_weights ../start_mnv2_scratch.pt: CANet1 trained from random weights" in text
+
+
+def test_info_on_a_backbone_the_paper_has_no_row_for(capsys, monkeypatch):
+    """A backbone added as docs/design.md's Extending says: info describes it, no paper row."""
+    import dataclasses
+
+    from canet_ros.cli import info as info_cli
+    from canet_ros.models import backbones, canet
+
+    # A fourth backbone wired everywhere the model needs it, but not in PAPER_TABLE2.
+    extra = dataclasses.replace(backbones.SPECS["resnet18"], name="extra18")
+    monkeypatch.setitem(backbones.SPECS, "extra18", extra)
+    monkeypatch.setitem(canet._DECODER_WIDTHS, "extra18", (256, 256, 256))
+    monkeypatch.setattr(info_cli, "BACKBONES", info_cli.BACKBONES + ("extra18",))
+    info = run_json(capsys, "info", "--backbone", "extra18", "--num-classes", "3",
+                    "--height", "64", "--width", "96", "--json")
+    assert info["backbone"] == "extra18" and info["output_shape"] == [1, 3, 64, 96]
+    assert info["paper"]["model"] is None and info["paper"]["params_m"] is None
+    assert "no row" in info["paper"]["note"]
+
+
+def test_paper_rows_are_the_papers_three_canets():
+    """The paper names CANet1/2/3 for MobileNetV2, ResNet18, ResNet101 (section 3.3)."""
+    from canet_ros.cli.choices import BACKBONES
+    from canet_ros.cli.info import PAPER_TABLE2
+
+    assert {k: v["name"] for k, v in PAPER_TABLE2.items()} == {
+        "mobilenetv2": "CANet1", "resnet18": "CANet2", "resnet101": "CANet3"}
+    assert set(PAPER_TABLE2) <= set(BACKBONES)  # no row for a backbone that is gone

@@ -13,13 +13,18 @@
 # limitations under the License.
 
 """CANet model: shapes, gradients, attention blocks and the paper's Table 2 budgets."""
+import math
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+import canet_ros.models as models
 from canet_ros.models import BACKBONES, build_canet, count_macs, count_params
+from canet_ros.models.backbones import SPECS
 from canet_ros.models.blocks import FCA, ChannelAttention, SpatialAttention, SpatialBranch
+from canet_ros.models.canet import _DECODER_WIDTHS
 
 # Paper Table 2 at 1024x512 with 19 classes ("FLOPs" there are multiply-accumulates).
 PAPER = {"mobilenetv2": (4.8e6, 18.5e9), "resnet18": (15.8e6, 38.7e9)}
@@ -55,11 +60,45 @@ class TestEveryBackbone:
             assert all(g is not None for g in grads)
             assert any(g.abs().sum() > 0 for g in grads)
 
+    @pytest.mark.parametrize("hw", [(97, 131), (64, 96)])
+    def test_backbone_gives_the_last_two_strides(self, model, hw):
+        """Check ``low`` is the 1/16 stage and ``high`` the 1/32 one (paper 3.1, design.md).
+
+        The decoder crops its deconvolutions to the skip feature's size, so a wrong stage
+        still gives logits of the right size; only the feature maps themselves tell.
+        """
+        spec = SPECS[model.backbone_name]
+        model.eval()
+        with torch.no_grad():
+            feats = model.context(torch.randn(1, 3, *hw))
+        assert set(feats) == {"low", "high"}
+        # Every stride-2 layer pads so that it rounds up: ceil(H / 2**k) at stride 2**k.
+        h, w = hw
+        low, high = feats["low"].shape, feats["high"].shape
+        assert low == (1, spec.low_channels, math.ceil(h / 16), math.ceil(w / 16))
+        assert high == (1, spec.high_channels, math.ceil(h / 32), math.ceil(w / 32))
+
     def test_backbone_head_is_dropped(self, model):
         names = [n for n, _ in model.context.named_modules()]
         assert not any(n.startswith(("fc", "classifier", "avgpool")) for n in names)
         if model.backbone_name == "mobilenetv2":
             assert "18" not in dict(model.context.named_children())  # the final 1x1 conv
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_each_backbone_has_its_public_builder(backbone):
+    """Check ``canet_<name>`` exists, is exported, and builds that backbone's CANet."""
+    builder = getattr(models, f"canet_{backbone}", None)
+    assert builder is not None and f"canet_{backbone}" in models.__all__
+    built = builder(3)
+    assert (built.backbone_name, built.num_classes) == (backbone, 3)
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_deconv_width_follows_the_documented_rule(backbone):
+    """docs/design.md: half the 1/32 stage's channels, rounded down to 64s, at most 512."""
+    half = SPECS[backbone].high_channels // 2
+    assert _DECODER_WIDTHS[backbone][0] == min(512, half // 64 * 64)
 
 
 @pytest.mark.parametrize("backbone", sorted(PAPER))

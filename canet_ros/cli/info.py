@@ -26,6 +26,7 @@ from .argtypes import checkpoint_spec
 from .choices import BACKBONES
 
 # Paper Table 2 (1024x512, 19 classes); the paper's "FLOPs" are multiply-accumulates.
+# Only the paper's three CANets have a row; describe() says so for any other backbone.
 PAPER_TABLE2 = {
     "mobilenetv2": {"name": "CANet1", "params_m": 4.8, "gmacs": 18.5},
     "resnet18": {"name": "CANet2", "params_m": 15.8, "gmacs": 38.7},
@@ -59,9 +60,13 @@ def describe(backbone: str, num_classes: int, height: int, width: int) -> Dict[s
         "backbone": backbone, "num_classes": num_classes, "input_shape": [1, 3, height, width],
         "params": count_params(model), "gmacs": macs / 1e9, "output_shape": list(shape),
     }
-    ref = PAPER_TABLE2[backbone]
-    info["paper"] = {"model": ref["name"], "params_m": ref["params_m"], "gmacs": ref["gmacs"],
-                     "note": "Table 2, 1024x512 input, 19 classes"}
+    ref = PAPER_TABLE2.get(backbone)
+    if ref is None:  # a backbone added since (docs/design.md, Extending): nothing to compare
+        info["paper"] = {"model": None, "params_m": None, "gmacs": None,
+                         "note": "the paper's Table 2 has no row for this backbone"}
+    else:
+        info["paper"] = {"model": ref["name"], "params_m": ref["params_m"],
+                         "gmacs": ref["gmacs"], "note": "Table 2, 1024x512 input, 19 classes"}
     return info
 
 

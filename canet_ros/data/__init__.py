@@ -41,12 +41,28 @@ from .problems import DatasetProblems, brief, no_labels_text
 from .transforms import EvalTransform, TrainTransform, denormalize, normalize
 
 DATASETS = ("camvid", "cityscapes", "folder")  # "folder": a dataset of your own (folder.py)
-_ENV_ROOTS = {"camvid": "CANET_CAMVID_ROOT", "cityscapes": "CANET_CITYSCAPES_ROOT"}
+# A dataset added to DATASETS needs its case in each dispatch below (_ENV_ROOTS, _one_split,
+# dataset_class_set) and in seen.py; each says which is missing (docs/design.md, Extending).
+_ENV_ROOTS = {"camvid": "CANET_CAMVID_ROOT", "cityscapes": "CANET_CITYSCAPES_ROOT",
+              "folder": None}  # a folder is always given: no default to find
+
+
+def _not_wired(name: str, where: str) -> AssertionError:
+    """Return the error for ``name`` listed in DATASETS that ``where`` has no case for."""
+    return AssertionError(f"dataset {name!r} is listed in canet_ros.data.DATASETS but not "
+                          f"wired into {where}; add its case there (docs/design.md, Extending)")
+
+
+def _env_variable(name: str) -> Optional[str]:
+    """Return the $CANET_<NAME>_ROOT variable that names ``name``'s folder, if it has one."""
+    if name in DATASETS and name not in _ENV_ROOTS:
+        raise _not_wired(name, "canet_ros.data._ENV_ROOTS")
+    return _ENV_ROOTS.get(name)
 
 
 def default_data_root(name: str) -> Path:
     """$CANET_<NAME>_ROOT, else the shared data folder next to the repository."""
-    env = os.environ.get(_ENV_ROOTS.get(name, ""), "")
+    env = os.environ.get(_env_variable(name) or "", "")
     if env:
         return Path(env).expanduser()
     here = Path(__file__).resolve()
@@ -94,16 +110,16 @@ def _one_split(name: str, root: Path, split: str, transform: Optional[Transform]
         _check_once(root)
         return FolderDataset(root, split, transform, include=include, exclude=exclude,
                              cache=cache)
-    raise AssertionError(f"dataset {name!r} listed in DATASETS but not built")
+    raise _not_wired(name, "canet_ros.data._one_split()")
 
 
 def _no_default_root(name: str, root: Path, flag: str) -> str:
     """Say that ``flag`` (the caller's root option) was not given and how to give it."""
-    env = _ENV_ROOTS[name]
-    origin = (f"${env} names it" if os.environ.get(env) else
+    env = _env_variable(name)
+    origin = (f"${env} names it" if env and os.environ.get(env) else
               f"the default, ../shared/data/{name} beside a repository checkout")
     return (f"{root}: {name} data folder not found (no {flag} was given; {origin}). "
-            f"Give the dataset's folder with {flag} DIR or set {env}=DIR")
+            f"Give the dataset's folder with {flag} DIR" + (f" or set {env}=DIR" if env else ""))
 
 
 _CHECKED: Dict[tuple, DatasetSummary] = {}
@@ -154,6 +170,8 @@ def dataset_class_set(name: str, root: Optional[PathLike] = None) -> ClassSet:
         if index.class_set is None:
             raise DatasetProblems(str(root), index.problems)
         return index.class_set
+    if name in DATASETS:
+        raise _not_wired(name, "canet_ros.data.dataset_class_set()")
     raise DatasetError(f"unknown dataset {brief(name)}; choose one of {', '.join(DATASETS)}")
 
 

@@ -42,6 +42,11 @@ from .cityscapes import IMG_SUFFIX
 from .folder import index_folder
 
 LINEAGE_KEY = "lineage"  # the checkpoint metadata key of the record
+# Where each dataset's frame path keeps its split: the folder this many levels above the
+# frame (CamVid <root>/<split>/x.png; Cityscapes <root>/leftImg8bit/<split>/<city>/x.png).
+# A dataset folder's split lives in its lists instead (_folder_frames). A dataset added to
+# canet_ros.data.DATASETS needs its entry here: one without is refused, never guessed.
+SPLIT_FOLDER_LEVEL = {"camvid": 1, "cityscapes": 2}
 
 
 @dataclass
@@ -58,6 +63,10 @@ class _Source:
     stems: Optional[FrozenSet[str]] = None  # a folder run's recorded training frames
     folder: str = ""  # ... and its dataset folder's name
 
+    def __post_init__(self) -> None:
+        if self.dataset != "folder":  # refused here, before any frame is judged
+            _split_folder_level(self.dataset)
+
     def holds(self, frame: Path) -> bool:
         if self.stems is not None:  # recorded: the split the run saw, not today's rule
             return frame.stem in self.stems and self._in_named_folder(frame)
@@ -66,11 +75,11 @@ class _Source:
         if self.dataset == "folder":
             root = self._folder_root(frame)
             return root is not None and frame.resolve() in self._folder_frames(root)
-        is_cityscapes = frame.name.endswith(IMG_SUFFIX)
-        if is_cityscapes != (self.dataset == "cityscapes"):
-            return False
-        # camvid: <root>/<split>/x.png; cityscapes: <root>/leftImg8bit/<split>/<city>/x.png
-        split_dir = frame.parent.parent if is_cityscapes else frame.parent
+        if frame.name.endswith(IMG_SUFFIX) != (self.dataset == "cityscapes"):
+            return False  # another dataset's frame: only Cityscapes' names end so
+        split_dir = frame
+        for _ in range(SPLIT_FOLDER_LEVEL[self.dataset]):
+            split_dir = split_dir.parent
         return split_dir.name in self.splits
 
     def _name(self, frame: Path) -> str:
@@ -131,6 +140,25 @@ class _Source:
             stems = filter_names(stems, self.include, self.exclude)
             self._trained[key] = {index.images[s].resolve() for s in stems} if index else set()
         return self._trained[key]
+
+
+def _split_folder_level(dataset: str) -> int:
+    """Return SPLIT_FOLDER_LEVEL's entry; refuse a dataset whose layout is not known here.
+
+    A dataset in DATASETS without one is a contributor's omission (AssertionError); a name
+    outside DATASETS comes from a checkpoint of another version (DatasetError).
+    """
+    from . import DATASETS  # looked up now: the package has finished importing by then
+
+    level = SPLIT_FOLDER_LEVEL.get(dataset)
+    if level is not None:
+        return level
+    if dataset in DATASETS:
+        raise AssertionError(f"dataset {dataset!r} is listed in canet_ros.data.DATASETS but "
+                             f"not wired into canet_ros.data.seen.SPLIT_FOLDER_LEVEL; add "
+                             f"where its frames keep their split (docs/design.md, Extending)")
+    raise DatasetError(f"the checkpoint was trained on dataset {dataset!r}, which this "
+                       f"version does not know, so which frames it saw cannot be told")
 
 
 def _sources(args: Mapping[str, Any], run_dir: Optional[Path],
