@@ -49,8 +49,9 @@ setup(
     extras_require={
         "torch": ["torch>=2.1", "torchvision>=0.16"],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
-        # bf16 and int8 on the CPU (docs/performance.md "CPU precisions").
-        "openvino": ["openvino>=2024.1"],
+        # bf16 and int8 on the CPU (docs/performance.md "CPU precisions"): onnx exports the
+        # model for OpenVINO, and int8's graph is made by ONNX Runtime's quantizer.
+        "openvino": ["openvino>=2024.1", "onnx>=1.15", "onnxruntime>=1.17"],
         # Compiled loops for camera-size frames on the CPU (inference/kernels.py).
         "numba": ["numba>=0.55"],
         "train": ["tensorboard>=2.12"],

@@ -117,15 +117,22 @@ class PlainProgress:
 
 
 def progress(iterable: Optional[Iterable] = None, **kwargs: Any) -> Any:
-    """Return a tqdm bar where stderr is a terminal, else a PlainProgress (same calls work)."""
+    """Return a tqdm bar where stderr is a terminal, else a PlainProgress (same calls work).
+
+    Without tqdm (a dependency, but a robot's image may lack it) a terminal gets plain lines.
+    """
     stream = kwargs.get("file") or sys.stderr
     try:
         tty = stream.isatty()
     except (AttributeError, ValueError):
         tty = False
     if tty:
-        from tqdm import tqdm
-
+        try:
+            from tqdm import tqdm
+        except ModuleNotFoundError as exc:  # a broken install: plain lines still show progress
+            if exc.name != "tqdm":
+                raise
+            return PlainProgress(iterable, **kwargs)
         for plain_only in ("every_s", "every_fraction", "clock"):  # tqdm rejects these
             kwargs.pop(plain_only, None)
         kwargs.setdefault("dynamic_ncols", True)

@@ -43,6 +43,7 @@ from .timing import (
     sync,
     time_calls,
     time_interleaved,
+    torch_module,
 )
 
 __all__ = ["LABEL_STAGES", "STAGES", "load_frame", "make_image_msg", "matmul_gflops",
@@ -154,12 +155,17 @@ def _time_everything(m: _Measured, engine: SegmentationEngine, pipe: FramePipeli
     round_s = time.perf_counter() - start
     chosen = iters or auto_iters(round_s)
     estimate = (m.warmup + chosen) * round_s + chosen * call_s["pipeline"]
+    matmul = torch_module() is not None
     say(f"timing {chosen} rounds of {len(fns)} calls ({round_s:.2f} s a round"
-        f"{', as many as fit about 30 s' if iters is None else ''}), streaming and the "
-        f"reference matmul: about {estimate + 3:.0f} s; Ctrl-C prints what was measured "
-        f"so far", progress)
+        f"{', as many as fit about 30 s' if iters is None else ''}), streaming"
+        f"{' and the reference matmul' if matmul else ''}: about {estimate + 3:.0f} s; "
+        f"Ctrl-C prints what was measured so far", progress)
     time_interleaved(fns, chosen, m.warmup, engine.device_type, progress, into=m.times)
     m.stream_ms = pipe.stream_ms(chosen, progress)
+    if not matmul:  # the engine ran its cached export without torch: keep what it measured
+        m.notes.append("reference_gflops not measured: the reference matmul runs in torch, "
+                       "which is not installed")
+        return
     say("timing the reference matmul", progress)
     m.matmul_size = matmul_size or matmul_size_for(engine.device_type)
     m.reference_gflops = matmul_gflops(engine.device_type, m.matmul_size)
@@ -170,7 +176,7 @@ def _assemble(engine: SegmentationEngine, pipe: FramePipeline, m: _Measured, com
     """Return the report from complete rounds only; what was not measured is None."""
     times = complete_rounds(m.times)
     done = len(times["model"]) if times else 0
-    report = _report(engine, times, done, m.warmup, m.frame_size, m.source)
+    report = _report(engine, times, done, m.warmup, m.frame_size, m.source, m.notes)
     report["interrupted"] = m.interrupted
     for key, kind, stages in (("stages_ms", "all", STAGES),
                               ("stages_labels_ms", "labels", LABEL_STAGES)):
@@ -179,7 +185,9 @@ def _assemble(engine: SegmentationEngine, pipe: FramePipeline, m: _Measured, com
         report[key] = {s: float(np.median([st.get(s, 0.0) for st in timed]))
                        for s in stages} if done and timed else None
     if done:
-        _add_optional(report, times, m.skipped if compare else None, m.notes, tta_scales)
+        _add_optional(report, times, m.skipped if compare else None, tta_scales)
+    if m.notes:
+        report["notes"] = m.notes
     report.update(pipeline_stream_ms=m.stream_ms,
                   pipeline_stream_fps=1000.0 / m.stream_ms if m.stream_ms else None,
                   peak_device_mb=_peak_device_mb(engine),
@@ -192,7 +200,7 @@ def _assemble(engine: SegmentationEngine, pipe: FramePipeline, m: _Measured, com
 
 
 def _add_optional(report: dict[str, Any], times: dict[str, np.ndarray],
-                  skipped: dict[str, None] | None, notes: list[str],
+                  skipped: dict[str, None] | None,
                   tta_scales: Sequence[float] | None) -> None:
     """Return the --compare and --tta blocks, from the same interleaved timing run."""
     med = {name: float(np.median(t)) for name, t in times.items()}
@@ -204,8 +212,6 @@ def _add_optional(report: dict[str, Any], times: dict[str, np.ndarray],
         from .tta import tta_report
 
         report["tta"] = tta_report(med, tta_scales)
-    if notes:
-        report["notes"] = notes
 
 
 def _tta_fns(engine: SegmentationEngine, x: Any, scales: Sequence[float], msg: Any,
@@ -229,15 +235,30 @@ def _peak_device_mb(engine: SegmentationEngine) -> float | None:
     return torch.cuda.max_memory_allocated(engine.device) / 2 ** 20
 
 
+def _gmacs(engine: SegmentationEngine, notes: list[str]) -> float | None:
+    """Return the model's GMACs, counted on the torch model; None (and a note) without torch."""
+    try:
+        from ..models import build_canet, count_macs
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("torch", "torchvision"):
+            raise
+        notes.append(f"gmacs, model_gflops not computed: counting the MACs builds the model "
+                     f"in torch and torchvision, and {exc.name} is not installed")
+        return None
+    return count_macs(build_canet(engine.backbone, engine.num_classes),
+                      engine.resolution[1], engine.resolution[0])[0] / 1e9
+
+
 def _report(engine: SegmentationEngine, times: dict[str, np.ndarray], iters: int,
-            warmup: int, frame_size: tuple[int, int], source: str) -> dict[str, Any]:
-    """Return the run's setting and, where ``times`` has rounds, the figures (else None)."""
-    import torch
+            warmup: int, frame_size: tuple[int, int], source: str,
+            notes: list[str]) -> dict[str, Any]:
+    """Return the run's setting and, where ``times`` has rounds, the figures (else None).
 
-    from ..models import build_canet, count_macs
-
-    gmacs = count_macs(build_canet(engine.backbone, engine.num_classes),
-                       engine.resolution[1], engine.resolution[0])[0] / 1e9
+    Without torch (a cached export on a CPU runtime) its figures are None and ``notes``
+    says why: the timings stand without them.
+    """
+    torch = torch_module()
+    gmacs = _gmacs(engine, notes)
     report = {
         "backbone": engine.backbone, "height": engine.resolution[1],
         "width": engine.resolution[0], "frame_width": frame_size[0],
@@ -245,8 +266,9 @@ def _report(engine: SegmentationEngine, times: dict[str, np.ndarray], iters: int
         "num_classes": engine.num_classes, "device": engine.device_name,
         "device_type": engine.device_type, "runtime": engine.runtime,
         "precision": engine.precision, "iters": iters, "warmup": warmup,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "cv2_threads": cv2.getNumThreads(),
+        "torch": torch.__version__ if torch else None,
+        "threads": torch.get_num_threads() if torch else None,
+        "cv2_threads": cv2.getNumThreads(),
         # The CPU frame path's loops: numba's compiled ones or OpenCV/numpy's.
         "cpu_loops": kernels.loops_for(engine.device_type),
         # Spinning OpenMP workers collapse torch's CPU speed on oversubscribed cores.
@@ -265,7 +287,7 @@ def _report(engine: SegmentationEngine, times: dict[str, np.ndarray], iters: int
         report[f"{name}_ms"], report[f"{name}_p99_ms"] = med[name], p99[name]
     report.update({
         "model_fps": 1000.0 / model_ms, "pipeline_fps": 1000.0 / med["pipeline"],
-        "model_gflops": 2.0 * gmacs / (model_ms / 1000.0),
+        "model_gflops": 2.0 * gmacs / (model_ms / 1000.0) if gmacs is not None else None,
         **{f"{name}_over_model": med[name] / model_ms for name in names[1:]},
     })
     return report

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..inference import SegmentationEngine, kernels
 from ..inference.cpu_features import cpu_precisions, relevant_features
-from ..inference.cpu_runners import runtime_for
+from ..inference.cpu_runners import packages_missing, runtime_for
 from ..inference.openvino_runner import OpenVinoRunner, openvino_available
 
 __all__ = ["cpu_precision_fns"]
@@ -55,7 +55,10 @@ def cpu_precision_fns(engine: SegmentationEngine, graph: bytes, x_np: np.ndarray
     fns: dict[str, Callable[[], Any]] = {}
     for precision in native:
         if runtime_for(precision) is None:
-            notes.append(f"engine_{precision} not timed: its runtime is not installed")
+            # The engine timed above on a CPU runtime has its export: only runtimes lack.
+            needs = packages_missing(precision, exported=engine.runtime != "torch")
+            notes.append(f"engine_{precision} not timed: it needs pip install {needs}"
+                         if needs else f"engine_{precision} not timed: no runtime for it")
             continue
         _say(f"building an engine at precision {precision}", progress)
         other = SegmentationEngine(engine.checkpoint_path, backbone=engine.backbone,

@@ -40,6 +40,20 @@ def say(text: str, enabled: bool = True) -> None:
         print(f"canet benchmark: {text}", file=sys.stderr, flush=True)
 
 
+def torch_module() -> Any | None:
+    """Return torch, or None where it is not installed (a cached export runs without it).
+
+    A torch that is installed but fails to import (a missing library of its own) raises.
+    """
+    try:
+        import torch
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        return None
+    return torch
+
+
 def sync(device_type: str) -> None:
     if device_type == "cuda":
         import torch

@@ -31,7 +31,6 @@ from typing import Any, Callable, Iterator, List, Optional
 
 from .. import __version__
 from ..errors import CanetError, out_of_memory
-from .argtypes import positive_int  # noqa: F401 (the subcommands import it from here)
 
 # Each module exposes add_parser(subparsers) and run(args) -> int.
 SUBCOMMANDS = ("info", "train", "evaluate", "benchmark", "segment_bag", "export",
@@ -49,7 +48,8 @@ exit status (every subcommand):
   {EXIT_OK:<4} success
   {EXIT_ERROR:<4} error in what was given (a file, folder or value); one line on stderr,
        "canet COMMAND: error: ...", names it and the problem; also out of memory
-       (the line says what failed and which limit or option to change)
+       (the line says what failed and which limit or option to change) and a
+       package that is not installed (the line says which and how to install it)
   {EXIT_USAGE:<4} usage error: unknown option, missing or malformed argument
   {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C); long jobs leave valid output behind
   {EXIT_BROKEN_PIPE:<4} the output pipe closed early (e.g. "canet ... --json | head")
@@ -58,6 +58,16 @@ exit status (every subcommand):
 "canet COMMAND --help" describes each command."""
 
 log = logging.getLogger("canet_ros.cli")
+
+
+def __getattr__(name: str) -> Any:
+    # The subcommands import positive_int from here. argtypes imports numpy and pyyaml
+    # (through training): loaded on first use, a missing one is main()'s one error line,
+    # not a traceback at "import canet_ros.cli".
+    if name == "positive_int":
+        from .argtypes import positive_int
+        return positive_int
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def tta_scale(text: str) -> float:
@@ -127,7 +137,8 @@ def run_command(func: Callable[[Any], Optional[int]], args: Any, prog: str = "ca
 
     Ctrl-C, SIGTERM (:mod:`.sigterm`) and a closed output pipe end it without a traceback;
     a ``CanetError`` or ``OSError`` (bad input) becomes one ``PROG: error: ...`` line and
-    status 1, as does running out of memory (:func:`error_text` says so and what to do).
+    status 1, as do running out of memory (:func:`error_text` says so and what to do) and
+    torch or a declared dependency not installed (:func:`missing_package`).
     """
     from .sigterm import sigterm_as_ctrl_c
 
@@ -155,11 +166,43 @@ def _run_guarded(func: Callable[[Any], Optional[int]], args: Any, prog: str,
               file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:
-        if not isinstance(exc, (CanetError, OSError)) and out_of_memory(exc) is None:
+        missing = missing_package(exc)
+        if (missing is None and not isinstance(exc, (CanetError, OSError))
+                and out_of_memory(exc) is None):
             raise  # a bug: its traceback is what a report needs
         log.debug("%s failed", prog, exc_info=True)
-        print(f"{prog}: error: {error_text(exc, args)}", file=sys.stderr)
+        print(f"{prog}: error: {missing or error_text(exc, args)}", file=sys.stderr)
         return EXIT_ERROR
+
+
+# install_requires (setup.py) by import name: pip's name for each. A missing one is an
+# install to fix, not a bug: one line naming it instead of a traceback.
+REQUIRED_PACKAGES = {"numpy": "numpy", "cv2": "opencv-python-headless", "yaml": "pyyaml",
+                     "tqdm": "tqdm", "rosbags": "rosbags", "mcap": "mcap",
+                     "matplotlib": "matplotlib", "PIL": "pillow"}
+# Deliberately not in setup.py (robots carry their own builds): README.md says how.
+TORCH_PACKAGES = ("torch", "torchvision")
+INSTALLING_TORCH = ("README.md, 'Installing torch': on a desktop pip install torch torchvision "
+                    "(or canet_ros[torch]), on a Jetson NVIDIA's wheels for its JetPack")
+
+
+def missing_package(exc: BaseException) -> Optional[str]:
+    """Say which package ``exc`` found not installed and how to install it, else None.
+
+    Only the absence of torch, torchvision or a package of setup.py's install_requires
+    counts; any other ImportError (a module of this package, a broken install) is a bug
+    whose traceback a report needs.
+    """
+    name = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if name in TORCH_PACKAGES:
+        return (f"{name} is not installed, and this needs torch and torchvision "
+                f"({INSTALLING_TORCH})")
+    if name in REQUIRED_PACKAGES:
+        pip = REQUIRED_PACKAGES[name]
+        module = f" (import {name})" if pip != name else ""
+        return (f"the package {pip}{module}, which canet_ros needs, is not installed: "
+                f"pip install {pip}")
+    return None
 
 
 # The options that set how much memory a command takes, in the order worth lowering them.
@@ -224,6 +267,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         except KeyboardInterrupt:
             print("canet: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
+        except ModuleNotFoundError as exc:  # numpy or pyyaml, which the parser's types use
+            if missing_package(exc) is None:
+                raise
+            print(f"canet: error: {missing_package(exc)}", file=sys.stderr)
+            return EXIT_ERROR
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                             format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
         return run_command(args.func, args, f"canet {args.command}")

@@ -34,6 +34,7 @@ PACKAGES = {
     "(pip install canet_ros[openvino])", "numba": "compiled frame-path loops "
     "(pip install canet_ros[numba])", "rosbags": "reading bags", "mcap": "writing MCAP bags",
     "av": "segment-bag --video (pip install canet_ros[video])",
+    "tensorboard": "canet train's tb/ scalars (pip install canet_ros[train])",
 }
 
 
@@ -64,12 +65,25 @@ def _torch_state() -> Dict[str, Any]:
 
 def _cpu_state(flags: Optional[frozenset] = None) -> Dict[str, Any]:
     from ..inference import cpu_features
-    from ..inference.cpu_runners import auto_candidates, export_needs, runtime_for
+    from ..inference.cpu_runners import (
+        RUNS_ON,
+        auto_candidates,
+        export_needs,
+        packages_missing,
+        runtime_for,
+    )
+    from ..inference.onnx_runtime import onnxruntime_available
+    from ..inference.openvino_runner import openvino_available
     from ..inference.results import cpu_name
 
     native = cpu_features.cpu_precisions(flags)
     # fp32 without ONNX Runtime or OpenVINO runs on torch itself.
     runtimes = {p: runtime_for(p) or ("torch" if p == "fp32" else None) for p in native}
+    # What a precision without a runtime lacks, from a checkpoint not yet exported: "no
+    # runtime" was wrong where only int8's quantizer (onnx, ONNX Runtime) was missing.
+    needs = {p: packages_missing(p) for p, r in runtimes.items() if r is None}
+    have = {"onnxruntime": onnxruntime_available(), "openvino": openvino_available()}
+    bare = [p for p in needs if not any(have[name] for name in RUNS_ON[p])]
     auto = auto_candidates("auto", native)
     try:
         threads = len(os.sched_getaffinity(0))
@@ -77,7 +91,8 @@ def _cpu_state(flags: Optional[frozenset] = None) -> Dict[str, Any]:
         threads = os.cpu_count() or 1
     return {"name": cpu_name(), "threads": threads,
             "features": cpu_features.relevant_features(flags), "native_precisions": list(native),
-            "runtime_for": runtimes, "auto_order": auto, "export_needs": export_needs()}
+            "runtime_for": runtimes, "needs": needs, "no_runtime": bare, "auto_order": auto,
+            "export_needs": export_needs()}
 
 
 def system_report(flags: Optional[frozenset] = None) -> Dict[str, Any]:
@@ -93,7 +108,13 @@ def system_report(flags: Optional[frozenset] = None) -> Dict[str, Any]:
 def _runs_on(precision: str, cpu: Dict[str, Any]) -> str:
     runtime = cpu["runtime_for"][precision]
     if not runtime:
-        return "native, but no runtime installed for it"
+        needs = cpu.get("needs", {}).get(precision)
+        if precision in cpu.get("no_runtime", [precision]) or not needs:
+            return "native, but no runtime installed for it" + (
+                f" (pip install {needs})" if needs else "")
+        why = " (int8's graph is made by ONNX Runtime's quantizer, which uses onnx)" \
+            if precision == "int8" else ""
+        return f"native, but needs: pip install {needs}{why}"
     if runtime == "torch" or not cpu.get("export_needs"):
         return f"runs on {runtime}"
     # The runtimes read a cached export, but making one needs the onnx package.

@@ -52,8 +52,8 @@ from .openvino_runner import OpenVinoRunner, openvino_available
 from .results import EngineError, cpu_name
 
 __all__ = ["AUTO_ORDER", "CPU_CHOICES", "INT8_WAITING", "RUNS_ON", "auto_candidates",
-           "choose_precision", "export_needs", "make_cpu_runner", "runs_on", "runtime_for",
-           "setup_failure"]
+           "choose_precision", "export_needs", "make_cpu_runner", "packages_missing", "runs_on",
+           "runtime_for", "setup_failure"]
 
 log = logging.getLogger("canet_ros.inference")
 CPU_CHOICES = ("fp32", "bf16", "int8", "auto")
@@ -115,8 +115,12 @@ def setup_failure(exc: BaseException, runtime: str | None) -> str:
 
 
 def choose_precision(precision: str, runtime: str = "auto",
-                     flags: frozenset[str] | None = None) -> str:
-    """Return the concrete CPU precision for ``precision`` (``auto`` resolved), or EngineError."""
+                     flags: frozenset[str] | None = None, exported: bool = False) -> str:
+    """Return the concrete CPU precision for ``precision`` (``auto`` resolved), or EngineError.
+
+    ``exported``: the ONNX graph is at hand (cached or just made), so a refusal need not
+    name the onnx package that exporting it would take.
+    """
     if precision not in CPU_CHOICES:
         raise EngineError(f"precision {precision!r} is not a CPU precision; use one of "
                           f"{', '.join(CPU_CHOICES)}")
@@ -130,16 +134,16 @@ def choose_precision(precision: str, runtime: str = "auto",
     # fp32 needs no CPU runtime: without one the engine runs it on torch (an optional
     # extra must not stop the default precision); only a runtime named by the caller insists.
     if not runtime_for(precision, runtime) and not (precision == "fp32" and runtime == "auto"):
-        raise EngineError(_missing_runtime(precision, runtime))
+        raise EngineError(_missing_runtime(precision, runtime, exported))
     return precision
 
 
-def _missing_runtime(precision: str, runtime: str) -> str:
+def _missing_runtime(precision: str, runtime: str, exported: bool = False) -> str:
     """Say why ``runtime_for(precision, runtime)`` is None, naming only what really helps."""
     where = f" with runtime {runtime!r}" if runtime != "auto" else ""
     wrong = runtime not in ("auto", *RUNS_ON[precision])
     target = "auto" if wrong else runtime
-    missing = _packages_missing(precision, target)
+    missing = packages_missing(precision, target, exported)
     if wrong:  # installing the named runtime again would change nothing
         after = f" after pip install {missing}" if missing else ""
         return (f"precision {precision!r} runs on {runs_on(precision)}, not on runtime "
@@ -147,14 +151,21 @@ def _missing_runtime(precision: str, runtime: str) -> str:
     return f"precision {precision!r}{where} needs: pip install {missing}"
 
 
-def _packages_missing(precision: str, runtime: str) -> str:
-    """Return what to pip install for ``runtime`` ("auto": the preferred) to run ``precision``."""
+def packages_missing(precision: str, runtime: str = "auto", exported: bool = False) -> str:
+    """Return what to pip install for ``runtime`` ("auto": the preferred) to run ``precision``.
+
+    "" where nothing is missing. Unless ``exported`` (the graph is cached or at hand) that
+    includes onnx, which exporting the model takes: naming only the runtime sent a user to
+    install it and then be refused again for onnx.
+    """
     if precision == "int8":  # the quantizer is ONNX Runtime's and needs onnx, whoever runs it
         wanted = ["onnxruntime", "onnx"] + (["openvino"] if runtime == "openvino" else [])
     else:
         wanted = [RUNS_ON[precision][0] if runtime == "auto" else runtime]
+    if not exported and "onnx" not in wanted:
+        wanted.append("onnx")
     present = {"onnxruntime": onnxruntime_available(), "openvino": openvino_available(),
-               "onnx": importlib.util.find_spec("onnx") is not None}
+               "onnx": export_needs() is None}
     return " ".join(w for w in wanted if not present[w])
 
 
@@ -176,8 +187,8 @@ def make_cpu_runner(graph: Path | bytes, size: tuple[int, int], num_classes: int
     calibrates: it takes int8 only where that graph is already cached.
     """
     if precision != "auto":
-        return _build(graph, size, num_classes, choose_precision(precision, runtime), runtime,
-                      preprocess, threads)
+        chosen = choose_precision(precision, runtime, exported=True)
+        return _build(graph, size, num_classes, chosen, runtime, preprocess, threads)
     runner, waiting = None, False
     for chosen in auto_candidates(runtime, cpu_features.cpu_precisions())[:-1]:
         if chosen == "int8" and not _int8_ready(graph):
@@ -300,7 +311,7 @@ def _runner(graph: Path | bytes, size: tuple[int, int], num_classes: int, chosen
             runtime: str, threads: int | None) -> Any:
     found = runtime_for(chosen, runtime)
     if found is None:  # fp32 with neither runtime: the engine's torch path runs that
-        raise EngineError(_missing_runtime(chosen, runtime))
+        raise EngineError(_missing_runtime(chosen, runtime, exported=True))
     use_ov = found == "openvino"
     if use_ov:
         # int8 leaves a few small layers in float: bf16 where the CPU has it (measured).

@@ -55,7 +55,23 @@ def load_engine(factory: EngineFactory, cfg: Any, colors: Any) -> Any:
     # Out of memory (a MemoryError, or torch that cannot map under a ulimit) is one FATAL
     # line saying so, not a traceback.
     except Exception as exc:
+        missing = _missing_package(exc)
         oom = out_of_memory(exc, LOWER_FOR_MEMORY)
-        if oom is None and not isinstance(exc, (RuntimeError, ValueError, OSError)):
+        if missing is None and oom is None and not isinstance(
+                exc, (RuntimeError, ValueError, OSError)):
             raise
-        raise StartupError(oom or str(exc)) from exc
+        raise StartupError(missing or oom or str(exc)) from exc
+
+
+def _missing_package(exc: BaseException) -> str | None:
+    """Say which package a start lacks (torch on a first start), as the CLI does; else None."""
+    if not isinstance(exc, ModuleNotFoundError):
+        return None
+    from canet_ros.cli import TORCH_PACKAGES, missing_package
+
+    missing = missing_package(exc)
+    if missing is not None and exc.name in TORCH_PACKAGES:
+        # Without torch the node starts only where it need not read the checkpoint.
+        missing += ("; without them the node starts only on the CPU (ONNX Runtime or "
+                    "OpenVINO), from a checkpoint whose ONNX export is cached")
+    return missing

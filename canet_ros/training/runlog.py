@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from ..atomic_write import write_atomic, write_error
 
 FIELDS = ("epoch", "step", "train_loss", "lr", "images_per_s", "epoch_s", "score")
+# Said once per run where tensorboard is missing: docs/training.md lists tb/ in every run.
+NOT_WRITTEN = "TensorBoard scalars not written (tb/)"
+NO_TENSORBOARD = (f"{NOT_WRITTEN}: tensorboard is not installed (pip install tensorboard, "
+                  "or canet_ros[train])")
 
 
 class RunLog:
@@ -39,11 +44,7 @@ class RunLog:
         if not self.path.exists():
             with self.path.open("w", newline="") as fh:
                 csv.DictWriter(fh, self.fields).writeheader()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.writer = SummaryWriter(str(Path(run_dir) / "tb"))
-        except ImportError:  # tensorboard is optional at run time
-            self.writer = None
+        self.writer = _summary_writer(Path(run_dir) / "tb")
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         if self.enabled and self.writer is not None:
@@ -88,6 +89,24 @@ class RunLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _summary_writer(folder: Path) -> Optional[Any]:
+    """Return TensorBoard's writer for ``folder``; None, with a warning, without tensorboard."""
+    from ..versions import import_optional
+
+    # torch's wrapper raises a bare ImportError without tensorboard: ask for it first.
+    log = logging.getLogger("canet_ros.training")
+    module, broken = import_optional("tensorboard", "tensorboard")
+    if module is None:
+        log.warning(f"{NOT_WRITTEN}: {broken}" if broken else NO_TENSORBOARD)
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:  # a tensorboard torch cannot use (older than 1.15)
+        log.warning("%s: %s", NOT_WRITTEN, exc)
+        return None
+    return SummaryWriter(str(folder))
 
 
 def _epoch_after(row: list, col: int, epoch: int) -> bool:
