@@ -325,3 +325,17 @@ def test_cli_with_no_usable_message_is_an_error_with_the_reason(tmp_path, capsys
     assert rc == 1 and err.startswith(f"canet extract-frames: error: {src}: none of the 3 "
                                       f"messages on {CAM} could be used (first: ")
     assert "unsupported image encoding '32FC1'" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("value, accepted", [("255", True), ("0", True), ("255.5", False),
+                                             ("300", False), ("-1", False), ("nan", False)])
+def test_duplicate_threshold_is_a_grey_level_difference(tmp_path, capsys, value, accepted):
+    """Two grey levels differ by 255 at most: a larger D would skip every later frame."""
+    from canet_ros.cli import build_parser
+    args = ["extract-frames", "in.bag", "--out", str(tmp_path), "--duplicate-threshold", value]
+    if accepted:
+        assert build_parser().parse_args(args).duplicate_threshold == float(value)
+        return
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(args)
+    assert exc.value.code == 2 and "--duplicate-threshold" in capsys.readouterr().err

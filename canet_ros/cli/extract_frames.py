@@ -36,6 +36,15 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _grey_levels(text: str) -> float:
+    # Above 255 no two thumbnails differ by enough: every frame after the first is skipped.
+    value = _non_negative(text)
+    if value > 255.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is more than 255, the largest difference "
+                                         "of two grey levels")
+    return value
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from . import positive_int
     from .choices import BACKBONES
@@ -56,7 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="at most N frames, one per 1/N of the recording (default 50)")
     p.add_argument("--min-interval", type=_non_negative, default=1.0, metavar="SEC",
                    help="at least SEC seconds between frames (default 1.0)")
-    p.add_argument("--duplicate-threshold", type=_non_negative, default=4.0, metavar="D",
+    p.add_argument("--duplicate-threshold", type=_grey_levels, default=4.0, metavar="D",
                    help="skip a frame whose 32x24 grey thumbnail differs from a kept one's by "
                         "less than D grey levels on average (0-255; default 4; 0 keeps all)")
     p.add_argument("--checkpoint", type=checkpoint_spec, default="default",
