@@ -73,9 +73,10 @@ CLASS_SETS: Dict[str, ClassSet] = {c.name: c for c in (CAMVID, CITYSCAPES)}
 def name_key(name: str) -> str:
     """Return ``name`` as class names are matched: case, ``_`` and spaces do not matter.
 
-    Fine-tuning's class map and the class colours file both match names this way.
+    Fine-tuning's class map and the class colours file both match names this way, so
+    ``sign_symbol``, ``Sign Symbol`` and ``signsymbol`` all name CamVid's ``SignSymbol``.
     """
-    return " ".join(name.lower().replace("_", " ").split())
+    return "".join(name.lower().replace("_", " ").split())
 
 
 def name_finder(names: Sequence[str]) -> Callable[[str], List[int]]:

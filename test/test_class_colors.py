@@ -101,6 +101,17 @@ def test_names_match_whatever_their_case_and_underscores(tmp_path):
     assert CITYSCAPES.colors[6] == (250, 170, 30)  # a new ClassSet; the built-in one kept
 
 
+@pytest.mark.parametrize("spelling", ["sign_symbol", "Sign Symbol", "signsymbol",
+                                      "SIGN_SYMBOL"])
+def test_a_separator_may_be_added_or_left_out(tmp_path, spelling):
+    """The snake case of CamVid's ``SignSymbol`` is ``sign_symbol``, as docs/ros.md says."""
+    classes = load_class_colors(write(tmp_path, f"{spelling}: [1, 2, 3]\n"), CAMVID)
+    assert classes.colors[CAMVID.names.index("SignSymbol")] == (1, 2, 3)
+    trafficlight = load_class_colors(write(tmp_path, "trafficlight: [4, 5, 6]\n", "t.yaml"),
+                                     CITYSCAPES)
+    assert trafficlight.colors[CITYSCAPES.names.index("traffic light")] == (4, 5, 6)
+
+
 def test_read_once_apply_to_a_model_later_and_home_expanded(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     write(tmp_path, "car: [0, 0, 142]\n")
