@@ -108,8 +108,11 @@ def _shipped(name: str) -> str:
 def _parameter_argument(name: str) -> LaunchArgument:
     spec = SPEC_BY_NAME[name]
     extra = (f" ({spec.constraints})" if spec.constraints else "") + _NOTES.get(name, "")
-    return LaunchArgument(name, f"{spec.description}{extra}; empty: the params file's value "
-                          f"(shipped: {_shipped(name)})")
+    # An empty launch argument is "not given", whatever an empty parameter means (for
+    # resolution, "the checkpoint's size": that takes the word _NOTES gives).
+    return LaunchArgument(name, f"{spec.description}{extra}; this argument left empty "
+                          f"sets nothing: the params file's value stands (shipped: "
+                          f"{_shipped(name)})")
 
 
 # Every node parameter (canet_ros.ros.params.SPECS), then the launch file's own arguments.
@@ -120,8 +123,8 @@ SEGMENT_ARGUMENTS: Tuple[LaunchArgument, ...] = tuple(
                    f"config/canet_<backbone>.yaml (empty: that file, backbone {DEFAULT_BACKBONE} "
                    "when unset)"),
     LaunchArgument("use_sim_time", "true: the node's ROS clock follows /clock (bag replay "
-                   "with 'ros2 bag play --clock'); empty: the params file's value (shipped: "
-                   "false)"),
+                   "with 'ros2 bag play --clock'); this argument left empty sets nothing: the "
+                   "params file's value stands (shipped: false)"),
     LaunchArgument("dds_profile", f"Fast DDS XML profile for the node (empty: config/"
                    f"{DDS_PROFILE}, for large images; '{NO_DDS_PROFILE}': Fast DDS defaults). "
                    "Ignored when FASTRTPS_/FASTDDS_DEFAULT_PROFILES_FILE is already set or "

@@ -225,9 +225,14 @@ def test_config_yaml_matches_the_declared_parameters(backbone):
 
 
 def test_show_args_says_what_the_shipped_files_set():
-    # --show-args: "empty: the params file's value (shipped: ...)" must be the files' value.
+    # --show-args: "... the params file's value stands (shipped: ...)" must be the files'.
     described = {a.name: a.description for a in lc.SEGMENT_ARGUMENTS}
     assert "(shipped: '')" in described["resolution"]
+    # resolution's own "empty = the checkpoint's size" must not meet a second "empty:"
+    # meaning the params file's value: the argument's emptiness is named as its own.
+    for name in (*params.SPEC_BY_NAME, "use_sim_time"):
+        assert "; empty:" not in described[name], name
+        assert "this argument left empty sets nothing" in described[name], name
     for name in params.SPEC_BY_NAME:
         if name == "backbone":  # the argument picks the file
             continue

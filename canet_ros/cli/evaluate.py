@@ -58,8 +58,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"),
                    default="fp32", help="the inference engine's precision, as in segment-bag "
                    "and the node: fp16 CUDA only; bf16, int8 CPU only, where the CPU has the "
-                   "instructions; auto: the one segment-bag's auto picks (default: fp32, "
-                   "the reference)")
+                   "instructions; auto: the one segment-bag's auto picks, or fp32 where "
+                   "only torch can score (multi-scale --tta-scales, --prior-correction, a "
+                   "network input under 32 px or unset) (default: fp32, the reference)")
     # extend: a repeated flag adds prefixes (the last one alone used to win)
     p.add_argument("--include", nargs="*", default=None, metavar="PREFIX", action="extend",
                    help="only frames whose name starts with one of these (e.g. 0001TP)")
