@@ -141,3 +141,33 @@ class BackboneWeightsError(CanetError, RuntimeError):
 
 class ImageCodecError(ValueError):
     """Raised for every malformed or unsupported image message or array (canet_ros.image_codec)."""
+
+
+# install_requires (setup.py) by import name: pip's name for each. A missing one is an
+# install to fix, not a bug: one line naming it instead of a traceback.
+REQUIRED_PACKAGES = {"numpy": "numpy", "cv2": "opencv-python-headless", "yaml": "pyyaml",
+                     "tqdm": "tqdm", "rosbags": "rosbags", "mcap": "mcap",
+                     "matplotlib": "matplotlib", "PIL": "pillow"}
+# Deliberately not in setup.py (robots carry their own builds): README.md says how.
+TORCH_PACKAGES = ("torch", "torchvision")
+INSTALLING_TORCH = ("README.md, 'Installing torch': on a desktop pip install torch torchvision "
+                    "(or canet_ros[torch]), on a Jetson NVIDIA's wheels for its JetPack")
+
+
+def missing_package(exc: BaseException) -> str | None:
+    """Say which package ``exc`` found not installed and how to install it, else None.
+
+    Only the absence of torch, torchvision or a package of setup.py's install_requires
+    counts; any other ImportError (a module of this package, a broken install) is a bug
+    whose traceback a report needs.
+    """
+    name = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if name in TORCH_PACKAGES:
+        return (f"{name} is not installed, and this needs torch and torchvision "
+                f"({INSTALLING_TORCH})")
+    if name in REQUIRED_PACKAGES:
+        pip = REQUIRED_PACKAGES[name]
+        module = f" (import {name})" if pip != name else ""
+        return (f"the package {pip}{module}, which canet_ros needs, is not installed: "
+                f"pip install {pip}")
+    return None

@@ -33,7 +33,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from canet_ros import cli
+from canet_ros import errors
 from canet_ros.cli import run_command
 from canet_ros.cli.info_system import report_lines, system_report
 from canet_ros.inference import EngineError, cpu_features, cpu_runners
@@ -111,7 +111,7 @@ def test_a_missing_package_is_one_error_line_and_status_1(tmp_path, hidden, argv
 
 
 def test_the_torch_line_quotes_what_the_readme_and_setup_py_have():
-    line = cli.missing_package(ModuleNotFoundError("No module named 'torch'", name="torch"))
+    line = errors.missing_package(ModuleNotFoundError("No module named 'torch'", name="torch"))
     assert "README.md, 'Installing torch'" in line and "canet_ros[torch]" in line
     assert "\n## Installing torch\n" in (ROOT / "README.md").read_text()
     torch_extra = set(map(dist_name, setup_py()["extras_require"]["torch"]))
@@ -120,7 +120,7 @@ def test_the_torch_line_quotes_what_the_readme_and_setup_py_have():
 
 def test_every_declared_dependency_is_named_by_its_pip_name():
     declared = set(map(dist_name, setup_py()["install_requires"]))
-    assert set(cli.REQUIRED_PACKAGES.values()) == declared
+    assert set(errors.REQUIRED_PACKAGES.values()) == declared
 
 
 def test_pillow_missing_in_a_command_is_one_line(monkeypatch, capsys):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from canet_ros.errors import out_of_memory
+from canet_ros.errors import TORCH_PACKAGES, missing_package, out_of_memory
 
 __all__ = ["EngineFactory", "LOWER_FOR_MEMORY", "StartupError", "default_engine_factory",
            "load_engine"]
@@ -67,8 +67,6 @@ def _missing_package(exc: BaseException) -> str | None:
     """Say which package a start lacks (torch on a first start), as the CLI does; else None."""
     if not isinstance(exc, ModuleNotFoundError):
         return None
-    from canet_ros.cli import TORCH_PACKAGES, missing_package
-
     missing = missing_package(exc)
     if missing is not None and exc.name in TORCH_PACKAGES:
         # Without torch the node starts only where it need not read the checkpoint.
