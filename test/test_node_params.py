@@ -32,13 +32,21 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_descriptors_qos_and_teardown(rig):
+    from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
 
-    from canet_ros.ros.params import SPECS
+    from canet_ros.ros.params import SPEC_BY_NAME
     node = rig.node()
-    for spec in SPECS:
-        descriptor = node.describe_parameter(spec.name)
-        assert descriptor.description and descriptor.read_only == spec.read_only, spec.name
+    plain = Node("plain_node")  # the parameters rclpy declares itself (use_sim_time, ...)
+    rclpy_own = set(plain.get_parameters_by_prefix(""))
+    plain.destroy_node()
+    # What the node declared, not the specs: a declare_parameter without a spec shows here.
+    declared = set(node.get_parameters_by_prefix("")) - rclpy_own
+    assert declared == set(SPEC_BY_NAME)
+    for name in declared:
+        descriptor = node.describe_parameter(name)
+        assert descriptor.description, name
+        assert descriptor.read_only == SPEC_BY_NAME[name].read_only, name
     alpha = node.describe_parameter("overlay_alpha").floating_point_range[0]
     assert (alpha.from_value, alpha.to_value) == (0.0, 1.0)
     assert node.describe_parameter("backbone").additional_constraints.startswith("one of")

@@ -23,8 +23,10 @@ through a backlog. The process around it (signals, spin, exit) is in ``node.py``
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
+import weakref
 from typing import Any, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -63,6 +65,7 @@ from canet_ros.ros.label_info import (
 )
 from canet_ros.ros.log_forwarding import FORWARDING
 from canet_ros.ros.mailbox import LatestFrameMailbox
+from canet_ros.ros.node_lifetime import exiting, start_worker, until_destroyed
 from canet_ros.ros.node_report import (
     checkpoint_digest,
     diagnostic_array,
@@ -112,15 +115,17 @@ class SegmentationNode(RuntimeParameters, Node):
         FORWARDING.attach(self.get_logger())
         try:
             self._cfg = self._read_parameters()
-            self._engine = self._load_engine(engine_factory or default_engine_factory)
+            self._engine = load_engine(engine_factory or default_engine_factory, self._cfg,
+                                       self._colors)
             self._digest = checkpoint_digest(self._engine.checkpoint_path,
                                              getattr(self._engine, "checkpoint_digest", None))
             self._create_io()
             self.add_on_set_parameters_callback(self._on_set_parameters)
             self._accepting_changes = True
-            self._worker = threading.Thread(target=self._work, name=f"{node_name}_inference",
-                                            daemon=True)
-            self._worker.start()
+            self._worker = start_worker(self, self._mailbox, type(self)._serve,
+                                        f"{node_name}_inference",
+                                        functools.partial(FORWARDING.bind, self.get_logger()))
+            weakref.finalize(self, FORWARDING.detach, self.get_logger())  # dropped undestroyed
             self.get_logger().info(self._ready_message())
             FORWARDING.release(self.get_logger())  # this thread's later records: newest node
         except StartupError as exc:
@@ -142,6 +147,10 @@ class SegmentationNode(RuntimeParameters, Node):
     @property
     def frame_stats(self) -> FrameStats:
         return self._frame_stats
+
+    @property
+    def destroyed(self) -> bool:
+        return self._torn_down
 
     @property
     def worker_alive(self) -> bool:
@@ -169,9 +178,6 @@ class SegmentationNode(RuntimeParameters, Node):
         unknown = unknown_parameters(given, known)
         if unknown is not None:
             self.get_logger().warning(unknown)
-
-    def _load_engine(self, factory: EngineFactory) -> Any:
-        return load_engine(factory, self._cfg, self._colors)
 
     def _create_io(self) -> None:
         cfg = self._cfg
@@ -222,6 +228,7 @@ class SegmentationNode(RuntimeParameters, Node):
     def _wanted(self) -> Dict[str, bool]:
         return {name: pub.get_subscription_count() > 0 for name, pub in self._outputs.items()}
 
+    @until_destroyed
     def _on_image(self, msg: Any) -> None:
         received = time.monotonic()
         self._last_frame_at = received
@@ -232,21 +239,18 @@ class SegmentationNode(RuntimeParameters, Node):
         if self._mailbox.put((msg, received)):
             self._frame_stats.count("dropped")
 
-    def _work(self) -> None:
-        FORWARDING.bind(self.get_logger())  # the engine's records from here are this node's
-        while True:
-            item = self._mailbox.take()
-            if item is None:
+    def _serve(self, item: Tuple[Any, float]) -> None:
+        """Segment one frame from the mailbox, in the worker thread (node_lifetime)."""
+        try:
+            self._process(*item)
+        except Exception as exc:  # one bad frame (or CUDA hiccup) must not end the node
+            # Stopped under the frame (destroy_node, exit, a shut-down context): not a fault.
+            if self._torn_down or exiting() or not self.context.ok():
                 return
-            try:
-                self._process(*item)
-            except Exception as exc:  # one bad frame (or CUDA hiccup) must not end the node
-                if self._torn_down:  # destroy_node stopped waiting: its publishers are gone
-                    return
-                self._frame_stats.count("failed")
-                why = out_of_memory(exc, LOWER_FOR_MEMORY) or repr(exc)
-                self.get_logger().error(f"segmentation failed, frame dropped: {why}",
-                                        throttle_duration_sec=WARN_THROTTLE_S)
+            self._frame_stats.count("failed")
+            why = out_of_memory(exc, LOWER_FOR_MEMORY) or repr(exc)
+            self.get_logger().error(f"segmentation failed, frame dropped: {why}",
+                                    throttle_duration_sec=WARN_THROTTLE_S)
 
     def _process(self, msg: Any, received: float) -> None:
         wanted = self._wanted()
@@ -318,6 +322,7 @@ class SegmentationNode(RuntimeParameters, Node):
         return age if kind == stamp_check.IN_RANGE else None
 
     # -- stats ------------------------------------------------------------------------
+    @until_destroyed
     def _on_stats_timer(self) -> None:
         self._watch_input()  # first: the report's diagnostics say what it found
         extra = static_key_values(self._engine, self._digest, self._input_sub.topic_name)
@@ -328,6 +333,7 @@ class SegmentationNode(RuntimeParameters, Node):
         self._check_shared_outputs()
         self._check_unmatched_readers()
 
+    @until_destroyed
     def _watch_input(self) -> None:
         received = self._frame_stats.totals()["received"]
         line = self._input_watch.check(received, lambda wiring: read_graph(self, wiring, received),
@@ -366,7 +372,9 @@ class SegmentationNode(RuntimeParameters, Node):
         """Stop the worker (it finishes its current frame and publishes it), then the node.
 
         Called before the context is shut down, so that last frame's publish and log
-        calls still have a valid context: that is what keeps Ctrl-C free of errors.
+        calls still have a valid context: that is what keeps Ctrl-C free of errors. Called
+        after (rclpy's signal handlers), the frame is dropped quietly and the totals are
+        logged once the node is gone: its rosout publisher cannot take them.
         """
         if self._torn_down:
             return None
@@ -374,13 +382,22 @@ class SegmentationNode(RuntimeParameters, Node):
         self._accepting_changes = False
         self._mailbox.close()
         worker = self._worker
-        if worker is not None and worker is not threading.current_thread():
+        joined = worker is not None and worker is not threading.current_thread()
+        if joined:
             worker.join(timeout=WORKER_JOIN_TIMEOUT_S)
-            if worker.is_alive():
-                self.get_logger().warning("inference worker still busy at shutdown; its frame "
-                                          "is dropped")
-            self.get_logger().info("stopped: " + self._frame_stats.life_summary(
-                time.monotonic() - self._started_at))
-        self._engine = None
+        to_rosout = self.context.ok()
+        if joined and to_rosout:
+            self._log_stop(worker.is_alive())
+        result = super().destroy_node()
+        if joined and not to_rosout:
+            self._log_stop(worker.is_alive())
+        self._engine = None  # only now: a callback already dispatched may read it
         FORWARDING.detach(self.get_logger())
-        return super().destroy_node()
+        return result
+
+    def _log_stop(self, busy: bool) -> None:
+        if busy:
+            self.get_logger().warning("inference worker still busy at shutdown; its frame is "
+                                      "dropped")
+        self.get_logger().info("stopped: " + self._frame_stats.life_summary(
+            time.monotonic() - self._started_at))
