@@ -149,6 +149,8 @@ def test_other_import_errors_keep_their_traceback(exc):
 
 
 NODE = """\
+import logging
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 from types import SimpleNamespace
 from canet_ros.ros.engine_start import StartupError, default_engine_factory, load_engine
 cfg = SimpleNamespace(checkpoint="default", backbone=None, device="cpu", precision="auto",
@@ -166,6 +168,8 @@ def test_the_node_without_torch_and_no_cached_export_refuses_in_one_line(tmp_pat
     assert done.stdout.startswith("StartupError: torch is not installed, and this needs torch "
                                   "and torchvision (README.md, 'Installing torch'"), done.stdout
     assert "whose ONNX export is cached" in done.stdout
+    # No "exporting it for the CPU runtime (torch, ...)" line before a refusal naming torch.
+    assert "export" not in done.stderr, done.stderr
 
 
 def test_the_node_reports_a_missing_package_as_a_startup_error(monkeypatch):

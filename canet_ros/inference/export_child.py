@@ -31,6 +31,7 @@ child ends with this process: killed, it leaves no orphan calibrating for minute
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -63,8 +64,8 @@ def say_exporting(path: Path, resolution: tuple[int, int] | None, precision: str
     from .cpu_runners import choose_precision, export_needs
     from .results import EngineError
 
-    if export_needs():
-        return False
+    if export_needs() or importlib.util.find_spec("torch") is None:
+        return False  # the start fails naming the package; no export line before it
     try:
         choose_precision(precision, runtime)
     except EngineError:  # the torch path refuses it, after reading the checkpoint
