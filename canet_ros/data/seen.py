@@ -63,11 +63,18 @@ class _Source:
     stems: Optional[FrozenSet[str]] = None  # a folder run's recorded training frames
     folder: str = ""  # ... and its dataset folder's name
 
+    known: bool = field(init=False, default=True)
+
     def __post_init__(self) -> None:
-        if self.dataset != "folder":  # refused here, before any frame is judged
-            _split_folder_level(self.dataset)
+        # A dataset this version does not know (a checkpoint of a later version or a fork):
+        # which of its frames the run saw cannot be told, so it holds none and the count
+        # is "not recorded" (count_seen None), not a guess and not an error that would
+        # throw away an evaluation's scores.
+        self.known = self.dataset == "folder" or _split_folder_level(self.dataset) is not None
 
     def holds(self, frame: Path) -> bool:
+        if not self.known:
+            return False
         if self.stems is not None:  # recorded: the split the run saw, not today's rule
             return frame.stem in self.stems and self._in_named_folder(frame)
         if not filter_names([self._name(frame)], self.include, self.exclude):
@@ -142,11 +149,11 @@ class _Source:
         return self._trained[key]
 
 
-def _split_folder_level(dataset: str) -> int:
-    """Return SPLIT_FOLDER_LEVEL's entry; refuse a dataset whose layout is not known here.
+def _split_folder_level(dataset: str) -> Optional[int]:
+    """Return SPLIT_FOLDER_LEVEL's entry; None for a dataset this version does not know.
 
     A dataset in DATASETS without one is a contributor's omission (AssertionError); a name
-    outside DATASETS comes from a checkpoint of another version (DatasetError).
+    outside DATASETS comes from a checkpoint of another version (None).
     """
     from . import DATASETS  # looked up now: the package has finished importing by then
 
@@ -157,8 +164,7 @@ def _split_folder_level(dataset: str) -> int:
         raise AssertionError(f"dataset {dataset!r} is listed in canet_ros.data.DATASETS but "
                              f"not wired into canet_ros.data.seen.SPLIT_FOLDER_LEVEL; add "
                              f"where its frames keep their split (docs/design.md, Extending)")
-    raise DatasetError(f"the checkpoint was trained on dataset {dataset!r}, which this "
-                       f"version does not know, so which frames it saw cannot be told")
+    return None
 
 
 def _sources(args: Mapping[str, Any], run_dir: Optional[Path],
@@ -299,7 +305,8 @@ def count_seen(train_args: Mapping[str, Any], frames: Sequence[Union[str, Path]]
     if "train_split" not in train_args:
         return None
     base = Path(run_dir) if run_dir else None
-    return _count(_chain_sources((train_args, base, lineage), set()), frames)
+    sources = _chain_sources((train_args, base, lineage), set())
+    return _count(sources, frames) if all(s.known for s in sources) else None
 
 
 def count_start_seen(start: Mapping[str, Any], frames: Sequence[Union[str, Path]],
