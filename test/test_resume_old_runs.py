@@ -22,6 +22,7 @@ paths; before 2026-12-06 no ``export`` key (``--export`` was a flag only, never 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -227,3 +228,21 @@ def test_the_export_note_names_a_checkpoint_the_run_has(tmp_path):
     (run / "best.pt").write_bytes(b"")
     line = unrecorded_export(run / "last.pt", old, finished=True)
     assert f"--checkpoint {run / 'best.pt'} --out {run / 'model.pt'}" in line
+
+
+def test_a_run_that_saved_empty_paths_resumes(isolated, capsys):  # noqa: F811
+    """Versions before empty paths were refused saved `--export "" --class-map ""` as ''."""
+    make_camvid_tree(isolated / "camvid")
+    run = Path("runs") / "empty"
+    assert canet_main(flags(Path("camvid"), run, "--max-steps-this-run", "1")) == 0
+    _as_older_version(run / "last.pt", drop=(), export="", class_map="", replay_root="")
+    config = re.sub(r"(?m)^(export|class_map):.*$", r"\1: ''", (run / "config.yaml").read_text())
+    assert config.count(": ''") == 2
+    (run / "config.yaml").write_text(config)
+    capsys.readouterr()
+    assert canet_main(["train", "--resume", str(run / "last.pt"),
+                       "--max-steps-this-run", "1"]) == 0
+    assert "error" not in capsys.readouterr().err and _step(run) == 2
+    assert canet_main(["train", "--config", str(run / "config.yaml"),
+                       "--out-dir", "runs/again", "--max-steps-this-run", "1"]) == 0
+    assert _step(Path("runs") / "again") == 1

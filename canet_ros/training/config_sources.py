@@ -75,6 +75,11 @@ def run_values(saved: Mapping[str, Any], run_dir: Union[str, Path]) -> Dict[str,
     """
     values = resolve_train_args(saved, Path(run_dir).resolve()) \
         if paths_from_run_folder(saved) else dict(saved)
+    for name in PATH_FIELDS:
+        # Versions that took `--export ""` saved '' for "not given"; refusing it now (an
+        # empty path is a slip) must not strand such a run, whose flags come after this.
+        if values.get(name) == "":
+            values[name] = None
     values["out_dir"] = str(run_dir)
     return {k: v for k, v in values.items() if k not in INVOCATION_ONLY}
 
