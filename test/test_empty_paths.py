@@ -63,3 +63,13 @@ def test_an_empty_path_in_a_config_file_is_refused():
 
 def test_a_path_still_passes():
     assert merge_config({"init_weights": "default"}, {}).init_weights == "default"
+
+
+@pytest.mark.parametrize("flag", ["--data-root", "--save-vis", "--class-colors"])
+def test_evaluate_refuses_an_empty_folder_or_file(tmp_path, monkeypatch, capsys, flag):
+    """An empty --data-root scored the default CamVid; the others were silently ignored."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", flag, ""])
+    assert stop.value.code == 2
+    assert f"argument {flag}: an empty path names no file" in capsys.readouterr().err

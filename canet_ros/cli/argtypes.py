@@ -24,10 +24,10 @@ import re
 
 # Shared with the training options (a --config file's values meet the same rules); they
 # live on the training side so that it never imports the CLI.
-from ..training.config_types import device, int_at_least, non_negative_int, positive_int
+from ..training.config_types import device, int_at_least, non_negative_int, path_text, positive_int
 
-__all__ = ["checkpoint_spec", "device", "int_at_least", "non_negative_int", "positive_int",
-           "resolution", "width_x_height"]
+__all__ = ["checkpoint_spec", "device", "int_at_least", "non_negative_int", "path_text",
+           "positive_int", "resolution", "width_x_height"]
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 

@@ -24,7 +24,7 @@ from ..checkpoint import CheckpointError
 from ..errors import DatasetError
 from ..metrics import clean_json
 from . import EXIT_INTERRUPTED, positive_int, prior_strength, run_command, tta_scale
-from .argtypes import checkpoint_spec, device, non_negative_int, resolution
+from .argtypes import checkpoint_spec, device, non_negative_int, path_text, resolution
 from .choices import DATASETS
 from .shm import report_shm_or_raise
 
@@ -39,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", type=checkpoint_spec, default="default",
                    help="checkpoint path or 'default'")
     p.add_argument("--dataset", choices=DATASETS, default="camvid")
-    p.add_argument("--data-root", default=None,
+    p.add_argument("--data-root", default=None, type=path_text,
                    help="dataset folder (default: $CANET_CAMVID_ROOT / $CANET_CITYSCAPES_ROOT "
                         "or ../shared/data/<dataset>); with --dataset folder, your own "
                         "dataset (docs/own_data.md)")
@@ -71,10 +71,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "--tta-scales, --prior-correction); the engine takes one at a time")
     p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader workers")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--save-vis", default=None, metavar="DIR",
+    p.add_argument("--save-vis", default=None, metavar="DIR", type=path_text,
                    help="write frame|truth|prediction PNGs, an IoU bar chart and a confusion "
                         "matrix PNG here")
-    p.add_argument("--class-colors", metavar="FILE",
+    p.add_argument("--class-colors", metavar="FILE", type=path_text,
                    help="class colours YAML for the --save-vis pictures, as segment-bag's "
                         "--class-colors (default: the checkpoint's colours)")
     p.add_argument("--vis-count", type=non_negative_int, default=8,
