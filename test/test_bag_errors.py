@@ -19,6 +19,7 @@ Clear messages, non-zero exits, no tracebacks, and an output bag always closed p
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,24 @@ def test_read_failure_mid_bag_keeps_what_was_written(tmp_path, capsys, monkeypat
     assert "corrupt or truncated bag" in err and "chunk CRC mismatch" in err and str(src) in err
     assert report["frames"] == 2 and not report["complete"]
     assert len(read_bag(Path(report["output_bag"]))[LABELS]) == 2
+
+
+class _NoMcap:
+    """A meta path finder for an environment without the mcap package."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "mcap" or name.startswith("mcap."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+def test_an_output_bag_without_mcap_says_how_to_install_it(engine, tmp_path, monkeypatch):
+    """mcap is declared, but README's colcon route installs it by hand: name the install."""
+    src = camera_bag(tmp_path / "in", n=1, fmt="sqlite3", kind="rgb8", topic="/cam/image_raw")
+    for name in [n for n in sys.modules if n == "mcap" or n.startswith("mcap.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [_NoMcap(), *sys.meta_path])
+    report = segment_bag(engine, SegmentOptions(src, tmp_path / "out"))
+    assert report["frames"] == 0 and not report["complete"]
+    assert report["error"].endswith("cannot create output bag (the package mcap, which "
+                                    "canet_ros needs, is not installed: pip install mcap)")

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from rosbags.interfaces import Qos
 
+from ..errors import missing_package
 from ..image_codec import array_to_image_fields
 from .errors import BagError
 from .metadata import FileSpan, TopicCount, humble_metadata, write_metadata
@@ -193,8 +194,8 @@ class OutputBag:
         except Exception as exc:
             if self._file is not None:
                 self._file.abort()
-            raise BagError(f"{self.path}: cannot create output bag "
-                           f"({describe_exception(exc)})") from None
+            cause = missing_package(exc) or describe_exception(exc)  # mcap: how to install
+            raise BagError(f"{self.path}: cannot create output bag ({cause})") from None
 
     def write_frame(self, timestamp: int, header: Any, labels: np.ndarray, color: np.ndarray,
                     overlay: np.ndarray, order: str) -> None:
