@@ -245,7 +245,7 @@ class _NoMcap:
 
 
 def test_an_output_bag_without_mcap_says_how_to_install_it(engine, tmp_path, monkeypatch):
-    """mcap is declared, but README's colcon route installs it by hand: name the install."""
+    """Name the install: mcap is declared, but README's colcon route installs it by hand."""
     src = camera_bag(tmp_path / "in", n=1, fmt="sqlite3", kind="rgb8", topic="/cam/image_raw")
     for name in [n for n in sys.modules if n == "mcap" or n.startswith("mcap.")]:
         monkeypatch.delitem(sys.modules, name)

@@ -157,7 +157,8 @@ def _scalar(name: str, base: str, value: Any) -> Any:
     if (isinstance(value, bool) or not isinstance(value, (str, int, float))
             or (base == "str" and not isinstance(value, str))
             or (base == "int" and isinstance(value, float))):
-        raise wrong(name, what, value)
+        # A path given a number is no string; "not empty" would not be the point.
+        raise wrong(name, _WHAT["str"] if base == "str" else what, value)
     try:  # the flag's own conversion of its text: "1e-4" -> 0.0001, "eight" refused
         return form(value if isinstance(value, str) else repr(value))
     except (ValueError, argparse.ArgumentTypeError):
