@@ -204,7 +204,66 @@ def test_destroy_node_after_the_context_was_shut_down(rig, capfd):
         listener.destroy_node()
         context.try_shutdown()
     err = capfd.readouterr().err
-    assert "stopped: received 1, published 0" in err, err
+    # The frame is in the totals, as dropped (nothing could take it), not as a fault.
+    assert "stopped: received 1, published 0, dropped 1, idle 0, malformed 0, failed 0" in err, \
+        err
     for problem in ("[ERROR]", "segmentation failed", "Failed to publish"):
         assert problem not in err, err
     assert node.frame_stats.totals()["failed"] == 0
+
+
+class _StuckThread:
+    """A worker inside a frame that never returns: join() only lets the clock run out."""
+
+    def __init__(self, name, clock):
+        self.name, self.clock, self.timeouts = name, clock, []
+
+    def join(self, timeout):
+        self.timeouts.append(timeout)
+        self.clock[0] += timeout
+
+    def is_alive(self):
+        return True
+
+
+class _Mailbox:
+    closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def test_the_exit_waits_once_for_all_stuck_workers(monkeypatch):
+    """Three stuck nodes held the exit 3 x 30 s; now one wait for all."""
+    from canet_ros.ros import node_lifetime
+
+    clock = [100.0]
+    monkeypatch.setattr(node_lifetime.time, "monotonic", lambda: clock[0])
+    workers = {_StuckThread(f"seg_inference_{i}", clock): _Mailbox() for i in range(3)}
+    monkeypatch.setattr(node_lifetime, "_running", dict(workers))
+    monkeypatch.setattr(node_lifetime, "_exiting", False)
+    node_lifetime._stop_workers()
+    assert all(mailbox.closed for mailbox in workers.values())
+    waited = sum(sum(thread.timeouts) for thread in workers)
+    assert waited == pytest.approx(node_lifetime.EXIT_JOIN_TIMEOUT_S)
+
+
+def await_or_execute(callback, *args):
+    """Stand for rclpy's executor, which calls every callback through this name."""
+    return callback(*args)
+
+
+def test_a_failed_callback_is_named_through_until_destroyed():
+    from canet_ros.ros.node import failed_callback
+    from canet_ros.ros.node_lifetime import until_destroyed
+
+    class Node:
+        destroyed = False
+
+        @until_destroyed
+        def _on_stats_timer(self):
+            raise RuntimeError("graph query failed")
+
+    with pytest.raises(RuntimeError) as caught:
+        await_or_execute(Node()._on_stats_timer)
+    assert failed_callback(caught.value) == "test_node_embedded._on_stats_timer"

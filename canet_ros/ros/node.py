@@ -312,7 +312,9 @@ def failed_callback(exc: BaseException) -> Optional[str]:
     ``await_or_execute``; the frame after it in the traceback is the callback's own. On an
     rclpy that stopped doing so none is found, and every exception ends the node as before.
     """
-    frames = traceback.extract_tb(exc.__traceback__)
+    # node_lifetime's until_destroyed wraps the node's callbacks: name the wrapped one.
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if os.path.basename(f.filename) != "node_lifetime.py"]
     for index, frame in enumerate(frames[:-1]):
         if frame.name == "await_or_execute":
             inner = frames[index + 1]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import atexit
 import functools
 import threading
+import time
 import weakref
 from typing import Any, Callable, Dict, List, Tuple, TypeVar
 
@@ -117,8 +118,10 @@ def _stop_workers() -> None:
         running: List[Tuple[threading.Thread, LatestFrameMailbox]] = list(_running.items())
     for _, mailbox in running:
         mailbox.close()  # all first: the frames finish side by side
+    # One deadline for all: N nodes stuck in a runtime call must not hold the exit N times.
+    deadline = time.monotonic() + EXIT_JOIN_TIMEOUT_S
     for thread, _ in running:
-        thread.join(EXIT_JOIN_TIMEOUT_S)
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def until_destroyed(method: Method) -> Method:

@@ -246,6 +246,7 @@ class SegmentationNode(RuntimeParameters, Node):
         except Exception as exc:  # one bad frame (or CUDA hiccup) must not end the node
             # Stopped under the frame (destroy_node, exit, a shut-down context): not a fault.
             if self._torn_down or exiting() or not self.context.ok():
+                self._frame_stats.count("dropped")  # in the totals, without an error line
                 return
             self._frame_stats.count("failed")
             why = out_of_memory(exc, LOWER_FOR_MEMORY) or repr(exc)
