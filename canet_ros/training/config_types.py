@@ -158,7 +158,7 @@ def _scalar(name: str, base: str, value: Any) -> Any:
             or (base == "str" and not isinstance(value, str))
             or (base == "int" and isinstance(value, float))):
         # A path given a number is no string; "not empty" would not be the point.
-        raise wrong(name, _WHAT["str"] if base == "str" else what, value)
+        raise wrong(name, _WHAT["str"] if form is path_text else what, value)
     try:  # the flag's own conversion of its text: "1e-4" -> 0.0001, "eight" refused
         return form(value if isinstance(value, str) else repr(value))
     except (ValueError, argparse.ArgumentTypeError):
